@@ -1,0 +1,1 @@
+"""june: gateway."""

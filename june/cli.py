@@ -1,0 +1,105 @@
+"""The `june` command (typer): start the stack or one service, and run a voice round trip.
+
+    uv run june up                       # speech + LLM + gateway (+ bots with tokens), Ctrl-C stops
+    uv run june voice in.ogg -o out.ogg  # one voice round trip against a running stack
+    uv run june llm | speech | gateway | telegram   # one service in the foreground
+"""
+
+from __future__ import annotations
+
+import asyncio
+import runpy
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="june: a self-hosted voice and coding assistant stack.", no_args_is_help=True)
+console = Console(highlight=False)
+
+
+@app.command()
+def up(
+    quiet: Annotated[bool, typer.Option(help="Hide the services' own logs.")] = False,
+    bots: Annotated[bool, typer.Option(help="Start the bots whose tokens are set.")] = True,
+) -> None:
+    """Start speech, the LLM server and the gateway (and bots with tokens) on 127.0.0.1."""
+    from gateway.settings import GatewaySettings
+    from june import stack
+
+    gw = GatewaySettings()
+    keys = [k.get_secret_value() for k in gw.api_keys]
+    host = "127.0.0.1" if gw.host in ("0.0.0.0", "::") else gw.host
+    code = stack.run(stack.plan(with_bots=bots), gateway_url=f"http://{host}:{gw.port}", api_key=keys[0] if keys else None, quiet=quiet)
+    raise typer.Exit(code)
+
+
+@app.command()
+def voice(
+    audio: Annotated[Path, typer.Argument(help="Voice message: any format the speech service decodes.", exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spoken reply (OGG/Opus).")],
+    base_url: Annotated[str | None, typer.Option(help="Gateway base URL [default: JUNE_BOT_BASE_URL or http://127.0.0.1:8000].")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="JUNE_API_KEY", help="Gateway API key, if it needs one.")] = None,
+) -> None:
+    """Send one voice message through transcribe → chat → speak and print each stage's time."""
+    import httpx
+
+    from bots.pipeline import PipelineError, VoicePipeline
+    from bots.settings import BotSettings
+
+    settings = BotSettings()
+    url = base_url or settings.base_url
+    key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+
+    async def round_trip():
+        async with httpx.AsyncClient(timeout=settings.request_timeout) as http:
+            pipeline = VoicePipeline(http, base_url=url, api_key=key, voice=settings.voice, system_prompt=settings.system_prompt)
+            return await pipeline.run_voice(audio.read_bytes(), [])
+
+    try:
+        result = asyncio.run(round_trip())
+    except PipelineError as e:
+        console.print(f"[bold red]june voice: {e}[/]")
+        raise typer.Exit(1) from e
+    except httpx.HTTPError as e:
+        console.print(f"[bold red]june voice: cannot reach {url}: {e!r}. Is `june up` running?[/]")
+        raise typer.Exit(1) from e
+    output.write_bytes(result.audio or b"")
+    console.print(f"[bold]you said:[/] {result.transcript}")
+    console.print(f"[bold]june:[/]     {result.reply}")
+    table = Table("stage", "seconds", title=f"voice round trip → {output}")
+    for stage, seconds in result.timings.items():
+        table.add_row(stage, f"{seconds:.2f}")
+    console.print(table)
+
+
+def _run_module(module: str) -> None:
+    sys.argv = [module]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+@app.command()
+def llm() -> None:
+    """Serve the LLM with vLLM's OpenAI server (GPU preset when it fits, else the CPU default)."""
+    _run_module("june.llm")
+
+
+@app.command()
+def speech() -> None:
+    """Serve the speech service (faster-whisper + Kokoro)."""
+    _run_module("speech")
+
+
+@app.command()
+def gateway() -> None:
+    """Serve the gateway: one OpenAI base URL for chat, models and audio."""
+    _run_module("gateway")
+
+
+@app.command()
+def telegram() -> None:
+    """Run the Telegram bot (needs JUNE_TELEGRAM_TOKEN)."""
+    _run_module("bots.telegram")

@@ -1,0 +1,162 @@
+"""`june up`: run the whole stack as child processes, report readiness, stop it cleanly.
+
+Plain `subprocess` management: each service is `python -m <module>` with its settings in the
+environment; their output is streamed with a `[name]` prefix. A child that exits while the stack
+runs is reported with its exit code and the last lines it printed, and the stack stops with it.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from rich.console import Console
+
+from june.procs import ServiceFailed, wait_ready
+
+console = Console(highlight=False)
+
+_COLORS = {"llm": "magenta", "speech": "cyan", "gateway": "green", "telegram": "yellow"}
+
+
+@dataclass
+class Service:
+    """One child process of the stack: `python -m module`, ready when `ready_url` answers 200."""
+
+    name: str
+    module: str
+    ready_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    ready_timeout: float = 900.0
+    proc: subprocess.Popen | None = None
+    tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=30))
+
+    def start(self, quiet: bool) -> None:
+        """Spawn the child in its own process group and stream its output with a prefix."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+        )
+        threading.Thread(target=self._pump, args=(quiet,), daemon=True).start()
+
+    def _pump(self, quiet: bool) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        color = _COLORS.get(self.name, "white")
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self.tail.append(line)
+            if not quiet:
+                console.print(f"[{color}]{self.name:>8} |[/] {line}", markup=True, soft_wrap=True)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the child's process group, then SIGKILL after `timeout` seconds."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def plan(*, with_bots: bool = True) -> list[Service]:
+    """The services of the stack on their settings (env `JUNE_*`); bots only when tokens are set."""
+    from gateway.settings import GatewaySettings
+    from june.llm.settings import LLMSettings
+    from speech.settings import SpeechSettings
+
+    speech, llm, gw = SpeechSettings(), LLMSettings(), GatewaySettings()
+    speech_url = f"http://{_client_host(speech.host)}:{speech.port}"
+    llm_url = f"http://{_client_host(llm.host)}:{llm.port}"
+    gw_url = f"http://{_client_host(gw.host)}:{gw.port}"
+    services = [
+        Service("llm", "june.llm", f"{llm_url}/health"),
+        Service("speech", "speech", f"{speech_url}/health"),
+        Service(
+            "gateway",
+            "gateway",
+            f"{gw_url}/health",
+            {
+                "JUNE_GATEWAY_LLM_URL": os.environ.get("JUNE_GATEWAY_LLM_URL", llm_url),
+                "JUNE_GATEWAY_SPEECH_URL": os.environ.get("JUNE_GATEWAY_SPEECH_URL", speech_url),
+            },
+        ),
+    ]
+    if with_bots and os.environ.get("JUNE_TELEGRAM_TOKEN"):
+        services.append(
+            Service("telegram", "bots.telegram", "", {"JUNE_BOT_BASE_URL": os.environ.get("JUNE_BOT_BASE_URL", gw_url)})
+        )
+    return services
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def run(services: list[Service], *, gateway_url: str, api_key: str | None, quiet: bool = False) -> int:
+    """Start `services`, wait until each is ready, then supervise until Ctrl-C or a child dies.
+
+    Returns the process exit code: 0 after Ctrl-C/SIGTERM, 1 when a child failed.
+    """
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    t0 = time.monotonic()
+    try:
+        for s in services:
+            s.start(quiet)
+        for s in services:
+            if s.ready_url:
+                waited = wait_ready(s.ready_url, timeout=s.ready_timeout, proc=s.proc, name=s.name)
+                console.print(f"[bold]{s.name}[/] ready ({waited:.1f} s)")
+        _banner(time.monotonic() - t0, gateway_url, api_key)
+        while not stop.is_set():
+            for s in services:
+                if s.proc is not None and s.proc.poll() is not None:
+                    raise ServiceFailed(f"{s.name} exited with code {s.proc.returncode}")
+            stop.wait(0.5)
+        return 0
+    except ServiceFailed as e:
+        console.print(f"[bold red]june up: {e}[/]")
+        for s in services:
+            if s.proc is not None and s.proc.poll() is not None and s.tail:
+                console.print(f"[red]last lines of {s.name}:[/]\n" + "\n".join(s.tail), markup=False)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        console.print("stopping june …")
+        for s in reversed(services):
+            s.stop()
+        console.print("stopped.")
+
+
+def _banner(seconds: float, url: str, api_key: str | None) -> None:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        model = httpx.get(f"{url}/v1/models", headers=headers, timeout=10).json()["data"][0]["id"]
+    except (httpx.HTTPError, KeyError, IndexError, ValueError):
+        model = "MODEL"
+    auth = f" -H 'Authorization: Bearer {api_key}'" if api_key else ""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hello in five words."}]})
+    console.print(
+        f"\n[bold green]june is up[/] in {seconds:.0f} s: OpenAI base URL [bold]{url}/v1[/] (Ctrl-C stops it)\n",
+        markup=True,
+    )
+    console.print(
+        f"  curl -s {url}/v1/chat/completions{auth} -H 'Content-Type: application/json' -d '{body}'\n"
+        "  uv run june voice question.ogg -o answer.ogg\n",
+        markup=False,
+        soft_wrap=True,
+    )

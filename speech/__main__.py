@@ -1,0 +1,19 @@
+"""`python -m speech`: settings from the environment (JUNE_SPEECH_*) → create_app → uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+from june.web import serve
+from speech.app import create_app
+from speech.settings import SpeechSettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = SpeechSettings()
+    serve(create_app(settings), settings.host, settings.port)
+
+
+if __name__ == "__main__":
+    main()

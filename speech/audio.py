@@ -1,0 +1,109 @@
+"""Pure audio decode/encode with PyAV (FFmpeg): bytes in any common container ↔ float32 mono samples.
+
+Samples are always numpy float32, mono, shape (n,), nominally in [-1, 1]. No state, no I/O besides
+in-memory buffers, so every function is safe to call from worker threads.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from av.audio.resampler import AudioResampler
+
+__all__ = ["CONTENT_TYPES", "FORMATS", "AudioDecodeError", "decode", "encode"]
+
+
+class AudioDecodeError(ValueError):
+    """The bytes are not audio that FFmpeg can decode (unknown container, no audio stream, corrupt)."""
+
+
+@dataclass(frozen=True)
+class _Format:
+    container: str  # FFmpeg muxer name
+    codec: str  # FFmpeg encoder name
+    sample_format: str  # FFmpeg sample format the encoder takes
+    rate: int | None  # fixed output rate, or None for the input rate
+    content_type: str
+
+
+# Response formats we can write. "opus" is OGG/Opus at 48 kHz: what Telegram sendVoice and Discord
+# voice messages accept, and what OpenAI returns for response_format="opus".
+_FORMATS: dict[str, _Format] = {
+    "opus": _Format("ogg", "libopus", "s16", 48000, "audio/ogg"),
+    "mp3": _Format("mp3", "libmp3lame", "fltp", None, "audio/mpeg"),
+    "wav": _Format("wav", "pcm_s16le", "s16", None, "audio/wav"),
+    "flac": _Format("flac", "flac", "s16", None, "audio/flac"),
+    "aac": _Format("adts", "aac", "fltp", None, "audio/aac"),
+    "webm": _Format("webm", "libopus", "s16", 48000, "audio/webm"),
+    "m4a": _Format("mp4", "aac", "fltp", None, "audio/mp4"),
+}
+
+FORMATS: tuple[str, ...] = (*_FORMATS, "pcm")
+"""Every `fmt` that `encode` accepts."""
+
+CONTENT_TYPES: dict[str, str] = {name: f.content_type for name, f in _FORMATS.items()} | {"pcm": "audio/pcm"}
+"""HTTP Content-Type per `encode` format; "pcm" is raw signed 16-bit little-endian mono."""
+
+
+def decode(data: bytes, sample_rate: int = 16000) -> np.ndarray:
+    """Decode the first audio stream of `data` (ogg/opus, wav, mp3, webm, m4a, flac, …) to mono.
+
+    Returns float32 samples at `sample_rate` Hz, shape (n,); n may be 0 for an audio stream without
+    samples. Raises AudioDecodeError when FFmpeg cannot open or decode the bytes, or finds no audio.
+    """
+    if not data:
+        raise AudioDecodeError("empty audio data")
+    resampler = AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    chunks: list[np.ndarray] = []
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.audio:
+                raise AudioDecodeError("no audio stream found")
+            stream = container.streams.audio[0]
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except AudioDecodeError:
+        raise
+    except (av.FFmpegError, ValueError, EOFError, OSError, IndexError) as e:
+        # FFmpeg's errors subclass FFmpegError (some also OSError/ValueError); be narrow but complete.
+        raise AudioDecodeError(f"cannot decode audio: {e}") from e
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
+    """Encode float32 mono `samples` (shape (n,), at `sample_rate` Hz) as `fmt` (see FORMATS).
+
+    "opus"/"webm" are resampled to 48 kHz (Opus' rate); "pcm" is raw s16le at `sample_rate` (OpenAI's
+    pcm is 24 kHz, Kokoro's rate); the others keep `sample_rate`. Values outside [-1, 1] are
+    clipped; empty input gives one silent sample.
+    Raises ValueError for an unknown `fmt`.
+    """
+    pcm16 = (np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767.0).astype("<i2")
+    if fmt == "pcm":
+        return pcm16.tobytes()
+    if not len(pcm16):
+        pcm16 = np.zeros(1, dtype="<i2")  # a container needs one frame to be a valid file
+    spec = _FORMATS.get(fmt)
+    if spec is None:
+        raise ValueError(f"unknown audio format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    rate = spec.rate or sample_rate
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=spec.container) as container:
+        stream = container.add_stream(spec.codec, rate=rate, layout="mono")
+        if spec.codec == "libopus":
+            stream.bit_rate = 32000  # plenty for speech; Telegram voice notes use ~32 kb/s
+        resampler = AudioResampler(format=spec.sample_format, layout="mono", rate=rate)
+        frame = av.AudioFrame.from_ndarray(pcm16.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = sample_rate
+        for f in [*resampler.resample(frame), *resampler.resample(None)]:
+            container.mux(stream.encode(f))
+        container.mux(stream.encode(None))
+    return buf.getvalue()

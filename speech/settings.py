@@ -1,0 +1,50 @@
+"""Configuration of the speech service: every field is an environment variable `JUNE_SPEECH_<NAME>`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SpeechSettings(BaseSettings):
+    """Settings of `python -m speech`; built once in `__main__`, passed to `create_app`."""
+
+    model_config = SettingsConfigDict(env_prefix="JUNE_SPEECH_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Interface to listen on."""
+    port: int = 8001
+    """TCP port to listen on."""
+
+    whisper_model: str = "base"
+    """"base" and "tiny.en" load from the offline PyPI packages; anything else is a faster-whisper id or path."""
+    device: str = "cpu"
+    """faster-whisper (and torch Kokoro) device: "cpu", "cuda" or "auto"."""
+    compute_type: str = "int8"
+    """CTranslate2 compute type, e.g. "int8" on CPU, "float16" on a GPU."""
+    cpu_threads: int = 0
+    """CTranslate2 threads per inference; 0 lets CTranslate2 choose."""
+    beam_size: int = 5
+    """Whisper beam size; 1 is greedy and faster."""
+    vad_filter: bool = True
+    """Skip silence with faster-whisper's Silero VAD before transcribing."""
+    language: str | None = None
+    """Language (ISO 639-1, e.g. "en") assumed when a request gives none; None detects it per request."""
+
+    tts_backend: Literal["onnx", "torch"] = "onnx"
+    """Kokoro runtime: "onnx" (kokoro-onnx with the offline int8 model) or "torch" (hexgrad `kokoro`, GPU hosts)."""
+    default_voice: str | None = None
+    """Voice (native or OpenAI name) when a request names none; None: jf_alpha (onnx), af_heart (torch)."""
+    tts_lang: str = "en-us"
+    """Language Kokoro speaks (espeak-ng code for onnx; "en-us" → KPipeline lang "a" for torch)."""
+
+    max_concurrency: int = 1
+    """Model calls (transcribe or synthesize) running at once; more wait. 1 suits 2 CPU cores."""
+    max_upload_bytes: int = 25 * 1024 * 1024
+    """Largest accepted audio upload, as OpenAI's 25 MB; larger gets 413."""
+    max_input_chars: int = 4096
+    """Longest accepted `input` text for speech, as OpenAI."""
+    cache_dir: Path | None = None
+    """Where assembled models live; None: $XDG_CACHE_HOME/june/models or ~/.cache/june/models."""

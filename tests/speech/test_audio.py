@@ -1,0 +1,86 @@
+"""speech.audio: encode → decode round trips per format, and AudioDecodeError on non-audio."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+import pytest
+
+from speech.audio import CONTENT_TYPES, FORMATS, AudioDecodeError, decode, encode
+
+RATE = 24000
+
+
+def tone(freq: float = 440.0, seconds: float = 1.0, rate: int = RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def peak_hz(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.argmax(spectrum) * rate / len(samples))
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "pcm"])
+def test_round_trip_keeps_length_and_pitch(fmt: str) -> None:
+    data = encode(tone(), RATE, fmt)
+    samples = decode(data, 16000)
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    # Lossy codecs pad a little (encoder delay, AAC priming): allow 10 %.
+    assert abs(len(samples) - 16000) < 1600, len(samples)
+    assert abs(peak_hz(samples, 16000) - 440) < 5
+    assert 0.3 < np.abs(samples).max() < 0.7
+
+
+def test_decode_resamples_to_requested_rate() -> None:
+    samples = decode(encode(tone(), RATE, "wav"), 8000)
+    assert len(samples) == 8000
+    assert abs(peak_hz(samples, 8000) - 440) < 2
+
+
+def test_opus_is_ogg_opus_at_48k() -> None:
+    data = encode(tone(), RATE, "opus")
+    assert data.startswith(b"OggS") and b"OpusHead" in data[:100]
+    with av.open(io.BytesIO(data)) as c:
+        s = c.streams.audio[0]
+        assert (c.format.name, s.codec_context.name, s.sample_rate) == ("ogg", "opus", 48000)
+    assert CONTENT_TYPES["opus"] == "audio/ogg"
+
+
+def test_pcm_is_raw_s16le_at_input_rate() -> None:
+    x = np.array([0.0, 0.5, -0.5, 1.5], dtype=np.float32)
+    data = encode(x, RATE, "pcm")
+    assert np.frombuffer(data, "<i2").tolist() == [0, 16383, -16383, 32767]  # 1.5 is clipped
+    assert CONTENT_TYPES["pcm"] == "audio/pcm"
+
+
+def test_wav_header_and_content_types() -> None:
+    data = encode(tone(), RATE, "wav")
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    assert {f: CONTENT_TYPES[f] for f in ("mp3", "wav", "flac")} == {
+        "mp3": "audio/mpeg", "wav": "audio/wav", "flac": "audio/flac"
+    }  # fmt: skip
+
+
+def test_unknown_format_raises() -> None:
+    with pytest.raises(ValueError, match="unknown audio format"):
+        encode(tone(), RATE, "ogg-vorbis-please")
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\x00" * 10, bytes(range(256)) * 40, b"RIFF\x00\x00WAVEfmt garbage", b'{"not": "audio"}']
+)
+def test_non_audio_raises_audio_decode_error(data: bytes) -> None:
+    with pytest.raises(AudioDecodeError):
+        decode(data)
+
+
+def test_truncated_header_only_file_raises_or_is_short() -> None:
+    # The first 60 bytes of an OGG/Opus file: headers without audio. Either an error or no samples.
+    head = encode(tone(), RATE, "opus")[:60]
+    try:
+        assert len(decode(head)) == 0
+    except AudioDecodeError:
+        pass
