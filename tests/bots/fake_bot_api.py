@@ -1,0 +1,253 @@
+"""A fake Telegram Bot API server on 127.0.0.1 (aiohttp), for driving a real aiogram bot in tests.
+
+Implements what June's bot uses, with the real wire shapes (https://core.telegram.org/bots/api):
+``POST /bot<token>/<method>`` (form, multipart or JSON body) → ``{"ok": true, "result": ...}`` for
+getMe, deleteWebhook, setMyCommands, getUpdates (long poll with offset confirmation), getFile,
+sendMessage, sendVoice (multipart upload), sendChatAction; and ``GET /file/bot<token>/<file_path>``.
+Every method call is recorded as a `Call`; tests enqueue updates and wait for calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_ID = 424242
+TOKEN = f"{BOT_ID}:TEST-token-for-june"
+
+
+@dataclass
+class Call:
+    """One Bot API method call: `params` as sent (strings from forms, JSON values parsed), `files` uploads."""
+
+    method: str
+    params: dict[str, Any]
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+class FakeBotAPI:
+    """``async with FakeBotAPI() as api:`` serves on `api.url` until the block ends.
+
+    `max_poll_wait` caps a getUpdates long poll (seconds) so a stopping bot is not held up.
+    """
+
+    def __init__(self, *, token: str = TOKEN, max_poll_wait: float = 1.0) -> None:
+        self.token = token
+        self.max_poll_wait = max_poll_wait
+        self.calls: list[Call] = []
+        self.updates: list[dict[str, Any]] = []
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, data)
+        self.url = ""
+        self._changed = asyncio.Condition()
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._file_ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> FakeBotAPI:
+        app = web.Application(client_max_size=50 * 2**20)
+        app.router.add_post("/bot{token}/{method}", self._method)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._file)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    # --- what tests do ---------------------------------------------------------------------------
+
+    def add_file(self, data: bytes, *, suffix: str = "oga") -> str:
+        """Store `data` for getFile/download; returns its file_id."""
+        n = next(self._file_ids)
+        file_id = f"file-{n}"
+        self.files[file_id] = (f"voice/file_{n}.{suffix}", data)
+        return file_id
+
+    async def enqueue_message(self, chat_id: int, **content: Any) -> int:
+        """Queue a private-chat message update (`content`: ``text=...`` or ``voice={...}``); returns update_id."""
+        update_id = next(self._update_ids)
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": "Tester"},
+            "from": {"id": chat_id, "is_bot": False, "first_name": "Tester"},
+            **content,
+        }
+        if isinstance(content.get("text"), str) and content["text"].startswith("/"):
+            command = content["text"].split()[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        async with self._changed:
+            self.updates.append({"update_id": update_id, "message": message})
+            self._changed.notify_all()
+        return update_id
+
+    async def enqueue_voice(self, chat_id: int, ogg: bytes, *, duration: int = 2) -> int:
+        """Queue a voice-message update whose file is `ogg`; returns update_id."""
+        file_id = self.add_file(ogg)
+        voice = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "duration": duration,
+            "mime_type": "audio/ogg",
+            "file_size": len(ogg),
+        }
+        return await self.enqueue_message(chat_id, voice=voice)
+
+    def calls_to(self, method: str, *, chat_id: int | None = None) -> list[Call]:
+        """Recorded calls of `method` (case-insensitive), optionally only those for `chat_id`."""
+        return [
+            c
+            for c in self.calls
+            if c.method.lower() == method.lower() and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
+        ]
+
+    async def wait_for(
+        self,
+        method: str,
+        *,
+        chat_id: int | None = None,
+        count: int = 1,
+        timeout: float = 30.0,
+        where: Callable[[Call], bool] = lambda c: True,
+    ) -> list[Call]:
+        """Wait until `count` matching calls of `method` were made; raises TimeoutError with the call log."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while True:
+                found = [c for c in self.calls_to(method, chat_id=chat_id) if where(c)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [(c.method, {k: v for k, v in c.params.items() if k != "voice"}) for c in self.calls]
+                    raise TimeoutError(f"{count} × {method} for chat {chat_id} not seen in {timeout} s; calls: {seen}")
+                try:
+                    await asyncio.wait_for(self._changed.wait(), left)
+                except TimeoutError:
+                    pass
+
+    # --- the server -------------------------------------------------------------------------------
+
+    async def _method(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        method = request.match_info["method"]
+        params, files = await _read_params(request)
+        call = Call(method, params, files)
+        async with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+        handler = getattr(self, f"_m_{method.lower()}", None)
+        if handler is None:
+            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status=404)
+        result = await handler(params)
+        if isinstance(result, web.Response):
+            return result
+        return web.json_response({"ok": True, "result": result})
+
+    async def _file(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        for file_path, data in self.files.values():
+            if file_path == path:
+                return web.Response(body=data, content_type="application/octet-stream")
+        return web.Response(status=404)
+
+    async def _m_getme(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"id": BOT_ID, "is_bot": True, "first_name": "June", "username": "june_test_bot"}
+
+    async def _m_deletewebhook(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _m_setmycommands(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _m_sendchataction(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _m_getupdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Updates with id >= offset; a given offset confirms (forgets) every earlier update."""
+        offset = int(params.get("offset") or 0)
+        wait = min(float(params.get("timeout") or 0), self.max_poll_wait)
+        deadline = time.monotonic() + wait
+        async with self._changed:
+            while True:
+                if offset:
+                    self.updates = [u for u in self.updates if u["update_id"] >= offset]
+                if self.updates or time.monotonic() >= deadline:
+                    return list(self.updates)
+                try:
+                    await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
+                except TimeoutError:
+                    pass
+
+    async def _m_getfile(self, params: dict[str, Any]) -> dict[str, Any] | web.Response:
+        file_id = str(params.get("file_id"))
+        if file_id not in self.files:
+            return web.json_response(
+                {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"}, status=400
+            )
+        file_path, data = self.files[file_id]
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data), "file_path": file_path}
+
+    async def _m_sendmessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**self._sent_message(params), "text": str(params.get("text", ""))}
+
+    async def _m_sendvoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._sent_message(params)
+        message["voice"] = {"file_id": "sent-voice", "file_unique_id": "usent-voice", "duration": 1}
+        if params.get("caption"):
+            message["caption"] = params["caption"]
+        return message
+
+    def _sent_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": "Tester"},
+            "from": {"id": BOT_ID, "is_bot": True, "first_name": "June"},
+        }
+
+
+async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Method parameters from a JSON, urlencoded or multipart body; nested values arrive JSON-encoded."""
+    if request.content_type == "application/json":
+        return await request.json(), {}
+    params: dict[str, Any] = {}
+    files: dict[str, bytes] = {}
+    if request.content_type == "multipart/form-data":
+        reader = await request.multipart()
+        async for part in reader:
+            if part.filename is not None:
+                files[part.name or ""] = bytes(await part.read())
+            else:
+                params[part.name or ""] = await part.text()
+        # aiogram uploads under a random field name and passes ``voice="attach://<name>"``; key the
+        # upload by the parameter it fills, as the Bot API does.
+        for key, value in list(params.items()):
+            if isinstance(value, str) and value.startswith("attach://") and value[9:] in files:
+                files[key] = files.pop(value[9:])
+    elif request.can_read_body:
+        params = dict(await request.post())
+    for key, value in params.items():
+        if isinstance(value, str) and value[:1] in "[{":
+            try:
+                params[key] = json.loads(value)
+            except ValueError:
+                pass
+    return params, files
