@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,7 +61,13 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def speech_url(logs_dir: Path) -> Iterator[str]:
-    """The real speech service (faster-whisper + Kokoro ONNX, offline defaults)."""
+    """The real speech service (faster-whisper + Kokoro ONNX, offline defaults).
+
+    JUNE_TEST_SPEECH_URL names an already running one instead (for quick local iterations).
+    """
+    if url := os.environ.get("JUNE_TEST_SPEECH_URL"):
+        yield url
+        return
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"JUNE_SPEECH_HOST": "127.0.0.1", "JUNE_SPEECH_PORT": str(port)}
@@ -70,7 +77,13 @@ def speech_url(logs_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def llm_url(logs_dir: Path) -> Iterator[str]:
-    """vLLM's OpenAI server on CPU with the embedded default model (first run converts it: ~1 min)."""
+    """vLLM's OpenAI server on CPU with the embedded default model (first run converts it: ~1 min).
+
+    JUNE_TEST_LLM_URL names an already running one instead (vLLM on CPU takes ~8 GB and ~1 min).
+    """
+    if url := os.environ.get("JUNE_TEST_LLM_URL"):
+        yield url
+        return
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"JUNE_LLM_HOST": "127.0.0.1", "JUNE_LLM_PORT": str(port)}
@@ -91,3 +104,32 @@ def gateway_url(logs_dir: Path, speech_url: str, llm_url: str) -> Iterator[str]:
     }
     with run_service("gateway", ["-m", "gateway"], env, f"{url}/health", logs_dir, timeout=60):
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server (Debian package) on 127.0.0.1, in memory only; flushed per session."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("redis-server did not start (apt install redis-server)")
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
