@@ -1,37 +1,175 @@
-"""Per-chat conversation memory for the bots: in process, bounded by turns, lost on restart."""
+"""Per-chat memory for the bots: conversation history and chat preferences, in memory or in Redis.
+
+History is bounded three ways: at most `max_turns` user/assistant pairs, at most `max_tokens`
+approximate tokens (``bots.text.approx_tokens``: characters / 4, no tokenizer), and forgotten after
+`ttl` seconds without a new turn. The oldest turns go first. Only the visible reply is stored,
+never the model's reasoning (the pipeline strips it before anything reaches here).
+
+`MemoryStore` lives in one process (lost on restart); `RedisStore` keeps the same data in Redis so
+several bot replicas share it (``june:chat:<chat>`` a list of JSON turns, ``june:prefs:<chat>`` a
+hash; both expire after `ttl`). Chat keys are strings (``"telegram:123"``, ``"discord:456"``).
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Hashable
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from bots.pipeline import Message
+from bots.text import approx_tokens
+
+Turn = tuple[str, str]
+"""One exchange: (user text, assistant reply)."""
 
 
-class ChatHistory:
-    """The last `max_turns` user/assistant exchanges of each chat (a turn is one pair of messages).
+class ChatStore(Protocol):
+    """Where the bots keep each chat's history and preferences (see module docstring)."""
 
-    Keys are whatever identifies a conversation (a Telegram chat id, a Discord channel id).
-    """
+    async def messages(self, chat: str) -> list[Message]:
+        """The chat's remembered messages, oldest first (``[user, assistant, user, ...]``)."""
+        ...
 
-    def __init__(self, max_turns: int = 8) -> None:
+    async def add(self, chat: str, user: str, assistant: str) -> None:
+        """Remember one exchange, then apply the bounds."""
+        ...
+
+    async def clear(self, chat: str) -> None:
+        """Forget the chat's conversation (preferences stay)."""
+        ...
+
+    async def prefs(self, chat: str) -> dict[str, str]:
+        """The chat's preferences (e.g. ``{"voice": "on"}``); empty when none were set."""
+        ...
+
+    async def set_pref(self, chat: str, key: str, value: str) -> None:
+        """Set one preference of the chat."""
+        ...
+
+
+def bound(turns: list[Turn], max_turns: int, max_tokens: int | None) -> list[Turn]:
+    """The newest suffix of `turns` within `max_turns` pairs and `max_tokens` approximate tokens."""
+    kept = turns[-max_turns:] if max_turns > 0 else []
+    if max_tokens is not None:
+        total = sum(approx_tokens(u) + approx_tokens(a) for u, a in kept)
+        while kept and total > max_tokens:
+            u, a = kept.pop(0)
+            total -= approx_tokens(u) + approx_tokens(a)
+    return kept
+
+
+def to_messages(turns: list[Turn]) -> list[Message]:
+    return [m for u, a in turns for m in ({"role": "user", "content": u}, {"role": "assistant", "content": a})]
+
+
+@dataclass
+class _Chat:
+    turns: list[Turn] = field(default_factory=list)
+    prefs: dict[str, str] = field(default_factory=dict)
+    touched: float = 0.0
+
+
+class MemoryStore:
+    """ChatStore in this process. `clock` (seconds, monotonic) is injectable for tests."""
+
+    def __init__(
+        self,
+        max_turns: int = 8,
+        max_tokens: int | None = 2000,
+        ttl: float | None = 3600.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if max_turns < 0:
             raise ValueError(f"max_turns must be >= 0, got {max_turns}")
-        self.max_turns = max_turns
-        self._turns: defaultdict[Hashable, deque[tuple[Message, Message]]] = defaultdict(
-            lambda: deque(maxlen=max_turns)
-        )
+        self.max_turns, self.max_tokens, self.ttl = max_turns, max_tokens, ttl
+        self._clock = clock
+        self._chats: dict[str, _Chat] = {}
 
-    def messages(self, chat: Hashable) -> list[Message]:
-        """The chat's remembered messages, oldest first, as a new list (``[user, assistant, user, ...]``)."""
-        return [dict(m) for turn in self._turns.get(chat, ()) for m in turn]
+    def _get(self, chat: str) -> _Chat:
+        now = self._clock()
+        entry = self._chats.get(chat)
+        if entry is not None and self.ttl is not None and now - entry.touched > self.ttl:
+            entry = None  # idle too long: forget everything
+        if entry is None:
+            entry = self._chats[chat] = _Chat(touched=now)
+        self._expire(now)
+        return entry
 
-    def add(self, chat: Hashable, user: str, assistant: str) -> None:
-        """Remember one exchange; the oldest turn is forgotten beyond `max_turns`."""
-        if self.max_turns == 0:
-            return
-        self._turns[chat].append(({"role": "user", "content": user}, {"role": "assistant", "content": assistant}))
+    def _expire(self, now: float) -> None:
+        if self.ttl is not None:
+            for key in [k for k, c in self._chats.items() if now - c.touched > self.ttl]:
+                del self._chats[key]
 
-    def clear(self, chat: Hashable) -> None:
-        """Forget the chat's conversation."""
-        self._turns.pop(chat, None)
+    async def messages(self, chat: str) -> list[Message]:
+        return to_messages(self._get(chat).turns)
+
+    async def add(self, chat: str, user: str, assistant: str) -> None:
+        entry = self._get(chat)
+        entry.turns = bound([*entry.turns, (user, assistant)], self.max_turns, self.max_tokens)
+        entry.touched = self._clock()
+
+    async def clear(self, chat: str) -> None:
+        self._get(chat).turns = []
+
+    async def prefs(self, chat: str) -> dict[str, str]:
+        return dict(self._get(chat).prefs)
+
+    async def set_pref(self, chat: str, key: str, value: str) -> None:
+        entry = self._get(chat)
+        entry.prefs[key] = value
+        entry.touched = self._clock()
+
+
+class RedisStore:
+    """ChatStore in Redis (`redis`: a ``redis.asyncio.Redis`` the caller owns), shared by replicas.
+
+    Expiry is Redis' own (EXPIRE `ttl` seconds, renewed on every write); bounds are applied on write
+    by rewriting the chat's list in one MULTI transaction.
+    """
+
+    def __init__(self, redis: object, max_turns: int = 8, max_tokens: int | None = 2000, ttl: float | None = 3600.0, *, prefix: str = "june") -> None:
+        self._redis = redis
+        self.max_turns, self.max_tokens, self.ttl = max_turns, max_tokens, ttl
+        self._prefix = prefix
+
+    def _keys(self, chat: str) -> tuple[str, str]:
+        return f"{self._prefix}:chat:{chat}", f"{self._prefix}:prefs:{chat}"
+
+    async def _turns(self, chat: str) -> list[Turn]:
+        raw = await self._redis.lrange(self._keys(chat)[0], 0, -1)  # type: ignore[attr-defined]
+        return [tuple(json.loads(item)) for item in raw]  # type: ignore[misc]
+
+    async def messages(self, chat: str) -> list[Message]:
+        return to_messages(bound(await self._turns(chat), self.max_turns, self.max_tokens))
+
+    async def add(self, chat: str, user: str, assistant: str) -> None:
+        key, prefs = self._keys(chat)
+        turns = bound([*await self._turns(chat), (user, assistant)], self.max_turns, self.max_tokens)
+        async with self._redis.pipeline(transaction=True) as tx:  # type: ignore[attr-defined]
+            tx.delete(key)
+            if turns:
+                tx.rpush(key, *(json.dumps(t) for t in turns))
+            if self.ttl is not None:
+                tx.expire(key, int(self.ttl))
+                tx.expire(prefs, int(self.ttl))
+            await tx.execute()
+
+    async def clear(self, chat: str) -> None:
+        await self._redis.delete(self._keys(chat)[0])  # type: ignore[attr-defined]
+
+    async def prefs(self, chat: str) -> dict[str, str]:
+        raw = await self._redis.hgetall(self._keys(chat)[1])  # type: ignore[attr-defined]
+        return {_str(k): _str(v) for k, v in raw.items()}
+
+    async def set_pref(self, chat: str, key: str, value: str) -> None:
+        name = self._keys(chat)[1]
+        await self._redis.hset(name, key, value)  # type: ignore[attr-defined]
+        if self.ttl is not None:
+            await self._redis.expire(name, int(self.ttl))  # type: ignore[attr-defined]
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -3,30 +3,65 @@
 One base URL (the gateway) serves OpenAI's paths:
 
 - ``POST /v1/audio/transcriptions`` (multipart ``file`` + ``model``) → ``{"text", "language", "duration"}``
-- ``POST /v1/chat/completions`` → OpenAI chat completion
-- ``POST /v1/audio/speech`` (JSON ``{"model", "input", "voice", "response_format": "opus"}``) → OGG/Opus bytes
+- ``POST /v1/chat/completions`` with ``"stream": true`` → SSE ``data: {chunk}`` lines, ``data: [DONE]``
+- ``POST /v1/audio/speech`` (JSON ``{"model", "input", "voice", "response_format": "wav"}``) → WAV bytes
 - ``GET /v1/models`` → ``{"data": [{"id": ...}]}``
 
-Reasoning never reaches the user, speech or history: ``message.reasoning`` /
-``reasoning_content`` are ignored and ``<think>…</think>`` blocks are cut out of the content.
+Overlap: the reply is streamed, cut into sentences as they complete, and each sentence is sent to
+speech synthesis while the model keeps generating; the sentences' audio is decoded to PCM, joined
+and encoded once as OGG/Opus (one clean stream, not chained Ogg). ``overlap=False`` is the plain
+sequential path (whole reply, then one synthesis), kept for comparison (`june bench pipeline`).
+
+Retries (stamina, exponential backoff with jitter) only where repeating is safe: ``GET /v1/models``,
+transcription and speech synthesis (idempotent, no side effects) on transport errors and 502/503/504.
+The chat completion is retried only when the connection was never made (ConnectError /
+ConnectTimeout): once the request may have reached the model, a retry could double the work on a
+loaded server and, mid-stream, would repeat sentences already spoken, so it fails fast instead.
+
+Reasoning never reaches the user, speech or history: ``delta.reasoning`` / ``reasoning_content``
+are ignored and ``<think>…</think>`` blocks are cut out of the content (also mid-stream).
 This module imports no bot library, so Telegram and Discord share it (and its tests).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-import re
+import mimetypes
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
+import numpy as np
+import stamina
+
+from bots.text import SentenceSplitter, VisibleStream, speakable, strip_reasoning
+from speech.audio import AudioDecodeError, decode, encode
+
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "EmptyTranscript",
+    "Message",
+    "PipelineError",
+    "PipelineResult",
+    "Timings",
+    "VoicePipeline",
+    "speakable",
+    "strip_reasoning",
+]
 
 log = logging.getLogger(__name__)
 
 Stage = Literal["transcribe", "chat", "speak"]
 Message = dict[str, str]
 """One chat message as OpenAI's API takes it: ``{"role": "user" | "assistant" | "system", "content": str}``."""
+
+SAMPLE_RATE = 48000
+"""Rate (Hz) of the joined PCM, Opus' native rate."""
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are June, a friendly voice assistant. Answer in one to three short spoken sentences, "
@@ -38,6 +73,9 @@ _USER_MESSAGES: dict[Stage, str] = {
     "chat": "Sorry, I couldn't come up with an answer right now. Please try again in a moment.",
     "speak": "Sorry, I couldn't speak my answer right now. Please try again in a moment.",
 }
+
+Retry = Literal["never", "connect", "idempotent"]
+_RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 class PipelineError(Exception):
@@ -65,14 +103,28 @@ class EmptyTranscript(PipelineError):
         )
 
 
+class _RetryableStatus(Exception):
+    """An upstream answered 502/503/504: worth another try for idempotent calls."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 @dataclass(frozen=True)
 class Timings:
-    """Seconds spent per stage (wall clock); a stage that did not run is None."""
+    """Seconds (wall clock) per stage; a stage that did not run is None.
+
+    `chat` runs until the last token; `speak` from the end of the chat until the audio is ready
+    (with overlap most synthesis already happened during `chat`); `first_sentence` is when the
+    first sentence was handed to synthesis, counted from the start.
+    """
 
     transcribe: float | None
     chat: float
     speak: float | None
     total: float
+    first_sentence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,39 +133,20 @@ class PipelineResult:
 
     `transcript` is the user's words (the text itself for `run_text`); `reply` is the answer as
     sent and stored in history, reasoning removed (speech gets it without markdown symbols);
-    `audio` is the spoken reply as OGG/Opus bytes, or None when speech was not asked for.
+    `audio` is the spoken reply as OGG/Opus bytes (48 kHz mono) and `samples` the same as float32
+    PCM at SAMPLE_RATE, both None when speech was not asked for.
     """
 
     transcript: str
     reply: str
     audio: bytes | None
     timings: Timings
+    samples: np.ndarray | None = None
 
-
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-_MARKDOWN_SYMBOLS = re.compile(r"[*#`]+")
-
-
-def strip_reasoning(content: str) -> str:
-    """`content` without reasoning: ``<think>…</think>`` blocks removed, then
-
-    - an unterminated ``<think>`` drops everything after it (the model ran out of tokens mid-thought),
-    - a stray ``</think>`` drops everything before it (chat templates that open the block in the
-      prompt, so only the closing tag reaches the content).
-    """
-    text = _THINK_BLOCK.sub("", content)
-    lower = text.lower()
-    if "</think>" in lower:
-        text = text[lower.rindex("</think>") + len("</think>") :]
-        lower = text.lower()
-    if "<think>" in lower:
-        text = text[: lower.index("<think>")]
-    return text.strip()
-
-
-def speakable(text: str) -> str:
-    """`text` as speech should read it: markdown symbols (``*``, ``#``, backticks) removed, spaces collapsed."""
-    return " ".join(_MARKDOWN_SYMBOLS.sub(" ", text).split())
+    @property
+    def audio_seconds(self) -> float:
+        """Length of the spoken reply in seconds (0 without audio)."""
+        return 0.0 if self.samples is None else len(self.samples) / SAMPLE_RATE
 
 
 class VoicePipeline:
@@ -124,6 +157,8 @@ class VoicePipeline:
     `voice` None leaves the voice to the speech service; `language` (ISO 639-1, e.g. "en") hints
     transcription, None lets it detect the language.
     `max_history_turns` bounds how many past user/assistant pairs go into each chat request.
+    `retry_attempts` is the most tries of a retryable call (1 disables retries); `temperature`
+    None leaves sampling to the server.
     Every method raises PipelineError (EmptyTranscript for silence) and nothing else for upstream
     trouble.
     """
@@ -142,6 +177,9 @@ class VoicePipeline:
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         max_history_turns: int = 8,
         max_reply_tokens: int | None = 300,
+        overlap: bool = True,
+        retry_attempts: int = 3,
+        temperature: float | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -154,42 +192,107 @@ class VoicePipeline:
         self.system_prompt = system_prompt
         self.max_history_turns = max_history_turns
         self.max_reply_tokens = max_reply_tokens
+        self.overlap = overlap
+        self.retry_attempts = max(1, retry_attempts)
+        self.temperature = temperature
 
-    async def run_voice(self, audio: bytes, history: list[Message]) -> PipelineResult:
+    async def run_voice(self, audio: bytes, history: list[Message], *, filename: str = "voice.ogg") -> PipelineResult:
         """Answer a voice message (`audio`: any container the speech service decodes, e.g. OGG/Opus).
 
-        `history` is the chat so far (oldest first); it is read, never modified. Raises
+        `filename` tells the speech service the container (e.g. "video.mp4" for a Telegram video
+        note). `history` is the chat so far (oldest first); it is read, never modified. Raises
         EmptyTranscript when nothing was said, PipelineError when a stage fails.
         """
         start = time.perf_counter()
-        transcript = await self.transcribe(audio)
-        t_transcribe = time.perf_counter() - start
-        reply, t_chat = await self._timed_chat(transcript, history)
-        t0 = time.perf_counter()
-        speech = await self.speak(reply)
-        t_speak = time.perf_counter() - t0
-        timings = Timings(t_transcribe, t_chat, t_speak, time.perf_counter() - start)
-        log.info("voice exchange: %s", timings)
-        return PipelineResult(transcript, reply, speech, timings)
+        transcript = await self.transcribe(audio, filename=filename)
+        result = await self.answer(transcript, history, speak=True, started=start)
+        log.info("voice exchange: %s", result.timings)
+        return result
 
     async def run_text(self, text: str, history: list[Message], *, speak: bool = False) -> PipelineResult:
         """Answer a text message; with `speak`, also synthesise the reply. `history` is not modified."""
-        start = time.perf_counter()
-        reply, t_chat = await self._timed_chat(text, history)
-        speech, t_speak = None, None
-        if speak:
-            t0 = time.perf_counter()
-            speech = await self.speak(reply)
-            t_speak = time.perf_counter() - t0
-        return PipelineResult(text, reply, speech, Timings(None, t_chat, t_speak, time.perf_counter() - start))
+        return await self.answer(text, history, speak=speak)
 
-    async def transcribe(self, audio: bytes) -> str:
+    async def answer(
+        self, text: str, history: list[Message], *, speak: bool, started: float | None = None
+    ) -> PipelineResult:
+        """The reply to `text` (and its audio with `speak`), overlapped or sequential per `self.overlap`.
+
+        `started` (a ``time.perf_counter()`` value) is when the exchange began, for the timings.
+        """
+        start = time.perf_counter()
+        t_transcribe = None if started is None else start - started
+        origin = start if started is None else started
+        if not speak:
+            reply = await self.chat(text, history)
+            t_chat = time.perf_counter() - start
+            return PipelineResult(text, reply, None, Timings(t_transcribe, t_chat, None, time.perf_counter() - origin))
+        if not self.overlap:
+            reply = await self.chat(text, history)
+            t_chat = time.perf_counter() - start
+            samples = await self._synthesize(reply)
+            first = t_chat + (t_transcribe or 0.0)
+        else:
+            reply, samples, t_chat, first = await self._overlapped(text, history, origin)
+        audio = await asyncio.to_thread(encode, samples, SAMPLE_RATE, "opus")
+        now = time.perf_counter()
+        timings = Timings(t_transcribe, t_chat, now - (start + t_chat), now - origin, first)
+        return PipelineResult(text, reply, audio, timings, samples)
+
+    async def _overlapped(
+        self, text: str, history: list[Message], origin: float
+    ) -> tuple[str, np.ndarray, float, float | None]:
+        """Stream the reply; synthesise each finished sentence while the rest is generated."""
+        start = time.perf_counter()
+        splitter = SentenceSplitter()
+        tasks: list[asyncio.Task[np.ndarray]] = []
+        first: float | None = None
+
+        launched: list[str] = []
+
+        def launch(sentences: list[str]) -> None:
+            nonlocal first
+            for sentence in sentences:
+                if not speakable(sentence):
+                    continue
+                if first is None:
+                    first = time.perf_counter() - origin
+                launched.append(sentence)
+                tasks.append(asyncio.create_task(self._synthesize(sentence)))
+
+        visible = VisibleStream()
+        raw: list[str] = []
+        try:
+            async for delta in self.stream_chat(text, history):
+                raw.append(delta)
+                launch(splitter.feed(visible.feed(delta)))
+            launch(splitter.feed(visible.feed("", final=True)))
+            launch(splitter.flush())
+            reply = strip_reasoning("".join(raw))
+            if not reply:
+                raise PipelineError("chat", "the model's answer was empty once reasoning was removed")
+            t_chat = time.perf_counter() - start
+            if speakable(" ".join(launched)) != speakable(reply):
+                # Reasoning showed itself only late (a stray </think> after text already went to
+                # synthesis): drop those sentences and speak the final reply as a whole.
+                log.warning("streamed sentences differ from the final reply; speaking it again whole")
+                for task in tasks:
+                    task.cancel()
+                return reply, await self._synthesize(reply), t_chat, first
+            parts = await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        return reply, np.concatenate(parts), t_chat, first
+
+    async def transcribe(self, audio: bytes, *, filename: str = "voice.ogg") -> str:
         """The words in `audio`, stripped. Raises EmptyTranscript for silence, PipelineError otherwise."""
         response = await self._request(
             "transcribe",
             "POST",
             "/v1/audio/transcriptions",
-            files={"file": ("voice.ogg", audio, "audio/ogg")},
+            retry="idempotent",
+            files={"file": (filename, audio, mimetypes.guess_type(filename)[0] or "application/octet-stream")},
             data={"model": self.transcription_model, **({"language": self.language} if self.language else {})},
         )
         text = _json_field(response, "transcribe", lambda body: body["text"])
@@ -198,10 +301,67 @@ class VoicePipeline:
         return text.strip()
 
     async def chat(self, text: str, history: list[Message]) -> str:
-        """The assistant's answer to `text` after `history`, reasoning removed; never empty.
+        """The assistant's whole answer to `text` after `history`, reasoning removed; never empty.
 
         Raises PipelineError(stage="chat") when the model fails or answers only reasoning.
         """
+        reply = strip_reasoning("".join([delta async for delta in self.stream_chat(text, history)]))
+        if not reply:
+            raise PipelineError("chat", "the model's answer was empty once reasoning was removed")
+        return reply
+
+    async def stream_chat(self, text: str, history: list[Message]) -> AsyncIterator[str]:
+        """The answer's raw content deltas as the model generates them (reasoning fields skipped,
+        ``<think>`` text still in: see VisibleStream). Raises PipelineError(stage="chat")."""
+        body = await self._chat_body(text, history)
+        async with self._stream("chat", "POST", "/v1/chat/completions", json=body) as response:
+            try:
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue  # blank separators, comments, event/id fields
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    chunk = _parse_chunk(data)
+                    if content := chunk:
+                        yield content
+            except httpx.HTTPError as e:
+                raise PipelineError("chat", f"stream broke: {type(e).__name__}: {e}") from e
+
+    async def speak(self, text: str) -> bytes:
+        """`text` spoken as OGG/Opus bytes (markdown symbols removed first). Raises PipelineError."""
+        samples = await self._synthesize(text)
+        return await asyncio.to_thread(encode, samples, SAMPLE_RATE, "opus")
+
+    async def chat_model(self) -> str:
+        """The chat model's id: the configured one, else the first from ``GET /v1/models`` (cached)."""
+        if self._chat_model is None:
+            self._chat_model = (await self.models())[0]
+        return self._chat_model
+
+    async def models(self) -> list[str]:
+        """Ids from ``GET /v1/models`` (at least one). Raises PipelineError(stage="chat")."""
+        response = await self._request("chat", "GET", "/v1/models", retry="idempotent")
+        ids = _json_field(response, "chat", lambda body: [str(m["id"]) for m in body["data"]])
+        if not ids:
+            raise PipelineError("chat", "the gateway lists no models")
+        return ids
+
+    async def _synthesize(self, text: str) -> np.ndarray:
+        """`text` spoken, as float32 PCM at SAMPLE_RATE. Raises PipelineError(stage="speak")."""
+        spoken = speakable(text)
+        if not spoken:
+            raise PipelineError("speak", "nothing speakable in the reply")
+        body: dict[str, Any] = {"model": self.speech_model, "input": spoken, "response_format": "wav"}
+        if self.voice is not None:
+            body["voice"] = self.voice  # unset: the speech service's default voice
+        response = await self._request("speak", "POST", "/v1/audio/speech", retry="idempotent", json=body)
+        try:
+            return await asyncio.to_thread(decode, response.content, SAMPLE_RATE)
+        except AudioDecodeError as e:
+            raise PipelineError("speak", f"undecodable audio {response.content[:16]!r}: {e}") from e
+
+    async def _chat_body(self, text: str, history: list[Message]) -> dict[str, Any]:
         keep = 2 * self.max_history_turns
         past = history[-keep:] if keep > 0 else []
         body: dict[str, Any] = {
@@ -211,57 +371,89 @@ class VoicePipeline:
                 *({"role": m["role"], "content": m["content"]} for m in past),
                 {"role": "user", "content": text},
             ],
+            "stream": True,
         }
         if self.max_reply_tokens is not None:
             body["max_tokens"] = self.max_reply_tokens
-        response = await self._request("chat", "POST", "/v1/chat/completions", json=body)
-        # Only `content` is the answer: `reasoning` / `reasoning_content` are deliberately not read.
-        content = _json_field(response, "chat", lambda b: b["choices"][0]["message"].get("content"))
-        reply = strip_reasoning(content or "")
-        if not reply:
-            raise PipelineError("chat", "the model's answer was empty once reasoning was removed")
-        return reply
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        return body
 
-    async def speak(self, text: str) -> bytes:
-        """`text` spoken as OGG/Opus bytes (markdown symbols removed first). Raises PipelineError."""
-        spoken = speakable(text)
-        if not spoken:
-            raise PipelineError("speak", "nothing speakable in the reply")
-        body = {"model": self.speech_model, "input": spoken, "voice": self.voice, "response_format": "opus"}
-        if self.voice is None:
-            del body["voice"]  # the speech service's default voice
-        response = await self._request("speak", "POST", "/v1/audio/speech", json=body)
-        if not response.content.startswith(b"OggS"):
-            raise PipelineError("speak", f"expected OGG audio, got {response.content[:16]!r}")
-        return response.content
+    def _retrying(self, retry: Retry) -> Any:
+        """stamina's retry context for a call of kind `retry` (see the module docstring)."""
+        def retryable(e: Exception) -> bool:
+            if retry == "never":
+                return False
+            if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout)):
+                return True  # the request never left: safe to repeat anything
+            return retry == "idempotent" and isinstance(e, (httpx.TransportError, _RetryableStatus))
 
-    async def chat_model(self) -> str:
-        """The chat model's id: the configured one, else the first from ``GET /v1/models`` (cached)."""
-        if self._chat_model is None:
-            response = await self._request("chat", "GET", "/v1/models")
-            self._chat_model = _json_field(response, "chat", lambda body: str(body["data"][0]["id"]))
-        return self._chat_model
+        return stamina.retry_context(
+            on=retryable, attempts=self.retry_attempts, timeout=None, wait_initial=0.2, wait_max=2.0, wait_jitter=0.2
+        )
 
-    async def _timed_chat(self, text: str, history: list[Message]) -> tuple[str, float]:
-        start = time.perf_counter()
-        reply = await self.chat(text, history)
-        return reply, time.perf_counter() - start
-
-    async def _request(self, stage: Stage, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request to the gateway; any transport error or non-2xx status becomes PipelineError."""
+    async def _request(self, stage: Stage, method: str, path: str, *, retry: Retry, **kwargs: Any) -> httpx.Response:
+        """One request to the gateway (retried per `retry`); transport errors and non-2xx become PipelineError."""
         url = f"{self._base_url}{path}"
         try:
-            response = await self._http.request(method, url, headers=self._headers, **kwargs)
-        except httpx.TimeoutException as e:
-            raise PipelineError(stage, f"{method} {path} timed out ({type(e).__name__})") from e
-        except httpx.HTTPError as e:  # connection refused, reset, protocol errors...
-            raise PipelineError(stage, f"{method} {path} failed: {type(e).__name__}: {e}") from e
+            for attempt in self._retrying(retry):
+                with attempt:
+                    response = await self._http.request(method, url, headers=self._headers, **kwargs)
+                    if response.status_code in _RETRY_STATUSES:
+                        raise _RetryableStatus(response)
+        except _RetryableStatus as e:
+            response = e.response
+        except httpx.HTTPError as e:
+            raise _transport_error(stage, method, path, e) from e
         if response.is_error:
             raise PipelineError(stage, f"{method} {path} answered {response.status_code}: {response.text[:300]}")
         return response
 
+    @asynccontextmanager
+    async def _stream(self, stage: Stage, method: str, path: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
+        """A streamed response (status checked), retried only if the connection was never made."""
+        request = self._http.build_request(method, f"{self._base_url}{path}", headers=self._headers, **kwargs)
+        try:
+            for attempt in self._retrying("connect"):
+                with attempt:
+                    response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as e:
+            raise _transport_error(stage, method, path, e) from e
+        try:
+            if response.is_error:
+                await response.aread()
+                raise PipelineError(stage, f"{method} {path} answered {response.status_code}: {response.text[:300]}")
+            yield response
+        finally:
+            await response.aclose()
 
-def _json_field(response: httpx.Response, stage: Stage, pick: Any) -> Any:
+
+def _transport_error(stage: Stage, method: str, path: str, e: httpx.HTTPError) -> PipelineError:
+    if isinstance(e, httpx.TimeoutException):
+        return PipelineError(stage, f"{method} {path} timed out ({type(e).__name__})")
+    return PipelineError(stage, f"{method} {path} failed: {type(e).__name__}: {e}")  # refused, reset...
+
+
+def _parse_chunk(data: str) -> str:
+    """The content delta of one SSE chunk (``""`` for role-only, reasoning-only or usage chunks)."""
+    try:
+        chunk = json.loads(data)
+    except ValueError as e:
+        raise PipelineError("chat", f"malformed stream chunk: {data[:200]!r}") from e
+    if not isinstance(chunk, dict):
+        raise PipelineError("chat", f"malformed stream chunk: {data[:200]!r}")
+    if "error" in chunk:  # vLLM reports failures mid-stream as an error object
+        raise PipelineError("chat", f"error in stream: {str(chunk['error'])[:300]}")
+    try:
+        choices = chunk.get("choices") or []
+        # Only `content` is the answer: `reasoning` / `reasoning_content` are deliberately not read.
+        content = choices[0].get("delta", {}).get("content") if choices else None
+    except (AttributeError, TypeError) as e:
+        raise PipelineError("chat", f"malformed stream chunk: {data[:200]!r}") from e
+    return content if isinstance(content, str) else ""
+
+
+def _json_field(response: httpx.Response, stage: Stage, pick: Callable[[Any], Any]) -> Any:
     """`pick(response.json())`, with malformed bodies reported as PipelineError for `stage`."""
     try:
         return pick(response.json())

@@ -1,7 +1,8 @@
 """Settings for the bots, read from the environment: one class per concern.
 
-`BotSettings` (``JUNE_BOT_*``) configures the shared pipeline (where the gateway is, voice, prompt,
-memory); `TelegramSettings` (``JUNE_TELEGRAM_*``) the Telegram connection.
+`BotSettings` (``JUNE_BOT_*``) configures the shared pipeline and core (where the gateway is, voice,
+prompt, memory, limits, deadline); `TelegramSettings` (``JUNE_TELEGRAM_*``) the Telegram connection;
+`DiscordSettings` (``JUNE_DISCORD_*``) the Discord one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import httpx
 
+from opentelemetry.trace import Tracer
+
+from bots.conversation import Conversations
+from bots.guard import AllowList, RateLimiter
+from bots.history import ChatStore, MemoryStore, RedisStore
 from bots.pipeline import DEFAULT_SYSTEM_PROMPT, VoicePipeline
+from bots.status import BotMetrics
 
 
 class BotSettings(BaseSettings):
@@ -39,8 +46,28 @@ class BotSettings(BaseSettings):
     """User/assistant exchanges remembered per chat (0 forgets everything)."""
     max_reply_tokens: int | None = Field(default=300, ge=1)
     """`max_tokens` for chat completions; unset lets the model decide."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature for chat completions; unset: the server's default."""
     request_timeout: float = Field(default=120.0, gt=0)
     """Seconds before one gateway request is given up (transcription, chat or speech)."""
+    reply_deadline: float = Field(default=180.0, gt=0)
+    """Seconds from a message's arrival to its reply; past it the user gets an apology instead."""
+    retry_attempts: int = Field(default=3, ge=1)
+    """Most tries of a call that is safe to repeat (models list, transcription, synthesis)."""
+    overlap: bool = True
+    """Stream the reply and synthesise each sentence while the rest is generated (False: one after the other)."""
+    history_tokens: int | None = Field(default=2000, ge=1)
+    """Approximate tokens (characters / 4) of history sent per request; unset: bounded by turns only."""
+    history_ttl: float | None = Field(default=3600.0, gt=0)
+    """Seconds of silence after which a chat's history (and preferences) are forgotten; unset: never."""
+    redis_url: str | None = None
+    """Redis URL (``redis://host:6379/0``) for history shared by replicas; unset: in process memory."""
+    rate_limit: int = Field(default=10, ge=0)
+    """Messages per user per `rate_window` seconds (0: unlimited)."""
+    rate_window: float = Field(default=60.0, gt=0)
+    """Window of the per-user rate limit, in seconds."""
+    allowed_ids: list[int] = []
+    """User or chat ids allowed to talk to the bots (JSON list, e.g. ``[123, 456]``); empty: everyone."""
 
 
 class TelegramSettings(BaseSettings):
@@ -58,6 +85,41 @@ class TelegramSettings(BaseSettings):
     """Seconds each getUpdates long poll may wait for updates."""
     drop_pending_updates: bool = False
     """Discard updates that queued up while the bot was down, at start."""
+    webhook_url: str | None = None
+    """Public HTTPS URL Telegram posts updates to (webhook mode); unset: long polling."""
+    webhook_secret: SecretStr | None = None
+    """Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token; other requests are refused (401)."""
+    webhook_path: str = "/telegram/webhook"
+    """Path of the webhook handler on the bot's HTTP port."""
+    host: str = "0.0.0.0"
+    """Interface of the bot's HTTP port (/health, /metrics, and the webhook in webhook mode)."""
+    port: int = Field(default=8081, ge=0, le=65535)
+    """The bot's HTTP port (0: no HTTP server in polling mode)."""
+    max_voice_seconds: int = Field(default=120, gt=0)
+    """Longest voice/audio/video note answered; longer ones get a friendly refusal."""
+    max_file_bytes: int = Field(default=20 * 2**20, gt=0)
+    """Largest file downloaded (the public Bot API serves at most 20 MB)."""
+
+
+class DiscordSettings(BaseSettings):
+    """The Discord connection: token, where the bot answers, limits, its HTTP port."""
+
+    model_config = SettingsConfigDict(env_prefix="JUNE_DISCORD_", extra="ignore")
+
+    token: SecretStr
+    """Bot token from the Discord developer portal."""
+    api_base: str = "https://discord.com/api/v10"
+    """Discord REST base URL (voice-message uploads go here)."""
+    channels: list[int] = []
+    """Channel ids where the bot answers every message, not only mentions (JSON list)."""
+    host: str = "0.0.0.0"
+    """Interface of the bot's HTTP port (/health, /metrics)."""
+    port: int = Field(default=8082, ge=0, le=65535)
+    """The bot's HTTP port (0: none)."""
+    max_voice_seconds: int = Field(default=120, gt=0)
+    """Longest voice message answered; longer ones get a friendly refusal."""
+    max_file_bytes: int = Field(default=20 * 2**20, gt=0)
+    """Largest attachment downloaded."""
 
 
 def create_pipeline(settings: BotSettings, http: httpx.AsyncClient) -> VoicePipeline:
@@ -74,4 +136,28 @@ def create_pipeline(settings: BotSettings, http: httpx.AsyncClient) -> VoicePipe
         system_prompt=settings.system_prompt,
         max_history_turns=settings.history_turns,
         max_reply_tokens=settings.max_reply_tokens,
+        overlap=settings.overlap,
+        retry_attempts=settings.retry_attempts,
+        temperature=settings.temperature,
+    )
+
+
+def create_store(settings: BotSettings, redis: object | None = None) -> ChatStore:
+    """RedisStore over `redis` (a ``redis.asyncio.Redis``) when given, else a MemoryStore."""
+    bounds = (settings.history_turns, settings.history_tokens, settings.history_ttl)
+    return RedisStore(redis, *bounds) if redis is not None else MemoryStore(*bounds)
+
+
+def create_conversations(
+    settings: BotSettings, pipeline: VoicePipeline, store: ChatStore, metrics: BotMetrics, tracer: Tracer | None = None
+) -> Conversations:
+    """The bots' shared core from `settings`."""
+    return Conversations(
+        pipeline,
+        store,
+        metrics,
+        limiter=RateLimiter(settings.rate_limit, settings.rate_window),
+        allow=AllowList(settings.allowed_ids),
+        deadline=settings.reply_deadline,
+        tracer=tracer,
     )

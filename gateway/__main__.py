@@ -6,14 +6,22 @@ import logging
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from june.observability import setup
 from june.web import serve
 
 
 def main(settings: GatewaySettings | None = None) -> None:
-    """Serve the gateway with `settings` (default: from the environment) until SIGINT/SIGTERM."""
+    """Serve the gateway with `settings` (default: from the environment) until SIGINT/SIGTERM.
+
+    Spans go to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; JUNE_LOG_JSON=1 logs JSON lines.
+    """
     settings = settings or GatewaySettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(create_app(settings), settings.host, settings.port)
+    telemetry = setup("gateway")
+    try:
+        serve(create_app(settings, telemetry=telemetry), settings.host, settings.port)
+    finally:
+        telemetry.shutdown()
 
 
 if __name__ == "__main__":

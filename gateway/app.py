@@ -2,65 +2,97 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 from litestar import Litestar, Router
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
 
-from gateway.auth import api_key_guard
-from gateway.proxy import Upstream
-from gateway.routes import health, v1_handlers
+from gateway.auth import api_key_guard, authenticate, load_keys, make_key
+from gateway.limits import Limiter, Limits, make_limiter
+from gateway.metrics import GatewayMetrics
+from gateway.routes import health, metrics, ready, v1_handlers
 from gateway.settings import GatewaySettings
+from gateway.upstreams import make_pools
+from june.observability import Telemetry, setup
 from june.web import exception_handlers
 
 
-def upstream_clients(settings: GatewaySettings) -> dict[Upstream, httpx.AsyncClient]:
-    """One client per upstream, with the settings' timeouts (read: the gap allowed between chunks)."""
+def limits_from(settings: GatewaySettings) -> Limits:
+    """The per-key limits the settings ask for."""
+    return Limits(
+        requests=settings.requests_per_minute,
+        completion_tokens=settings.completion_tokens_per_minute,
+        concurrent=settings.concurrent_requests,
+        window_s=settings.limit_window_s,
+    )
+
+
+def metrics_guard(settings: GatewaySettings) -> list[Guard]:
+    """[a guard wanting `metrics_key`] when one is set, else [] (an open /metrics)."""
+    if settings.metrics_key is None:
+        return []
+    accepted = [make_key(settings.metrics_key.get_secret_value())]
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        authenticate(connection.headers.get("authorization"), accepted)
+
+    return [guard]
+
+
+def create_app(
+    settings: GatewaySettings, *, telemetry: Telemetry | None = None, limiter: Limiter | None = None
+) -> Litestar:
+    """The gateway for `settings`.
+
+    `telemetry` (default: setup("gateway")) traces requests and the upstream clients, so W3C
+    traceparent reaches the upstreams; tests pass one with an in-memory exporter. `limiter`
+    replaces the one the settings describe (the caller then closes it). Keys are read here, so a
+    bad keys file fails at start (OSError/ValueError). The lifespan opens one httpx client per
+    upstream server, health-checks them in the background, and closes everything on shutdown.
+    """
+    telemetry = telemetry or setup("gateway")
+    keys = load_keys(settings.api_keys, settings.api_keys_file)
     timeout = httpx.Timeout(
         connect=settings.connect_timeout,
         read=settings.read_timeout,
         write=settings.write_timeout,
         pool=settings.connect_timeout,
     )
-    # trust_env=False: the upstreams are internal, an HTTP(S)_PROXY meant for the outside must not apply.
-    return {
-        "llm": httpx.AsyncClient(base_url=settings.llm_url, timeout=timeout, trust_env=False),
-        "speech": httpx.AsyncClient(base_url=settings.speech_url, timeout=timeout, trust_env=False),
-    }
-
-
-def create_app(
-    settings: GatewaySettings, *, clients: Mapping[Upstream, httpx.AsyncClient] | None = None
-) -> Litestar:
-    """The gateway for `settings`.
-
-    `clients` ({"llm": ..., "speech": ...}) replaces the upstream clients, e.g. with
-    `httpx.ASGITransport` ones in tests; the caller then owns and closes them. Otherwise the
-    lifespan opens one client per upstream and closes it on shutdown.
-    """
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            if clients is None:
-                owned = upstream_clients(settings)
-                for client in owned.values():
-                    await stack.enter_async_context(client)
-                app.state.clients = owned
-            else:
-                app.state.clients = dict(clients)
+        pools = make_pools({"llm": settings.llm_upstreams(), "speech": [settings.speech_url]}, timeout=timeout)
+        for pool in pools.values():
+            for server in pool.servers:
+                telemetry.instrument(server.client)
+        own_limiter = limiter is None
+        app.state.pools = pools
+        app.state.limiter = limiter or make_limiter(limits_from(settings), settings.limits_backend, settings.redis_url)
+        app.state.metrics = GatewayMetrics()
+        watchers = [asyncio.create_task(pool.watch(settings.health_interval_s)) for pool in pools.values()]
+        try:
             yield
+        finally:
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+            for pool in pools.values():
+                await pool.aclose()
+            if own_limiter:
+                await app.state.limiter.aclose()
 
-    v1 = Router(
-        "/v1",
-        route_handlers=v1_handlers,
-        guards=[api_key_guard(settings.api_keys)] if settings.api_keys else [],
-    )
+    v1 = Router("/v1", route_handlers=v1_handlers, guards=[api_key_guard(keys)])
+    metrics_router = Router("/", route_handlers=[metrics], guards=metrics_guard(settings))
     return Litestar(
-        route_handlers=[health, v1],
+        route_handlers=[health, ready, metrics_router, v1],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
+        plugins=telemetry.litestar_plugins(),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
     )

@@ -1,9 +1,18 @@
-"""Optional bearer-key check for the /v1 routes, as a Litestar guard."""
+"""API keys: where they come from, how a request's key is found, and which models it may use.
+
+Keys come from settings (`api_keys`) and/or a file (`api_keys_file`, one per line:
+`KEY` or `KEY model1,model2`). No keys at all means an open gateway. Each key has an `id`
+("key-" + 8 hex digits of its sha256) for metrics labels and limit counters: the key itself is
+never logged, labelled or stored in Redis.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -11,6 +20,61 @@ from litestar.types import Guard
 from pydantic import SecretStr
 
 from june.web import OpenAIError
+
+ANONYMOUS = "anonymous"
+"""The key id of requests to an open gateway."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One accepted key and what it may do."""
+
+    secret: bytes
+    """The key as bytes (compared in constant time)."""
+    id: str
+    """A stable, non-secret name for metrics and limits: "key-" + sha256(key)[:8]."""
+    models: frozenset[str] | None = None
+    """Models this key may use; None = all."""
+
+    def allows(self, model: str | None) -> bool:
+        """Whether this key may use `model` (a request without a model is left to the upstream)."""
+        return self.models is None or model is None or model in self.models
+
+
+OPEN = ApiKey(b"", ANONYMOUS)
+"""What an open gateway's requests run as: all models, limits per gateway."""
+
+
+def make_key(secret: str, models: Sequence[str] | None = None) -> ApiKey:
+    """An ApiKey for `secret`, with an allow-list when `models` is given."""
+    raw = secret.encode()
+    return ApiKey(raw, "key-" + hashlib.sha256(raw).hexdigest()[:8], frozenset(models) if models else None)
+
+
+def parse_keys_file(text: str) -> list[ApiKey]:
+    """Keys from a keys file: per line `KEY` or `KEY model1,model2`; blank lines and `#` comments skipped.
+
+    Raises ValueError naming the line for more than two fields.
+    """
+    keys = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) > 2:
+            raise ValueError(f"keys file line {number}: expected 'KEY' or 'KEY model1,model2', got {len(fields)} fields")
+        models = [m.strip() for m in fields[1].split(",") if m.strip()] if len(fields) == 2 else None
+        keys.append(make_key(fields[0], models))
+    return keys
+
+
+def load_keys(api_keys: Sequence[SecretStr], keys_file: Path | None) -> list[ApiKey]:
+    """Keys from settings (all models) then from `keys_file`; raises OSError/ValueError for a bad file."""
+    keys = [make_key(k.get_secret_value()) for k in api_keys]
+    if keys_file is not None:
+        keys += parse_keys_file(keys_file.read_text())
+    return keys
 
 
 def _unauthorized(message: str) -> OpenAIError:
@@ -29,30 +93,49 @@ def bearer_key(header: str | None) -> str | None:
     return key.strip()
 
 
-def key_matches(key: str, keys: Sequence[SecretStr]) -> bool:
-    """Whether `key` is one of `keys`, compared in constant time against every key."""
+def find_key(key: str, keys: Sequence[ApiKey]) -> ApiKey | None:
+    """The entry of `keys` equal to `key`, compared in constant time against every key; None if none."""
     given = key.encode()
-    found = False
+    found = None
     for candidate in keys:
         # No early exit: the time taken does not tell which key (or how much of one) matched.
-        found |= hmac.compare_digest(given, candidate.get_secret_value().encode())
+        if hmac.compare_digest(given, candidate.secret):
+            found = candidate
     return found
 
 
-def api_key_guard(keys: Sequence[SecretStr]) -> Guard:
-    """A guard that lets a request through only with `Authorization: Bearer <one of keys>`.
+def key_matches(key: str, keys: Sequence[SecretStr]) -> bool:
+    """Whether `key` is one of `keys` (constant time)."""
+    return find_key(key, [make_key(k.get_secret_value()) for k in keys]) is not None
 
-    Raises OpenAIError 401 (type authentication_error, code invalid_api_key) otherwise.
+
+def authenticate(header: str | None, keys: Sequence[ApiKey]) -> ApiKey:
+    """The ApiKey an `Authorization` header carries. Raises OpenAIError 401 (invalid_api_key)."""
+    key = bearer_key(header)
+    if key is None:
+        raise _unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.")
+    entry = find_key(key, keys)
+    if entry is None:
+        raise _unauthorized("Incorrect API key provided.")
+    return entry
+
+
+def api_key_guard(keys: Sequence[ApiKey]) -> Guard:
+    """A guard that admits a request only with `Authorization: Bearer <one of keys>`.
+
+    The matching ApiKey goes to `connection.state.api_key` (OPEN when `keys` is empty, which lets
+    everyone in). Raises OpenAIError 401 (type authentication_error, code invalid_api_key) otherwise.
     """
     accepted = tuple(keys)
 
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        key = bearer_key(connection.headers.get("authorization"))
-        if key is None:
-            raise _unauthorized(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'."
-            )
-        if not key_matches(key, accepted):
-            raise _unauthorized("Incorrect API key provided.")
+        connection.state.api_key = authenticate(connection.headers.get("authorization"), accepted) if accepted else OPEN
 
     return guard
+
+
+def model_forbidden(key: ApiKey, model: str) -> OpenAIError:
+    """The 403 for a key using a model outside its allow-list (OpenAI's permission_error envelope)."""
+    return OpenAIError(
+        403, f"This API key may not use the model '{model}'.", param="model", code="model_not_allowed"
+    )

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
+def _split_list(value: Any) -> Any:
+    # From the environment the value is a raw string: "a,b", '["a","b"]' or "" (none).
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
 class GatewaySettings(BaseSettings):
-    """Where the gateway listens, which upstreams it fronts, who may call it and how long it waits.
+    """Where the gateway listens, which upstreams it fronts, who may call it, how much, how long it waits.
 
     Upstream URLs are base URLs without `/v1`: the gateway forwards `/v1/...` paths unchanged.
     """
@@ -22,11 +33,31 @@ class GatewaySettings(BaseSettings):
     port: int = 8000
     """TCP port to listen on (JUNE_GATEWAY_PORT)."""
     llm_url: str = "http://127.0.0.1:8002"
-    """Base URL of the OpenAI-compatible LLM server, e.g. vLLM (JUNE_GATEWAY_LLM_URL)."""
+    """Base URL of the OpenAI-compatible LLM server, e.g. vLLM (JUNE_GATEWAY_LLM_URL); ignored when llm_urls is set."""
+    llm_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Several LLM servers serving the same models (JUNE_GATEWAY_LLM_URLS, comma-separated): least-busy routing."""
     speech_url: str = "http://127.0.0.1:8001"
     """Base URL of june's speech service (JUNE_GATEWAY_SPEECH_URL)."""
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    """Accepted bearer keys (JUNE_GATEWAY_API_KEYS, comma-separated or a JSON list); empty = open."""
+    """Accepted bearer keys (JUNE_GATEWAY_API_KEYS, comma-separated or a JSON list); no keys at all = open."""
+    api_keys_file: Path | None = None
+    """File of keys, one per line: `KEY` or `KEY model1,model2` (allow-list); `#` starts a comment."""
+    metrics_key: SecretStr | None = None
+    """When set, GET /metrics wants `Authorization: Bearer <this>`; unset = open (scrapers inside the network)."""
+    requests_per_minute: int | None = Field(None, ge=1)
+    """POST requests (completions, audio) each key may start per window (JUNE_GATEWAY_REQUESTS_PER_MINUTE); None = unlimited."""
+    completion_tokens_per_minute: int | None = Field(None, ge=1)
+    """Completion tokens each key may use per window, counted from upstream `usage`; None = unlimited."""
+    concurrent_requests: int | None = Field(None, ge=1)
+    """Requests each key may have in flight at once; None = unlimited."""
+    limit_window_s: float = Field(60.0, gt=0)
+    """Length of the rate-limit window in seconds (a minute; shorter in tests)."""
+    limits_backend: Literal["memory", "redis"] = "memory"
+    """Where counters live: "memory" (one replica) or "redis" (shared by several replicas; needs redis_url)."""
+    redis_url: str | None = None
+    """redis://host:port/db for the redis limits backend."""
+    health_interval_s: float = Field(5.0, gt=0)
+    """Seconds between background health checks of each upstream (GET /health)."""
     connect_timeout: float = 5.0
     """Seconds to wait for a TCP connection to an upstream before answering 504."""
     read_timeout: float = 600.0
@@ -36,13 +67,17 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = 32 * 1024 * 1024
     """Largest request body accepted (bytes); OpenAI's audio uploads go up to 25 MB. Larger → 413."""
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "llm_urls", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        # From the environment the value is a raw string: "k1,k2", '["k1","k2"]' or "" (no keys).
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+    def _split(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> GatewaySettings:
+        if self.limits_backend == "redis" and not self.redis_url:
+            raise ValueError("limits_backend=redis needs redis_url (JUNE_GATEWAY_REDIS_URL)")
+        return self
+
+    def llm_upstreams(self) -> list[str]:
+        """The LLM base URLs: llm_urls when given, else [llm_url]."""
+        return list(self.llm_urls) or [self.llm_url]

@@ -32,6 +32,15 @@ def _add_bench() -> None:
 _add_bench()
 
 
+def _add_smoke() -> None:
+    from june.smoke import smoke
+
+    app.command("smoke")(smoke)
+
+
+_add_smoke()
+
+
 @app.command()
 def up(
     quiet: Annotated[bool, typer.Option(help="Hide the services' own logs.")] = False,
@@ -113,3 +122,9 @@ def gateway() -> None:
 def telegram() -> None:
     """Run the Telegram bot (needs JUNE_TELEGRAM_TOKEN)."""
     _run_module("bots.telegram")
+
+
+@app.command()
+def discord() -> None:
+    """Run the Discord bot (needs JUNE_DISCORD_TOKEN)."""
+    _run_module("bots.discord")

@@ -26,6 +26,18 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TelemetrySettings(BaseSettings):
+    """Logging shared by every june service (JUNE_LOG_JSON, JUNE_LOG_LEVEL); trace export uses the standard OTEL_* variables."""
+
+    model_config = SettingsConfigDict(env_prefix="JUNE_", extra="ignore")
+
+    log_json: bool = False
+    """Write logs as one JSON object per line with trace_id/span_id (JUNE_LOG_JSON); off: plain text."""
+    log_level: str = "INFO"
+    """Root log level when JSON logs are on: DEBUG, INFO, WARNING or ERROR (JUNE_LOG_LEVEL)."""
 
 
 @dataclass
@@ -45,16 +57,31 @@ class Telemetry:
         return client
 
     def litestar_plugins(self) -> list[Any]:
-        """Litestar plugins: a server span per request, continuing an incoming `traceparent`."""
+        """Litestar plugins: a server span per request, continuing an incoming `traceparent`.
+
+        No span per ASGI receive/send message: a streamed response sends one message per chunk,
+        and those spans would cost more than the work they describe.
+        """
         from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-        return [OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=self.tracer_provider, exclude=["/health", "/metrics"]))]
+        config = OpenTelemetryConfig(
+            tracer_provider=self.tracer_provider,
+            exclude=["/health", "/metrics", "/ready"],
+            exclude_spans=["receive", "send"],
+        )
+        return [OpenTelemetryPlugin(config)]
 
     def litestar_metrics(self) -> tuple[Any, type]:
-        """(middleware, controller) for Litestar: request count/latency metrics and `GET /metrics`."""
+        """(middleware, controller) for Litestar: request count/latency metrics and `GET /metrics`.
+
+        Every service shares the metric names and tells itself apart by the `app_name` label:
+        `june_http_requests_total`, `june_http_request_duration_seconds` (histogram),
+        `june_http_requests_in_progress`, `june_http_requests_error_total`; labels app_name, method,
+        path, status_code. The controller serves prometheus_client's default registry.
+        """
         from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-        config = PrometheusConfig(app_name=self.service, prefix=f"june_{self.service}", group_path=True, exclude=["/metrics"])
+        config = PrometheusConfig(app_name=self.service, prefix="june_http", group_path=True, exclude=["/metrics"])
         return config.middleware, PrometheusController
 
     def shutdown(self) -> None:
@@ -76,11 +103,22 @@ def setup(service: str, *, exporter: SpanExporter | None = None, json_logs: bool
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    log = TelemetrySettings()
     if json_logs is None:
-        json_logs = os.environ.get("JUNE_LOG_JSON", "").lower() in ("1", "true", "yes")
+        json_logs = log.log_json
     if json_logs:
-        configure_json_logging(service)
+        configure_json_logging(service, logging.getLevelName(log.log_level.upper()))
     return Telemetry(service, provider)
+
+
+def uvicorn_log_config() -> dict[str, Any] | None:
+    """`log_config` for `uvicorn.run`: None with JSON logs on (uvicorn's loggers then propagate to
+    the root JSON handler instead of printing plain text), else uvicorn's own default."""
+    if TelemetrySettings().log_json:
+        return None
+    from uvicorn.config import LOGGING_CONFIG
+
+    return LOGGING_CONFIG
 
 
 class JsonFormatter(logging.Formatter):

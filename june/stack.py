@@ -24,7 +24,7 @@ from june.procs import ServiceFailed, wait_ready
 
 console = Console(highlight=False)
 
-_COLORS = {"llm": "magenta", "speech": "cyan", "gateway": "green", "telegram": "yellow"}
+_COLORS = {"llm": "magenta", "speech": "cyan", "gateway": "green", "telegram": "yellow", "discord": "blue"}
 
 
 @dataclass
@@ -83,7 +83,7 @@ def plan(*, with_bots: bool = True) -> list[Service]:
     gw_url = f"http://{_client_host(gw.host)}:{gw.port}"
     services = [
         Service("llm", "june.llm", f"{llm_url}/health"),
-        Service("speech", "speech", f"{speech_url}/health"),
+        Service("speech", "speech", f"{speech_url}/ready"),
         Service(
             "gateway",
             "gateway",
@@ -94,10 +94,12 @@ def plan(*, with_bots: bool = True) -> list[Service]:
             },
         ),
     ]
-    if with_bots and os.environ.get("JUNE_TELEGRAM_TOKEN"):
-        services.append(
-            Service("telegram", "bots.telegram", "", {"JUNE_BOT_BASE_URL": os.environ.get("JUNE_BOT_BASE_URL", gw_url)})
-        )
+    if with_bots:
+        bot_env = {"JUNE_BOT_BASE_URL": os.environ.get("JUNE_BOT_BASE_URL", gw_url)}
+        for name, default_port in (("telegram", 8081), ("discord", 8082)):
+            if os.environ.get(f"JUNE_{name.upper()}_TOKEN"):
+                port = os.environ.get(f"JUNE_{name.upper()}_PORT", str(default_port))
+                services.append(Service(name, f"bots.{name}", f"http://127.0.0.1:{port}/health", bot_env))
     return services
 
 

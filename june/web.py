@@ -109,4 +109,6 @@ def serve(app: Litestar, host: str, port: int) -> None:
     """Run `app` under uvicorn until SIGINT/SIGTERM."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    from june.observability import uvicorn_log_config
+
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=uvicorn_log_config(), timeout_graceful_shutdown=5)

@@ -1,37 +1,51 @@
-"""`create_app`: the speech service as a Litestar app. The lifespan loads the models (unless given)."""
+"""`create_app`: the speech service as a Litestar app.
+
+The lifespan builds the model registries and starts preloading (in worker threads) without waiting:
+the server answers /health at once and /ready when the preloaded models are in memory; a request
+that needs a model still loading waits for it. Idle models that were not preloaded are unloaded
+after `model_ttl_s`.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-import anyio.to_thread
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 
+from june import observability
 from june.web import error_body, exception_handlers
 from speech import routes
 from speech.audio import AudioDecodeError
-from speech.engines import EngineInputError, Engines, Synthesizer, Transcriber
+from speech.engines import Busy, EngineInputError, Engines, Synthesizer, Transcriber
+from speech.guards import HallucinationGuard
+from speech.models import ModelRegistry
 from speech.settings import SpeechSettings
 
 log = logging.getLogger(__name__)
 
+TTS_MODEL = "kokoro"
+"""The synthesizer's name in /v1/models (every TTS model name in a request maps to it)."""
 
-def load_transcriber(settings: SpeechSettings) -> Transcriber:
-    """faster-whisper with the configured model (blocking; seconds)."""
+
+def load_transcriber(settings: SpeechSettings, model: str) -> Transcriber:
+    """faster-whisper with `model` and the configured device/decoding options (blocking; seconds)."""
     from speech.whisper import WhisperTranscriber
 
     return WhisperTranscriber(
-        settings.whisper_model,
+        model,
         device=settings.device,
         compute_type=settings.compute_type,
         cpu_threads=settings.cpu_threads,
         beam_size=settings.beam_size,
         vad_filter=settings.vad_filter,
+        no_speech_threshold=settings.no_speech_threshold,
+        logprob_threshold=settings.logprob_threshold,
+        compression_ratio_threshold=settings.compression_ratio_threshold,
         cache_dir=settings.cache_dir,
     )
 
@@ -43,7 +57,7 @@ def load_synthesizer(settings: SpeechSettings) -> Synthesizer:
     factory = BACKENDS[settings.tts_backend]
     if factory is TorchSynthesizer:
         return factory(default_voice=settings.default_voice, lang=settings.tts_lang, device=settings.device)
-    return factory(default_voice=settings.default_voice, lang=settings.tts_lang)
+    return factory(default_voice=settings.default_voice, lang=settings.tts_lang, threads=settings.tts_threads)
 
 
 def _audio_error(_: Request, exc: AudioDecodeError) -> Response:
@@ -59,39 +73,91 @@ def _engine_error(_: Request, exc: EngineInputError) -> Response:
     return Response(error_body(str(exc), "invalid_request_error", exc.param, "invalid_value"), status_code=400)
 
 
-def create_app(
+def _busy(_: Request, exc: Busy) -> Response:
+    return Response(
+        error_body(str(exc), "server_error", None, "server_busy"),
+        status_code=503,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+def build_engines(
     settings: SpeechSettings, *, transcriber: Transcriber | None = None, synthesizer: Synthesizer | None = None
+) -> tuple[Engines, tuple[str, ...]]:
+    """The Engines for `settings` (nothing loaded yet) and the names to preload.
+
+    A given `transcriber`/`synthesizer` is registered as loaded under the default model / "kokoro".
+    """
+    names = list(dict.fromkeys([settings.whisper_model, *settings.whisper_models]))
+    transcribers: ModelRegistry[Transcriber] = ModelRegistry(
+        {n: functools.partial(load_transcriber, settings, n) for n in names},
+        ttl_s=settings.model_ttl_s,
+        pinned=set(settings.preload if settings.preload is not None else [settings.whisper_model]),
+    )
+    synthesizers: ModelRegistry[Synthesizer] = ModelRegistry(
+        {TTS_MODEL: functools.partial(load_synthesizer, settings)}, pinned={TTS_MODEL}
+    )
+    if transcriber is not None:
+        transcribers.put(settings.whisper_model, transcriber)
+    if synthesizer is not None:
+        synthesizers.put(TTS_MODEL, synthesizer)
+    preload = (*[n for n in names if n in transcribers.pinned], TTS_MODEL)
+    engines = Engines(
+        transcribers,
+        synthesizers,
+        settings.whisper_model,
+        max_concurrency=settings.max_concurrency,
+        max_queue=settings.max_queue,
+        retry_after_s=settings.retry_after_s,
+        guard=HallucinationGuard(
+            settings.no_speech_threshold, settings.logprob_threshold, settings.compression_ratio_threshold
+        ),
+    )
+    return engines, preload
+
+
+def create_app(
+    settings: SpeechSettings,
+    *,
+    transcriber: Transcriber | None = None,
+    synthesizer: Synthesizer | None = None,
+    telemetry: observability.Telemetry | None = None,
 ) -> Litestar:
-    """The speech app. Models not passed in are loaded in the lifespan (in parallel worker threads)."""
+    """The speech app. Models not passed in are loaded by the lifespan (preloads) or on first use."""
+    telemetry = telemetry or observability.setup("speech")
+    engines, preload = build_engines(settings, transcriber=transcriber, synthesizer=synthesizer)
+    engines.tracer = telemetry.tracer("speech")
+    metrics_middleware, metrics_controller = telemetry.litestar_metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        loaded: dict[str, object] = {"t": transcriber, "s": synthesizer}
-        start = time.perf_counter()
-
-        async def load(key: str, fn, *args) -> None:  # noqa: ANN001
-            loaded[key] = await anyio.to_thread.run_sync(fn, *args)
+        async def load(name: str) -> None:
+            registry = engines.synthesizers if name == TTS_MODEL else engines.transcribers
+            try:
+                await registry.get(name)
+            except Exception:
+                log.exception("preloading model %r failed", name)
 
         async with anyio.create_task_group() as tg:
-            if transcriber is None:
-                tg.start_soon(load, "t", load_transcriber, settings)
-            if synthesizer is None:
-                tg.start_soon(load, "s", load_synthesizer, settings)
-        log.info("speech models ready in %.2f s", time.perf_counter() - start)
-        app.state.engines = Engines(loaded["t"], loaded["s"], settings.max_concurrency)  # type: ignore[arg-type]
-        try:
-            yield
-        finally:
-            app.state.engines = None
+            for name in preload:
+                tg.start_soon(load, name)
+            tg.start_soon(engines.transcribers.reap_forever)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
 
     return Litestar(
-        route_handlers=routes.HANDLERS,
+        route_handlers=[*routes.HANDLERS, metrics_controller],
         lifespan=[lifespan],
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "engines": engines, "preload": preload}),
+        middleware=[metrics_middleware],
+        plugins=telemetry.litestar_plugins(),
         exception_handlers={
             **exception_handlers,
             AudioDecodeError: _audio_error,
             EngineInputError: _engine_error,
+            Busy: _busy,
         },
         # Multipart framing adds a little over the file itself; the handler checks the file exactly.
         request_max_body_size=settings.max_upload_bytes + 1024 * 1024,

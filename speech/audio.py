@@ -13,7 +13,7 @@ import av
 import numpy as np
 from av.audio.resampler import AudioResampler
 
-__all__ = ["CONTENT_TYPES", "FORMATS", "AudioDecodeError", "decode", "encode"]
+__all__ = ["CONTENT_TYPES", "FORMATS", "AudioDecodeError", "StreamEncoder", "decode", "encode"]
 
 
 class AudioDecodeError(ValueError):
@@ -107,3 +107,76 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
             container.mux(stream.encode(f))
         container.mux(stream.encode(None))
     return buf.getvalue()
+
+
+class _Sink:
+    """A write-only file for FFmpeg: no `seek`, so muxers write streamable headers (e.g. WAV with
+    unknown sizes, 0xFFFFFFFF, as OpenAI's streamed WAV) and never go back to patch them."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self._buf += data
+        return len(data)
+
+    def drain(self) -> bytes:
+        out = bytes(self._buf)
+        self._buf.clear()
+        return out
+
+
+class StreamEncoder:
+    """One continuous encoding of `fmt`, fed piece by piece (e.g. one sentence of speech at a time).
+
+    `feed` returns the bytes the muxer has written so far and `close` the rest; concatenated they form
+    one valid file (one MP3/ADTS frame stream, one OGG/Opus stream with its pages, one FLAC/WAV
+    stream with streaming headers), so each piece can be sent as soon as it is encoded. The encoder
+    keeps its state between pieces: no gaps, no extra headers, no priming delay per piece.
+    "pcm" is raw s16le at `sample_rate`. Not thread-safe: feed one piece at a time.
+    Raises ValueError for an unknown `fmt`.
+    """
+
+    def __init__(self, fmt: str, sample_rate: int) -> None:
+        self.fmt = fmt
+        self.sample_rate = sample_rate
+        if fmt == "pcm":
+            return
+        spec = _FORMATS.get(fmt)
+        if spec is None or spec.container == "mp4":  # MP4 needs a seekable file for its index
+            raise ValueError(f"cannot stream audio format {fmt!r}")
+        self._sink = _Sink()
+        # OGG holds packets up to 1 s per page by default; 20 ms pages let each piece out at once.
+        options = {"page_duration": "20000"} if spec.container == "ogg" else {}
+        self._container = av.open(self._sink, mode="w", format=spec.container, options=options)
+        rate = spec.rate or sample_rate
+        self._stream = self._container.add_stream(spec.codec, rate=rate, layout="mono")
+        if spec.codec == "libopus":
+            self._stream.bit_rate = 32000
+        self._resampler = AudioResampler(format=spec.sample_format, layout="mono", rate=rate)
+        self._closed = False
+
+    def _mux(self, frames: list[av.AudioFrame]) -> None:
+        for f in frames:
+            self._container.mux(self._stream.encode(f))
+
+    def feed(self, samples: np.ndarray) -> bytes:
+        """Encode float32 mono `samples` (shape (n,), at `sample_rate`); returns the bytes ready now."""
+        pcm16 = (np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767.0).astype("<i2")
+        if self.fmt == "pcm":
+            return pcm16.tobytes()
+        if len(pcm16):
+            frame = av.AudioFrame.from_ndarray(pcm16.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = self.sample_rate
+            self._mux(self._resampler.resample(frame))
+        return self._sink.drain()
+
+    def close(self) -> bytes:
+        """Flush the encoder and the muxer; returns the last bytes. Idempotent."""
+        if self.fmt == "pcm" or self._closed:
+            return b""
+        self._closed = True
+        self._mux(self._resampler.resample(None))
+        self._container.mux(self._stream.encode(None))
+        self._container.close()
+        return self._sink.drain()

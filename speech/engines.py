@@ -1,5 +1,5 @@
 """The seams between the HTTP layer and the models: Transcriber / Synthesizer Protocols, their results,
-and `Engines`, which runs the blocking model calls in worker threads behind one bounded limiter.
+and `Engines`, which runs the blocking model calls in worker threads behind a bounded queue.
 
 Implementations: `speech.whisper.WhisperTranscriber`, `speech.kokoro.OnnxSynthesizer` /
 `speech.kokoro.TorchSynthesizer`. Tests or other hosts may pass any object with the same shape.
@@ -8,21 +8,32 @@ Implementations: `speech.whisper.WhisperTranscriber`, `speech.kokoro.OnnxSynthes
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
 import numpy as np
+from opentelemetry import trace
 
-from speech import audio
+from speech import audio, metrics
+from speech.guards import HallucinationGuard
+from speech.models import ModelRegistry, UnknownModel
+from speech.text import sentences, speakable
 
 log = logging.getLogger(__name__)
 
 WHISPER_RATE = 16000
 """Sample rate (Hz) every Transcriber takes."""
+
+OPENAI_STT_MODELS = frozenset({"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize"})
+"""OpenAI transcription model names: all mean the configured default Whisper model."""
+
+VoiceMix = tuple[tuple[str, float], ...]
+"""Native voice names with weights summing to 1, e.g. (("jf_alpha", 0.667), ("jf_nezumi", 0.333))."""
 
 
 class EngineInputError(ValueError):
@@ -36,25 +47,52 @@ class EngineInputError(ValueError):
         self.param = param
 
 
+class Busy(RuntimeError):
+    """The model queue is full; the client should retry after `retry_after` seconds (→ 503)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("The speech service is busy; retry shortly.")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word with `start`/`end` in seconds and Whisper's `probability`."""
+
+    word: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
 @dataclass(frozen=True)
 class Segment:
-    """One transcribed stretch: `start`/`end` in seconds from the start of the audio."""
+    """One transcribed stretch: `start`/`end` in seconds from the start of the audio, plus Whisper's
+    decoding scores (OpenAI's verbose_json segment fields)."""
 
     id: int
     start: float
     end: float
     text: str
+    seek: int = 0
+    tokens: tuple[int, ...] = ()
+    temperature: float = 0.0
+    avg_logprob: float = 0.0
+    compression_ratio: float = 1.0
+    no_speech_prob: float = 0.0
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)
 class Transcript:
     """A transcription: `text` joined from `segments`, detected or given `language` (ISO 639-1),
-    `duration` of the input audio in seconds."""
+    `duration` of the input audio in seconds, `task` "transcribe" or "translate"."""
 
     text: str
     language: str
     duration: float
     segments: tuple[Segment, ...] = ()
+    task: str = "transcribe"
 
 
 @dataclass(frozen=True)
@@ -70,24 +108,30 @@ class Speech:
         return len(self.samples) / self.sample_rate
 
 
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """What a transcription request asks for; `model` None means the default."""
+
+    model: str | None = None
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+    task: Literal["transcribe", "translate"] = "transcribe"
+    word_timestamps: bool = False
+
+
 @runtime_checkable
 class Transcriber(Protocol):
     """Speech to text. Blocking and CPU/GPU-bound: call from a worker thread."""
 
     name: str
-    """The model's name, for logs and /health."""
+    """The model's name, for logs and /v1/models."""
 
-    def transcribe(
-        self,
-        samples: np.ndarray,
-        *,
-        language: str | None = None,
-        prompt: str | None = None,
-        temperature: float | None = None,
-    ) -> Transcript:
-        """Transcribe float32 mono `samples` at 16 kHz. `language` None means detect.
+    def start(self, samples: np.ndarray, options: TranscribeOptions) -> tuple[str, Iterator[Segment]]:
+        """Begin transcribing float32 mono `samples` at 16 kHz: returns the (given or detected)
+        language and a lazy iterator that decodes one segment per `next()` (each call blocks).
 
-        Raises EngineInputError for an unusable `language`.
+        Raises EngineInputError for an unusable `language` or `task` (param names the field).
         """
         ...
 
@@ -103,88 +147,215 @@ class Synthesizer(Protocol):
     default_voice: str
     """Native voice used when a request names none."""
 
-    def synthesize(self, text: str, *, voice: str, speed: float = 1.0) -> Speech:
-        """Speak `text` with native `voice` at `speed` (1.0 normal).
+    def synthesize(self, text: str, *, voice: VoiceMix, speed: float = 1.0) -> Speech:
+        """Speak `text` with the weighted `voice` mix at `speed` (1.0 normal).
 
         Raises EngineInputError when `text` has nothing speakable.
         """
         ...
 
 
-def resolve_voice(synthesizer: Synthesizer, name: str | None) -> str:
-    """The native voice for a request's `voice`: a native name, an OpenAI alias, or None → default.
+_MIX_PART = re.compile(r"^\s*([\w.-]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
-    Case-insensitive. Raises EngineInputError(param="voice") for an unknown name.
+
+def resolve_voice(synthesizer: Synthesizer, name: str | None) -> VoiceMix:
+    """The weighted native voices for a request's `voice`.
+
+    Accepts a native name, an OpenAI alias, None (→ default) or a mix "jf_alpha(2)+jf_nezumi(1)"
+    (weights default to 1, normalized to sum 1). Case-insensitive.
+    Raises EngineInputError(param="voice") for an unknown name or a malformed mix.
     """
-    if not name:
-        return synthesizer.default_voice
-    key = name.strip().lower()
-    if key in synthesizer.voices:
-        return key
-    if key in synthesizer.aliases:
-        return synthesizer.aliases[key]
-    known = ", ".join([*synthesizer.voices, *synthesizer.aliases])
-    raise EngineInputError(f"Unknown voice {name!r}; available: {known}.", param="voice")
+    if not name or not name.strip():
+        return ((synthesizer.default_voice, 1.0),)
+    parts: list[tuple[str, float]] = []
+    for part in name.split("+"):
+        m = _MIX_PART.match(part)
+        if m is None:
+            raise EngineInputError(
+                f"Malformed voice {name!r}; expected e.g. 'jf_alpha(2)+jf_nezumi(1)'.", param="voice"
+            )
+        key, weight = m.group(1).lower(), float(m.group(2) or 1)
+        native = key if key in synthesizer.voices else synthesizer.aliases.get(key)
+        if native is None:
+            known = ", ".join([*synthesizer.voices, *synthesizer.aliases])
+            raise EngineInputError(f"Unknown voice {m.group(1)!r}; available: {known}.", param="voice")
+        parts.append((native, weight))
+    total = sum(w for _, w in parts)
+    if total <= 0:
+        raise EngineInputError(f"Voice weights in {name!r} must add up to more than 0.", param="voice")
+    return tuple((n, w / total) for n, w in parts)
+
+
+@dataclass
+class Ticket:
+    """A place in the model queue; `release()` is idempotent, so streams can release it twice."""
+
+    engines: Engines
+    released: bool = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.engines.pending -= 1
+            metrics.QUEUE_DEPTH.set(self.engines.pending)
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
 
 
 @dataclass
 class Engines:
-    """The loaded models plus the limiter that bounds concurrent model calls; stored on `app.state`.
+    """The model registries plus the bounded queue in front of them; stored on `app.state`.
 
-    The async methods never block the event loop: decoding, inference and encoding run in threads.
+    At most `max_concurrency` model calls run at once (in worker threads); at most `max_queue`
+    more requests wait; beyond that `admit` raises Busy. The async methods never block the loop.
     """
 
-    transcriber: Transcriber
-    synthesizer: Synthesizer
+    transcribers: ModelRegistry[Transcriber]
+    synthesizers: ModelRegistry[Synthesizer]
+    default_model: str
     max_concurrency: int = 1
+    max_queue: int = 8
+    retry_after_s: int = 2
+    guard: HallucinationGuard = field(default_factory=HallucinationGuard)
+    tracer: trace.Tracer = field(default_factory=lambda: trace.get_tracer("speech"))
+    pending: int = 0
     limiter: anyio.CapacityLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = anyio.CapacityLimiter(self.max_concurrency)
 
-    async def transcribe(
-        self,
-        data: bytes,
-        *,
-        language: str | None = None,
-        prompt: str | None = None,
-        temperature: float | None = None,
-    ) -> Transcript:
-        """Decode `data` (any container FFmpeg reads) and transcribe it.
+    def admit(self) -> Ticket:
+        """A place in the queue, or Busy when `max_concurrency + max_queue` requests are in already."""
+        if self.pending >= self.max_concurrency + self.max_queue:
+            metrics.REJECTED.inc()
+            raise Busy(self.retry_after_s)
+        self.pending += 1
+        metrics.QUEUE_DEPTH.set(self.pending)
+        return Ticket(self)
 
-        Raises audio.AudioDecodeError for undecodable bytes, EngineInputError for bad options.
+    def model_name(self, requested: str | None) -> str:
+        """The configured Whisper model for a request's `model` (OpenAI names → the default).
+
+        Raises EngineInputError(param="model") for a name that is not configured.
         """
+        if not requested or requested in OPENAI_STT_MODELS:
+            return self.default_model
+        if requested in self.transcribers.names:
+            return requested
+        known = ", ".join([*self.transcribers.names, *sorted(OPENAI_STT_MODELS)])
+        raise EngineInputError(f"Unknown model {requested!r}; available: {known}.", param="model")
+
+    async def synthesizer(self) -> Synthesizer:
+        """The (only) configured synthesizer, loaded if needed."""
+        return await self.synthesizers.get(self.synthesizers.names[0])
+
+    async def transcribe_stream(
+        self, data: bytes, options: TranscribeOptions
+    ) -> AsyncIterator[Segment | Transcript]:
+        """Decode `data` and yield each kept Segment as Whisper decodes it, then the Transcript.
+
+        Hallucinated segments (see speech.guards) are dropped; ids are renumbered 0… over kept ones.
+        Raises audio.AudioDecodeError for undecodable bytes, EngineInputError for bad options —
+        both before the first yield.
+        """
+        name = self.model_name(options.model)
         samples = await anyio.to_thread.run_sync(audio.decode, data, WHISPER_RATE)
+        duration = round(len(samples) / WHISPER_RATE, 3)
         if not len(samples):
-            return Transcript(text="", language=language or "", duration=0.0)
-
-        def run() -> Transcript:
-            return self.transcriber.transcribe(samples, language=language, prompt=prompt, temperature=temperature)
-
-        start = time.perf_counter()
-        result = await anyio.to_thread.run_sync(run, limiter=self.limiter)
-        elapsed = time.perf_counter() - start
-        log.info(
-            "transcribed %.2f s of audio in %.2f s (RTF %.2f, %.1fx real time)",
-            result.duration, elapsed, elapsed / max(result.duration, 1e-6), result.duration / max(elapsed, 1e-6),
+            yield Transcript("", options.language or "", 0.0, task=options.task)
+            return
+        model = await self.transcribers.get(name)
+        self.transcribers.acquire(name)
+        guard = HallucinationGuard(
+            self.guard.no_speech_threshold, self.guard.logprob_threshold, self.guard.compression_ratio_threshold
         )
-        return result
+        kept: list[Segment] = []
+        start = time.perf_counter()
+        # Not a "current" span: this generator may be resumed from another task's context.
+        span = self.tracer.start_span(
+            "speech.transcribe", attributes={"model": name, "audio.seconds": duration, "task": options.task}
+        )
+        try:
+            language, segments = await anyio.to_thread.run_sync(model.start, samples, options, limiter=self.limiter)
+            done = object()
+            while (seg := await anyio.to_thread.run_sync(next, segments, done, limiter=self.limiter)) is not done:
+                assert isinstance(seg, Segment)
+                if (ok := guard.check(seg)) is None:
+                    log.info("dropped segment %r as hallucination (%s)", seg.text, guard.reason(seg) or "repeat")
+                    continue
+                ok = _renumber(ok, len(kept))
+                kept.append(ok)
+                yield ok
+        finally:
+            self.transcribers.release(name)
+            span.end()
+        elapsed = time.perf_counter() - start
+        metrics.observe("stt", name, duration, elapsed)
+        log.info(
+            "transcribed %.2f s with %s in %.2f s (%.1fx real time)", duration, name, elapsed, duration / max(elapsed, 1e-6)
+        )
+        text = " ".join(s.text for s in kept if s.text)
+        yield Transcript(text, language, duration, tuple(kept), task=options.task)
 
-    async def speak(self, text: str, *, voice: str | None, speed: float, fmt: str) -> bytes:
-        """Synthesize `text` with `voice` (native, OpenAI alias, or None) and encode as `fmt`.
+    async def transcribe(self, data: bytes, options: TranscribeOptions) -> Transcript:
+        """The whole Transcript of `data` (see `transcribe_stream`)."""
+        async for item in self.transcribe_stream(data, options):
+            if isinstance(item, Transcript):
+                return item
+        raise AssertionError("transcribe_stream ended without a Transcript")
 
-        Raises EngineInputError for an unknown voice or unspeakable text.
+    async def plan_speech(self, text: str, voice: str | None) -> tuple[Synthesizer, VoiceMix, list[str]]:
+        """Resolve `voice` and cut the speakable part of `text` into sentences.
+
+        Raises EngineInputError for an unknown voice (param "voice") or nothing to speak ("input").
         """
-        native = resolve_voice(self.synthesizer, voice)
+        synth = await self.synthesizer()
+        mix = resolve_voice(synth, voice)
+        pieces = sentences(speakable(text))
+        if not pieces:
+            raise EngineInputError("input has nothing to speak (only markup, code, links or emoji).", param="input")
+        return synth, mix, pieces
 
-        def run() -> Speech:
-            return self.synthesizer.synthesize(text, voice=native, speed=speed)
+    async def speak_stream(
+        self, synth: Synthesizer, mix: VoiceMix, pieces: list[str], *, speed: float, fmt: str
+    ) -> AsyncIterator[bytes]:
+        """Synthesize `pieces` one by one and yield the encoded bytes of each as soon as it is ready.
 
-        start = time.perf_counter()
-        speech = await anyio.to_thread.run_sync(run, limiter=self.limiter)
-        elapsed = time.perf_counter() - start
-        log.info(
-            "synthesized %.2f s of audio (%d chars, %s) in %.2f s (RTF %.2f)",
-            speech.duration, len(text), native, elapsed, elapsed / max(speech.duration, 1e-6),
-        )
-        return await anyio.to_thread.run_sync(audio.encode, speech.samples, speech.sample_rate, fmt)
+        The chunks form one continuous `fmt` stream (audio.StreamEncoder). A piece other than the
+        first that cannot be spoken is skipped (logged); the first raises EngineInputError.
+        """
+        encoder: audio.StreamEncoder | None = None
+        voice_name = "+".join(f"{n}({w:.2f})" for n, w in mix)
+        try:
+            for i, piece in enumerate(pieces):
+                start = time.perf_counter()
+                with self.tracer.start_as_current_span(
+                    "speech.synthesize", attributes={"voice": voice_name, "chars": len(piece)}
+                ):
+                    try:
+                        speech = await anyio.to_thread.run_sync(
+                            lambda p=piece: synth.synthesize(p, voice=mix, speed=speed), limiter=self.limiter
+                        )
+                    except EngineInputError:
+                        if i == 0:
+                            raise
+                        log.warning("skipped unspeakable sentence %r", piece)
+                        continue
+                elapsed = time.perf_counter() - start
+                metrics.observe("tts", "kokoro", speech.duration, elapsed)
+                encoder = encoder or audio.StreamEncoder(fmt, speech.sample_rate)
+                if chunk := await anyio.to_thread.run_sync(encoder.feed, speech.samples):
+                    yield chunk
+            if encoder is not None and (tail := await anyio.to_thread.run_sync(encoder.close)):
+                yield tail
+        finally:
+            if encoder is not None:
+                encoder.close()  # no-op after a normal end; frees FFmpeg state when the client went away
+
+
+def _renumber(seg: Segment, i: int) -> Segment:
+    return seg if seg.id == i else replace(seg, id=i)

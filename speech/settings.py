@@ -19,7 +19,14 @@ class SpeechSettings(BaseSettings):
     """TCP port to listen on."""
 
     whisper_model: str = "base"
-    """"base" and "tiny.en" load from the offline PyPI packages; anything else is a faster-whisper id or path."""
+    """Default Whisper model (also used for OpenAI names such as "whisper-1"). "base" and "tiny.en" load
+    from the offline PyPI packages; anything else is a faster-whisper id or path."""
+    whisper_models: list[str] = ["base", "tiny.en"]
+    """Whisper models a request may pick by `model` (JSON list in the env); the default is always added."""
+    preload: list[str] | None = None
+    """Models loaded at startup (JSON list); None: the default Whisper model. Others load on first use."""
+    model_ttl_s: float = 300.0
+    """Seconds a model that was not preloaded may stay idle before it is unloaded; < 0 never."""
     device: str = "cpu"
     """faster-whisper (and torch Kokoro) device: "cpu", "cuda" or "auto"."""
     compute_type: str = "int8"
@@ -30,6 +37,13 @@ class SpeechSettings(BaseSettings):
     """Whisper beam size; 1 is greedy and faster."""
     vad_filter: bool = True
     """Skip silence with faster-whisper's Silero VAD before transcribing."""
+    no_speech_threshold: float = 0.6
+    """A segment whose no-speech probability is above this and whose avg_logprob is below
+    `logprob_threshold` is dropped as a hallucination."""
+    logprob_threshold: float = -1.0
+    """See `no_speech_threshold`; Whisper's own default."""
+    compression_ratio_threshold: float = 2.4
+    """Segments whose gzip compression ratio is above this (repetition loops) are dropped."""
     language: str | None = None
     """Language (ISO 639-1, e.g. "en") assumed when a request gives none; None detects it per request."""
 
@@ -39,9 +53,16 @@ class SpeechSettings(BaseSettings):
     """Voice (native or OpenAI name) when a request names none; None: jf_alpha (onnx), af_heart (torch)."""
     tts_lang: str = "en-us"
     """Language Kokoro speaks (espeak-ng code for onnx; "en-us" → KPipeline lang "a" for torch)."""
+    tts_threads: int = 1
+    """onnxruntime threads per Kokoro call (onnx backend); 0: one per core. On the shared 2-core box,
+    1 thread without spinning measured RTF 0.95 vs 1.6 for onnxruntime's defaults (`june bench speech`)."""
 
     max_concurrency: int = 1
     """Model calls (transcribe or synthesize) running at once; more wait. 1 suits 2 CPU cores."""
+    max_queue: int = 8
+    """Requests that may wait for a model slot; beyond `max_concurrency + max_queue` → 503 + Retry-After."""
+    retry_after_s: int = 2
+    """Retry-After (seconds) sent with a 503 when the queue is full."""
     max_upload_bytes: int = 25 * 1024 * 1024
     """Largest accepted audio upload, as OpenAI's 25 MB; larger gets 413."""
     max_input_chars: int = 4096

@@ -12,14 +12,16 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-from speech.engines import EngineInputError, Segment, Transcript
+from speech.engines import EngineInputError, Segment, TranscribeOptions, Word
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,9 @@ class WhisperTranscriber:
         cpu_threads: int = 0,
         beam_size: int = 5,
         vad_filter: bool = True,
+        no_speech_threshold: float = 0.6,
+        logprob_threshold: float = -1.0,
+        compression_ratio_threshold: float = 2.4,
         cache_dir: Path | None = None,
     ) -> None:
         start = time.perf_counter()
@@ -102,38 +107,51 @@ class WhisperTranscriber:
         )
         self._beam_size = beam_size
         self._vad_filter = vad_filter
+        self._thresholds = {
+            "no_speech_threshold": no_speech_threshold,
+            "log_prob_threshold": logprob_threshold,
+            "compression_ratio_threshold": compression_ratio_threshold,
+        }
+        self.multilingual: bool = self._model.model.is_multilingual
         self.languages: tuple[str, ...] = tuple(self._model.supported_languages)
-        log.info(
-            "loaded whisper %r (%s, %s) in %.2f s", model, device, compute_type, time.perf_counter() - start
-        )
+        log.info("loaded whisper %r (%s, %s) in %.2f s", model, device, compute_type, time.perf_counter() - start)
 
-    def transcribe(
-        self,
-        samples: np.ndarray,
-        *,
-        language: str | None = None,
-        prompt: str | None = None,
-        temperature: float | None = None,
-    ) -> Transcript:
-        """See `speech.engines.Transcriber.transcribe`; `samples` float32 mono 16 kHz, shape (n,)."""
-        if language:
-            language = language.strip().lower()
-            if language not in _LANGUAGE_CODES or language not in self.languages:
-                raise EngineInputError(
-                    f"Unsupported language {language!r} for whisper {self.name!r}.", param="language"
-                )
+    def start(self, samples: np.ndarray, options: TranscribeOptions) -> tuple[str, Iterator[Segment]]:
+        """See `speech.engines.Transcriber.start`; `samples` float32 mono 16 kHz, shape (n,)."""
+        language = (options.language or "").strip().lower() or None
+        if language and (language not in _LANGUAGE_CODES or language not in self.languages):
+            raise EngineInputError(f"Unsupported language {language!r} for whisper {self.name!r}.", param="language")
+        if options.task == "translate" and not self.multilingual:
+            raise EngineInputError(f"Whisper {self.name!r} is English-only and cannot translate.", param="model")
+        temperature = options.temperature
         segments, info = self._model.transcribe(
             samples,
-            language=language or None,
-            initial_prompt=prompt or None,
+            language=language,
+            task=options.task,
+            initial_prompt=options.prompt or None,
             temperature=[temperature] if temperature else list(_FALLBACK_TEMPERATURES),
             beam_size=self._beam_size,
             vad_filter=self._vad_filter,
+            word_timestamps=options.word_timestamps,
+            **self._thresholds,
         )
-        segs = tuple(Segment(i, round(s.start, 3), round(s.end, 3), s.text.strip()) for i, s in enumerate(segments))
-        return Transcript(
-            text=" ".join(s.text for s in segs if s.text),
-            language=info.language,
-            duration=round(len(samples) / 16000, 3),
-            segments=segs,
-        )
+        return info.language, (_segment(i, s) for i, s in enumerate(segments))
+
+
+def _segment(i: int, s: Any) -> Segment:
+    words = tuple(
+        Word(w.word.strip(), round(w.start, 3), round(w.end, 3), round(w.probability, 4)) for w in (s.words or ())
+    )
+    return Segment(
+        id=i,
+        start=round(s.start, 3),
+        end=round(s.end, 3),
+        text=s.text.strip(),
+        seek=int(s.seek),
+        tokens=tuple(s.tokens),
+        temperature=float(s.temperature or 0.0),
+        avg_logprob=float(s.avg_logprob),
+        compression_ratio=float(s.compression_ratio),
+        no_speech_prob=float(s.no_speech_prob),
+        words=words,
+    )

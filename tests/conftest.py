@@ -71,7 +71,7 @@ def speech_url(logs_dir: Path) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"JUNE_SPEECH_HOST": "127.0.0.1", "JUNE_SPEECH_PORT": str(port)}
-    with run_service("speech", ["-m", "speech"], env, f"{url}/health", logs_dir, timeout=180):
+    with run_service("speech", ["-m", "speech"], env, f"{url}/ready", logs_dir, timeout=180):
         yield url
 
 

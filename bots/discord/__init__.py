@@ -1,1 +1,1 @@
-"""Discord bot (nextcord): a later issue; it will reuse bots.pipeline like the Telegram bot."""
+"""Discord bot (nextcord): `python -m bots.discord`."""

@@ -1,20 +1,36 @@
-"""`python -m bots.telegram`: June on Telegram, long polling (settings from JUNE_BOT_* / JUNE_TELEGRAM_*)."""
+"""`python -m bots.telegram`: June on Telegram (settings from JUNE_BOT_* / JUNE_TELEGRAM_*).
+
+Long polling by default; with JUNE_TELEGRAM_WEBHOOK_URL set, a webhook instead: Telegram POSTs
+updates to `webhook_path` on the bot's HTTP port, and each request must carry the secret token
+(``X-Telegram-Bot-Api-Secret-Token``, checked by aiogram's SimpleRequestHandler; others get 401).
+The same port serves ``/health`` and ``/metrics``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
 
-from bots.history import ChatHistory
-from bots.settings import BotSettings, TelegramSettings, create_pipeline
-from bots.telegram.handlers import COMMANDS, create_dispatcher
+from bots.conversation import Conversations
+from bots.settings import BotSettings, TelegramSettings, create_conversations, create_pipeline, create_store
+from bots.status import BotMetrics, create_metrics, create_status_app, start_site
+from bots.telegram.handlers import COMMANDS, MediaLimits, create_dispatcher
+from june import observability
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 30.0
+"""Seconds webhook mode waits at shutdown for updates still being answered."""
 
 
 def create_bot(settings: TelegramSettings) -> Bot:
@@ -26,25 +42,99 @@ def create_bot(settings: TelegramSettings) -> Bot:
     return Bot(settings.token.get_secret_value(), session=session)
 
 
-async def serve(bot: Bot, dispatcher: Dispatcher, telegram: TelegramSettings, *, handle_signals: bool = True) -> None:
-    """Register the commands and long-poll until `dispatcher.stop_polling()` or a signal; closes `bot`'s session."""
+@dataclass
+class TelegramBot:
+    """Everything one running bot is made of (tests reach into it)."""
+
+    bot: Bot
+    dispatcher: Dispatcher
+    conversations: Conversations
+    metrics: BotMetrics
+    app: web.Application
+
+
+@asynccontextmanager
+async def build(
+    bot_settings: BotSettings, telegram: TelegramSettings, *, telemetry: observability.Telemetry | None = None
+) -> AsyncIterator[TelegramBot]:
+    """The bot and what it owns (gateway client, Redis connection), closed on exit."""
+    telemetry = telemetry or observability.setup("telegram")
+    redis = None
+    if bot_settings.redis_url:
+        import redis.asyncio as aioredis
+
+        redis = aioredis.from_url(bot_settings.redis_url)
+    async with httpx.AsyncClient(timeout=bot_settings.request_timeout) as http:
+        telemetry.instrument(http)
+        metrics = create_metrics("telegram")
+        conversations = create_conversations(
+            bot_settings,
+            create_pipeline(bot_settings, http),
+            create_store(bot_settings, redis),
+            metrics,
+            telemetry.tracer("bots.telegram"),
+        )
+        limits = MediaLimits(telegram.max_voice_seconds, telegram.max_file_bytes)
+        try:
+            yield TelegramBot(
+                create_bot(telegram), create_dispatcher(conversations, limits), conversations, metrics,
+                create_status_app(metrics),
+            )
+        finally:
+            if redis is not None:
+                await redis.aclose()
+
+
+async def serve(june: TelegramBot, telegram: TelegramSettings, *, handle_signals: bool = True) -> None:
+    """Register the commands, start the HTTP port, then poll (or take webhooks) until stopped.
+
+    Polling stops on `dispatcher.stop_polling()` or a signal; webhook mode runs until cancelled.
+    Closes the bot's session and the HTTP port.
+    """
+    bot, dispatcher = june.bot, june.dispatcher
+    webhook = telegram.webhook_url is not None
+    runner: web.AppRunner | None = None
+    handler: SimpleRequestHandler | None = None
     try:
-        # Polling and a webhook exclude each other: drop any webhook left from another deployment.
-        await bot.delete_webhook(drop_pending_updates=telegram.drop_pending_updates)
         await bot.set_my_commands(COMMANDS)
-    except BaseException:
-        await bot.session.close()  # start_polling closes it otherwise
-        raise
-    log.info("polling Telegram%s", f" via {telegram.api_server}" if telegram.api_server else "")
-    await dispatcher.start_polling(bot, polling_timeout=telegram.polling_timeout, handle_signals=handle_signals)
+        if webhook:
+            secret = telegram.webhook_secret.get_secret_value() if telegram.webhook_secret else None
+            handler = SimpleRequestHandler(dispatcher, bot, secret_token=secret)
+            handler.register(june.app, path=telegram.webhook_path)
+            setup_application(june.app, dispatcher, bot=bot)
+        else:
+            # Polling and a webhook exclude each other: drop any webhook left from another deployment.
+            await bot.delete_webhook(drop_pending_updates=telegram.drop_pending_updates)
+        if webhook or telegram.port:
+            runner = await start_site(june.app, telegram.host, telegram.port)
+        if webhook:
+            await bot.set_webhook(
+                telegram.webhook_url,  # type: ignore[arg-type]
+                secret_token=secret,
+                drop_pending_updates=telegram.drop_pending_updates,
+                allowed_updates=dispatcher.resolve_used_update_types(),
+            )
+            log.info("taking webhooks at %s", telegram.webhook_url)
+            await asyncio.Event().wait()  # until cancelled; the app's shutdown closes the session
+        else:
+            log.info("polling Telegram%s", f" via {telegram.api_server}" if telegram.api_server else "")
+            await dispatcher.start_polling(bot, polling_timeout=telegram.polling_timeout, handle_signals=handle_signals)
+    finally:
+        if handler is not None:
+            # Updates are answered in the background (Telegram gets its 200 at once): let the ones
+            # in flight finish before the session closes, so none is dropped at shutdown.
+            pending = getattr(handler, "_background_feed_update_tasks", set())
+            if pending:
+                await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+        if runner is not None:
+            await runner.cleanup()
+        await bot.session.close()
 
 
 async def run(bot_settings: BotSettings, telegram: TelegramSettings) -> None:
     """Build everything from settings and serve until a signal; closes what it opened."""
-    bot = create_bot(telegram)
-    async with httpx.AsyncClient(timeout=bot_settings.request_timeout) as http:
-        pipeline = create_pipeline(bot_settings, http)
-        await serve(bot, create_dispatcher(pipeline, ChatHistory(bot_settings.history_turns)), telegram)
+    async with build(bot_settings, telegram) as june:
+        await serve(june, telegram)
 
 
 def main() -> None:

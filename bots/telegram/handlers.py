@@ -1,114 +1,179 @@
-"""Telegram handlers (aiogram 3): one Router; each handler parses, calls the pipeline, replies.
+"""Telegram handlers (aiogram 3): one Router; each handler parses, calls the shared core, replies.
 
-The pipeline and history reach handlers through the dispatcher's workflow data
-(``Dispatcher(pipeline=..., history=...)``), so tests build a dispatcher with their own.
-Every failure ends in a friendly message in the chat: PipelineError carries its own
-`user_message`; anything unexpected is logged and answered by the router's error handler.
+The core (`bots.conversation.Conversations`) and the media limits reach handlers through the
+dispatcher's workflow data (``Dispatcher(conversations=..., limits=...)``), so tests build a
+dispatcher with their own. Every update ends in a message in the chat: the core turns pipeline
+trouble into an apology, and anything a handler did not expect (a Telegram error, a failed
+upload) is answered by the router's error handler.
+
+Chat keys are ``"telegram:<chat id>"``; per-chat preferences: ``voice`` ("on": text messages are
+answered with voice too) and ``captions`` ("off": voice replies come without the transcript/reply
+text).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiogram import Bot, Dispatcher, F, Router
-from aiogram.filters import Command, CommandStart
-from aiogram.types import BotCommand, BufferedInputFile, ErrorEvent, Message
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import Audio, BotCommand, BufferedInputFile, ErrorEvent, Message, VideoNote, Voice
 from aiogram.utils.chat_action import ChatActionSender
 
-from bots.history import ChatHistory
-from bots.pipeline import PipelineError, VoicePipeline
+from bots.conversation import UNEXPECTED, Conversations, Reply
+from bots.text import split_message
 
 log = logging.getLogger(__name__)
 
 GREETING = (
     "Hi, I'm June. Send me a voice message and I'll answer out loud, or just type. "
-    "/reset makes me forget our conversation."
+    "/help lists what else I can do."
+)
+HELP = (
+    "Send a voice message, an audio file or a video note and I'll answer with a voice message; "
+    "type and I'll type back.\n"
+    "/voice on|off: also answer text messages out loud\n"
+    "/captions on|off: show what I heard and said under voice replies\n"
+    "/reset: forget our conversation\n"
+    "/status: how my speech and language model are doing"
 )
 UNSUPPORTED = "I understand voice and text messages only."
-UNEXPECTED = "Sorry, something went wrong on my side. Please try again."
+TOO_LONG = "That recording is too long for me (at most {seconds} seconds). Could you send a shorter one?"
+TOO_BIG = "That file is too big for me (at most {mb} MB). Could you send a smaller one?"
+ON_OFF = "Use /{command} on or /{command} off."
 
 COMMANDS = [
     BotCommand(command="start", description="What June does"),
+    BotCommand(command="help", description="How to talk to June"),
     BotCommand(command="reset", description="Forget this conversation"),
+    BotCommand(command="voice", description="on|off: answer text messages out loud too"),
+    BotCommand(command="captions", description="on|off: transcript under voice replies"),
+    BotCommand(command="status", description="Health of speech and the language model"),
 ]
 
 # Telegram's limits: 4096 characters per text message, 1024 per media caption.
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
+ACTION_INTERVAL = 4.0  # seconds; a chat action shows for ~5 s, so refresh a little sooner
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Longest recording (seconds) and largest file (bytes) the bot processes."""
+
+    max_seconds: int
+    max_bytes: int
 
 
 def create_router() -> Router:
     """A fresh Router with June's handlers (a Router can join only one Dispatcher)."""
     router = Router(name="june")
     router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
     router.message.register(reset, Command("reset"))
-    router.message.register(voice_message, F.voice)
+    router.message.register(toggle, Command("voice", "captions"))
+    router.message.register(status, Command("status"))
+    router.message.register(media_message, F.voice | F.audio | F.video_note)
     router.message.register(text_message, F.text)
     router.message.register(unsupported_message)
     router.errors.register(unexpected_error)
     return router
 
 
-def create_dispatcher(pipeline: VoicePipeline, history: ChatHistory) -> Dispatcher:
-    """A Dispatcher with June's router; handlers receive `pipeline` and `history` as arguments."""
-    dispatcher = Dispatcher(pipeline=pipeline, history=history)
+def create_dispatcher(conversations: Conversations, limits: MediaLimits) -> Dispatcher:
+    """A Dispatcher with June's router; handlers receive `conversations` and `limits` as arguments."""
+    dispatcher = Dispatcher(conversations=conversations, limits=limits)
     dispatcher.include_router(create_router())
     return dispatcher
+
+
+def chat_key(message: Message) -> str:
+    return f"telegram:{message.chat.id}"
+
+
+def user_key(message: Message) -> str:
+    return str(message.from_user.id if message.from_user else message.chat.id)
 
 
 async def start(message: Message) -> None:
     await message.answer(GREETING)
 
 
-async def reset(message: Message, history: ChatHistory) -> None:
-    history.clear(message.chat.id)
+async def help_(message: Message) -> None:
+    await message.answer(HELP)
+
+
+async def reset(message: Message, conversations: Conversations) -> None:
+    await conversations.reset(chat_key(message))
     await message.answer("Done, I've forgotten our conversation.")
 
 
-async def voice_message(message: Message, bot: Bot, pipeline: VoicePipeline, history: ChatHistory) -> None:
-    """Voice note → transcript → reply → voice note back (captioned with what was heard and said)."""
-    assert message.voice is not None  # guaranteed by the F.voice filter
-    chat_id = message.chat.id
-    try:
-        async with ChatActionSender.record_voice(chat_id=chat_id, bot=bot):
-            downloaded = await bot.download(message.voice)
-            assert downloaded is not None  # a BytesIO when no destination is given
-            result = await pipeline.run_voice(downloaded.read(), history.messages(chat_id))
-    except PipelineError as e:
-        log.warning("voice message in chat %s failed: %s", chat_id, e)
-        await message.answer(e.user_message)
+async def toggle(message: Message, command: CommandObject, conversations: Conversations) -> None:
+    """``/voice on|off`` and ``/captions on|off``: a per-chat preference."""
+    value = (command.args or "").strip().lower()
+    if value not in ("on", "off"):
+        await message.answer(ON_OFF.format(command=command.command))
         return
-    history.add(chat_id, result.transcript, result.reply)
-    assert result.audio is not None  # run_voice always speaks
-    caption = f"“{result.transcript}”\n\n{result.reply}"
-    await message.answer_voice(
-        BufferedInputFile(result.audio, filename="june.ogg"), caption=_clip(caption, CAPTION_LIMIT)
-    )
+    await conversations.set_pref(chat_key(message), command.command, value)
+    await message.answer(f"{command.command.capitalize()} {value}.")
 
 
-async def text_message(message: Message, bot: Bot, pipeline: VoicePipeline, history: ChatHistory) -> None:
-    """Text → text reply (split into Telegram-sized messages)."""
+async def status(message: Message, bot: Bot, conversations: Conversations) -> None:
+    async with ChatActionSender.typing(chat_id=message.chat.id, bot=bot, interval=ACTION_INTERVAL):
+        health = await conversations.health()
+    await message.answer(health.text())
+
+
+async def media_message(message: Message, bot: Bot, conversations: Conversations, limits: MediaLimits) -> None:
+    """Voice note, audio file or video note → transcript → reply → voice note back."""
+    media: Voice | Audio | VideoNote = message.voice or message.audio or message.video_note  # type: ignore[assignment]
+    chat = chat_key(message)
+    if (media.duration or 0) > limits.max_seconds:
+        await _send(message, conversations.refuse("voice", TOO_LONG.format(seconds=limits.max_seconds)))
+        return
+    if (media.file_size or 0) > limits.max_bytes:
+        await _send(message, conversations.refuse("voice", TOO_BIG.format(mb=limits.max_bytes // 2**20)))
+        return
+
+    async def download() -> bytes:
+        data = await bot.download(media)
+        assert data is not None  # a BytesIO when no destination is given
+        return data.read()
+
+    async with ChatActionSender.record_voice(chat_id=message.chat.id, bot=bot, interval=ACTION_INTERVAL):
+        reply = await conversations.voice(chat, user_key(message), download, filename=_filename(message))
+        await _send(message, reply, captions=(await conversations.prefs(chat)).get("captions") != "off")
+
+
+def _filename(message: Message) -> str:
+    """A file name whose extension names the recording's container (voice notes are OGG/Opus)."""
+    if message.video_note:
+        return "video-note.mp4"
+    if message.audio:
+        return message.audio.file_name or "audio.mp3"
+    return "voice.ogg"
+
+
+async def text_message(message: Message, bot: Bot, conversations: Conversations) -> None:
+    """Text → text reply (split into Telegram-sized messages), and a voice note when voice is on."""
     assert message.text is not None  # guaranteed by the F.text filter
-    chat_id = message.chat.id
-    try:
-        async with ChatActionSender.typing(chat_id=chat_id, bot=bot):
-            result = await pipeline.run_text(message.text, history.messages(chat_id))
-    except PipelineError as e:
-        log.warning("text message in chat %s failed: %s", chat_id, e)
-        await message.answer(e.user_message)
-        return
-    history.add(chat_id, result.transcript, result.reply)
-    for start_ in range(0, len(result.reply), TEXT_LIMIT):
-        await message.answer(result.reply[start_ : start_ + TEXT_LIMIT])
+    async with ChatActionSender.typing(chat_id=message.chat.id, bot=bot, interval=ACTION_INTERVAL):
+        reply = await conversations.text(chat_key(message), user_key(message), message.text)
+        await _send(message, reply, captions=False)
 
 
-async def unsupported_message(message: Message) -> None:
-    await message.answer(UNSUPPORTED)
+async def unsupported_message(message: Message, conversations: Conversations) -> None:
+    await message.answer(conversations.refuse("other", UNSUPPORTED).text)
 
 
-async def unexpected_error(event: ErrorEvent) -> None:
-    """Anything a handler did not expect (a failed download, a Telegram error): log it, apologise."""
+async def unexpected_error(event: ErrorEvent, conversations: Conversations) -> None:
+    """Anything a handler did not expect (a Telegram error, a failed upload): log it, count it, apologise."""
     log.exception("unhandled error in update %s", event.update.update_id, exc_info=event.exception)
+    conversations.metrics.count("update", "error")
     message = event.update.message
     if message is not None:
         try:
@@ -117,5 +182,34 @@ async def unexpected_error(event: ErrorEvent) -> None:
             log.exception("could not send the apology for update %s", event.update.update_id)
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+async def _send(message: Message, reply: Reply, *, captions: bool = False) -> None:
+    """Send `reply`: a voice note (captioned, or followed by text when the caption is too long) or text."""
+    if reply.audio is None:
+        await send_text(message, reply.text)
+        return
+    caption = f"“{reply.transcript}”\n\n{reply.text}" if reply.transcript else reply.text
+    fits = len(caption) <= CAPTION_LIMIT
+    await message.answer_voice(
+        BufferedInputFile(reply.audio, filename="june.ogg"),
+        duration=max(1, math.ceil(reply.audio_seconds)),
+        caption=caption if captions and fits else None,
+    )
+    if reply.transcript is None:
+        await send_text(message, reply.text)  # a text message answered out loud: the text too
+    elif captions and not fits:
+        await send_text(message, caption)  # too long for a caption: a follow-up message instead
+
+
+async def send_text(message: Message, text: str) -> None:
+    """`text` in ≤4096-character messages cut at sentence ends; Markdown Telegram can't parse goes plain."""
+    for piece in split_message(text, TEXT_LIMIT):
+        await _markdown_or_plain(lambda mode: message.answer(piece, parse_mode=mode))
+
+
+async def _markdown_or_plain(send: Callable[[str | None], Awaitable[object]]) -> None:
+    try:
+        await send("Markdown")
+    except TelegramBadRequest as e:
+        if "can't parse entities" not in str(e).lower():
+            raise
+        await send(None)

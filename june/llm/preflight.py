@@ -73,6 +73,7 @@ def check_fit(
     settings: LLMSettings,
     *,
     vllm_flavour: Literal["cpu", "cuda"] | None = None,
+    torch_archs: list[str] | None = None,
 ) -> Fit:
     """Whether `preset` can be served with `gpus` (as from detect_gpus) and `settings`.
 
@@ -80,7 +81,8 @@ def check_fit(
     compute capability is below the preset's minimum; less usable GPU memory than weights + KV cache
     for the context length + OVERHEAD_GIB (saying how much is needed, how much is free and what to
     lower); less free memory than gpu_memory_utilization asks for (vLLM would refuse at start);
-    a vLLM build for the other device (`vllm_flavour`, None to skip that check).
+    a vLLM build for the other device (`vllm_flavour`, None to skip that check); a GPU the
+    installed PyTorch has no kernels for (`torch_archs`, from torch.cuda.get_arch_list(); None to skip).
     """
     if preset.device == "cuda" and not gpus:
         return Fit(
@@ -124,6 +126,14 @@ def check_fit(
             f"preset {preset.name} needs CUDA compute capability {need} or newer; {label} has {have}. "
             f"Pick another GPU, or another preset: JUNE_LLM_MODEL={CPU_PRESET} runs anywhere.",
         )
+    if torch_archs is not None and gpu.compute_capability and not arch_supported(gpu.compute_capability, torch_archs):
+        have = ".".join(map(str, gpu.compute_capability))
+        return Fit(
+            False,
+            f"{label} has compute capability {have}, which the installed PyTorch was not built for "
+            f"(its CUDA architectures: {', '.join(torch_archs) or 'none'}). Install a PyTorch/vLLM build "
+            f"for this GPU, or use JUNE_LLM_MODEL={CPU_PRESET}.",
+        )
     kv = kv_cache_gib(preset, max_len)
     need = preset.weights_gib + kv + OVERHEAD_GIB
     budget = gpu.total_gib * settings.gpu_memory_utilization
@@ -160,6 +170,41 @@ def check_fit(
         need,
         usable,
     )
+
+
+def arch_supported(capability: tuple[int, int], archs: list[str]) -> bool:
+    """Whether a GPU of `capability` can run PyTorch built for `archs` (torch.cuda.get_arch_list()).
+
+    "sm_XY" is machine code that runs on capability X.Y and on later minors of the same major
+    (sm_80 runs on 8.6, 8.9); "compute_XY" is PTX that the driver compiles for any capability >= X.Y.
+    Arch-specific variants ("sm_90a", "sm_100a") count as their base.
+    """
+    major, minor = capability
+    for arch in archs:
+        kind, _, digits = arch.partition("_")
+        digits = digits.rstrip("af")
+        if not digits.isdigit() or len(digits) < 2:
+            continue
+        a_major, a_minor = int(digits[:-1]), int(digits[-1])
+        if kind == "sm" and a_major == major and a_minor <= minor:
+            return True
+        if kind == "compute" and (a_major, a_minor) <= (major, minor):
+            return True
+    return False
+
+
+def torch_cuda_archs() -> list[str] | None:
+    """torch.cuda.get_arch_list() of the installed PyTorch; None when torch or its CUDA support is missing.
+
+    Imports torch (a few seconds): call it only when a GPU preset is about to be checked.
+    """
+    try:
+        import torch
+
+        archs = list(torch.cuda.get_arch_list())
+    except Exception:  # noqa: BLE001 - no torch, or a CPU-only build: nothing to check against
+        return None
+    return archs or None
 
 
 def resolve_preset(

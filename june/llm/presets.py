@@ -105,6 +105,22 @@ PRESETS: dict[str, Preset] = {
             description="Qwen3-30B-A3B hybrid thinking, AWQ 4-bit: fits a 24 GB GPU",
         ),
         Preset(
+            name="qwen3-30b-a3b-gptq-int4",
+            # Qwen's own 4-bit checkpoint of the hybrid model (Qwen publishes GPTQ-Int4 and FP8 for
+            # the 30B-A3B MoE, no AWQ); vLLM runs its MoE layers with Marlin kernels: Ampere+.
+            model="Qwen/Qwen3-30B-A3B-GPTQ-Int4",
+            served_model_name="Qwen/Qwen3-30B-A3B-GPTQ-Int4",
+            device="cuda",
+            weights_gib=15.6,  # ~16.7 GB of safetensors
+            kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
+            max_model_len=32768,
+            min_compute_capability=(8, 0),
+            reasoning_parser="qwen3",
+            tool_call_parser="hermes",
+            sampling=_THINKING_SAMPLING,
+            description="Qwen3-30B-A3B hybrid thinking, Qwen's official GPTQ 4-bit: fits a 24 GB GPU",
+        ),
+        Preset(
             name="qwen3-30b-a3b-instruct-2507",
             model="Qwen/Qwen3-30B-A3B-Instruct-2507",
             served_model_name="Qwen/Qwen3-30B-A3B-Instruct-2507",

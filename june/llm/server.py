@@ -24,6 +24,7 @@ from june.llm.preflight import (
     detect_gpus,
     installed_vllm_flavour,
     resolve_preset,
+    torch_cuda_archs,
 )
 from june.llm.presets import Preset, UnknownPreset, get_preset
 from june.llm.settings import LLMSettings
@@ -89,7 +90,8 @@ def prepare(settings: LLMSettings, *, gpus: list[GpuInfo] | None = None) -> tupl
     if gpus is None:
         gpus = [] if explicit is not None and explicit.device == "cpu" else detect_gpus()
     preset = explicit or resolve_preset(settings, gpus, vllm_flavour=flavour)
-    fit = check_fit(preset, gpus, settings, vllm_flavour=flavour)
+    archs = torch_cuda_archs() if preset.device == "cuda" and gpus and flavour == "cuda" else None
+    fit = check_fit(preset, gpus, settings, vllm_flavour=flavour, torch_archs=archs)
     fit.raise_for_misfit()
     log.info("%s", fit.message)
     if preset.offline is not None:

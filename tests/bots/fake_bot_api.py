@@ -2,8 +2,10 @@
 
 Implements what June's bot uses, with the real wire shapes (https://core.telegram.org/bots/api):
 ``POST /bot<token>/<method>`` (form, multipart or JSON body) → ``{"ok": true, "result": ...}`` for
-getMe, deleteWebhook, setMyCommands, getUpdates (long poll with offset confirmation), getFile,
-sendMessage, sendVoice (multipart upload), sendChatAction; and ``GET /file/bot<token>/<file_path>``.
+getMe, deleteWebhook, setWebhook, setMyCommands, getUpdates (long poll with offset confirmation),
+getFile, sendMessage (``parse_mode=Markdown`` with unbalanced ``*``/``_``/backticks fails with
+Telegram's "can't parse entities" 400), sendVoice (multipart upload), sendChatAction; and
+``GET /file/bot<token>/<file_path>``.
 Every method call is recorded as a `Call`; tests enqueue updates and wait for calls.
 """
 
@@ -94,17 +96,35 @@ class FakeBotAPI:
             self._changed.notify_all()
         return update_id
 
-    async def enqueue_voice(self, chat_id: int, ogg: bytes, *, duration: int = 2) -> int:
-        """Queue a voice-message update whose file is `ogg`; returns update_id."""
+    async def enqueue_voice(
+        self, chat_id: int, ogg: bytes, *, duration: int = 2, kind: str = "voice", file_size: int | None = None
+    ) -> int:
+        """Queue a media update (`kind`: "voice", "audio" or "video_note") whose file is `ogg`; returns update_id."""
         file_id = self.add_file(ogg)
-        voice = {
+        media: dict[str, Any] = {
             "file_id": file_id,
             "file_unique_id": f"u{file_id}",
             "duration": duration,
-            "mime_type": "audio/ogg",
-            "file_size": len(ogg),
+            "file_size": len(ogg) if file_size is None else file_size,
         }
-        return await self.enqueue_message(chat_id, voice=voice)
+        if kind == "video_note":
+            media["length"] = 240
+        else:
+            media["mime_type"] = "audio/ogg"
+        return await self.enqueue_message(chat_id, **{kind: media})
+
+    def update(self, chat_id: int, text: str) -> dict[str, Any]:
+        """A text-message update as Telegram would POST it to a webhook (not queued)."""
+        return {
+            "update_id": next(self._update_ids),
+            "message": {
+                "message_id": next(self._message_ids),
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private", "first_name": "Tester"},
+                "from": {"id": chat_id, "is_bot": False, "first_name": "Tester"},
+                "text": text,
+            },
+        }
 
     def calls_to(self, method: str, *, chat_id: int | None = None) -> list[Call]:
         """Recorded calls of `method` (case-insensitive), optionally only those for `chat_id`."""
@@ -176,6 +196,9 @@ class FakeBotAPI:
     async def _m_setmycommands(self, params: dict[str, Any]) -> bool:
         return True
 
+    async def _m_setwebhook(self, params: dict[str, Any]) -> bool:
+        return True
+
     async def _m_sendchataction(self, params: dict[str, Any]) -> bool:
         return True
 
@@ -204,7 +227,12 @@ class FakeBotAPI:
         file_path, data = self.files[file_id]
         return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data), "file_path": file_path}
 
-    async def _m_sendmessage(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def _m_sendmessage(self, params: dict[str, Any]) -> dict[str, Any] | web.Response:
+        text = str(params.get("text", ""))
+        if len(text) > 4096:
+            return _bad_request("message is too long")
+        if str(params.get("parse_mode", "")).lower() == "markdown" and any(text.count(c) % 2 for c in "*_`"):
+            return _bad_request("can't parse entities: Can't find end of the entity starting at byte offset 0")
         return {**self._sent_message(params), "text": str(params.get("text", ""))}
 
     async def _m_sendvoice(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -222,6 +250,10 @@ class FakeBotAPI:
             "chat": {"id": chat_id, "type": "private", "first_name": "Tester"},
             "from": {"id": BOT_ID, "is_bot": True, "first_name": "June"},
         }
+
+
+def _bad_request(description: str) -> web.Response:
+    return web.json_response({"ok": False, "error_code": 400, "description": f"Bad Request: {description}"}, status=400)
 
 
 async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import respx
 
-from bots.history import ChatHistory
-from bots.pipeline import EmptyTranscript, PipelineError, VoicePipeline, speakable, strip_reasoning
+from bots.pipeline import SAMPLE_RATE, EmptyTranscript, PipelineError, VoicePipeline, speakable, strip_reasoning
+from speech.audio import decode, encode
 from tests.bots.conftest import is_ogg_opus, ogg_opus_clip
 from tests.clips import wer
 
@@ -22,19 +25,37 @@ pytestmark = pytest.mark.anyio
 QUESTION = "What is the capital of Germany?"
 
 BASE = "http://gateway.test"
-OGG = b"OggS\x00\x02" + b"\x00" * 22 + b"OpusHead" + b"\x01" * 40
+TONE_SECONDS = 0.5
+# What the speech service answers for response_format="wav": 0.5 s of a 24 kHz tone.
+WAV = encode(0.3 * np.sin(np.linspace(0, 440 * 2 * np.pi * TONE_SECONDS, int(24000 * TONE_SECONDS))), 24000, "wav")
+
+
+def sse(*contents: str, reasoning: str | None = None) -> bytes:
+    """A streamed chat completion: role chunk, optional reasoning chunk, one chunk per content, [DONE]."""
+
+    def chunk(delta: dict) -> bytes:
+        body = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "june-test",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        return f"data: {json.dumps(body)}\n\n".encode()
+
+    parts = [chunk({"role": "assistant", "content": ""})]
+    if reasoning:
+        parts.append(chunk({"reasoning_content": reasoning, "reasoning": reasoning}))
+    parts += [chunk({"content": c}) for c in contents]
+    return b"".join(parts) + b"data: [DONE]\n\n"
 
 
 def completion(content: str | None, **message_extra: object) -> dict:
+    """A non-streamed chat completion body (what other tests' fakes may still answer)."""
     return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "june-test",
-        "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content, **message_extra}}
-        ],
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "june-test",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content, **message_extra}}],
     }
+
+
+def stream_response(content: bytes) -> httpx.Response:
+    return httpx.Response(200, content=content, headers={"content-type": "text/event-stream"})
 
 
 @pytest.fixture
@@ -45,8 +66,8 @@ def gateway():
         router.post("/v1/audio/transcriptions", name="stt").respond(
             json={"text": " What is the capital of France? ", "language": "en", "duration": 2.1}
         )
-        router.post("/v1/chat/completions", name="chat").respond(json=completion("Paris."))
-        router.post("/v1/audio/speech", name="tts").respond(content=OGG, headers={"content-type": "audio/ogg"})
+        router.post("/v1/chat/completions", name="chat").return_value = stream_response(sse("Paris."))
+        router.post("/v1/audio/speech", name="tts").respond(content=WAV, headers={"content-type": "audio/wav"})
         yield router
 
 
@@ -64,50 +85,102 @@ def sent_json(route: respx.Route, n: int = -1) -> dict:
     return json.loads(route.calls[n].request.content)
 
 
+def history_of(*turns: tuple[str, str]) -> list[dict[str, str]]:
+    return [m for u, a in turns for m in ({"role": "user", "content": u}, {"role": "assistant", "content": a})]
+
+
 async def test_voice_exchange_transcribes_chats_and_speaks(gateway, http):
     result = await make_pipeline(http, system_prompt="Be brief.").run_voice(b"OggS-voice", [])
 
     assert result.transcript == "What is the capital of France?"
     assert result.reply == "Paris."
-    assert result.audio == OGG
+    assert result.audio is not None and is_ogg_opus(result.audio)
+    assert result.audio_seconds == pytest.approx(TONE_SECONDS, abs=0.05)
+    assert len(decode(result.audio, SAMPLE_RATE)) / SAMPLE_RATE == pytest.approx(TONE_SECONDS, abs=0.05)
     stt_request = gateway["stt"].calls.last.request
     assert b"OggS-voice" in stt_request.content and b'name="file"' in stt_request.content
     chat = sent_json(gateway["chat"])
-    assert chat["model"] == "june-test"  # first id from /v1/models
+    assert chat["model"] == "june-test" and chat["stream"] is True  # first id from /v1/models
     assert chat["messages"] == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "What is the capital of France?"},
     ]
     speech = sent_json(gateway["tts"])
-    assert speech["input"] == "Paris." and speech["response_format"] == "opus"
+    assert speech["input"] == "Paris." and speech["response_format"] == "wav"
     t = result.timings
-    assert t.transcribe is not None and t.speak is not None
+    assert t.transcribe is not None and t.speak is not None and t.first_sentence is not None
     assert 0 <= t.transcribe <= t.total and 0 <= t.chat <= t.total and 0 <= t.speak <= t.total
     assert t.transcribe + t.chat + t.speak <= t.total + 1e-6
 
 
-async def test_reasoning_is_never_spoken_nor_remembered(gateway, http):
-    gateway["chat"].respond(
-        json=completion(
-            "<think>The user wants SECRET-1.</think>**Paris** is the `capital`.\n# Done",
-            reasoning="SECRET-2 chain of thought",
-            reasoning_content="SECRET-3 chain of thought",
-        )
-    )
-    pipeline, history = make_pipeline(http), ChatHistory(max_turns=4)
+class SlowStream(httpx.AsyncByteStream):
+    """A chat stream that holds its second sentence back until `released()` is true (or `max_wait` s pass)."""
 
-    result = await pipeline.run_voice(b"voice", history.messages(1))
-    history.add(1, result.transcript, result.reply)
-    await pipeline.run_text("And of Spain?", history.messages(1))
+    def __init__(self, first: str, second: str, released, max_wait: float) -> None:
+        self.first, self.second, self.released, self.max_wait = first, second, released, max_wait
+        self.synth_calls_before_second: int | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        events = sse(self.first, self.second).split(b"\n\n")
+        yield b"\n\n".join(events[:2]) + b"\n\n"  # role chunk + first sentence
+        for _ in range(int(self.max_wait * 100)):
+            if self.released():
+                break
+            await asyncio.sleep(0.01)
+        self.synth_calls_before_second = self.released()
+        yield b"\n\n".join(events[2:])
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+async def test_first_sentence_is_synthesised_while_the_rest_is_generated(gateway, http, overlap):
+    first, second = "The capital of France is Paris. ", "It is also the largest city of France."
+    # Overlapped, synthesis starts at once (waits up to 5 s on a loaded machine); sequential never does.
+    stream = SlowStream(first, second, lambda: gateway["tts"].call_count, 5.0 if overlap else 0.3)
+    gateway["chat"].side_effect = lambda request: httpx.Response(200, stream=stream)
+
+    result = await make_pipeline(http, overlap=overlap).run_text("hi", [], speak=True)
+
+    assert result.reply == (first + second).strip()
+    inputs = [json.loads(c.request.content)["input"] for c in gateway["tts"].calls]
+    if overlap:
+        assert stream.synth_calls_before_second == 1  # synthesis began before the model finished
+        assert inputs == [first.strip(), second]
+        assert result.audio_seconds == pytest.approx(2 * TONE_SECONDS, abs=0.05)  # joined, in order
+    else:
+        assert stream.synth_calls_before_second == 0
+        assert inputs == [result.reply]
+    assert result.audio is not None and is_ogg_opus(result.audio)
+    assert result.audio.count(b"OpusHead") == 1  # one Ogg stream, not chained
+
+
+async def test_reasoning_is_never_spoken_nor_sent_back(gateway, http):
+    gateway["chat"].return_value = stream_response(
+        sse("<thi", "nk>The user wants SECRET-1.</th", "ink>**Paris** is the `capital`.\n# Done",
+            reasoning="SECRET-2 chain of thought")
+    )
+    pipeline = make_pipeline(http)
+
+    result = await pipeline.run_voice(b"voice", [])
+    await pipeline.run_text("And of Spain?", history_of((result.transcript, result.reply)))
 
     assert "SECRET" not in result.reply
     assert result.reply == "**Paris** is the `capital`.\n# Done"
-    spoken = sent_json(gateway["tts"])["input"]
+    spoken = " ".join(json.loads(c.request.content)["input"] for c in gateway["tts"].calls)
+    assert "SECRET" not in spoken and "think" not in spoken
     assert spoken == "Paris is the capital . Done"
-    assert "SECRET" not in json.dumps(history.messages(1))
-    second_chat = gateway["chat"].calls.last.request.content.decode()
-    assert "SECRET" not in second_chat
-    assert sent_json(gateway["chat"])["messages"][2] == {"role": "assistant", "content": result.reply}
+    assert "SECRET" not in gateway["chat"].calls.last.request.content.decode()
+
+
+async def test_reasoning_revealed_late_by_a_stray_closing_tag_is_not_spoken(gateway, http):
+    """Template-opened reasoning: only ``</think>`` reaches the content, after whole sentences of thought."""
+    gateway["chat"].return_value = stream_response(
+        sse("The user asks SECRET things. I should answer briefly. ", "</think>", "Paris is the capital of France.")
+    )
+    result = await make_pipeline(http).run_text("hi", [], speak=True)
+    assert result.reply == "Paris is the capital of France."
+    spoken = [json.loads(c.request.content)["input"] for c in gateway["tts"].calls]
+    assert spoken[-1] == "Paris is the capital of France."
+    assert result.audio_seconds == pytest.approx(TONE_SECONDS, abs=0.05)  # only the final reply's audio
 
 
 @pytest.mark.parametrize(
@@ -130,36 +203,21 @@ def test_speakable_drops_markdown_symbols():
 
 
 async def test_reply_that_is_only_reasoning_is_an_error_and_not_spoken(gateway, http):
-    gateway["chat"].respond(json=completion("<think>no answer yet", reasoning_content="hmm"))
+    gateway["chat"].return_value = stream_response(sse("<think>no answer yet", reasoning="hmm"))
     with pytest.raises(PipelineError) as caught:
         await make_pipeline(http).run_voice(b"voice", [])
     assert caught.value.stage == "chat"
     assert not gateway["tts"].called
 
 
-async def test_history_is_bounded_in_the_store_and_in_the_request(gateway, http):
-    history = ChatHistory(max_turns=2)
-    for i in range(3):
-        history.add("chat", f"q{i}", f"a{i}")
-    history.add("other", "x", "y")
-    assert [m["content"] for m in history.messages("chat")] == ["q1", "a1", "q2", "a2"]
-    assert len(history.messages("other")) == 2
-
-    await make_pipeline(http, max_history_turns=1, system_prompt="S").run_text("q3", history.messages("chat"))
+async def test_history_sent_is_bounded_by_turns(gateway, http):
+    history = history_of(("q1", "a1"), ("q2", "a2"))
+    await make_pipeline(http, max_history_turns=1, system_prompt="S").run_text("q3", history)
     assert [m["content"] for m in sent_json(gateway["chat"])["messages"]] == ["S", "q2", "a2", "q3"]
 
-    await make_pipeline(http, max_history_turns=0, system_prompt="S").run_text("q3", history.messages("chat"))
+    await make_pipeline(http, max_history_turns=0, system_prompt="S").run_text("q3", history)
     assert [m["content"] for m in sent_json(gateway["chat"])["messages"]] == ["S", "q3"]
-
-    history.clear("chat")
-    assert history.messages("chat") == []
-    assert ChatHistory(max_turns=0).messages("x") == []
-
-
-async def test_pipeline_does_not_modify_the_history_it_is_given(gateway, http):
-    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-    await make_pipeline(http).run_voice(b"voice", history)
-    assert history == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    assert history == history_of(("q1", "a1"), ("q2", "a2"))  # not modified
 
 
 async def test_chat_model_is_looked_up_once_or_taken_from_settings(gateway, http):
@@ -179,7 +237,7 @@ async def test_run_text_speaks_only_when_asked(gateway, http):
     assert not gateway["tts"].called and not gateway["stt"].called
 
     loud = await make_pipeline(http).run_text("hello", [], speak=True)
-    assert loud.audio == OGG and loud.timings.speak is not None
+    assert loud.audio is not None and loud.timings.speak is not None
 
 
 async def test_voice_and_language_are_sent_only_when_set(gateway, http):
@@ -215,6 +273,8 @@ async def test_empty_transcript_is_its_own_error(gateway, http):
         ("models", httpx.Response(503, text="down"), "chat"),
         ("chat", httpx.ReadTimeout("slow"), "chat"),
         ("chat", httpx.Response(502, text="bad gateway"), "chat"),
+        ("chat", stream_response(b'data: {"error": {"message": "engine died"}}\n\n'), "chat"),
+        ("chat", stream_response(b"data: not json\n\n"), "chat"),
         ("tts", httpx.ConnectError("refused"), "speak"),
         ("tts", httpx.Response(200, json={"not": "audio"}), "speak"),
     ],
@@ -230,11 +290,32 @@ async def test_upstream_failures_become_pipeline_errors_with_their_stage(gateway
     assert BASE not in caught.value.user_message and "50" not in caught.value.user_message
 
 
+async def test_only_calls_safe_to_repeat_are_retried(gateway, http):
+    ok_stt = gateway["stt"].return_value
+    gateway["stt"].side_effect = [httpx.Response(503, text="warming up"), httpx.ReadTimeout("slow"), ok_stt]
+    gateway["tts"].side_effect = [httpx.ConnectError("refused"), httpx.Response(200, content=WAV)]
+    result = await make_pipeline(http, retry_attempts=3).run_voice(b"voice", [])
+    assert result.reply == "Paris." and gateway["stt"].call_count == 3 and gateway["tts"].call_count == 2
+
+    # The model may have started on a request that failed after connecting: never repeated.
+    before = gateway["chat"].call_count
+    gateway["chat"].side_effect = [httpx.ReadTimeout("slow"), httpx.Response(503), stream_response(sse("x"))]
+    with pytest.raises(PipelineError):
+        await make_pipeline(http, chat_model="m", retry_attempts=3).run_text("hi", [])
+    with pytest.raises(PipelineError):
+        await make_pipeline(http, chat_model="m", retry_attempts=3).run_text("hi", [])
+    assert gateway["chat"].call_count - before == 2
+
+    # ...but a connection that was never made is safe to try again.
+    gateway["chat"].side_effect = [httpx.ConnectError("refused"), stream_response(sse("Back."))]
+    assert (await make_pipeline(http, chat_model="m", retry_attempts=3).run_text("hi", [])).reply == "Back."
+
+
 async def test_unreachable_gateway_is_a_pipeline_error():
     from tests.conftest import free_port
 
     async with httpx.AsyncClient(timeout=5) as client:
-        pipeline = VoicePipeline(client, base_url=f"http://127.0.0.1:{free_port()}", chat_model="m")
+        pipeline = VoicePipeline(client, base_url=f"http://127.0.0.1:{free_port()}", chat_model="m", retry_attempts=2)
         with pytest.raises(PipelineError) as caught:
             await pipeline.run_text("hello", [])
     assert caught.value.stage == "chat"
@@ -250,11 +331,11 @@ async def test_voice_exchange_through_the_real_gateway(gateway_url: str, tmp_pat
     assert wer(QUESTION, result.transcript) <= 0.2, result.transcript
     assert result.reply.strip()
     assert "<think>" not in result.reply
-    assert result.audio is not None and is_ogg_opus(result.audio)
+    assert result.audio is not None and is_ogg_opus(result.audio) and result.audio_seconds > 0.3
     print(f"real gateway timings: {result.timings}")
 
 
 def test_pipeline_imports_no_bot_library():
-    code = "import sys, bots.pipeline, bots.history, bots.settings; print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
+    code = "import sys, bots.pipeline, bots.history, bots.settings, bots.conversation; print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

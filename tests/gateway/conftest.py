@@ -21,9 +21,9 @@ READ_TIMEOUT = 1.0
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: object) -> Iterator[str]:
-    """Serve the ASGI `app` on a free 127.0.0.1 port until the block ends; yields its base URL."""
-    port = free_port()
+def serve_in_thread(app: object, port: int | None = None) -> Iterator[str]:
+    """Serve the ASGI `app` on `port` (default: a free one) of 127.0.0.1 until the block ends; yields its base URL."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
@@ -42,9 +42,8 @@ def serve_in_thread(app: object) -> Iterator[str]:
 
 
 def gateway_settings(upstream: str, **overrides: object) -> GatewaySettings:
-    return GatewaySettings(
-        llm_url=upstream, speech_url=upstream, connect_timeout=1.0, read_timeout=READ_TIMEOUT, **overrides
-    )
+    values: dict = {"llm_url": upstream, "speech_url": upstream, "connect_timeout": 1.0, "read_timeout": READ_TIMEOUT}
+    return GatewaySettings(**{**values, **overrides})
 
 
 @pytest.fixture(scope="session")

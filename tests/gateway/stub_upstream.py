@@ -21,7 +21,14 @@ from litestar.response import Stream
 
 MODEL = "stub-model"
 
-MODELS = {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 1700000000, "owned_by": "stub"}]}
+OTHER_MODEL = "stub-other"
+MODELS = {
+    "object": "list",
+    "data": [
+        {"id": MODEL, "object": "model", "created": 1700000000, "owned_by": "stub"},
+        {"id": OTHER_MODEL, "object": "model", "created": 1700000000, "owned_by": "stub"},
+    ],
+}
 
 CHAT_COMPLETION = (
     b'{"id":"chatcmpl-stub","object":"chat.completion","created":1700000000,"model":"stub-model",'
@@ -48,6 +55,19 @@ SSE_END = [
 ]
 SSE_CHUNKS = SSE_CONTENT + SSE_END
 """The exact bytes of a default chat stream, one element per write."""
+SSE_USAGE = b'data: {"id":"chatcmpl-stub","object":"chat.completion.chunk","created":1700000000,"model":"stub-model","choices":[],"usage":{"prompt_tokens":3,"total_tokens":10,"completion_tokens":7}}\n\n'
+"""The usage chunk a stream ends with (before [DONE]) when the request asks `stream_options.include_usage`."""
+SSE_REASONING = [
+    b"data: " + _chunk('{"role":"assistant","content":"","reasoning":"","reasoning_content":""}') + b"\n\n",
+    b"data: " + _chunk('{"reasoning":"The user greets; ","reasoning_content":"The user greets; "}') + b"\n\n",
+    b"data: " + _chunk('{"reasoning":"answer briefly.","reasoning_content":"answer briefly."}') + b"\n\n",
+    b"data: " + _chunk('{"content":"Hi!"}') + b"\n\n",
+    b'data: {"id":"chatcmpl-stub","object":"chat.completion.chunk","created":1700000000,"model":"stub-model","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null}]}\n\n',
+    b'data: {"id":"chatcmpl-stub","object":"chat.completion.chunk","created":1700000000,"model":"stub-model","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"city\\": \\"Paris\\"}"}}]},"finish_reason":null}]}\n\n',
+    b"data: " + _chunk("{}", finish='"tool_calls"') + b"\n\n",
+    b"data: [DONE]\n\n",
+]
+"""A reasoning model's stream (vLLM's `reasoning` / `reasoning_content` deltas, then content and a tool call)."""
 SSE_TEXT = "Hello \u2713"
 SSE_GAP = 0.25
 """Seconds the stub waits between SSE chunks."""
@@ -76,7 +96,9 @@ class Seen:
 class StubUpstream:
     """The stub's state (read by the tests from another thread) and its Litestar app."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "stub") -> None:
+        self.name = name
+        """Sent back as the `x-upstream` header, so tests can tell several stubs apart."""
         self.seen: list[Seen] = []
         self.stream_finished = threading.Event()
         """Set when a chat stream wrote its last chunk."""
@@ -100,8 +122,12 @@ class StubUpstream:
         self.seen.append(seen)
         return seen
 
-    async def _sse(self, repeat: int) -> AsyncIterator[bytes]:
+    async def _sse(self, repeat: int, usage: bool = False, reasoning: bool = False) -> AsyncIterator[bytes]:
         chunks = SSE_CONTENT[:1] + SSE_CONTENT[1:] * repeat + SSE_END
+        if usage:
+            chunks = chunks[:-1] + [SSE_USAGE] + chunks[-1:]
+        if reasoning:
+            chunks = SSE_REASONING
         done = False
         try:
             for i, chunk in enumerate(chunks):
@@ -124,6 +150,10 @@ class StubUpstream:
     def _build(self) -> Litestar:
         stub = self
 
+        @get("/health")
+        async def health() -> Response:
+            return Response({"status": "ok"})
+
         @get("/v1/models")
         async def models(request: Request) -> Response:
             await stub._record(request)
@@ -144,13 +174,14 @@ class StubUpstream:
                 body = {"error": {"message": "stub says no", "type": "invalid_request_error", "param": None, "code": "stub"}}
                 return Response(body, status_code=control["status"])
             if payload.get("stream"):
+                usage = bool((payload.get("stream_options") or {}).get("include_usage"))
                 return Stream(
-                    stub._sse(control.get("repeat", 1)),
+                    stub._sse(control.get("repeat", 1), usage, bool(control.get("reasoning"))),
                     media_type="text/event-stream",
                     # Exactly this content-type (Litestar would add "; charset=utf-8" to a media_type).
-                    headers={"content-type": "text/event-stream", "x-stub": "sse", "cache-control": "no-cache"},
+                    headers={"content-type": "text/event-stream", "x-stub": "sse", "cache-control": "no-cache", "x-upstream": stub.name},
                 )
-            return Response(CHAT_COMPLETION, media_type="application/json", headers={"x-stub": "chat"})
+            return Response(CHAT_COMPLETION, media_type="application/json", headers={"x-stub": "chat", "x-upstream": stub.name})
 
         @post("/v1/completions", status_code=200)
         async def completions(request: Request) -> Response:
@@ -187,6 +218,6 @@ class StubUpstream:
             return Response(VOICES)
 
         return Litestar(
-            [models, model, chat, completions, transcriptions, translations, speech, voices],
+            [health, models, model, chat, completions, transcriptions, translations, speech, voices],
             openapi_config=None,
         )

@@ -47,3 +47,16 @@ def test_python_m_gateway(stub_url: str, tmp_path: Path) -> None:
         r = httpx.get(f"{url}/v1/models", headers={"authorization": "Bearer sk-b"})
         assert r.status_code == 200
         assert r.json() == MODELS
+
+
+def test_limits_and_upstreams_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUNE_GATEWAY_LLM_URLS", "http://a:8000, http://b:8000")
+    monkeypatch.setenv("JUNE_GATEWAY_REQUESTS_PER_MINUTE", "60")
+    monkeypatch.setenv("JUNE_GATEWAY_LIMITS_BACKEND", "redis")
+    monkeypatch.setenv("JUNE_GATEWAY_REDIS_URL", "redis://127.0.0.1:6379/0")
+    s = GatewaySettings()
+    assert s.llm_upstreams() == ["http://a:8000", "http://b:8000"]
+    assert (s.requests_per_minute, s.completion_tokens_per_minute, s.limits_backend) == (60, None, "redis")
+    monkeypatch.delenv("JUNE_GATEWAY_REDIS_URL")
+    with pytest.raises(ValueError, match="redis_url"):
+        GatewaySettings()

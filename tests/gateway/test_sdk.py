@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.gateway.conftest import KEYS
-from tests.gateway.stub_upstream import AUDIO_CHUNKS, MODEL, SSE_TEXT, StubUpstream
+from tests.gateway.stub_upstream import AUDIO_CHUNKS, MODEL, MODELS, SSE_TEXT, StubUpstream
 
 
 def _client(base: str, key: str) -> openai.OpenAI:
@@ -35,7 +35,7 @@ def test_chat_models_speech_and_transcription(keyed_gw: str, stub: StubUpstream)
     )
     assert reply.choices[0].message.content == SSE_TEXT
     assert json.loads(stub.seen[-1].body)["top_k"] == 5
-    assert [m.id for m in client.models.list()] == [MODEL]
+    assert [m.id for m in client.models.list()] == [m["id"] for m in MODELS["data"]]
     assert client.audio.speech.create(model="kokoro", voice="af_heart", input="hi").read() == b"".join(AUDIO_CHUNKS)
     transcript = client.audio.transcriptions.create(model="whisper-1", file=("clip.wav", b"RIFF0000WAVE"))
     assert transcript.text.endswith(" bytes")

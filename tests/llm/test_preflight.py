@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from june.llm.preflight import Fit, GpuInfo, PreflightError, check_fit, parse_nvidia_smi, resolve_preset
+from june.llm.preflight import Fit, GpuInfo, PreflightError, arch_supported, check_fit, parse_nvidia_smi, resolve_preset
 from june.llm.presets import CPU_PRESET, GPU_PRESET, PRESETS, get_preset
 from june.llm.settings import LLMSettings
 
@@ -101,3 +101,32 @@ def test_parse_nvidia_smi_csv() -> None:
     assert gpus[0] == GpuInfo(0, "NVIDIA GeForce RTX 4090", 24564 / 1024, 24080 / 1024, (8, 9))
     assert gpus[1].compute_capability is None and gpus[1].index == 1
     assert parse_nvidia_smi("") == []
+
+
+@pytest.mark.parametrize(
+    ("capability", "archs", "ok"),
+    [
+        ((8, 9), ["sm_80", "sm_90"], True),  # sm_80 machine code runs on later 8.x
+        ((9, 0), ["sm_90a"], True),
+        ((12, 0), ["sm_80", "sm_90", "compute_90"], True),  # PTX is compiled by the driver for newer GPUs
+        ((12, 0), ["sm_80", "sm_90"], False),  # a Blackwell card with a PyTorch built before it
+        ((7, 5), ["sm_80", "sm_90"], False),
+        ((8, 6), [], False),
+    ],
+)
+def test_arch_supported(capability: tuple[int, int], archs: list[str], ok: bool) -> None:
+    assert arch_supported(capability, archs) is ok
+
+
+def test_gpu_the_installed_torch_cannot_drive_is_refused() -> None:
+    blackwell = GpuInfo(0, "NVIDIA RTX PRO 6000", total_gib=95.0, free_gib=94.0, compute_capability=(12, 0))
+    fit = check_fit(get_preset(GPU_PRESET), [blackwell], settings(), torch_archs=["sm_80", "sm_86", "sm_90"])
+    assert not fit.ok and "12.0" in fit.message and "sm_90" in fit.message
+    assert check_fit(get_preset(GPU_PRESET), [blackwell], settings(), torch_archs=["sm_90", "sm_120"]).ok
+
+
+def test_official_gptq_preset_fits_a_24gb_gpu_and_needs_ampere() -> None:
+    preset = get_preset("qwen3-30b-a3b-gptq-int4")
+    assert preset.model == "Qwen/Qwen3-30B-A3B-GPTQ-Int4" and preset.reasoning_parser == "qwen3"
+    assert check_fit(preset, [RTX_4090], settings()).ok
+    assert not check_fit(preset, [T4], settings()).ok

@@ -1,15 +1,18 @@
-"""Settings from the environment and the offline Whisper base assembly (no server)."""
+"""Settings, the offline Whisper base assembly, voice resolution and the model registry (no server)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from speech.engines import EngineInputError, resolve_voice
 from speech.kokoro import ONNX_ALIASES, ONNX_VOICES
+from speech.models import ModelRegistry, UnknownModel
 from speech.settings import SpeechSettings
-from speech.whisper import BASE_MODEL_BYTES, assemble_base, resolve_model
+from speech.whisper import BASE_MODEL_BYTES, WhisperTranscriber, assemble_base, resolve_model
 
 
 def test_settings_read_prefixed_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,10 +44,54 @@ class _Voices:
 
 
 def test_resolve_voice_maps_openai_names() -> None:
-    assert resolve_voice(_Voices(), None) == "jf_alpha"
-    assert resolve_voice(_Voices(), "JM_KUMO") == "jm_kumo"
+    assert resolve_voice(_Voices(), None) == (("jf_alpha", 1.0),)
+    assert resolve_voice(_Voices(), "JM_KUMO") == (("jm_kumo", 1.0),)
     for name in ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse"):
-        assert resolve_voice(_Voices(), name) in ONNX_VOICES
+        ((native, weight),) = resolve_voice(_Voices(), name)
+        assert native in ONNX_VOICES and weight == 1.0
     with pytest.raises(EngineInputError) as e:
         resolve_voice(_Voices(), "af_heart")
     assert e.value.param == "voice"
+
+
+def test_resolve_voice_mixes_with_normalized_weights() -> None:
+    mix = resolve_voice(_Voices(), "jf_alpha(2)+jf_nezumi(1)")
+    assert [n for n, _ in mix] == ["jf_alpha", "jf_nezumi"]
+    assert [round(w, 3) for _, w in mix] == [0.667, 0.333]
+    assert resolve_voice(_Voices(), "alloy + nova") == (("jf_alpha", 0.5), ("jf_nezumi", 0.5))
+    for bad in ("jf_alpha(2)+nobody(1)", "jf_alpha(x)", "jf_alpha(0)", "jf_alpha++jm_kumo"):
+        with pytest.raises(EngineInputError) as e:
+            resolve_voice(_Voices(), bad)
+        assert e.value.param == "voice", bad
+
+
+def test_registry_loads_on_first_use_and_unloads_after_ttl() -> None:
+    """Real tiny.en: loaded lazily once for concurrent users, kept while in use, unloaded when idle."""
+    loads: list[str] = []
+
+    def load() -> WhisperTranscriber:
+        loads.append("tiny.en")
+        return WhisperTranscriber("tiny.en")
+
+    registry: ModelRegistry[WhisperTranscriber] = ModelRegistry(
+        {"tiny.en": load, "pinned": load}, ttl_s=0.2, pinned={"pinned"}
+    )
+
+    async def main() -> None:
+        assert not registry.loaded("tiny.en")
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(registry.get, "tiny.en")
+        assert registry.loaded("tiny.en") and loads == ["tiny.en"]
+        registry.acquire("tiny.en")
+        assert registry.reap(now=time.monotonic() + 10) == []  # in use
+        registry.release("tiny.en")
+        assert registry.reap() == []  # idle for less than the TTL
+        assert registry.reap(now=time.monotonic() + 1) == ["tiny.en"]
+        assert not registry.loaded("tiny.en")
+        await registry.get("pinned")
+        assert registry.reap(now=time.monotonic() + 10) == [] and registry.loaded("pinned")
+        with pytest.raises(UnknownModel):
+            await registry.get("large-v9")
+
+    anyio.run(main)

@@ -1,15 +1,19 @@
-"""The real speech service (`python -m speech`, faster-whisper base + Kokoro ONNX) over HTTP.
+"""The real speech service (`python -m speech`, faster-whisper base/tiny.en + Kokoro ONNX) over HTTP,
+driven by the official OpenAI SDK where it has a method, raw httpx otherwise.
 
-Clips are spoken by espeak-ng at test time; transcripts are scored by word error rate.
-Kokoro's offline voices are Japanese and Whisper base may hear them as Japanese when left to
-detect the language, so round trips pass language="en", as june's bots do.
+Clips are spoken by espeak-ng (shipped in tests/data/clips); transcripts are scored by word error
+rate. Kokoro's offline voices are Japanese, so round trips pass language="en", as june's bots do.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 from pathlib import Path
 
 import httpx
+import numpy as np
 import openai
 import pytest
 
@@ -18,6 +22,7 @@ from tests.clips import espeak_wav, wer
 
 SENTENCE = "Please turn on the kitchen lights before dinner."
 SPOKEN = "Hello, this is a test of the speech service."
+TWO_SENTENCES = "Good morning to you, my friend. Let us go for a walk."
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +32,14 @@ def clip_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 @pytest.fixture(scope="module")
 def http(speech_url: str):
-    with httpx.Client(base_url=speech_url, timeout=60) as client:
+    with httpx.Client(base_url=speech_url, timeout=120) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def client(speech_url: str):
+    with httpx.Client(timeout=120) as http_client:
+        yield openai.OpenAI(base_url=speech_url + "/v1", api_key="x", http_client=http_client, max_retries=0)
 
 
 def transcribe(http: httpx.Client, data: bytes, name: str, **fields: str) -> httpx.Response:
@@ -55,6 +66,85 @@ def test_espeak_clip_transcribes(http: httpx.Client, clip_wav: bytes, fmt: str) 
     assert 1.5 < body["duration"] < 6.0
 
 
+def test_every_response_format_through_the_sdk(client: openai.OpenAI, clip_wav: bytes) -> None:
+    file = ("clip.wav", clip_wav)
+    t = client.audio.transcriptions.create(model="whisper-1", file=file, language="en", response_format="json")
+    assert wer(SENTENCE, t.text) <= 0.2, t.text
+    text = client.audio.transcriptions.create(model="whisper-1", file=file, language="en", response_format="text")
+    assert wer(SENTENCE, text) <= 0.2, text
+    srt = client.audio.transcriptions.create(model="whisper-1", file=file, language="en", response_format="srt")
+    assert re.match(r"1\n00:00:\d\d,\d{3} --> 00:00:\d\d,\d{3}\n\S", srt), srt
+    vtt = client.audio.transcriptions.create(model="whisper-1", file=file, language="en", response_format="vtt")
+    assert vtt.startswith("WEBVTT\n\n") and re.search(r"00:00:\d\d\.\d{3} --> ", vtt), vtt
+    v = client.audio.transcriptions.create(model="whisper-1", file=file, language="en", response_format="verbose_json")
+    assert v.language == "en" and 1.5 < v.duration < 6 and v.segments and v.words is None
+    s = v.segments[0]
+    assert s.id == 0 and 0 <= s.start < s.end and s.tokens and s.avg_logprob < 0 and 0 <= s.no_speech_prob < 0.5
+
+
+def test_word_timestamps(client: openai.OpenAI, clip_wav: bytes) -> None:
+    v = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("clip.wav", clip_wav),
+        language="en",
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )
+    assert v.words and v.segments
+    words = [w.word.strip(".,").lower() for w in v.words]
+    assert "kitchen" in words and "lights" in words, words
+    starts = [w.start for w in v.words]
+    assert starts == sorted(starts) and all(w.end >= w.start for w in v.words)
+    assert v.words[-1].end <= v.duration + 0.1
+
+
+def test_model_selection_and_listing(client: openai.OpenAI, http: httpx.Client, clip_wav: bytes) -> None:
+    t = client.audio.transcriptions.create(model="tiny.en", file=("clip.wav", clip_wav))
+    assert wer(SENTENCE, t.text) <= 0.3, t.text
+    listed = {m["id"]: m for m in http.get("/v1/models").json()["data"]}
+    assert {"base", "tiny.en", "kokoro"} <= set(listed)
+    assert listed["tiny.en"]["loaded"] and listed["base"]["default"]
+    err = assert_openai_error(transcribe(http, clip_wav, "clip.wav", model="whisper-large-v9"), 400, "model")
+    assert "whisper-large-v9" in err["message"]
+
+
+def test_streamed_transcription_events(client: openai.OpenAI, clip_wav: bytes) -> None:
+    # Two clips back to back with a pause: VAD keeps both, Whisper returns them as they decode.
+    samples = decode(clip_wav, 16000)
+    joined = np.concatenate([samples, np.zeros(16000, np.float32), samples])
+    stream = client.audio.transcriptions.create(
+        model="whisper-1", file=("two.wav", encode(joined, 16000, "wav")), language="en", stream=True
+    )
+    events = list(stream)
+    assert [e.type for e in events[:-1]] == ["transcript.text.delta"] * (len(events) - 1) and len(events) >= 2
+    assert events[-1].type == "transcript.text.done"
+    deltas = "".join(e.delta for e in events[:-1])
+    assert deltas == events[-1].text
+    assert wer(f"{SENTENCE} {SENTENCE}", events[-1].text) <= 0.2, events[-1].text
+
+
+def test_translation_to_english(client: openai.OpenAI, tmp_path: Path) -> None:
+    spanish = espeak_wav("Buenos días. ¿Cómo estás hoy?", tmp_path / "es.wav", voice="es").read_bytes()
+    t = client.audio.translations.create(model="whisper-1", file=("es.wav", spanish), response_format="verbose_json")
+    assert t.language == "es"
+    assert "morning" in t.text.lower(), t.text
+    with pytest.raises(openai.BadRequestError) as e:  # English-only model cannot translate
+        client.audio.translations.create(model="tiny.en", file=("es.wav", spanish))
+    assert e.value.body["param"] == "model"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("kind", ["silence", "noise"])
+def test_silence_and_noise_give_empty_text(client: openai.OpenAI, kind: str) -> None:
+    rng = np.random.default_rng(7)
+    silence = np.zeros(5 * 16000, np.float32)
+    samples = silence if kind == "silence" else (0.15 * rng.standard_normal(5 * 16000)).astype(np.float32)
+    for model in ("whisper-1", "tiny.en"):
+        v = client.audio.transcriptions.create(
+            model=model, file=(f"{kind}.wav", encode(samples, 16000, "wav")), response_format="verbose_json"
+        )
+        assert v.text == "" and not v.segments, (model, v.text)
+
+
 @pytest.mark.parametrize(("fmt", "content_type"), [("opus", "audio/ogg"), ("wav", "audio/wav")])
 def test_speak_then_transcribe_round_trip(http: httpx.Client, fmt: str, content_type: str) -> None:
     r = http.post("/speak", json={"input": SPOKEN, "voice": "jf_alpha", "response_format": fmt})
@@ -71,21 +161,59 @@ def test_speak_then_transcribe_round_trip(http: httpx.Client, fmt: str, content_
     assert body["segments"] and body["duration"] > 1.0
 
 
-def test_text_response_format(http: httpx.Client, clip_wav: bytes) -> None:
-    r = transcribe(http, clip_wav, "clip.wav", response_format="text", language="en")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    assert wer(SENTENCE, r.text) <= 0.2, r.text
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])
+def test_every_speech_format_streams_in_sentence_chunks(speech_url: str, fmt: str) -> None:
+    """The reply arrives in several chunks (one per sentence) that join into one decodable file."""
+    chunks: list[bytes] = []
+    with httpx.Client(timeout=120) as h, h.stream(
+        "POST", f"{speech_url}/v1/audio/speech", json={"input": TWO_SENTENCES, "voice": "alloy", "response_format": fmt}
+    ) as r:
+        assert r.status_code == 200
+        assert "content-length" not in r.headers  # chunked: sent while later sentences synthesize
+        chunks = [c for c in r.iter_raw() if c]
+    assert len(chunks) >= 2, [len(c) for c in chunks]
+    data = b"".join(chunks)
+    if fmt == "pcm":
+        seconds = len(data) / 2 / 24000
+    else:
+        seconds = len(decode(data, 16000)) / 16000
+    assert 2.0 < seconds < 10.0, seconds
 
 
-def test_openai_sdk(speech_url: str, clip_wav: bytes) -> None:
-    client = openai.OpenAI(base_url=speech_url + "/v1", api_key="x", http_client=httpx.Client(timeout=60))
-    t = client.audio.transcriptions.create(model="whisper-1", file=("clip.wav", clip_wav), language="en")
-    assert wer(SENTENCE, t.text) <= 0.2, t.text
-    speech = client.audio.speech.create(model="tts-1", voice="alloy", input="Good morning.", response_format="mp3")
-    data = speech.read()
-    assert len(decode(data)) > 0.3 * 16000  # real, decodable MP3 of some length
-    pcm = client.audio.speech.create(model="gpt-4o-mini-tts", voice="onyx", input="Yes.", response_format="pcm")
-    assert len(pcm.read()) % 2 == 0 and len(pcm.read()) > 0.1 * 24000 * 2
+def test_speech_sse_events_and_voice_mix(client: openai.OpenAI) -> None:
+    with client.audio.speech.with_streaming_response.create(
+        model="gpt-4o-mini-tts", voice="jf_alpha(2)+jf_nezumi(1)", input=TWO_SENTENCES,
+        response_format="mp3", stream_format="sse",
+    ) as r:  # fmt: skip
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: ")]
+    assert [e["type"] for e in events] == ["speech.audio.delta"] * (len(events) - 1) + ["speech.audio.done"]
+    assert len(events) >= 3 and events[-1]["usage"]["input_tokens"] == len(TWO_SENTENCES)
+    mp3 = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+    t = client.audio.transcriptions.create(model="whisper-1", file=("mix.mp3", mp3), language="en")
+    assert wer(TWO_SENTENCES, t.text) <= 0.25, t.text
+
+
+def test_mixed_voice_differs_from_its_parts(client: openai.OpenAI) -> None:
+    def pcm(voice: str) -> np.ndarray:
+        data = client.audio.speech.create(model="tts-1", voice=voice, input="Good morning.", response_format="pcm").read()
+        return np.frombuffer(data, "<i2").astype(np.float32)
+
+    a, b, mix = pcm("jf_alpha"), pcm("jm_kumo"), pcm("jf_alpha(1)+jm_kumo(1)")
+    assert not np.array_equal(mix[: len(a)], a[: len(mix)]) and not np.array_equal(mix[: len(b)], b[: len(mix)])
+
+
+def test_markdown_and_emoji_are_not_read_aloud(client: openai.OpenAI) -> None:
+    """Markdown reply and its plain words give the same audio; reading the markup would add seconds."""
+
+    def pcm(text: str) -> bytes:
+        return client.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="pcm").read()
+
+    md = "## Done 🎉\n\n**Lights** are on. See [the docs](https://example.com/docs) 👍"
+    plain = "Done\nLights are on. See the docs"
+    spoken = pcm(md)
+    assert spoken == pcm(plain)
+    assert len(spoken) < len(pcm("Hash hash done. Star star lights are on."))
 
 
 def test_voices_list(http: httpx.Client) -> None:
@@ -95,16 +223,31 @@ def test_voices_list(http: httpx.Client) -> None:
     assert body["default"] == "jf_alpha"
 
 
-def test_bad_inputs_get_openai_errors_and_service_stays_up(http: httpx.Client, tmp_path: Path) -> None:
+def test_bad_inputs_get_openai_errors_and_service_stays_up(http: httpx.Client, clip_wav: bytes) -> None:
     err = assert_openai_error(transcribe(http, bytes(range(256)) * 64, "x.ogg"), 415, "file")
     assert err["code"] == "unsupported_audio_format"
     assert_openai_error(transcribe(http, b"", "empty.wav"), 400, "file")
     assert_openai_error(http.post("/v1/audio/transcriptions", data={"model": "whisper-1"}), 400, "file")
+    assert_openai_error(transcribe(http, clip_wav, "c.wav", response_format="xml"), 400, "response_format")
+    assert_openai_error(transcribe(http, clip_wav, "c.wav", temperature="hot"), 400, "temperature")
+    assert_openai_error(transcribe(http, clip_wav, "c.wav", language="xx"), 400, "language")
+    r = http.post(
+        "/v1/audio/transcriptions",
+        files={"file": ("c.wav", clip_wav)},
+        data={"timestamp_granularities[]": "word"},  # words need verbose_json, as OpenAI
+    )
+    assert_openai_error(r, 400, "timestamp_granularities")
     assert_openai_error(http.post("/speak", json={"input": ""}), 400, "input")
     assert_openai_error(http.post("/speak", json={"input": "   "}), 400, "input")
+    assert_openai_error(http.post("/speak", json={"input": "🎉 🚀"}), 400, "input")
+    assert_openai_error(http.post("/speak", json={"input": "x" * 4097}), 400, "input")
     err = assert_openai_error(http.post("/v1/audio/speech", json={"input": "hi", "voice": "nobody"}), 400, "voice")
     assert "nobody" in err["message"]
+    assert_openai_error(http.post("/v1/audio/speech", json={"input": "hi", "voice": "alloy(2)+x(1)"}), 400, "voice")
     assert_openai_error(http.post("/speak", json={"input": "hi", "response_format": "ogg"}), 400, "response_format")
+    assert_openai_error(http.post("/speak", json={"input": "hi", "speed": 4.5}), 400, "speed")
+    assert_openai_error(http.post("/speak", json={"input": "hi", "speed": 0.1}), 400, "speed")
+    assert_openai_error(http.post("/speak", json={"input": "hi", "stream_format": "ws"}), 400, "stream_format")
     assert_openai_error(http.post("/speak", content=b"{not json", headers={"content-type": "application/json"}), 400)
     assert http.get("/health").status_code == 200
 
@@ -115,3 +258,17 @@ def test_upload_over_limit_is_413(http: httpx.Client) -> None:
     assert r.status_code == 413, r.text[:300]
     assert r.json()["error"]["message"]
     assert http.get("/health").status_code == 200
+
+
+def test_ready_and_metrics(http: httpx.Client, clip_wav: bytes) -> None:
+    assert http.get("/ready").json()["status"] == "ready"
+    assert transcribe(http, clip_wav, "c.wav").status_code == 200
+    text = http.get("/metrics").text
+    for name in (
+        "june_speech_audio_seconds_total{kind=\"stt\",model=\"base\"}",
+        "june_speech_real_time_factor_bucket",
+        "june_speech_model_call_seconds_count",
+        "june_speech_queue_depth",
+        "_requests_total{app_name=\"speech\"",  # per-request metrics of june.observability
+    ):
+        assert name in text, name

@@ -1,0 +1,238 @@
+"""`june bench run` and `june bench selfcheck`: the agent on a dataset, graded in the sandbox.
+
+Output of a run in DIR: `results.jsonl` (one line per finished task: task_id, status, passed, steps,
+prompt_tokens, completion_tokens, wall_s, error) and `trajectories/ID.json` (messages, reasoning,
+final solution, test output), written in `finally` so a crashed task still leaves one. A rerun skips
+tasks already in results.jsonl. Pass/fail comes from the harness running the hidden tests on the
+final solution.py in a fresh sandbox, whatever the agent claimed; an agent that hit a limit is
+graded on what it left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from benchmarks import datasets
+from benchmarks.agent import Agent, AgentConfig
+from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
+from benchmarks.models import Model, OpenAIModel, ScriptedModel
+from benchmarks.sandbox import TASK_DIR, Limits, SandboxUnavailable, check_available, throwaway
+from benchmarks.tools import Tools
+
+RESULTS = "results.jsonl"
+console = Console(stderr=True)
+
+
+def instructions(task: Task, native_tools: bool = True) -> str:
+    """The agent's task message: the dataset's prompt and what to leave in solution.py."""
+    where = f"{TASK_DIR}/{SOLUTION_FILE}"
+    text = f"Complete the function `{task.entry_point}` in {where} so that it does what its docstring says.\n"
+    if task.prompt.strip() != task.starter.strip():
+        text += f"\nThe task:\n{task.prompt}\n"
+    text += f"\n{where} currently contains:\n```python\n{task.starter}```\n"
+    if native_tools:
+        text += (
+            f"\nSteps: 1. call `editor` with command `create`, path `{SOLUTION_FILE}` and the complete file (imports, "
+            "signature and a working body) as `file_text`; 2. optionally run it with `bash` (python) and fix it; "
+            "3. call `submit`. Hidden tests will call the function."
+        )
+    else:
+        text += (
+            f"\nSteps: 1. write the complete file (imports, signature and a working body) with "
+            f"`cat <<'EOF' > {SOLUTION_FILE}` ... `EOF` in a ```bash block; 2. optionally run it with python and fix it; "
+            "3. reply with a ```bash block containing only `submit`. Hidden tests will call the function."
+        )
+    return text
+
+
+def grade(task: Task, solution: str, wall_s: float = 60.0) -> tuple[bool, str]:
+    """Run the task's hidden tests on `solution` in a fresh sandbox: (passed, output tail)."""
+    limits = Limits(wall_s=wall_s, cpu_s=int(wall_s), memory_mb=task.memory_mb)
+    with throwaway({"run_tests.py": datasets.test_program(task, solution)}, limits) as sandbox:
+        result = sandbox.run(["python", "run_tests.py"])
+    return result.ok, result.output[-3000:]
+
+
+def missing_module(output: str) -> str | None:
+    """The module a test run could not import (an environment gap, not a wrong answer), if any."""
+    marker = "ModuleNotFoundError: No module named "
+    line = next((ln for ln in output.splitlines() if marker in ln), None)
+    return line.split(marker, 1)[1].strip("'\" ") if line else None
+
+
+def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits) -> dict[str, Any]:
+    """One task end to end; never raises: a crash becomes status "error" with its message."""
+    start = time.monotonic()
+    record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "steps": 0,
+                              "prompt_tokens": 0, "completion_tokens": 0, "wall_s": 0.0, "error": None}
+    trajectory: dict[str, Any] = {"task_id": task.id, "dataset": task.dataset, "config": config.__dict__}
+    agent: Agent | None = None
+    try:
+        with throwaway({SOLUTION_FILE: task.starter}, command_limits) as sandbox:
+            agent = Agent(model, Tools(sandbox), config)
+            outcome = agent.run(instructions(task, config.native_tools))
+            solution_path = sandbox.workdir / SOLUTION_FILE
+            solution = solution_path.read_text(errors="replace") if solution_path.is_file() else ""
+        passed, test_output = grade(task, solution)
+        record.update(status=outcome.status, passed=passed, error=outcome.error)
+        trajectory.update(solution=solution, test_output=test_output)
+        if (module := missing_module(test_output)) and not passed:
+            record["error"] = f"environment: no module {module}"
+    except Exception as e:  # one task's crash must never end the batch
+        record["error"] = f"{type(e).__name__}: {e}"
+        trajectory["traceback"] = traceback.format_exc()
+    finally:
+        if agent is not None:
+            o = agent.outcome
+            record.update(steps=o.steps, prompt_tokens=o.prompt_tokens, completion_tokens=o.completion_tokens)
+            trajectory.update(messages=o.messages, reasoning=o.reasoning)
+        record["wall_s"] = round(time.monotonic() - start, 3)
+        trajectory["result"] = record
+        path = out_dir / "trajectories" / f"{task.id.replace('/', '_')}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(trajectory, indent=1, default=str))
+    return record
+
+
+def done_ids(out_dir: Path) -> set[str]:
+    """Task ids already in out_dir/results.jsonl (a torn last line from a kill is ignored)."""
+    ids: set[str] = set()
+    path = out_dir / RESULTS
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                ids.add(json.loads(line)["task_id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return ids
+
+
+def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]], out_dir: Path, workers: int) -> list[dict[str, Any]]:
+    """Solve the tasks not yet in results.jsonl with `workers` threads; append one line per task as it ends."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    skip = done_ids(out_dir)
+    results = out_dir / RESULTS
+    if results.exists() and not results.read_bytes().endswith(b"\n") and results.stat().st_size:
+        with open(results, "a") as f:
+            f.write("\n")  # a kill mid-write left a torn line: keep new lines whole
+    todo = [t for t in tasks if t.id not in skip]
+    if skip:
+        console.print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {out_dir / RESULTS}")
+    lock = threading.Lock()
+    records: list[dict[str, Any]] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[score]}"))
+    with Progress(*columns, console=console) as progress, ThreadPoolExecutor(max(workers, 1)) as pool:
+        bar = progress.add_task("tasks", total=len(todo), score="")
+        futures = {pool.submit(solve_one, task): task for task in todo}
+        for future in as_completed(futures):
+            try:
+                record = future.result()
+            except Exception as e:  # solve() catches everything; this guards a custom solve_one
+                record = {"task_id": futures[future].id, "status": "error", "passed": False, "error": repr(e)}
+            with lock, open(out_dir / RESULTS, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            records.append(record)
+            passed = sum(r["passed"] for r in records)
+            progress.update(bar, advance=1, score=f"passed {passed}/{len(records)}")
+    return records
+
+
+def parse_model(spec: str, api_key: str, tool_choice: str, native_tools: bool, max_tokens: int) -> Callable[[], Model]:
+    """A model factory from `scripted:FILE.json` (a fresh replay per task) or `BASE_URL/MODEL_NAME`
+    (e.g. http://127.0.0.1:8000/v1/Qwen/Qwen3-30B-A3B; one shared client)."""
+    if spec.startswith("scripted:"):
+        path = Path(spec.removeprefix("scripted:"))
+        return lambda: ScriptedModel.from_file(path)
+    if "/v1/" in spec:
+        base, name = spec.split("/v1/", 1)
+    else:
+        parts = urlsplit(spec)
+        base, name = f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
+    if not name or not base.startswith("http"):
+        raise typer.BadParameter(f"--model wants BASE_URL/MODEL_NAME or scripted:FILE, got {spec!r}")
+    shared = OpenAIModel(base_url=f"{base.rstrip('/')}/v1", model=name, api_key=api_key, tool_choice=tool_choice,  # type: ignore[arg-type]
+                         native_tools=native_tools, max_tokens=max_tokens)
+    return lambda: shared
+
+
+def _load(dataset: str, split: str | None, data: Path | None, limit: int | None, task_ids: list[str] | None) -> list[Task]:
+    try:
+        check_available()
+        tasks = datasets.load(dataset, split=split, path=data)
+    except (DatasetUnavailable, SandboxUnavailable, ValueError) as e:
+        console.print(f"[red]{e}")
+        raise typer.Exit(2) from e
+    if task_ids:
+        tasks = [t for t in tasks if t.id in set(task_ids)]
+    return tasks[:limit] if limit else tasks
+
+
+def run(
+    model: str = typer.Option(..., help="BASE_URL/MODEL_NAME of an OpenAI-compatible endpoint, or scripted:FILE.json"),
+    out: Path = typer.Option(..., help="Output folder (results.jsonl, trajectories/); reruns resume"),
+    dataset: str = typer.Option("humaneval", help=f"One of: {', '.join(datasets.DATASETS)}"),
+    split: str | None = typer.Option(None, help="DataFrameBench split: test (default) or val"),
+    data: Path | None = typer.Option(None, help="Local dataset file (EvalPlus, SWE-bench)"),
+    workers: int = typer.Option(4, help="Tasks in parallel"),
+    limit: int | None = typer.Option(None, help="Only the first K tasks"),
+    task: list[str] | None = typer.Option(None, help="Only these task ids (repeatable)"),
+    api_key: str = typer.Option("EMPTY", envvar=["JUNE_BENCH_API_KEY", "OPENAI_API_KEY"], help="Bearer key for the endpoint"),
+    tool_choice: str = typer.Option("required", help="auto | required | none (small models may need required)"),
+    native_tools: bool = typer.Option(True, help="Send tool schemas; --no-native-tools parses ```bash blocks"),
+    max_steps: int = typer.Option(30, help="Model turns per task"),
+    max_tokens: int = typer.Option(200_000, help="Prompt+completion tokens per task"),
+    max_wall: float = typer.Option(600.0, help="Seconds per task"),
+    max_reply_tokens: int = typer.Option(2048, help="max_tokens of each completion"),
+    command_timeout: float = typer.Option(60.0, help="Seconds per bash command"),
+) -> None:
+    """Run the coding agent on a dataset and grade each task in the sandbox."""
+    tasks = _load(dataset, split, data, limit, task)
+    make_model = parse_model(model, api_key, tool_choice, native_tools, max_reply_tokens)
+    config = AgentConfig(max_steps=max_steps, max_tokens=max_tokens, max_wall_s=max_wall, native_tools=native_tools)
+    limits = Limits(wall_s=command_timeout, cpu_s=int(command_timeout))
+    records = run_batch(tasks, lambda t: solve(t, make_model(), config, out, limits), out, workers)
+    passed = sum(r["passed"] for r in records)
+    console.print(f"{dataset}: {passed}/{len(records)} passed this run; `june bench report {out}` for the summary")
+
+
+def selfcheck(
+    dataset: str = typer.Option("humaneval", help=f"One of: {', '.join(datasets.DATASETS)}"),
+    split: str | None = typer.Option(None, help="DataFrameBench split: test (default) or val"),
+    data: Path | None = typer.Option(None, help="Local dataset file (EvalPlus)"),
+    workers: int = typer.Option(max(os.cpu_count() or 1, 1) * 4, help="Sandboxes in parallel"),
+    limit: int | None = typer.Option(None, help="Only the first K tasks"),
+) -> None:
+    """Check the grader: canonical solutions must pass every task and empty ones none, in the sandbox."""
+    tasks = _load(dataset, split, data, limit, None)
+    start = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        canonical = list(pool.map(lambda t: grade(t, t.canonical), tasks))
+        empty = list(pool.map(lambda t: grade(t, t.starter), tasks))
+    env_gaps = {t.id: m for t, (ok, output) in zip(tasks, canonical) if not ok and (m := missing_module(output))}
+    broken = [t.id for t, (ok, _) in zip(tasks, canonical) if not ok and t.id not in env_gaps]
+    leaky = [t.id for t, (ok, _) in zip(tasks, empty) if ok]
+    table = Table(title=f"self-check: {dataset} ({len(tasks)} tasks, {time.monotonic() - start:.1f} s)")
+    for column in ("", "passed", "of"):
+        table.add_column(column)
+    table.add_row("canonical solutions", str(sum(ok for ok, _ in canonical)), str(len(tasks)))
+    table.add_row("empty solutions", str(len(leaky)), str(len(tasks)))
+    Console().print(table)
+    if env_gaps:
+        console.print(f"[yellow]{len(env_gaps)} tasks need modules not installed here: {sorted(set(env_gaps.values()))}")
+    if broken or leaky:
+        console.print(f"[red]canonical failing: {broken}\nempty passing: {leaky}")
+        raise typer.Exit(1)

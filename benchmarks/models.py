@@ -1,0 +1,149 @@
+"""The models the agent talks to: any OpenAI-compatible chat endpoint, or a deterministic script.
+
+Both answer `query(messages, tools, timeout) -> Reply`; the agent never sees which one it has.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import httpx
+
+ToolChoice = Literal["auto", "required", "none"]
+
+
+class ModelError(RuntimeError):
+    """The endpoint failed (HTTP error, timeout, bad payload) or a script ran out of steps."""
+
+
+class ModelTimeout(ModelError):
+    """The request did not finish within the time the agent had left."""
+
+
+@dataclass
+class ToolCall:
+    """One requested tool call. `arguments` is the raw JSON text (models sometimes send invalid JSON)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class Reply:
+    """One assistant turn: visible content, tool calls, reasoning (kept for the trajectory only), token usage."""
+
+    content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Model(Protocol):
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], timeout: float) -> Reply: ...
+
+
+@dataclass
+class OpenAIModel:
+    """Chat completions on `base_url` (…/v1) with `model`; `native_tools=False` sends no tool schemas.
+
+    `tool_choice="required"` suits endpoints whose models only call tools when forced (vLLM with
+    Qwen2.5-Coder-0.5B never does with "auto"); without native tools the agent parses fenced blocks.
+    """
+
+    base_url: str
+    model: str
+    api_key: str = "EMPTY"
+    tool_choice: ToolChoice = "required"
+    native_tools: bool = True
+    temperature: float = 0.0
+    max_tokens: int = 2048
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        import openai  # imported here: the scripted model and the tests of the sandbox need no SDK
+
+        self._openai = openai
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=self.api_key, max_retries=2, http_client=httpx.Client()
+        )
+
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], timeout: float) -> Reply:
+        kwargs: dict[str, Any] = {}
+        if self.native_tools and tools:
+            kwargs = {"tools": tools, "tool_choice": self.tool_choice}
+        try:
+            response = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                timeout=max(timeout, 1.0),
+                extra_body=self.extra_body or None,
+                **kwargs,
+            )
+        except self._openai.APITimeoutError as e:
+            raise ModelTimeout(f"no reply within {timeout:.0f} s") from e
+        except self._openai.OpenAIError as e:
+            raise ModelError(f"{type(e).__name__}: {e}") from e
+        if not response.choices:
+            raise ModelError("the endpoint returned no choices")
+        message = response.choices[0].message
+        extra = message.model_extra or {}
+        calls = [
+            ToolCall(c.id or f"call_{i}", c.function.name, c.function.arguments or "{}")
+            for i, c in enumerate(message.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        usage = response.usage
+        return Reply(
+            content=message.content or "",
+            tool_calls=calls,
+            reasoning=extra.get("reasoning_content") or extra.get("reasoning"),
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+        )
+
+
+class ScriptedModel:
+    """Replays a fixed list of turns, whatever it is asked: the deterministic model for tests and dry runs.
+
+    Each step is a dict: `{"tool": NAME, "args": {...}}` for one tool call, `{"tool_calls": [{"tool",
+    "args"}, ...]}` for several, and/or `"content"` / `"reasoning"` text; optional `prompt_tokens` /
+    `completion_tokens` override the default count (characters / 4). Every query's messages are kept
+    in `seen`. Running out of steps raises ModelError.
+    """
+
+    def __init__(self, steps: Sequence[dict[str, Any]]) -> None:
+        self.steps = list(steps)
+        self.seen: list[list[dict[str, Any]]] = []
+
+    @classmethod
+    def from_file(cls, path: Path) -> ScriptedModel:
+        """A script from a JSON file holding the list of steps."""
+        return cls(json.loads(Path(path).read_text()))
+
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], timeout: float) -> Reply:
+        self.seen.append(json.loads(json.dumps(messages)))
+        index = len(self.seen) - 1
+        if index >= len(self.steps):
+            raise ModelError(f"script exhausted after {len(self.steps)} steps")
+        step = self.steps[index]
+        wanted = step.get("tool_calls") or ([step] if "tool" in step else [])
+        calls = [
+            ToolCall(f"call_{index}_{i}", c["tool"], json.dumps(c.get("args", {}))) for i, c in enumerate(wanted)
+        ]
+        content = step.get("content", "")
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in messages)
+        return Reply(
+            content=content,
+            tool_calls=calls,
+            reasoning=step.get("reasoning"),
+            prompt_tokens=step.get("prompt_tokens", prompt_chars // 4),
+            completion_tokens=step.get("completion_tokens", (len(content) + sum(len(c.arguments) for c in calls)) // 4),
+        )

@@ -1,0 +1,240 @@
+"""`june bench speech`: the speech service's speed and accuracy on this machine.
+
+Starts `python -m speech` on a free local port (or uses `--url`) with tiny.en and base preloaded and
+a queue deep enough for the throughput runs, then measures over HTTP, as clients see it:
+
+- STT real-time factor per Whisper model (wall time / audio seconds; < 1 is faster than real time)
+  on a ~10 s Kokoro-spoken paragraph, median of `--repeats`;
+- TTS real-time factor for a two-sentence reply, and the time to the first audio byte: streamed
+  (june sends each sentence as it is ready) vs whole (the whole reply synthesized first, i.e. what a
+  non-streaming server gives: the request's total time);
+- throughput (requests/s, p50 latency) of mixed STT (tiny.en) + TTS requests at concurrency 1/4/16;
+- TTS → STT round-trip WER (jiwer, after lower-casing and dropping punctuation) over `PHRASES`,
+  Whisper base with language="en" (the offline Kokoro voices are Japanese speaking English).
+
+Prints a rich table and writes a PNG (matplotlib) to `--out`. Numbers move with machine load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from june.procs import wait_ready
+
+PARAGRAPH = (
+    "The meeting starts at nine tomorrow morning in the small room on the second floor. "
+    "Please bring the quarterly report and a laptop with the latest slides. "
+    "We will talk about the budget first and then plan the summer release."
+)
+TWO_SENTENCES = "Sure, I can help with that. The kitchen lights are on now and the oven is preheating."
+PHRASES = [
+    "Turn on the lights in the living room.",
+    "What is the weather like tomorrow?",
+    "Set a timer for ten minutes.",
+    "Play some relaxing music, please.",
+    "Remind me to call my mother at six.",
+    "How far is the nearest train station?",
+    "Add milk and eggs to the shopping list.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Please open the garage door.",
+    "I would like a cup of green tea.",
+]
+STT_MODELS = ("tiny.en", "base")
+CONCURRENCY = (1, 4, 16)
+
+
+@dataclass
+class Results:
+    stt_rtf: dict[str, float] = field(default_factory=dict)
+    tts_rtf: float = 0.0
+    ttfb_streamed: float = 0.0
+    ttfb_whole: float = 0.0
+    throughput: dict[int, tuple[float, float, int]] = field(default_factory=dict)  # rps, p50 s, 503s
+    wer: list[float] = field(default_factory=list)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _service(url: str | None) -> Iterator[str]:
+    if url:
+        yield url.rstrip("/")
+        return
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JUNE_SPEECH_HOST": "127.0.0.1",
+        "JUNE_SPEECH_PORT": str(port),
+        "JUNE_SPEECH_WHISPER_MODELS": '["tiny.en", "base"]',
+        "JUNE_SPEECH_PRELOAD": '["tiny.en", "base"]',
+        "JUNE_SPEECH_MAX_QUEUE": "64",
+    }
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "speech"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/ready", timeout=300, proc=proc, name="speech")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _normalize(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
+
+def _wer(ref: str, hyp: str) -> float:
+    import jiwer
+
+    return float(jiwer.wer(_normalize(ref), _normalize(hyp) or "-"))
+
+
+def _speak(http: httpx.Client, text: str, fmt: str = "wav") -> bytes:
+    r = http.post("/v1/audio/speech", json={"input": text, "voice": "alloy", "response_format": fmt})
+    r.raise_for_status()
+    return r.content
+
+
+def _transcribe(http: httpx.Client, data: bytes, model: str) -> dict:
+    r = http.post("/v1/audio/transcriptions", files={"file": ("a.wav", data)}, data={"model": model, "language": "en"})
+    r.raise_for_status()
+    return r.json()
+
+
+def _measure_sequential(http: httpx.Client, repeats: int, res: Results) -> None:
+    paragraph = _speak(http, PARAGRAPH)
+    for model in STT_MODELS:
+        _transcribe(http, paragraph, model)  # warm-up
+        rtfs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            body = _transcribe(http, paragraph, model)
+            rtfs.append((time.perf_counter() - start) / body["duration"])
+        res.stt_rtf[model] = statistics.median(rtfs)
+    firsts, totals, rtfs = [], [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        first = None
+        pcm = bytearray()
+        with http.stream("POST", "/v1/audio/speech", json={"input": TWO_SENTENCES, "response_format": "pcm"}) as r:
+            for chunk in r.iter_raw():
+                if first is None and chunk:
+                    first = time.perf_counter() - start
+                pcm += chunk
+        total = time.perf_counter() - start
+        firsts.append(first or total)
+        totals.append(total)
+        rtfs.append(total / (len(pcm) / 2 / 24000))
+    res.ttfb_streamed, res.ttfb_whole, res.tts_rtf = (statistics.median(x) for x in (firsts, totals, rtfs))
+    for phrase in PHRASES:
+        res.wer.append(_wer(phrase, _transcribe(http, _speak(http, phrase), "base")["text"]))
+
+
+async def _throughput(url: str, concurrency: int, clip: bytes) -> tuple[float, float, int]:
+    n = max(4, 2 * concurrency)
+    latencies: list[float] = []
+    busy = 0
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=concurrency)) as http:
+
+        async def one(i: int) -> None:
+            nonlocal busy
+            async with sem:
+                start = time.perf_counter()
+                if i % 2:
+                    files, data = {"file": ("a.wav", clip)}, {"model": "tiny.en"}
+                    r = await http.post("/v1/audio/transcriptions", files=files, data=data)
+                else:
+                    r = await http.post("/v1/audio/speech", json={"input": "Yes, right away.", "response_format": "opus"})
+                if r.status_code == 503:
+                    busy += 1
+                else:
+                    r.raise_for_status()
+                    latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        wall = time.perf_counter() - start
+    return len(latencies) / wall, statistics.median(latencies) if latencies else float("nan"), busy
+
+
+def _plot(res: Results, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, 2, figsize=(11, 8))
+    models = list(res.stt_rtf)
+    labels, values = [*models, "tts (kokoro)"], [*(res.stt_rtf[m] for m in models), res.tts_rtf]
+    ax[0][0].bar(labels, values, color=["C0"] * len(models) + ["C1"])
+    ax[0][0].axhline(1.0, color="grey", ls="--", lw=1)
+    ax[0][0].set(title="Real-time factor (lower is faster; 1 = real time)", ylabel="wall s / audio s")
+    ax[0][1].bar(["first byte, streamed", "first byte, whole reply"], [res.ttfb_streamed, res.ttfb_whole])
+    ax[0][1].axhline(1.0, color="grey", ls="--", lw=1)
+    ax[0][1].set(title="TTS, two-sentence reply", ylabel="seconds")
+    conc = list(res.throughput)
+    ax[1][0].plot(conc, [res.throughput[c][0] for c in conc], "o-")
+    ax[1][0].set(title="Throughput, mixed STT (tiny.en) + TTS", xlabel="concurrency", ylabel="requests/s")
+    ax[1][0].set_xscale("log")
+    ax[1][0].set_xticks(conc, [str(c) for c in conc])
+    ax[1][1].barh(range(len(res.wer)), res.wer)
+    ax[1][1].set(title=f"TTS → STT WER (mean {statistics.mean(res.wer):.3f})", xlabel="WER")
+    ax[1][1].set_yticks(range(len(PHRASES)), [p[:28] for p in PHRASES])
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def speech(
+    out: Annotated[Path, typer.Option(help="Where to write the PNG plot.")] = Path("speech-bench.png"),
+    url: Annotated[str | None, typer.Option(help="A running speech service; default: start one locally.")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per measurement (median reported).")] = 3,
+) -> None:
+    """STT/TTS real-time factors, time to first audio byte, throughput at 1/4/16, round-trip WER."""
+    res = Results()
+    console = Console()
+    with _service(url) as base, httpx.Client(base_url=base, timeout=300) as http:
+        console.print(f"speech service at {base}; measuring (repeats={repeats}) …")
+        _measure_sequential(http, repeats, res)
+        clip = _speak(http, "Turn off the radio in the kitchen.")
+        for c in CONCURRENCY:
+            res.throughput[c] = asyncio.run(_throughput(base, c, clip))
+    table = Table(title=f"june speech on this machine ({os.cpu_count()} CPUs)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    for model, rtf in res.stt_rtf.items():
+        target = "≥ 10× (tiny.en)" if model == "tiny.en" else ""
+        table.add_row(f"STT {model} RTF (×real time)", f"{rtf:.3f} ({1 / rtf:.1f}×)", target)
+    table.add_row("TTS RTF (×real time)", f"{res.tts_rtf:.3f} ({1 / res.tts_rtf:.1f}×)", "≥ 2×")
+    table.add_row("TTS first byte, streamed (s)", f"{res.ttfb_streamed:.2f}", "≤ 1 s")
+    table.add_row("TTS first byte, whole reply (s)", f"{res.ttfb_whole:.2f}", "")
+    for c, (rps, p50, busy) in res.throughput.items():
+        table.add_row(f"throughput @ {c} (req/s, p50 s, 503s)", f"{rps:.2f}, {p50:.2f}, {busy}", "")
+    passed = sum(w <= 0.2 for w in res.wer)
+    table.add_row("round-trip WER mean (pass ≤ 0.2)", f"{statistics.mean(res.wer):.3f} ({passed}/{len(res.wer)})", "")
+    console.print(table)
+    _plot(res, out)
+    console.print(f"plot written to {out}")

@@ -1,0 +1,143 @@
+"""`june bench report DIR [DIR2]`: pass@1 with a Wilson 95 % interval, statuses, tokens and time per
+task, a plot (DIR/report.png), and two runs side by side.
+
+Reads DIR/results.jsonl as written by the harness (the last line per task id wins).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.harness import RESULTS
+
+
+def load(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's task records, one per task id; raises FileNotFoundError without results.jsonl."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for line in (run_dir / RESULTS).read_text().splitlines():
+        try:
+            record = json.loads(line)
+            by_id[record["task_id"]] = record
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return list(by_id.values())
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials (95 % for z=1.96); (0, 1) when n is 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts, pass@1 and its interval, statuses, and per-task means/medians of tokens, steps and seconds."""
+    n = len(records)
+    k = sum(bool(r.get("passed")) for r in records)
+
+    def per_task(key: str) -> tuple[float, float]:
+        values = [float(r.get(key) or 0) for r in records]
+        return (statistics.fmean(values), statistics.median(values)) if values else (0.0, 0.0)
+
+    return {
+        "tasks": n,
+        "passed": k,
+        "pass@1": k / n if n else 0.0,
+        "ci95": wilson(k, n),
+        "statuses": dict(Counter(r.get("status", "?") for r in records)),
+        "steps": per_task("steps"),
+        "prompt_tokens": per_task("prompt_tokens"),
+        "completion_tokens": per_task("completion_tokens"),
+        "wall_s": per_task("wall_s"),
+    }
+
+
+def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    lo, hi = s["ci95"]
+    rows = [
+        ("pass@1", f"{s['pass@1']:.1%} ({s['passed']}/{s['tasks']})"),
+        ("95% CI (Wilson)", f"{lo:.1%} - {hi:.1%}"),
+    ]
+    rows += [(f"status {name}", str(count)) for name, count in sorted(s["statuses"].items())]
+    for key in ("steps", "prompt_tokens", "completion_tokens", "wall_s"):
+        mean, median = s[key]
+        rows.append((f"{key} / task (mean, median)", f"{mean:.1f}, {median:.1f}"))
+    return rows
+
+
+def plot(records: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """A PNG: statuses split by passed/failed, and wall time and tokens per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    statuses = sorted({r.get("status", "?") for r in records})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for passed, colour in ((True, "tab:green"), (False, "tab:red")):
+        counts = [sum(1 for r in records if r.get("status") == s and bool(r.get("passed")) == passed) for s in statuses]
+        bottom = None if passed else [sum(1 for r in records if r.get("status") == s and r.get("passed")) for s in statuses]
+        ax1.bar(statuses, counts, bottom=bottom, color=colour, label="passed" if passed else "failed")
+    ax1.set_title("tasks by status")
+    ax1.legend()
+    ordered = sorted(records, key=lambda r: r.get("wall_s") or 0)
+    xs = range(len(ordered))
+    ax2.bar(xs, [r.get("wall_s") or 0 for r in ordered], color=["tab:green" if r.get("passed") else "tab:red" for r in ordered])
+    ax2.set_xlabel("task (sorted by time)")
+    ax2.set_ylabel("wall time, s")
+    twin = ax2.twinx()
+    twin.plot(list(xs), [(r.get("prompt_tokens") or 0) + (r.get("completion_tokens") or 0) for r in ordered], "k.", label="tokens")
+    twin.set_ylabel("tokens (prompt + completion)")
+    ax2.set_title("time and tokens per task")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="One run folder, or two to compare side by side"),
+) -> None:
+    """Summarize a benchmark run (or compare two): pass@1 with a 95% interval, statuses, tokens, time."""
+    if not 1 <= len(run_dirs) <= 2:
+        raise typer.BadParameter("give one run folder, or two to compare")
+    console = Console()
+    runs = []
+    for run_dir in run_dirs:
+        try:
+            runs.append(load(run_dir))
+        except FileNotFoundError as e:
+            console.print(f"[red]no {RESULTS} in {run_dir}")
+            raise typer.Exit(2) from e
+    summaries = [summarize(records) for records in runs]
+    table = Table(title="benchmark report")
+    table.add_column("")
+    for run_dir in run_dirs:
+        table.add_column(str(run_dir))
+    labels = dict.fromkeys(label for s in summaries for label, _ in _rows(s))
+    cells = [dict(_rows(s)) for s in summaries]
+    for label in labels:
+        table.add_row(label, *(c.get(label, "0" if label.startswith("status") else "") for c in cells))
+    console.print(table)
+    for run_dir, records in zip(run_dirs, runs):
+        console.print(f"plot: {plot(records, run_dir / 'report.png', str(run_dir))}")
+    if len(runs) == 2:
+        a, b = ({r["task_id"]: bool(r.get("passed")) for r in records} for records in runs)
+        common = sorted(a.keys() & b.keys())
+        only_a = [t for t in common if a[t] and not b[t]]
+        only_b = [t for t in common if b[t] and not a[t]]
+        console.print(f"{len(common)} tasks in both; passed only in {run_dirs[0]}: {only_a or 'none'}; "
+                      f"only in {run_dirs[1]}: {only_b or 'none'}")

@@ -1,0 +1,152 @@
+"""The agent's tools: `bash` (in the sandbox), `editor` (view/create/str_replace in the task dir), `submit`.
+
+`Tools.execute(name, arguments_json, timeout) -> observation text`; `submit` raises Submitted.
+The editor runs on the host but only inside the task directory: paths are resolved (symlinks
+included) and refused when they leave it, and written files are handed to the sandbox user.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from benchmarks.sandbox import TASK_DIR, Limits, Sandbox
+
+MAX_OBSERVATION = 10_000
+"""Characters of a tool's output shown to the model (head and tail kept)."""
+
+SCHEMAS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "bash",
+            "description": f"Run a bash command in {TASK_DIR} (no network; each call is a fresh shell). Returns exit code and output.",
+            "parameters": {
+                "type": "object",
+                "properties": {"command": {"type": "string", "description": "The command line."}},
+                "required": ["command"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "editor",
+            "description": "View a file (numbered lines) or directory, create/overwrite a file with file_text, or replace one unique occurrence of old_str with new_str.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string", "enum": ["view", "create", "str_replace"]},
+                    "path": {"type": "string", "description": f"Relative to {TASK_DIR}, or absolute inside it."},
+                    "file_text": {"type": "string", "description": "create: the whole new file."},
+                    "old_str": {"type": "string", "description": "str_replace: exact text to replace (must occur once)."},
+                    "new_str": {"type": "string", "description": "str_replace: the replacement."},
+                },
+                "required": ["command", "path"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "submit",
+            "description": "Finish: the work in the task directory is final and will be tested.",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    },
+]
+
+
+class Submitted(Exception):
+    """The agent called `submit`."""
+
+
+class ToolError(ValueError):
+    """A tool call the agent got wrong; the message goes back to the model."""
+
+
+def clip(text: str, limit: int = MAX_OBSERVATION) -> str:
+    """`text` cut to `limit` characters, keeping its head and tail."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - limit} characters elided ...]\n{text[-half:]}"
+
+
+class Tools:
+    """Executes tool calls for one task against its sandbox; `limits` bounds each bash command."""
+
+    def __init__(self, sandbox: Sandbox, limits: Limits | None = None) -> None:
+        self.sandbox = sandbox
+        self.limits = limits or sandbox.limits
+
+    def execute(self, name: str, arguments: str, timeout: float) -> str:
+        """Run one call; bad calls come back as an error text for the model, `submit` raises Submitted."""
+        try:
+            args = json.loads(arguments or "{}")
+            if not isinstance(args, dict):
+                raise ToolError("arguments must be a JSON object")
+            if name == "bash":
+                return self.bash(str(args.get("command", "")), timeout)
+            if name == "editor":
+                return self.editor(**args)
+            if name == "submit":
+                raise Submitted()
+            raise ToolError(f"unknown tool {name!r}; use bash, editor or submit")
+        except json.JSONDecodeError as e:
+            return f"error: arguments are not valid JSON ({e})"
+        except (ToolError, TypeError) as e:
+            return f"error: {e}"
+
+    def bash(self, command: str, timeout: float) -> str:
+        if not command.strip():
+            raise ToolError("empty command")
+        limits = replace(self.limits, wall_s=max(min(self.limits.wall_s, timeout), 1.0))
+        result = self.sandbox.run(command, limits=limits)
+        return clip(f"exit code: {result.returncode}\n{result.output}")
+
+    def _path(self, path: str) -> Path:
+        relative = path[len(TASK_DIR) :].lstrip("/") if path.startswith(TASK_DIR) else path
+        resolved = (self.sandbox.workdir / relative).resolve()
+        if not resolved.is_relative_to(self.sandbox.workdir):
+            raise ToolError(f"{path} is outside {TASK_DIR}")
+        return resolved
+
+    def editor(self, command: str, path: str, file_text: str | None = None, old_str: str | None = None,
+               new_str: str | None = None, **_: Any) -> str:
+        target = self._path(path)
+        if command == "view":
+            if target.is_dir():
+                return "\n".join(sorted(p.name + ("/" if p.is_dir() else "") for p in target.iterdir())) or "(empty)"
+            if not target.exists():
+                raise ToolError(f"{path} does not exist")
+            lines = target.read_text(errors="replace").splitlines()
+            return clip("\n".join(f"{i:6}\t{line}" for i, line in enumerate(lines, 1)))
+        if command == "create":
+            if file_text is None:
+                raise ToolError("create needs file_text")
+            self._write(target, file_text)
+            return f"wrote {len(file_text)} characters to {path}"
+        if command == "str_replace":
+            if old_str is None or not target.is_file():
+                raise ToolError("str_replace needs an existing file and old_str")
+            text = target.read_text()
+            count = text.count(old_str)
+            if count != 1:
+                raise ToolError(f"old_str occurs {count} times in {path}; it must occur exactly once")
+            self._write(target, text.replace(old_str, new_str or ""))
+            return f"replaced 1 occurrence in {path}"
+        raise ToolError(f"unknown editor command {command!r}; use view, create or str_replace")
+
+    def _write(self, target: Path, text: str) -> None:
+        if len(text) > self.limits.file_mb << 20:
+            raise ToolError("file too large")
+        for parent in reversed(target.relative_to(self.sandbox.workdir).parents[:-1]):
+            folder = self.sandbox.workdir / parent
+            if not folder.exists():
+                folder.mkdir()
+                self.sandbox.give(folder)
+        target.write_text(text)
+        self.sandbox.give(target)

@@ -1,0 +1,181 @@
+"""What a bot does with one message, independent of Telegram or Discord: the bots' shared core.
+
+`Conversations.voice` / `.text` never raise for anything but cancellation: every message ends in a
+`Reply` whose `outcome` is "reply", "error" (a short apology) or "refused" (allow-list, rate
+limit, too long), within `deadline` seconds of arrival (waiting for the chat's lock included).
+Each message is counted in `BotMetrics` and traced as one span, ``bot.message``.
+
+Order of checks: allow-list (user or chat id) → per-user rate limit → the chat's lock (two
+messages in one chat are answered one after the other, so history never races) → pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from opentelemetry import trace
+
+from bots.guard import AllowList, RateLimiter
+from bots.history import ChatStore
+from bots.pipeline import PipelineError, PipelineResult, VoicePipeline
+from bots.status import BotMetrics
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["reply", "error", "refused"]
+
+NOT_ALLOWED = "Sorry, this bot is private."
+RATE_LIMITED = "You're sending messages faster than I can answer. Please wait a moment and try again."
+TOO_SLOW = "Sorry, that took me too long. Please try again in a moment."
+UNEXPECTED = "Sorry, something went wrong on my side. Please try again."
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to send back. `text` is the reply (or the apology); `audio` OGG/Opus (48 kHz mono) when
+    spoken, with `samples` (float32 PCM at 48 kHz) and `audio_seconds`; `transcript` what was heard."""
+
+    text: str
+    outcome: Outcome
+    audio: bytes | None = None
+    samples: np.ndarray | None = None
+    audio_seconds: float = 0.0
+    transcript: str | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    """/status: the LLM and speech as seen through the gateway."""
+
+    llm_ok: bool
+    models: list[str]
+    speech_ok: bool
+    detail: str = ""
+
+    def text(self) -> str:
+        llm = f"ok ({', '.join(self.models)})" if self.llm_ok else "unavailable"
+        speech = "ok" if self.speech_ok else "unavailable"
+        return f"Language model: {llm}\nSpeech: {speech}"
+
+
+class Conversations:
+    """The bot-independent core (see module docstring). `bot` names the bot in metrics and spans."""
+
+    def __init__(
+        self,
+        pipeline: VoicePipeline,
+        store: ChatStore,
+        metrics: BotMetrics,
+        *,
+        limiter: RateLimiter | None = None,
+        allow: AllowList | None = None,
+        deadline: float = 180.0,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        self.pipeline, self.store, self.metrics = pipeline, store, metrics
+        self.limiter = limiter or RateLimiter(0, 60)
+        self.allow = allow or AllowList()
+        self.deadline = deadline
+        self._tracer = tracer or trace.get_tracer(__name__)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def voice(
+        self, chat: str, user: str, audio: Callable[[], Awaitable[bytes]], *, filename: str = "voice.ogg"
+    ) -> Reply:
+        """Answer a recording with voice. `audio()` fetches the bytes (runs under the deadline);
+        `filename`'s extension names the container for the speech service."""
+
+        async def work() -> PipelineResult:
+            return await self.pipeline.run_voice(await audio(), await self.store.messages(chat), filename=filename)
+
+        return await self._handle("voice", chat, user, work)
+
+    async def text(self, chat: str, user: str, text: str, *, speak: bool | None = None) -> Reply:
+        """Answer a text message; `speak` None follows the chat's ``voice`` preference (default off)."""
+
+        async def work() -> PipelineResult:
+            say = (await self.store.prefs(chat)).get("voice") == "on" if speak is None else speak
+            return await self.pipeline.run_text(text, await self.store.messages(chat), speak=say)
+
+        return await self._handle("text", chat, user, work)
+
+    def refuse(self, kind: str, message: str) -> Reply:
+        """A friendly refusal decided by the adapter (e.g. a voice message over the length limit), counted."""
+        self.metrics.count(kind, "refused")
+        return Reply(message, "refused")
+
+    def admitted(self, chat: str, user: str) -> str | None:
+        """None when `user` in `chat` may be served now (and records the message), else the refusal text."""
+        if not self.allow.allows(user, chat):
+            return NOT_ALLOWED
+        if not self.limiter.allow(user):
+            return RATE_LIMITED
+        return None
+
+    async def reset(self, chat: str) -> None:
+        await self.store.clear(chat)
+
+    async def prefs(self, chat: str) -> dict[str, str]:
+        return await self.store.prefs(chat)
+
+    async def set_pref(self, chat: str, key: str, value: str) -> None:
+        await self.store.set_pref(chat, key, value)
+
+    async def health(self, timeout: float = 20.0) -> Health:
+        """Probe the LLM (``GET /v1/models``) and speech (a one-word synthesis), concurrently."""
+
+        async def llm() -> list[str]:
+            async with asyncio.timeout(timeout):
+                return await self.pipeline.models()
+
+        async def speech() -> None:
+            async with asyncio.timeout(timeout):
+                await self.pipeline.speak("OK.")
+
+        models, spoken = await asyncio.gather(llm(), speech(), return_exceptions=True)
+        detail = "; ".join(str(r) for r in (models, spoken) if isinstance(r, BaseException))
+        return Health(
+            not isinstance(models, BaseException), [] if isinstance(models, BaseException) else models,
+            not isinstance(spoken, BaseException), detail,
+        )
+
+    async def _handle(self, kind: str, chat: str, user: str, work: Callable[[], Awaitable[PipelineResult]]) -> Reply:
+        start = time.perf_counter()
+        with self._tracer.start_as_current_span(
+            "bot.message", attributes={"june.bot": self.metrics.bot, "june.kind": kind, "june.chat": chat}
+        ) as span:
+            if refusal := self.admitted(chat, user):
+                reply = Reply(refusal, "refused")
+            else:
+                reply = await self._answer(kind, chat, work)
+            span.set_attribute("june.outcome", reply.outcome)
+            self.metrics.count(kind, reply.outcome, time.perf_counter() - start)
+            return reply
+
+    async def _answer(self, kind: str, chat: str, work: Callable[[], Awaitable[PipelineResult]]) -> Reply:
+        lock = self._locks.get(chat)
+        if lock is None:
+            lock = self._locks[chat] = asyncio.Lock()
+        try:
+            async with asyncio.timeout(self.deadline):
+                async with lock:
+                    result = await work()
+                    await self.store.add(chat, result.transcript, result.reply)
+        except PipelineError as e:
+            log.warning("%s message in chat %s failed: %s", kind, chat, e)
+            return Reply(e.user_message, "error")
+        except TimeoutError:
+            log.warning("%s message in chat %s passed the %.0f s deadline", kind, chat, self.deadline)
+            return Reply(TOO_SLOW, "error")
+        except Exception:  # a failed download, a store outage...: apologise, keep serving
+            log.exception("%s message in chat %s failed unexpectedly", kind, chat)
+            return Reply(UNEXPECTED, "error")
+        transcript = result.transcript if kind == "voice" else None
+        return Reply(result.reply, "reply", result.audio, result.samples, result.audio_seconds, transcript)

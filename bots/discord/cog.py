@@ -1,0 +1,199 @@
+"""Discord handlers (nextcord): a message listener and slash commands over the shared core.
+
+`handle_message` is the whole message flow, a plain function of a `nextcord.Message` so tests
+drive it with nextcord objects built from API payloads; `JuneCog` only wires it and the slash
+commands (/help, /reset, /voice, /captions, /status) to the client. Replies go out through
+`DiscordREST` (httpx), not nextcord, because nextcord cannot send voice messages.
+
+June answers a message when it is a DM, mentions the bot, or is in one of the enabled channels.
+A voice message (message flag IS_VOICE_MESSAGE, 1 << 13) or any ``audio/*`` attachment → a
+Discord voice message back (plus the transcript and reply as text unless ``/captions off``);
+text → text (and voice with ``/voice on``). Chat keys are ``"discord:<channel id>"``.
+
+Intents: guilds, guild_messages and dm_messages always; message_content only when `channels`
+enables channels where June answers without being mentioned (Discord delivers content of DMs and
+of messages that mention the bot without that privileged intent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import nextcord
+from nextcord.ext import commands
+
+from bots.conversation import UNEXPECTED, Conversations, Reply
+from bots.discord.rest import IS_VOICE_MESSAGE, DiscordREST, waveform
+from bots.pipeline import SAMPLE_RATE, PipelineError
+from speech.audio import AudioDecodeError, decode
+
+log = logging.getLogger(__name__)
+
+HELP = (
+    "Send me a voice message (or an audio file) and I'll answer with a voice message; mention me "
+    "or DM me with text and I'll write back.\n"
+    "/voice on|off: also answer text out loud · /captions on|off: text with voice replies · "
+    "/reset: forget our conversation · /status: health of speech and the language model"
+)
+TOO_BIG = "That file is too big for me (at most {mb} MB). Could you send a smaller one?"
+TOO_LONG = "That recording is too long for me (at most {seconds} seconds). Could you send a shorter one?"
+TYPING_INTERVAL = 8.0  # seconds; Discord shows typing for ~10 s per call
+
+
+@dataclass(frozen=True)
+class DiscordContext:
+    """What `handle_message` needs besides the message: the core, the REST client, where to answer."""
+
+    conversations: Conversations
+    rest: DiscordREST
+    channels: frozenset[int] = frozenset()
+    max_seconds: int = 120
+    max_bytes: int = 20 * 2**20
+
+
+def intents(channels: frozenset[int] | set[int] | list[int]) -> nextcord.Intents:
+    """Minimal gateway intents (see the module docstring)."""
+    wanted = nextcord.Intents.none()
+    wanted.guilds = wanted.guild_messages = wanted.dm_messages = True
+    wanted.message_content = bool(channels)
+    return wanted
+
+
+def audio_attachment(message: nextcord.Message) -> nextcord.Attachment | None:
+    """The message's voice recording or audio file, if any."""
+    for attachment in message.attachments:
+        content_type = (attachment.content_type or "").split(";")[0]
+        if content_type.startswith("audio/") or (message.flags.value & IS_VOICE_MESSAGE and attachment.filename.endswith(".ogg")):
+            return attachment
+    return None
+
+
+def addressed(message: nextcord.Message, me: int, channels: frozenset[int]) -> bool:
+    return message.guild is None or any(u.id == me for u in message.mentions) or message.channel.id in channels
+
+
+async def handle_message(message: nextcord.Message, me: int, ctx: DiscordContext) -> None:
+    """Answer `message` if it is for June (`me`: the bot's user id); never raises for a message."""
+    if message.author.bot or not addressed(message, me, ctx.channels):
+        return
+    try:
+        async with _typing(ctx.rest, message.channel.id):
+            await _answer(message, me, ctx)
+    except Exception:  # a Discord error while replying: log it, try a plain apology
+        log.exception("could not answer Discord message %s", message.id)
+        with contextlib.suppress(Exception):
+            await ctx.rest.send_text(message.channel.id, UNEXPECTED, reply_to=message.id)
+
+
+async def _answer(message: nextcord.Message, me: int, ctx: DiscordContext) -> None:
+    chat, user = f"discord:{message.channel.id}", str(message.author.id)
+    attachment = audio_attachment(message)
+    if attachment is not None:
+        if attachment.size > ctx.max_bytes:
+            reply = ctx.conversations.refuse("voice", TOO_BIG.format(mb=ctx.max_bytes // 2**20))
+        else:
+            reply = await ctx.conversations.voice(chat, user, lambda: _download(ctx, attachment))
+        captions = (await ctx.conversations.prefs(chat)).get("captions") != "off"
+        await send_reply(ctx.rest, message, reply, captions=captions)
+        return
+    text = re.sub(rf"<@!?{me}>", "", message.content).strip()
+    if not text:
+        await ctx.rest.send_text(message.channel.id, HELP, reply_to=message.id)
+        return
+    reply = await ctx.conversations.text(chat, user, text)
+    await send_reply(ctx.rest, message, reply, captions=True)
+
+
+async def _download(ctx: DiscordContext, attachment: nextcord.Attachment) -> bytes:
+    data = await ctx.rest.download(attachment.url, max_bytes=ctx.max_bytes)
+    seconds = await asyncio.to_thread(_seconds, data)
+    if seconds > ctx.max_seconds:
+        raise PipelineError("transcribe", f"{seconds:.0f} s recording", user_message=TOO_LONG.format(seconds=ctx.max_seconds))
+    return data
+
+
+def _seconds(data: bytes) -> float:
+    try:
+        return len(decode(data, 8000)) / 8000
+    except AudioDecodeError:
+        return 0.0  # let the speech service judge it
+
+
+async def send_reply(rest: DiscordREST, message: nextcord.Message, reply: Reply, *, captions: bool) -> None:
+    """A voice message when `reply` has audio (then, with `captions`, the text), else text."""
+    channel = message.channel.id
+    if reply.audio is None or reply.samples is None:
+        await rest.send_text(channel, reply.text, reply_to=message.id)
+        return
+    as_voice = await rest.send_voice(
+        channel, reply.audio, duration_secs=reply.audio_seconds, waveform_b64=waveform(reply.samples, SAMPLE_RATE),
+        text=reply.text, reply_to=message.id,
+    )
+    if as_voice and captions:
+        heard = f"“{reply.transcript}”\n\n" if reply.transcript else ""
+        await rest.send_text(channel, heard + reply.text)
+
+
+@contextlib.asynccontextmanager
+async def _typing(rest: DiscordREST, channel: int) -> AsyncIterator[None]:
+    """Keep "June is typing…" up until the block ends (failures to show it are ignored)."""
+
+    async def refresh() -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await rest.typing(channel)
+            await asyncio.sleep(TYPING_INTERVAL)
+
+    task = asyncio.create_task(refresh())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class JuneCog(commands.Cog):
+    """Wires `handle_message` and the slash commands to a nextcord bot."""
+
+    def __init__(self, bot: commands.Bot, ctx: DiscordContext) -> None:
+        self.bot, self.ctx = bot, ctx
+
+    @commands.Cog.listener()
+    async def on_message(self, message: nextcord.Message) -> None:
+        assert self.bot.user is not None  # set once connected, before any message arrives
+        await handle_message(message, self.bot.user.id, self.ctx)
+
+    @nextcord.slash_command(name="help", description="How to talk to June")
+    async def help_(self, interaction: nextcord.Interaction) -> None:
+        await interaction.response.send_message(HELP)
+
+    @nextcord.slash_command(name="reset", description="Forget this conversation")
+    async def reset(self, interaction: nextcord.Interaction) -> None:
+        await self.ctx.conversations.reset(f"discord:{interaction.channel_id}")
+        await interaction.response.send_message("Done, I've forgotten our conversation.")
+
+    @nextcord.slash_command(name="voice", description="Answer text messages out loud too")
+    async def voice(
+        self, interaction: nextcord.Interaction, value: str = nextcord.SlashOption(name="value", choices=["on", "off"])
+    ) -> None:
+        await self.ctx.conversations.set_pref(f"discord:{interaction.channel_id}", "voice", value)
+        await interaction.response.send_message(f"Voice {value}.")
+
+    @nextcord.slash_command(name="captions", description="Send the transcript and reply as text with voice replies")
+    async def captions(
+        self, interaction: nextcord.Interaction, value: str = nextcord.SlashOption(name="value", choices=["on", "off"])
+    ) -> None:
+        await self.ctx.conversations.set_pref(f"discord:{interaction.channel_id}", "captions", value)
+        await interaction.response.send_message(f"Captions {value}.")
+
+    @nextcord.slash_command(name="status", description="Health of speech and the language model")
+    async def status(self, interaction: nextcord.Interaction) -> None:
+        await interaction.response.defer()  # probing can take longer than Discord's 3 s
+        health = await self.ctx.conversations.health()
+        await interaction.followup.send(health.text())

@@ -1,0 +1,136 @@
+"""What the Discord bot sends, over Discord's REST API with httpx (nextcord only receives events).
+
+nextcord 2.6's `File` cannot carry a voice message's fields, so replies are posted as the API
+docs describe (https://discord.com/developers/docs/resources/message#create-message, "Voice
+messages"): ``POST /channels/{id}/messages`` as multipart with
+
+- ``payload_json``: ``{"flags": 8192, "attachments": [{"id": 0, "filename": "voice-message.ogg",
+  "duration_secs": <float>, "waveform": <base64 of ≤256 amplitude bytes>}]}``
+  (8192 = IS_VOICE_MESSAGE, 1 << 13; a voice message carries no content or other attachments),
+- ``files[0]``: the OGG/Opus bytes.
+
+Where voice messages are not allowed (error code 50173) the audio goes as a plain attachment with
+the reply text. Text replies are split at Discord's 2000-character limit on sentence ends.
+Every call raises DiscordError on a non-2xx answer or a transport failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bots.text import split_message
+
+IS_VOICE_MESSAGE = 1 << 13
+VOICE_MESSAGES_FORBIDDEN = 50173
+TEXT_LIMIT = 2000
+WAVEFORM_POINTS = 256
+WAVEFORM_STEP_S = 0.1  # clients sample the recording at most every 100 ms
+
+
+class DiscordError(Exception):
+    """Discord answered an error (`status`, Discord's JSON error `code` when it sent one) or was unreachable."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def waveform(samples: np.ndarray, sample_rate: int) -> str:
+    """Base64 of up to 256 bytes: the peak amplitude of each ~100 ms slice, scaled so the loudest is 255."""
+    samples = np.abs(np.asarray(samples, dtype=np.float32).reshape(-1))
+    if not len(samples):
+        return base64.b64encode(b"\x00").decode()
+    points = int(min(WAVEFORM_POINTS, max(1, round(len(samples) / sample_rate / WAVEFORM_STEP_S))))
+    peaks = np.array([chunk.max() if len(chunk) else 0.0 for chunk in np.array_split(samples, points)])
+    top = float(peaks.max())
+    scaled = np.zeros(points, dtype=np.uint8) if top <= 0 else np.round(peaks / top * 255).astype(np.uint8)
+    return base64.b64encode(scaled.tobytes()).decode()
+
+
+class DiscordREST:
+    """Discord's REST API for one bot token over the caller's `http` client (its timeout applies)."""
+
+    def __init__(self, http: httpx.AsyncClient, token: str, *, api_base: str = "https://discord.com/api/v10") -> None:
+        self._http = http
+        self._api = api_base.rstrip("/")
+        self._headers = {"Authorization": f"Bot {token}"}
+
+    async def download(self, url: str, *, max_bytes: int) -> bytes:
+        """An attachment's bytes from its CDN `url`; DiscordError when larger than `max_bytes`."""
+        try:
+            async with self._http.stream("GET", url) as response:
+                if response.is_error:
+                    raise DiscordError(f"GET attachment answered {response.status_code}", status=response.status_code)
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise DiscordError(f"attachment larger than {max_bytes} bytes")
+                return bytes(data)
+        except httpx.HTTPError as e:
+            raise DiscordError(f"attachment download failed: {type(e).__name__}: {e}") from e
+
+    async def typing(self, channel_id: int) -> None:
+        """Show "June is typing…" in the channel for ~10 s (or until June's next message)."""
+        await self._post(f"/channels/{channel_id}/typing")
+
+    async def send_text(self, channel_id: int, text: str, *, reply_to: int | None = None) -> None:
+        """`text` in ≤2000-character messages; the first one replies to message `reply_to`."""
+        for i, piece in enumerate(split_message(text, TEXT_LIMIT)):
+            payload: dict[str, Any] = {"content": piece, "allowed_mentions": {"parse": []}}
+            if reply_to is not None and i == 0:
+                payload["message_reference"] = {"message_id": str(reply_to), "fail_if_not_exists": False}
+            await self._post(f"/channels/{channel_id}/messages", json=payload)
+
+    async def send_voice(
+        self, channel_id: int, ogg: bytes, *, duration_secs: float, waveform_b64: str, text: str = "",
+        reply_to: int | None = None,
+    ) -> bool:
+        """Post `ogg` as a voice message; True when it went as one, False when the channel refused
+        voice messages (50173) and it went as a plain audio attachment with `text` instead."""
+        attachment = {"id": 0, "filename": "voice-message.ogg", "duration_secs": round(duration_secs, 2), "waveform": waveform_b64}
+        payload: dict[str, Any] = {"flags": IS_VOICE_MESSAGE, "attachments": [attachment]}
+        if reply_to is not None:
+            payload["message_reference"] = {"message_id": str(reply_to), "fail_if_not_exists": False}
+        try:
+            await self._post_file(channel_id, payload, "voice-message.ogg", ogg)
+            return True
+        except DiscordError as e:
+            if e.code != VOICE_MESSAGES_FORBIDDEN:
+                raise
+        fallback: dict[str, Any] = {
+            "content": split_message(text, TEXT_LIMIT)[0] if text.strip() else "",
+            "attachments": [{"id": 0, "filename": "june.ogg"}],
+            "allowed_mentions": {"parse": []},
+        }
+        if reply_to is not None:
+            fallback["message_reference"] = payload["message_reference"]
+        await self._post_file(channel_id, fallback, "june.ogg", ogg)
+        return False
+
+    async def _post_file(self, channel_id: int, payload: dict[str, Any], filename: str, data: bytes) -> None:
+        await self._post(
+            f"/channels/{channel_id}/messages",
+            data={"payload_json": json.dumps(payload)},
+            files={"files[0]": (filename, data, "audio/ogg")},
+        )
+
+    async def _post(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = await self._http.post(f"{self._api}{path}", headers=self._headers, **kwargs)
+        except httpx.HTTPError as e:
+            raise DiscordError(f"POST {path} failed: {type(e).__name__}: {e}") from e
+        if response.is_error:
+            code = None
+            try:
+                code = response.json().get("code")
+            except (ValueError, AttributeError):
+                pass
+            raise DiscordError(f"POST {path} answered {response.status_code}: {response.text[:300]}",
+                               status=response.status_code, code=code)
+        return response.json() if response.content else {}

@@ -1,0 +1,142 @@
+"""The agent with the scripted model: solving and failing on purpose, every limit status, reasoning
+kept out of the prompt, the no-tool-call fallback, the editor's confinement, and crash isolation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import datasets
+from benchmarks.agent import AgentConfig, parse_fallback, strip_reasoning
+from benchmarks.datasets import Task
+from benchmarks.harness import run_batch, solve
+from benchmarks.models import ScriptedModel
+from benchmarks.sandbox import Limits
+
+LIMITS = Limits(wall_s=30, cpu_s=30)
+
+
+@pytest.fixture(scope="module")
+def task() -> Task:
+    return datasets.load("humaneval")[0]  # has_close_elements
+
+
+def run(task: Task, steps: list[dict[str, Any]], tmp_path: Path, **config: Any) -> tuple[dict[str, Any], dict[str, Any], ScriptedModel]:
+    model = ScriptedModel(steps)
+    record = solve(task, model, AgentConfig(**config), tmp_path, LIMITS)
+    trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_0.json").read_text())
+    return record, trajectory, model
+
+
+def test_solves_a_task(task: Task, tmp_path: Path) -> None:
+    steps = [
+        {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": task.canonical}},
+        {"tool": "bash", "args": {"command": "python -c 'from solution import *; print(has_close_elements([1.0, 1.05], 0.1))'"}},
+        {"tool": "submit", "args": {}},
+    ]
+    record, trajectory, _ = run(task, steps, tmp_path)
+    assert record["status"] == "submitted" and record["passed"] is True, trajectory.get("test_output")
+    assert record["steps"] == 3 and record["prompt_tokens"] > 0 and record["completion_tokens"] > 0
+    observations = [m["content"] for m in trajectory["messages"] if m["role"] == "tool"]
+    assert observations[1] == "exit code: 0\nTrue\n"
+    assert trajectory["solution"] == task.canonical
+
+
+def test_fails_a_task_on_purpose(task: Task, tmp_path: Path) -> None:
+    wrong = task.starter + "    return False\n"
+    steps = [
+        {"tool": "editor", "args": {"command": "create", "path": "/tmp/task/solution.py", "file_text": wrong}},
+        {"tool": "submit", "args": {}},
+    ]
+    record, trajectory, _ = run(task, steps, tmp_path)
+    assert record["status"] == "submitted" and record["passed"] is False
+    assert "AssertionError" in trajectory["test_output"]
+
+
+def test_step_limit(task: Task, tmp_path: Path) -> None:
+    record, _, _ = run(task, [{"tool": "bash", "args": {"command": "echo hi"}}] * 10, tmp_path, max_steps=3)
+    assert (record["status"], record["steps"], record["passed"]) == ("step_limit", 3, False)
+
+
+def test_token_limit(task: Task, tmp_path: Path) -> None:
+    steps = [{"tool": "bash", "args": {"command": "true"}, "prompt_tokens": 600, "completion_tokens": 10}] * 5
+    record, _, _ = run(task, steps, tmp_path, max_tokens=1000)
+    assert (record["status"], record["steps"], record["prompt_tokens"]) == ("token_limit", 2, 1200)
+
+
+def test_time_limit(task: Task, tmp_path: Path) -> None:
+    steps = [{"tool": "bash", "args": {"command": "sleep 60"}}, {"tool": "submit"}]
+    record, trajectory, _ = run(task, steps, tmp_path, max_wall_s=2)
+    assert record["status"] == "time_limit" and record["wall_s"] < 30
+    assert "wall-clock limit" in trajectory["messages"][-1]["content"]
+
+
+def test_model_error_is_a_status(task: Task, tmp_path: Path) -> None:
+    record, _, _ = run(task, [{"tool": "bash", "args": {"command": "true"}}], tmp_path)
+    assert record["status"] == "error" and "script exhausted" in record["error"]
+
+
+def test_reasoning_is_kept_out_of_the_next_prompt(task: Task, tmp_path: Path) -> None:
+    steps = [
+        {"content": "<think>secret plan</think>Looking at the file.", "reasoning": "hidden chain",
+         "tool": "editor", "args": {"command": "view", "path": "solution.py"}},
+        {"content": "<think>unterminated thought", "tool": "submit"},
+    ]
+    record, trajectory, model = run(task, steps, tmp_path)
+    assert record["status"] == "submitted"
+    second_prompt = json.dumps(model.seen[1])
+    assert "secret plan" not in second_prompt and "hidden chain" not in second_prompt and "reasoning" not in second_prompt
+    assert model.seen[1][2]["content"] == "Looking at the file."
+    assert trajectory["reasoning"][0] == "hidden chain"  # kept for the reader, not the model
+    assert strip_reasoning("<think>a</think>b<think>c") == "b"
+
+
+def test_fallback_without_native_tool_calls(task: Task, tmp_path: Path) -> None:
+    body = task.canonical.replace("'", "'\\''")
+    steps = [
+        {"content": f"I will write it.\n```bash\nprintf '%s' '{body}' > solution.py\n```"},
+        {"content": "no block here"},
+        {"content": '{"name": "bash", "arguments": {"command": "python -c \'import solution\'"}}'},
+        {"content": "```bash\nsubmit\n```"},
+    ]
+    record, trajectory, model = run(task, steps, tmp_path, native_tools=False)
+    assert record["status"] == "submitted" and record["passed"] is True, trajectory
+    assert "tool_calls" not in json.dumps(model.seen[-1])
+    assert any("No command found" in str(m["content"]) for m in model.seen[-1])
+    assert parse_fallback("submit")[0].name == "submit"
+    assert parse_fallback("```python\nprint(1)\n```\nthen\n```bash\nls\n```")[0].arguments == '{"command": "ls"}'
+    assert parse_fallback("```python\nprint(1)\n```\nno command") == []
+    assert json.loads(parse_fallback("```bash\necho cut off by max_tok")[0].arguments) == {"command": "echo cut off by max_tok"}
+    assert parse_fallback("```json\n{\"name\": \"submit\", \"arguments\": {}}\n```")[0].name == "submit"
+    both = parse_fallback("Done:\n```bash\necho hi\nsubmit\n```")
+    assert [c.name for c in both] == ["bash", "submit"] and json.loads(both[0].arguments) == {"command": "echo hi"}
+
+
+def test_editor_stays_in_the_task_dir(task: Task, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    steps = [
+        {"tool": "editor", "args": {"command": "create", "path": str(outside), "file_text": "x"}},
+        {"tool": "editor", "args": {"command": "create", "path": "../escape.txt", "file_text": "x"}},
+        {"tool": "bash", "args": {"command": f"ln -s {tmp_path} link"}},
+        {"tool": "editor", "args": {"command": "create", "path": "link/outside.txt", "file_text": "x"}},
+        {"tool": "editor", "args": {"command": "str_replace", "path": "solution.py", "old_str": "nope", "new_str": ""}},
+        {"tool": "submit"},
+    ]
+    record, trajectory, _ = run(task, steps, tmp_path)
+    tool_outputs = [m["content"] for m in trajectory["messages"] if m["role"] == "tool"]
+    assert record["status"] == "submitted"
+    assert not outside.exists() and not list(tmp_path.glob("**/escape.txt"))
+    assert [o.startswith("error:") for o in tool_outputs] == [True, True, False, True, True, False]
+
+
+def test_a_crashing_task_does_not_end_the_batch(task: Task, tmp_path: Path) -> None:
+    broken = Task("broken/1", "swebench-lite", "p", "", "", "", "", kind="swebench")
+    script = [{"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": task.canonical}}, {"tool": "submit"}]
+    records = run_batch([broken, task], lambda t: solve(t, ScriptedModel(script), AgentConfig(), tmp_path, LIMITS), tmp_path, 2)
+    by_id = {r["task_id"]: r for r in records}
+    assert by_id["broken/1"]["status"] == "error" and "Docker" in by_id["broken/1"]["error"]
+    assert by_id["HumanEval/0"]["passed"] is True
+    assert (tmp_path / "trajectories" / "broken_1.json").exists()

@@ -1,0 +1,218 @@
+"""The Discord handler driven with real nextcord objects built from API payloads; Discord's REST API
+and the gateway answered by respx at the HTTP edge, the voice-message upload checked on the wire."""
+
+from __future__ import annotations
+
+import base64
+import email
+import json
+
+import httpx
+import numpy as np
+import nextcord
+import pytest
+import respx
+
+from bots.conversation import Conversations
+from bots.discord.cog import HELP, TOO_BIG, DiscordContext, handle_message, intents
+from bots.discord.rest import DiscordREST, waveform
+from bots.history import MemoryStore
+from bots.pipeline import PipelineError, VoicePipeline
+from bots.status import create_metrics
+from speech.audio import encode
+from tests.bots.conftest import is_ogg_opus
+from tests.bots.test_pipeline import TONE_SECONDS, WAV, sse, stream_response
+
+pytestmark = pytest.mark.anyio
+
+GATEWAY = "http://gateway.test"
+API = "https://discord.com/api/v10"
+ME, USER, DM, TEXT_CHANNEL, GUILD = 1000, 42, 555, 666, 77
+CDN = "https://cdn.discordapp.com/attachments/555/1/voice-message.ogg"
+USER_PAYLOAD = {"id": str(USER), "username": "tester", "discriminator": "0", "avatar": None}
+# The user's voice message: 1 s of tone as OGG/Opus.
+VOICE = encode(0.2 * np.sin(np.linspace(0, 2 * np.pi * 300, 16000)), 16000, "opus")
+
+
+@pytest.fixture
+def routes():
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{GATEWAY}/v1/models", name="models").respond(json={"data": [{"id": "june-test"}]})
+        router.post(f"{GATEWAY}/v1/audio/transcriptions", name="stt").respond(
+            json={"text": "What is the capital of France?", "language": "en", "duration": 1.0}
+        )
+        router.post(f"{GATEWAY}/v1/chat/completions", name="chat").return_value = stream_response(sse("Paris."))
+        router.post(f"{GATEWAY}/v1/audio/speech", name="tts").respond(content=WAV)
+        router.get(CDN, name="cdn").respond(content=VOICE, headers={"content-type": "audio/ogg"})
+        router.post(url__regex=rf"{API}/channels/\d+/typing", name="typing").respond(204)
+        router.post(url__regex=rf"{API}/channels/\d+/messages", name="send").respond(json={"id": "1"})
+        yield router
+
+
+@pytest.fixture
+async def ctx():
+    async with httpx.AsyncClient(timeout=5) as gateway_http, httpx.AsyncClient(timeout=5) as discord_http:
+        pipeline = VoicePipeline(gateway_http, base_url=GATEWAY, retry_attempts=1)
+        conversations = Conversations(pipeline, MemoryStore(), create_metrics("discord"))
+        yield DiscordContext(conversations, DiscordREST(discord_http, "bot-token", api_base=API), max_bytes=10**6)
+
+
+@pytest.fixture
+async def state():
+    """nextcord's connection state with June logged in, as the gateway connection would leave it."""
+    client = nextcord.Client(intents=intents([]))
+    state = client._connection
+    state.user = nextcord.ClientUser(
+        state=state, data={"id": str(ME), "username": "June", "discriminator": "0", "avatar": None, "bot": True}
+    )
+    return state
+
+
+def message(state, *, guild: bool = False, content: str = "", voice: bool = False, size: int | None = None,
+            mentions: list[dict] | None = None) -> nextcord.Message:
+    """A nextcord Message from a MESSAGE_CREATE payload, in a DM or a guild text channel."""
+    if guild:
+        g = nextcord.Guild(data={"id": str(GUILD), "name": "g", "channels": [], "roles": []}, state=state)
+        channel = nextcord.TextChannel(state=state, guild=g, data={
+            "id": str(TEXT_CHANNEL), "type": 0, "name": "general", "position": 0, "guild_id": str(GUILD)})
+    else:
+        channel = nextcord.DMChannel(me=state.user, state=state, data={"id": str(DM), "type": 1, "recipients": [USER_PAYLOAD]})
+    attachments = []
+    if voice:
+        attachments.append({
+            "id": "1", "filename": "voice-message.ogg", "size": len(VOICE) if size is None else size, "url": CDN,
+            "proxy_url": CDN, "content_type": "audio/ogg", "duration_secs": 1.0, "waveform": "AAAA",
+        })
+    data = {
+        "id": "9001", "channel_id": str(channel.id), "author": USER_PAYLOAD, "content": content,
+        "attachments": attachments, "embeds": [], "mentions": mentions or [], "mention_roles": [], "pinned": False,
+        "mention_everyone": False, "tts": False, "type": 0, "timestamp": "2026-01-01T00:00:00+00:00",
+        "edited_timestamp": None, "flags": 8192 if voice else 0,
+    }
+    if guild:
+        data["guild_id"] = str(GUILD)
+    return nextcord.Message(state=state, channel=channel, data=data)
+
+
+def parts(request: httpx.Request) -> dict[str, bytes]:
+    """A multipart/form-data body by field name."""
+    raw = b"Content-Type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + request.content
+    return {p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
+            for p in email.message_from_bytes(raw).get_payload()}
+
+
+def sent(routes) -> list[httpx.Request]:
+    return [c.request for c in routes["send"].calls]
+
+
+async def test_voice_message_in_a_dm_is_answered_with_a_discord_voice_message(routes, ctx, state):
+    await handle_message(message(state, voice=True), ME, ctx)
+
+    voice, caption = sent(routes)
+    assert str(voice.url) == f"{API}/channels/{DM}/messages" and voice.headers["authorization"] == "Bot bot-token"
+    form = parts(voice)
+    payload = json.loads(form["payload_json"])
+    assert payload["flags"] == 1 << 13 and "content" not in payload
+    [attachment] = payload["attachments"]
+    assert attachment["id"] == 0 and attachment["filename"] == "voice-message.ogg"
+    assert attachment["duration_secs"] == pytest.approx(TONE_SECONDS, abs=0.05)
+    wave = base64.b64decode(attachment["waveform"])
+    assert 1 <= len(wave) <= 256 and max(wave) == 255
+    assert is_ogg_opus(form["files[0]"])
+    assert payload["message_reference"]["message_id"] == "9001"
+    assert routes["cdn"].called and routes["typing"].called
+    assert b"OpusHead" in routes["stt"].calls.last.request.content  # the downloaded voice was transcribed
+    text = json.loads(caption.content)["content"]
+    assert "What is the capital of France?" in text and "Paris." in text
+    assert ctx.conversations.metrics.value("voice", "reply") == 1
+
+
+async def test_where_voice_messages_are_forbidden_the_audio_goes_as_a_plain_attachment(routes, ctx, state):
+    routes["send"].side_effect = [
+        httpx.Response(400, json={"message": "Cannot send voice messages in this channel", "code": 50173}),
+        httpx.Response(200, json={"id": "2"}),
+    ]
+    await handle_message(message(state, voice=True), ME, ctx)
+
+    refused, fallback = sent(routes)
+    assert json.loads(parts(refused)["payload_json"])["flags"] == 1 << 13
+    form = parts(fallback)
+    payload = json.loads(form["payload_json"])
+    assert "flags" not in payload and payload["content"] == "Paris."
+    assert payload["attachments"] == [{"id": 0, "filename": "june.ogg"}]
+    assert is_ogg_opus(form["files[0]"])
+
+
+async def test_text_is_answered_where_june_is_mentioned_only(routes, ctx, state):
+    await handle_message(message(state, guild=True, content="Hello everyone"), ME, ctx)
+    assert not routes["send"].called and not routes["chat"].called
+
+    mention = {**USER_PAYLOAD, "id": str(ME), "username": "June", "bot": True}
+    await handle_message(message(state, guild=True, content=f"<@{ME}> What is the capital of France?", mentions=[mention]), ME, ctx)
+    [reply] = sent(routes)
+    body = json.loads(reply.content)
+    assert str(reply.url) == f"{API}/channels/{TEXT_CHANNEL}/messages"
+    assert body["content"] == "Paris." and body["message_reference"]["message_id"] == "9001"
+    assert json.loads(routes["chat"].calls.last.request.content)["messages"][-1]["content"] == "What is the capital of France?"
+
+    await handle_message(message(state, content=f"<@{ME}>"), ME, ctx)  # a bare mention: the help text
+    assert json.loads(sent(routes)[-1].content)["content"] == HELP
+
+
+async def test_gateway_down_gets_an_apology_and_too_big_a_refusal(routes, ctx, state):
+    routes["stt"].side_effect = httpx.ConnectError("refused")
+    await handle_message(message(state, voice=True), ME, ctx)
+    await handle_message(message(state, voice=True, size=2 * 10**6), ME, ctx)
+
+    apology, refusal = (json.loads(r.content)["content"] for r in sent(routes))
+    assert apology == PipelineError("transcribe", "").user_message
+    assert refusal == TOO_BIG.format(mb=0)
+    assert routes["cdn"].call_count == 1
+    assert ctx.conversations.metrics.value("voice", "error") == 1
+    assert ctx.conversations.metrics.value("voice", "refused") == 1
+
+
+async def test_bots_own_messages_are_ignored(routes, ctx, state):
+    msg = message(state, content="hi")
+    msg.author = state.user
+    await handle_message(msg, ME, ctx)
+    assert not routes["send"].called
+
+
+def test_waveform_has_at_most_256_points_one_per_100_ms():
+    rate = 48000
+    short = base64.b64decode(waveform(np.linspace(0, 1, rate), rate))  # 1 s, rising
+    assert len(short) == 10 and short[-1] == 255 and list(short) == sorted(short)
+    long = base64.b64decode(waveform(np.ones(rate * 60, dtype=np.float32), rate))
+    assert len(long) == 256
+    assert base64.b64decode(waveform(np.zeros(0), rate)) == b"\x00"
+
+
+def test_intents_are_minimal():
+    plain = intents([])
+    assert plain.dm_messages and plain.guild_messages and not plain.message_content and not plain.members
+    assert intents([TEXT_CHANNEL]).message_content
+
+
+async def test_each_message_is_one_span_with_its_outcome(routes, state):
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from june.observability import setup
+
+    exporter = InMemorySpanExporter()
+    telemetry = setup("discord", exporter=exporter)
+    async with httpx.AsyncClient(timeout=5) as gateway_http, httpx.AsyncClient(timeout=5) as discord_http:
+        telemetry.instrument(gateway_http)
+        pipeline = VoicePipeline(gateway_http, base_url=GATEWAY, retry_attempts=1)
+        conversations = Conversations(pipeline, MemoryStore(), create_metrics("discord"), tracer=telemetry.tracer("t"))
+        ctx = DiscordContext(conversations, DiscordREST(discord_http, "bot-token", api_base=API))
+        await handle_message(message(state, content="Hello"), ME, ctx)
+        routes["chat"].side_effect = httpx.ConnectError("refused")
+        await handle_message(message(state, content="Again"), ME, ctx)
+
+    spans = [s for s in exporter.get_finished_spans() if s.name == "bot.message"]
+    assert [s.attributes["june.outcome"] for s in spans] == ["reply", "error"]
+    assert spans[0].attributes["june.chat"] == f"discord:{DM}" and spans[0].attributes["june.kind"] == "text"
+    # The gateway requests are children of the message's span (one trace per message).
+    children = [s for s in exporter.get_finished_spans() if s.parent is not None and s.parent.span_id == spans[0].context.span_id]
+    assert children
