@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import typer
 
+from benchmarks import harness, report
+from benchmarks.perf import gateway, pipeline, speech, vllm_serve
+
 bench = typer.Typer(help="Benchmarks: the coding agent on public datasets, and the stack's speed.", no_args_is_help=True)
 
-# Registered commands (one line each): bench.command("NAME")(function)
-from benchmarks import harness, report  # noqa: E402  (the coding-agent harness, issue 6)
+# The coding agent on public datasets (harness.py, report.py).
 bench.command("run")(harness.run)
 bench.command("report")(report.report)
 bench.command("selfcheck")(harness.selfcheck)
-from benchmarks.perf import pipeline as perf_pipeline  # noqa: E402  (the bots' voice pipeline, issue 5)
-bench.command("pipeline")(perf_pipeline.pipeline)
-from benchmarks.perf import speech as perf_speech; bench.command("speech")(perf_speech.speech)  # noqa: E402, E702  (speech service, issue 3)
-from benchmarks.perf import gateway as perf_gateway, vllm_serve as perf_serve; bench.command("gateway")(perf_gateway.gateway); bench.command("serve")(perf_serve.serve)  # noqa: E402, E702  (gateway overhead, vLLM serving; issue 4)
+# Performance of the stack (perf/).
+bench.command("speech")(speech.speech)
+bench.command("gateway")(gateway.gateway)
+bench.command("serve")(vllm_serve.serve)
+bench.command("pipeline")(pipeline.pipeline)
