@@ -89,7 +89,8 @@ def voice(
     output.write_bytes(result.audio or b"")
     console.print(f"[bold]you said:[/] {result.transcript}")
     console.print(f"[bold]june:[/]     {result.reply}")
-    table = Table("stage", "seconds", title=f"voice round trip → {output}")
+    console.print(f"[bold]reply audio:[/] {output}")
+    table = Table("stage", "seconds")
     for stage, seconds in dataclasses.asdict(result.timings).items():
         table.add_row(stage, "-" if seconds is None else f"{seconds:.2f}")
     console.print(table)

@@ -103,6 +103,10 @@ def plan(*, with_bots: bool = True) -> list[Service]:
     return services
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _client_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
@@ -112,8 +116,9 @@ def run(services: list[Service], *, gateway_url: str, api_key: str | None, quiet
 
     Returns the process exit code: 0 after Ctrl-C/SIGTERM, 1 when a child failed.
     """
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM both stop the stack, also where SIGINT came in ignored (a background job).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     t0 = time.monotonic()
     try:
         for s in services:
@@ -123,12 +128,11 @@ def run(services: list[Service], *, gateway_url: str, api_key: str | None, quiet
                 waited = wait_ready(s.ready_url, timeout=s.ready_timeout, proc=s.proc, name=s.name)
                 console.print(f"[bold]{s.name}[/] ready ({waited:.1f} s)")
         _banner(time.monotonic() - t0, gateway_url, api_key)
-        while not stop.is_set():
+        while True:
             for s in services:
                 if s.proc is not None and s.proc.poll() is not None:
                     raise ServiceFailed(f"{s.name} exited with code {s.proc.returncode}")
-            stop.wait(0.5)
-        return 0
+            time.sleep(0.5)
     except ServiceFailed as e:
         console.print(f"[bold red]june up: {e}[/]")
         for s in services:
@@ -138,6 +142,7 @@ def run(services: list[Service], *, gateway_url: str, api_key: str | None, quiet
     except KeyboardInterrupt:
         return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan children
         console.print("stopping june …")
         for s in reversed(services):
             s.stop()

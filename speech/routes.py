@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State, UploadFile
+from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, Stream
 
 from june.web import OpenAIError
@@ -149,7 +150,7 @@ async def translate(request: Request, state: State) -> Response:
 
 
 @post(["/speak", "/v1/audio/speech"], status_code=200)
-async def speak(data: SpeechRequest, state: State) -> Response:
+async def speak(data: JSONBody[SpeechRequest], state: State) -> Response:
     """JSON `{model, input, voice, instructions, response_format, speed, stream_format}` → audio.
 
     The text is cut into sentences and each is sent as soon as it is synthesized: chunked audio

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
 
 from tests.conftest import free_port
 
@@ -28,3 +34,60 @@ def test_up_reports_a_child_that_dies_and_stops_the_rest() -> None:
     assert "llm exited with code" in out, out
     assert "GPU" in out, out  # the preflight's reason reaches the user
     assert "stopped." in out
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids whose environment holds `marker` (a KEY=VALUE line)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_ctrl_c_stops_every_child() -> None:
+    speech_port, gateway_port = free_port(), free_port()
+    marker = f"JUNE_TEST_MARKER={os.getpid()}-{gateway_port}"
+    key, value = marker.split("=")
+    env = {
+        **os.environ,
+        key: value,
+        "JUNE_LLM_PORT": str(free_port()),
+        "JUNE_SPEECH_PORT": str(speech_port),
+        "JUNE_GATEWAY_PORT": str(gateway_port),
+        "JUNE_TELEGRAM_TOKEN": "",
+        "JUNE_DISCORD_TOKEN": "",
+    }
+    # Started like a background job of a script: SIGINT arrives ignored, and must still stop june.
+    up = subprocess.Popen(
+        [sys.executable, "-m", "june", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the gateway comes up in seconds; vLLM is still loading then
+            try:
+                if httpx.get(f"http://127.0.0.1:{gateway_port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert up.poll() is None and time.monotonic() < deadline, "june up did not start its gateway"
+            time.sleep(0.5)
+        assert len(_processes_with(marker)) >= 4  # june up, llm, speech, gateway
+        up.send_signal(signal.SIGINT)
+        out = up.communicate(timeout=60)[0].decode(errors="replace")
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode == 0, out
+    assert "stopped." in out
+    time.sleep(1)
+    assert _processes_with(marker) == [], out[-2000:]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{gateway_port}/health", timeout=2)
