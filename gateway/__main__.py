@@ -19,7 +19,7 @@ def main(settings: GatewaySettings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     telemetry = setup("gateway")
     try:
-        serve(create_app(settings, telemetry=telemetry), settings.host, settings.port)
+        serve(create_app(settings, telemetry=telemetry), settings.host, settings.port, access_log=settings.access_log)
     finally:
         telemetry.shutdown()
 

@@ -64,6 +64,8 @@ class GatewaySettings(BaseSettings):
     """Seconds to wait for each piece of an upstream response (long generations) before 504."""
     write_timeout: float = 60.0
     """Seconds to wait for each piece of a request body to be accepted by an upstream."""
+    access_log: bool = False
+    """Log one line per request (off: the gateway's metrics and traces already record every request)."""
     max_body_bytes: int = 32 * 1024 * 1024
     """Largest request body accepted (bytes); OpenAI's audio uploads go up to 25 MB. Larger → 413."""
 

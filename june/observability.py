@@ -108,6 +108,8 @@ def setup(service: str, *, exporter: SpanExporter | None = None, json_logs: bool
         json_logs = log.log_json
     if json_logs:
         configure_json_logging(service, logging.getLevelName(log.log_level.upper()))
+    # httpx logs every request at INFO: health checks and proxied calls would drown the service's own logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return Telemetry(service, provider)
 
 

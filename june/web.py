@@ -105,10 +105,18 @@ exception_handlers = {
 """Pass to `Litestar(exception_handlers=...)`: every error leaves in the OpenAI envelope."""
 
 
-def serve(app: Litestar, host: str, port: int) -> None:
-    """Run `app` under uvicorn until SIGINT/SIGTERM."""
+def serve(app: Litestar, host: str, port: int, *, access_log: bool = True) -> None:
+    """Run `app` under uvicorn until SIGINT/SIGTERM; `access_log` False drops the line per request."""
     import uvicorn
 
     from june.observability import uvicorn_log_config
 
-    uvicorn.run(app, host=host, port=port, log_level="info", log_config=uvicorn_log_config(), timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=uvicorn_log_config(),
+        access_log=access_log,
+        timeout_graceful_shutdown=5,
+    )
