@@ -200,6 +200,7 @@ def _plot(res: Results, out: Path) -> None:
     ax[1][0].set(title="Throughput, mixed STT (tiny.en) + TTS", xlabel="concurrency", ylabel="requests/s")
     ax[1][0].set_xscale("log")
     ax[1][0].set_xticks(conc, [str(c) for c in conc])
+    ax[1][0].set_ylim(bottom=0)  # from zero, so a flat line looks flat
     ax[1][1].barh(range(len(res.wer)), res.wer)
     ax[1][1].set(title=f"TTS → STT WER (mean {statistics.mean(res.wer):.3f})", xlabel="WER")
     ax[1][1].set_yticks(range(len(PHRASES)), [p[:28] for p in PHRASES])
