@@ -128,7 +128,8 @@ def api_key_guard(keys: Sequence[ApiKey]) -> Guard:
     """
     accepted = tuple(keys)
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    # async: Litestar runs a sync guard in a worker thread, a thread hop per request.
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         connection.state.api_key = authenticate(connection.headers.get("authorization"), accepted) if accepted else OPEN
 
     return guard

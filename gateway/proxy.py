@@ -24,6 +24,8 @@ import httpx
 from litestar import Request
 from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.auth import OPEN, ApiKey, model_forbidden
 from gateway.limits import Limiter, RateLimited
@@ -295,10 +297,34 @@ async def forward(request: Request, upstream: Upstream, *, allow_list: bool = Fa
     )
 
 
+async def _traced_send(tracer: trace.Tracer, server: Server, outgoing: httpx.Request) -> httpx.Response:
+    """`server.client.send(outgoing, stream=True)` in a CLIENT span, with W3C `traceparent` injected.
+
+    The span covers the wait for the status line and headers, as OpenTelemetry's httpx
+    instrumentation does, with its attributes (http.method, http.url, http.status_code), at a
+    fraction of its cost per request. Exceptions are recorded on the span and re-raised.
+    """
+    with tracer.start_as_current_span(outgoing.method, kind=SpanKind.CLIENT) as span:
+        propagate.inject(outgoing.headers)  # replaces a client's traceparent: this span is the parent now
+        if not span.is_recording():
+            return await server.client.send(outgoing, stream=True)
+        span.set_attribute("http.method", outgoing.method)
+        span.set_attribute("http.url", str(outgoing.url))
+        response = await server.client.send(outgoing, stream=True)
+        span.set_attribute("http.status_code", response.status_code)
+        if response.status_code >= 500:
+            span.set_status(StatusCode.ERROR)
+        return response
+
+
 async def _send(
     request: Request, pool: Pool, content: bytes | AsyncIterator[bytes] | None
 ) -> tuple[Server, httpx.Response]:
-    """The first server of `pool` that answers (status line and headers), least busy first."""
+    """The first server of `pool` that answers (status line and headers), least busy first.
+
+    Each attempt is traced (see `_traced_send`) by the app's `state.tracer`.
+    """
+    tracer: trace.Tracer = request.app.state.tracer
     headers = request_headers(request.scope["headers"])
     target = _target(request)
     replayable = not isinstance(content, AsyncIterator)
@@ -310,7 +336,7 @@ async def _send(
         outgoing = server.client.build_request(request.method, target, headers=headers, content=content)
         server.inflight += 1
         try:
-            return server, await server.client.send(outgoing, stream=True)
+            return server, await _traced_send(tracer, server, outgoing)
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             server.inflight -= 1
             # The request never reached this server: take it out and try the next one.

@@ -10,6 +10,8 @@ request only fails when every server actually refuses it.
 
 from __future__ import annotations
 
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
@@ -89,6 +91,12 @@ class Pool:
             await server.client.aclose()
 
 
+def _no_cookies() -> CookieJar:
+    """A cookie jar that stores nothing: one client serves every caller, so an upstream's
+    Set-Cookie must not ride along on other callers' requests (it still reaches its own caller)."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))  # httpx keeps a jar as given
+
+
 def make_pools(
     urls: Mapping[Upstream, list[str]], *, timeout: httpx.Timeout, limits: httpx.Limits | None = None
 ) -> dict[Upstream, Pool]:
@@ -98,7 +106,10 @@ def make_pools(
     return {
         name: Pool(
             name,
-            [Server(url, httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits, trust_env=False)) for url in group],
+            [
+                Server(url, httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits, trust_env=False, cookies=_no_cookies()))
+                for url in group
+            ],
         )
         for name, group in urls.items()
     }

@@ -181,7 +181,10 @@ class StubUpstream:
                     # Exactly this content-type (Litestar would add "; charset=utf-8" to a media_type).
                     headers={"content-type": "text/event-stream", "x-stub": "sse", "cache-control": "no-cache", "x-upstream": stub.name},
                 )
-            return Response(CHAT_COMPLETION, media_type="application/json", headers={"x-stub": "chat", "x-upstream": stub.name})
+            headers = {"x-stub": "chat", "x-upstream": stub.name}
+            if "set_cookie" in control:
+                headers["set-cookie"] = control["set_cookie"]
+            return Response(CHAT_COMPLETION, media_type="application/json", headers=headers)
 
         @post("/v1/completions", status_code=200)
         async def completions(request: Request) -> Response:

@@ -189,3 +189,13 @@ def test_unknown_route_is_a_404_envelope(gw: str) -> None:
     r = httpx.get(f"{gw}/v1/nope")
     assert r.status_code == 404
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_an_upstream_cookie_reaches_its_caller_but_no_other_request(gw: str, stub: StubUpstream) -> None:
+    # One upstream client serves every caller: a stored cookie would leak between users.
+    first = httpx.post(f"{gw}/v1/chat/completions", json={**CHAT, "stub": {"set_cookie": "session=alice; Path=/"}})
+    assert first.status_code == 200
+    assert first.headers["set-cookie"] == "session=alice; Path=/"
+    second = httpx.post(f"{gw}/v1/chat/completions", json=CHAT)
+    assert second.status_code == 200
+    assert stub.seen[-1].header("cookie") is None
