@@ -64,6 +64,36 @@ class Preset:
     """One line for listings."""
 
 
+
+def _qwen3_30b_a3b(
+    name: str,
+    model: str,
+    *,
+    weights_gib: float,
+    reasoning: bool,
+    description: str,
+    tool_call_parser: str = "hermes",
+    sampling: Mapping[str, float] | None = None,
+) -> Preset:
+    """A GPU preset of the Qwen3-30B-A3B family: same layers/KV shape, 32k context, Ampere+ (bf16 and
+    the Marlin kernels of the 4-bit checkpoints), served under its hub id. `reasoning` turns on the
+    `qwen3` reasoning parser and the thinking-mode sampling of the model cards."""
+    return Preset(
+        name=name,
+        model=model,
+        served_model_name=model,
+        device="cuda",
+        weights_gib=weights_gib,
+        kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
+        max_model_len=32768,
+        min_compute_capability=(8, 0),
+        reasoning_parser="qwen3" if reasoning else None,
+        tool_call_parser=tool_call_parser,
+        sampling=sampling or (_THINKING_SAMPLING if reasoning else _INSTRUCT_SAMPLING),
+        description=description,
+    )
+
+
 CPU_PRESET = "qwen2.5-coder-0.5b-cpu"
 """The embedded default: runs anywhere, offline, from PyPI packages."""
 GPU_PRESET = "qwen3-30b-a3b-awq"
@@ -88,74 +118,44 @@ PRESETS: dict[str, Preset] = {
             offline=QWEN25_CODER_05B,
             description="Qwen2.5-Coder-0.5B-Instruct on CPU, offline (tests, laptops); ~12 tok/s on 2 cores",
         ),
-        Preset(
-            name=GPU_PRESET,
+        _qwen3_30b_a3b(
+            GPU_PRESET,
             # Qwen publishes no AWQ of this model; this community AWQ (4-bit, group 128) is the one
-            # vLLM users run (the org was renamed QuixiAI; the hub redirects the old id).
-            model="cognitivecomputations/Qwen3-30B-A3B-AWQ",
-            served_model_name="cognitivecomputations/Qwen3-30B-A3B-AWQ",
-            device="cuda",
+            # vLLM users run (the org was renamed QuixiAI; the hub redirects the old id). vLLM runs
+            # its MoE layers with Marlin kernels: Ampere+.
+            "cognitivecomputations/Qwen3-30B-A3B-AWQ",
             weights_gib=15.7,  # ~16.9 GB of safetensors
-            kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
-            max_model_len=32768,
-            min_compute_capability=(8, 0),  # vLLM runs AWQ MoE layers with Marlin kernels: Ampere+
-            reasoning_parser="qwen3",
-            tool_call_parser="hermes",
-            sampling=_THINKING_SAMPLING,  # thinking mode is the default; non-thinking: 0.7/0.8/20/0
+            reasoning=True,  # thinking mode is the default; non-thinking: 0.7/0.8/20/0
             description="Qwen3-30B-A3B hybrid thinking, AWQ 4-bit: fits a 24 GB GPU",
         ),
-        Preset(
-            name="qwen3-30b-a3b-gptq-int4",
+        _qwen3_30b_a3b(
+            "qwen3-30b-a3b-gptq-int4",
             # Qwen's own 4-bit checkpoint of the hybrid model (Qwen publishes GPTQ-Int4 and FP8 for
-            # the 30B-A3B MoE, no AWQ); vLLM runs its MoE layers with Marlin kernels: Ampere+.
-            model="Qwen/Qwen3-30B-A3B-GPTQ-Int4",
-            served_model_name="Qwen/Qwen3-30B-A3B-GPTQ-Int4",
-            device="cuda",
+            # the 30B-A3B MoE, no AWQ).
+            "Qwen/Qwen3-30B-A3B-GPTQ-Int4",
             weights_gib=15.6,  # ~16.7 GB of safetensors
-            kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
-            max_model_len=32768,
-            min_compute_capability=(8, 0),
-            reasoning_parser="qwen3",
-            tool_call_parser="hermes",
-            sampling=_THINKING_SAMPLING,
+            reasoning=True,
             description="Qwen3-30B-A3B hybrid thinking, Qwen's official GPTQ 4-bit: fits a 24 GB GPU",
         ),
-        Preset(
-            name="qwen3-30b-a3b-instruct-2507",
-            model="Qwen/Qwen3-30B-A3B-Instruct-2507",
-            served_model_name="Qwen/Qwen3-30B-A3B-Instruct-2507",
-            device="cuda",
+        _qwen3_30b_a3b(
+            "qwen3-30b-a3b-instruct-2507",
+            "Qwen/Qwen3-30B-A3B-Instruct-2507",
             weights_gib=57.0,  # bf16
-            kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
-            max_model_len=32768,
-            min_compute_capability=(8, 0),  # bf16
-            tool_call_parser="hermes",
-            sampling=_INSTRUCT_SAMPLING,
+            reasoning=False,
             description="Qwen3-30B-A3B Instruct 2507 (non-thinking), bf16: 80 GB GPU",
         ),
-        Preset(
-            name="qwen3-30b-a3b-thinking-2507",
-            model="Qwen/Qwen3-30B-A3B-Thinking-2507",
-            served_model_name="Qwen/Qwen3-30B-A3B-Thinking-2507",
-            device="cuda",
+        _qwen3_30b_a3b(
+            "qwen3-30b-a3b-thinking-2507",
+            "Qwen/Qwen3-30B-A3B-Thinking-2507",
             weights_gib=57.0,
-            kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
-            max_model_len=32768,
-            min_compute_capability=(8, 0),
-            reasoning_parser="qwen3",
-            tool_call_parser="hermes",
-            sampling=_THINKING_SAMPLING,
+            reasoning=True,
             description="Qwen3-30B-A3B Thinking 2507 (always thinks), bf16: 80 GB GPU",
         ),
-        Preset(
-            name="qwen3-coder-30b-a3b",
-            model="Qwen/Qwen3-Coder-30B-A3B-Instruct",
-            served_model_name="Qwen/Qwen3-Coder-30B-A3B-Instruct",
-            device="cuda",
+        _qwen3_30b_a3b(
+            "qwen3-coder-30b-a3b",
+            "Qwen/Qwen3-Coder-30B-A3B-Instruct",
             weights_gib=57.0,
-            kv_bytes_per_token=_QWEN3_30B_A3B_KV_BYTES,
-            max_model_len=32768,
-            min_compute_capability=(8, 0),
+            reasoning=False,
             tool_call_parser="qwen3_coder",
             sampling={**_INSTRUCT_SAMPLING, "repetition_penalty": 1.05},
             description="Qwen3-Coder-30B-A3B-Instruct (agentic coding, XML tool calls), bf16: 80 GB GPU",
