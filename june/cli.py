@@ -2,7 +2,7 @@
 
     uv run june up                       # speech + LLM + gateway (+ bots with tokens), Ctrl-C stops
     uv run june voice in.ogg -o out.ogg  # one voice round trip against a running stack
-    uv run june llm | speech | gateway | telegram   # one service in the foreground
+    uv run june llm | speech | gateway | telegram | discord   # one service in the foreground
 """
 
 from __future__ import annotations
@@ -19,26 +19,13 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.cli import bench
+from june.smoke import smoke
+
 app = typer.Typer(help="june: a self-hosted voice and coding assistant stack.", no_args_is_help=True)
 console = Console(highlight=False)
-
-
-def _add_bench() -> None:
-    from benchmarks.cli import bench
-
-    app.add_typer(bench, name="bench")
-
-
-_add_bench()
-
-
-def _add_smoke() -> None:
-    from june.smoke import smoke
-
-    app.command("smoke")(smoke)
-
-
-_add_smoke()
+app.add_typer(bench, name="bench")
+app.command("smoke")(smoke)
 
 
 @app.command()
@@ -47,14 +34,9 @@ def up(
     bots: Annotated[bool, typer.Option(help="Start the bots whose tokens are set.")] = True,
 ) -> None:
     """Start speech, the LLM server and the gateway (and bots with tokens) on 127.0.0.1."""
-    from gateway.settings import GatewaySettings
     from june import stack
 
-    gw = GatewaySettings()
-    keys = [k.get_secret_value() for k in gw.api_keys]
-    host = "127.0.0.1" if gw.host in ("0.0.0.0", "::") else gw.host
-    code = stack.run(stack.plan(with_bots=bots), gateway_url=f"http://{host}:{gw.port}", api_key=keys[0] if keys else None, quiet=quiet)
-    raise typer.Exit(code)
+    raise typer.Exit(stack.run(stack.plan(with_bots=bots), quiet=quiet))
 
 
 @app.command()

@@ -71,16 +71,26 @@ class Service:
             self.proc.wait()
 
 
-def plan(*, with_bots: bool = True) -> list[Service]:
+@dataclass
+class Plan:
+    """What `june up` starts, and where users reach it."""
+
+    services: list[Service]
+    gateway_url: str
+    """The gateway's base URL as a client on this machine reaches it."""
+    api_key: str | None
+    """The gateway's first API key, for the printed curl; None when the gateway is open."""
+
+
+def plan(*, with_bots: bool = True) -> Plan:
     """The services of the stack on their settings (env `JUNE_*`); bots only when tokens are set."""
+    from bots.settings import DiscordSettings, TelegramSettings
     from gateway.settings import GatewaySettings
     from june.llm.settings import LLMSettings
     from speech.settings import SpeechSettings
 
     speech, llm, gw = SpeechSettings(), LLMSettings(), GatewaySettings()
-    speech_url = f"http://{_client_host(speech.host)}:{speech.port}"
-    llm_url = f"http://{_client_host(llm.host)}:{llm.port}"
-    gw_url = f"http://{_client_host(gw.host)}:{gw.port}"
+    speech_url, llm_url, gw_url = (local_url(s.host, s.port) for s in (speech, llm, gw))
     services = [
         Service("llm", "june.llm", f"{llm_url}/health"),
         Service("speech", "speech", f"{speech_url}/ready"),
@@ -96,38 +106,40 @@ def plan(*, with_bots: bool = True) -> list[Service]:
     ]
     if with_bots:
         bot_env = {"JUNE_BOT_BASE_URL": os.environ.get("JUNE_BOT_BASE_URL", gw_url)}
-        for name, default_port in (("telegram", 8081), ("discord", 8082)):
+        for name, settings_class in (("telegram", TelegramSettings), ("discord", DiscordSettings)):
             if os.environ.get(f"JUNE_{name.upper()}_TOKEN"):
-                port = os.environ.get(f"JUNE_{name.upper()}_PORT", str(default_port))
-                services.append(Service(name, f"bots.{name}", f"http://127.0.0.1:{port}/health", bot_env))
-    return services
+                bot = settings_class()
+                services.append(Service(name, f"bots.{name}", f"{local_url(bot.host, bot.port)}/health", bot_env))
+    keys = [k.get_secret_value() for k in gw.api_keys]
+    return Plan(services, gw_url, keys[0] if keys else None)
 
 
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+def local_url(host: str, port: int) -> str:
+    """http://HOST:PORT as a client on this machine reaches a server bound to `host` (0.0.0.0 → 127.0.0.1)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
 
 
-def run(services: list[Service], *, gateway_url: str, api_key: str | None, quiet: bool = False) -> int:
-    """Start `services`, wait until each is ready, then supervise until Ctrl-C or a child dies.
+def run(plan: Plan, *, quiet: bool = False) -> int:
+    """Start the plan's services, wait until each is ready, then supervise until Ctrl-C or a child dies.
 
     Returns the process exit code: 0 after Ctrl-C/SIGTERM, 1 when a child failed.
     """
     # Ctrl-C and SIGTERM both stop the stack, also where SIGINT came in ignored (a background job).
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    services = plan.services
     t0 = time.monotonic()
     try:
         for s in services:
             s.start(quiet)
         for s in services:
-            if s.ready_url:
-                waited = wait_ready(s.ready_url, timeout=s.ready_timeout, proc=s.proc, name=s.name)
-                console.print(f"[bold]{s.name}[/] ready ({waited:.1f} s)")
-        _banner(time.monotonic() - t0, gateway_url, api_key)
+            waited = wait_ready(s.ready_url, timeout=s.ready_timeout, proc=s.proc, name=s.name)
+            console.print(f"[bold]{s.name}[/] ready ({waited:.1f} s)")
+        _banner(time.monotonic() - t0, plan.gateway_url, plan.api_key)
         while True:
             for s in services:
                 if s.proc is not None and s.proc.poll() is not None:
