@@ -6,15 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
+import aiohttp
 from litestar import Litestar, Router
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
-from gateway.auth import api_key_guard, authenticate, load_keys, make_key
+from gateway.auth import authenticate, load_keys, make_key
 from gateway.limits import Limiter, Limits, make_limiter
 from gateway.metrics import GatewayMetrics
+from gateway.proxy import Gateway
 from gateway.routes import health, metrics, ready, v1_handlers
 from gateway.settings import GatewaySettings
 from gateway.upstreams import make_pools
@@ -52,28 +53,31 @@ def create_app(
     `telemetry` (default: setup("gateway")) traces requests and the upstream clients, so W3C
     traceparent reaches the upstreams; tests pass one with an in-memory exporter. `limiter`
     replaces the one the settings describe (the caller then closes it). Keys are read here, so a
-    bad keys file fails at start (OSError/ValueError). The lifespan opens one httpx client per
+    bad keys file fails at start (OSError/ValueError). The lifespan opens one aiohttp session per
     upstream server, health-checks them in the background, and closes everything on shutdown.
     """
     telemetry = telemetry or setup("gateway")
     keys = load_keys(settings.api_keys, settings.api_keys_file)
-    timeout = httpx.Timeout(
-        connect=settings.connect_timeout,
-        read=settings.read_timeout,
-        write=settings.write_timeout,
-        pool=settings.connect_timeout,
+    # No total: a generation may stream for as long as it keeps sending.
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=settings.connect_timeout, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
     )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pools = make_pools({"llm": settings.llm_upstreams(), "speech": [settings.speech_url]}, timeout=timeout)
-        # Upstream calls are traced by proxy._send (a CLIENT span + traceparent), not by
-        # telemetry.instrument: the generic httpx instrumentation cost ~0.3 ms CPU per request.
-        app.state.tracer = telemetry.tracer("gateway.proxy")
         own_limiter = limiter is None
         app.state.pools = pools
-        app.state.limiter = limiter or make_limiter(limits_from(settings), settings.limits_backend, settings.redis_url)
         app.state.metrics = GatewayMetrics()
+        app.state.gateway = gateway = Gateway(
+            keys=tuple(keys),
+            pools=pools,
+            limiter=limiter or make_limiter(limits_from(settings), settings.limits_backend, settings.redis_url),
+            metrics=app.state.metrics,
+            # Upstream calls get a CLIENT span + traceparent from Gateway._traced_send.
+            tracer=telemetry.tracer("gateway.proxy"),
+            max_body_bytes=settings.max_body_bytes,
+        )
         watchers = [asyncio.create_task(pool.watch(settings.health_interval_s)) for pool in pools.values()]
         try:
             yield
@@ -84,15 +88,15 @@ def create_app(
             for pool in pools.values():
                 await pool.aclose()
             if own_limiter:
-                await app.state.limiter.aclose()
+                await gateway.limiter.aclose()
 
-    v1 = Router("/v1", route_handlers=v1_handlers, guards=[api_key_guard(keys)])
+    v1 = Router("/v1", route_handlers=v1_handlers)  # each handler checks the key itself
     metrics_router = Router("/", route_handlers=[metrics], guards=metrics_guard(settings))
     return Litestar(
         route_handlers=[health, ready, metrics_router, v1],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
-        plugins=telemetry.litestar_plugins(),
+        middleware=[telemetry.server_spans()],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
     )

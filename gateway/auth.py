@@ -14,9 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
-from litestar.types import Guard
 from pydantic import SecretStr
 
 from june.web import OpenAIError
@@ -118,21 +115,6 @@ def authenticate(header: str | None, keys: Sequence[ApiKey]) -> ApiKey:
     if entry is None:
         raise _unauthorized("Incorrect API key provided.")
     return entry
-
-
-def api_key_guard(keys: Sequence[ApiKey]) -> Guard:
-    """A guard that admits a request only with `Authorization: Bearer <one of keys>`.
-
-    The matching ApiKey goes to `connection.state.api_key` (OPEN when `keys` is empty, which lets
-    everyone in). Raises OpenAIError 401 (type authentication_error, code invalid_api_key) otherwise.
-    """
-    accepted = tuple(keys)
-
-    # async: Litestar runs a sync guard in a worker thread, a thread hop per request.
-    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        connection.state.api_key = authenticate(connection.headers.get("authorization"), accepted) if accepted else OPEN
-
-    return guard
 
 
 def model_forbidden(key: ApiKey, model: str) -> OpenAIError:

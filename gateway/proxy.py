@@ -1,14 +1,17 @@
 """Forwarding one request to an upstream and its response back, as bytes, chunk by chunk.
 
-Nothing is re-serialised: the request body goes to the upstream with its content-type (JSON bodies
-are read once to learn the `model`, then sent as the same bytes; multipart uploads stream through),
-and the upstream's status, content-type and body stream back (SSE chunks and audio reach the client
-as the upstream produces them). Hop-by-hop headers are dropped both ways; the client's
-Authorization is not forwarded (the upstreams are internal).
+The proxied routes are raw ASGI handlers (see routes.py): the gateway reads the client's headers
+and body straight from the ASGI scope and relays the upstream's status line, headers and body
+chunks straight back, with no request or response objects in between. Nothing is re-serialised:
+a JSON body is read once to learn its `model` and sent on as the same bytes; other bodies
+(multipart uploads) stream through; SSE chunks and audio reach the client as the upstream produces
+them. Hop-by-hop headers are dropped both ways (RFC 9110 §7.6.1); the client's Authorization is
+not forwarded (the upstreams are internal).
 
-Around the relay, an `Exchange` does the bookkeeping: per-key limits (admitted before the upstream
-is called, released when the body ends or the client leaves), metrics, and completion tokens read
-from the upstream's `usage` (a JSON body's, or an SSE stream's usage chunk) without changing a byte.
+Around the relay, `Gateway.forward` does the bookkeeping: the API key, per-key limits (admitted
+before the upstream is called, released when the body ends or the client leaves), metrics, a
+CLIENT span with W3C traceparent, and completion tokens read from the upstream's `usage` (a JSON
+body's, or an SSE stream's usage chunk) without changing a byte.
 """
 
 from __future__ import annotations
@@ -18,16 +21,16 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import httpx
-from litestar import Request
-from litestar.background_tasks import BackgroundTask
-from litestar.response import Stream
+import aiohttp
+from litestar.types import Receive, Scope, Send
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
+from multidict import CIMultiDict
+from yarl import URL
 
-from gateway.auth import OPEN, ApiKey, model_forbidden
+from gateway.auth import OPEN, ApiKey, authenticate, model_forbidden
 from gateway.limits import Limiter, RateLimited
 from gateway.metrics import GatewayMetrics
 from gateway.upstreams import Pool, Server, Upstream
@@ -50,48 +53,72 @@ HOP_BY_HOP = frozenset(
     }
 )
 # host: the upstream's own; authorization: the gateway's key, not the upstream's; expect: the
-# client's 100-continue was answered by our server already.
+# client's 100-continue was answered by our server already; content-length: set from the body.
 _DROP_FROM_REQUEST = HOP_BY_HOP | {"host", "authorization", "expect"}
 # date and server are set by our own server.
-_DROP_FROM_RESPONSE = HOP_BY_HOP | {"date", "server"}
+_DROP_FROM_RESPONSE = frozenset(name.encode() for name in HOP_BY_HOP | {"date", "server"})
 _MAX_JSON_SCAN = 1 << 20
 """Non-streamed bodies up to this size are scanned for `usage`; larger ones are relayed uncounted."""
+_BROKE_OFF = (aiohttp.ClientError, asyncio.TimeoutError)
+"""What an upstream response body can fail with: payload errors, a dropped connection, the read timeout."""
 
 
-def _connection_listed(headers: list[tuple[str, str]]) -> set[str]:
-    """Header names a `Connection` header declares hop-by-hop as well."""
-    return {
-        name.strip().lower()
-        for key, value in headers
-        if key.lower() == "connection"
-        for name in value.split(",")
-        if name.strip()
-    }
+def _listed(value: str) -> set[str]:
+    return {name.strip().lower() for name in value.split(",") if name.strip()}
 
 
-def request_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """The client's headers (ASGI scope pairs) that go on to an upstream, in order."""
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
-    drop = _DROP_FROM_REQUEST | _connection_listed(headers)
-    return [(k, v) for k, v in headers if k.lower() not in drop]
+@dataclass(slots=True)
+class Incoming:
+    """What the gateway needs of a client's request headers (ASGI scope pairs), read in one pass."""
+
+    forward: CIMultiDict[str]
+    """The headers that go on to the upstream, in order."""
+    authorization: str | None = None
+    content_type: str = ""
+    content_length: int | None = None
+    chunked: bool = False
+
+    @classmethod
+    def parse(cls, raw: list[tuple[bytes, bytes]]) -> Incoming:
+        """Raises OpenAIError 400 for a content-length that is not a number."""
+        pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
+        drop = _DROP_FROM_REQUEST
+        for name, value in pairs:
+            if name == "connection":
+                drop = drop | _listed(value)  # a Connection header declares more hop-by-hop names
+        incoming = cls(CIMultiDict((k, v) for k, v in pairs if k not in drop))
+        for name, value in pairs:
+            if name == "authorization":
+                incoming.authorization = value
+            elif name == "content-type":
+                incoming.content_type = value
+            elif name == "content-length":
+                try:
+                    incoming.content_length = int(value)
+                except ValueError:
+                    raise OpenAIError(400, "Content-Length is not a number.") from None
+            elif name == "transfer-encoding":
+                incoming.chunked = True
+        return incoming
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
 
 
-def response_headers(headers: httpx.Headers) -> dict[str, str]:
-    """The upstream's headers that go back to the client (content-length kept: bodies are relayed raw)."""
-    pairs = headers.multi_items()
-    drop = _DROP_FROM_RESPONSE | _connection_listed(pairs)
-    return {k: v for k, v in pairs if k.lower() not in drop}
+def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers (raw pairs) that go back to the client; content-length is kept (bodies are relayed raw)."""
+    drop = _DROP_FROM_RESPONSE
+    for name, value in raw:
+        if name.lower() == b"connection":
+            drop = drop | {n.encode() for n in _listed(value.decode("latin-1"))}
+    return [(name.lower(), value) for name, value in raw if name.lower() not in drop]
 
 
-def _has_body(request: Request) -> bool:
-    headers = request.headers
-    return "content-length" in headers or "transfer-encoding" in headers
-
-
-def _target(request: Request) -> str:
+def _target(scope: Scope) -> str:
     # raw_path keeps the client's percent-encoding (model ids may hold "/" as %2F).
-    path = request.scope.get("raw_path") or request.scope["path"].encode()
-    query = request.scope.get("query_string", b"")
+    path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
     return (path + (b"?" + query if query else b"")).decode("latin-1")
 
 
@@ -103,6 +130,62 @@ def sniff_model(body: bytes) -> str | None:
         return None
     model = payload.get("model") if isinstance(payload, dict) else None
     return model if isinstance(model, str) else None
+
+
+def _too_large(limit: int) -> OpenAIError:
+    return OpenAIError(413, f"The request body is larger than {limit} bytes.", code="request_too_large")
+
+
+def _ended_early() -> OpenAIError:
+    return OpenAIError(400, "The client went away before the request body ended.", code="incomplete_body")
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body from ASGI `receive`; raises OpenAIError 413 past `limit` bytes, 400 on a disconnect."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ended_early()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class BodyStream:
+    """The request body from ASGI `receive`, as an async iterator of chunks for the upstream request.
+
+    `done` turns true once the last chunk was read (only then may anyone else call `receive`);
+    `error` keeps what stopped it early (413 past `limit`, 400 on a disconnect), so the caller can
+    report that rather than the upstream error it causes.
+    """
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.done = False
+        self.error: OpenAIError | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        while not self.done:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.error = _ended_early()
+                raise self.error
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                self.error = _too_large(self.limit)
+                raise self.error
+            self.done = not message.get("more_body", False)
+            if chunk:
+                yield chunk
 
 
 class UsageScanner:
@@ -122,6 +205,8 @@ class UsageScanner:
     def feed(self, chunk: bytes) -> None:
         if self.overflow:
             return
+        if self.sse and not self.buf and chunk.endswith(b"\n\n") and b'"usage"' not in chunk:
+            return  # the usual SSE chunk: whole events, none with usage (the fast path)
         self.buf += chunk
         if not self.sse:
             self.overflow = len(self.buf) > _MAX_JSON_SCAN
@@ -156,202 +241,313 @@ class UsageScanner:
         return self.usage
 
 
-@dataclass(eq=False)
-class Exchange:
-    """One proxied request's bookkeeping, finished exactly once (end of body, break-off or client gone)."""
 
-    metrics: GatewayMetrics
-    limiter: Limiter
+_USAGE_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
+"""Routes whose answers carry OpenAI `usage` (scanned for token counts)."""
+
+
+@dataclass(eq=False)
+class _Exchange:
+    """One proxied request's state, for the bookkeeping at its end."""
+
     key: ApiKey
     model: str | None
     route: str
     start: float
-    admitted: bool = False
-    """Whether the limiter admitted it (its slot must be released)."""
+    """time.perf_counter() when the request arrived."""
     server: Server | None = None
-    response: httpx.Response | None = None
+    response: aiohttp.ClientResponse | None = None
     scanner: UsageScanner | None = None
+    complete: bool = False
+    """The whole body reached the client (the connection can be reused)."""
     broken: bool = False
-    _task: asyncio.Task | None = field(default=None, repr=False)
+    """The upstream broke off mid-body."""
+    gone: bool = False
+    """The client disconnected first."""
+
+    @property
+    def ok(self) -> bool:
+        return self.response is not None and self.response.status < 400
 
     @property
     def model_label(self) -> str:
-        ok = self.response is not None and self.response.status_code < 400
-        return (self.model or "-") if ok else "-"
+        """The request's model once the upstream accepted it, else "-" (no made-up label values)."""
+        return (self.model or "-") if self.ok else "-"
 
-    async def relay(self) -> AsyncIterator[bytes]:
-        """The upstream body as it arrives (raw: still content-encoded, so content-length holds)."""
-        assert self.response is not None
-        sse = self.scanner is not None and self.scanner.sse
+
+class DisconnectWatch:
+    """Cancels the task that made it when the client disconnects (ASGI http.disconnect), until disarmed.
+
+    One small task waits on `receive`; the watched code catches CancelledError, checks `gone` and
+    calls `uncancel()`. Only make one once the request body has been read: it consumes `receive`.
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self.gone = False
+        self._task = asyncio.current_task()
+        self._waiter = asyncio.ensure_future(_disconnected(receive))
+        self._waiter.add_done_callback(self._fire)
+
+    def _fire(self, waiter: asyncio.Future) -> None:
+        if not waiter.cancelled() and self._task is not None:
+            self.gone = True
+            self._task.cancel()
+
+    def disarm(self) -> None:
+        """Stop watching (idempotent)."""
+        self._waiter.remove_done_callback(self._fire)
+        self._waiter.cancel()
+
+
+@dataclass(eq=False)
+class Gateway:
+    """What every proxied request needs: keys, upstream pools, limits, metrics and a tracer.
+
+    Lives in `app.state.gateway` for the app's lifetime (see app.create_app).
+    """
+
+    keys: tuple[ApiKey, ...]
+    """Accepted keys; empty = an open gateway (every request runs as OPEN)."""
+    pools: dict[Upstream, Pool]
+    limiter: Limiter
+    metrics: GatewayMetrics
+    tracer: trace.Tracer
+    max_body_bytes: int
+
+    def authenticate(self, incoming: Incoming) -> ApiKey:
+        """The caller's ApiKey (OPEN for an open gateway). Raises OpenAIError 401 (invalid_api_key)."""
+        return authenticate(incoming.authorization, self.keys) if self.keys else OPEN
+
+    async def forward(
+        self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, route: str, *, allow_list: bool = False
+    ) -> None:
+        """Send the request to a server of `upstream` (same method, path, query, body) and relay its answer.
+
+        `route` labels the metrics (the route template, so made-up paths cannot grow the label set).
+        `allow_list`: refuse a JSON body's model outside the key's allow-list (403, code model_not_allowed).
+        POSTs count against the key's limits (429, type rate_limit_error, with Retry-After).
+        Raises, before anything is sent, OpenAIError 401 for a bad key, 413 for a body over
+        max_body_bytes, 502 (code upstream_unavailable) when no server can be reached or one breaks
+        the exchange before answering, 504 (code upstream_timeout) when it does not answer in time.
+        A server that refuses the connection is marked down and the next one tried. An upstream that
+        breaks off mid-body breaks the client's connection too (the status line is already sent).
+        """
+        start = time.perf_counter()
+        incoming = Incoming.parse(scope["headers"])
+        key = self.authenticate(incoming)
+        method: str = scope["method"]
+        if incoming.content_length is not None and incoming.content_length > self.max_body_bytes:
+            raise _too_large(self.max_body_bytes)
+        model = None
+        content: bytes | BodyStream | None = None
+        if method == "POST" and incoming.content_type.startswith("application/json"):
+            content = await read_body(receive, self.max_body_bytes)
+            model = sniff_model(content)
+        elif incoming.has_body:
+            content = BodyStream(receive, self.max_body_bytes)
+        if allow_list and model is not None and not key.allows(model):
+            self.metrics.error(key.id, "-", route, 403, "model_not_allowed")
+            raise model_forbidden(key, model)
+        admitted = method == "POST"
+        if admitted:
+            try:
+                await self.limiter.admit(key.id)
+            except RateLimited:
+                self.metrics.error(key.id, "-", route, 429, "rate_limit_exceeded")
+                raise
+        # With the body read, a client that leaves from here on cancels the upstream request, even
+        # before it answers (a long non-streamed generation). An upload streams on: watched later.
+        watch = DisconnectWatch(receive) if not isinstance(content, BodyStream) else None
+        exchange = _Exchange(key, model, route, start)
+        try:
+            server, response = await self.send_upstream(scope, upstream, incoming.forward, content)
+            exchange.server, exchange.response = server, response
+            if watch is None and isinstance(content, BodyStream) and content.done:
+                watch = DisconnectWatch(receive)
+            await self._relay(send, exchange, watch)
+        except OpenAIError as e:
+            self.metrics.error(key.id, "-", route, e.status_code, e.code)
+            raise
+        except UpstreamBrokeOff:
+            exchange.broken = True
+            raise
+        except asyncio.CancelledError:
+            if watch is None or not watch.gone:
+                raise
+            # Our own cancel, from the watch: the request is over, not the server.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            exchange.gone = True
+        finally:
+            if watch is not None:
+                watch.disarm()
+            await self._finish(exchange, admitted)
+
+    async def _relay(self, send: Send, exchange: _Exchange, watch: DisconnectWatch | None) -> None:
+        """Relay the upstream's status, headers and body to the client as they arrive.
+
+        Raises UpstreamBrokeOff when the upstream breaks off mid-body. `watch` stops caring about
+        a disconnect once the last byte is on its way (the request is complete then).
+        """
+        response = exchange.response
+        assert response is not None
+        if exchange.ok and "Content-Encoding" not in response.headers and exchange.route in _USAGE_ROUTES:
+            exchange.scanner = UsageScanner(sse=response.headers.get("Content-Type", "").startswith("text/event-stream"))
+        scanner = exchange.scanner
+        await send({"type": "http.response.start", "status": response.status, "headers": response_headers(response.raw_headers)})
         first = True
         try:
-            async for chunk in self.response.aiter_raw():
-                if first and chunk:
+            async for chunk in response.content.iter_any():
+                if first:
                     first = False
-                    if sse:
-                        self.metrics.ttft.labels(self.key.id, self.model_label).observe(time.perf_counter() - self.start)
-                if self.scanner is not None:
-                    self.scanner.feed(chunk)
-                yield chunk
-            self._done_with_server()  # now, not after the background task: routing sees it at once
-        except httpx.TransportError as e:
+                    if scanner is not None and scanner.sse:
+                        self.metrics.ttft.labels(exchange.key.id, exchange.model_label).observe(time.perf_counter() - exchange.start)
+                if scanner is not None:
+                    scanner.feed(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except _BROKE_OFF as e:
             # The status line is already sent: the only honest signal left is to break the connection
-            # (re-raising does), so the client sees a truncated body rather than a clean end.
-            self.broken = True
-            log.warning("upstream %s broke off mid-response: %r", self.server.url if self.server else "?", e)
-            raise
+            # (raising does), so the client sees a truncated body rather than a clean end.
+            log.warning("upstream %s broke off mid-response: %r", response.url, e)
+            raise UpstreamBrokeOff(str(e)) from e
+        if watch is not None:
+            watch.disarm()
+        exchange.complete = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _finish(self, exchange: _Exchange, admitted: bool) -> None:
+        """Free the upstream connection and the key's slot; count the request, its latency and tokens."""
+        key, route, response = exchange.key, exchange.route, exchange.response
+        try:
+            if response is None:  # refused or failed before an upstream answered: counted where it was raised
+                if exchange.gone:
+                    self.metrics.error(key.id, "-", route, 499, "client_closed_request")  # nginx's code for it
+                return
+            assert exchange.server is not None
+            exchange.server.inflight -= 1
+            if exchange.complete:
+                response.release()  # the connection goes back to the pool
+            else:
+                response.close()  # drops the connection, which tells the upstream to stop generating
+            model, status = exchange.model_label, response.status
+            self.metrics.requests.labels(key.id, model, route, str(status)).inc()
+            self.metrics.latency.labels(key.id, model, route).observe(time.perf_counter() - exchange.start)
+            if status >= 400 or exchange.broken:
+                self.metrics.errors.labels(key.id, model, route, "upstream_broke_off" if exchange.broken else str(status)).inc()
+            usage = exchange.scanner.finish() if exchange.scanner is not None else None
+            if usage:
+                await self._count_usage(key, model, usage)
         finally:
-            # On a client disconnect this generator is cancelled: the bookkeeping runs in its own task.
-            self.finish_soon()
+            if admitted:
+                await self.limiter.release(key.id)
 
-    def finish_soon(self) -> asyncio.Task:
-        """Start finishing (once) in a task of its own, safe from the caller's cancellation."""
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._finish())
-        return self._task
+    async def _count_usage(self, key: ApiKey, model_label: str, usage: dict) -> None:
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if isinstance(prompt, int):
+            self.metrics.tokens.labels(key.id, model_label, "prompt").inc(prompt)
+        if isinstance(completion, int):
+            self.metrics.tokens.labels(key.id, model_label, "completion").inc(completion)
+            await self.limiter.add_tokens(key.id, completion)
 
-    async def finish(self) -> None:
-        """Finish (once) and wait for it; Litestar runs this after the body or a disconnect."""
-        await asyncio.shield(self.finish_soon())
+    async def send_upstream(
+        self, scope: Scope, upstream: Upstream, headers: CIMultiDict[str], content: bytes | BodyStream | None
+    ) -> tuple[Server, aiohttp.ClientResponse]:
+        """The first server of the pool that answers (status line and headers), least busy first.
 
-    def _done_with_server(self) -> None:
-        if self.server is not None:
-            self.server.inflight -= 1
-            self.server = None
+        The chosen server's `inflight` is raised by one; the caller lowers it when done.
+        Raises OpenAIError 502/504 (see `forward`), or the BodyStream's own error when the
+        client's body was what failed.
+        """
+        pool = self.pools[upstream]
+        method: str = scope["method"]
+        target = _target(scope)
+        replayable = not isinstance(content, BodyStream)
+        tried: list[Server] = []
+        while True:
+            server = pool.pick(tried)
+            assert server is not None  # pools are never empty, and we stop before running out
+            tried.append(server)
+            server.inflight += 1
+            try:
+                return server, await self._traced_send(server, method, target, headers, content)
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
+                server.inflight -= 1
+                # The request never reached this server: take it out and try the next one.
+                pool.mark(server, False, repr(e))
+                if replayable and pool.pick(tried) is not None:
+                    continue
+                if isinstance(content, BodyStream) and content.error is not None:
+                    raise content.error from e
+                if isinstance(e, aiohttp.ConnectionTimeoutError):
+                    raise _timeout(pool, server, e) from e
+                raise _unreachable(pool, server, e) from e
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                server.inflight -= 1
+                if isinstance(content, BodyStream) and content.error is not None:
+                    raise content.error from e
+                if isinstance(e, asyncio.TimeoutError):
+                    raise _timeout(pool, server, e) from e
+                raise _unreachable(pool, server, e) from e
 
-    async def _finish(self) -> None:
-        response = self.response
-        self._done_with_server()
+    async def _traced_send(
+        self, server: Server, method: str, target: str, headers: CIMultiDict[str], content: bytes | BodyStream | None
+    ) -> aiohttp.ClientResponse:
+        """The upstream's response (status and headers; the body still to read), in a CLIENT span
+        with W3C `traceparent` injected.
+
+        The span covers the wait for the status line and headers, as OpenTelemetry's HTTP client
+        instrumentations do, with their attributes (http.method, http.url, http.status_code).
+        Exceptions are recorded on the span and re-raised.
+        """
+        url = server.url + target
+        with self.tracer.start_as_current_span(method, kind=SpanKind.CLIENT) as span:
+            propagate.inject(headers)  # replaces a client's traceparent: this span is the parent now
+            if span.is_recording():
+                span.set_attribute("http.method", method)
+                span.set_attribute("http.url", url)
+            response = await server.session.request(method, URL(url, encoded=True), headers=headers, data=content)
+            if span.is_recording():
+                span.set_attribute("http.status_code", response.status)
+                if response.status >= 500:
+                    span.set_status(StatusCode.ERROR)
+            return response
+
+    async def allowed_models(self, scope: Scope, send: Send, key: ApiKey) -> None:
+        """Answer GET /v1/models from the LLM upstream's list, keeping only the models `key` may use.
+
+        Raises OpenAIError 502/504 as `forward` does, or with the upstream's status when it refuses.
+        """
+        server, response = await self.send_upstream(scope, "llm", CIMultiDict(), None)
         try:
-            if response is not None:
-                await response.aclose()  # frees the connection, which tells the upstream to stop generating
-                status = response.status_code
-                model = self.model_label
-                self.metrics.requests.labels(self.key.id, model, self.route, str(status)).inc()
-                self.metrics.latency.labels(self.key.id, model, self.route).observe(time.perf_counter() - self.start)
-                if status >= 400 or self.broken:
-                    self.metrics.errors.labels(self.key.id, model, self.route, "upstream_broke_off" if self.broken else str(status)).inc()
-                usage = self.scanner.finish() if self.scanner is not None else None
-                if usage:
-                    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-                    if isinstance(prompt, int):
-                        self.metrics.tokens.labels(self.key.id, model, "prompt").inc(prompt)
-                    if isinstance(completion, int):
-                        self.metrics.tokens.labels(self.key.id, model, "completion").inc(completion)
-                        await self.limiter.add_tokens(self.key.id, completion)
+            body = await response.read()
+        except _BROKE_OFF as e:
+            raise _unreachable(self.pools["llm"], server, e) from e
         finally:
-            if self.admitted:
-                await self.limiter.release(self.key.id)
-
-
-async def forward(request: Request, upstream: Upstream, *, allow_list: bool = False) -> Stream:
-    """Send `request` to a server of `upstream` (same method, path, query, body) and stream its answer back.
-
-    `allow_list`: refuse a JSON body's model outside the key's allow-list (403, code model_not_allowed).
-    POSTs count against the key's limits (429, type rate_limit_error, with Retry-After).
-    Raises OpenAIError 502 (code upstream_unavailable) when no server can be reached or one breaks
-    the exchange before answering, 504 (code upstream_timeout) when it does not answer in time.
-    A server that refuses the connection is marked down and the next one tried.
-    """
-    start = time.perf_counter()
-    state = request.app.state
-    key: ApiKey = getattr(request.state, "api_key", OPEN)
-    content: bytes | AsyncIterator[bytes] | None
-    model = None
-    if request.method == "POST" and request.headers.get("content-type", "").startswith("application/json"):
-        content = await request.body()
-        model = sniff_model(content)
-    else:
-        content = request.stream() if _has_body(request) else None
-    exchange = Exchange(state.metrics, state.limiter, key, model, request.scope["path"], start)
-    if allow_list and model is not None and not key.allows(model):
-        exchange.metrics.error(key.id, "-", exchange.route, 403, "model_not_allowed")
-        raise model_forbidden(key, model)
-    if request.method == "POST":
-        try:
-            await exchange.limiter.admit(key.id)
-        except RateLimited:
-            exchange.metrics.error(key.id, "-", exchange.route, 429, "rate_limit_exceeded")
-            raise
-        exchange.admitted = True
-    try:
-        exchange.server, exchange.response = await _send(request, state.pools[upstream], content)
-    except OpenAIError as e:
-        exchange.metrics.error(key.id, "-", exchange.route, e.status_code, e.code)
-        await exchange.finish()
-        raise
-    response = exchange.response
-    content_type = response.headers.get("content-type", "application/octet-stream")
-    if "content-encoding" not in response.headers and request.method == "POST":
-        exchange.scanner = UsageScanner(sse=content_type.startswith("text/event-stream"))
-    return Stream(
-        exchange.relay(),
-        status_code=response.status_code,
-        # The upstream's content-type travels verbatim in `headers` (Litestar keeps a given one and
-        # would otherwise add "; charset=utf-8" to text/*); media_type only fills in when it has none.
-        media_type=content_type,
-        headers=response_headers(response.headers),
-        # Runs after the last chunk or a client disconnect: frees the upstream connection (which
-        # tells the upstream to stop generating), the key's concurrency slot, and counts tokens.
-        background=BackgroundTask(exchange.finish),
-    )
-
-
-async def _traced_send(tracer: trace.Tracer, server: Server, outgoing: httpx.Request) -> httpx.Response:
-    """`server.client.send(outgoing, stream=True)` in a CLIENT span, with W3C `traceparent` injected.
-
-    The span covers the wait for the status line and headers, as OpenTelemetry's httpx
-    instrumentation does, with its attributes (http.method, http.url, http.status_code), at a
-    fraction of its cost per request. Exceptions are recorded on the span and re-raised.
-    """
-    with tracer.start_as_current_span(outgoing.method, kind=SpanKind.CLIENT) as span:
-        propagate.inject(outgoing.headers)  # replaces a client's traceparent: this span is the parent now
-        if not span.is_recording():
-            return await server.client.send(outgoing, stream=True)
-        span.set_attribute("http.method", outgoing.method)
-        span.set_attribute("http.url", str(outgoing.url))
-        response = await server.client.send(outgoing, stream=True)
-        span.set_attribute("http.status_code", response.status_code)
-        if response.status_code >= 500:
-            span.set_status(StatusCode.ERROR)
-        return response
-
-
-async def _send(
-    request: Request, pool: Pool, content: bytes | AsyncIterator[bytes] | None
-) -> tuple[Server, httpx.Response]:
-    """The first server of `pool` that answers (status line and headers), least busy first.
-
-    Each attempt is traced (see `_traced_send`) by the app's `state.tracer`.
-    """
-    tracer: trace.Tracer = request.app.state.tracer
-    headers = request_headers(request.scope["headers"])
-    target = _target(request)
-    replayable = not isinstance(content, AsyncIterator)
-    tried: list[Server] = []
-    while True:
-        server = pool.pick(tried)
-        assert server is not None  # pools are never empty, and we stop before running out
-        tried.append(server)
-        outgoing = server.client.build_request(request.method, target, headers=headers, content=content)
-        server.inflight += 1
-        try:
-            return server, await _traced_send(tracer, server, outgoing)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             server.inflight -= 1
-            # The request never reached this server: take it out and try the next one.
-            pool.mark(server, False, repr(e))
-            if replayable and pool.pick(tried) is not None:
-                continue
-            if isinstance(e, httpx.ConnectTimeout):
-                raise _timeout(pool, server, e) from e
-            raise _unreachable(pool, server, e) from e
-        except httpx.TimeoutException as e:
-            server.inflight -= 1
-            raise _timeout(pool, server, e) from e
-        except httpx.TransportError as e:
-            server.inflight -= 1
-            raise _unreachable(pool, server, e) from e
+            response.release()
+        if response.status != 200:
+            raise OpenAIError(response.status, f"The llm upstream answered {response.status} listing models.")
+        listing = json.loads(body)
+        listing["data"] = [m for m in listing.get("data", []) if key.allows(m.get("id"))]
+        await send_json(send, listing)
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone (ASGI http.disconnect); an unread empty body message is skipped."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class UpstreamBrokeOff(Exception):
+    """An upstream response ended before its body did; raised after the status line was sent, so
+    the server drops the client's connection (a truncated body, not a clean end)."""
+
+
+async def send_json(send: Send, payload: object, status: int = 200) -> None:
+    """Send `payload` as a whole application/json response over ASGI `send`."""
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _timeout(pool: Pool, server: Server, e: Exception) -> OpenAIError:
@@ -364,22 +560,3 @@ def _unreachable(pool: Pool, server: Server, e: Exception) -> OpenAIError:
     return OpenAIError(
         502, f"The {pool.name} upstream is unreachable ({type(e).__name__}).", code="upstream_unavailable"
     )
-
-
-async def allowed_models(request: Request, key: ApiKey) -> dict:
-    """GET /v1/models from the LLM upstream, keeping only the models `key` may use (OpenAI's list shape).
-
-    Raises OpenAIError 502/504 as `forward` does, or with the upstream's status when it refuses.
-    """
-    pool: Pool = request.app.state.pools["llm"]
-    server, response = await _send(request, pool, None)
-    try:
-        await response.aread()
-    finally:
-        server.inflight -= 1
-        await response.aclose()
-    if response.status_code != 200:
-        raise OpenAIError(response.status_code, f"The llm upstream answered {response.status_code} listing models.")
-    listing = response.json()
-    listing["data"] = [m for m in listing.get("data", []) if key.allows(m.get("id"))]
-    return listing

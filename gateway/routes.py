@@ -1,22 +1,24 @@
 """The gateway's routes: OpenAI's paths, each forwarded to the upstream that serves it, plus
 /health, /ready and /metrics.
 
-Handlers take the raw request and hand it to `proxy.forward`; bodies are never re-serialised, so
-fields the gateway does not know reach the upstream untouched.
+The /v1 routes are raw ASGI handlers that hand the connection to `Gateway.forward`; bodies are never
+re-serialised, so fields the gateway does not know reach the upstream untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import unquote
 
-from litestar import Request, Response, get, post
-from litestar.params import FromPath
-from litestar.response import Stream
+from litestar import Request, Response, get
+from litestar.handlers import ASGIRouteHandler, asgi
+from litestar.types import Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.auth import OPEN, ApiKey, model_forbidden
-from gateway.proxy import allowed_models, forward
-from gateway.upstreams import Pool
+from gateway.auth import model_forbidden
+from gateway.proxy import Gateway, Incoming
+from gateway.upstreams import Pool, Upstream
+from june.web import OpenAIError
 
 
 @get("/health", sync_to_thread=False)
@@ -49,71 +51,57 @@ def metrics(request: Request) -> Response:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _key(request: Request) -> ApiKey:
-    return getattr(request.state, "api_key", OPEN)
+def _gateway(scope: Scope) -> Gateway:
+    return scope["litestar_app"].state.gateway
 
 
-# --- LLM (vLLM's OpenAI server) ---
+def _method_not_allowed(allowed: str) -> OpenAIError:
+    return OpenAIError(405, f"Method not allowed; use {allowed}.", code="method_not_allowed", headers={"Allow": allowed})
 
 
-@post("/chat/completions")
-async def chat_completions(request: Request) -> Stream:
-    return await forward(request, "llm", allow_list=True)
+def proxied(path: str, upstream: Upstream, method: str, *, allow_list: bool = False) -> ASGIRouteHandler:
+    """A raw ASGI route for `path` that `Gateway.forward`s `method` requests to `upstream` (405 otherwise).
+
+    Raw ASGI, not a Litestar request handler: the gateway relays bytes and needs no request or
+    response objects (they cost ~0.2 ms a request). Errors raised before the response starts still
+    leave through Litestar's exception handlers, in the OpenAI envelope.
+    """
+    route = f"/v1{path}"
+
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != method:
+            raise _method_not_allowed(method)
+        await _gateway(scope).forward(scope, receive, send, upstream, route, allow_list=allow_list)
+
+    return asgi(path, copy_scope=False)(handler)
 
 
-@post("/completions")
-async def completions(request: Request) -> Stream:
-    return await forward(request, "llm", allow_list=True)
-
-
-@get("/models")
-async def list_models(request: Request) -> Stream | Response:
-    key = _key(request)
-    if key.models is None:
-        return await forward(request, "llm")
-    return Response(await allowed_models(request, key))
-
-
-@get("/models/{model_id:path}")
-async def retrieve_model(request: Request, model_id: FromPath[str]) -> Stream:
-    model = model_id.lstrip("/")
-    key = _key(request)
-    if not key.allows(model):
-        raise model_forbidden(key, model)
-    return await forward(request, "llm")
-
-
-# --- speech (june's speech service) ---
-
-
-@post("/audio/transcriptions")
-async def transcriptions(request: Request) -> Stream:
-    return await forward(request, "speech")
-
-
-@post("/audio/translations")
-async def translations(request: Request) -> Stream:
-    return await forward(request, "speech")
-
-
-@post("/audio/speech")
-async def speech(request: Request) -> Stream:
-    return await forward(request, "speech")
-
-
-@get("/audio/voices")
-async def voices(request: Request) -> Stream:
-    return await forward(request, "speech")
+async def _models(scope: Scope, receive: Receive, send: Send) -> None:
+    # Mounted at /v1/models: GET /v1/models lists, GET /v1/models/{id} retrieves (ids may hold "/").
+    if scope["method"] != "GET":
+        raise _method_not_allowed("GET")
+    gateway = _gateway(scope)
+    key = gateway.authenticate(Incoming.parse(scope["headers"]))
+    model = unquote((scope.get("raw_path") or scope["path"].encode()).decode("latin-1")).removeprefix("/v1/models").strip("/")
+    if model:
+        if not key.allows(model):
+            raise model_forbidden(key, model)
+        await gateway.forward(scope, receive, send, "llm", "/v1/models/{model}")
+    elif key.models is None:
+        await gateway.forward(scope, receive, send, "llm", "/v1/models")
+    else:
+        await gateway.allowed_models(scope, send, key)
 
 
 v1_handlers = [
-    chat_completions,
-    completions,
-    list_models,
-    retrieve_model,
-    transcriptions,
-    translations,
-    speech,
-    voices,
+    # LLM (vLLM's OpenAI server)
+    proxied("/chat/completions", "llm", "POST", allow_list=True),
+    proxied("/completions", "llm", "POST", allow_list=True),
+    asgi("/models", is_mount=True, is_static=True, copy_scope=False)(_models),
+    # speech (june's speech service)
+    proxied("/audio/transcriptions", "speech", "POST"),
+    proxied("/audio/translations", "speech", "POST"),
+    proxied("/audio/speech", "speech", "POST"),
+    proxied("/audio/voices", "speech", "GET"),
 ]
-"""Handlers mounted under /v1, behind the key guard (which lets everyone in when no keys are set)."""
+"""Handlers mounted under /v1; each checks the API key itself (everyone is let in when no keys are set)."""

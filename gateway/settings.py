@@ -62,8 +62,6 @@ class GatewaySettings(BaseSettings):
     """Seconds to wait for a TCP connection to an upstream before answering 504."""
     read_timeout: float = 600.0
     """Seconds to wait for each piece of an upstream response (long generations) before 504."""
-    write_timeout: float = 60.0
-    """Seconds to wait for each piece of a request body to be accepted by an upstream."""
     access_log: bool = False
     """Log one line per request (off: the gateway's metrics and traces already record every request)."""
     max_body_bytes: int = 32 * 1024 * 1024

@@ -151,8 +151,7 @@ def create_app(
         route_handlers=[*routes.HANDLERS, metrics_controller],
         lifespan=[lifespan],
         state=State({"settings": settings, "engines": engines, "preload": preload}),
-        middleware=[metrics_middleware],
-        plugins=telemetry.litestar_plugins(),
+        middleware=[telemetry.server_spans(), metrics_middleware],
         exception_handlers={
             **exception_handlers,
             AudioDecodeError: _audio_error,

@@ -16,10 +16,12 @@ import httpx
 import pytest
 import uvicorn
 from litestar import Litestar, Request, get
+from litestar.params import FromPath
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from june import observability
+from june.web import OpenAIError, exception_handlers
 from tests.conftest import free_port
 
 
@@ -62,6 +64,30 @@ def test_json_log_lines_carry_the_current_trace_id():
     assert "trace_id" not in outside and outside["level"] == "warning"
 
 
+def test_server_spans_name_the_route_and_keep_the_status_errors_included():
+    exporter = InMemorySpanExporter()
+    tel = observability.setup("spans", exporter=exporter, json_logs=False)
+
+    @get("/items/{item_id:int}")
+    async def item(item_id: FromPath[int]) -> dict:
+        if item_id == 0:
+            raise OpenAIError(502, "upstream gone")
+        return {"id": item_id}
+
+    @get("/health")
+    async def health() -> dict:
+        return {}
+
+    with serve_in_thread(Litestar([item, health], middleware=[tel.server_spans()], exception_handlers=exception_handlers)) as url:
+        assert httpx.get(f"{url}/items/7").status_code == 200
+        assert httpx.get(f"{url}/items/0").status_code == 502
+        assert httpx.get(f"{url}/health").status_code == 200
+    ok, failed = exporter.get_finished_spans()  # /health has none
+    assert (ok.name, ok.kind, ok.attributes["http.route"], ok.attributes["http.target"]) == ("GET /items/{item_id}", SpanKind.SERVER, "/items/{item_id}", "/items/7")
+    assert ok.attributes["http.status_code"] == 200 and ok.status.status_code == StatusCode.UNSET
+    assert failed.attributes["http.status_code"] == 502 and failed.status.status_code == StatusCode.ERROR
+
+
 def test_one_trace_from_client_through_two_services():
     exporter = InMemorySpanExporter()
     back_tel = observability.setup("back", exporter=exporter, json_logs=False)
@@ -71,7 +97,7 @@ def test_one_trace_from_client_through_two_services():
     async def echo(request: Request) -> dict:
         return {"traceparent": request.headers.get("traceparent")}
 
-    back = Litestar([echo], plugins=back_tel.litestar_plugins())
+    back = Litestar([echo], middleware=[back_tel.server_spans()])
     with serve_in_thread(back) as back_url:
 
         @get("/relay")
@@ -85,7 +111,7 @@ def test_one_trace_from_client_through_two_services():
         async def close_client(app: Litestar) -> None:
             await app.state.http.aclose()
 
-        front = Litestar([relay], plugins=front_tel.litestar_plugins(), on_startup=[open_client], on_shutdown=[close_client])
+        front = Litestar([relay], middleware=[front_tel.server_spans()], on_startup=[open_client], on_shutdown=[close_client])
         with serve_in_thread(front) as front_url:
             caller = observability.setup("caller", exporter=exporter, json_logs=False)
             with caller.instrument(httpx.Client()) as client:

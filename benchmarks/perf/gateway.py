@@ -1,14 +1,24 @@
 """`june bench gateway`: what the gateway adds, measured against the same upstream in one run.
 
-For each mode (streaming or not) and concurrency, the same requests go straight to the upstream and
-then through the gateway (`python -m gateway`, no keys or limits: its bare proxying cost). Reported:
-time to first body byte (TTFT for a stream; the whole answer otherwise), p50/p99 and what the gateway
-adds to each, and throughput (requests/s) through the gateway as a fraction of direct.
+For each upstream, mode (streaming or not) and concurrency, the same requests go straight to the
+upstream and then through the gateway (`python -m gateway`, no keys or limits: its bare proxying
+cost). Reported: time to first body byte (TTFT for a stream; the whole answer otherwise), p50/p99
+and what the gateway adds to each, throughput (requests/s) through the gateway as a fraction of
+direct, and the gateway process's CPU time per request.
 
-The default upstream is a tiny OpenAI-shaped ASGI server in a subprocess (`--serve-stub`) that answers
-at once, so the gateway's own overhead is what shows; `--upstream URL` measures a real server instead.
+Upstreams (`--stub`, default both): a small OpenAI-shaped ASGI server in a subprocess that
+- `instant`: answers at once, so latency differences are the gateway's own cost. At low
+  concurrency throughput is then just 1/latency, so the ratio there measures sub-millisecond
+  latency, not capacity;
+- `paced`: generates like vLLM would (first token after `--ttft-ms`, then one SSE chunk per
+  `--tpot-ms`; a JSON answer after the same total), so the ratio shows whether the gateway holds
+  the upstream's throughput when the upstream does the work a real one does.
+`--upstream URL` measures a real server (e.g. june's CPU vLLM) instead.
+
 Goal (issue 4): < 1 ms added at p50 and >= 0.97x throughput. Client, stub and gateway share this
 machine's cores, so on a small or busy machine the numbers are an upper bound of the overhead.
+The load generator is aiohttp on one event loop (cheaper per request than httpx, so it takes less
+of the shared CPU from what it measures).
 """
 
 from __future__ import annotations
@@ -23,52 +33,69 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 STUB_MODEL = "stub-model"
-_COMPLETION = json.dumps(
-    {
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": STUB_MODEL,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-    }
-).encode()  # fmt: skip
-_CHUNKS = [
-    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"stub-model","choices":[{"index":0,"delta":{"content":"tok"},"finish_reason":null}]}\n\n'
-] * 16 + [b"data: [DONE]\n\n"]
+Stub = Literal["instant", "paced"]
 
 
-async def stub_app(scope: dict, receive, send) -> None:  # noqa: ANN001 - raw ASGI: the fastest upstream uvicorn can run
-    """A minimal OpenAI-shaped upstream: /health, and chat completions (16 SSE chunks when `"stream": true`)."""
-    if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
-        return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    if scope["path"] == "/health":
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": b"{}"})
-        return
-    if b'"stream": true' in body or b'"stream":true' in body:
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
-        for chunk in _CHUNKS:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_COMPLETION)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": _COMPLETION})
+def _completion(tokens: int) -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": STUB_MODEL,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "tok" * tokens}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": tokens, "total_tokens": 5 + tokens},
+        }
+    ).encode()  # fmt: skip
+
+
+_CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"stub-model","choices":[{"index":0,"delta":{"content":"tok"},"finish_reason":null}]}\n\n'
+_DONE = b"data: [DONE]\n\n"
+
+
+def stub_app(ttft_s: float = 0.0, tpot_s: float = 0.0):  # noqa: ANN201 - a raw ASGI app
+    """A minimal OpenAI-shaped upstream: /health, and chat completions of `max_tokens` tokens
+    (default 16): SSE chunks when `"stream": true`, else one JSON body. With `ttft_s`/`tpot_s`
+    it waits like a generating server: ttft before the first token, tpot before each next one."""
+
+    async def app(scope: dict, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["path"] == "/health":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": b"{}"})
+            return
+        request = json.loads(body) if body else {}
+        tokens = int(request.get("max_tokens") or 16)
+        if request.get("stream"):
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+            for i in range(tokens):
+                if ttft_s or tpot_s:
+                    await asyncio.sleep(tpot_s if i else ttft_s)
+                await send({"type": "http.response.body", "body": _CHUNK, "more_body": True})
+            await send({"type": "http.response.body", "body": _DONE})
+            return
+        if ttft_s or tpot_s:
+            await asyncio.sleep(ttft_s + (tokens - 1) * tpot_s)
+        answer = _completion(tokens)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    return app
 
 
 def _free_port() -> int:
@@ -119,24 +146,33 @@ class Run:
 
 
 async def _batch(base: str, body: dict, concurrency: int, requests: int, headers: dict[str, str]) -> Run:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120, trust_env=False) as client:
+    import aiohttp
+
+    payload = json.dumps(body).encode()
+    headers = {**headers, "content-type": "application/json"}
+    url = f"{base}/v1/chat/completions"
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=300)) as session:
+
+        async def one() -> float:
+            start = time.perf_counter()
+            first = None
+            async with session.post(url, data=payload, headers=headers) as r:
+                async for _chunk in r.content.iter_any():
+                    if first is None:
+                        first = time.perf_counter() - start
+                if r.status != 200:
+                    raise RuntimeError(f"{base} answered {r.status}")
+            return first or 0.0
+
         # Warm the connections so both paths start with open sockets.
-        await asyncio.gather(*(client.post("/v1/chat/completions", json=body, headers=headers) for _ in range(concurrency)))
+        await asyncio.gather(*(one() for _ in range(concurrency)))
         times: list[float] = []
         queue = iter(range(requests))
 
         async def worker() -> None:
             for _ in queue:
-                start = time.perf_counter()
-                async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as r:
-                    first = None
-                    async for _chunk in r.aiter_raw():
-                        if first is None:
-                            first = time.perf_counter() - start
-                    if r.status_code != 200:
-                        raise RuntimeError(f"{base} answered {r.status_code}")
-                times.append(first or 0.0)
+                times.append(await one())
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -144,12 +180,12 @@ async def _batch(base: str, body: dict, concurrency: int, requests: int, headers
 
 
 def measure(
-    direct: str, gateway: str, *, model: str, concurrencies: list[int], requests: int, max_tokens: int,
-    api_key: str | None, gateway_pid: int | None = None,
+    direct: str, through: dict[str, tuple[str, int | None]], *, model: str, concurrencies: list[int], requests: int,
+    max_tokens: int, api_key: str | None, upstream: str = "",
 ) -> list[dict]:
-    """Rows: mode, concurrency, direct/gateway p50/p99 first byte (ms), added (ms), throughput ratio,
-    and the gateway process's CPU ms per request (load-independent: a busy machine stretches the
-    wall-clock numbers, not this one)."""
+    """Rows per mode, concurrency and proxy in `through` (name → (base URL, pid or None)): direct
+    and proxied p50/p99 first byte (ms), added (ms), throughput ratio, and the proxy process's CPU
+    ms per request (load-independent: a busy machine stretches the wall-clock numbers, not this one)."""
     rows = []
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     for stream in (False, True):
@@ -157,74 +193,136 @@ def measure(
         for c in concurrencies:
             n = max(requests, 4 * c)
             d = asyncio.run(_batch(direct, body, c, n, headers))
-            cpu = cpu_seconds(gateway_pid) if gateway_pid else 0.0
-            g = asyncio.run(_batch(gateway, body, c, n, headers))
-            cpu = (cpu_seconds(gateway_pid) - cpu) / (n + c) * 1e3 if gateway_pid else float("nan")  # + c warm-ups
-            rows.append(
-                {
-                    "mode": "stream" if stream else "json", "concurrency": c, "requests": n,
-                    "direct_p50_ms": d.pct(0.5) * 1e3, "direct_p99_ms": d.pct(0.99) * 1e3,
-                    "gateway_p50_ms": g.pct(0.5) * 1e3, "gateway_p99_ms": g.pct(0.99) * 1e3,
-                    "added_p50_ms": (g.pct(0.5) - d.pct(0.5)) * 1e3, "added_p99_ms": (g.pct(0.99) - d.pct(0.99)) * 1e3,
-                    "direct_rps": d.throughput, "gateway_rps": g.throughput, "ratio": g.throughput / d.throughput, "gateway_cpu_ms": cpu,
-                }
-            )  # fmt: skip
+            for via, (url, pid) in through.items():
+                cpu = cpu_seconds(pid) if pid else 0.0
+                g = asyncio.run(_batch(url, body, c, n, headers))
+                cpu = (cpu_seconds(pid) - cpu) / (n + c) * 1e3 if pid else float("nan")  # + c warm-ups
+                rows.append(
+                    {
+                        "upstream": upstream, "mode": "stream" if stream else "json", "concurrency": c, "requests": n, "via": via,
+                        "direct_p50_ms": d.pct(0.5) * 1e3, "direct_p99_ms": d.pct(0.99) * 1e3,
+                        "gateway_p50_ms": g.pct(0.5) * 1e3, "gateway_p99_ms": g.pct(0.99) * 1e3,
+                        "added_p50_ms": (g.pct(0.5) - d.pct(0.5)) * 1e3, "added_p99_ms": (g.pct(0.99) - d.pct(0.99)) * 1e3,
+                        "direct_rps": d.throughput, "gateway_rps": g.throughput, "ratio": g.throughput / d.throughput, "gateway_cpu_ms": cpu,
+                    }
+                )  # fmt: skip
     return rows
 
 
 def print_table(rows: list[dict], console: Console) -> None:
-    table = Table(title="Gateway overhead: same upstream, direct vs through the gateway")
-    for name in ("mode", "conc", "n", "direct p50", "gw p50", "added p50", "direct p99", "gw p99", "added p99", "direct rps", "gw rps", "ratio", "gw cpu/req"):
+    table = Table(title="Gateway overhead: same upstream, direct vs through the gateway (and a bare relay)")
+    for name in ("upstream", "mode", "conc", "n", "via", "direct p50", "via p50", "added p50", "direct p99", "via p99", "added p99", "direct rps", "via rps", "ratio", "cpu/req"):
         table.add_column(name, justify="right")
     for r in rows:
         table.add_row(
-            r["mode"], str(r["concurrency"]), str(r["requests"]),
+            r["upstream"], r["mode"], str(r["concurrency"]), str(r["requests"]), r["via"],
             f"{r['direct_p50_ms']:.2f}", f"{r['gateway_p50_ms']:.2f}", f"{r['added_p50_ms']:+.2f}",
             f"{r['direct_p99_ms']:.2f}", f"{r['gateway_p99_ms']:.2f}", f"{r['added_p99_ms']:+.2f}",
             f"{r['direct_rps']:.0f}", f"{r['gateway_rps']:.0f}", f"{r['ratio']:.2f}x", f"{r['gateway_cpu_ms']:.2f}",
         )  # fmt: skip
     console.print(table)
-    console.print("times in ms to the first body byte; gw cpu/req: the gateway process's CPU ms per request")
+    console.print(
+        "times in ms to the first body byte; cpu/req: the proxy process's CPU ms per request; relay: a bare 20-line\n"
+        "aiohttp relay with no keys, limits, metrics or traces, the cost of the extra hop alone on this machine"
+    )
     console.print(f"goal: added p50 < 1 ms, ratio >= 0.97x; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
+def relay_app(upstream: str):  # noqa: ANN201 - a raw ASGI app
+    """The least a proxy can do: relay method, path, headers and body to `upstream` and the answer
+    back, with aiohttp, nothing else. `june bench gateway` measures it next to the gateway, so the
+    table shows what the extra hop itself costs on this machine and what the gateway's features add."""
+    import aiohttp
+
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def app(scope: dict, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                sessions.append(aiohttp.ClientSession(upstream, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept")))
+                await send({"type": "lifespan.startup.complete"})
+            await sessions[0].close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k != b"host"]
+        async with sessions[0].request(scope["method"], scope["path"], data=body, headers=headers) as r:
+            hop = (b"transfer-encoding", b"connection", b"date", b"server")
+            await send({"type": "http.response.start", "status": r.status, "headers": [(k.lower(), v) for k, v in r.raw_headers if k.lower() not in hop]})
+            async for chunk in r.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
 def gateway(
-    upstream: Annotated[str | None, typer.Option(help="Measure this OpenAI server (base URL, no /v1) instead of the built-in stub.")] = None,
-    model: Annotated[str, typer.Option(help="Model name to send (the stub accepts any).")] = STUB_MODEL,
+    upstream: Annotated[str | None, typer.Option(help="Measure this OpenAI server (base URL, no /v1) instead of the built-in stubs.")] = None,
+    stub: Annotated[list[str], typer.Option(help="Built-in upstreams to measure: instant, paced.")] = ["instant", "paced"],  # noqa: B006
+    ttft_ms: Annotated[float, typer.Option(help="The paced stub's time to first token (ms).")] = 25.0,
+    tpot_ms: Annotated[float, typer.Option(help="The paced stub's time per output token after the first (ms).")] = 6.0,
+    model: Annotated[str, typer.Option(help="Model name to send (the stubs accept any).")] = STUB_MODEL,
     concurrency: Annotated[list[int], typer.Option("--concurrency", "-c", help="Concurrency levels.")] = [1, 8, 64],  # noqa: B006
     requests: Annotated[int, typer.Option(help="Requests per (mode, concurrency) and path; at least 4x the concurrency.")] = 400,
-    max_tokens: Annotated[int, typer.Option(help="max_tokens per request (matters for a real upstream).")] = 16,
+    max_tokens: Annotated[int, typer.Option(help="max_tokens per request (the stubs send this many tokens).")] = 16,
     out: Annotated[Path | None, typer.Option(help="Also write the rows as JSON here.")] = None,
-    serve_stub: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve the stub on this port.")] = None,
+    relay: Annotated[bool, typer.Option(help="Also measure a bare aiohttp relay: the cost of the extra hop alone.")] = True,
+    serve_stub: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve a stub on this port.")] = None,
+    serve_relay: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve the bare relay on this port.")] = None,
 ) -> None:
-    """Gateway overhead: added time to first byte (p50/p99) and throughput ratio, streaming and not."""
-    if serve_stub is not None:
+    """Gateway overhead: added time to first byte (p50/p99), throughput ratio and CPU per request, streaming and not."""
+    if serve_stub is not None or serve_relay is not None:
         import uvicorn
 
-        uvicorn.run(stub_app, host="127.0.0.1", port=serve_stub, log_level="warning", access_log=False)
+        app = stub_app(ttft_ms / 1e3, tpot_ms / 1e3) if serve_relay is None else relay_app(upstream or "")
+        uvicorn.run(app, host="127.0.0.1", port=serve_stub or serve_relay, log_level="warning", access_log=False)
         return
-    console = Console(width=160)
+    unknown = set(stub) - {"instant", "paced"}
+    if unknown:
+        raise typer.BadParameter(f"unknown stub(s) {sorted(unknown)}: use instant and/or paced", param_hint="--stub")
+    console = Console(width=190)
     logs = Path(os.environ.get("TMPDIR", "/tmp")) / "june-bench-gateway"
     logs.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        if upstream is None:
+    targets: list[tuple[str, list[str] | None]] = []  # (label, stub argv or None for --upstream)
+    if upstream is not None:
+        targets.append((upstream, None))
+    else:
+        for kind in stub:
+            timing = f"ttft_ms={ttft_ms}, tpot_ms={tpot_ms}" if kind == "paced" else "ttft_ms=0, tpot_ms=0"
+            code = f"from benchmarks.perf.gateway import gateway; gateway(serve_stub={{port}}, {timing}, concurrency=[1], stub=[])"
+            targets.append((kind, [sys.executable, "-c", code]))
+    rows: list[dict] = []
+    for label, stub_argv in targets:
+        with ExitStack() as stack:
+            url = upstream or ""
+            if stub_argv is not None:
+                port = _free_port()
+                url = f"http://127.0.0.1:{port}"
+                argv = [*stub_argv[:-1], stub_argv[-1].format(port=port)]
+                stack.enter_context(_service(argv, {}, url, logs / f"stub-{label}.log"))
             port = _free_port()
-            upstream = f"http://127.0.0.1:{port}"
-            stub = [sys.executable, "-c", f"from benchmarks.perf.gateway import gateway; gateway(serve_stub={port}, concurrency=[1])"]
-            stack.enter_context(_service(stub, {}, upstream, logs / "stub.log"))
-        port = _free_port()
-        env = {
-            "JUNE_GATEWAY_HOST": "127.0.0.1", "JUNE_GATEWAY_PORT": str(port),
-            "JUNE_GATEWAY_LLM_URL": upstream, "JUNE_GATEWAY_SPEECH_URL": upstream, "JUNE_GATEWAY_API_KEYS": "",
-        }  # fmt: skip
-        gw = f"http://127.0.0.1:{port}"
-        proc = stack.enter_context(_service([sys.executable, "-m", "gateway"], env, gw, logs / "gateway.log"))
-        console.print(f"upstream {upstream}, gateway {gw} (logs in {logs})")
-        rows = measure(
-            upstream, gw, model=model, concurrencies=concurrency, requests=requests, max_tokens=max_tokens,
-            api_key=None, gateway_pid=proc.pid,
-        )
+            env = {
+                "JUNE_GATEWAY_HOST": "127.0.0.1", "JUNE_GATEWAY_PORT": str(port),
+                "JUNE_GATEWAY_LLM_URL": url, "JUNE_GATEWAY_SPEECH_URL": url, "JUNE_GATEWAY_API_KEYS": "",
+            }  # fmt: skip
+            gw = f"http://127.0.0.1:{port}"
+            proc = stack.enter_context(_service([sys.executable, "-m", "gateway"], env, gw, logs / "gateway.log"))
+            through: dict[str, tuple[str, int | None]] = {"gateway": (gw, proc.pid)}
+            if relay:
+                port = _free_port()
+                code = f"from benchmarks.perf.gateway import gateway; gateway(serve_relay={port}, upstream={url!r}, concurrency=[1], stub=[])"
+                relayed = stack.enter_context(_service([sys.executable, "-c", code], {}, f"http://127.0.0.1:{port}", logs / "relay.log"))
+                through["relay"] = (f"http://127.0.0.1:{port}", relayed.pid)
+            console.print(f"{label}: upstream {url}, gateway {gw} (logs in {logs})")
+            rows += measure(
+                url, through, model=model, concurrencies=concurrency, requests=requests, max_tokens=max_tokens,
+                api_key=None, upstream=label if stub_argv is not None else "given",
+            )
     print_table(rows, console)
     if out is not None:
         out.write_text(json.dumps(rows, indent=2))
-

@@ -1,7 +1,7 @@
 """A small OpenAI-compatible upstream for the gateway tests: it records what reaches it.
 
 One app plays both upstreams (LLM and speech). Chat requests steer it with an extra JSON field,
-`"stub": {"sleep": s, "status": code, "repeat": n}`, which doubles as an unknown field the gateway
+`"stub": {"sleep": s, "hold": s, "status": code, "repeat": n}`, which doubles as an unknown field the gateway
 must pass on untouched. SSE chunks are fixed bytes with odd spacing, an escaped and a literal
 non-ASCII character and an unknown field, so any re-serialisation on the way shows.
 """
@@ -104,12 +104,15 @@ class StubUpstream:
         """Set when a chat stream wrote its last chunk."""
         self.stream_cut = threading.Event()
         """Set when a chat stream was stopped before its last chunk (the reader went away)."""
+        self.request_cut = threading.Event()
+        """Set when a request held with `"hold": s` saw its client go away before answering."""
         self.app = self._build()
 
     def reset(self) -> None:
         self.seen.clear()
         self.stream_finished.clear()
         self.stream_cut.clear()
+        self.request_cut.clear()
 
     async def _record(self, request: Request) -> Seen:
         seen = Seen(
@@ -170,6 +173,14 @@ class StubUpstream:
             payload = json.loads(seen.body)
             control = payload.get("stub") or {}
             await asyncio.sleep(control.get("sleep", 0))
+            if "hold" in control:  # like sleep, but notices the client leaving (as vLLM does)
+                try:
+                    message = await asyncio.wait_for(request.receive(), control["hold"])
+                    if message["type"] == "http.disconnect":
+                        stub.request_cut.set()
+                        return Response(b"", status_code=499)
+                except TimeoutError:
+                    pass
             if "status" in control:
                 body = {"error": {"message": "stub says no", "type": "invalid_request_error", "param": None, "code": "stub"}}
                 return Response(body, status_code=control["status"])

@@ -7,7 +7,10 @@ import json
 import time
 
 import httpx
+import pytest
 
+from gateway.app import create_app
+from tests.gateway.conftest import gateway_settings, serve_in_thread
 from tests.gateway.stub_upstream import (
     AUDIO_CHUNKS,
     CHAT_COMPLETION,
@@ -199,3 +202,24 @@ def test_an_upstream_cookie_reaches_its_caller_but_no_other_request(gw: str, stu
     second = httpx.post(f"{gw}/v1/chat/completions", json=CHAT)
     assert second.status_code == 200
     assert stub.seen[-1].header("cookie") is None
+
+
+def test_client_leaving_before_the_answer_cancels_the_upstream_request(stub_url: str, stub: StubUpstream) -> None:
+    # A non-streamed generation: nothing is relayed until the upstream answers, so the gateway
+    # must watch the client while it waits, or the upstream generates for nobody.
+    with serve_in_thread(create_app(gateway_settings(stub_url, read_timeout=30))) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "stub": {"hold": 20}}, timeout=0.5)
+        assert stub.request_cut.wait(timeout=5), "the upstream request outlived its client"
+        metrics = httpx.get(f"{url}/metrics").text
+    assert 'june_gateway_errors_total{code="client_closed_request",key="anonymous",model="-",route="/v1/chat/completions"} 1.0' in metrics
+
+
+def test_wrong_method_is_a_405_envelope(gw: str, stub: StubUpstream) -> None:
+    r = httpx.get(f"{gw}/v1/chat/completions")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "POST"
+    assert r.json()["error"]["code"] == "method_not_allowed"
+    r = httpx.post(f"{gw}/v1/models", json={})
+    assert (r.status_code, r.headers["allow"]) == (405, "GET")
+    assert stub.seen == []
