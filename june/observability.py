@@ -2,7 +2,7 @@
 
 - Traces: an OpenTelemetry `TracerProvider` per service. Spans are exported over OTLP/HTTP when
   `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, to a given exporter in tests,
-  and otherwise dropped (trace ids still exist, so logs and W3C `traceparent` propagate).
+  and otherwise not recorded at all (trace ids still exist, so logs and W3C `traceparent` propagate).
 - httpx clients are instrumented one by one (`Telemetry.instrument`), so a trace spans
   client → gateway → vLLM / speech.
 - Server spans: a small Litestar middleware (`Telemetry.server_spans`), one SERVER span per request.
@@ -28,6 +28,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -142,13 +143,21 @@ def setup(service: str, *, exporter: SpanExporter | None = None, json_logs: bool
     """Telemetry for `service` ("speech", "gateway", "telegram", …).
 
     `exporter` (tests: an InMemorySpanExporter) gets every span synchronously; without one, spans
-    go to OTLP when the standard OTEL_EXPORTER_OTLP_* variables name an endpoint. `json_logs`
-    (default: env JUNE_LOG_JSON, off) switches the root logger to JSON lines.
+    go to OTLP when the standard OTEL_EXPORTER_OTLP_* variables name an endpoint, sampled as
+    OTEL_TRACES_SAMPLER says (default: parent-based, always on). With nowhere to send spans, none
+    is recorded (sampler ALWAYS_OFF): spans still get ids, so logs carry trace ids and W3C
+    traceparent still propagates (marked not sampled), but the ~50 µs of building each span is
+    saved. `json_logs` (default: env JUNE_LOG_JSON, off) switches the root logger to JSON lines.
     """
-    provider = TracerProvider(resource=Resource.create({"service.name": f"june-{service}"}))
+    resource = Resource.create({"service.name": f"june-{service}"})
+    otlp = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    if exporter is None and not otlp:
+        provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
+    else:
+        provider = TracerProvider(resource=resource)
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-    elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    elif otlp:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

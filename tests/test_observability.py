@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from litestar import Litestar, Request, get
 from litestar.params import FromPath
+from opentelemetry import propagate
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -62,6 +63,20 @@ def test_json_log_lines_carry_the_current_trace_id():
     assert inside["message"] == "inside a span" and inside["service"] == "test" and inside["level"] == "info"
     assert inside["trace_id"] == f"{ctx.trace_id:032x}" and inside["span_id"] == f"{ctx.span_id:016x}"
     assert "trace_id" not in outside and outside["level"] == "warning"
+
+
+def test_without_an_exporter_spans_are_not_recorded_but_ids_still_propagate(monkeypatch: pytest.MonkeyPatch):
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    telemetry = observability.setup("quiet", json_logs=False)
+    incoming = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    with telemetry.tracer("t").start_as_current_span("work", context=propagate.extract(incoming)) as span:
+        outgoing: dict[str, str] = {}
+        propagate.inject(outgoing)
+    ctx = span.get_span_context()
+    assert not span.is_recording()
+    assert ctx.trace_id == 0x0AF7651916CD43DD8448EB211C80319C and ctx.span_id not in (0, 0xB7AD6B7169203331)
+    assert outgoing["traceparent"] == f"00-0af7651916cd43dd8448eb211c80319c-{ctx.span_id:016x}-00"
 
 
 def test_server_spans_name_the_route_and_keep_the_status_errors_included():
