@@ -1,7 +1,7 @@
 """A small OpenAI-compatible upstream for the gateway tests: it records what reaches it.
 
 One app plays both upstreams (LLM and speech). Chat requests steer it with an extra JSON field,
-`"stub": {"sleep": s, "hold": s, "status": code, "repeat": n}`, which doubles as an unknown field the gateway
+`"stub": {"sleep": s, "hold": s, "status": code, "repeat": n, "die_after": n}`, which doubles as an unknown field the gateway
 must pass on untouched. SSE chunks are fixed bytes with odd spacing, an escaped and a literal
 non-ASCII character and an unknown field, so any re-serialisation on the way shows.
 """
@@ -125,7 +125,7 @@ class StubUpstream:
         self.seen.append(seen)
         return seen
 
-    async def _sse(self, repeat: int, usage: bool = False, reasoning: bool = False) -> AsyncIterator[bytes]:
+    async def _sse(self, repeat: int, usage: bool = False, reasoning: bool = False, die_after: int | None = None) -> AsyncIterator[bytes]:
         chunks = SSE_CONTENT[:1] + SSE_CONTENT[1:] * repeat + SSE_END
         if usage:
             chunks = chunks[:-1] + [SSE_USAGE] + chunks[-1:]
@@ -134,6 +134,8 @@ class StubUpstream:
         done = False
         try:
             for i, chunk in enumerate(chunks):
+                if i == die_after:  # the server dies mid-stream: uvicorn drops the connection
+                    raise RuntimeError("stub dies mid-stream")
                 if i:
                     await asyncio.sleep(SSE_GAP)
                 yield chunk
@@ -187,7 +189,7 @@ class StubUpstream:
             if payload.get("stream"):
                 usage = bool((payload.get("stream_options") or {}).get("include_usage"))
                 return Stream(
-                    stub._sse(control.get("repeat", 1), usage, bool(control.get("reasoning"))),
+                    stub._sse(control.get("repeat", 1), usage, bool(control.get("reasoning")), control.get("die_after")),
                     media_type="text/event-stream",
                     # Exactly this content-type (Litestar would add "; charset=utf-8" to a media_type).
                     headers={"content-type": "text/event-stream", "x-stub": "sse", "cache-control": "no-cache", "x-upstream": stub.name},
