@@ -57,6 +57,15 @@ _CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":
 _DONE = b"data: [DONE]\n\n"
 
 
+async def _read_all(receive) -> bytes:  # noqa: ANN001 - ASGI receive
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 def stub_app(ttft_s: float = 0.0, tpot_s: float = 0.0):  # noqa: ANN201 - a raw ASGI app
     """A minimal OpenAI-shaped upstream: /health, and chat completions of `max_tokens` tokens
     (default 16): SSE chunks when `"stream": true`, else one JSON body. With `ttft_s`/`tpot_s`
@@ -68,12 +77,7 @@ def stub_app(ttft_s: float = 0.0, tpot_s: float = 0.0):  # noqa: ANN201 - a raw 
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await _read_all(receive)
         if scope["path"] == "/health":
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": b"{}"})
@@ -244,12 +248,7 @@ def relay_app(upstream: str):  # noqa: ANN201 - a raw ASGI app
             await sessions[0].close()
             await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await _read_all(receive)
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k != b"host"]
         async with sessions[0].request(scope["method"], scope["path"], data=body, headers=headers) as r:
             hop = (b"transfer-encoding", b"connection", b"date", b"server")
