@@ -67,13 +67,11 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pools = make_pools({"llm": settings.llm_upstreams(), "speech": [settings.speech_url]}, timeout=timeout)
         own_limiter = limiter is None
-        app.state.pools = pools
-        app.state.metrics = GatewayMetrics()
         app.state.gateway = gateway = Gateway(
             keys=tuple(keys),
             pools=pools,
             limiter=limiter or make_limiter(limits_from(settings), settings.limits_backend, settings.redis_url),
-            metrics=app.state.metrics,
+            metrics=GatewayMetrics(),
             # Upstream calls get a CLIENT span + traceparent from Gateway._traced_send.
             tracer=telemetry.tracer("gateway.proxy"),
             max_body_bytes=settings.max_body_bytes,

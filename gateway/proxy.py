@@ -53,14 +53,15 @@ HOP_BY_HOP = frozenset(
     }
 )
 # host: the upstream's own; authorization: the gateway's key, not the upstream's; expect: the
-# client's 100-continue was answered by our server already; content-length: set from the body.
+# client's 100-continue was answered by our server already. content-length stays: a streamed
+# upload goes on with the client's length rather than chunked.
 _DROP_FROM_REQUEST = HOP_BY_HOP | {"host", "authorization", "expect"}
 # date and server are set by our own server.
 _DROP_FROM_RESPONSE = frozenset(name.encode() for name in HOP_BY_HOP | {"date", "server"})
 _MAX_JSON_SCAN = 1 << 20
 """Non-streamed bodies up to this size are scanned for `usage`; larger ones are relayed uncounted."""
 _BROKE_OFF = (aiohttp.ClientError, asyncio.TimeoutError)
-"""What an upstream response body can fail with: payload errors, a dropped connection, the read timeout."""
+"""What an upstream exchange can fail with: a refused or dropped connection, payload errors, a timeout."""
 
 
 def _listed(value: str) -> set[str]:
@@ -82,13 +83,12 @@ class Incoming:
     def parse(cls, raw: list[tuple[bytes, bytes]]) -> Incoming:
         """Raises OpenAIError 400 for a content-length that is not a number."""
         pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
+        incoming = cls(CIMultiDict())
         drop = _DROP_FROM_REQUEST
         for name, value in pairs:
             if name == "connection":
                 drop = drop | _listed(value)  # a Connection header declares more hop-by-hop names
-        incoming = cls(CIMultiDict((k, v) for k, v in pairs if k not in drop))
-        for name, value in pairs:
-            if name == "authorization":
+            elif name == "authorization":
                 incoming.authorization = value
             elif name == "content-type":
                 incoming.content_type = value
@@ -99,6 +99,7 @@ class Incoming:
                     raise OpenAIError(400, "Content-Length is not a number.") from None
             elif name == "transfer-encoding":
                 incoming.chunked = True
+        incoming.forward.extend((k, v) for k, v in pairs if k not in drop)
         return incoming
 
     @property
@@ -314,12 +315,17 @@ class Gateway:
     tracer: trace.Tracer
     max_body_bytes: int
 
-    def authenticate(self, incoming: Incoming) -> ApiKey:
-        """The caller's ApiKey (OPEN for an open gateway). Raises OpenAIError 401 (invalid_api_key)."""
-        return authenticate(incoming.authorization, self.keys) if self.keys else OPEN
+    def caller(self, scope: Scope) -> tuple[Incoming, ApiKey]:
+        """The request's headers and the caller's ApiKey (OPEN for an open gateway).
+
+        Raises OpenAIError 401 (invalid_api_key), or 400 for a bad Content-Length.
+        """
+        incoming = Incoming.parse(scope["headers"])
+        return incoming, authenticate(incoming.authorization, self.keys) if self.keys else OPEN
 
     async def forward(
-        self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, route: str, *, allow_list: bool = False
+        self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, route: str, *,
+        allow_list: bool = False, caller: tuple[Incoming, ApiKey] | None = None,
     ) -> None:
         """Send the request to a server of `upstream` (same method, path, query, body) and relay its answer.
 
@@ -331,10 +337,10 @@ class Gateway:
         the exchange before answering, 504 (code upstream_timeout) when it does not answer in time.
         A server that refuses the connection is marked down and the next one tried. An upstream that
         breaks off mid-body breaks the client's connection too (the status line is already sent).
+        `caller`: what `caller(scope)` gave, for a route that needed the key before forwarding.
         """
         start = time.perf_counter()
-        incoming = Incoming.parse(scope["headers"])
-        key = self.authenticate(incoming)
+        incoming, key = caller or self.caller(scope)
         method: str = scope["method"]
         if incoming.content_length is not None and incoming.content_length > self.max_body_bytes:
             raise _too_large(self.max_body_bytes)
@@ -469,22 +475,16 @@ class Gateway:
             server.inflight += 1
             try:
                 return server, await self._traced_send(server, method, target, headers, content)
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
+            except _BROKE_OFF as e:
                 server.inflight -= 1
-                # The request never reached this server: take it out and try the next one.
-                pool.mark(server, False, repr(e))
-                if replayable and pool.pick(tried) is not None:
-                    continue
+                if isinstance(e, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+                    # The request never reached this server: take it out and try the next one.
+                    pool.mark(server, False, repr(e))
+                    if replayable and pool.pick(tried) is not None:
+                        continue
                 if isinstance(content, BodyStream) and content.error is not None:
                     raise content.error from e
-                if isinstance(e, aiohttp.ConnectionTimeoutError):
-                    raise _timeout(pool, server, e) from e
-                raise _unreachable(pool, server, e) from e
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-                server.inflight -= 1
-                if isinstance(content, BodyStream) and content.error is not None:
-                    raise content.error from e
-                if isinstance(e, asyncio.TimeoutError):
+                if isinstance(e, asyncio.TimeoutError):  # aiohttp's connect and read timeouts are ones
                     raise _timeout(pool, server, e) from e
                 raise _unreachable(pool, server, e) from e
 

@@ -16,7 +16,7 @@ from litestar.types import Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.auth import model_forbidden
-from gateway.proxy import Gateway, Incoming
+from gateway.proxy import Gateway
 from gateway.upstreams import Pool, Upstream
 from june.web import OpenAIError
 
@@ -33,7 +33,7 @@ async def ready(request: Request) -> Response:
 
     Body: {"status": "ready" | "unready", "upstreams": {"llm": bool, "speech": bool}}.
     """
-    pools: dict[str, Pool] = request.app.state.pools
+    pools: dict[str, Pool] = request.app.state.gateway.pools
     results = await asyncio.gather(*(pool.check_all() for pool in pools.values()))
     upstreams = dict(zip(pools, results, strict=True))
     ok = all(results)
@@ -43,12 +43,12 @@ async def ready(request: Request) -> Response:
 @get("/metrics", sync_to_thread=False)
 def metrics(request: Request) -> Response:
     """Prometheus text format; behind `metrics_key` when one is set (see app.metrics_guard)."""
-    state = request.app.state
-    for pool in state.pools.values():
+    gateway: Gateway = request.app.state.gateway
+    for pool in gateway.pools.values():
         for server in pool.servers:
-            state.metrics.upstream_up.labels(pool.name, server.url).set(1 if server.healthy else 0)
-            state.metrics.inflight.labels(pool.name, server.url).set(server.inflight)
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+            gateway.metrics.upstream_up.labels(pool.name, server.url).set(1 if server.healthy else 0)
+            gateway.metrics.inflight.labels(pool.name, server.url).set(server.inflight)
+    return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _gateway(scope: Scope) -> Gateway:
@@ -81,14 +81,15 @@ async def _models(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["method"] != "GET":
         raise _method_not_allowed("GET")
     gateway = _gateway(scope)
-    key = gateway.authenticate(Incoming.parse(scope["headers"]))
+    caller = gateway.caller(scope)
+    key = caller[1]
     model = unquote((scope.get("raw_path") or scope["path"].encode()).decode("latin-1")).removeprefix("/v1/models").strip("/")
     if model:
         if not key.allows(model):
             raise model_forbidden(key, model)
-        await gateway.forward(scope, receive, send, "llm", "/v1/models/{model}")
+        await gateway.forward(scope, receive, send, "llm", "/v1/models/{model}", caller=caller)
     elif key.models is None:
-        await gateway.forward(scope, receive, send, "llm", "/v1/models")
+        await gateway.forward(scope, receive, send, "llm", "/v1/models", caller=caller)
     else:
         await gateway.allowed_models(scope, send, key)
 

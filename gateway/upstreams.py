@@ -25,7 +25,7 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 Upstream = Literal["llm", "speech"]
-"""The name of a pool: a key of `app.state.pools`, and the name errors report."""
+"""The name of a pool: a key of `Gateway.pools`, and the name errors report."""
 
 KEEPALIVE_S = 4.0
 """How long an idle upstream connection is kept: below uvicorn's (and so vLLM's) 5 s keep-alive,

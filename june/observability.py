@@ -83,8 +83,8 @@ class Telemetry:
 
         def middleware(app: ASGIApp) -> ASGIApp:
             async def traced(scope: Any, receive: Any, send: Any) -> None:
-                route = scope.get("path_template") or scope["path"]
-                if scope["type"] != "http" or route in skip:
+                route = (scope.get("path_template") or scope["path"]) if scope["type"] == "http" else None
+                if route is None or route in skip:
                     await app(scope, receive, send)
                     return
                 carrier = {
