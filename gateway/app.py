@@ -72,8 +72,8 @@ def create_app(
             pools=pools,
             limiter=limiter or make_limiter(limits_from(settings), settings.limits_backend, settings.redis_url),
             metrics=GatewayMetrics(),
-            # Upstream calls get a CLIENT span + traceparent from Gateway._traced_send.
-            tracer=telemetry.tracer("gateway.proxy"),
+            # Upstream calls get a CLIENT span + traceparent from Gateway._traced_send, when recorded.
+            tracer=telemetry.tracer("gateway.proxy") if telemetry.recording else None,
             max_body_bytes=settings.max_body_bytes,
         )
         watchers = [asyncio.create_task(pool.watch(settings.health_interval_s)) for pool in pools.values()]

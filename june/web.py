@@ -7,6 +7,7 @@ Every error a june service returns has OpenAI's shape,
 
 from __future__ import annotations
 
+import gc
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -105,11 +106,29 @@ exception_handlers = {
 """Pass to `Litestar(exception_handlers=...)`: every error leaves in the OpenAI envelope."""
 
 
+def freeze_heap() -> None:
+    """Move every object alive now out of the garbage collector's reach (`gc.freeze`).
+
+    A service's heap after start-up is mostly imported modules, classes and app wiring (about 90k
+    objects for the gateway) that live until exit; a full (generation 2) collection walks them all:
+    70-85 ms with the gateway stalled, every few thousand requests (its p99). Frozen, they are never
+    walked again, and full collections only see objects made since. Run once start-up is done.
+    https://docs.python.org/3/library/gc.html#gc.freeze
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def serve(app: Litestar, host: str, port: int, *, access_log: bool = True) -> None:
-    """Run `app` under uvicorn until SIGINT/SIGTERM; `access_log` False drops the line per request."""
+    """Run `app` under uvicorn until SIGINT/SIGTERM; `access_log` False drops the line per request.
+
+    The heap is frozen (`freeze_heap`) once the app's start-up hooks have run.
+    """
     import uvicorn
 
     from june.observability import uvicorn_log_config
+
+    app.on_startup.append(freeze_heap)
 
     uvicorn.run(
         app,

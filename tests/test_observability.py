@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from litestar import Litestar, Request, get
 from litestar.params import FromPath
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -69,6 +69,7 @@ def test_without_an_exporter_spans_are_not_recorded_but_ids_still_propagate(monk
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     telemetry = observability.setup("quiet", json_logs=False)
+    assert not telemetry.recording
     incoming = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
     with telemetry.tracer("t").start_as_current_span("work", context=propagate.extract(incoming)) as span:
         outgoing: dict[str, str] = {}
@@ -101,6 +102,24 @@ def test_server_spans_name_the_route_and_keep_the_status_errors_included():
     assert (ok.name, ok.kind, ok.attributes["http.route"], ok.attributes["http.target"]) == ("GET /items/{item_id}", SpanKind.SERVER, "/items/{item_id}", "/items/7")
     assert ok.attributes["http.status_code"] == 200 and ok.status.status_code == StatusCode.UNSET
     assert failed.attributes["http.status_code"] == 502 and failed.status.status_code == StatusCode.ERROR
+
+
+def test_with_nothing_recorded_requests_get_no_span_but_continue_the_callers_trace(monkeypatch: pytest.MonkeyPatch):
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    tel = observability.setup("quiet", json_logs=False)
+
+    @get("/where")
+    async def where() -> dict:
+        ctx = trace.get_current_span().get_span_context()
+        return {"valid": ctx.is_valid, "trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}", "remote": ctx.is_remote}
+
+    with serve_in_thread(Litestar([where], middleware=[tel.server_spans()])) as url:
+        traced = httpx.get(f"{url}/where", headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}).json()
+        plain = httpx.get(f"{url}/where").json()
+    # The caller's own span is current (logs carry its trace id); the service minted none of its own.
+    assert traced == {"valid": True, "trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331", "remote": True}
+    assert plain["valid"] is False
 
 
 def test_one_trace_from_client_through_two_services():

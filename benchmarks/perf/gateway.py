@@ -1,7 +1,7 @@
 """`june bench gateway`: what the gateway adds, measured against the same upstream in one run.
 
 For each upstream, mode (streaming or not) and concurrency, the same requests go straight to the
-upstream and then through the gateway (`python -m gateway`, no keys or limits: its bare proxying
+upstream and through the gateway, taking turns over `--rounds` rounds (`python -m gateway`, no keys or limits: its bare proxying
 cost). Reported: time to first body byte (TTFT for a stream; the whole answer otherwise), p50/p99
 and what the gateway adds to each, throughput (requests/s) through the gateway as a fraction of
 direct, and the gateway process's CPU time per request.
@@ -185,29 +185,43 @@ async def _batch(base: str, body: dict, concurrency: int, requests: int, headers
 
 def measure(
     direct: str, through: dict[str, tuple[str, int | None]], *, model: str, concurrencies: list[int], requests: int,
-    max_tokens: int, api_key: str | None, upstream: str = "",
+    max_tokens: int, api_key: str | None, upstream: str = "", rounds: int = 3,
 ) -> list[dict]:
     """Rows per mode, concurrency and proxy in `through` (name → (base URL, pid or None)): direct
     and proxied p50/p99 first byte (ms), added (ms), throughput ratio, and the proxy process's CPU
-    ms per request (load-independent: a busy machine stretches the wall-clock numbers, not this one)."""
+    ms per request (load-independent: a busy machine stretches the wall-clock numbers, not this one).
+
+    The paths take turns: `rounds` rounds of direct, then each proxy, with the requests split over
+    them (at least 4x the concurrency per round), and their times pooled. A slow spell of a shared
+    machine then lands on every path alike instead of on whichever ran during it.
+    """
     rows = []
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    paths = {"direct": (direct, None), **through}
     for stream in (False, True):
         body = {"model": model, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": max_tokens, "stream": stream}
         for c in concurrencies:
-            n = max(requests, 4 * c)
-            d = asyncio.run(_batch(direct, body, c, n, headers))
-            for via, (url, pid) in through.items():
-                cpu = cpu_seconds(pid) if pid else 0.0
-                g = asyncio.run(_batch(url, body, c, n, headers))
-                cpu = (cpu_seconds(pid) - cpu) / (n + c) * 1e3 if pid else float("nan")  # + c warm-ups
+            per_round = max(-(-requests // rounds), 4 * c)
+            runs = {name: Run([], 0.0) for name in paths}
+            cpu = dict.fromkeys(paths, 0.0)
+            for _ in range(rounds):
+                for name, (url, pid) in paths.items():
+                    before = cpu_seconds(pid) if pid else 0.0
+                    run = asyncio.run(_batch(url, body, c, per_round, headers))
+                    cpu[name] += cpu_seconds(pid) - before if pid else 0.0
+                    runs[name].first_byte += run.first_byte
+                    runs[name].wall_s += run.wall_s
+            d = runs["direct"]
+            for via, (_url, pid) in through.items():
+                g = runs[via]
                 rows.append(
                     {
-                        "upstream": upstream, "mode": "stream" if stream else "json", "concurrency": c, "requests": n, "via": via,
+                        "upstream": upstream, "mode": "stream" if stream else "json", "concurrency": c, "requests": per_round * rounds, "via": via,
                         "direct_p50_ms": d.pct(0.5) * 1e3, "direct_p99_ms": d.pct(0.99) * 1e3,
                         "gateway_p50_ms": g.pct(0.5) * 1e3, "gateway_p99_ms": g.pct(0.99) * 1e3,
                         "added_p50_ms": (g.pct(0.5) - d.pct(0.5)) * 1e3, "added_p99_ms": (g.pct(0.99) - d.pct(0.99)) * 1e3,
-                        "direct_rps": d.throughput, "gateway_rps": g.throughput, "ratio": g.throughput / d.throughput, "gateway_cpu_ms": cpu,
+                        "direct_rps": d.throughput, "gateway_rps": g.throughput, "ratio": g.throughput / d.throughput,
+                        "gateway_cpu_ms": cpu[via] / ((per_round + c) * rounds) * 1e3 if pid else float("nan"),  # + c warm-ups a round
                     }
                 )  # fmt: skip
     return rows
@@ -267,7 +281,8 @@ def gateway(
     tpot_ms: Annotated[float, typer.Option(help="The paced stub's time per output token after the first (ms).")] = 6.0,
     model: Annotated[str, typer.Option(help="Model name to send (the stubs accept any).")] = STUB_MODEL,
     concurrency: Annotated[list[int], typer.Option("--concurrency", "-c", help="Concurrency levels.")] = [1, 8, 64],  # noqa: B006
-    requests: Annotated[int, typer.Option(help="Requests per (mode, concurrency) and path; at least 4x the concurrency.")] = 400,
+    requests: Annotated[int, typer.Option(help="Requests per (mode, concurrency) and path; at least 4x the concurrency per round.")] = 400,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds in which direct and proxied runs take turns (their times pooled).")] = 3,
     max_tokens: Annotated[int, typer.Option(help="max_tokens per request (the stubs send this many tokens).")] = 16,
     out: Annotated[Path | None, typer.Option(help="Also write the rows as JSON here.")] = None,
     relay: Annotated[bool, typer.Option(help="Also measure a bare aiohttp relay: the cost of the extra hop alone.")] = True,
@@ -320,7 +335,7 @@ def gateway(
             console.print(f"{label}: upstream {url}, gateway {gw} (logs in {logs})")
             rows += measure(
                 url, through, model=model, concurrencies=concurrency, requests=requests, max_tokens=max_tokens,
-                api_key=None, upstream=label if stub_argv is not None else "given",
+                api_key=None, upstream=label if stub_argv is not None else "given", rounds=rounds,
             )
     print_table(rows, console)
     if out is not None:

@@ -14,7 +14,7 @@ from june.cli import app
 def test_bench_gateway_measures_both_proxies_against_a_paced_stub(tmp_path: Path) -> None:
     out = tmp_path / "rows.json"
     args = ["bench", "gateway", "--stub", "paced", "--ttft-ms", "20", "--tpot-ms", "2", "--max-tokens", "6"]
-    args += ["-c", "1", "-c", "2", "--requests", "8", "--out", str(out)]
+    args += ["-c", "1", "-c", "2", "--requests", "8", "--rounds", "2", "--out", str(out)]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "Gateway overhead" in result.output
@@ -23,7 +23,8 @@ def test_bench_gateway_measures_both_proxies_against_a_paced_stub(tmp_path: Path
         (mode, c, via) for mode in ("json", "stream") for c in (1, 2) for via in ("gateway", "relay")
     }
     for r in rows:
-        assert r["requests"] == 8 and r["gateway_rps"] > 0 and r["gateway_cpu_ms"] >= 0  # /proc ticks are 10 ms
+        # 2 rounds of 8 / 2 requests each, at least 4x the concurrency a round.
+        assert r["requests"] == 2 * max(4, 4 * r["concurrency"]) and r["gateway_rps"] > 0 and r["gateway_cpu_ms"] >= 0  # /proc ticks are 10 ms
         # json: the whole answer after ttft + 5 tpot; stream: the first token after ttft.
         floor_ms = 20 + 5 * 2 if r["mode"] == "json" else 20
         assert r["direct_p50_ms"] >= floor_ms and r["gateway_p50_ms"] >= floor_ms

@@ -1,8 +1,10 @@
-"""The gateway's own CLIENT span per upstream call: one W3C traceparent reaches the upstream, naming it."""
+"""The gateway's own CLIENT span per upstream call: one W3C traceparent reaches the upstream, naming it;
+with traces going nowhere, the client's traceparent passes through as it came."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -37,3 +39,19 @@ def test_upstream_gets_one_traceparent_from_the_gateway_client_span(stub_url: st
     assert client_span.attributes["http.method"] == "POST"
     assert client_span.attributes["http.status_code"] == 200
     assert client_span.attributes["http.url"].endswith("/v1/chat/completions")
+
+
+def test_with_traces_off_the_client_traceparent_passes_through_unchanged(
+    stub_url: str, stub: StubUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    telemetry = setup("gateway")
+    assert not telemetry.recording
+    with serve_in_thread(create_app(gateway_settings(stub_url), telemetry=telemetry)) as url:
+        for headers in ({"traceparent": CLIENT_TRACE, "tracestate": "vendor=1"}, {}):
+            r = httpx.post(f"{url}/v1/chat/completions", json={"model": "m", "messages": []}, headers=headers, trust_env=False)
+            assert r.status_code == 200
+    traced, plain = stub.seen
+    assert [(k, v) for k, v in traced.headers if k in ("traceparent", "tracestate")] == [("traceparent", CLIENT_TRACE), ("tracestate", "vendor=1")]
+    assert plain.header("traceparent") is None  # no id minted for a request nobody traces
