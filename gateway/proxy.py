@@ -35,7 +35,7 @@ from yarl import URL
 from gateway.auth import OPEN, ApiKey, authenticate, model_forbidden
 from gateway.limits import Limiter, RateLimited
 from gateway.metrics import GatewayMetrics
-from gateway.upstreams import Pool, Server, Upstream
+from gateway.upstreams import Pool, Server, Upstream, why
 from june.web import OpenAIError
 
 log = logging.getLogger(__name__)
@@ -426,7 +426,7 @@ class Gateway:
                     scanner.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except _BROKE_OFF as e:
-            log.warning("upstream %s broke off mid-response: %r", response.url, e)
+            log.warning("upstream %s broke off mid-response: %s", response.url, why(e))
             exchange.broken = True
             span = trace.get_current_span()
             if span.is_recording():
@@ -496,7 +496,7 @@ class Gateway:
                 server.inflight -= 1
                 if isinstance(e, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
                     # The request never reached this server: take it out and try the next one.
-                    pool.mark(server, False, repr(e))
+                    pool.mark(server, False, why(e))
                     if replayable and pool.pick(tried) is not None:
                         continue
                 if isinstance(content, BodyStream) and content.error is not None:
@@ -565,12 +565,12 @@ async def send_json(send: Send, payload: object, status: int = 200) -> None:
 
 
 def _timeout(pool: Pool, server: Server, e: Exception) -> OpenAIError:
-    log.warning("%s upstream timed out at %s: %r", pool.name, server.url, e)
+    log.warning("%s upstream timed out at %s: %s", pool.name, server.url, why(e))
     return OpenAIError(504, f"The {pool.name} upstream did not answer in time.", code="upstream_timeout")
 
 
 def _unreachable(pool: Pool, server: Server, e: Exception) -> OpenAIError:
-    log.warning("%s upstream unreachable at %s: %r", pool.name, server.url, e)
+    log.warning("%s upstream unreachable at %s: %s", pool.name, server.url, why(e))
     return OpenAIError(
         502, f"The {pool.name} upstream is unreachable ({type(e).__name__}).", code="upstream_unavailable"
     )

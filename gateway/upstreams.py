@@ -101,7 +101,7 @@ class Pool:
                 ok = response.status == 200
             reason = "" if ok else f"GET /health answered {response.status}"
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-            ok, reason = False, repr(e)
+            ok, reason = False, why(e)
         self.mark(server, ok, reason)
         return ok
 
@@ -120,6 +120,14 @@ class Pool:
         await self.probe.close()
         for server in self.servers:
             await server.session.close()
+
+
+def why(e: BaseException) -> str:
+    """A one-line reason for a failed upstream exchange, e.g. "ClientConnectorError: Cannot connect
+    to host 127.0.0.1:8002 ssl:default [Connect call failed ...]" (aiohttp's reprs run to a
+    paragraph; a timeout's str is empty, so its name is the reason)."""
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def make_pools(urls: Mapping[Upstream, list[str]], *, timeout: aiohttp.ClientTimeout) -> dict[Upstream, Pool]:

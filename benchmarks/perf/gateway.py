@@ -15,8 +15,11 @@ Upstreams (`--stub`, default both): a small OpenAI-shaped ASGI server in a subpr
   the upstream's throughput when the upstream does the work a real one does.
 `--upstream URL` measures a real server (e.g. june's CPU vLLM) instead.
 
-Goal (issue 4): < 1 ms added at p50 and >= 0.97x throughput. Client, stub and gateway share this
-machine's cores, so on a small or busy machine the numbers are an upper bound of the overhead.
+Goal (issue 4): < 1 ms added at p50 and >= 0.97x throughput. With `--pin` (the default where
+there are 2+ CPUs) the proxy under test gets a CPU of its own and the load generator and stub
+share the rest, as in a deployment where clients and the inference server do not run on the
+gateway's cores; `--no-pin` lets all of them contend for every core, so on a small machine the
+numbers then measure the contention as much as the overhead.
 The load generator is aiohttp on one event loop (cheaper per request than httpx, so it takes less
 of the shared CPU from what it measures).
 """
@@ -120,11 +123,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def _service(argv: list[str], env: dict[str, str], url: str, log: Path) -> Iterator[subprocess.Popen]:
+def _service(argv: list[str], env: dict[str, str], url: str, log: Path, cpus: set[int] | None = None) -> Iterator[subprocess.Popen]:
+    """`argv` running until its `url`/health answers (then yielded) and stopped after; on `cpus` when given."""
     from june.procs import wait_ready
 
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin)
         try:
             wait_ready(f"{url}/health", timeout=60, proc=proc, name=argv[-1])
             yield proc
@@ -274,6 +279,16 @@ def relay_app(upstream: str):  # noqa: ANN201 - a raw ASGI app
     return app
 
 
+def split_cpus(pin: bool) -> tuple[set[int], set[int]] | None:
+    """(proxy CPUs, everyone else's) when pinning is asked for and possible: the last CPU this
+    process may use for the proxy under test, the rest for the load generator and the stub.
+    None on a single CPU or where affinity cannot be set (not Linux)."""
+    if not pin or not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return ({cpus[-1]}, set(cpus[:-1])) if len(cpus) >= 2 else None
+
+
 def gateway(
     upstream: Annotated[str | None, typer.Option(help="Measure this OpenAI server (base URL, no /v1) instead of the built-in stubs.")] = None,
     stub: Annotated[list[str], typer.Option(help="Built-in upstreams to measure: instant, paced.")] = ["instant", "paced"],  # noqa: B006
@@ -286,6 +301,9 @@ def gateway(
     max_tokens: Annotated[int, typer.Option(help="max_tokens per request (the stubs send this many tokens).")] = 16,
     out: Annotated[Path | None, typer.Option(help="Also write the rows as JSON here.")] = None,
     relay: Annotated[bool, typer.Option(help="Also measure a bare aiohttp relay: the cost of the extra hop alone.")] = True,
+    pin: Annotated[
+        bool, typer.Option(help="Give the proxy under test a CPU of its own (the last), the load generator and stubs the rest, as in a deployment where they are not on one box.")
+    ] = True,
     serve_stub: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve a stub on this port.")] = None,
     serve_relay: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve the bare relay on this port.")] = None,
 ) -> None:
@@ -310,33 +328,50 @@ def gateway(
             timing = f"ttft_ms={ttft_ms}, tpot_ms={tpot_ms}" if kind == "paced" else "ttft_ms=0, tpot_ms=0"
             code = f"from benchmarks.perf.gateway import gateway; gateway(serve_stub={{port}}, {timing}, concurrency=[1], stub=[])"
             targets.append((kind, [sys.executable, "-c", code]))
+    split = split_cpus(pin)
+    proxy_cpus, other_cpus = split if split else (None, None)
+    own_cpus = os.sched_getaffinity(0) if split else None
     rows: list[dict] = []
-    for label, stub_argv in targets:
-        with ExitStack() as stack:
-            url = upstream or ""
-            if stub_argv is not None:
-                port = _free_port()
-                url = f"http://127.0.0.1:{port}"
-                argv = [*stub_argv[:-1], stub_argv[-1].format(port=port)]
-                stack.enter_context(_service(argv, {}, url, logs / f"stub-{label}.log"))
-            port = _free_port()
-            env = {
-                "JUNE_GATEWAY_HOST": "127.0.0.1", "JUNE_GATEWAY_PORT": str(port),
-                "JUNE_GATEWAY_LLM_URL": url, "JUNE_GATEWAY_SPEECH_URL": url, "JUNE_GATEWAY_API_KEYS": "",
-            }  # fmt: skip
-            gw = f"http://127.0.0.1:{port}"
-            proc = stack.enter_context(_service([sys.executable, "-m", "gateway"], env, gw, logs / "gateway.log"))
-            through: dict[str, tuple[str, int | None]] = {"gateway": (gw, proc.pid)}
-            if relay:
-                port = _free_port()
-                code = f"from benchmarks.perf.gateway import gateway; gateway(serve_relay={port}, upstream={url!r}, concurrency=[1], stub=[])"
-                relayed = stack.enter_context(_service([sys.executable, "-c", code], {}, f"http://127.0.0.1:{port}", logs / "relay.log"))
-                through["relay"] = (f"http://127.0.0.1:{port}", relayed.pid)
-            console.print(f"{label}: upstream {url}, gateway {gw} (logs in {logs})")
-            rows += measure(
-                url, through, model=model, concurrencies=concurrency, requests=requests, max_tokens=max_tokens,
-                api_key=None, upstream=label if stub_argv is not None else "given", rounds=rounds,
-            )
+    try:
+        if other_cpus:
+            os.sched_setaffinity(0, other_cpus)  # the load generator, and the stubs it starts
+        for label, stub_argv in targets:
+            rows += _measure_target(label, stub_argv, upstream, relay, proxy_cpus, logs, console, model=model, concurrencies=concurrency, requests=requests, max_tokens=max_tokens, rounds=rounds)
+    finally:
+        if own_cpus:
+            os.sched_setaffinity(0, own_cpus)
+    for row in rows:
+        row["proxy_cpus"] = sorted(proxy_cpus) if proxy_cpus else None
     print_table(rows, console)
+    where = f"the proxies on CPU {sorted(proxy_cpus)}, load generator and stub on CPUs {sorted(other_cpus)}" if split else "everything on all CPUs (--no-pin)"
+    console.print(f"layout: {where}")
     if out is not None:
         out.write_text(json.dumps(rows, indent=2))
+
+
+def _measure_target(
+    label: str, stub_argv: list[str] | None, upstream: str | None, relay: bool, proxy_cpus: set[int] | None, logs: Path, console: Console, **measure_args: object,
+) -> list[dict]:
+    """Start the stub (unless measuring `upstream`), the gateway and the bare relay, and measure them."""
+    with ExitStack() as stack:
+        url = upstream or ""
+        if stub_argv is not None:
+            port = _free_port()
+            url = f"http://127.0.0.1:{port}"
+            argv = [*stub_argv[:-1], stub_argv[-1].format(port=port)]
+            stack.enter_context(_service(argv, {}, url, logs / f"stub-{label}.log"))
+        port = _free_port()
+        env = {
+            "JUNE_GATEWAY_HOST": "127.0.0.1", "JUNE_GATEWAY_PORT": str(port),
+            "JUNE_GATEWAY_LLM_URL": url, "JUNE_GATEWAY_SPEECH_URL": url, "JUNE_GATEWAY_API_KEYS": "",
+        }  # fmt: skip
+        gw = f"http://127.0.0.1:{port}"
+        proc = stack.enter_context(_service([sys.executable, "-m", "gateway"], env, gw, logs / "gateway.log", proxy_cpus))
+        through: dict[str, tuple[str, int | None]] = {"gateway": (gw, proc.pid)}
+        if relay:
+            port = _free_port()
+            code = f"from benchmarks.perf.gateway import gateway; gateway(serve_relay={port}, upstream={url!r}, concurrency=[1], stub=[])"
+            relayed = stack.enter_context(_service([sys.executable, "-c", code], {}, f"http://127.0.0.1:{port}", logs / "relay.log", proxy_cpus))
+            through["relay"] = (f"http://127.0.0.1:{port}", relayed.pid)
+        console.print(f"{label}: upstream {url}, gateway {gw} (logs in {logs})")
+        return measure(url, through, api_key=None, upstream=label if stub_argv is not None else "given", **measure_args)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ and the paced stub really generates at the pace asked for."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -15,8 +16,11 @@ def test_bench_gateway_measures_both_proxies_against_a_paced_stub(tmp_path: Path
     out = tmp_path / "rows.json"
     args = ["bench", "gateway", "--stub", "paced", "--ttft-ms", "20", "--tpot-ms", "2", "--max-tokens", "6"]
     args += ["-c", "1", "-c", "2", "--requests", "8", "--rounds", "2", "--out", str(out)]
+    cpus = sorted(os.sched_getaffinity(0))
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
+    assert sorted(os.sched_getaffinity(0)) == cpus  # the load generator's pinning is undone
+    proxy_cpus = [cpus[-1]] if len(cpus) >= 2 else None  # the proxies get the last CPU to themselves
     assert "Gateway overhead" in result.output
     rows = json.loads(out.read_text())
     assert {(r["mode"], r["concurrency"], r["via"]) for r in rows} == {
@@ -24,6 +28,7 @@ def test_bench_gateway_measures_both_proxies_against_a_paced_stub(tmp_path: Path
     }
     for r in rows:
         # 2 rounds of 8 / 2 requests each, at least 4x the concurrency a round.
+        assert r["proxy_cpus"] == proxy_cpus
         assert r["requests"] == 2 * max(4, 4 * r["concurrency"]) and r["gateway_rps"] > 0 and r["gateway_cpu_ms"] >= 0  # /proc ticks are 10 ms
         # json: the whole answer after ttft + 5 tpot; stream: the first token after ttft.
         floor_ms = 20 + 5 * 2 if r["mode"] == "json" else 20

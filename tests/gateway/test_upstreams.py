@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import httpx
+import pytest
 
 from gateway.app import create_app
 from tests.conftest import free_port
@@ -85,12 +87,22 @@ def test_least_busy_routing_and_a_dead_upstream_taken_out_and_back() -> None:
         assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_unavailable"
 
 
-def test_all_upstreams_down_is_a_502_envelope_and_unready() -> None:
+def test_all_upstreams_down_is_a_502_envelope_and_unready(caplog: pytest.LogCaptureFixture) -> None:
     settings = gateway_settings(f"http://127.0.0.1:{free_port()}", llm_urls=[f"http://127.0.0.1:{free_port()}" for _ in range(2)])
-    with serve_in_thread(create_app(settings)) as gw:
-        r = _chat(gw)
-        assert r.status_code == 502
-        assert r.json()["error"]["type"] == "server_error" and "llm upstream" in r.json()["error"]["message"]
-        ready = httpx.get(f"{gw}/ready")
-        assert ready.status_code == 503
-        assert ready.json() == {"status": "unready", "upstreams": {"llm": False, "speech": False}}
+    # Litestar's logging config replaces the root handlers (caplog's too): listen on "gateway" itself.
+    logging.getLogger("gateway").addHandler(caplog.handler)
+    try:
+        with serve_in_thread(create_app(settings)) as gw:
+            r = _chat(gw)
+            assert r.status_code == 502
+            assert r.json()["error"]["type"] == "server_error" and "llm upstream" in r.json()["error"]["message"]
+            ready = httpx.get(f"{gw}/ready")
+            assert ready.status_code == 503
+            assert ready.json() == {"status": "unready", "upstreams": {"llm": False, "speech": False}}
+    finally:
+        logging.getLogger("gateway").removeHandler(caplog.handler)
+    # Each server going down is one readable line, not aiohttp's paragraph-long repr.
+    down = [r.getMessage() for r in caplog.records if " is down: " in r.getMessage()]
+    assert len(down) == 3, down
+    for line in down:
+        assert "ClientConnectorError: Cannot connect to host 127.0.0.1:" in line and "ConnectionKey" not in line, line
