@@ -115,6 +115,11 @@ def plan(*, with_bots: bool = True) -> Plan:
 
 
 def _interrupt(*_: object) -> None:
+    """SIGINT/SIGTERM handler: stop the stack, once. Both signals are ignored from here on, so a
+    second one arriving while the children stop (Ctrl-C twice, or a supervisor's SIGTERM right
+    after) cannot cut the stopping short and orphan them; each child still gets SIGKILL on a timeout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -154,7 +159,8 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan children
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a signal now must not orphan children
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         console.print("stopping june …")
         for s in reversed(services):
             s.stop()

@@ -48,7 +48,12 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-def test_ctrl_c_stops_every_child() -> None:
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGINT], [signal.SIGINT, signal.SIGTERM]],
+    ids=["ctrl-c", "ctrl-c-then-sigterm-at-once"],  # a second signal while stopping must not orphan children
+)
+def test_ctrl_c_stops_every_child(signals: list[signal.Signals]) -> None:
     speech_port, gateway_port = free_port(), free_port()
     marker = f"JUNE_TEST_MARKER={os.getpid()}-{gateway_port}"
     key, value = marker.split("=")
@@ -80,7 +85,8 @@ def test_ctrl_c_stops_every_child() -> None:
             assert up.poll() is None and time.monotonic() < deadline, "june up did not start its gateway"
             time.sleep(0.5)
         assert len(_processes_with(marker)) >= 4  # june up, llm, speech, gateway
-        up.send_signal(signal.SIGINT)
+        for sig in signals:
+            up.send_signal(sig)
         out = up.communicate(timeout=60)[0].decode(errors="replace")
     finally:
         if up.poll() is None:
