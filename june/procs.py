@@ -1,9 +1,15 @@
-"""Waiting for child services to become ready: used by `june up` and by the tests' server fixtures."""
+"""Child services: a free port, waiting until one is ready, and running one for a while; used by
+`june up`, the benchmarks and the tests' server fixtures."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -29,3 +35,36 @@ def wait_ready(url: str, *, timeout: float, proc: subprocess.Popen | None = None
         if time.monotonic() - start > timeout:
             raise ServiceFailed(f"{name} was not ready after {timeout:.0f} s ({url})")
         time.sleep(0.5)
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running(
+    argv: list[str], *, ready_url: str, env: Mapping[str, str] | None = None, log: Path | None = None,
+    timeout: float = 120, name: str = "service", cpus: set[int] | None = None,
+) -> Iterator[subprocess.Popen]:
+    """`argv` as a child process (our environment plus `env`; output to `log`, else dropped),
+    yielded once `ready_url` answers 200, and stopped afterwards: SIGTERM, then SIGKILL after 30 s.
+
+    `cpus`: the only CPUs it may run on (Linux affinity, set before it starts).
+    Raises ServiceFailed as `wait_ready` does (the child is stopped first).
+    """
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    with open(log, "wb") if log is not None else open(os.devnull, "wb") as out:
+        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin)
+        try:
+            wait_ready(ready_url, timeout=timeout, proc=proc, name=name)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -18,40 +18,25 @@ from pathlib import Path
 
 import pytest
 
-from june.procs import ServiceFailed, wait_ready
+from june.procs import ServiceFailed, free_port, running
 
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port", "run_service"]
 
 
 @contextlib.contextmanager
 def run_service(
     name: str, args: list[str], env: dict[str, str], ready_url: str, log_dir: Path, timeout: float = 120
 ) -> Iterator[subprocess.Popen]:
-    """Start `python args...` with `env` added, wait for `ready_url`, stop it afterwards."""
+    """Start `python args...` with `env` added, wait for `ready_url`, stop it afterwards; a start
+    that fails fails the test with the end of the service's log."""
     log_path = log_dir / f"{name}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, *args], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-        )
+    with contextlib.ExitStack() as stack:
         try:
-            try:
-                wait_ready(ready_url, timeout=timeout, proc=proc, name=name)
-            except ServiceFailed as e:
-                tail = log_path.read_text(errors="replace")[-4000:]
-                pytest.fail(f"{e}\n--- {name} log ---\n{tail}")
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc = stack.enter_context(running([sys.executable, *args], ready_url=ready_url, env=env, log=log_path, timeout=timeout, name=name))
+        except ServiceFailed as e:
+            tail = log_path.read_text(errors="replace")[-4000:]
+            pytest.fail(f"{e}\n--- {name} log ---\n{tail}")
+        yield proc
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
+from pathlib import Path
 
 import httpx
 
-from june.procs import wait_ready
-from tests.conftest import free_port
+from tests.conftest import free_port, run_service
 
 SERVICE = textwrap.dedent(
     """
@@ -26,14 +24,10 @@ SERVICE = textwrap.dedent(
 )
 
 
-def test_a_served_app_has_its_start_up_heap_frozen() -> None:
+def test_a_served_app_has_its_start_up_heap_frozen(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVICE, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/health", timeout=60, proc=proc, name="service")
-        heap = httpx.get(f"http://127.0.0.1:{port}/health").json()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    url = f"http://127.0.0.1:{port}/health"
+    with run_service("served", ["-c", SERVICE, str(port)], {}, url, tmp_path, timeout=60):
+        heap = httpx.get(url).json()
     # Litestar and its imports are tens of thousands of objects: frozen, full collections skip them.
     assert heap["frozen"] > 20_000 and heap["tracked"] < heap["frozen"] / 10, heap

@@ -29,11 +29,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -41,6 +39,8 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from june.procs import free_port, running
 
 STUB_MODEL = "stub-model"
 Stub = Literal["instant", "paced"]
@@ -105,14 +105,6 @@ def stub_app(ttft_s: float = 0.0, tpot_s: float = 0.0):  # noqa: ANN201 - a raw 
     return app
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds `pid` has used (Linux /proc), 0.0 where /proc is unavailable."""
     try:
@@ -120,22 +112,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def _service(argv: list[str], env: dict[str, str], url: str, log: Path, cpus: set[int] | None = None) -> Iterator[subprocess.Popen]:
-    """`argv` running until its `url`/health answers (then yielded) and stopped after; on `cpus` when given."""
-    from june.procs import wait_ready
-
-    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin)
-        try:
-            wait_ready(f"{url}/health", timeout=60, proc=proc, name=argv[-1])
-            yield proc
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
 
 
 @dataclass
@@ -356,22 +332,22 @@ def _measure_target(
     with ExitStack() as stack:
         url = upstream or ""
         if stub_argv is not None:
-            port = _free_port()
+            port = free_port()
             url = f"http://127.0.0.1:{port}"
             argv = [*stub_argv[:-1], stub_argv[-1].format(port=port)]
-            stack.enter_context(_service(argv, {}, url, logs / f"stub-{label}.log"))
-        port = _free_port()
+            stack.enter_context(running(argv, ready_url=f"{url}/health", log=logs / f"stub-{label}.log", timeout=60, name=f"{label} stub"))
+        port = free_port()
         env = {
             "JUNE_GATEWAY_HOST": "127.0.0.1", "JUNE_GATEWAY_PORT": str(port),
             "JUNE_GATEWAY_LLM_URL": url, "JUNE_GATEWAY_SPEECH_URL": url, "JUNE_GATEWAY_API_KEYS": "",
         }  # fmt: skip
         gw = f"http://127.0.0.1:{port}"
-        proc = stack.enter_context(_service([sys.executable, "-m", "gateway"], env, gw, logs / "gateway.log", proxy_cpus))
+        proc = stack.enter_context(running([sys.executable, "-m", "gateway"], ready_url=f"{gw}/health", env=env, log=logs / "gateway.log", timeout=60, name="gateway", cpus=proxy_cpus))
         through: dict[str, tuple[str, int | None]] = {"gateway": (gw, proc.pid)}
         if relay:
-            port = _free_port()
+            port = free_port()
             code = f"from benchmarks.perf.gateway import gateway; gateway(serve_relay={port}, upstream={url!r}, concurrency=[1], stub=[])"
-            relayed = stack.enter_context(_service([sys.executable, "-c", code], {}, f"http://127.0.0.1:{port}", logs / "relay.log", proxy_cpus))
+            relayed = stack.enter_context(running([sys.executable, "-c", code], ready_url=f"http://127.0.0.1:{port}/health", log=logs / "relay.log", timeout=60, name="relay", cpus=proxy_cpus))
             through["relay"] = (f"http://127.0.0.1:{port}", relayed.pid)
         console.print(f"{label}: upstream {url}, gateway {gw} (logs in {logs})")
         return measure(url, through, api_key=None, upstream=label if stub_argv is not None else "given", **measure_args)  # type: ignore[arg-type]

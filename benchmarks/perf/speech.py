@@ -21,11 +21,8 @@ import asyncio
 import contextlib
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +34,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from june.procs import wait_ready
+from june.procs import free_port, running
 
 PARAGRAPH = (
     "The meeting starts at nine tomorrow morning in the small room on the second floor. "
@@ -71,34 +68,21 @@ class Results:
     wer: list[float] = field(default_factory=list)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _service(url: str | None) -> Iterator[str]:
     if url:
         yield url.rstrip("/")
         return
-    port = _free_port()
+    port = free_port()
     env = {
-        **os.environ,
         "JUNE_SPEECH_HOST": "127.0.0.1",
         "JUNE_SPEECH_PORT": str(port),
         "JUNE_SPEECH_WHISPER_MODELS": '["tiny.en", "base"]',
         "JUNE_SPEECH_PRELOAD": '["tiny.en", "base"]',
         "JUNE_SPEECH_MAX_QUEUE": "64",
     }
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([sys.executable, "-m", "speech"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/ready", timeout=300, proc=proc, name="speech")
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with running([sys.executable, "-m", "speech"], ready_url=f"http://127.0.0.1:{port}/ready", env=env, timeout=300, name="speech"):
+        yield f"http://127.0.0.1:{port}"
 
 
 def _normalize(text: str) -> str:
