@@ -10,8 +10,8 @@ not forwarded (the upstreams are internal).
 
 Around the relay, `Gateway.forward` does the bookkeeping: the API key, per-key limits (admitted
 before the upstream is called, released when the body ends or the client leaves), metrics, a
-CLIENT span with W3C traceparent (when traces are recorded), and completion tokens read from the upstream's `usage` (a JSON
-body's, or an SSE stream's usage chunk) without changing a byte.
+CLIENT span with W3C traceparent (when traces are recorded), and completion tokens read from the
+upstream's `usage` (a JSON body's, or an SSE stream's usage chunk) without changing a byte.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -155,23 +155,6 @@ def _ended_early() -> OpenAIError:
     return OpenAIError(400, "The client went away before the request body ended.", code="incomplete_body")
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body from ASGI `receive`; raises OpenAIError 413 past `limit` bytes, 400 on a disconnect."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ended_early()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 class BodyStream:
     """The request body from ASGI `receive`, as an async iterator of chunks for the upstream request.
 
@@ -201,6 +184,12 @@ class BodyStream:
             self.done = not message.get("more_body", False)
             if chunk:
                 yield chunk
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body from ASGI `receive`; raises OpenAIError 413 past `limit` bytes, 400 on a disconnect."""
+    chunks = [chunk async for chunk in BodyStream(receive, limit)]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class UsageScanner:
@@ -254,7 +243,6 @@ class UsageScanner:
                 self._take(self.buf)
         self.buf.clear()
         return self.usage
-
 
 
 _USAGE_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})

@@ -97,12 +97,7 @@ class Telemetry:
                 if route is None or route in skip:
                     await app(scope, receive, send)
                     return
-                carrier = {
-                    name.decode("latin-1"): value.decode("latin-1")
-                    for name, value in scope["headers"]
-                    if name in _TRACE_HEADERS
-                }
-                parent = propagate.extract(carrier) if carrier else None
+                parent = _callers_context(scope)
                 method = scope["method"]
                 status = 0
 
@@ -149,21 +144,23 @@ class Telemetry:
         self.tracer_provider.shutdown()
 
 
+def _callers_context(scope: Any) -> context.Context | None:
+    """The trace context an HTTP request's W3C `traceparent`/`tracestate` headers carry; None without them."""
+    carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"] if name in _TRACE_HEADERS}
+    return propagate.extract(carrier) if carrier else None
+
+
 def _continue_trace(app: ASGIApp) -> ASGIApp:
     """Middleware for when nothing is recorded: an HTTP request's W3C `traceparent` (and
     `tracestate`) become the current context while the request runs; a request without one is
     left alone."""
 
     async def continued(scope: Any, receive: Any, send: Any) -> None:
-        carrier = (
-            {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"] if name in _TRACE_HEADERS}
-            if scope["type"] == "http"
-            else None
-        )
-        if not carrier:
+        parent = _callers_context(scope) if scope["type"] == "http" else None
+        if parent is None:
             await app(scope, receive, send)
             return
-        token = context.attach(propagate.extract(carrier))
+        token = context.attach(parent)
         try:
             await app(scope, receive, send)
         finally:
