@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -108,31 +107,37 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
     return record
 
 
+def parse_results(text: str) -> dict[str, dict[str, Any]]:
+    """The task records of a results.jsonl text by task id, the last line of an id winning; lines
+    that are not a record (a torn last line from a kill) are skipped."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+            by_id[record["task_id"]] = record
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return by_id
+
+
 def done_ids(out_dir: Path) -> set[str]:
     """Task ids already in out_dir/results.jsonl (a torn last line from a kill is ignored)."""
-    ids: set[str] = set()
     path = out_dir / RESULTS
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                ids.add(json.loads(line)["task_id"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-    return ids
+    return set(parse_results(path.read_text())) if path.exists() else set()
 
 
 def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]], out_dir: Path, workers: int) -> list[dict[str, Any]]:
     """Solve the tasks not yet in results.jsonl with `workers` threads; append one line per task as it ends."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    skip = done_ids(out_dir)
     results = out_dir / RESULTS
-    if results.exists() and not results.read_bytes().endswith(b"\n") and results.stat().st_size:
+    text = results.read_text() if results.exists() else ""
+    skip = set(parse_results(text))
+    if text and not text.endswith("\n"):
         with open(results, "a") as f:
             f.write("\n")  # a kill mid-write left a torn line: keep new lines whole
     todo = [t for t in tasks if t.id not in skip]
     if skip:
-        console.print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {out_dir / RESULTS}")
-    lock = threading.Lock()
+        console.print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {results}")
     records: list[dict[str, Any]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[score]}"))
     with Progress(*columns, console=console) as progress, ThreadPoolExecutor(max(workers, 1)) as pool:
@@ -143,7 +148,7 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
                 record = future.result()
             except Exception as e:  # solve() catches everything; this guards a custom solve_one
                 record = {"task_id": futures[future].id, "status": "error", "passed": False, "error": repr(e)}
-            with lock, open(out_dir / RESULTS, "a") as f:
+            with open(results, "a") as f:  # only this thread writes
                 f.write(json.dumps(record) + "\n")
             records.append(record)
             passed = sum(r["passed"] for r in records)

@@ -6,7 +6,6 @@ Reads DIR/results.jsonl as written by the harness (the last line per task id win
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import Counter
@@ -17,19 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.harness import RESULTS
+from benchmarks.harness import RESULTS, parse_results
 
 
 def load(run_dir: Path) -> list[dict[str, Any]]:
     """The run's task records, one per task id; raises FileNotFoundError without results.jsonl."""
-    by_id: dict[str, dict[str, Any]] = {}
-    for line in (run_dir / RESULTS).read_text().splitlines():
-        try:
-            record = json.loads(line)
-            by_id[record["task_id"]] = record
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    return list(by_id.values())
+    return list(parse_results((run_dir / RESULTS).read_text()).values())
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from bots.pipeline import PipelineResult, VoicePipeline
+if TYPE_CHECKING:
+    from bots.pipeline import PipelineResult
 
 PROMPTS = [
     "Describe the city of Paris in three short sentences.",
@@ -36,6 +37,8 @@ SYSTEM = "You are June, a voice assistant. Answer in plain spoken sentences, wit
 async def _measure(
     base_url: str, rounds: int, max_tokens: int, timeout: float, temperature: float
 ) -> dict[str, list[PipelineResult]]:
+    from bots.pipeline import VoicePipeline  # PyAV and numpy: loaded when the bench runs, not with the CLI
+
     results: dict[str, list[PipelineResult]] = {"sequential": [], "overlapped": []}
     async with httpx.AsyncClient(timeout=timeout) as http:
         pipelines = {
