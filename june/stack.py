@@ -29,7 +29,7 @@ _COLORS = {"llm": "magenta", "speech": "cyan", "gateway": "green", "telegram": "
 
 @dataclass
 class Service:
-    """One child process of the stack: `python -m module`, ready when `ready_url` answers 200."""
+    """One child process of the stack: `python -m module`, ready when `ready_url` answers 200 (no URL: once started)."""
 
     name: str
     module: str
@@ -109,7 +109,8 @@ def plan(*, with_bots: bool = True) -> Plan:
         for name, settings_class in (("telegram", TelegramSettings), ("discord", DiscordSettings)):
             if os.environ.get(f"JUNE_{name.upper()}_TOKEN"):
                 bot = settings_class()
-                services.append(Service(name, f"bots.{name}", f"{local_url(bot.host, bot.port)}/health", bot_env))
+                ready = f"{local_url(bot.host, bot.port)}/health" if bot.port else ""  # port 0: no HTTP to poll
+                services.append(Service(name, f"bots.{name}", ready, bot_env))
     keys = [k.get_secret_value() for k in gw.api_keys]
     return Plan(services, gw_url, keys[0] if keys else None)
 
@@ -118,9 +119,13 @@ def _interrupt(*_: object) -> None:
     """SIGINT/SIGTERM handler: stop the stack, once. Both signals are ignored from here on, so a
     second one arriving while the children stop (Ctrl-C twice, or a supervisor's SIGTERM right
     after) cannot cut the stopping short and orphan them; each child still gets SIGKILL on a timeout."""
+    _ignore_stop_signals()
+    raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
 
 
 def local_url(host: str, port: int) -> str:
@@ -142,8 +147,9 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
         for s in services:
             s.start(quiet)
         for s in services:
-            waited = wait_ready(s.ready_url, timeout=s.ready_timeout, proc=s.proc, name=s.name)
-            console.print(f"[bold]{s.name}[/] ready ({waited:.1f} s)")
+            if s.ready_url:  # a bot without an HTTP port has nothing to poll
+                waited = wait_ready(s.ready_url, timeout=s.ready_timeout, proc=s.proc, name=s.name)
+                console.print(f"[bold]{s.name}[/] ready ({waited:.1f} s)")
         _banner(time.monotonic() - t0, plan.gateway_url, plan.api_key)
         while True:
             for s in services:
@@ -159,8 +165,7 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a signal now must not orphan children
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _ignore_stop_signals()  # a signal now must not orphan children (also after ServiceFailed)
         console.print("stopping june …")
         for s in reversed(services):
             s.stop()

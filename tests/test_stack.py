@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from june.procs import wait_ready
+from june.stack import plan
 from tests.conftest import free_port
 
 
@@ -34,6 +36,16 @@ def test_up_reports_a_child_that_dies_and_stops_the_rest() -> None:
     assert "llm exited with code" in out, out
     assert "GPU" in out, out  # the preflight's reason reaches the user
     assert "stopped." in out
+
+
+def test_a_bot_without_an_http_port_is_not_polled(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Port 0: the bot serves no HTTP; june up must not wait 15 minutes on http://127.0.0.1:0/health.
+    monkeypatch.setenv("JUNE_TELEGRAM_TOKEN", "123:abc")
+    monkeypatch.setenv("JUNE_TELEGRAM_PORT", "0")
+    monkeypatch.setenv("JUNE_DISCORD_TOKEN", "token")
+    monkeypatch.setenv("JUNE_DISCORD_PORT", str(free_port()))
+    bots = {s.name: s.ready_url for s in plan(with_bots=True).services if s.module.startswith("bots.")}
+    assert bots["telegram"] == "" and bots["discord"].endswith("/health"), bots
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -75,15 +87,8 @@ def test_ctrl_c_stops_every_child(signals: list[signal.Signals]) -> None:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:  # the gateway comes up in seconds; vLLM is still loading then
-            try:
-                if httpx.get(f"http://127.0.0.1:{gateway_port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert up.poll() is None and time.monotonic() < deadline, "june up did not start its gateway"
-            time.sleep(0.5)
+        # The gateway comes up in seconds; vLLM is still loading then.
+        wait_ready(f"http://127.0.0.1:{gateway_port}/health", timeout=120, proc=up, name="june up's gateway")
         assert len(_processes_with(marker)) >= 4  # june up, llm, speech, gateway
         for sig in signals:
             up.send_signal(sig)
