@@ -21,7 +21,7 @@ from opentelemetry import trace
 
 from speech import audio, metrics
 from speech.guards import HallucinationGuard
-from speech.models import ModelRegistry, UnknownModel
+from speech.models import ModelRegistry
 from speech.text import sentences, speakable
 
 log = logging.getLogger(__name__)
@@ -270,9 +270,7 @@ class Engines:
             return
         model = await self.transcribers.get(name)
         self.transcribers.acquire(name)
-        guard = HallucinationGuard(
-            self.guard.no_speech_threshold, self.guard.logprob_threshold, self.guard.compression_ratio_threshold
-        )
+        guard = replace(self.guard)  # a fresh one per transcription (it remembers the previous segment)
         kept: list[Segment] = []
         start = time.perf_counter()
         # Not a "current" span: this generator may be resumed from another task's context.

@@ -70,7 +70,6 @@ def collapse_repeats(text: str, *, min_repeats: int = 3, max_ngram: int = 8) -> 
     words = text.split()
     keys = [_norm(w) for w in words]
     out_words: list[str] = []
-    out_keys: list[str] = []
     i = 0
     while i < len(words):
         collapsed = False
@@ -83,13 +82,11 @@ def collapse_repeats(text: str, *, min_repeats: int = 3, max_ngram: int = 8) -> 
                 reps += 1
             if reps >= min_repeats:
                 out_words.extend(words[i : i + n])
-                out_keys.extend(gram)
                 i += reps * n
                 collapsed = True
                 break
         if not collapsed:
             out_words.append(words[i])
-            out_keys.append(keys[i])
             i += 1
     return " ".join(out_words)
 

@@ -37,7 +37,7 @@ class ModelRegistry(Generic[T]):
     """Models by name, each built by `loaders[name]()` (blocking) when first needed.
 
     `ttl_s` < 0 keeps models forever; otherwise `reap()` unloads any model not in `pinned` that has
-    been idle (no `use` in progress) for `ttl_s` seconds. `on_unload(model)` may free resources.
+    been idle (no `use` in progress) for `ttl_s` seconds.
     """
 
     def __init__(
@@ -46,12 +46,10 @@ class ModelRegistry(Generic[T]):
         *,
         ttl_s: float = -1,
         pinned: frozenset[str] | set[str] = frozenset(),
-        on_unload: Callable[[T], None] | None = None,
     ) -> None:
         self.loaders = dict(loaders)
         self.ttl_s = ttl_s
         self.pinned = frozenset(pinned)
-        self._on_unload = on_unload
         self._entries: dict[str, _Entry[T]] = {name: _Entry() for name in self.loaders}
 
     @property
@@ -109,18 +107,16 @@ class ModelRegistry(Generic[T]):
                 and entry.in_use == 0
                 and now - entry.last_used >= self.ttl_s
             ):
-                model, entry.model = entry.model, None
-                if self._on_unload is not None:
-                    self._on_unload(model)
+                entry.model = None
                 gone.append(name)
                 log.info("unloaded model %r after %.0f s idle", name, now - entry.last_used)
         return gone
 
-    async def reap_forever(self, every_s: float | None = None) -> None:
-        """Call `reap` periodically (every `every_s`, default a quarter of the TTL, 1-30 s); run it as a task."""
+    async def reap_forever(self) -> None:
+        """Call `reap` periodically (every quarter of the TTL, 1-30 s); run it as a task."""
         if self.ttl_s < 0:
             return
-        every = every_s or min(30.0, max(1.0, self.ttl_s / 4))
+        every = min(30.0, max(1.0, self.ttl_s / 4))
         while True:
             await anyio.sleep(every)
             self.reap()

@@ -97,21 +97,17 @@ async def _transcription(request: Request, state: State, task: str) -> Response:
         word_timestamps="word" in granularities,
     )
     ticket = engines.admit()
-    try:
-        items = engines.transcribe_stream(data, options)
-        first = await anext(items)  # bad audio / options fail here, before any byte is sent
-    except BaseException:
-        ticket.release()
-        raise
     if stream in ("true", "1"):
+        try:
+            items = engines.transcribe_stream(data, options)
+            first = await anext(items)  # bad audio / options fail here, before any byte is sent
+        except BaseException:
+            ticket.release()
+            raise
         events = _transcript_events(first, items, ticket.release)
         return ServerSentEvent(events, background=BackgroundTask(ticket.release))
     with ticket:
-        transcript = first if isinstance(first, Transcript) else None
-        async for item in items:
-            if isinstance(item, Transcript):
-                transcript = item
-    assert transcript is not None
+        transcript = await engines.transcribe(data, options)
     body, media_type = transcription_body(transcript, fmt, granularities=granularities)
     return Response(body, media_type=media_type)
 
