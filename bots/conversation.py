@@ -33,6 +33,7 @@ Outcome = Literal["reply", "error", "refused"]
 
 NOT_ALLOWED = "Sorry, this bot is private."
 RATE_LIMITED = "You're sending messages faster than I can answer. Please wait a moment and try again."
+FORGOTTEN = "Done, I've forgotten our conversation."
 TOO_SLOW = "Sorry, that took me too long. Please try again in a moment."
 UNEXPECTED = "Sorry, something went wrong on my side. Please try again."
 
@@ -97,11 +98,11 @@ class Conversations:
 
         return await self._handle("voice", chat, user, work)
 
-    async def text(self, chat: str, user: str, text: str, *, speak: bool | None = None) -> Reply:
-        """Answer a text message; `speak` None follows the chat's ``voice`` preference (default off)."""
+    async def text(self, chat: str, user: str, text: str) -> Reply:
+        """Answer a text message, out loud too when the chat's ``voice`` preference is on (default off)."""
 
         async def work() -> PipelineResult:
-            say = (await self.store.prefs(chat)).get("voice") == "on" if speak is None else speak
+            say = (await self.store.prefs(chat)).get("voice") == "on"
             return await self.pipeline.run_text(text, await self.store.messages(chat), speak=say)
 
         return await self._handle("text", chat, user, work)
@@ -125,8 +126,11 @@ class Conversations:
     async def prefs(self, chat: str) -> dict[str, str]:
         return await self.store.prefs(chat)
 
-    async def set_pref(self, chat: str, key: str, value: str) -> None:
+    async def toggle(self, chat: str, key: str, value: str) -> str:
+        """Set the chat's preference `key` ("voice", "captions") to `value` ("on"/"off"); returns the
+        confirmation to show, e.g. "Voice on."."""
         await self.store.set_pref(chat, key, value)
+        return f"{key.capitalize()} {value}."
 
     async def health(self, timeout: float = 20.0) -> Health:
         """Probe the LLM (``GET /v1/models``) and speech (a one-word synthesis), concurrently."""

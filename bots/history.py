@@ -90,12 +90,10 @@ class MemoryStore:
 
     def _get(self, chat: str) -> _Chat:
         now = self._clock()
+        self._expire(now)  # a chat idle too long is forgotten, this one included
         entry = self._chats.get(chat)
-        if entry is not None and self.ttl is not None and now - entry.touched > self.ttl:
-            entry = None  # idle too long: forget everything
         if entry is None:
             entry = self._chats[chat] = _Chat(touched=now)
-        self._expire(now)
         return entry
 
     def _expire(self, now: float) -> None:

@@ -50,8 +50,6 @@ __all__ = [
     "PipelineResult",
     "Timings",
     "VoicePipeline",
-    "speakable",
-    "strip_reasoning",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +88,14 @@ class PipelineError(Exception):
         self.stage: Stage = stage
         self.detail = detail
         self.user_message = user_message or _USER_MESSAGES[stage]
+
+
+def _visible_reply(raw: str) -> str:
+    """The model's whole answer with reasoning removed; raises PipelineError(stage="chat") when nothing is left."""
+    reply = strip_reasoning(raw)
+    if not reply:
+        raise PipelineError("chat", "the model's answer was empty once reasoning was removed")
+    return reply
 
 
 class EmptyTranscript(PipelineError):
@@ -268,9 +274,7 @@ class VoicePipeline:
                 launch(splitter.feed(visible.feed(delta)))
             launch(splitter.feed(visible.feed("", final=True)))
             launch(splitter.flush())
-            reply = strip_reasoning("".join(raw))
-            if not reply:
-                raise PipelineError("chat", "the model's answer was empty once reasoning was removed")
+            reply = _visible_reply("".join(raw))
             t_chat = time.perf_counter() - start
             if speakable(" ".join(launched)) != speakable(reply):
                 # Reasoning showed itself only late (a stray </think> after text already went to
@@ -305,10 +309,7 @@ class VoicePipeline:
 
         Raises PipelineError(stage="chat") when the model fails or answers only reasoning.
         """
-        reply = strip_reasoning("".join([delta async for delta in self.stream_chat(text, history)]))
-        if not reply:
-            raise PipelineError("chat", "the model's answer was empty once reasoning was removed")
-        return reply
+        return _visible_reply("".join([delta async for delta in self.stream_chat(text, history)]))
 
     async def stream_chat(self, text: str, history: list[Message]) -> AsyncIterator[str]:
         """The answer's raw content deltas as the model generates them (reasoning fields skipped,

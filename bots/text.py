@@ -129,12 +129,6 @@ class SentenceSplitter:
         return [rest] if rest else []
 
 
-def sentences(text: str, min_chars: int = 0) -> list[str]:
-    """`text` cut into sentences (see SentenceSplitter)."""
-    splitter = SentenceSplitter(min_chars)
-    return [*splitter.feed(text), *splitter.flush()]
-
-
 def split_message(text: str, limit: int) -> list[str]:
     """`text` in pieces of at most `limit` characters, cut after a sentence end where possible.
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import nextcord
 from nextcord.ext import commands
 
-from bots.conversation import UNEXPECTED, Conversations, Reply
+from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, Reply
 from bots.discord.rest import IS_VOICE_MESSAGE, DiscordREST, waveform
 from bots.pipeline import SAMPLE_RATE, PipelineError
 from speech.audio import AudioDecodeError, decode
@@ -54,6 +54,11 @@ class DiscordContext:
     channels: frozenset[int] = frozenset()
     max_seconds: int = 120
     max_bytes: int = 20 * 2**20
+
+
+def chat_key(channel_id: int) -> str:
+    """The conversation key of a Discord channel: "discord:<channel id>"."""
+    return f"discord:{channel_id}"
 
 
 def intents(channels: frozenset[int] | set[int] | list[int]) -> nextcord.Intents:
@@ -91,7 +96,7 @@ async def handle_message(message: nextcord.Message, me: int, ctx: DiscordContext
 
 
 async def _answer(message: nextcord.Message, me: int, ctx: DiscordContext) -> None:
-    chat, user = f"discord:{message.channel.id}", str(message.author.id)
+    chat, user = chat_key(message.channel.id), str(message.author.id)
     attachment = audio_attachment(message)
     if attachment is not None:
         if attachment.size > ctx.max_bytes:
@@ -175,22 +180,22 @@ class JuneCog(commands.Cog):
 
     @nextcord.slash_command(name="reset", description="Forget this conversation")
     async def reset(self, interaction: nextcord.Interaction) -> None:
-        await self.ctx.conversations.reset(f"discord:{interaction.channel_id}")
-        await interaction.response.send_message("Done, I've forgotten our conversation.")
+        await self.ctx.conversations.reset(chat_key(interaction.channel_id))
+        await interaction.response.send_message(FORGOTTEN)
 
     @nextcord.slash_command(name="voice", description="Answer text messages out loud too")
     async def voice(
         self, interaction: nextcord.Interaction, value: str = nextcord.SlashOption(name="value", choices=["on", "off"])
     ) -> None:
-        await self.ctx.conversations.set_pref(f"discord:{interaction.channel_id}", "voice", value)
-        await interaction.response.send_message(f"Voice {value}.")
+        chat = chat_key(interaction.channel_id)
+        await interaction.response.send_message(await self.ctx.conversations.toggle(chat, "voice", value))
 
     @nextcord.slash_command(name="captions", description="Send the transcript and reply as text with voice replies")
     async def captions(
         self, interaction: nextcord.Interaction, value: str = nextcord.SlashOption(name="value", choices=["on", "off"])
     ) -> None:
-        await self.ctx.conversations.set_pref(f"discord:{interaction.channel_id}", "captions", value)
-        await interaction.response.send_message(f"Captions {value}.")
+        chat = chat_key(interaction.channel_id)
+        await interaction.response.send_message(await self.ctx.conversations.toggle(chat, "captions", value))
 
     @nextcord.slash_command(name="status", description="Health of speech and the language model")
     async def status(self, interaction: nextcord.Interaction) -> None:

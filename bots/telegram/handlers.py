@@ -24,7 +24,7 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Audio, BotCommand, BufferedInputFile, ErrorEvent, Message, VideoNote, Voice
 from aiogram.utils.chat_action import ChatActionSender
 
-from bots.conversation import UNEXPECTED, Conversations, Reply
+from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, Reply
 from bots.text import split_message
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ async def help_(message: Message) -> None:
 
 async def reset(message: Message, conversations: Conversations) -> None:
     await conversations.reset(chat_key(message))
-    await message.answer("Done, I've forgotten our conversation.")
+    await message.answer(FORGOTTEN)
 
 
 async def toggle(message: Message, command: CommandObject, conversations: Conversations) -> None:
@@ -118,8 +118,7 @@ async def toggle(message: Message, command: CommandObject, conversations: Conver
     if value not in ("on", "off"):
         await message.answer(ON_OFF.format(command=command.command))
         return
-    await conversations.set_pref(chat_key(message), command.command, value)
-    await message.answer(f"{command.command.capitalize()} {value}.")
+    await message.answer(await conversations.toggle(chat_key(message), command.command, value))
 
 
 async def status(message: Message, bot: Bot, conversations: Conversations) -> None:

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import respx
 
-from bots.pipeline import SAMPLE_RATE, EmptyTranscript, PipelineError, VoicePipeline, speakable, strip_reasoning
+from bots.pipeline import SAMPLE_RATE, EmptyTranscript, PipelineError, VoicePipeline
+from bots.history import to_messages
+from bots.text import speakable, strip_reasoning
 from speech.audio import decode, encode
 from tests.bots.conftest import is_ogg_opus, ogg_opus_clip
 from tests.clips import wer
@@ -43,15 +45,6 @@ def sse(*contents: str, reasoning: str | None = None) -> bytes:
         parts.append(chunk({"reasoning_content": reasoning, "reasoning": reasoning}))
     parts += [chunk({"content": c}) for c in contents]
     return b"".join(parts) + b"data: [DONE]\n\n"
-
-
-def completion(content: str | None, **message_extra: object) -> dict:
-    """A non-streamed chat completion body (what other tests' fakes may still answer)."""
-    return {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "june-test",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content, **message_extra}}],
-    }
 
 
 def stream_response(content: bytes) -> httpx.Response:
@@ -83,10 +76,6 @@ def make_pipeline(http: httpx.AsyncClient, **kwargs) -> VoicePipeline:
 
 def sent_json(route: respx.Route, n: int = -1) -> dict:
     return json.loads(route.calls[n].request.content)
-
-
-def history_of(*turns: tuple[str, str]) -> list[dict[str, str]]:
-    return [m for u, a in turns for m in ({"role": "user", "content": u}, {"role": "assistant", "content": a})]
 
 
 async def test_voice_exchange_transcribes_chats_and_speaks(gateway, http):
@@ -161,7 +150,7 @@ async def test_reasoning_is_never_spoken_nor_sent_back(gateway, http):
     pipeline = make_pipeline(http)
 
     result = await pipeline.run_voice(b"voice", [])
-    await pipeline.run_text("And of Spain?", history_of((result.transcript, result.reply)))
+    await pipeline.run_text("And of Spain?", to_messages([(result.transcript, result.reply)]))
 
     assert "SECRET" not in result.reply
     assert result.reply == "**Paris** is the `capital`.\n# Done"
@@ -211,13 +200,13 @@ async def test_reply_that_is_only_reasoning_is_an_error_and_not_spoken(gateway, 
 
 
 async def test_history_sent_is_bounded_by_turns(gateway, http):
-    history = history_of(("q1", "a1"), ("q2", "a2"))
+    history = to_messages([("q1", "a1"), ("q2", "a2")])
     await make_pipeline(http, max_history_turns=1, system_prompt="S").run_text("q3", history)
     assert [m["content"] for m in sent_json(gateway["chat"])["messages"]] == ["S", "q2", "a2", "q3"]
 
     await make_pipeline(http, max_history_turns=0, system_prompt="S").run_text("q3", history)
     assert [m["content"] for m in sent_json(gateway["chat"])["messages"]] == ["S", "q3"]
-    assert history == history_of(("q1", "a1"), ("q2", "a2"))  # not modified
+    assert history == to_messages([("q1", "a1"), ("q2", "a2")])  # not modified
 
 
 async def test_chat_model_is_looked_up_once_or_taken_from_settings(gateway, http):
