@@ -119,10 +119,9 @@ class Sandbox:
     `run` never raises for what the command does: limits show up in `Result`.
     """
 
-    def __init__(self, workdir: Path, limits: Limits | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, limits: Limits | None = None) -> None:
         self.workdir = Path(workdir).resolve()
         self.limits = limits or Limits()
-        self.env = env or {}
 
     def argv(self, command: list[str], limits: Limits) -> list[str]:
         """The full command line: [outer bwrap + setpriv when root] + inner bwrap + prlimit + command."""
@@ -137,7 +136,6 @@ class Sandbox:
             "MPLBACKEND": "Agg",
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",
-            **self.env,
         }
         python_bin = str(Path(sys.executable).parent)
         env["PATH"] = f"{python_bin}:{env['PATH']}"

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.sandbox import TASK_DIR, Limits, Sandbox
+from benchmarks.sandbox import TASK_DIR, Sandbox
 
 MAX_OBSERVATION = 10_000
 """Characters of a tool's output shown to the model (head and tail kept)."""
@@ -76,11 +76,10 @@ def clip(text: str, limit: int = MAX_OBSERVATION) -> str:
 
 
 class Tools:
-    """Executes tool calls for one task against its sandbox; `limits` bounds each bash command."""
+    """Executes tool calls for one task against its sandbox, whose limits bound each bash command."""
 
-    def __init__(self, sandbox: Sandbox, limits: Limits | None = None) -> None:
+    def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
-        self.limits = limits or sandbox.limits
 
     def execute(self, name: str, arguments: str, timeout: float) -> str:
         """Run one call; bad calls come back as an error text for the model, `submit` raises Submitted."""
@@ -103,7 +102,7 @@ class Tools:
     def bash(self, command: str, timeout: float) -> str:
         if not command.strip():
             raise ToolError("empty command")
-        limits = replace(self.limits, wall_s=max(min(self.limits.wall_s, timeout), 1.0))
+        limits = replace(self.sandbox.limits, wall_s=max(min(self.sandbox.limits.wall_s, timeout), 1.0))
         result = self.sandbox.run(command, limits=limits)
         return clip(f"exit code: {result.returncode}\n{result.output}")
 
@@ -141,7 +140,7 @@ class Tools:
         raise ToolError(f"unknown editor command {command!r}; use view, create or str_replace")
 
     def _write(self, target: Path, text: str) -> None:
-        if len(text) > self.limits.file_mb << 20:
+        if len(text) > self.sandbox.limits.file_mb << 20:
             raise ToolError("file too large")
         for parent in reversed(target.relative_to(self.sandbox.workdir).parents[:-1]):
             folder = self.sandbox.workdir / parent

@@ -16,7 +16,7 @@ from typing import Literal
 
 from june.llm.models import QWEN25_CODER_05B, SplitGguf
 
-# Qwen3-30B-A3B family (all four GPU presets): 48 layers, 4 KV heads of 128 dims, KV in bf16:
+# Qwen3-30B-A3B family (every GPU preset): 48 layers, 4 KV heads of 128 dims, KV in bf16:
 # 2 (K and V) * 48 * 4 * 128 * 2 bytes per token.
 _QWEN3_30B_A3B_KV_BYTES = 2 * 48 * 4 * 128 * 2
 # Qwen2.5-0.5B: 24 layers, 2 KV heads of 64 dims, float32 on CPU.
@@ -62,7 +62,6 @@ class Preset:
     """For offline presets, the PyPI-shipped GGUF to convert; None means `model` is downloaded from the hub."""
     description: str = ""
     """One line for listings."""
-
 
 
 def _qwen3_30b_a3b(

@@ -7,23 +7,15 @@ import sys
 
 import httpx
 import respx
-import typer
 from typer.testing import CliRunner
 
-from june.smoke import run_checks, smoke
+from june.cli import app
+from june.smoke import run_checks
 from tests.conftest import free_port
 
 
-def cli() -> typer.Typer:
-    """The command as the lead registers it in june/cli.py."""
-    app = typer.Typer()
-    app.command("smoke")(smoke)
-    app.command("noop")(lambda: None)  # a second command keeps `smoke` a subcommand, as in `june`
-    return app
-
-
 def test_every_check_passes_against_a_running_gateway(gateway_url):
-    result = CliRunner().invoke(cli(), ["smoke", "--base-url", gateway_url], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["smoke", "--base-url", gateway_url], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for check in ("models", "chat", "stream", "tool call", "speech", "transcription"):
         assert check in result.output
