@@ -17,7 +17,6 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from opentelemetry import trace
@@ -25,11 +24,9 @@ from opentelemetry import trace
 from bots.guard import AllowList, RateLimiter
 from bots.history import ChatStore
 from bots.pipeline import PipelineError, PipelineResult, VoicePipeline
-from bots.status import BotMetrics
+from bots.status import BotMetrics, Outcome
 
 log = logging.getLogger(__name__)
-
-Outcome = Literal["reply", "error", "refused"]
 
 NOT_ALLOWED = "Sorry, this bot is private."
 RATE_LIMITED = "You're sending messages faster than I can answer. Please wait a moment and try again."

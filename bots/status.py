@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-Outcome = str
+Outcome = Literal["reply", "error", "refused"]
 """How a message ended: "reply", "error" (an apology), "refused" (rate limit, allow-list, too long)."""
 
 
