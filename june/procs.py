@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -12,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import port_for
 
 
 class ServiceFailed(RuntimeError):
@@ -37,11 +37,21 @@ def wait_ready(url: str, *, timeout: float, proc: subprocess.Popen | None = None
         time.sleep(0.5)
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """An unused TCP port on 127.0.0.1 for a child to listen on; never the same one twice per process.
+
+    Chosen by port-for among IANA-unassigned ports outside the kernel's ephemeral range
+    (`/proc/sys/net/ipv4/ip_local_port_range`). A port from `bind(("127.0.0.1", 0))` lies inside
+    that range, where the kernel may give it to any outgoing connection or other `bind(0)` before
+    the child binds it: CI once failed on "address already in use" that way. Raises
+    port_for.PortForException when none is free.
+    """
+    port = port_for.select_random(exclude_ports=_handed_out)
+    _handed_out.add(port)
+    return port
 
 
 @contextmanager
