@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -504,14 +505,15 @@ class Gateway:
         Exceptions are recorded on the span and re-raised. Without a tracer, just the request.
         """
         url = server.url + target
+        request = partial(server.session.request, method, URL(url, encoded=True), headers=headers, data=content)
         if self.tracer is None:
-            return await server.session.request(method, URL(url, encoded=True), headers=headers, data=content)
+            return await request()
         with self.tracer.start_as_current_span(method, kind=SpanKind.CLIENT) as span:
             propagate.inject(headers)  # replaces a client's traceparent: this span is the parent now
             if span.is_recording():
                 span.set_attribute("http.method", method)
                 span.set_attribute("http.url", url)
-            response = await server.session.request(method, URL(url, encoded=True), headers=headers, data=content)
+            response = await request()  # sends `headers` as they are now, traceparent included
             if span.is_recording():
                 span.set_attribute("http.status_code", response.status)
                 if response.status >= 500:
