@@ -12,6 +12,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from litestar import Litestar, Request, Response
@@ -21,7 +22,7 @@ from june import observability
 from june.web import error_body, exception_handlers
 from speech import routes
 from speech.audio import AudioDecodeError
-from speech.engines import Busy, EngineInputError, Engines, Synthesizer, Transcriber
+from speech.engines import EngineInputError, Engines, Synthesizer, Transcriber
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry
 from speech.settings import SpeechSettings
@@ -73,20 +74,13 @@ def _engine_error(_: Request, exc: EngineInputError) -> Response:
     return Response(error_body(str(exc), "invalid_request_error", exc.param, "invalid_value"), status_code=400)
 
 
-def _busy(_: Request, exc: Busy) -> Response:
-    return Response(
-        error_body(str(exc), "server_error", None, "server_busy"),
-        status_code=503,
-        headers={"Retry-After": str(exc.retry_after)},
-    )
-
-
 def build_engines(
     settings: SpeechSettings, *, transcriber: Transcriber | None = None, synthesizer: Synthesizer | None = None
-) -> tuple[Engines, tuple[str, ...]]:
-    """The Engines for `settings` (nothing loaded yet) and the names to preload.
+) -> Engines:
+    """The Engines for `settings`, nothing loaded yet; their pinned models are the ones to preload
+    (`Engines.preloads`): `settings.preload` (default: the default Whisper model) and Kokoro.
 
-    A given `transcriber`/`synthesizer` is registered as loaded under the default model / "kokoro".
+    A given `transcriber`/`synthesizer` is registered as loaded (and pinned) under the default model / "kokoro".
     """
     names = list(dict.fromkeys([settings.whisper_model, *settings.whisper_models]))
     transcribers: ModelRegistry[Transcriber] = ModelRegistry(
@@ -101,8 +95,7 @@ def build_engines(
         transcribers.put(settings.whisper_model, transcriber)
     if synthesizer is not None:
         synthesizers.put(TTS_MODEL, synthesizer)
-    preload = (*[n for n in names if n in transcribers.pinned], TTS_MODEL)
-    engines = Engines(
+    return Engines(
         transcribers,
         synthesizers,
         settings.whisper_model,
@@ -113,7 +106,6 @@ def build_engines(
             settings.no_speech_threshold, settings.logprob_threshold, settings.compression_ratio_threshold
         ),
     )
-    return engines, preload
 
 
 def create_app(
@@ -125,22 +117,21 @@ def create_app(
 ) -> Litestar:
     """The speech app. Models not passed in are loaded by the lifespan (preloads) or on first use."""
     telemetry = telemetry or observability.setup("speech")
-    engines, preload = build_engines(settings, transcriber=transcriber, synthesizer=synthesizer)
+    engines = build_engines(settings, transcriber=transcriber, synthesizer=synthesizer)
     engines.tracer = telemetry.tracer("speech")
     metrics_middleware, metrics_controller = telemetry.litestar_metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async def load(name: str) -> None:
-            registry = engines.synthesizers if name == TTS_MODEL else engines.transcribers
+        async def load(registry: ModelRegistry[Any], name: str) -> None:
             try:
                 await registry.get(name)
             except Exception:
                 log.exception("preloading model %r failed", name)
 
         async with anyio.create_task_group() as tg:
-            for name in preload:
-                tg.start_soon(load, name)
+            for registry, name in engines.preloads():
+                tg.start_soon(load, registry, name)
             tg.start_soon(engines.transcribers.reap_forever)
             try:
                 yield
@@ -150,13 +141,12 @@ def create_app(
     return Litestar(
         route_handlers=[*routes.HANDLERS, metrics_controller],
         lifespan=[lifespan],
-        state=State({"settings": settings, "engines": engines, "preload": preload}),
+        state=State({"settings": settings, "engines": engines}),
         middleware=[telemetry.server_spans(), metrics_middleware],
         exception_handlers={
             **exception_handlers,
             AudioDecodeError: _audio_error,
             EngineInputError: _engine_error,
-            Busy: _busy,
         },
         # Multipart framing adds a little over the file itself; the handler checks the file exactly.
         request_max_body_size=settings.max_upload_bytes + 1024 * 1024,

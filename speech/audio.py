@@ -78,34 +78,65 @@ def decode(data: bytes, sample_rate: int = 16000) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
+def _pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float `samples` (any shape, flattened) clipped to [-1, 1] as int16 little-endian, shape (n,)."""
+    return (np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767.0).astype("<i2")
+
+
+class _Muxer:
+    """One FFmpeg container of `spec` with one mono audio stream, written to `file`: what `encode` and
+    `StreamEncoder` share.
+
+    A seekable `file` (BytesIO) lets the muxer go back on `close` to fill in sizes and indexes (WAV
+    sizes, FLAC STREAMINFO, the MP4 index); a `_Sink` makes it write streamable headers instead.
+    `options` are FFmpeg muxer options. Not thread-safe.
+    """
+
+    def __init__(self, spec: _Format, sample_rate: int, file: object, options: dict[str, str] | None = None) -> None:
+        self.sample_rate = sample_rate
+        rate = spec.rate or sample_rate
+        self._container = av.open(file, mode="w", format=spec.container, options=options or {})
+        self._stream = self._container.add_stream(spec.codec, rate=rate, layout="mono")
+        if spec.codec == "libopus":
+            self._stream.bit_rate = 32000  # plenty for speech; Telegram voice notes use ~32 kb/s
+        self._resampler = AudioResampler(format=spec.sample_format, layout="mono", rate=rate)
+
+    def _mux(self, frames: list[av.AudioFrame]) -> None:
+        for f in frames:
+            self._container.mux(self._stream.encode(f))
+
+    def write(self, pcm16: np.ndarray) -> None:
+        """Encode int16 mono samples, shape (n,) with n > 0, at `sample_rate` Hz."""
+        frame = av.AudioFrame.from_ndarray(pcm16.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.sample_rate
+        self._mux(self._resampler.resample(frame))
+
+    def close(self) -> None:
+        """Flush the resampler, the encoder and the muxer, and close the container (writes the trailer)."""
+        self._mux(self._resampler.resample(None))
+        self._container.mux(self._stream.encode(None))
+        self._container.close()
+
+
 def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     """Encode float32 mono `samples` (shape (n,), at `sample_rate` Hz) as `fmt` (see FORMATS).
 
     "opus"/"webm" are resampled to 48 kHz (Opus' rate); "pcm" is raw s16le at `sample_rate` (OpenAI's
     pcm is 24 kHz, Kokoro's rate); the others keep `sample_rate`. Values outside [-1, 1] are
-    clipped; empty input gives one silent sample.
+    clipped; empty input gives one silent sample. Unlike `StreamEncoder`, the output is seekable, so
+    headers carry the real sizes and "m4a" works.
     Raises ValueError for an unknown `fmt`.
     """
-    pcm16 = (np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767.0).astype("<i2")
+    pcm16 = _pcm16(samples)
     if fmt == "pcm":
         return pcm16.tobytes()
-    if not len(pcm16):
-        pcm16 = np.zeros(1, dtype="<i2")  # a container needs one frame to be a valid file
     spec = _FORMATS.get(fmt)
     if spec is None:
         raise ValueError(f"unknown audio format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    rate = spec.rate or sample_rate
     buf = io.BytesIO()
-    with av.open(buf, mode="w", format=spec.container) as container:
-        stream = container.add_stream(spec.codec, rate=rate, layout="mono")
-        if spec.codec == "libopus":
-            stream.bit_rate = 32000  # plenty for speech; Telegram voice notes use ~32 kb/s
-        resampler = AudioResampler(format=spec.sample_format, layout="mono", rate=rate)
-        frame = av.AudioFrame.from_ndarray(pcm16.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = sample_rate
-        for f in [*resampler.resample(frame), *resampler.resample(None)]:
-            container.mux(stream.encode(f))
-        container.mux(stream.encode(None))
+    muxer = _Muxer(spec, sample_rate, buf)
+    muxer.write(pcm16 if len(pcm16) else np.zeros(1, dtype="<i2"))  # a container needs one frame to be a valid file
+    muxer.close()
     return buf.getvalue()
 
 
@@ -133,50 +164,38 @@ class StreamEncoder:
     one valid file (one MP3/ADTS frame stream, one OGG/Opus stream with its pages, one FLAC/WAV
     stream with streaming headers), so each piece can be sent as soon as it is encoded. The encoder
     keeps its state between pieces: no gaps, no extra headers, no priming delay per piece.
-    "pcm" is raw s16le at `sample_rate`. Not thread-safe: feed one piece at a time.
-    Raises ValueError for an unknown `fmt`.
+    Codec, rate and clipping are `encode`'s. "pcm" is raw s16le at `sample_rate`. Not thread-safe:
+    feed one piece at a time.
+    Raises ValueError for an unknown `fmt` or "m4a" (MP4 needs a seekable file for its index).
     """
 
     def __init__(self, fmt: str, sample_rate: int) -> None:
         self.fmt = fmt
         self.sample_rate = sample_rate
+        self._closed = fmt == "pcm"
         if fmt == "pcm":
             return
         spec = _FORMATS.get(fmt)
-        if spec is None or spec.container == "mp4":  # MP4 needs a seekable file for its index
+        if spec is None or spec.container == "mp4":
             raise ValueError(f"cannot stream audio format {fmt!r}")
         self._sink = _Sink()
         # OGG holds packets up to 1 s per page by default; 20 ms pages let each piece out at once.
-        options = {"page_duration": "20000"} if spec.container == "ogg" else {}
-        self._container = av.open(self._sink, mode="w", format=spec.container, options=options)
-        rate = spec.rate or sample_rate
-        self._stream = self._container.add_stream(spec.codec, rate=rate, layout="mono")
-        if spec.codec == "libopus":
-            self._stream.bit_rate = 32000
-        self._resampler = AudioResampler(format=spec.sample_format, layout="mono", rate=rate)
-        self._closed = False
-
-    def _mux(self, frames: list[av.AudioFrame]) -> None:
-        for f in frames:
-            self._container.mux(self._stream.encode(f))
+        options = {"page_duration": "20000"} if spec.container == "ogg" else None
+        self._muxer = _Muxer(spec, sample_rate, self._sink, options)
 
     def feed(self, samples: np.ndarray) -> bytes:
         """Encode float32 mono `samples` (shape (n,), at `sample_rate`); returns the bytes ready now."""
-        pcm16 = (np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767.0).astype("<i2")
+        pcm16 = _pcm16(samples)
         if self.fmt == "pcm":
             return pcm16.tobytes()
         if len(pcm16):
-            frame = av.AudioFrame.from_ndarray(pcm16.reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = self.sample_rate
-            self._mux(self._resampler.resample(frame))
+            self._muxer.write(pcm16)
         return self._sink.drain()
 
     def close(self) -> bytes:
         """Flush the encoder and the muxer; returns the last bytes. Idempotent."""
-        if self.fmt == "pcm" or self._closed:
+        if self._closed:
             return b""
         self._closed = True
-        self._mux(self._resampler.resample(None))
-        self._container.mux(self._stream.encode(None))
-        self._container.close()
+        self._muxer.close()
         return self._sink.drain()

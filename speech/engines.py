@@ -12,13 +12,14 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
 import numpy as np
 from opentelemetry import trace
 
+from june.web import OpenAIError
 from speech import audio, metrics
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry
@@ -47,12 +48,13 @@ class EngineInputError(ValueError):
         self.param = param
 
 
-class Busy(RuntimeError):
-    """The model queue is full; the client should retry after `retry_after` seconds (→ 503)."""
+class Busy(OpenAIError):
+    """The model queue is full: 503, code "server_busy", Retry-After `retry_after` seconds."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__("The speech service is busy; retry shortly.")
-        self.retry_after = retry_after
+        super().__init__(
+            503, "The speech service is busy; retry shortly.", code="server_busy", headers={"Retry-After": str(retry_after)}
+        )
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,11 @@ class Engines:
 
     def __post_init__(self) -> None:
         self.limiter = anyio.CapacityLimiter(self.max_concurrency)
+
+    def preloads(self) -> list[tuple[ModelRegistry[Any], str]]:
+        """(registry, name) of each model to load at startup and keep loaded: the registries' pinned
+        models, Whisper first, each registry in configuration order."""
+        return [(r, n) for r in (self.transcribers, self.synthesizers) for n in r.names if n in r.pinned]
 
     def admit(self) -> Ticket:
         """A place in the queue, or Busy when `max_concurrency + max_queue` requests are in already."""

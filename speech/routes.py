@@ -234,10 +234,10 @@ async def health(state: State) -> dict[str, Any]:
 async def ready(state: State) -> Response:
     """200 once the preloaded models are in memory, else 503 (for load balancers and `june up`)."""
     engines: Engines = state.engines
-    waiting = [n for n in state.preload if not (engines.transcribers.loaded(n) or engines.synthesizers.loaded(n))]
-    if waiting:
+    preloads = engines.preloads()
+    if waiting := [n for r, n in preloads if not r.loaded(n)]:
         raise OpenAIError(503, f"Loading models: {', '.join(waiting)}.", code="loading", headers={"Retry-After": "1"})
-    return Response({"status": "ready", "models": list(state.preload)})
+    return Response({"status": "ready", "models": [n for _, n in preloads]})
 
 
 HANDLERS = [transcribe, translate, speak, voices, models, health, ready]

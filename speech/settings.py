@@ -24,7 +24,8 @@ class SpeechSettings(BaseSettings):
     whisper_models: list[str] = ["base", "tiny.en"]
     """Whisper models a request may pick by `model` (JSON list in the env); the default is always added."""
     preload: list[str] | None = None
-    """Models loaded at startup (JSON list); None: the default Whisper model. Others load on first use."""
+    """Whisper models (of `whisper_models`) loaded at startup and kept loaded (JSON list); None: the
+    default one. Kokoro always loads at startup; the other models load on first use."""
     model_ttl_s: float = 300.0
     """Seconds a model that was not preloaded may stay idle before it is unloaded; < 0 never."""
     device: str = "cpu"

@@ -196,6 +196,7 @@ def test_spans_go_to_the_otlp_endpoint_when_one_is_set(monkeypatch):
         telemetry.shutdown()  # flushes the batch
     finally:
         server.shutdown()
+        server.server_close()
     paths = [p for p, _ in _OtlpReceiver.bodies]
     assert paths == ["/v1/traces"]
     assert b"exported-span" in _OtlpReceiver.bodies[0][1] and b"june-otlp-test" in _OtlpReceiver.bodies[0][1]

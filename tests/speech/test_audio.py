@@ -1,4 +1,4 @@
-"""speech.audio: encode → decode round trips per format, and AudioDecodeError on non-audio."""
+"""speech.audio: encode and StreamEncoder → decode round trips per format, and AudioDecodeError on non-audio."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from speech.audio import CONTENT_TYPES, FORMATS, AudioDecodeError, decode, encode
+from speech.audio import CONTENT_TYPES, FORMATS, AudioDecodeError, StreamEncoder, decode, encode
 
 RATE = 24000
 
@@ -32,6 +32,26 @@ def test_round_trip_keeps_length_and_pitch(fmt: str) -> None:
     assert abs(len(samples) - 16000) < 1600, len(samples)
     assert abs(peak_hz(samples, 16000) - 440) < 5
     assert 0.3 < np.abs(samples).max() < 0.7
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "m4a"])
+def test_stream_pieces_form_one_file_like_encode(fmt: str) -> None:
+    x = tone()
+    encoder = StreamEncoder(fmt, RATE)
+    data = b"".join([encoder.feed(x[:7000]), encoder.feed(x[:0]), encoder.feed(x[7000:]), encoder.close()])
+    assert encoder.close() == b""
+    if fmt == "pcm":
+        assert data == encode(x, RATE, "pcm")
+        return
+    samples = decode(data, 16000)
+    assert abs(len(samples) - len(decode(encode(x, RATE, fmt), 16000))) < 1600, len(samples)
+    assert abs(peak_hz(samples, 16000) - 440) < 5
+
+
+def test_m4a_and_unknown_formats_do_not_stream() -> None:
+    for fmt in ("m4a", "ogg-vorbis-please"):
+        with pytest.raises(ValueError, match="cannot stream"):
+            StreamEncoder(fmt, RATE)
 
 
 def test_decode_resamples_to_requested_rate() -> None:

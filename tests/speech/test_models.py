@@ -1,4 +1,5 @@
-"""Settings, the offline Whisper base assembly, voice resolution and the model registry (no server)."""
+"""Settings, the offline Whisper base assembly, voice resolution, the model registry, preloads and the
+queue limit (no server)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from june.web import OpenAIError
+from speech.app import build_engines
 from speech.engines import EngineInputError, resolve_voice
 from speech.kokoro import ONNX_ALIASES, ONNX_VOICES
 from speech.models import ModelRegistry, UnknownModel
@@ -95,3 +98,20 @@ def test_registry_loads_on_first_use_and_unloads_after_ttl() -> None:
             await registry.get("large-v9")
 
     anyio.run(main)
+
+
+def test_preloads_are_the_pinned_models_whisper_first() -> None:
+    default = build_engines(SpeechSettings()).preloads()
+    assert [n for _, n in default] == ["base", "kokoro"] and not any(r.loaded(n) for r, n in default)
+    chosen = build_engines(SpeechSettings(whisper_models=["base", "tiny.en"], preload=["tiny.en", "small"]))
+    assert [n for _, n in chosen.preloads()] == ["tiny.en", "kokoro"]  # "small" is not a configured model
+
+
+def test_full_queue_raises_a_503_openai_error_with_retry_after() -> None:
+    engines = build_engines(SpeechSettings(max_concurrency=1, max_queue=0, retry_after_s=3))
+    with engines.admit():
+        with pytest.raises(OpenAIError) as e:
+            engines.admit()
+        assert (e.value.status_code, e.value.type, e.value.code) == (503, "server_error", "server_busy")
+        assert e.value.headers == {"Retry-After": "3"}
+    engines.admit().release()  # the slot is free again
