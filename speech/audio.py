@@ -123,7 +123,8 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
 
     "opus"/"webm" are resampled to 48 kHz (Opus' rate); "pcm" is raw s16le at `sample_rate` (OpenAI's
     pcm is 24 kHz, Kokoro's rate); the others keep `sample_rate`. Values outside [-1, 1] are
-    clipped; empty input gives one silent sample. Unlike `StreamEncoder`, the output is seekable, so
+    clipped; input shorter than 20 ms (one Opus frame; empty included) is padded with silence to
+    20 ms, so every format gives a playable file. Unlike `StreamEncoder`, the output is seekable, so
     headers carry the real sizes and "m4a" works.
     Raises ValueError for an unknown `fmt`.
     """
@@ -135,7 +136,10 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
         raise ValueError(f"unknown audio format {fmt!r}; expected one of {', '.join(FORMATS)}")
     buf = io.BytesIO()
     muxer = _Muxer(spec, sample_rate, buf)
-    muxer.write(pcm16 if len(pcm16) else np.zeros(1, dtype="<i2"))  # a container needs one frame to be a valid file
+    shortest = sample_rate // 50  # 20 ms: less leaves an Opus encoder without a frame, and OGG without a page
+    if len(pcm16) < shortest:
+        pcm16 = np.concatenate([pcm16, np.zeros(shortest - len(pcm16), dtype="<i2")])
+    muxer.write(pcm16)
     muxer.close()
     return buf.getvalue()
 

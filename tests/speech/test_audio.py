@@ -34,6 +34,13 @@ def test_round_trip_keeps_length_and_pitch(fmt: str) -> None:
     assert 0.3 < np.abs(samples).max() < 0.7
 
 
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "pcm"])
+@pytest.mark.parametrize("n", [0, 1, 100])
+def test_nothing_or_a_few_samples_still_make_a_playable_file(fmt: str, n: int) -> None:
+    samples = decode(encode(np.zeros(n, dtype=np.float32), RATE, fmt), 16000)
+    assert len(samples) >= 16000 // 50 - 1 and not np.abs(samples).max() > 0.01  # 20 ms of silence
+
+
 @pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "m4a"])
 def test_stream_pieces_form_one_file_like_encode(fmt: str) -> None:
     x = tone()
