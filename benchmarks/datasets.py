@@ -55,12 +55,14 @@ class Task:
 
 
 def test_program(task: Task, solution: str) -> str:
-    """The Python file the harness runs in the sandbox: exit status 0 means every test passed."""
+    """The Python file the harness runs in the sandbox: exit status 0 means every test passed.
+
+    Plotting tests need no backend line here: the sandbox sets MPLBACKEND=Agg for every command.
+    """
     if task.kind == "check":
         return f"{solution}\n\n\n{task.test}\n\n\ncheck({task.entry_point})\n"
     if task.kind == "unittest":
         return (
-            'import matplotlib\nmatplotlib.use("Agg")\n\n'
             f"{solution}\n\n\n{task.test}\n\n\n"
             'if __name__ == "__main__":\n    import unittest as _u\n    _u.main(argv=["tests"], exit=True, verbosity=1)\n'
         )

@@ -120,12 +120,6 @@ def parse_results(text: str) -> dict[str, dict[str, Any]]:
     return by_id
 
 
-def done_ids(out_dir: Path) -> set[str]:
-    """Task ids already in out_dir/results.jsonl (a torn last line from a kill is ignored)."""
-    path = out_dir / RESULTS
-    return set(parse_results(path.read_text())) if path.exists() else set()
-
-
 def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]], out_dir: Path, workers: int) -> list[dict[str, Any]]:
     """Solve the tasks not yet in results.jsonl with `workers` threads; append one line per task as it ends."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +150,7 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
     return records
 
 
-def parse_model(spec: str, api_key: str, tool_choice: str, native_tools: bool, max_tokens: int) -> Callable[[], Model]:
+def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int) -> Callable[[], Model]:
     """A model factory from `scripted:FILE.json` (a fresh replay per task) or `BASE_URL/MODEL_NAME`
     (e.g. http://127.0.0.1:8000/v1/Qwen/Qwen3-30B-A3B; one shared client)."""
     if spec.startswith("scripted:"):
@@ -170,7 +164,7 @@ def parse_model(spec: str, api_key: str, tool_choice: str, native_tools: bool, m
     if not name or not base.startswith("http"):
         raise typer.BadParameter(f"--model wants BASE_URL/MODEL_NAME or scripted:FILE, got {spec!r}")
     shared = OpenAIModel(base_url=f"{base.rstrip('/')}/v1", model=name, api_key=api_key, tool_choice=tool_choice,  # type: ignore[arg-type]
-                         native_tools=native_tools, max_tokens=max_tokens)
+                         max_tokens=max_tokens)
     return lambda: shared
 
 
@@ -206,7 +200,7 @@ def run(
 ) -> None:
     """Run the coding agent on a dataset and grade each task in the sandbox."""
     tasks = _load(dataset, split, data, limit, task)
-    make_model = parse_model(model, api_key, tool_choice, native_tools, max_reply_tokens)
+    make_model = parse_model(model, api_key, tool_choice, max_reply_tokens)
     config = AgentConfig(max_steps=max_steps, max_tokens=max_tokens, max_wall_s=max_wall, native_tools=native_tools)
     limits = Limits(wall_s=command_timeout, cpu_s=int(command_timeout))
     records = run_batch(tasks, lambda t: solve(t, make_model(), config, out, limits), out, workers)

@@ -50,17 +50,17 @@ class Model(Protocol):
 
 @dataclass
 class OpenAIModel:
-    """Chat completions on `base_url` (…/v1) with `model`; `native_tools=False` sends no tool schemas.
+    """Chat completions on `base_url` (…/v1) with `model`; tool schemas (and `tool_choice`) are sent only
+    when the agent passes some (`AgentConfig.native_tools` decides; without them it parses fenced blocks).
 
     `tool_choice="required"` suits endpoints whose models only call tools when forced (vLLM with
-    Qwen2.5-Coder-0.5B never does with "auto"); without native tools the agent parses fenced blocks.
+    Qwen2.5-Coder-0.5B never does with "auto").
     """
 
     base_url: str
     model: str
     api_key: str = "EMPTY"
     tool_choice: ToolChoice = "required"
-    native_tools: bool = True
     temperature: float = 0.0
     max_tokens: int = 2048
     extra_body: dict[str, Any] = field(default_factory=dict)
@@ -75,7 +75,7 @@ class OpenAIModel:
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], timeout: float) -> Reply:
         kwargs: dict[str, Any] = {}
-        if self.native_tools and tools:
+        if tools:
             kwargs = {"tools": tools, "tool_choice": self.tool_choice}
         try:
             response = self._client.chat.completions.create(

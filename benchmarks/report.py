@@ -18,6 +18,11 @@ from rich.table import Table
 
 from benchmarks.harness import RESULTS, parse_results
 
+PER_TASK = ("steps", "prompt_tokens", "completion_tokens", "wall_s")
+"""Record fields summarized per task (mean, median)."""
+COLOURS = {True: "tab:green", False: "tab:red"}
+"""Plot colour by passed."""
+
 
 def load(run_dir: Path) -> list[dict[str, Any]]:
     """The run's task records, one per task id; raises FileNotFoundError without results.jsonl."""
@@ -49,10 +54,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "pass@1": k / n if n else 0.0,
         "ci95": wilson(k, n),
         "statuses": dict(Counter(r.get("status", "?") for r in records)),
-        "steps": per_task("steps"),
-        "prompt_tokens": per_task("prompt_tokens"),
-        "completion_tokens": per_task("completion_tokens"),
-        "wall_s": per_task("wall_s"),
+        **{key: per_task(key) for key in PER_TASK},
     }
 
 
@@ -63,7 +65,7 @@ def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("95% CI (Wilson)", f"{lo:.1%} - {hi:.1%}"),
     ]
     rows += [(f"status {name}", str(count)) for name, count in sorted(s["statuses"].items())]
-    for key in ("steps", "prompt_tokens", "completion_tokens", "wall_s"):
+    for key in PER_TASK:
         mean, median = s[key]
         rows.append((f"{key} / task (mean, median)", f"{mean:.1f}, {median:.1f}"))
     return rows
@@ -77,16 +79,16 @@ def plot(records: list[dict[str, Any]], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     statuses = sorted({r.get("status", "?") for r in records})
+    counts = Counter((r.get("status", "?"), bool(r.get("passed"))) for r in records)
+    passed = [counts[s, True] for s in statuses]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for passed, colour in ((True, "tab:green"), (False, "tab:red")):
-        counts = [sum(1 for r in records if r.get("status") == s and bool(r.get("passed")) == passed) for s in statuses]
-        bottom = None if passed else [sum(1 for r in records if r.get("status") == s and r.get("passed")) for s in statuses]
-        ax1.bar(statuses, counts, bottom=bottom, color=colour, label="passed" if passed else "failed")
+    ax1.bar(statuses, passed, color=COLOURS[True], label="passed")
+    ax1.bar(statuses, [counts[s, False] for s in statuses], bottom=passed, color=COLOURS[False], label="failed")
     ax1.set_title("tasks by status")
     ax1.legend()
     ordered = sorted(records, key=lambda r: r.get("wall_s") or 0)
     xs = range(len(ordered))
-    ax2.bar(xs, [r.get("wall_s") or 0 for r in ordered], color=["tab:green" if r.get("passed") else "tab:red" for r in ordered])
+    ax2.bar(xs, [r.get("wall_s") or 0 for r in ordered], color=[COLOURS[bool(r.get("passed"))] for r in ordered])
     ax2.set_xlabel("task (sorted by time)")
     ax2.set_ylabel("wall time, s")
     twin = ax2.twinx()
@@ -119,8 +121,8 @@ def report(
     table.add_column("")
     for run_dir in run_dirs:
         table.add_column(str(run_dir))
-    labels = dict.fromkeys(label for s in summaries for label, _ in _rows(s))
     cells = [dict(_rows(s)) for s in summaries]
+    labels = dict.fromkeys(label for c in cells for label in c)
     for label in labels:
         table.add_row(label, *(c.get(label, "0" if label.startswith("status") else "") for c in cells))
     console.print(table)

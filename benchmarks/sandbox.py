@@ -213,6 +213,29 @@ class Sandbox:
         if os.geteuid() == 0:
             os.chown(path, SANDBOX_UID, SANDBOX_UID)
 
+    def resolve(self, relative: str | Path) -> Path:
+        """`relative` (to the task dir; an absolute host path stays as is) resolved, symlinks included.
+
+        Raises ValueError when the result lies outside the task dir.
+        """
+        resolved = (self.workdir / relative).resolve()
+        if not resolved.is_relative_to(self.workdir):
+            raise ValueError(f"{relative} is outside the task dir {self.workdir}")
+        return resolved
+
+    def write(self, relative: str | Path, text: str) -> Path:
+        """Write `text` to `resolve(relative)`, making missing folders; the new folders and the file go to the
+        sandbox user. Returns the file's host path; raises ValueError outside the task dir."""
+        target = self.resolve(relative)
+        for parent in reversed(target.relative_to(self.workdir).parents[:-1]):
+            folder = self.workdir / parent
+            if not folder.exists():
+                folder.mkdir()
+                self.give(folder)
+        target.write_text(text)
+        self.give(target)
+        return target
+
 
 @contextlib.contextmanager
 def throwaway(files: dict[str, str] | None = None, limits: Limits | None = None, prefix: str = "june-task-") -> Iterator[Sandbox]:
@@ -222,10 +245,7 @@ def throwaway(files: dict[str, str] | None = None, limits: Limits | None = None,
         sandbox = Sandbox(root, limits)
         sandbox.give(root)
         for rel, text in (files or {}).items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            sandbox.give(path)
+            sandbox.write(rel, text)
         yield sandbox
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -90,7 +90,12 @@ class Tools:
             if name == "bash":
                 return self.bash(str(args.get("command", "")), timeout)
             if name == "editor":
-                return self.editor(**args)
+                try:
+                    return self.editor(**args)
+                except UnicodeDecodeError:
+                    raise ToolError(f"{args.get('path')} is not UTF-8 text; use bash to change it") from None
+                except OSError as e:  # e.g. create on a folder: the model's mistake, told without host paths
+                    raise ToolError(f"{args.get('path')}: {e.strerror or type(e).__name__}") from None
             if name == "submit":
                 raise Submitted()
             raise ToolError(f"unknown tool {name!r}; use bash, editor or submit")
@@ -108,10 +113,10 @@ class Tools:
 
     def _path(self, path: str) -> Path:
         relative = path[len(TASK_DIR) :].lstrip("/") if path.startswith(TASK_DIR) else path
-        resolved = (self.sandbox.workdir / relative).resolve()
-        if not resolved.is_relative_to(self.sandbox.workdir):
-            raise ToolError(f"{path} is outside {TASK_DIR}")
-        return resolved
+        try:
+            return self.sandbox.resolve(relative)
+        except ValueError as e:
+            raise ToolError(f"{path} is outside {TASK_DIR}") from e
 
     def editor(self, command: str, path: str, file_text: str | None = None, old_str: str | None = None,
                new_str: str | None = None, **_: Any) -> str:
@@ -140,12 +145,7 @@ class Tools:
         raise ToolError(f"unknown editor command {command!r}; use view, create or str_replace")
 
     def _write(self, target: Path, text: str) -> None:
+        """`Sandbox.write` with the size cap the sandbox puts on its own writes (RLIMIT_FSIZE)."""
         if len(text) > self.sandbox.limits.file_mb << 20:
             raise ToolError("file too large")
-        for parent in reversed(target.relative_to(self.sandbox.workdir).parents[:-1]):
-            folder = self.sandbox.workdir / parent
-            if not folder.exists():
-                folder.mkdir()
-                self.sandbox.give(folder)
-        target.write_text(text)
-        self.sandbox.give(target)
+        self.sandbox.write(target, text)

@@ -132,6 +132,23 @@ def test_editor_stays_in_the_task_dir(task: Task, tmp_path: Path) -> None:
     assert [o.startswith("error:") for o in tool_outputs] == [True, True, False, True, True, False]
 
 
+def test_editor_mistakes_on_folders_and_binary_files_go_back_to_the_model(task: Task, tmp_path: Path) -> None:
+    steps = [
+        {"tool": "bash", "args": {"command": "mkdir folder && printf '\\377\\376' > blob.bin"}},
+        {"tool": "editor", "args": {"command": "create", "path": "folder", "file_text": "x"}},
+        {"tool": "editor", "args": {"command": "str_replace", "path": "blob.bin", "old_str": "a", "new_str": "b"}},
+        {"tool": "editor", "args": {"command": "view", "path": "blob.bin"}},
+        {"tool": "submit"},
+    ]
+    record, trajectory, _ = run(task, steps, tmp_path)
+    bash, folder, blob, view, _ = [m["content"] for m in trajectory["messages"] if m["role"] == "tool"]
+    assert record["status"] == "submitted", record
+    assert bash.startswith("exit code: 0")
+    assert folder == "error: folder: Is a directory"
+    assert blob == "error: blob.bin is not UTF-8 text; use bash to change it"
+    assert not view.startswith("error:")
+
+
 def test_a_crashing_task_does_not_end_the_batch(task: Task, tmp_path: Path) -> None:
     broken = Task("broken/1", "swebench-lite", "p", "", "", "", "", kind="swebench")
     script = [{"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": task.canonical}}, {"tool": "submit"}]

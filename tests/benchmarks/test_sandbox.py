@@ -1,6 +1,6 @@
 """The five escapes the sandbox must contain (fork bomb, memory bomb, endless loop, network, writes
-outside the task dir), plus the output cap and the sandbox user. Each test also shows the host
-unaffected afterwards."""
+outside the task dir), plus the output cap and the sandbox user (who owns what the host writes for
+it). Each test also shows the host unaffected afterwards."""
 
 from __future__ import annotations
 
@@ -41,6 +41,15 @@ def test_runs_as_nobody_in_the_task_dir() -> None:
         result = sb.run("id -u; pwd; python hello.py")
     assert result.ok, result.output
     assert result.output.split() == [str(SANDBOX_UID), TASK_DIR, "hi"]
+
+
+def test_files_in_new_folders_belong_to_the_sandbox_user() -> None:
+    with throwaway({"pkg/sub/mod.py": "X = 1\n"}) as sb:
+        result = sb.run("touch pkg/sub/new.py && python -c 'from pkg.sub.mod import X; print(X)'")
+        with pytest.raises(ValueError, match="outside"):
+            sb.write("../escape.txt", "x")
+        assert not (sb.workdir.parent / "escape.txt").exists()
+    assert result.ok and result.output == "1\n", result.output
 
 
 def test_fork_bomb_is_capped_and_reaped() -> None:

@@ -1,0 +1,66 @@
+"""OpenAIModel against a stand-in chat endpoint: the agent's `native_tools` alone decides whether tool
+schemas (and `tool_choice`) go out."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.agent import Agent, AgentConfig
+from benchmarks.models import OpenAIModel
+from benchmarks.sandbox import Sandbox
+from benchmarks.tools import Tools
+
+
+class _Endpoint(BaseHTTPRequestHandler):
+    """Answers every chat completion with a fenced `submit` and keeps the request bodies on the server."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.bodies.append(body)  # type: ignore[attr-defined]
+        message = {"role": "assistant", "content": "```bash\nsubmit\n```"}
+        reply = {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
+                 "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+                 "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def endpoint() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(base URL …/v1, the request bodies it received)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
+    server.bodies = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1", server.bodies  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("native_tools", [True, False])
+def test_tool_schemas_follow_the_agent_config(endpoint: tuple[str, list[dict[str, Any]]], tmp_path: Path, native_tools: bool) -> None:
+    url, bodies = endpoint
+    model = OpenAIModel(base_url=url, model="m")
+    outcome = Agent(model, Tools(Sandbox(tmp_path)), AgentConfig(native_tools=native_tools)).run("do it")
+    assert (outcome.status, outcome.prompt_tokens) == ("submitted", 5)
+    (body,) = bodies
+    if native_tools:
+        assert [t["function"]["name"] for t in body["tools"]] == ["bash", "editor", "submit"]
+        assert body["tool_choice"] == "required"
+    else:
+        assert "tools" not in body and "tool_choice" not in body
