@@ -5,6 +5,11 @@
 limit, too long), within `deadline` seconds of arrival (waiting for the chat's lock included).
 Each message is counted in `BotMetrics` and traced as one span, ``bot.message``.
 
+Media limits are shared too: `MediaLimits` says whether a recording is too long or a file too big
+(with the TOO_LONG / TOO_BIG texts). A bot refuses what it can judge before downloading
+(`Conversations.refuse`); a fetch callable given to `Conversations.voice` raises `Refused` for
+what only the downloaded bytes show, and that message is counted as "refused" as well.
+
 Order of checks: allow-list (user or chat id) → per-user rate limit → the chat's lock (two
 messages in one chat are answered one after the other, so history never races) → pipeline.
 """
@@ -33,6 +38,39 @@ RATE_LIMITED = "You're sending messages faster than I can answer. Please wait a 
 FORGOTTEN = "Done, I've forgotten our conversation."
 TOO_SLOW = "Sorry, that took me too long. Please try again in a moment."
 UNEXPECTED = "Sorry, something went wrong on my side. Please try again."
+TOO_LONG = "That recording is too long for me (at most {seconds} seconds). Could you send a shorter one?"
+TOO_BIG = "That file is too big for me (at most {mb} MB). Could you send a smaller one?"
+
+
+class Refused(Exception):
+    """Raised by a `Conversations.voice` fetch callable to decline the message politely: it is
+    answered with `text` and counted as "refused" (not "error")."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Longest recording (`max_seconds`) and largest file (`max_bytes`) a bot processes."""
+
+    max_seconds: int = 120
+    max_bytes: int = 20 * 2**20
+
+    def refusal(self, *, seconds: float | None = None, size: int | None = None) -> str | None:
+        """TOO_LONG when `seconds` is over the limit, else TOO_BIG when `size` (bytes) is, else None.
+        An unknown (None) length or size passes."""
+        if seconds is not None and seconds > self.max_seconds:
+            return TOO_LONG.format(seconds=self.max_seconds)
+        if size is not None and size > self.max_bytes:
+            return TOO_BIG.format(mb=self.max_bytes // 2**20)
+        return None
+
+    def check(self, *, seconds: float | None = None, size: int | None = None) -> None:
+        """Raises Refused with `refusal`'s text when `seconds` or `size` is over its limit."""
+        if text := self.refusal(seconds=seconds, size=size):
+            raise Refused(text)
 
 
 @dataclass(frozen=True)
@@ -87,8 +125,8 @@ class Conversations:
     async def voice(
         self, chat: str, user: str, audio: Callable[[], Awaitable[bytes]], *, filename: str = "voice.ogg"
     ) -> Reply:
-        """Answer a recording with voice. `audio()` fetches the bytes (runs under the deadline);
-        `filename`'s extension names the container for the speech service."""
+        """Answer a recording with voice. `audio()` fetches the bytes (runs under the deadline; it
+        may raise `Refused`); `filename`'s extension names the container for the speech service."""
 
         async def work() -> PipelineResult:
             return await self.pipeline.run_voice(await audio(), await self.store.messages(chat), filename=filename)
@@ -169,6 +207,9 @@ class Conversations:
                 async with lock:
                     result = await work()
                     await self.store.add(chat, result.transcript, result.reply)
+        except Refused as e:
+            log.info("%s message in chat %s refused: %s", kind, chat, e)
+            return Reply(e.text, "refused")
         except PipelineError as e:
             log.warning("%s message in chat %s failed: %s", kind, chat, e)
             return Reply(e.user_message, "error")

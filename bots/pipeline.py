@@ -39,8 +39,9 @@ import httpx
 import numpy as np
 import stamina
 
-from bots.text import SentenceSplitter, VisibleStream, speakable, strip_reasoning
+from bots.text import SentenceSplitter, VisibleStream, strip_reasoning
 from speech.audio import AudioDecodeError, decode, encode
+from speech.text import speakable
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -138,9 +139,10 @@ class PipelineResult:
     """What one exchange produced.
 
     `transcript` is the user's words (the text itself for `run_text`); `reply` is the answer as
-    sent and stored in history, reasoning removed (speech gets it without markdown symbols);
+    sent and stored in history, reasoning removed (speech gets what `speech.text.speakable` keeps);
     `audio` is the spoken reply as OGG/Opus bytes (48 kHz mono) and `samples` the same as float32
-    PCM at SAMPLE_RATE, both None when speech was not asked for.
+    PCM at SAMPLE_RATE, both None when speech was not asked for or nothing in the reply is speakable
+    (only code, links or emoji: the answer then goes as text).
     """
 
     transcript: str
@@ -229,17 +231,15 @@ class VoicePipeline:
         start = time.perf_counter()
         t_transcribe = None if started is None else start - started
         origin = start if started is None else started
-        if not speak:
-            reply = await self.chat(text, history)
-            t_chat = time.perf_counter() - start
-            return PipelineResult(text, reply, None, Timings(t_transcribe, t_chat, None, time.perf_counter() - origin))
-        if not self.overlap:
-            reply = await self.chat(text, history)
-            t_chat = time.perf_counter() - start
-            samples = await self._synthesize(reply)
-            first = t_chat + (t_transcribe or 0.0)
-        else:
+        if speak and self.overlap:
             reply, samples, t_chat, first = await self._overlapped(text, history, origin)
+        else:
+            reply = await self.chat(text, history)
+            t_chat = time.perf_counter() - start
+            samples = await self._synthesize(reply) if speak and speakable(reply) else None
+            first = t_chat + (t_transcribe or 0.0)
+        if samples is None:  # not asked for, or nothing speakable (only code, links, emoji): text only
+            return PipelineResult(text, reply, None, Timings(t_transcribe, t_chat, None, time.perf_counter() - origin))
         audio = await asyncio.to_thread(encode, samples, SAMPLE_RATE, "opus")
         now = time.perf_counter()
         timings = Timings(t_transcribe, t_chat, now - (start + t_chat), now - origin, first)
@@ -247,23 +247,25 @@ class VoicePipeline:
 
     async def _overlapped(
         self, text: str, history: list[Message], origin: float
-    ) -> tuple[str, np.ndarray, float, float | None]:
-        """Stream the reply; synthesise each finished sentence while the rest is generated."""
+    ) -> tuple[str, np.ndarray | None, float, float | None]:
+        """Stream the reply; synthesise each finished sentence while the rest is generated.
+
+        Returns (reply, samples or None when nothing in it is speakable, chat seconds, seconds to
+        the first sentence sent to speech)."""
         start = time.perf_counter()
         splitter = SentenceSplitter()
         tasks: list[asyncio.Task[np.ndarray]] = []
         first: float | None = None
-
-        launched: list[str] = []
+        shown: list[str] = []  # every visible sentence, spoken or not
 
         def launch(sentences: list[str]) -> None:
             nonlocal first
             for sentence in sentences:
+                shown.append(sentence)
                 if not speakable(sentence):
-                    continue
+                    continue  # only markup, code, links or emoji: the speech service would refuse it
                 if first is None:
                     first = time.perf_counter() - origin
-                launched.append(sentence)
                 tasks.append(asyncio.create_task(self._synthesize(sentence)))
 
         visible = VisibleStream()
@@ -276,13 +278,15 @@ class VoicePipeline:
             launch(splitter.flush())
             reply = _visible_reply("".join(raw))
             t_chat = time.perf_counter() - start
-            if speakable(" ".join(launched)) != speakable(reply):
+            if " ".join(shown).split() != reply.split():
                 # Reasoning showed itself only late (a stray </think> after text already went to
                 # synthesis): drop those sentences and speak the final reply as a whole.
                 log.warning("streamed sentences differ from the final reply; speaking it again whole")
                 for task in tasks:
                     task.cancel()
-                return reply, await self._synthesize(reply), t_chat, first
+                return reply, await self._synthesize(reply) if speakable(reply) else None, t_chat, first
+            if not tasks:
+                return reply, None, t_chat, first
             parts = await asyncio.gather(*tasks)
         finally:
             for task in tasks:
@@ -330,7 +334,7 @@ class VoicePipeline:
                 raise PipelineError("chat", f"stream broke: {type(e).__name__}: {e}") from e
 
     async def speak(self, text: str) -> bytes:
-        """`text` spoken as OGG/Opus bytes (markdown symbols removed first). Raises PipelineError."""
+        """`text` spoken as OGG/Opus bytes (what `speech.text.speakable` keeps of it). Raises PipelineError."""
         samples = await self._synthesize(text)
         return await asyncio.to_thread(encode, samples, SAMPLE_RATE, "opus")
 

@@ -3,22 +3,27 @@
 `BotSettings` (``JUNE_BOT_*``) configures the shared pipeline and core (where the gateway is, voice,
 prompt, memory, limits, deadline); `TelegramSettings` (``JUNE_TELEGRAM_*``) the Telegram connection;
 `DiscordSettings` (``JUNE_DISCORD_*``) the Discord one.
+
+The factories below build the core from `BotSettings`; `open_conversations` is the whole core both
+bots run on (telemetry, gateway client, chat store, metrics, limits), opened and closed as one.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
-
 from opentelemetry.trace import Tracer
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bots.conversation import Conversations
 from bots.guard import AllowList, RateLimiter
 from bots.history import ChatStore, MemoryStore, RedisStore
 from bots.pipeline import DEFAULT_SYSTEM_PROMPT, VoicePipeline
-from bots.status import BotMetrics
+from bots.status import BotMetrics, create_metrics
+from june import observability
 
 
 class BotSettings(BaseSettings):
@@ -161,3 +166,32 @@ def create_conversations(
         deadline=settings.reply_deadline,
         tracer=tracer,
     )
+
+
+@asynccontextmanager
+async def open_conversations(
+    settings: BotSettings, bot: str, *, telemetry: observability.Telemetry | None = None
+) -> AsyncIterator[Conversations]:
+    """The shared core of bot `bot` ("telegram", "discord"), closed on exit.
+
+    Opens a gateway client (timeout `request_timeout`, traced by `telemetry`: default
+    ``observability.setup(bot)``) and, with `redis_url`, a Redis connection for the chat store;
+    metrics are fresh ones labelled `bot` (``conversations.metrics``), spans come from the tracer
+    ``bots.<bot>``.
+    """
+    telemetry = telemetry or observability.setup(bot)
+    redis = None
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        redis = aioredis.from_url(settings.redis_url)
+    try:
+        async with httpx.AsyncClient(timeout=settings.request_timeout) as http:
+            telemetry.instrument(http)
+            yield create_conversations(
+                settings, create_pipeline(settings, http), create_store(settings, redis), create_metrics(bot),
+                telemetry.tracer(f"bots.{bot}"),
+            )
+    finally:
+        if redis is not None:
+            await redis.aclose()

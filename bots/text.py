@@ -1,6 +1,7 @@
 """Pure text helpers for the bots: reasoning removal (whole and streamed), sentences, message splitting.
 
-No I/O and no bot library: the pipeline, both bots and the benchmarks share these.
+No I/O and no bot library: the pipeline, both bots and the benchmarks share these. What is read
+aloud is decided by `speech.text.speakable`, the speech service's own rule (stdlib only).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import math
 import re
 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-_MARKDOWN_SYMBOLS = re.compile(r"[*#`]+")
 # A sentence ends at . ! ? … (optionally followed by closing quotes/brackets) and then whitespace,
 # or at a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n+")
@@ -31,11 +31,6 @@ def strip_reasoning(content: str) -> str:
     if _OPEN in lower:
         text = text[: lower.index(_OPEN)]
     return text.strip()
-
-
-def speakable(text: str) -> str:
-    """`text` as speech should read it: markdown symbols (``*``, ``#``, backticks) removed, spaces collapsed."""
-    return " ".join(_MARKDOWN_SYMBOLS.sub(" ", text).split())
 
 
 def approx_tokens(text: str) -> int:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 from nextcord.ext import commands
 
+from bots.conversation import MediaLimits
 from bots.discord.cog import DiscordContext, JuneCog, intents
 from bots.discord.rest import DiscordREST
-from bots.settings import BotSettings, DiscordSettings, create_conversations, create_pipeline, create_store
-from bots.status import create_metrics, create_status_app, start_site
-from june import observability
+from bots.settings import BotSettings, DiscordSettings, open_conversations
+from bots.status import create_status_app, start_site
 
 log = logging.getLogger(__name__)
 
@@ -28,36 +30,26 @@ def create_client(ctx: DiscordContext) -> commands.Bot:
     return bot
 
 
+@asynccontextmanager
+async def build(bot_settings: BotSettings, discord: DiscordSettings) -> AsyncIterator[DiscordContext]:
+    """What the handlers need (the shared core: `open_conversations`, a Discord REST client), closed on exit."""
+    async with open_conversations(bot_settings, "discord") as conversations, httpx.AsyncClient(timeout=30) as http:
+        rest = DiscordREST(http, discord.token.get_secret_value(), api_base=discord.api_base)
+        limits = MediaLimits(discord.max_voice_seconds, discord.max_file_bytes)
+        yield DiscordContext(conversations, rest, frozenset(discord.channels), limits)
+
+
 async def run(bot_settings: BotSettings, discord: DiscordSettings) -> None:
     """Build everything from settings and run until the connection closes; closes what it opened."""
-    telemetry = observability.setup("discord")
-    redis = None
-    if bot_settings.redis_url:
-        import redis.asyncio as aioredis
-
-        redis = aioredis.from_url(bot_settings.redis_url)
-    metrics = create_metrics("discord")
-    runner = await start_site(create_status_app(metrics), discord.host, discord.port) if discord.port else None
-    try:
-        async with httpx.AsyncClient(timeout=bot_settings.request_timeout) as gateway_http, httpx.AsyncClient(timeout=30) as discord_http:
-            telemetry.instrument(gateway_http)
-            conversations = create_conversations(
-                bot_settings, create_pipeline(bot_settings, gateway_http), create_store(bot_settings, redis), metrics,
-                telemetry.tracer("bots.discord"),
-            )
-            token = discord.token.get_secret_value()
-            ctx = DiscordContext(
-                conversations, DiscordREST(discord_http, token, api_base=discord.api_base),
-                frozenset(discord.channels), discord.max_voice_seconds, discord.max_file_bytes,
-            )
-            client = create_client(ctx)
+    async with build(bot_settings, discord) as ctx:
+        metrics = ctx.conversations.metrics
+        runner = await start_site(create_status_app(metrics), discord.host, discord.port) if discord.port else None
+        try:
             log.info("connecting to Discord")
-            await client.start(token)
-    finally:
-        if runner is not None:
-            await runner.cleanup()
-        if redis is not None:
-            await redis.aclose()
+            await create_client(ctx).start(discord.token.get_secret_value())
+        finally:
+            if runner is not None:
+                await runner.cleanup()
 
 
 def main() -> None:

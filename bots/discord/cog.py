@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import nextcord
 from nextcord.ext import commands
 
-from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, Reply
+from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, MediaLimits, Reply
 from bots.discord.rest import IS_VOICE_MESSAGE, DiscordREST, waveform
-from bots.pipeline import SAMPLE_RATE, PipelineError
+from bots.pipeline import SAMPLE_RATE
 from speech.audio import AudioDecodeError, decode
 
 log = logging.getLogger(__name__)
@@ -40,20 +40,17 @@ HELP = (
     "/voice on|off: also answer text out loud · /captions on|off: text with voice replies · "
     "/reset: forget our conversation · /status: health of speech and the language model"
 )
-TOO_BIG = "That file is too big for me (at most {mb} MB). Could you send a smaller one?"
-TOO_LONG = "That recording is too long for me (at most {seconds} seconds). Could you send a shorter one?"
 TYPING_INTERVAL = 8.0  # seconds; Discord shows typing for ~10 s per call
 
 
 @dataclass(frozen=True)
 class DiscordContext:
-    """What `handle_message` needs besides the message: the core, the REST client, where to answer."""
+    """What `handle_message` needs besides the message: the core, the REST client, where to answer, limits."""
 
     conversations: Conversations
     rest: DiscordREST
     channels: frozenset[int] = frozenset()
-    max_seconds: int = 120
-    max_bytes: int = 20 * 2**20
+    limits: MediaLimits = MediaLimits()
 
 
 def chat_key(channel_id: int) -> str:
@@ -99,10 +96,12 @@ async def _answer(message: nextcord.Message, me: int, ctx: DiscordContext) -> No
     chat, user = chat_key(message.channel.id), str(message.author.id)
     attachment = audio_attachment(message)
     if attachment is not None:
-        if attachment.size > ctx.max_bytes:
-            reply = ctx.conversations.refuse("voice", TOO_BIG.format(mb=ctx.max_bytes // 2**20))
+        if refusal := ctx.limits.refusal(size=attachment.size):
+            reply = ctx.conversations.refuse("voice", refusal)
         else:
-            reply = await ctx.conversations.voice(chat, user, lambda: _download(ctx, attachment))
+            reply = await ctx.conversations.voice(
+                chat, user, lambda: _download(ctx, attachment), filename=attachment.filename
+            )
         captions = (await ctx.conversations.prefs(chat)).get("captions") != "off"
         await send_reply(ctx.rest, message, reply, captions=captions)
         return
@@ -115,10 +114,10 @@ async def _answer(message: nextcord.Message, me: int, ctx: DiscordContext) -> No
 
 
 async def _download(ctx: DiscordContext, attachment: nextcord.Attachment) -> bytes:
-    data = await ctx.rest.download(attachment.url, max_bytes=ctx.max_bytes)
-    seconds = await asyncio.to_thread(_seconds, data)
-    if seconds > ctx.max_seconds:
-        raise PipelineError("transcribe", f"{seconds:.0f} s recording", user_message=TOO_LONG.format(seconds=ctx.max_seconds))
+    """The attachment's bytes; raises Refused when the recording is longer than the limit (nextcord
+    does not pass on Discord's ``duration_secs``, so the length is measured here)."""
+    data = await ctx.rest.download(attachment.url, max_bytes=ctx.limits.max_bytes)
+    ctx.limits.check(seconds=await asyncio.to_thread(_seconds, data))
     return data
 
 

@@ -14,17 +14,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
-from bots.conversation import Conversations
-from bots.settings import BotSettings, TelegramSettings, create_conversations, create_pipeline, create_store
-from bots.status import BotMetrics, create_metrics, create_status_app, start_site
-from bots.telegram.handlers import COMMANDS, MediaLimits, create_dispatcher
+from bots.conversation import Conversations, MediaLimits
+from bots.settings import BotSettings, TelegramSettings, open_conversations
+from bots.status import BotMetrics, create_status_app, start_site
+from bots.telegram.handlers import COMMANDS, create_dispatcher
 from june import observability
 
 log = logging.getLogger(__name__)
@@ -57,32 +56,14 @@ class TelegramBot:
 async def build(
     bot_settings: BotSettings, telegram: TelegramSettings, *, telemetry: observability.Telemetry | None = None
 ) -> AsyncIterator[TelegramBot]:
-    """The bot and what it owns (gateway client, Redis connection), closed on exit."""
-    telemetry = telemetry or observability.setup("telegram")
-    redis = None
-    if bot_settings.redis_url:
-        import redis.asyncio as aioredis
-
-        redis = aioredis.from_url(bot_settings.redis_url)
-    async with httpx.AsyncClient(timeout=bot_settings.request_timeout) as http:
-        telemetry.instrument(http)
-        metrics = create_metrics("telegram")
-        conversations = create_conversations(
-            bot_settings,
-            create_pipeline(bot_settings, http),
-            create_store(bot_settings, redis),
-            metrics,
-            telemetry.tracer("bots.telegram"),
-        )
+    """The bot and what it owns (the shared core: `open_conversations`), closed on exit."""
+    async with open_conversations(bot_settings, "telegram", telemetry=telemetry) as conversations:
         limits = MediaLimits(telegram.max_voice_seconds, telegram.max_file_bytes)
-        try:
-            yield TelegramBot(
-                create_bot(telegram), create_dispatcher(conversations, limits), conversations, metrics,
-                create_status_app(metrics),
-            )
-        finally:
-            if redis is not None:
-                await redis.aclose()
+        metrics = conversations.metrics
+        yield TelegramBot(
+            create_bot(telegram), create_dispatcher(conversations, limits), conversations, metrics,
+            create_status_app(metrics),
+        )
 
 
 async def serve(june: TelegramBot, telegram: TelegramSettings, *, handle_signals: bool = True) -> None:

@@ -1,8 +1,8 @@
 """Telegram handlers (aiogram 3): one Router; each handler parses, calls the shared core, replies.
 
-The core (`bots.conversation.Conversations`) and the media limits reach handlers through the
-dispatcher's workflow data (``Dispatcher(conversations=..., limits=...)``), so tests build a
-dispatcher with their own. Every update ends in a message in the chat: the core turns pipeline
+The core (`bots.conversation.Conversations`) and the media limits (`bots.conversation.MediaLimits`)
+reach handlers through the dispatcher's workflow data (``Dispatcher(conversations=..., limits=...)``),
+so tests build a dispatcher with their own. Every update ends in a message in the chat: the core turns pipeline
 trouble into an apology, and anything a handler did not expect (a Telegram error, a failed
 upload) is answered by the router's error handler.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -24,7 +23,7 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Audio, BotCommand, BufferedInputFile, ErrorEvent, Message, VideoNote, Voice
 from aiogram.utils.chat_action import ChatActionSender
 
-from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, Reply
+from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, MediaLimits, Reply
 from bots.text import split_message
 
 log = logging.getLogger(__name__)
@@ -42,8 +41,6 @@ HELP = (
     "/status: how my speech and language model are doing"
 )
 UNSUPPORTED = "I understand voice and text messages only."
-TOO_LONG = "That recording is too long for me (at most {seconds} seconds). Could you send a shorter one?"
-TOO_BIG = "That file is too big for me (at most {mb} MB). Could you send a smaller one?"
 ON_OFF = "Use /{command} on or /{command} off."
 
 COMMANDS = [
@@ -59,14 +56,6 @@ COMMANDS = [
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 ACTION_INTERVAL = 4.0  # seconds; a chat action shows for ~5 s, so refresh a little sooner
-
-
-@dataclass(frozen=True)
-class MediaLimits:
-    """Longest recording (seconds) and largest file (bytes) the bot processes."""
-
-    max_seconds: int
-    max_bytes: int
 
 
 def create_router() -> Router:
@@ -131,11 +120,8 @@ async def media_message(message: Message, bot: Bot, conversations: Conversations
     """Voice note, audio file or video note → transcript → reply → voice note back."""
     media: Voice | Audio | VideoNote = message.voice or message.audio or message.video_note  # type: ignore[assignment]
     chat = chat_key(message)
-    if (media.duration or 0) > limits.max_seconds:
-        await _send(message, conversations.refuse("voice", TOO_LONG.format(seconds=limits.max_seconds)))
-        return
-    if (media.file_size or 0) > limits.max_bytes:
-        await _send(message, conversations.refuse("voice", TOO_BIG.format(mb=limits.max_bytes // 2**20)))
+    if refusal := limits.refusal(seconds=media.duration, size=media.file_size):
+        await _send(message, conversations.refuse("voice", refusal))  # judged from the update: no download
         return
 
     async def download() -> bytes:

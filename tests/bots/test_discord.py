@@ -4,8 +4,10 @@ and the gateway answered by respx at the HTTP edge, the voice-message upload che
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email
 import json
+import mimetypes
 
 import httpx
 import numpy as np
@@ -13,40 +15,41 @@ import nextcord
 import pytest
 import respx
 
-from bots.conversation import Conversations
-from bots.discord.cog import HELP, TOO_BIG, DiscordContext, handle_message, intents
+from bots.conversation import TOO_BIG, TOO_LONG, Conversations, MediaLimits
+from bots.discord.__main__ import build
+from bots.discord.cog import HELP, DiscordContext, handle_message, intents
 from bots.discord.rest import DiscordREST, waveform
 from bots.history import MemoryStore
 from bots.pipeline import PipelineError, VoicePipeline
+from bots.settings import BotSettings, DiscordSettings
 from bots.status import create_metrics
 from speech.audio import encode
-from tests.bots.conftest import is_ogg_opus
-from tests.bots.test_pipeline import TONE_SECONDS, WAV, sse, stream_response
+from tests.bots.conftest import GATEWAY, TONE_SECONDS, is_ogg_opus
 
 pytestmark = pytest.mark.anyio
 
-GATEWAY = "http://gateway.test"
 API = "https://discord.com/api/v10"
 ME, USER, DM, TEXT_CHANNEL, GUILD = 1000, 42, 555, 666, 77
 CDN = "https://cdn.discordapp.com/attachments/555/1/voice-message.ogg"
 USER_PAYLOAD = {"id": str(USER), "username": "tester", "discriminator": "0", "avatar": None}
-# The user's voice message: 1 s of tone as OGG/Opus.
-VOICE = encode(0.2 * np.sin(np.linspace(0, 2 * np.pi * 300, 16000)), 16000, "opus")
+
+
+def tone(seconds: float) -> bytes:
+    """`seconds` of a 300 Hz tone as OGG/Opus: what a user's recording stands in for."""
+    n = int(16000 * seconds)
+    return encode(0.2 * np.sin(np.linspace(0, 2 * np.pi * 300 * seconds, n)), 16000, "opus")
+
+
+VOICE = tone(1.0)  # the user's voice message
 
 
 @pytest.fixture
-def routes():
-    with respx.mock(assert_all_called=False) as router:
-        router.get(f"{GATEWAY}/v1/models", name="models").respond(json={"data": [{"id": "june-test"}]})
-        router.post(f"{GATEWAY}/v1/audio/transcriptions", name="stt").respond(
-            json={"text": "What is the capital of France?", "language": "en", "duration": 1.0}
-        )
-        router.post(f"{GATEWAY}/v1/chat/completions", name="chat").return_value = stream_response(sse("Paris."))
-        router.post(f"{GATEWAY}/v1/audio/speech", name="tts").respond(content=WAV)
-        router.get(CDN, name="cdn").respond(content=VOICE, headers={"content-type": "audio/ogg"})
-        router.post(url__regex=rf"{API}/channels/\d+/typing", name="typing").respond(204)
-        router.post(url__regex=rf"{API}/channels/\d+/messages", name="send").respond(json={"id": "1"})
-        yield router
+def routes(gateway: respx.MockRouter) -> respx.MockRouter:
+    """The shared gateway routes (conftest) plus Discord's CDN and REST API."""
+    gateway.get(CDN, name="cdn").respond(content=VOICE, headers={"content-type": "audio/ogg"})
+    gateway.post(url__regex=rf"{API}/channels/\d+/typing", name="typing").respond(204)
+    gateway.post(url__regex=rf"{API}/channels/\d+/messages", name="send").respond(json={"id": "1"})
+    return gateway
 
 
 @pytest.fixture
@@ -54,7 +57,8 @@ async def ctx():
     async with httpx.AsyncClient(timeout=5) as gateway_http, httpx.AsyncClient(timeout=5) as discord_http:
         pipeline = VoicePipeline(gateway_http, base_url=GATEWAY, retry_attempts=1)
         conversations = Conversations(pipeline, MemoryStore(), create_metrics("discord"))
-        yield DiscordContext(conversations, DiscordREST(discord_http, "bot-token", api_base=API), max_bytes=10**6)
+        rest = DiscordREST(discord_http, "bot-token", api_base=API)
+        yield DiscordContext(conversations, rest, limits=MediaLimits(max_bytes=10**6))
 
 
 @pytest.fixture
@@ -68,9 +72,10 @@ async def state():
     return state
 
 
-def message(state, *, guild: bool = False, content: str = "", voice: bool = False, size: int | None = None,
-            mentions: list[dict] | None = None) -> nextcord.Message:
-    """A nextcord Message from a MESSAGE_CREATE payload, in a DM or a guild text channel."""
+def message(state, *, guild: bool = False, content: str = "", voice: bool = False, audio: str | None = None,
+            size: int | None = None, mentions: list[dict] | None = None) -> nextcord.Message:
+    """A nextcord Message from a MESSAGE_CREATE payload, in a DM or a guild text channel; with `voice`
+    a voice message, with `audio` an audio file attachment of that name (both served from CDN)."""
     if guild:
         g = nextcord.Guild(data={"id": str(GUILD), "name": "g", "channels": [], "roles": []}, state=state)
         channel = nextcord.TextChannel(state=state, guild=g, data={
@@ -82,6 +87,11 @@ def message(state, *, guild: bool = False, content: str = "", voice: bool = Fals
         attachments.append({
             "id": "1", "filename": "voice-message.ogg", "size": len(VOICE) if size is None else size, "url": CDN,
             "proxy_url": CDN, "content_type": "audio/ogg", "duration_secs": 1.0, "waveform": "AAAA",
+        })
+    if audio:
+        attachments.append({
+            "id": "2", "filename": audio, "size": len(VOICE) if size is None else size, "url": CDN,
+            "proxy_url": CDN, "content_type": mimetypes.guess_type(audio)[0],
         })
     data = {
         "id": "9001", "channel_id": str(channel.id), "author": USER_PAYLOAD, "content": content,
@@ -170,6 +180,39 @@ async def test_gateway_down_gets_an_apology_and_too_big_a_refusal(routes, ctx, s
     assert routes["cdn"].call_count == 1
     assert ctx.conversations.metrics.value("voice", "error") == 1
     assert ctx.conversations.metrics.value("voice", "refused") == 1
+
+
+async def test_a_recording_over_the_length_limit_is_refused_not_an_error(routes, ctx, state):
+    routes["cdn"].respond(content=tone(3.0), headers={"content-type": "audio/ogg"})
+    ctx = dataclasses.replace(ctx, limits=MediaLimits(max_seconds=2, max_bytes=10**6))
+    await handle_message(message(state, voice=True), ME, ctx)
+
+    [refusal] = sent(routes)
+    assert json.loads(refusal.content)["content"] == TOO_LONG.format(seconds=2)
+    assert routes["cdn"].called and not routes["stt"].called  # measured once downloaded, never transcribed
+    assert ctx.conversations.metrics.value("voice", "refused") == 1
+    assert ctx.conversations.metrics.value("voice", "error") == 0
+
+
+async def test_an_audio_file_reaches_speech_under_its_own_name(routes, ctx, state):
+    await handle_message(message(state, audio="question.mp3"), ME, ctx)
+
+    stt = routes["stt"].calls.last.request.content
+    assert b'filename="question.mp3"' in stt and b"Content-Type: audio/mpeg" in stt  # the container for speech
+    assert ctx.conversations.metrics.value("voice", "reply") == 1
+
+
+async def test_built_from_settings_as_python_m_bots_discord_builds_it(routes, state):
+    settings = BotSettings(base_url=GATEWAY, request_timeout=5, retry_attempts=1)
+    discord = DiscordSettings(token="bot-token", api_base=API, channels=[TEXT_CHANNEL], max_voice_seconds=2)
+    async with build(settings, discord) as ctx:
+        await handle_message(message(state, guild=True, content="Hello everyone"), ME, ctx)  # no mention needed here
+
+    [reply] = sent(routes)
+    assert str(reply.url) == f"{API}/channels/{TEXT_CHANNEL}/messages" and reply.headers["authorization"] == "Bot bot-token"
+    assert json.loads(reply.content)["content"] == "Paris."
+    assert ctx.limits == MediaLimits(2, discord.max_file_bytes)
+    assert ctx.conversations.metrics.bot == "discord" and ctx.conversations.metrics.value("text", "reply") == 1
 
 
 async def test_bots_own_messages_are_ignored(routes, ctx, state):

@@ -10,58 +10,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 import respx
 
 from bots.pipeline import SAMPLE_RATE, EmptyTranscript, PipelineError, VoicePipeline
 from bots.history import to_messages
-from bots.text import speakable, strip_reasoning
-from speech.audio import decode, encode
-from tests.bots.conftest import is_ogg_opus, ogg_opus_clip
+from bots.text import strip_reasoning
+from speech.audio import decode
+from tests.bots.conftest import GATEWAY, TONE_SECONDS, WAV, is_ogg_opus, ogg_opus_clip, sse, stream_response
 from tests.clips import wer
 
 pytestmark = pytest.mark.anyio
 
 # A question whisper "base" hears right from espeak-ng (it hears "France" as "friends").
 QUESTION = "What is the capital of Germany?"
-
-BASE = "http://gateway.test"
-TONE_SECONDS = 0.5
-# What the speech service answers for response_format="wav": 0.5 s of a 24 kHz tone.
-WAV = encode(0.3 * np.sin(np.linspace(0, 440 * 2 * np.pi * TONE_SECONDS, int(24000 * TONE_SECONDS))), 24000, "wav")
-
-
-def sse(*contents: str, reasoning: str | None = None) -> bytes:
-    """A streamed chat completion: role chunk, optional reasoning chunk, one chunk per content, [DONE]."""
-
-    def chunk(delta: dict) -> bytes:
-        body = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "june-test",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-        return f"data: {json.dumps(body)}\n\n".encode()
-
-    parts = [chunk({"role": "assistant", "content": ""})]
-    if reasoning:
-        parts.append(chunk({"reasoning_content": reasoning, "reasoning": reasoning}))
-    parts += [chunk({"content": c}) for c in contents]
-    return b"".join(parts) + b"data: [DONE]\n\n"
-
-
-def stream_response(content: bytes) -> httpx.Response:
-    return httpx.Response(200, content=content, headers={"content-type": "text/event-stream"})
-
-
-@pytest.fixture
-def gateway():
-    """Strict respx routes for the four gateway endpoints; an unrouted request fails the test."""
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        router.get("/v1/models", name="models").respond(json={"object": "list", "data": [{"id": "june-test"}]})
-        router.post("/v1/audio/transcriptions", name="stt").respond(
-            json={"text": " What is the capital of France? ", "language": "en", "duration": 2.1}
-        )
-        router.post("/v1/chat/completions", name="chat").return_value = stream_response(sse("Paris."))
-        router.post("/v1/audio/speech", name="tts").respond(content=WAV, headers={"content-type": "audio/wav"})
-        yield router
 
 
 @pytest.fixture
@@ -71,7 +33,7 @@ async def http():
 
 
 def make_pipeline(http: httpx.AsyncClient, **kwargs) -> VoicePipeline:
-    return VoicePipeline(http, base_url=BASE, **kwargs)
+    return VoicePipeline(http, base_url=GATEWAY, **kwargs)
 
 
 def sent_json(route: respx.Route, n: int = -1) -> dict:
@@ -187,8 +149,26 @@ def test_strip_reasoning(content, expected):
     assert strip_reasoning(content) == expected
 
 
-def test_speakable_drops_markdown_symbols():
-    assert speakable("## Title\n* **bold** and `code`\n```py\nx\n```") == "Title bold and code py x"
+async def test_what_cannot_be_spoken_never_reaches_speech(gateway, http):
+    """Sentences of only emoji, links or markup are skipped (the speech service answers 400 to them)."""
+    gateway["chat"].return_value = stream_response(
+        sse("**The capital** of France is [Paris](https://paris.fr).\n", "🎉🎉\n", "https://example.com/x\n", "---")
+    )
+    result = await make_pipeline(http).run_text("hi", [], speak=True)
+    assert [json.loads(c.request.content)["input"] for c in gateway["tts"].calls] == ["The capital of France is Paris."]
+    assert result.audio_seconds == pytest.approx(TONE_SECONDS, abs=0.05)
+
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+async def test_a_reply_with_nothing_to_speak_goes_as_text(gateway, http, overlap):
+    """A voice question answered only with code, links or emoji: the answer itself, no audio, no apology."""
+    code = "```python\nprint(1)\n```"
+    gateway["chat"].return_value = stream_response(sse(code))
+    result = await make_pipeline(http, overlap=overlap).run_voice(b"voice", [])
+    assert result.reply == code and result.audio is None and result.samples is None
+    assert result.transcript == "What is the capital of France?"
+    assert not gateway["tts"].called
 
 
 async def test_reply_that_is_only_reasoning_is_an_error_and_not_spoken(gateway, http):
@@ -276,7 +256,7 @@ async def test_upstream_failures_become_pipeline_errors_with_their_stage(gateway
     with pytest.raises(PipelineError) as caught:
         await make_pipeline(http).run_voice(b"voice", [])
     assert caught.value.stage == stage
-    assert BASE not in caught.value.user_message and "50" not in caught.value.user_message
+    assert GATEWAY not in caught.value.user_message and "50" not in caught.value.user_message
 
 
 async def test_only_calls_safe_to_repeat_are_retried(gateway, http):

@@ -18,14 +18,14 @@ import httpx
 import pytest
 import respx
 
-from bots.conversation import NOT_ALLOWED, RATE_LIMITED, TOO_SLOW, UNEXPECTED
+from bots.conversation import NOT_ALLOWED, RATE_LIMITED, TOO_BIG, TOO_LONG, TOO_SLOW, UNEXPECTED
 from bots.pipeline import PipelineError
 from bots.settings import BotSettings, TelegramSettings
 from bots.telegram.__main__ import TelegramBot, build, serve
-from bots.telegram.handlers import GREETING, HELP, TEXT_LIMIT, TOO_BIG, TOO_LONG, UNSUPPORTED
-from tests.bots.conftest import is_ogg_opus, ogg_opus_clip
+from bots.telegram.handlers import GREETING, HELP, TEXT_LIMIT, UNSUPPORTED
+from tests.bots.conftest import GATEWAY, is_ogg_opus, ogg_opus_clip, sse, stream_response
 from tests.bots.fake_bot_api import TOKEN, FakeBotAPI
-from tests.bots.test_pipeline import QUESTION, WAV, sse, stream_response
+from tests.bots.test_pipeline import QUESTION
 from tests.clips import wer
 from tests.conftest import free_port, run_service
 
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.anyio
 
 CHAT = 777
 KEY = f"telegram:{CHAT}"
-GATEWAY = "http://gateway.test"  # answered by respx, never resolved
 
 
 @contextlib.asynccontextmanager
@@ -52,17 +51,12 @@ async def running_bot(api: FakeBotAPI, settings: BotSettings, **telegram: object
 
 
 @pytest.fixture
-def gateway():
-    """respx routes standing in for the gateway (only httpx is patched; aiohttp reaches the fake API)."""
-    with respx.mock(base_url=GATEWAY, assert_all_called=False) as router:
-        router.get("/v1/models", name="models").respond(json={"data": [{"id": "june-test"}]})
-        router.post("/v1/audio/transcriptions", name="stt").respond(
-            json={"text": "What is the capital of France?", "language": "en", "duration": 2.0}
-        )
-        router.post("/v1/chat/completions", name="chat").return_value = stream_response(sse("<think>hmm</think>Paris."))
-        router.post("/v1/audio/speech", name="tts").respond(content=WAV)
-        router.route(host="127.0.0.1").pass_through()  # the bot's own HTTP port
-        yield router
+def gateway(gateway: respx.MockRouter) -> respx.MockRouter:
+    """The shared gateway routes (conftest), with a reply that starts with reasoning and the bot's
+    own HTTP port let through (aiogram talks aiohttp to the fake Bot API: respx never sees it)."""
+    gateway["chat"].return_value = stream_response(sse("<think>hmm</think>Paris."))
+    gateway.route(host="127.0.0.1").pass_through()
+    return gateway
 
 
 def fake_settings(**overrides: object) -> BotSettings:
