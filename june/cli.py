@@ -42,7 +42,7 @@ def up(
 @app.command()
 def voice(
     audio: Annotated[Path, typer.Argument(help="Voice message: any format the speech service decodes.", exists=True, dir_okay=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spoken reply (OGG/Opus).")],
+    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="Where to write the spoken reply (OGG/Opus).")],
     base_url: Annotated[str | None, typer.Option(help="Gateway base URL [default: JUNE_BOT_BASE_URL or http://127.0.0.1:8000].")] = None,
     api_key: Annotated[str | None, typer.Option(envvar="JUNE_API_KEY", help="Gateway API key, if it needs one.")] = None,
 ) -> None:

@@ -275,7 +275,7 @@ def gateway(
     requests: Annotated[int, typer.Option(help="Requests per (mode, concurrency) and path; at least 4x the concurrency per round.")] = 400,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds in which direct and proxied runs take turns (their times pooled).")] = 3,
     max_tokens: Annotated[int, typer.Option(help="max_tokens per request (the stubs send this many tokens).")] = 16,
-    out: Annotated[Path | None, typer.Option(help="Also write the rows as JSON here.")] = None,
+    out: Annotated[Path | None, typer.Option(dir_okay=False, help="Also write the rows as JSON here.")] = None,
     relay: Annotated[bool, typer.Option(help="Also measure a bare aiohttp relay: the cost of the extra hop alone.")] = True,
     pin: Annotated[
         bool, typer.Option(help="Give the proxy under test a CPU of its own (the last), the load generator and stubs the rest, as in a deployment where they are not on one box.")

@@ -193,7 +193,7 @@ def _plot(res: Results, out: Path) -> None:
 
 
 def speech(
-    out: Annotated[Path, typer.Option(help="Where to write the PNG plot.")] = Path("speech-bench.png"),
+    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the PNG plot.")] = Path("speech-bench.png"),
     url: Annotated[str | None, typer.Option(help="A running speech service; default: start one locally.")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Timed runs per measurement (median reported).")] = 3,
 ) -> None:

@@ -76,7 +76,7 @@ def serve(
     prompts: Annotated[int, typer.Option(help="Requests per level (at least 4x the concurrency).")] = 64,
     input_len: Annotated[int, typer.Option(help="Prompt tokens per request.")] = 512,
     output_len: Annotated[int, typer.Option(help="Output tokens per request (EOS ignored).")] = 128,
-    out: Annotated[Path | None, typer.Option(help="Also write the rows as JSON here.")] = None,
+    out: Annotated[Path | None, typer.Option(dir_okay=False, help="Also write the rows as JSON here.")] = None,
 ) -> None:
     """Output tokens/s, TTFT and TPOT at each concurrency, from `vllm bench serve`."""
     console = Console(width=140)

@@ -33,3 +33,10 @@ def test_bench_gateway_measures_both_proxies_against_a_paced_stub(tmp_path: Path
         # json: the whole answer after ttft + 5 tpot; stream: the first token after ttft.
         floor_ms = 20 + 5 * 2 if r["mode"] == "json" else 20
         assert r["direct_p50_ms"] >= floor_ms and r["gateway_p50_ms"] >= floor_ms
+
+
+def test_an_out_path_that_is_a_folder_is_refused_before_measuring(tmp_path: Path) -> None:
+    args = ["bench", "gateway", "--stub", "instant", "-c", "1", "--requests", "4", "--rounds", "1", "--no-relay", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "is a directory" in result.output, result.output
+    assert "Gateway overhead" not in result.output  # nothing was measured only to be lost
