@@ -48,8 +48,12 @@ class TelegramBot:
     bot: Bot
     dispatcher: Dispatcher
     conversations: Conversations
-    metrics: BotMetrics
     app: web.Application
+
+    @property
+    def metrics(self) -> BotMetrics:
+        """The core's counters (`conversations.metrics`), served on /metrics by `app`."""
+        return self.conversations.metrics
 
 
 @asynccontextmanager
@@ -59,10 +63,9 @@ async def build(
     """The bot and what it owns (the shared core: `open_conversations`), closed on exit."""
     async with open_conversations(bot_settings, "telegram", telemetry=telemetry) as conversations:
         limits = MediaLimits(telegram.max_voice_seconds, telegram.max_file_bytes)
-        metrics = conversations.metrics
         yield TelegramBot(
-            create_bot(telegram), create_dispatcher(conversations, limits), conversations, metrics,
-            create_status_app(metrics),
+            create_bot(telegram), create_dispatcher(conversations, limits), conversations,
+            create_status_app(conversations.metrics),
         )
 
 
