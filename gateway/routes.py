@@ -81,8 +81,7 @@ async def _models(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["method"] != "GET":
         raise _method_not_allowed("GET")
     gateway = _gateway(scope)
-    caller = gateway.caller(scope)
-    key = caller[1]
+    caller = _incoming, key = gateway.caller(scope)
     model = unquote((scope.get("raw_path") or scope["path"].encode()).decode("latin-1")).removeprefix("/v1/models").strip("/")
     if model:
         if not key.allows(model):

@@ -178,7 +178,8 @@ def setup(service: str, *, exporter: SpanExporter | None = None, json_logs: bool
     is recorded (sampler ALWAYS_OFF, `Telemetry.recording` False): the server middleware and the
     gateway then make no spans per request (a caller's traceparent passes through as it came),
     and the spans other code makes are unrecorded but get ids, so their logs carry trace ids and
-    instrumented httpx clients still send traceparent (marked not sampled). `json_logs` (default: env JUNE_LOG_JSON, off) switches the root logger to JSON lines.
+    instrumented httpx clients still send traceparent (marked not sampled).
+    `json_logs` (default: env JUNE_LOG_JSON, off) switches the root logger to JSON lines.
     """
     resource = Resource.create({"service.name": f"june-{service}"})
     otlp = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))

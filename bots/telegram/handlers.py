@@ -2,9 +2,9 @@
 
 The core (`bots.conversation.Conversations`) and the media limits (`bots.conversation.MediaLimits`)
 reach handlers through the dispatcher's workflow data (``Dispatcher(conversations=..., limits=...)``),
-so tests build a dispatcher with their own. Every update ends in a message in the chat: the core turns pipeline
-trouble into an apology, and anything a handler did not expect (a Telegram error, a failed
-upload) is answered by the router's error handler.
+so tests build a dispatcher with their own. Every update ends in a message in the chat: the core
+turns pipeline trouble into an apology, and anything a handler did not expect (a Telegram error,
+a failed upload) is answered by the router's error handler.
 
 Chat keys are ``"telegram:<chat id>"``; per-chat preferences: ``voice`` ("on": text messages are
 answered with voice too) and ``captions`` ("off": voice replies come without the transcript/reply
