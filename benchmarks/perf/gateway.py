@@ -19,7 +19,11 @@ Goal (issue 4): < 1 ms added at p50 and >= 0.97x throughput. With `--pin` (the d
 there are 2+ CPUs) the proxy under test gets a CPU of its own and the load generator and stub
 share the rest, as in a deployment where clients and the inference server do not run on the
 gateway's cores; `--no-pin` lets all of them contend for every core, so on a small machine the
-numbers then measure the contention as much as the overhead.
+numbers then measure the contention as much as the overhead. With `--poll-idle` (the default) the
+run holds the kernel's CPU latency target at 0 µs (`/dev/cpu_dma_latency`, as tuned's
+latency-performance profile does), so idle CPUs poll instead of halting; on a VM, waking a halted
+vCPU costs 0.1-0.3 ms a hop, which would otherwise be billed to the proxy's extra hop (it needs
+root; the table says whether the hold took).
 The load generator is aiohttp on one event loop (cheaper per request than httpx, so it takes less
 of the shared CPU from what it measures).
 """
@@ -29,9 +33,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import struct
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -260,6 +266,33 @@ def relay_app(upstream: str):  # noqa: ANN201 - a raw ASGI app
     return app
 
 
+CPU_LATENCY_QOS = Path("/dev/cpu_dma_latency")
+
+
+@contextmanager
+def idle_polling(enabled: bool = True, qos: Path = CPU_LATENCY_QOS) -> Iterator[bool]:
+    """Hold the CPU latency QoS target at 0 µs while inside, so idle CPUs poll rather than halt.
+
+    Yields whether the hold took: False when not `enabled`, or where `qos` cannot be opened for
+    writing (not root, not Linux). The request lasts while the file stays open and ends when it is
+    closed, also when this process dies. Source: the kernel's PM QoS interface,
+    https://docs.kernel.org/power/pm_qos_interface.html (write an s32 in µs to the open node).
+    """
+    if not enabled:
+        yield False
+        return
+    try:
+        fd = os.open(qos, os.O_WRONLY)
+    except OSError:
+        yield False
+        return
+    try:
+        os.write(fd, struct.pack("=i", 0))
+        yield True
+    finally:
+        os.close(fd)
+
+
 def split_cpus(pin: bool) -> tuple[set[int], set[int]] | None:
     """(proxy CPUs, everyone else's) when pinning is asked for and possible: the last CPU this
     process may use for the proxy under test, the rest for the load generator and the stub.
@@ -284,6 +317,9 @@ def gateway(
     relay: Annotated[bool, typer.Option(help="Also measure a bare aiohttp relay: the cost of the extra hop alone.")] = True,
     pin: Annotated[
         bool, typer.Option(help="Give the proxy under test a CPU of its own (the last), the load generator and stubs the rest, as in a deployment where they are not on one box.")
+    ] = True,
+    poll_idle: Annotated[
+        bool, typer.Option(help="Hold /dev/cpu_dma_latency at 0 while measuring, so waking an idle CPU is not counted as the proxy's cost (needs root).")
     ] = True,
     serve_stub: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve a stub on this port.")] = None,
     serve_relay: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve the bare relay on this port.")] = None,
@@ -313,19 +349,21 @@ def gateway(
     proxy_cpus, other_cpus = split if split else (None, None)
     own_cpus = os.sched_getaffinity(0) if split else None
     rows: list[dict] = []
-    try:
+    with ExitStack() as stack:
+        polling = stack.enter_context(idle_polling(poll_idle))
+        if own_cpus:
+            stack.callback(os.sched_setaffinity, 0, own_cpus)
         if other_cpus:
             os.sched_setaffinity(0, other_cpus)  # the load generator, and the stubs it starts
         for label, stub_argv in targets:
             rows += _measure_target(label, stub_argv, upstream, relay, proxy_cpus, logs, console, model=model, concurrencies=concurrency, requests=requests, max_tokens=max_tokens, rounds=rounds)
-    finally:
-        if own_cpus:
-            os.sched_setaffinity(0, own_cpus)
     for row in rows:
         row["proxy_cpus"] = sorted(proxy_cpus) if proxy_cpus else None
+        row["idle_polling"] = polling
     print_table(rows, console)
     where = f"the proxies on CPU {sorted(proxy_cpus)}, load generator and stub on CPUs {sorted(other_cpus)}" if split else "everything on all CPUs (--no-pin)"
-    console.print(f"layout: {where}")
+    idle = "idle CPUs polled (cpu_dma_latency held at 0)" if polling else f"idle CPUs free to halt ({'--no-poll-idle' if not poll_idle else 'cpu_dma_latency not writable'})"
+    console.print(f"layout: {where}; {idle}")
     if out is not None:
         out.write_text(json.dumps(rows, indent=2))
 
