@@ -60,18 +60,30 @@ def speech_url(logs_dir: Path) -> Iterator[str]:
         yield url
 
 
+REASONING_ARGS = (
+    "--reasoning-parser qwen3 --default-chat-template-kwargs '{\"enable_thinking\": false}'"
+    " --structured-outputs-config.enable_in_reasoning true"
+)
+"""vLLM flags for the test server: Qwen3's reasoning parser, off by default; a grammar may shape the
+reasoning too (Qwen2.5 never writes `</think>` by itself, so the reasoning test's grammar does)."""
+
+
 @pytest.fixture(scope="session")
 def llm_url(logs_dir: Path) -> Iterator[str]:
     """vLLM's OpenAI server on CPU with the embedded default model (first run converts it: ~1 min).
 
-    JUNE_TEST_LLM_URL names an already running one instead (vLLM on CPU takes ~8 GB and ~1 min).
+    It also runs vLLM's `qwen3` reasoning parser, the GPU presets' own (REASONING_ARGS), with
+    thinking off unless a request asks for it: every other request is answered as by the plain
+    CPU server, and tests/llm can check that a reasoning trace stays out of `content`.
+    JUNE_TEST_LLM_URL names an already running one instead (vLLM on CPU takes ~8 GB and ~1 min;
+    start it with JUNE_LLM_EXTRA_ARGS set to REASONING_ARGS for the reasoning test).
     """
     if url := os.environ.get("JUNE_TEST_LLM_URL"):
         yield url
         return
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {"JUNE_LLM_HOST": "127.0.0.1", "JUNE_LLM_PORT": str(port)}
+    env = {"JUNE_LLM_HOST": "127.0.0.1", "JUNE_LLM_PORT": str(port), "JUNE_LLM_EXTRA_ARGS": REASONING_ARGS}
     with run_service("llm", ["-m", "june.llm"], env, f"{url}/health", logs_dir, timeout=600):
         yield url
 

@@ -46,3 +46,30 @@ def test_stream_through_the_gateway_arrives_in_deltas_with_usage(client: openai.
     assert len(deltas) >= 3 and "".join(deltas).strip()
     assert chunks[-1].usage is not None and 1 <= chunks[-1].usage.completion_tokens <= 8
     assert all(getattr(c.choices[0].delta, "reasoning", None) is None for c in chunks if c.choices)
+
+
+def test_reasoning_stays_out_of_content_streamed_or_not(client: openai.OpenAI) -> None:
+    # The test server runs vLLM's qwen3 reasoning parser (conftest.REASONING_ARGS); this request turns
+    # thinking on, and a grammar makes Qwen2.5 write a trace that ends in </think>, as Qwen3 does.
+    ask = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+        "max_tokens": 40,
+        "temperature": 0,
+        "extra_body": {
+            "chat_template_kwargs": {"enable_thinking": True},
+            "structured_outputs": {"regex": r"[A-Za-z ,']{10,80}\.</think>[A-Z][a-z]+\."},
+        },
+    }
+    message = client.chat.completions.create(**ask).choices[0].message
+    reasoning = getattr(message, "reasoning", None)
+    assert reasoning and message.content, message
+    assert "think>" not in reasoning + message.content and reasoning not in message.content
+
+    deltas = [c.choices[0].delta for c in client.chat.completions.create(**ask, stream=True) if c.choices]
+    parts = [(getattr(d, "reasoning", None) or "", d.content or "") for d in deltas]
+    assert not any(r and c for r, c in parts)  # no delta carries both
+    kinds = ["reasoning" if r else "content" for r, c in parts if r or c]
+    assert kinds[0] == "reasoning" and "content" in kinds and "reasoning" not in kinds[kinds.index("content") :]
+    assert "".join(r for r, _ in parts).strip() == reasoning.strip()
+    assert "".join(c for _, c in parts).strip() == message.content.strip()
