@@ -11,6 +11,7 @@ from litestar import Litestar, Router
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
+from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from gateway.auth import authenticate, load_keys, make_key
 from gateway.limits import Limiter, Limits, make_limiter
@@ -65,15 +66,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pools = make_pools({"llm": settings.llm_upstreams(), "speech": [settings.speech_url]}, timeout=timeout)
+        # Recorded traces get OpenTelemetry's CLIENT span per upstream call, with W3C traceparent
+        # injected; unrecorded ones no hooks at all (a caller's traceparent then passes unchanged).
+        traced = [create_trace_config(tracer_provider=telemetry.tracer_provider)] if telemetry.recording else []
+        pools = make_pools({"llm": settings.llm_upstreams(), "speech": [settings.speech_url]}, timeout=timeout, trace_configs=traced)
         own_limiter = limiter is None
         app.state.gateway = gateway = Gateway(
             keys=tuple(keys),
             pools=pools,
             limiter=limiter or make_limiter(limits_from(settings), settings.limits_backend, settings.redis_url),
             metrics=GatewayMetrics(),
-            # Upstream calls get a CLIENT span + traceparent from Gateway._traced_send, when recorded.
-            tracer=telemetry.tracer("gateway.proxy") if telemetry.recording else None,
             max_body_bytes=settings.max_body_bytes,
         )
         watchers = [asyncio.create_task(pool.watch(settings.health_interval_s)) for pool in pools.values()]

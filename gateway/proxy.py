@@ -9,9 +9,10 @@ them. Hop-by-hop headers are dropped both ways (RFC 9110 §7.6.1); the client's 
 not forwarded (the upstreams are internal).
 
 Around the relay, `Gateway.forward` does the bookkeeping: the API key, per-key limits (admitted
-before the upstream is called, released when the body ends or the client leaves), metrics, a
-CLIENT span with W3C traceparent (when traces are recorded), and completion tokens read from the
-upstream's `usage` (a JSON body's, or an SSE stream's usage chunk) without changing a byte.
+before the upstream is called, released when the body ends or the client leaves), metrics, and
+completion tokens read from the upstream's `usage` (a JSON body's, or an SSE stream's usage chunk)
+without changing a byte. When traces are recorded, OpenTelemetry's aiohttp instrumentation on the
+upstream sessions adds a CLIENT span and W3C traceparent to each upstream call (app.create_app).
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import aiohttp
 import msgspec
 from litestar.types import Receive, Scope, Send
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -305,7 +305,7 @@ class DisconnectWatch:
 
 @dataclass(eq=False)
 class Gateway:
-    """What every proxied request needs: keys, upstream pools, limits, metrics and a tracer.
+    """What every proxied request needs: keys, upstream pools, limits and metrics.
 
     Lives in `app.state.gateway` for the app's lifetime (see app.create_app).
     """
@@ -315,9 +315,6 @@ class Gateway:
     pools: dict[Upstream, Pool]
     limiter: Limiter
     metrics: GatewayMetrics
-    tracer: trace.Tracer | None
-    """Makes a CLIENT span per upstream call; None when traces go nowhere (no span, no id minted:
-    the client's own traceparent, if it sent one, reaches the upstream unchanged)."""
     max_body_bytes: int
 
     def caller(self, scope: Scope) -> tuple[Incoming, ApiKey]:
@@ -480,7 +477,8 @@ class Gateway:
             tried.append(server)
             server.inflight += 1
             try:
-                return server, await self._traced_send(server, method, target, headers, content)
+                # A CLIENT span and traceparent come from the session's OpenTelemetry hooks, when traced.
+                return server, await server.session.request(method, URL(server.url + target, encoded=True), headers=headers, data=content)
             except _BROKE_OFF as e:
                 server.inflight -= 1
                 if isinstance(e, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
@@ -493,32 +491,6 @@ class Gateway:
                 if isinstance(e, asyncio.TimeoutError):  # aiohttp's connect and read timeouts are ones
                     raise _timeout(pool, server, e) from e
                 raise _unreachable(pool, server, e) from e
-
-    async def _traced_send(
-        self, server: Server, method: str, target: str, headers: CIMultiDict[str], content: bytes | BodyStream | None
-    ) -> aiohttp.ClientResponse:
-        """The upstream's response (status and headers; the body still to read), in a CLIENT span
-        with W3C `traceparent` injected.
-
-        The span covers the wait for the status line and headers, as OpenTelemetry's HTTP client
-        instrumentations do, with their attributes (http.method, http.url, http.status_code).
-        Exceptions are recorded on the span and re-raised. Without a tracer, just the request.
-        """
-        url = server.url + target
-        request = partial(server.session.request, method, URL(url, encoded=True), headers=headers, data=content)
-        if self.tracer is None:
-            return await request()
-        with self.tracer.start_as_current_span(method, kind=SpanKind.CLIENT) as span:
-            propagate.inject(headers)  # replaces a client's traceparent: this span is the parent now
-            if span.is_recording():
-                span.set_attribute("http.method", method)
-                span.set_attribute("http.url", url)
-            response = await request()  # sends `headers` as they are now, traceparent included
-            if span.is_recording():
-                span.set_attribute("http.status_code", response.status)
-                if response.status >= 500:
-                    span.set_status(StatusCode.ERROR)
-            return response
 
     async def allowed_models(self, scope: Scope, send: Send, key: ApiKey) -> None:
         """Answer GET /v1/models from the LLM upstream's list, keeping only the models `key` may use.

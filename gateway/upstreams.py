@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,7 +32,7 @@ KEEPALIVE_S = 4.0
 so the gateway never reuses a connection the upstream is about to close."""
 
 
-def upstream_session(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+def upstream_session(timeout: aiohttp.ClientTimeout, trace_configs: Sequence[aiohttp.TraceConfig] = ()) -> aiohttp.ClientSession:
     """A session for relaying: raw bodies, no cookies, no headers of its own, no proxy from the env.
 
     - auto_decompress=False: bodies pass as the upstream encoded them (content-length stays true).
@@ -41,6 +41,7 @@ def upstream_session(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
     - skip_auto_headers: the upstream sees the client's headers, not aiohttp's defaults
       (an Accept-Encoding the client never sent would come back as a body it cannot read).
     - no connection limit: the upstream (vLLM's scheduler) decides how much it takes at once.
+    - `trace_configs`: aiohttp request hooks, e.g. OpenTelemetry's CLIENT spans (see app.create_app).
     """
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S),
@@ -49,6 +50,7 @@ def upstream_session(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
         trust_env=False,
+        trace_configs=list(trace_configs) or None,
     )
 
 
@@ -130,9 +132,11 @@ def why(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def make_pools(urls: Mapping[Upstream, list[str]], *, timeout: aiohttp.ClientTimeout) -> dict[Upstream, Pool]:
+def make_pools(
+    urls: Mapping[Upstream, list[str]], *, timeout: aiohttp.ClientTimeout, trace_configs: Sequence[aiohttp.TraceConfig] = ()
+) -> dict[Upstream, Pool]:
     """A pool per upstream name with a session per URL (call inside the running event loop)."""
     return {
-        name: Pool(name, [Server(url.rstrip("/"), upstream_session(timeout)) for url in group])
+        name: Pool(name, [Server(url.rstrip("/"), upstream_session(timeout, trace_configs)) for url in group])
         for name, group in urls.items()
     }

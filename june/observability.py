@@ -4,7 +4,8 @@
   `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, to a given exporter in tests,
   and otherwise not recorded at all (`Telemetry.recording` is False): request paths then make no
   spans, a caller's W3C `traceparent` passes through unchanged, and logs carry the caller's trace id.
-- httpx clients are instrumented one by one (`Telemetry.instrument`), so a trace spans
+- httpx clients are instrumented one by one (`Telemetry.instrument`), and the gateway's aiohttp
+  upstream sessions by OpenTelemetry's aiohttp-client hooks, so a trace spans
   client → gateway → vLLM / speech.
 - Server spans: a small Litestar middleware (`Telemetry.server_spans`), one SERVER span per request.
 - Metrics: Prometheus, via Litestar's middleware and a `/metrics` controller; services define
