@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,8 +25,9 @@ class SpeechSettings(BaseSettings):
     whisper_models: list[str] = ["base", "tiny.en"]
     """Whisper models a request may pick by `model` (JSON list in the env); the default is always added."""
     preload: list[str] | None = None
-    """Whisper models (of `whisper_models`) loaded at startup and kept loaded (JSON list); None: the
-    default one. Kokoro always loads at startup; the other models load on first use."""
+    """Whisper models (the default or of `whisper_models`) loaded at startup and kept loaded (JSON
+    list); None: the default one. Kokoro always loads at startup; the other models load on first use.
+    Another name fails validation (ValueError) rather than being skipped."""
     model_ttl_s: float = 300.0
     """Seconds a model that was not preloaded may stay idle before it is unloaded; < 0 never."""
     device: str = "cpu"
@@ -70,3 +72,13 @@ class SpeechSettings(BaseSettings):
     """Longest accepted `input` text for speech, as OpenAI."""
     cache_dir: Path | None = None
     """Where assembled models live; None: $XDG_CACHE_HOME/june/models or ~/.cache/june/models."""
+
+    @model_validator(mode="after")
+    def _preload_only_configured_models(self) -> SpeechSettings:
+        configured = list(dict.fromkeys([self.whisper_model, *self.whisper_models]))
+        if unknown := [name for name in (self.preload or []) if name not in configured]:
+            raise ValueError(
+                f"preload names Whisper models that are not configured: {unknown}; configured: {configured}"
+                " (add them to JUNE_SPEECH_WHISPER_MODELS)"
+            )
+        return self

@@ -103,8 +103,14 @@ def test_registry_loads_on_first_use_and_unloads_after_ttl() -> None:
 def test_preloads_are_the_pinned_models_whisper_first() -> None:
     default = build_engines(SpeechSettings()).preloads()
     assert [n for _, n in default] == ["base", "kokoro"] and not any(r.loaded(n) for r, n in default)
-    chosen = build_engines(SpeechSettings(whisper_models=["base", "tiny.en"], preload=["tiny.en", "small"]))
-    assert [n for _, n in chosen.preloads()] == ["tiny.en", "kokoro"]  # "small" is not a configured model
+    chosen = build_engines(SpeechSettings(whisper_models=["base", "tiny.en"], preload=["tiny.en"]))
+    assert [n for _, n in chosen.preloads()] == ["tiny.en", "kokoro"]
+
+
+def test_preloading_a_model_that_is_not_configured_is_refused_not_skipped() -> None:
+    with pytest.raises(ValueError, match=r"not configured: \['small'\].*JUNE_SPEECH_WHISPER_MODELS"):
+        SpeechSettings(whisper_models=["base", "tiny.en"], preload=["tiny.en", "small"])
+    assert SpeechSettings(whisper_model="small", whisper_models=[], preload=["small"]).preload == ["small"]
 
 
 def test_full_queue_raises_a_503_openai_error_with_retry_after() -> None:
