@@ -124,6 +124,24 @@ class SentenceSplitter:
         return [rest] if rest else []
 
 
+class CodeFences:
+    """What of a streamed reply lies outside Markdown code fences, sentence by sentence.
+
+    ``outside(sentence)`` returns the parts of `sentence` that are not inside a fenced code block,
+    given every sentence passed before it (a fence opened in one sentence closes in a later one);
+    "" when all of it is code. The language tag after an opening fence counts as code.
+    """
+
+    def __init__(self) -> None:
+        self.inside = False
+
+    def outside(self, sentence: str) -> str:
+        parts = sentence.split("```")
+        kept = parts[1::2] if self.inside else parts[0::2]
+        self.inside ^= len(parts) % 2 == 0  # an odd number of fences flips it
+        return " ".join(part.strip() for part in kept if part.strip())
+
+
 def split_message(text: str, limit: int) -> list[str]:
     """`text` in pieces of at most `limit` characters, cut after a sentence end where possible.
 

@@ -161,6 +161,16 @@ async def test_what_cannot_be_spoken_never_reaches_speech(gateway, http):
 
 
 @pytest.mark.parametrize("overlap", [True, False])
+async def test_code_blocks_between_prose_are_shown_but_not_spoken(gateway, http, overlap):
+    reply = "Here is how to add two numbers:\n```python\ndef add(a, b):\n    return a + b\n```\nIt returns the sum of both."
+    gateway["chat"].return_value = stream_response(sse(*[reply[i : i + 7] for i in range(0, len(reply), 7)]))
+    result = await make_pipeline(http, overlap=overlap).run_voice(b"voice", [])
+    assert result.reply == reply and result.audio is not None
+    spoken = " ".join(json.loads(c.request.content)["input"] for c in gateway["tts"].calls)
+    assert spoken.split() == "Here is how to add two numbers: It returns the sum of both.".split()
+
+
+@pytest.mark.parametrize("overlap", [True, False])
 async def test_a_reply_with_nothing_to_speak_goes_as_text(gateway, http, overlap):
     """A voice question answered only with code, links or emoji: the answer itself, no audio, no apology."""
     code = "```python\nprint(1)\n```"

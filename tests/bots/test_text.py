@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bots.text import SentenceSplitter, VisibleStream, approx_tokens, split_message, strip_reasoning
+from bots.text import CodeFences, SentenceSplitter, VisibleStream, approx_tokens, split_message, strip_reasoning
 
 CONTENTS = [
     "<think>a</think>Hello<think>b</think> there",
@@ -53,3 +53,10 @@ def test_split_message_prefers_sentence_ends_and_keeps_every_word():
 
 def test_approx_tokens_is_a_quarter_of_the_characters():
     assert approx_tokens("") == 0 and approx_tokens("abcd") == 1 and approx_tokens("abcde") == 2
+
+
+def test_code_fences_are_tracked_across_sentences():
+    fences = CodeFences()
+    said = [fences.outside(s) for s in ["Add them:", "```python", "def add(a, b):", "return a + b", "``` That is all.", "Use `add` ```x``` freely."]]
+    assert said == ["Add them:", "", "", "", "That is all.", "Use `add` freely."]
+    assert not fences.inside
