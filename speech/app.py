@@ -82,9 +82,8 @@ def build_engines(
 
     A given `transcriber`/`synthesizer` is registered as loaded (and pinned) under the default model / "kokoro".
     """
-    names = list(dict.fromkeys([settings.whisper_model, *settings.whisper_models]))
     transcribers: ModelRegistry[Transcriber] = ModelRegistry(
-        {n: functools.partial(load_transcriber, settings, n) for n in names},
+        {n: functools.partial(load_transcriber, settings, n) for n in settings.configured_whisper_models},
         ttl_s=settings.model_ttl_s,
         pinned=set(settings.preload if settings.preload is not None else [settings.whisper_model]),
     )

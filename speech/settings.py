@@ -73,9 +73,14 @@ class SpeechSettings(BaseSettings):
     cache_dir: Path | None = None
     """Where assembled models live; None: $XDG_CACHE_HOME/june/models or ~/.cache/june/models."""
 
+    @property
+    def configured_whisper_models(self) -> list[str]:
+        """The Whisper models a request may pick: the default first, then `whisper_models`, without repeats."""
+        return list(dict.fromkeys([self.whisper_model, *self.whisper_models]))
+
     @model_validator(mode="after")
     def _preload_only_configured_models(self) -> SpeechSettings:
-        configured = list(dict.fromkeys([self.whisper_model, *self.whisper_models]))
+        configured = self.configured_whisper_models
         if unknown := [name for name in (self.preload or []) if name not in configured]:
             raise ValueError(
                 f"preload names Whisper models that are not configured: {unknown}; configured: {configured}"
