@@ -39,7 +39,7 @@ import httpx
 import numpy as np
 import stamina
 
-from bots.text import CodeFences, SentenceSplitter, VisibleStream, strip_reasoning
+from bots.text import SentenceSplitter, VisibleStream, strip_reasoning
 from speech.audio import AudioDecodeError, decode, encode
 from speech.text import speakable
 
@@ -258,18 +258,15 @@ class VoicePipeline:
         first: float | None = None
         shown: list[str] = []  # every visible sentence, spoken or not
 
-        fences = CodeFences()  # lines of a code block arrive as sentences of their own
-
         def launch(sentences: list[str]) -> None:
             nonlocal first
             for sentence in sentences:
                 shown.append(sentence)
-                words = fences.outside(sentence)
-                if not speakable(words):
+                if not speakable(sentence):
                     continue  # only code, markup, links or emoji: the speech service would refuse it
                 if first is None:
                     first = time.perf_counter() - origin
-                tasks.append(asyncio.create_task(self._synthesize(words)))
+                tasks.append(asyncio.create_task(self._synthesize(sentence)))
 
         visible = VisibleStream()
         raw: list[str] = []

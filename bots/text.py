@@ -100,7 +100,8 @@ class SentenceSplitter:
 
     ``feed(text)`` returns the sentences finished so far (stripped, never empty); ``flush()`` returns
     the remainder. Sentences shorter than `min_chars` are joined to the next one, so "Hi." or
-    "Dr." does not become its own speech request.
+    "Dr." does not become its own speech request. A Markdown code fence (```) is never cut: the
+    block comes out whole once it closes, so `speech.text.speakable` sees it as code.
     """
 
     def __init__(self, min_chars: int = 24) -> None:
@@ -113,7 +114,7 @@ class SentenceSplitter:
         start = 0
         for match in _SENTENCE_END.finditer(self._buffer):
             candidate = self._buffer[start : match.end()].strip()
-            if len(candidate) >= self.min_chars:
+            if len(candidate) >= self.min_chars and candidate.count("```") % 2 == 0:  # no fence left open
                 sentences.append(candidate)
                 start = match.end()
         self._buffer = self._buffer[start:]
@@ -122,24 +123,6 @@ class SentenceSplitter:
     def flush(self) -> list[str]:
         rest, self._buffer = self._buffer.strip(), ""
         return [rest] if rest else []
-
-
-class CodeFences:
-    """What of a streamed reply lies outside Markdown code fences, sentence by sentence.
-
-    ``outside(sentence)`` returns the parts of `sentence` that are not inside a fenced code block,
-    given every sentence passed before it (a fence opened in one sentence closes in a later one);
-    "" when all of it is code. The language tag after an opening fence counts as code.
-    """
-
-    def __init__(self) -> None:
-        self.inside = False
-
-    def outside(self, sentence: str) -> str:
-        parts = sentence.split("```")
-        kept = parts[1::2] if self.inside else parts[0::2]
-        self.inside ^= len(parts) % 2 == 0  # an odd number of fences flips it
-        return " ".join(part.strip() for part in kept if part.strip())
 
 
 def split_message(text: str, limit: int) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bots.text import CodeFences, SentenceSplitter, VisibleStream, approx_tokens, split_message, strip_reasoning
+from bots.text import SentenceSplitter, VisibleStream, approx_tokens, split_message, strip_reasoning
 
 CONTENTS = [
     "<think>a</think>Hello<think>b</think> there",
@@ -55,8 +55,8 @@ def test_approx_tokens_is_a_quarter_of_the_characters():
     assert approx_tokens("") == 0 and approx_tokens("abcd") == 1 and approx_tokens("abcde") == 2
 
 
-def test_code_fences_are_tracked_across_sentences():
-    fences = CodeFences()
-    said = [fences.outside(s) for s in ["Add them:", "```python", "def add(a, b):", "return a + b", "``` That is all.", "Use `add` ```x``` freely."]]
-    assert said == ["Add them:", "", "", "", "That is all.", "Use `add` freely."]
-    assert not fences.inside
+def test_a_code_block_is_never_cut_and_comes_out_whole_once_closed():
+    splitter = SentenceSplitter(min_chars=4)
+    said = [splitter.feed(piece) for piece in ["Add them:\n```python\n", "def add(a, b):\n", "return a + b\n", "``` That is all. ", "Use ```x.``` freely. "]]
+    assert said == [["Add them:"], [], [], ["```python\ndef add(a, b):\nreturn a + b\n``` That is all."], ["Use ```x.``` freely."]]
+    assert splitter.flush() == []
