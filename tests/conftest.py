@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +21,19 @@ import pytest
 
 from june.procs import ServiceFailed, free_port, running
 
-__all__ = ["free_port", "run_service"]
+__all__ = ["free_port", "require_program", "run_service"]
+
+
+def require_program(program: str, package: str) -> str:
+    """The path of a system program a test needs; without it the test is skipped with the Debian
+    package to install, except under CI (`CI` set), where `.ci/run` installs every such package and
+    a missing one fails the test instead of hiding it."""
+    if path := shutil.which(program):
+        return path
+    message = f"{program} is not installed (Debian package {package}: apt install {package})"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @contextlib.contextmanager
@@ -106,10 +119,11 @@ def gateway_url(logs_dir: Path, speech_url: str, llm_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server (Debian package) on 127.0.0.1, in memory only; flushed per session."""
+    redis_server = require_program("redis-server", "redis-server")
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
