@@ -41,24 +41,45 @@ def up(
 
 @app.command()
 def voice(
-    audio: Annotated[Path, typer.Argument(help="Voice message: any format the speech service decodes.", exists=True, dir_okay=False)],
     output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="Where to write the spoken reply (OGG/Opus).")],
+    audio: Annotated[
+        Path | None, typer.Argument(help="Voice message: any format the speech service decodes.", exists=True, dir_okay=False)
+    ] = None,
+    say: Annotated[str | None, typer.Option(help="Instead of AUDIO: this question, spoken first by june's own TTS.")] = None,
+    language: Annotated[
+        str | None, typer.Option(help="ISO 639-1 language of the message [default: detected; 'en' with --say].")
+    ] = None,
     base_url: Annotated[str | None, typer.Option(help="Gateway base URL [default: JUNE_BOT_BASE_URL or http://127.0.0.1:8000].")] = None,
     api_key: Annotated[str | None, typer.Option(envvar="JUNE_API_KEY", help="Gateway API key, if it needs one.")] = None,
 ) -> None:
-    """Send one voice message through transcribe → chat → speak and print each stage's time."""
+    """Send one voice message through transcribe → chat → speak and print each stage's time.
+
+    The message is AUDIO, or with `--say "…"` the question spoken by the stack's own speech
+    service (so the round trip works right after `june up`, with no recorder or espeak-ng). The
+    offline voices are Japanese ones that Whisper may take for Japanese, so `--say` transcribes
+    as English unless `--language` says otherwise."""
+    if (audio is None) == (say is None):
+        raise typer.BadParameter("give either AUDIO or --say TEXT (one of them)")
     import httpx
 
     from bots.pipeline import PipelineError
     from bots.settings import BotSettings, create_pipeline
 
     settings = BotSettings()
-    settings = settings.model_copy(update={"base_url": base_url or settings.base_url, "api_key": SecretStr(api_key) if api_key else settings.api_key})
+    settings = settings.model_copy(
+        update={
+            "base_url": base_url or settings.base_url,
+            "api_key": SecretStr(api_key) if api_key else settings.api_key,
+            "language": language or ("en" if say is not None else settings.language),
+        }
+    )
     url = settings.base_url
 
     async def round_trip():
         async with httpx.AsyncClient(timeout=settings.request_timeout) as http:
-            return await create_pipeline(settings, http).run_voice(audio.read_bytes(), [])
+            pipeline = create_pipeline(settings, http)
+            message = audio.read_bytes() if audio is not None else await pipeline.speak(say or "")
+            return await pipeline.run_voice(message, [])
 
     try:
         result = asyncio.run(round_trip())

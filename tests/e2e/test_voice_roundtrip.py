@@ -69,6 +69,30 @@ def test_june_voice_command(gateway_url: str, question_ogg: Path, tmp_path: Path
     assert out.read_bytes()[:4] == b"OggS"
 
 
+def test_june_voice_says_the_question_itself(gateway_url: str, tmp_path: Path) -> None:
+    """`june voice --say`: june's own TTS speaks the question, so no recorder or espeak-ng is needed."""
+    out = tmp_path / "answer.ogg"
+    done = subprocess.run(
+        [sys.executable, "-m", "june", "voice", "--say", QUESTION, "-o", str(out), "--base-url", gateway_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    heard = done.stdout.lower().split("you said:")[1].split("june:")[0]
+    assert "capital" in heard and "germany" in heard, done.stdout
+    assert out.read_bytes()[:4] == b"OggS"
+
+
+def test_june_voice_needs_audio_or_say(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "june", "voice", "-o", str(tmp_path / "a.ogg")], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "--say" in done.stdout + done.stderr
+
+
 def test_june_voice_reports_a_stack_that_is_down(question_ogg: Path, tmp_path: Path) -> None:
     from tests.conftest import free_port
 
