@@ -14,17 +14,35 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
-from benchmarks.cli import bench
 from june.smoke import smoke
 
-app = typer.Typer(help="june: a self-hosted voice and coding assistant stack.", no_args_is_help=True)
+
+class _Commands(TyperGroup):
+    """june's commands, with `bench` imported only when it is asked for (or listed in --help):
+    the CLI sits on top of every service, and `june up` has no business loading the benchmarks."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "bench"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "bench":
+            from benchmarks.cli import bench
+
+            command = typer.main.get_command(bench)
+            command.name = cmd_name
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+app = typer.Typer(help="june: a self-hosted voice and coding assistant stack.", no_args_is_help=True, cls=_Commands)
 console = Console(highlight=False)
-app.add_typer(bench, name="bench")
 app.command("smoke")(smoke)
 
 
