@@ -11,6 +11,7 @@ transformers, torch and gguf are imported only inside the conversion, so preflig
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.resources
 import logging
@@ -171,6 +172,17 @@ def prepare_offline_model(
     if is_converted(hf_dir):
         return hf_dir
     root.mkdir(parents=True, exist_ok=True)
+    # One converter at a time: a second `june llm` started meanwhile (a test run beside `june up`)
+    # waits here and then finds the folder done, instead of converting a GGUF the first one deletes.
+    with open(cache_dir / f".{model.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_converted(hf_dir):
+            return hf_dir
+        _convert_once(model, root, hf_dir, convert)
+    return hf_dir
+
+
+def _convert_once(model: SplitGguf, root: Path, hf_dir: Path, convert: Callable[[Path, Path], None]) -> None:
     gguf = root / _GGUF_NAME
     if not (gguf.is_file() and gguf.stat().st_size == model.size):
         log.info("joining %s GGUF parts into %s", model.name, gguf)
@@ -194,4 +206,3 @@ def prepare_offline_model(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return hf_dir

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,24 @@ def test_failed_conversion_leaves_no_folder(tmp_path: Path) -> None:
         prepare_offline_model(tmp_path, convert=broken)
     root = tmp_path / QWEN25_CODER_05B.name
     assert sorted(p.name for p in root.iterdir()) == ["model.gguf"]  # joined file kept, no hf/ nor temp dir
+
+
+def test_concurrent_starts_convert_once(tmp_path: Path) -> None:
+    """Two `june llm` starting together: the second waits for the first's conversion and reuses it
+    (it used to convert too, from a GGUF the first one deletes when done)."""
+    calls: list[Path] = []
+
+    def slow(gguf: Path, out: Path) -> None:
+        calls.append(gguf)
+        time.sleep(0.5)
+        assert gguf.is_file()
+        for name in ("config.json", "tokenizer_config.json", "model.safetensors"):
+            (out / name).write_text("{}")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: prepare_offline_model(tmp_path, convert=slow), range(2)))
+    assert results[0] == results[1] == tmp_path / QWEN25_CODER_05B.name / "hf"
+    assert len(calls) == 1
 
 
 def test_converted_model_is_built_once_and_reused() -> None:
