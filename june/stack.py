@@ -17,14 +17,31 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import re
+
 import httpx
 from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
 
-from june.procs import ServiceFailed, wait_ready
+from june.procs import ServiceFailed
 
 console = Console(highlight=False)
 
 _COLORS = {"llm": "magenta", "speech": "cyan", "gateway": "green", "telegram": "yellow", "discord": "blue"}
+
+# What a child's log lines say about its start, newest match wins (june's own log lines, vLLM's, uvicorn's).
+_PHASES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"joining .*parts", re.I), "joining model parts"),
+    (re.compile(r"GGUF tensors.*?(\d+)/(\d+)", re.I), "converting {}/{} tensors"),
+    (re.compile(r"converting .* to safetensors", re.I), "converting the model (about a minute)"),
+    (re.compile(r"Loading safetensors checkpoint shards|Loading weights|loading (whisper|model|kokoro)", re.I), "loading weights"),
+    (re.compile(r"loaded model '([^']+)'", re.I), "loaded {}"),
+    (re.compile(r"KV cache|warm|compil|profil|graph", re.I), "warming up"),
+    (re.compile(r"Started server process|Application startup|Uvicorn running", re.I), "serving, checking readiness"),
+]
+_ERROR = re.compile(r"error|exception|failed|refus|cannot|not enough|no .*gpu", re.I)
 
 
 @dataclass
@@ -38,9 +55,31 @@ class Service:
     ready_timeout: float = 900.0
     proc: subprocess.Popen | None = None
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=30))
+    started: float = 0.0
+    """time.monotonic() when the child was spawned."""
+    ready_after: float | None = None
+    """Seconds from its own start until it answered `ready_url` (None: not yet)."""
+
+    @property
+    def phase(self) -> str:
+        """What the child is doing now, from the last line it printed ("converting 123/291 tensors", …)."""
+        if self.ready_after is not None:
+            return "ready"
+        for line in reversed(self.tail):
+            for pattern, label in _PHASES:
+                if m := pattern.search(line):
+                    return label.format(*m.groups())
+        return "starting"
+
+    def why(self) -> str:
+        """The child's own last word on a failure: its last error-looking line, else its last line."""
+        lines = [line.strip() for line in self.tail if line.strip()]
+        errors = [line for line in lines if _ERROR.search(line)]
+        return (errors or lines or ["(it printed nothing)"])[-1][:300]
 
     def start(self, quiet: bool) -> None:
         """Spawn the child in its own process group and stream its output with a prefix."""
+        self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
             env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
@@ -54,10 +93,12 @@ class Service:
         assert self.proc is not None and self.proc.stdout is not None
         color = _COLORS.get(self.name, "white")
         for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
+            # A progress bar (tqdm) redraws its line with \r: each redraw counts as a line of its own.
+            *redraws, line = [part.strip() for part in raw.decode(errors="replace").split("\r") if part.strip()] or [""]
+            self.tail.extend(redraws)
             self.tail.append(line)
             if not quiet:
-                console.print(f"[{color}]{self.name:>8} |[/] {line}", markup=True, soft_wrap=True)
+                console.print(f"[{color}]{self.name:>8} |[/] {escape(line)}", markup=True, soft_wrap=True)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the child's process group, then SIGKILL after `timeout` seconds."""
@@ -146,10 +187,10 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
     try:
         for s in services:
             s.start(quiet)
+        _wait_ready(services)
         for s in services:
-            if s.ready_url:  # a bot without an HTTP port has nothing to poll
-                waited = wait_ready(s.ready_url, timeout=s.ready_timeout, proc=s.proc, name=s.name)
-                console.print(f"[bold]{s.name}[/] ready ({waited:.1f} s)")
+            if s.ready_after is not None:
+                console.print(f"[bold]{s.name}[/] ready ({s.ready_after:.1f} s)")
         _banner(time.monotonic() - t0, plan.gateway_url, plan.api_key)
         while True:
             for s in services:
@@ -157,10 +198,11 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
                     raise ServiceFailed(f"{s.name} exited with code {s.proc.returncode}")
             time.sleep(0.5)
     except ServiceFailed as e:
-        console.print(f"[bold red]june up: {e}[/]")
+        console.print(f"[bold red]june up: {e}[/]", markup=True, highlight=False)
         for s in services:
             if s.proc is not None and s.proc.poll() is not None and s.tail:
-                console.print(f"[red]last lines of {s.name}:[/]\n" + "\n".join(s.tail), markup=False)
+                console.print(f"[red]last lines of {s.name}:[/]")
+                console.print("\n".join(s.tail), markup=False)
         return 1
     except KeyboardInterrupt:
         return 0
@@ -170,6 +212,42 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
         for s in reversed(services):
             s.stop()
         console.print("stopped.")
+
+
+def _wait_ready(services: list[Service], poll_s: float = 0.5) -> None:
+    """Wait for every service at once, showing each one's phase and elapsed time live; each
+    `ready_after` is then that service's own start time. Raises ServiceFailed, with the child's
+    own last error line, as soon as one exits or outlasts its `ready_timeout`."""
+    pending = [s for s in services if s.ready_url]  # a bot without an HTTP port has nothing to poll
+    with httpx.Client(timeout=1.0) as http, Live(_status(services), console=console, transient=True) as live:
+        while pending:
+            for s in list(pending):
+                assert s.proc is not None
+                waited = time.monotonic() - s.started
+                if s.proc.poll() is not None:
+                    raise ServiceFailed(f"{s.name} exited with code {s.proc.returncode} before it was ready: {s.why()}")
+                try:
+                    if http.get(s.ready_url).status_code == 200:
+                        s.ready_after = waited
+                        pending.remove(s)
+                        continue
+                except httpx.HTTPError:
+                    pass
+                if waited > s.ready_timeout:
+                    raise ServiceFailed(f"{s.name} was not ready after {s.ready_timeout:.0f} s ({s.phase}): {s.why()}")
+            live.update(_status(services))
+            if pending:
+                time.sleep(poll_s)
+
+
+def _status(services: list[Service]) -> Table:
+    table = Table("service", "phase", "elapsed", box=None, title="starting june", title_justify="left")
+    now = time.monotonic()
+    for s in services:
+        elapsed = s.ready_after if s.ready_after is not None else now - s.started
+        style = "green" if s.ready_after is not None else _COLORS.get(s.name, "white")
+        table.add_row(f"[{style}]{s.name}[/]", s.phase, f"{elapsed:5.0f} s")
+    return table
 
 
 def _banner(seconds: float, url: str, api_key: str | None) -> None:

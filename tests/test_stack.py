@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from june.procs import wait_ready
-from june.stack import plan
+from june.stack import Service, plan
 from tests.conftest import free_port
 
 
@@ -102,3 +102,18 @@ def test_ctrl_c_stops_every_child(signals: list[signal.Signals]) -> None:
     assert _processes_with(marker) == [], out[-2000:]
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{gateway_port}/health", timeout=2)
+
+
+def test_a_starting_service_shows_its_phase_and_a_failed_one_its_reason() -> None:
+    llm = Service("llm", "june.llm", "http://127.0.0.1:1/health")
+    assert llm.phase == "starting"
+    llm.tail.append("INFO june.llm.models: joining qwen2.5-coder-0.5b-instruct GGUF parts into /x/model.gguf")
+    assert llm.phase == "joining model parts"
+    llm.tail.append("Converting and de-quantizing GGUF tensors...:  42%|████▏     | 123/291 [00:10<00:14, 12.0it/s]")
+    assert llm.phase == "converting 123/291 tensors"
+    llm.tail.append("Loading safetensors checkpoint shards:   0% Completed | 0/1 [00:00<?, ?it/s]")
+    assert llm.phase == "loading weights"
+    llm.tail.extend(["ValueError: not enough GPU memory for the KV cache", "shutting down"])
+    assert llm.why() == "ValueError: not enough GPU memory for the KV cache"
+    llm.ready_after = 3.0
+    assert llm.phase == "ready"
