@@ -12,9 +12,8 @@ import dataclasses
 import runpy
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from pydantic import SecretStr
 from rich.console import Console
@@ -28,10 +27,10 @@ class _Commands(TyperGroup):
     """june's commands, with `bench` imported only when it is asked for (or listed in --help):
     the CLI sits on top of every service, and `june up` has no business loading the benchmarks."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return sorted({*super().list_commands(ctx), "bench"})
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name == "bench":
             from benchmarks.cli import bench
 
