@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from june.observability import setup
+from june.observability import configure_logging, setup
 from june.web import serve
 
 
@@ -16,7 +14,7 @@ def main(settings: GatewaySettings | None = None) -> None:
     Spans go to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; JUNE_LOG_JSON=1 logs JSON lines.
     """
     settings = settings or GatewaySettings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     telemetry = setup("gateway")
     try:
         serve(create_app(settings, telemetry=telemetry), settings.host, settings.port, access_log=settings.access_log)

@@ -170,6 +170,15 @@ def _continue_trace(app: ASGIApp) -> ASGIApp:
     return continued
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Plain-text logging for a service's `main()` (`time LEVEL logger: message` on stderr); `setup`
+    switches the root logger to JSON lines instead when JUNE_LOG_JSON is on."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+
+
 def setup(service: str, *, exporter: SpanExporter | None = None, json_logs: bool | None = None) -> Telemetry:
     """Telemetry for `service` ("speech", "gateway", "telegram", …).
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-
-import re
 
 import httpx
 from rich.console import Console

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
+from june.observability import configure_logging
 from june.web import serve
 from speech.app import create_app
 from speech.settings import SpeechSettings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = SpeechSettings()
     serve(create_app(settings), settings.host, settings.port)
 

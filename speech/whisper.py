@@ -21,6 +21,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
+from june.cache import default_cache_dir
 from speech.engines import EngineInputError, Segment, TranscribeOptions, Word
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,6 @@ BASE_MODEL_BYTES = 145_217_532
 
 # Whisper's default temperature fallback ladder (used when the request gives none or 0).
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-
-
-def default_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/june/models, or ~/.cache/june/models."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "june" / "models"
 
 
 def assemble_base(target: Path) -> Path:

@@ -19,6 +19,7 @@ from bots.discord.cog import DiscordContext, JuneCog, intents
 from bots.discord.rest import DiscordREST
 from bots.settings import BotSettings, DiscordSettings, open_conversations
 from bots.status import create_status_app, start_site
+from june.observability import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ async def run(bot_settings: BotSettings, discord: DiscordSettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     asyncio.run(run(BotSettings(), DiscordSettings()))  # type: ignore[call-arg]  # token comes from the env
 
 

@@ -122,7 +122,7 @@ async def run(bot_settings: BotSettings, telegram: TelegramSettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    observability.configure_logging()
     asyncio.run(run(BotSettings(), TelegramSettings()))  # type: ignore[call-arg]  # token comes from the env
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from june.llm.server import serve
 from june.llm.settings import LLMSettings
+from june.observability import configure_logging
 
 
 def main() -> int:
     """Serve until vLLM exits; non-zero with a one-line reason when the preset cannot run here."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     return serve(LLMSettings())
 
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def default_cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/june/models`, or `~/.cache/june/models` when XDG_CACHE_HOME is unset."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "june" / "models"
+from june.cache import default_cache_dir
 
 
 class LLMSettings(BaseSettings):
