@@ -359,7 +359,8 @@ class Gateway:
         `body`: what a POST must carry: "json" (OpenAI JSON; any other media type → 415, a body that is
         not a bounded JSON object → 400, see bodies.json_model) or "multipart" (form uploads; other
         media types → 415). Either way its `model` must be one the key may use (auth.check_model:
-        400 missing_model, 403 model_not_allowed). POSTs count against the key's limits (429, type rate_limit_error, with Retry-After).
+        400 missing_model, 403 model_not_allowed). POSTs count against the key's limits (429, type
+        rate_limit_error, with Retry-After).
         Raises, before anything is sent, OpenAIError 401 for a bad key, 413 for a body over
         max_body_bytes, 502 (code upstream_unavailable) when no server can be reached or one breaks
         the exchange before answering, 504 (code upstream_timeout) when it does not answer in time.
