@@ -83,8 +83,7 @@ def json_model(body: bytes, *, max_depth: int) -> str | None:
         raise _invalid(f"The JSON body is not valid UTF-8 (byte {e.start}).") from None
     except msgspec.MsgspecError as e:
         raise _invalid(f"The request body is not valid JSON: {e}.") from None
-    # Arrays and objects only nest as deep as there are brackets: count first, walk only if needed.
-    if body.count(b"[") + body.count(b"{") > max_depth and _deeper_than(value, max_depth):
+    if _deeper_than(value, max_depth):  # ~0.1 ms for an 87 KB chat body with tools
         raise _invalid(f"The JSON body is nested deeper than {max_depth} levels.")
     if type(value) is not dict:
         raise _invalid(f"The request body must be a JSON object, not {_json_kind(value)}.")
