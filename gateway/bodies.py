@@ -53,7 +53,7 @@ def _invalid(message: str) -> OpenAIError:
 
 def _deeper_than(value: object, limit: int) -> bool:
     """Whether decoded JSON `value` nests more than `limit` arrays/objects deep (breadth first, no recursion)."""
-    level = [value]
+    level = [value] if type(value) is dict or type(value) is list else []
     for _ in range(limit):
         below: list[object] = []
         for item in level:
