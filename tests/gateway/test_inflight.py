@@ -129,3 +129,19 @@ def test_a_concurrent_mix_gives_every_count_back(own_gw: str) -> None:
     assert _settled(own_gw) == {"llm": 0, "speech": 0}
     # And least-busy routing still sees an idle server: a request goes through.
     assert httpx.post(f"{own_gw}/v1/chat/completions", json=CHAT).status_code == 200
+
+
+def test_uploads_the_gateway_cuts_short_give_their_count_back(stub_url: str, tmp_path) -> None:
+    # A key with an allow-list: the gateway reads the form's model as it streams to the upstream and
+    # cuts the upload off when the model (after 16 KB of audio) is not allowed.
+    keys = tmp_path / "keys.txt"
+    keys.write_text("sk-only-whisper whisper-1\n")
+    forbidden = FORM_HEAD + b"RIFF" * 4096 + f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\nlarge-v3\r\n--{BOUNDARY}--\r\n'.encode()
+    headers = {"authorization": "Bearer sk-only-whisper", "content-type": FORM_TYPE}
+    with serve_in_thread(create_app(gateway_settings(stub_url, api_keys_file=keys))) as gw, httpx.Client(base_url=gw) as c:
+        for _ in range(3):
+            pieces = [forbidden[i : i + 4096] for i in range(0, len(forbidden), 4096)]
+            assert c.post("/v1/audio/transcriptions", content=iter(pieces), headers=headers).status_code == 403
+        assert c.post("/v1/audio/transcriptions", content=FORM.replace(b"whisper-1", b"large-v3"), headers=headers).status_code == 403
+        assert c.post("/v1/audio/transcriptions", content=FORM, headers=headers).status_code == 200
+        assert _settled(gw) == {"llm": 0, "speech": 0}
