@@ -3,11 +3,12 @@
 
 The gateway enforces per-key model allow-lists, so the model it checks must be the model the
 upstream will serve. That only holds if the gateway reads the body the way the upstream will, or
-refuses it: vLLM lower-cases the media type and parses JSON with Python's `json` module, which also
-takes NaN, 1e400 (inf), 5000-digit integers, lone surrogates and a UTF-16 body. So a JSON endpoint
-takes only `application/json` (any case, any parameters; else 415), and its body is parsed whole
-and strictly here (msgspec: RFC 8259, UTF-8, numbers in range) and refused with a 400 when it is
-not one JSON object of bounded size and nesting. What passes is sent on as the same bytes.
+refuses it: vLLM lower-cases the media type and parses JSON with Python's `json` module, which
+takes NaN, 1e400 (as inf), lone surrogates and a UTF-16 body, and fails (a 500) on a 5000-digit
+integer or 1000-deep nesting. So a JSON endpoint takes only `application/json` (any case, any
+parameters; else 415), and its body is parsed whole and strictly here (msgspec: RFC 8259, UTF-8,
+numbers in range) and refused with a 400 when it is not one JSON object of bounded size and
+nesting. What passes is sent on as the same bytes.
 
 A multipart upload streams through (up to 25 MB of audio); for a key with an allow-list its
 `model` fields are read as they pass (`FormScan`, the `multipart` package Litestar itself parses
@@ -69,9 +70,10 @@ def json_model(body: bytes, *, max_depth: int) -> str | None:
     """The top-level `model` of a JSON object body; None when absent or null.
 
     Raises OpenAIError 400 (code invalid_json) for an empty body, bytes that are not strict JSON
-    (RFC 8259: no NaN/Infinity, no lone surrogates, UTF-8 only), numbers msgspec cannot hold
-    (beyond 64-bit integers, 1e400), nesting deeper than `max_depth`, a top level that is not an
-    object; 400 (param model, code invalid_value) for a `model` that is not a string.
+    (RFC 8259: no NaN/Infinity, no lone surrogates, UTF-8 only), numbers out of range (integers
+    past Python's 4300-digit limit, floats past a double's, 1e400), nesting deeper than `max_depth`,
+    a top level that is not an object; 400 (param model, code invalid_value) for a `model` that is
+    not a string.
     """
     if not body.strip():
         raise _invalid("The request body is empty; send a JSON object.")
