@@ -77,6 +77,8 @@ def create_app(
             limiter=limiter or make_limiter(limits_from(settings), settings.limits_backend, settings.redis_url),
             metrics=GatewayMetrics(),
             max_body_bytes=settings.max_body_bytes,
+            max_json_bytes=settings.max_json_bytes,
+            max_json_depth=settings.max_json_depth,
         )
         watchers = [asyncio.create_task(pool.watch(settings.health_interval_s)) for pool in pools.values()]
         try:

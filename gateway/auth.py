@@ -117,6 +117,25 @@ def authenticate(header: str | None, keys: Sequence[ApiKey]) -> ApiKey:
     return entry
 
 
+def check_model(key: ApiKey, model: str | None) -> None:
+    """Raise unless `key` may use `model` (a request body's `model`; None or "" when it names none).
+
+    A key without an allow-list may use any model, or none (the upstream's default). A key with
+    one must name a model (vLLM and speech serve their default model for a missing or empty
+    `model`, which the list may not hold): OpenAIError 400 (param model, code missing_model);
+    a model outside the list: 403 (code model_not_allowed).
+    """
+    if key.models is None:
+        return
+    if not model:
+        raise OpenAIError(
+            400, "This API key may only use the models it lists, so the request must name one in `model`.",
+            param="model", code="missing_model",
+        )  # fmt: skip
+    if model not in key.models:
+        raise model_forbidden(key, model)
+
+
 def model_forbidden(key: ApiKey, model: str) -> OpenAIError:
     """The 403 for a key using a model outside its allow-list (OpenAI's permission_error envelope)."""
     return OpenAIError(

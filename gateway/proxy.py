@@ -3,8 +3,9 @@
 The proxied routes are raw ASGI handlers (see routes.py): the gateway reads the client's headers
 and body straight from the ASGI scope and relays the upstream's status line, headers and body
 chunks straight back, with no request or response objects in between. Nothing is re-serialised:
-a JSON body is read once to learn its `model` and sent on as the same bytes; other bodies
-(multipart uploads) stream through; SSE chunks and audio reach the client as the upstream produces
+a JSON body is read and checked once to learn its `model` (bodies.py) and sent on as the same
+bytes; other bodies (multipart uploads) stream through, their `model` field read on the way for a
+key with an allow-list; SSE chunks and audio reach the client as the upstream produces
 them. Hop-by-hop headers are dropped both ways (RFC 9110 §7.6.1); the client's Authorization is
 not forwarded (the upstreams are internal).
 
@@ -21,9 +22,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import msgspec
@@ -33,8 +34,9 @@ from opentelemetry.trace import StatusCode
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway.auth import OPEN, ApiKey, authenticate, model_forbidden
-from gateway.limits import Limiter, RateLimited
+from gateway.auth import OPEN, ApiKey, authenticate, check_model
+from gateway.bodies import JSON, MULTIPART, FormScan, json_model, media_type, unsupported
+from gateway.limits import Limiter
 from gateway.metrics import GatewayMetrics
 from gateway.upstreams import Pool, Server, Upstream, why
 from june.web import OpenAIError
@@ -84,17 +86,21 @@ class Incoming:
 
     @classmethod
     def parse(cls, raw: list[tuple[bytes, bytes]]) -> Incoming:
-        """Raises OpenAIError 400 for a content-length that is not a number."""
+        """Raises OpenAIError 400 for a content-length that is not a number, or two Content-Types
+        (the gateway would read the body by one and the upstream by the other)."""
         pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
         incoming = cls(CIMultiDict())
         drop = _DROP_FROM_REQUEST
+        seen_type = False
         for name, value in pairs:
             if name == "connection":
                 drop = drop | _listed(value)  # a Connection header declares more hop-by-hop names
             elif name == "authorization":
                 incoming.authorization = value
             elif name == "content-type":
-                incoming.content_type = value
+                if seen_type:
+                    raise OpenAIError(400, "The request has more than one Content-Type header.")
+                incoming.content_type, seen_type = value, True
             elif name == "content-length":
                 try:
                     incoming.content_length = int(value)
@@ -126,26 +132,12 @@ def _target(scope: Scope) -> str:
     return (path + (b"?" + query if query else b"")).decode("latin-1")
 
 
-class _Model(msgspec.Struct):
-    model: str | None = None
-
-
 class _Usage(msgspec.Struct):
     usage: dict[str, Any] | None = None
 
 
-# Typed decoders read one field and skip the rest without building it: a 60 KB chat body takes
-# 0.03 ms, where json.loads takes 0.18 ms building every message.
-_read_model = msgspec.json.Decoder(_Model).decode
+# A typed decoder reads one field and skips the rest without building it.
 _read_usage = msgspec.json.Decoder(_Usage).decode
-
-
-def sniff_model(body: bytes) -> str | None:
-    """The top-level "model" string of a JSON object body, else None (bad JSON is the upstream's to reject)."""
-    try:
-        return _read_model(body).model
-    except msgspec.MsgspecError:
-        return None
 
 
 def _too_large(limit: int) -> OpenAIError:
@@ -160,18 +152,27 @@ class BodyStream:
     """The request body from ASGI `receive`, as an async iterator of chunks for the upstream request.
 
     `done` turns true once the last chunk was read (only then may anyone else call `receive`);
-    `error` keeps what stopped it early (413 past `limit`, 400 on a disconnect), so the caller can
-    report that rather than the upstream error it causes.
+    `error` keeps what stopped it early (413 past `limit`, 400 on a disconnect, or what the form
+    check raised), so the caller can report that rather than the upstream error it causes.
+
+    With a `form`, each chunk is fed to it, and the last piece of the body is held back until the
+    body has ended and `check(form)` has passed: the upstream cannot complete (and act on) a form
+    the check refuses; it sees a body cut short.
     """
 
-    def __init__(self, receive: Receive, limit: int) -> None:
+    def __init__(
+        self, receive: Receive, limit: int, form: FormScan | None = None, check: Callable[[FormScan], None] | None = None
+    ) -> None:
         self.receive = receive
         self.limit = limit
+        self.form = form
+        self.check = check
         self.done = False
         self.error: OpenAIError | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         size = 0
+        held = b""
         while not self.done:
             message = await self.receive()
             if message["type"] == "http.disconnect":
@@ -183,8 +184,25 @@ class BodyStream:
                 self.error = _too_large(self.limit)
                 raise self.error
             self.done = not message.get("more_body", False)
+            if self.form is None:
+                if chunk:
+                    yield chunk
+                continue
+            try:
+                self.form.feed(chunk)
+                if self.done:
+                    self.form.finish()
+                    if self.check is not None:
+                        self.check(self.form)
+            except OpenAIError as e:
+                self.error = e
+                raise
             if chunk:
-                yield chunk
+                if held:
+                    yield held
+                held = chunk
+        if held:
+            yield held
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -245,6 +263,9 @@ class UsageScanner:
         self.buf.clear()
         return self.usage
 
+
+BodyKind = Literal["json", "multipart"]
+"""What a proxied route's POST body must be (see `Gateway.forward`)."""
 
 _USAGE_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
 """Routes whose answers carry OpenAI `usage` (scanned for token counts)."""
@@ -316,6 +337,9 @@ class Gateway:
     limiter: Limiter
     metrics: GatewayMetrics
     max_body_bytes: int
+    max_json_bytes: int = 8 * 1024 * 1024
+    """Largest JSON body (it is parsed whole); see GatewaySettings."""
+    max_json_depth: int = 64
 
     def caller(self, scope: Scope) -> tuple[Incoming, ApiKey]:
         """The request's headers and the caller's ApiKey (OPEN for an open gateway).
@@ -327,13 +351,16 @@ class Gateway:
 
     async def forward(
         self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, route: str, *,
-        allow_list: bool = False, caller: tuple[Incoming, ApiKey] | None = None,
+        body: BodyKind | None = None, caller: tuple[Incoming, ApiKey] | None = None,
     ) -> None:
         """Send the request to a server of `upstream` (same method, path, query, body) and relay its answer.
 
         `route` labels the metrics (the route template, so made-up paths cannot grow the label set).
-        `allow_list`: refuse a JSON body's model outside the key's allow-list (403, code model_not_allowed).
-        POSTs count against the key's limits (429, type rate_limit_error, with Retry-After).
+        `body`: what a POST must carry: "json" (OpenAI JSON; any other media type → 415, a body that is
+        not a bounded JSON object → 400, see bodies.json_model) or "multipart" (form uploads; other
+        media types → 415). Either way its `model` must be one the key may use (auth.check_model:
+        400 missing_model, 403 model_not_allowed). POSTs count against the key's limits (429, type
+        rate_limit_error, with Retry-After).
         Raises, before anything is sent, OpenAIError 401 for a bad key, 413 for a body over
         max_body_bytes, 502 (code upstream_unavailable) when no server can be reached or one breaks
         the exchange before answering, 504 (code upstream_timeout) when it does not answer in time.
@@ -346,23 +373,14 @@ class Gateway:
         method: str = scope["method"]
         if incoming.content_length is not None and incoming.content_length > self.max_body_bytes:
             raise _too_large(self.max_body_bytes)
-        model = None
-        content: bytes | BodyStream | None = None
-        if method == "POST" and incoming.content_type.startswith("application/json"):
-            content = await read_body(receive, self.max_body_bytes)
-            model = sniff_model(content)
-        elif incoming.has_body:
-            content = BodyStream(receive, self.max_body_bytes)
-        if allow_list and model is not None and not key.allows(model):
-            self.metrics.error(key.id, "-", route, 403, "model_not_allowed")
-            raise model_forbidden(key, model)
-        admitted = method == "POST"
-        if admitted:
-            try:
+        try:
+            model, content = await self._read(receive, incoming, key, body if method == "POST" else None)
+            admitted = method == "POST"
+            if admitted:
                 await self.limiter.admit(key.id)
-            except RateLimited:
-                self.metrics.error(key.id, "-", route, 429, "rate_limit_exceeded")
-                raise
+        except OpenAIError as e:  # refused before the upstream was asked (429 included)
+            self.metrics.error(key.id, "-", route, e.status_code, e.code)
+            raise
         # With the body read, a client that leaves from here on cancels the upstream request, even
         # before it answers (a long non-streamed generation). An upload streams on: watched later.
         watch = DisconnectWatch(receive) if not isinstance(content, BodyStream) else None
@@ -386,6 +404,35 @@ class Gateway:
             if watch is not None:
                 watch.disarm()
             await self._finish(exchange, admitted)
+
+    async def _read(
+        self, receive: Receive, incoming: Incoming, key: ApiKey, body: BodyKind | None
+    ) -> tuple[str | None, bytes | BodyStream | None]:
+        """The request's model (JSON bodies) and its content for the upstream: bytes, a stream or None.
+
+        Raises OpenAIError 400/403/413/415 as `forward` describes.
+        """
+        kind, options = media_type(incoming.content_type)
+        if body == "json":
+            if kind != JSON:
+                if not incoming.has_body and not incoming.content_type:
+                    json_model(b"", max_depth=self.max_json_depth)  # raises: an empty body
+                raise unsupported(incoming.content_type, JSON)
+            limit = min(self.max_body_bytes, self.max_json_bytes)
+            if incoming.content_length is not None and incoming.content_length > limit:
+                raise _too_large(limit)
+            content = await read_body(receive, limit)
+            model = json_model(content, max_depth=self.max_json_depth)
+            check_model(key, model)
+            return model, content
+        if body == "multipart":
+            if kind != MULTIPART:
+                raise unsupported(incoming.content_type, MULTIPART)
+            if key.models is None:  # nothing to check: the upload streams through untouched
+                return None, BodyStream(receive, self.max_body_bytes)
+            form = FormScan(options.get("boundary", ""))
+            return None, BodyStream(receive, self.max_body_bytes, form, lambda f: _check_form(key, f))
+        return None, BodyStream(receive, self.max_body_bytes) if incoming.has_body else None
 
     async def _relay(self, send: Send, exchange: _Exchange, watch: DisconnectWatch | None) -> None:
         """Relay the upstream's status, headers and body to the client as they arrive.
@@ -462,7 +509,9 @@ class Gateway:
     ) -> tuple[Server, aiohttp.ClientResponse]:
         """The first server of the pool that answers (status line and headers), least busy first.
 
-        The chosen server's `inflight` is raised by one; the caller lowers it when done.
+        The chosen server's `inflight` is raised by one for the response returned; the caller lowers
+        it when done. Whatever else happens here (a failed server, the client's body failing, the
+        task cancelled because the client left) lowers it again before leaving.
         Raises OpenAIError 502/504 (see `forward`), or the BodyStream's own error when the
         client's body was what failed.
         """
@@ -479,15 +528,19 @@ class Gateway:
             try:
                 # A CLIENT span and traceparent come from the session's OpenTelemetry hooks, when traced.
                 return server, await server.session.request(method, URL(server.url + target, encoded=True), headers=headers, data=content)
-            except _BROKE_OFF as e:
+            except BaseException as e:  # CancelledError included: a client that leaves must not leak a count
                 server.inflight -= 1
+                if not isinstance(e, Exception):  # cancelled (the client left, or shutdown): stays so
+                    raise
+                if isinstance(content, BodyStream) and content.error is not None:
+                    raise content.error from e
+                if not isinstance(e, _BROKE_OFF):
+                    raise
                 if isinstance(e, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
                     # The request never reached this server: take it out and try the next one.
                     pool.mark(server, False, why(e))
                     if replayable and pool.pick(tried) is not None:
                         continue
-                if isinstance(content, BodyStream) and content.error is not None:
-                    raise content.error from e
                 if isinstance(e, asyncio.TimeoutError):  # aiohttp's connect and read timeouts are ones
                     raise _timeout(pool, server, e) from e
                 raise _unreachable(pool, server, e) from e
@@ -510,6 +563,12 @@ class Gateway:
         listing = json.loads(body)
         listing["data"] = [m for m in listing.get("data", []) if key.allows(m.get("id"))]
         await send_json(send, listing)
+
+
+def _check_form(key: ApiKey, form: FormScan) -> None:
+    # Every `model` field counts: a form may repeat one, and which the upstream reads is its business.
+    for model in form.models or [None]:
+        check_model(key, model)
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -16,7 +16,7 @@ from litestar.types import Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.auth import model_forbidden
-from gateway.proxy import Gateway
+from gateway.proxy import BodyKind, Gateway
 from gateway.upstreams import Pool, Upstream
 from june.web import OpenAIError
 
@@ -59,8 +59,10 @@ def _method_not_allowed(allowed: str) -> OpenAIError:
     return OpenAIError(405, f"Method not allowed; use {allowed}.", code="method_not_allowed", headers={"Allow": allowed})
 
 
-def proxied(path: str, upstream: Upstream, method: str, *, allow_list: bool = False) -> ASGIRouteHandler:
+def proxied(path: str, upstream: Upstream, method: str, body: BodyKind | None = None) -> ASGIRouteHandler:
     """A raw ASGI route for `path` that `Gateway.forward`s `method` requests to `upstream` (405 otherwise).
+
+    `body`: what its requests carry (see `Gateway.forward`): checked, and its `model` held to the key's allow-list.
 
     Raw ASGI, not a Litestar request handler: the gateway relays bytes and needs no request or
     response objects (they cost ~0.2 ms a request). Errors raised before the response starts still
@@ -71,7 +73,7 @@ def proxied(path: str, upstream: Upstream, method: str, *, allow_list: bool = Fa
     async def handler(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != method:
             raise _method_not_allowed(method)
-        await _gateway(scope).forward(scope, receive, send, upstream, route, allow_list=allow_list)
+        await _gateway(scope).forward(scope, receive, send, upstream, route, body=body)
 
     return asgi(path, copy_scope=False)(handler)
 
@@ -95,13 +97,13 @@ async def _models(scope: Scope, receive: Receive, send: Send) -> None:
 
 v1_handlers = [
     # LLM (vLLM's OpenAI server)
-    proxied("/chat/completions", "llm", "POST", allow_list=True),
-    proxied("/completions", "llm", "POST", allow_list=True),
+    proxied("/chat/completions", "llm", "POST", "json"),
+    proxied("/completions", "llm", "POST", "json"),
     asgi("/models", is_mount=True, is_static=True, copy_scope=False)(_models),
     # speech (june's speech service)
-    proxied("/audio/transcriptions", "speech", "POST"),
-    proxied("/audio/translations", "speech", "POST"),
-    proxied("/audio/speech", "speech", "POST"),
+    proxied("/audio/transcriptions", "speech", "POST", "multipart"),
+    proxied("/audio/translations", "speech", "POST", "multipart"),
+    proxied("/audio/speech", "speech", "POST", "json"),
     proxied("/audio/voices", "speech", "GET"),
 ]
 """Handlers mounted under /v1; each checks the API key itself (everyone is let in when no keys are set)."""

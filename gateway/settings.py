@@ -66,6 +66,12 @@ class GatewaySettings(BaseSettings):
     """Log one line per request (off: the gateway's metrics and traces already record every request)."""
     max_body_bytes: int = 32 * 1024 * 1024
     """Largest request body accepted (bytes); OpenAI's audio uploads go up to 25 MB. Larger → 413."""
+    max_json_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    """Largest JSON body (chat, completions, speech) accepted (bytes); larger → 413. The gateway parses
+    a JSON body whole to check it, which briefly takes up to ~25x its size in memory."""
+    max_json_depth: int = Field(64, ge=2, le=500)
+    """Deepest nesting of arrays and objects accepted in a JSON body; deeper → 400 (upstreams that
+    parse JSON recursively fail with a 500 near 1000)."""
 
     @field_validator("api_keys", "llm_urls", mode="before")
     @classmethod

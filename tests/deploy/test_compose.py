@@ -18,6 +18,7 @@ from june.llm.presets import GPU_PRESET, get_preset
 from june.llm.server import VLLM_MODULE, vllm_command
 from june.llm.settings import LLMSettings
 from tests.deploy.conftest import DEPLOY, ROOT
+from tests.deploy.dockerfile import stages
 
 COMPOSE_FILES = [ROOT / "compose.yaml", DEPLOY / "compose.speech-gpu.yaml"]
 
@@ -131,3 +132,39 @@ def test_grafana_provisioning(compose):
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] in uids, panel["title"]
             assert all(t["expr"] for t in panel["targets"]), panel["title"]
+
+
+COMPOSE_PACKAGES = {"speech": "speech", "gateway": "gateway", "telegram-bot": "bots", "discord-bot": "bots"}
+"""compose services built from deploy/june.Dockerfile → the june package each one runs."""
+
+
+def serves_ready(package: str) -> bool:
+    """Whether the package's code has a /ready route."""
+    return any(re.search(r"""["']/ready["']""", p.read_text()) for p in (ROOT / package).rglob("*.py"))
+
+
+def health_check(compose: dict, name: str) -> str:
+    """The health check a compose service runs: its own `healthcheck`, else its image target's HEALTHCHECK."""
+    service = compose["services"][name]
+    if "healthcheck" in service:
+        return " ".join(service["healthcheck"]["test"])
+    target = service["build"]["target"]
+    return stages(DEPLOY / "june.Dockerfile")[target].healthcheck() or ""
+
+
+def test_service_healthy_waits_for_ready_where_it_exists(compose):
+    assert serves_ready("speech") and serves_ready("gateway")
+    waited = set()
+    for name, service in compose["services"].items():
+        depends = service.get("depends_on") or {}
+        for dep, how in (depends.items() if isinstance(depends, dict) else []):  # a list: started, not healthy
+            if isinstance(how, dict) and how.get("condition") == "service_healthy":
+                waited.add(dep)
+                check = health_check(compose, dep)
+                package = COMPOSE_PACKAGES.get(dep)
+                want = "/ready" if package and serves_ready(package) else "/health"
+                assert want in check, f"{name} waits for {dep}, whose health check should ask {want}: {check}"
+    assert {"speech", "gateway"} <= waited  # the gateway waits for speech's models, the bots for the gateway
+    for name, package in COMPOSE_PACKAGES.items():
+        if serves_ready(package):
+            assert "/ready" in health_check(compose, name), name

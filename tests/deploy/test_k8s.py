@@ -80,7 +80,9 @@ def test_vllm_runs_june_llm_flags_on_a_gpu_with_a_cache(base):
         assert c[probe]["httpGet"]["path"] == "/health"
     claim = pod_spec(vllm)["volumes"][0]["persistentVolumeClaim"]["claimName"]
     get(base, "PersistentVolumeClaim", claim)
-    assert {"name": "cache", "mountPath": "/root/.cache/huggingface"} in c["volumeMounts"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "cache"]
+    assert env["HF_HOME"].startswith(mount["mountPath"] + "/")  # the weights live on the claim
 
 
 def test_speech_and_gateway_autoscale(rendered):
@@ -158,3 +160,52 @@ def test_renderer_refuses_what_it_does_not_implement(tmp_path):
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
     with pytest.raises(KustomizeError, match="missing.yaml"):
         build(tmp_path)
+
+
+def _probe_path(container: dict, probe: str) -> str:
+    return container[probe]["httpGet"]["path"]
+
+
+def test_readiness_waits_for_ready_where_a_pod_reports_its_own(base):
+    # speech's /health answers while its models load; /ready only once they are in memory. The
+    # gateway's /ready reports the upstreams every replica shares, so its pods stay on /health
+    # (see gateway.yaml); vLLM's /health already waits for the model, the bots have no /ready.
+    expected = {"speech": "/ready", "gateway": "/health", "vllm": "/health", "telegram-bot": "/health", "discord-bot": "/health"}
+    for name, path in expected.items():
+        (c,) = pod_spec(get(base, "Deployment", name))["containers"]
+        assert _probe_path(c, "readinessProbe") == path, name
+        assert _probe_path(c, "livenessProbe") == "/health", name  # loading models is not a reason to restart
+    (speech,) = pod_spec(get(base, "Deployment", "speech"))["containers"]
+    assert _probe_path(speech, "startupProbe") == "/health"
+
+
+def test_every_pod_runs_unprivileged(rendered):
+    for w in (d for d in rendered if pod_spec(d)):
+        spec = pod_spec(w)
+        for c in spec["containers"]:
+            where = f"{w['metadata']['name']}/{c['name']}"
+            ctx = c.get("securityContext", {})
+            assert ctx.get("runAsNonRoot", spec.get("securityContext", {}).get("runAsNonRoot")) is True, where
+            assert ctx.get("allowPrivilegeEscalation") is False, where
+            assert "ALL" in ctx.get("capabilities", {}).get("drop", []), where
+
+
+def test_vllm_writes_only_to_its_volumes(base):
+    vllm = get(base, "Deployment", "vllm")
+    spec = pod_spec(vllm)
+    (c,) = spec["containers"]
+    assert spec["securityContext"]["runAsUser"] != 0 and spec["securityContext"]["fsGroup"]
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    mounts = [m["mountPath"] for m in c["volumeMounts"]]
+    for name in ("HOME", "HF_HOME", "VLLM_CACHE_ROOT"):
+        assert any(env[name] == m or env[name].startswith(m + "/") for m in mounts), name
+    assert "/tmp" in mounts and env["USER"]  # an arbitrary uid has no passwd entry to name it
+
+
+def test_redis_never_evicts_limits_or_history(base):
+    (c,) = pod_spec(get(base, "Deployment", "redis"))["containers"]
+    args = c["args"]
+    policy = args[args.index("--maxmemory-policy") + 1]
+    assert policy == "noeviction", "an evicted rate counter lets a key past its limit; an evicted history loses a chat"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import DEPLOY, ROOT
+from tests.deploy.dockerfile import stages
 
 DOCKERFILES = sorted(DEPLOY.glob("*.Dockerfile"))
 YAML_FILES = [ROOT / "compose.yaml", *sorted(DEPLOY.rglob("*.yaml")), *sorted(DEPLOY.rglob("*.yml"))]
@@ -37,13 +38,15 @@ def test_hadolint(dockerfile: Path):
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_dockerfile_runs_as_non_root_without_build_tools(dockerfile: Path):
     text = dockerfile.read_text()
-    final_stages = text.split("FROM ")[2:]  # everything after the build stage
     assert "uv sync --frozen --no-default-groups" in text
-    assert all("HEALTHCHECK" in s or "AS runtime" in s for s in final_stages), "every service target has a HEALTHCHECK"
-    runtime = next(s for s in final_stages if "AS runtime" in s)
-    assert "USER 10001" in runtime
-    for tool in ("/usr/local/bin/uv", "apt-get install", "gcc", "build-essential"):
-        assert tool not in "".join(final_stages), f"{tool} in a runtime stage"
+    found = stages(dockerfile)
+    # Runtime stages: the runtime and what is built on it (the service targets).
+    final_stages = [s for s in found.values() if s.name == "runtime" or s.base == "runtime"]
+    assert any(s.name == "runtime" for s in final_stages) and len(final_stages) > 1
+    assert all(s.healthcheck() or s.name == "runtime" for s in final_stages), "every service target has a HEALTHCHECK"
+    assert "USER 10001:10001" in found["runtime"].lines
+    for tool in ("/usr/local/bin/uv", "apt-get install", "gcc", "build-essential", "uv sync"):
+        assert not any(tool in line for s in final_stages for line in s.lines), f"{tool} in a runtime stage"
 
 
 def test_yamllint():

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.proxy import UsageScanner, sniff_model
+from gateway.bodies import json_model
+from gateway.proxy import UsageScanner
 
 
 @pytest.mark.parametrize(
@@ -13,15 +14,13 @@ from gateway.proxy import UsageScanner, sniff_model
     [
         (b'{"messages": [{"role": "user", "model": "inner"}], "model": "qwen", "tools": [{"model": "x"}]}', "qwen"),
         (b'{"messages": [{"model": "inner"}]}', None),  # only the top level counts
-        (b'{"model": 5}', None),
         (b'{"model": null}', None),
-        (b'["model", "qwen"]', None),
-        (b'{"model": "qwen"', None),  # truncated: the upstream's to reject
-        (b"", None),
+        (b'{"mod\\u0065l": "qwen"}', "qwen"),  # an escaped key is the same key, as for Python's json
+        (b'{"model": "a", "model": "qwen"}', "qwen"),  # the last of repeated keys, as for Python's json
     ],
 )
-def test_sniff_model_reads_only_a_top_level_string(body: bytes, model: str | None) -> None:
-    assert sniff_model(body) == model
+def test_json_model_reads_only_a_top_level_string(body: bytes, model: str | None) -> None:
+    assert json_model(body, max_depth=64) == model
 
 
 def test_usage_from_a_json_answer_in_pieces() -> None:
