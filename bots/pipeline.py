@@ -514,7 +514,7 @@ class VoicePipeline:
             for attempt in self._retrying(retry):
                 with attempt:
                     response = await self._http.request(method, url, headers=self._headers, **kwargs)
-                    if response.status_code in _RETRY_STATUSES:
+                    if response.status_code in _RETRY_STATUSES or response.status_code in _BUSY_STATUSES:
                         raise _RetryableStatus(response)
         except _RetryableStatus as e:
             response = e.response

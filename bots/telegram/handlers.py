@@ -159,7 +159,8 @@ async def media_message(message: Message, bot: Bot, conversations: Conversations
         return
 
     async def download() -> bytes:
-        data = await bot.download(media)
+        # As long as any Bot API call may take (JUNE_TELEGRAM_REQUEST_TIMEOUT), not aiogram's fixed 30 s.
+        data = await bot.download(media, timeout=max(1, math.ceil(bot.session.timeout)))
         assert data is not None  # a BytesIO when no destination is given
         return data.read()
 
