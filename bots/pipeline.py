@@ -69,6 +69,7 @@ __all__ = [
     "UNDECODABLE",
     "VoicePipeline",
     "patience",
+    "retry_after",
 ]
 
 log = logging.getLogger(__name__)
@@ -180,10 +181,10 @@ class _RetryableStatus(Exception):
         super().__init__(response.status_code)
         self.response = response
         self.busy = response.status_code in _BUSY_STATUSES
-        self.retry_after = _retry_after(response) if self.busy else None
+        self.retry_after = retry_after(response) if self.busy else None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent or bad."""
     value = response.headers.get("retry-after", "").strip()
     if not value:
