@@ -157,11 +157,15 @@ async def test_a_busy_gateway_is_waited_for_and_the_user_told_once(gateway):
 
 
 async def test_a_wait_longer_than_the_deadline_is_told_as_busy_not_too_slow(gateway):
+    gateway["stt"].return_value = busy(retry_after="600")
     gateway["chat"].return_value = busy(retry_after="600")
     async with FakeBotAPI() as api, running_bot(api, fake_settings(reply_deadline=60)):
-        await api.enqueue_message(CHAT, text="Hello")
-        [reply] = await api.wait_for("sendMessage", chat_id=CHAT, timeout=10)  # at once, not after 60 s
-    assert reply.params["text"] == BUSY and gateway["chat"].call_count == 1
+        await api.enqueue_voice(CHAT, b"OggS-voice")
+        await api.enqueue_message(CHAT + 1, text="Hello")
+        [voice] = await api.wait_for("sendMessage", chat_id=CHAT, timeout=10)  # at once, not after 60 s
+        [text] = await api.wait_for("sendMessage", chat_id=CHAT + 1, timeout=10)
+    assert voice.params["text"] == text.params["text"] == BUSY
+    assert gateway["stt"].call_count == 1 and gateway["chat"].call_count == 1
 
 
 # --- files ---------------------------------------------------------------------------------------------
