@@ -108,8 +108,8 @@ class TelegramSettings(BaseSettings):
     max_file_bytes: int = Field(default=20 * 2**20, gt=0)
     """Largest file downloaded (the public Bot API serves at most 20 MB)."""
     request_timeout: float = Field(default=60.0, gt=0)
-    """Seconds one Bot API call (an upload included) may take; a send that times out may still
-    arrive, so it is neither repeated nor apologised for."""
+    """Seconds one Bot API call or file download (an upload included) may take; a send that times
+    out may still arrive, so it is neither repeated nor apologised for."""
     send_attempts: int = Field(default=5, ge=1)
     """Most tries of a Bot API call that failed with 429 (after its retry_after), 5xx or a refused connection."""
     send_max_wait: float = Field(default=60.0, ge=0)
