@@ -65,6 +65,10 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 ACTION_INTERVAL = 4.0  # seconds; a chat action shows for ~5 s, so refresh a little sooner
 
+COMMAND_SYNTAX = r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]+)?(\s|$)"
+"""A Telegram command (up to 32 letters, digits, underscores), maybe addressed ``@to_a_bot``: a
+text such as "/etc/hosts is broken" is not one, and goes to the model."""
+
 USER_CONTENT = frozenset({
     ContentType.TEXT, ContentType.ANIMATION, ContentType.AUDIO, ContentType.DOCUMENT, ContentType.LIVE_PHOTO,
     ContentType.PAID_MEDIA, ContentType.PHOTO, ContentType.STICKER, ContentType.STORY, ContentType.VIDEO,
@@ -84,7 +88,7 @@ def create_router() -> Router:
     router.message.register(reset, Command("reset", ignore_case=True))
     router.message.register(toggle, Command("voice", "captions", ignore_case=True))
     router.message.register(status, Command("status", ignore_case=True))
-    router.message.register(other_command, F.text.startswith("/"))
+    router.message.register(other_command, F.text.regexp(COMMAND_SYNTAX))
     router.message.register(media_message, F.voice | F.audio | F.video_note)
     router.message.register(text_message, F.text)
     router.message.register(unsupported_message)
