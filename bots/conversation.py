@@ -266,7 +266,11 @@ class Conversations:
             log.exception("%s message in chat %s failed unexpectedly", kind, chat)
             return Reply(UNEXPECTED, "error")
         finally:
-            if notices:  # the notice goes before the answer, never after it
+            task = asyncio.current_task()
+            if notices and task is not None and task.cancelling():
+                for notice in notices:  # the bot is stopping: don't hold it up for a courtesy
+                    notice.cancel()
+            elif notices:  # the notice goes before the answer, never after it
                 await asyncio.wait(notices, timeout=10)
         transcript = result.transcript if kind == "voice" else None
         return Reply(result.reply, "reply", result.audio, result.samples, result.audio_seconds, transcript)
