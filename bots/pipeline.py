@@ -22,8 +22,8 @@ already spoken, so it fails fast instead.
 A busy upstream (429, or 503 with ``Retry-After``: the request was refused before any work, so
 every call, chat included, may repeat it) is waited for as long as it asks (plus up to 20 %
 jitter, so a burst of clients does not come back at once), for as long as the caller's patience
-lasts: the deadline set with `patience` (the bots: the message's reply deadline), else `max_wait`
-seconds. A wait that would end past it fails at once with BUSY. Once the waiting of one call adds
+lasts: the deadline set with `bots.busy.patience` (the bots: the message's reply deadline), else
+`max_wait` seconds. A wait that would end past it fails at once with BUSY. Once the waiting of one call adds
 up to `Patience.notice_after` seconds, `Patience.on_busy` is called, once per `patience` block (the
 bots tell the user that june is busy and the answer is coming).
 
@@ -35,17 +35,13 @@ This module imports no bot library, so Telegram and Discord share it (and its te
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
 import json
 import logging
-import math
 import mimetypes
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -53,23 +49,21 @@ import httpx
 import numpy as np
 import stamina
 
+from bots.busy import BUSY, Patience, current_patience, retry_after
 from bots.text import SentenceSplitter, VisibleStream, strip_reasoning
 from speech.audio import AudioDecodeError, decode, encode
 from speech.text import speakable
 
 __all__ = [
+    "AUDIO_TOO_BIG",
     "DEFAULT_SYSTEM_PROMPT",
-    "BUSY",
     "EmptyTranscript",
     "Message",
-    "Patience",
     "PipelineError",
     "PipelineResult",
     "Timings",
     "UNDECODABLE",
     "VoicePipeline",
-    "patience",
-    "retry_after",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,7 +86,6 @@ _USER_MESSAGES: dict[Stage, str] = {
     "speak": "Sorry, I couldn't speak my answer right now. Please try again in a moment.",
 }
 
-BUSY = "Sorry, I'm busy with other messages right now. Please try again in a minute."
 UNDECODABLE = (
     "I couldn't decode that audio. Could you record it again, or send it as a voice message "
     "(or an OGG, MP3 or WAV file)?"
@@ -103,41 +96,6 @@ Retry = Literal["never", "connect", "idempotent"]
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _BUSY_STATUSES = frozenset({429, 503})
 _MIN_BUSY_WAIT = 0.5  # seconds; a Retry-After of 0 must not become a tight loop
-
-
-@dataclass
-class Patience:
-    """How long the calls made inside a `patience` block may wait for a busy upstream.
-
-    `deadline` is a ``time.monotonic()`` value; `on_busy` (no arguments, must not block: schedule
-    work, don't do it) is called once, when one call's waiting for a busy upstream adds up to
-    `notice_after` seconds.
-    """
-
-    deadline: float
-    on_busy: Callable[[], None] | None = None
-    notice_after: float = 10.0
-    notified: bool = False
-
-    def left(self) -> float:
-        """Seconds until the deadline (negative once past)."""
-        return self.deadline - time.monotonic()
-
-
-_patience: ContextVar[Patience | None] = ContextVar("june_pipeline_patience", default=None)
-
-
-@contextlib.contextmanager
-def patience(
-    seconds: float, *, on_busy: Callable[[], None] | None = None, notice_after: float = 10.0
-) -> Iterator[Patience]:
-    """Calls of any VoicePipeline inside this block (tasks started in it included) wait for a busy
-    upstream at most until `seconds` from now; see `Patience` for `on_busy` and `notice_after`."""
-    token = _patience.set(Patience(time.monotonic() + seconds, on_busy, notice_after))
-    try:
-        yield _patience.get()  # type: ignore[misc]  # just set
-    finally:
-        _patience.reset(token)
 
 
 class PipelineError(Exception):
@@ -182,22 +140,6 @@ class _RetryableStatus(Exception):
         self.response = response
         self.busy = response.status_code in _BUSY_STATUSES
         self.retry_after = retry_after(response) if self.busy else None
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent or bad."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 @dataclass(frozen=True)
@@ -477,7 +419,7 @@ class VoicePipeline:
         seconds a busy upstream asked for; it counts failures itself because a busy upstream's
         waits are bounded by time, not by `retry_attempts`.
         """
-        given = _patience.get() or Patience(time.monotonic() + self.max_wait)
+        given = current_patience() or Patience(time.monotonic() + self.max_wait)
         failures = 0
         waited = 0.0
 

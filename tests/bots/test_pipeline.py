@@ -14,9 +14,8 @@ import httpx
 import pytest
 import respx
 
-from bots.pipeline import (
-    AUDIO_TOO_BIG, BUSY, SAMPLE_RATE, UNDECODABLE, EmptyTranscript, PipelineError, VoicePipeline, patience,
-)
+from bots.busy import BUSY, patience
+from bots.pipeline import AUDIO_TOO_BIG, SAMPLE_RATE, UNDECODABLE, EmptyTranscript, PipelineError, VoicePipeline
 from bots.history import to_messages
 from bots.text import strip_reasoning
 from speech.audio import decode
