@@ -10,7 +10,8 @@ A voice message (message flag IS_VOICE_MESSAGE, 1 << 13) or any ``audio/*`` atta
 Discord voice message back (plus the transcript and reply as text unless ``/captions off``);
 text → text (and voice with ``/voice on``). Chat keys are ``"discord:<channel id>"``.
 
-Only what a person wrote is answered: system messages (members joining, pins, boosts, threads…)
+A message in an enabled channel that mentions another bot (not June) is left to it; a slash command
+typed as text (``/frobnicate``) gets the help. Only what a person wrote is answered: system messages (members joining, pins, boosts, threads…)
 are ignored. A reply whose post may have gone through after all (a timeout) is not apologised for.
 A download that fails is told as such (the core's DOWNLOAD_FAILED), one that is too big as TOO_BIG.
 
@@ -45,6 +46,8 @@ HELP = (
     "/reset: forget our conversation · /status: health of speech and the language model"
 )
 TYPING_INTERVAL = 8.0  # seconds; Discord shows typing for ~10 s per call
+TYPED_COMMAND = re.compile(r"^/[\w-]{1,32}(\s|$)")
+"""A slash command typed as plain text (Discord sends it so when no registered command matched)."""
 WRITTEN = (nextcord.MessageType.default, nextcord.MessageType.reply)
 """Message types a person writes; every other type is a system message."""
 
@@ -82,7 +85,11 @@ def audio_attachment(message: nextcord.Message) -> nextcord.Attachment | None:
 
 
 def addressed(message: nextcord.Message, me: int, channels: frozenset[int]) -> bool:
-    return message.guild is None or any(u.id == me for u in message.mentions) or message.channel.id in channels
+    """A DM, a mention of June, or a message in an enabled channel that is not for another bot
+    (one that mentions a bot, not June, is left to that bot)."""
+    if message.guild is None or any(u.id == me for u in message.mentions):
+        return True
+    return message.channel.id in channels and not any(u.bot for u in message.mentions)
 
 
 async def handle_message(message: nextcord.Message, me: int, ctx: DiscordContext) -> None:
@@ -123,7 +130,7 @@ async def _answer(message: nextcord.Message, me: int, ctx: DiscordContext) -> No
         await send_reply(ctx.rest, message, reply, captions=captions)
         return
     text = re.sub(rf"<@!?{me}>", "", message.content).strip()
-    if not text:
+    if not text or TYPED_COMMAND.match(text):  # a bare mention, or "/help" typed as text: how to use June
         await ctx.rest.send_text(message.channel.id, HELP, reply_to=message.id)
         return
     reply = await ctx.conversations.text(chat, user, text, notify=notify)

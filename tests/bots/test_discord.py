@@ -301,3 +301,16 @@ async def test_a_busy_gateway_is_announced_once_then_answered(routes, ctx, state
     ctx.conversations.busy_notice_after = 1.5
     await handle_message(message(state, content="Hello"), ME, ctx)
     assert [json.loads(r.content)["content"] for r in sent(routes)] == [BUSY_NOTICE, "Paris."]
+
+
+async def test_messages_for_another_bot_are_left_to_it_and_typed_commands_get_the_help(routes, state):
+    settings = BotSettings(base_url=GATEWAY, request_timeout=5, retry_attempts=1)
+    discord = DiscordSettings(token="bot-token", api_base=API, channels=[TEXT_CHANNEL])
+    other_bot = {**USER_PAYLOAD, "id": "2000", "username": "OtherBot", "bot": True}
+    async with build(settings, discord) as ctx:
+        await handle_message(message(state, guild=True, content="<@2000> play a song", mentions=[other_bot]), ME, ctx)
+        assert not routes["send"].called
+        await handle_message(message(state, content="/frobnicate"), ME, ctx)
+        await handle_message(message(state, guild=True, content="/etc/hosts is broken"), ME, ctx)
+    assert [json.loads(r.content)["content"] for r in sent(routes)] == [HELP, "Paris."]
+    assert routes["chat"].call_count == 1
