@@ -12,6 +12,12 @@ what only the downloaded bytes show, and that message is counted as "refused" as
 
 Order of checks: allow-list (user or chat id) → per-user rate limit → the chat's lock (two
 messages in one chat are answered one after the other, so history never races) → pipeline.
+
+Each failure is told as what it was: the reply deadline (TOO_SLOW), a download that failed or
+hung (DOWNLOAD_FAILED), a busy or failing stage or a file speech cannot decode (the pipeline's
+`PipelineError.user_message`). The pipeline waits for a busy upstream within the message's
+deadline (`bots.busy.patience`); when that waiting grows long, the adapter's `notify` is
+called once with BUSY_NOTICE, so the user knows the answer is still coming.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from opentelemetry import trace
 
+from bots.busy import patience
 from bots.guard import AllowList, RateLimiter
 from bots.history import ChatStore
 from bots.pipeline import PipelineError, PipelineResult, VoicePipeline
@@ -37,9 +44,19 @@ NOT_ALLOWED = "Sorry, this bot is private."
 RATE_LIMITED = "You're sending messages faster than I can answer. Please wait a moment and try again."
 FORGOTTEN = "Done, I've forgotten our conversation."
 TOO_SLOW = "Sorry, that took me too long. Please try again in a moment."
+DOWNLOAD_FAILED = "Sorry, I couldn't download your recording. Could you send it again?"
+BUSY_NOTICE = "Lots of people are talking to me right now. Your answer is on its way; it may take a minute."
 UNEXPECTED = "Sorry, something went wrong on my side. Please try again."
 TOO_LONG = "That recording is too long for me (at most {seconds} seconds). Could you send a shorter one?"
 TOO_BIG = "That file is too big for me (at most {mb} MB). Could you send a smaller one?"
+
+
+Notify = Callable[[str], Awaitable[object]]
+"""Sends a short notice (text) to the chat a message came from, while its answer is being worked on."""
+
+
+class _DownloadFailed(Exception):
+    """The adapter's fetch callable failed (not with Refused): the recording never reached june."""
 
 
 class Refused(Exception):
@@ -114,33 +131,45 @@ class Conversations:
         allow: AllowList | None = None,
         deadline: float = 180.0,
         tracer: trace.Tracer | None = None,
+        busy_notice_after: float = 10.0,
     ) -> None:
         self.pipeline, self.store, self.metrics = pipeline, store, metrics
         self.limiter = limiter or RateLimiter(0, 60)
         self.allow = allow or AllowList()
         self.deadline = deadline
+        self.busy_notice_after = busy_notice_after
         self._tracer = tracer or trace.get_tracer(__name__)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def voice(
-        self, chat: str, user: str, audio: Callable[[], Awaitable[bytes]], *, filename: str = "voice.ogg"
+        self, chat: str, user: str, audio: Callable[[], Awaitable[bytes]], *, filename: str = "voice.ogg",
+        notify: Notify | None = None,
     ) -> Reply:
         """Answer a recording with voice. `audio()` fetches the bytes (runs under the deadline; it
-        may raise `Refused`); `filename`'s extension names the container for the speech service."""
+        may raise `Refused`; any other failure is told as DOWNLOAD_FAILED); `filename`'s extension
+        names the container for the speech service; `notify` sends BUSY_NOTICE (see module docstring)."""
+
+        async def fetch() -> bytes:
+            try:
+                return await audio()
+            except Refused:
+                raise
+            except Exception as e:  # a timeout, a network or Bot API error: not the reply deadline
+                raise _DownloadFailed(f"{type(e).__name__}: {e}") from e
 
         async def work() -> PipelineResult:
-            return await self.pipeline.run_voice(await audio(), await self.store.messages(chat), filename=filename)
+            return await self.pipeline.run_voice(await fetch(), await self.store.messages(chat), filename=filename)
 
-        return await self._handle("voice", chat, user, work)
+        return await self._handle("voice", chat, user, work, notify)
 
-    async def text(self, chat: str, user: str, text: str) -> Reply:
+    async def text(self, chat: str, user: str, text: str, *, notify: Notify | None = None) -> Reply:
         """Answer a text message, out loud too when the chat's ``voice`` preference is on (default off)."""
 
         async def work() -> PipelineResult:
             say = (await self.store.prefs(chat)).get("voice") == "on"
             return await self.pipeline.run_text(text, await self.store.messages(chat), speak=say)
 
-        return await self._handle("text", chat, user, work)
+        return await self._handle("text", chat, user, work, notify)
 
     def refuse(self, kind: str, message: str) -> Reply:
         """A friendly refusal decided by the adapter (e.g. a voice message over the length limit), counted."""
@@ -185,7 +214,9 @@ class Conversations:
             not isinstance(spoken, BaseException), detail,
         )
 
-    async def _handle(self, kind: str, chat: str, user: str, work: Callable[[], Awaitable[PipelineResult]]) -> Reply:
+    async def _handle(
+        self, kind: str, chat: str, user: str, work: Callable[[], Awaitable[PipelineResult]], notify: Notify | None = None
+    ) -> Reply:
         start = time.perf_counter()
         with self._tracer.start_as_current_span(
             "bot.message", attributes={"june.bot": self.metrics.bot, "june.kind": kind, "june.chat": chat}
@@ -193,31 +224,62 @@ class Conversations:
             if refusal := self.admitted(chat, user):
                 reply = Reply(refusal, "refused")
             else:
-                reply = await self._answer(kind, chat, work)
+                reply = await self._answer(kind, chat, work, notify)
             span.set_attribute("june.outcome", reply.outcome)
             self.metrics.count(kind, reply.outcome, time.perf_counter() - start)
             return reply
 
-    async def _answer(self, kind: str, chat: str, work: Callable[[], Awaitable[PipelineResult]]) -> Reply:
+    async def _answer(
+        self, kind: str, chat: str, work: Callable[[], Awaitable[PipelineResult]], notify: Notify | None
+    ) -> Reply:
         lock = self._locks.get(chat)
         if lock is None:
             lock = self._locks[chat] = asyncio.Lock()
+        notices: set[asyncio.Task[object]] = set()
+
+        def on_busy() -> None:
+            if notify is not None:
+                notices.add(asyncio.create_task(_quietly(notify(BUSY_NOTICE))))
+
+        timer = asyncio.timeout(self.deadline)
         try:
-            async with asyncio.timeout(self.deadline):
-                async with lock:
-                    result = await work()
-                    await self.store.add(chat, result.transcript, result.reply)
+            async with timer:
+                with patience(self.deadline, on_busy=on_busy, notice_after=self.busy_notice_after):
+                    async with lock:
+                        result = await work()
+                        await self.store.add(chat, result.transcript, result.reply)
         except Refused as e:
             log.info("%s message in chat %s refused: %s", kind, chat, e)
             return Reply(e.text, "refused")
+        except _DownloadFailed as e:
+            log.warning("%s message in chat %s: download failed: %s", kind, chat, e)
+            return Reply(DOWNLOAD_FAILED, "error")
         except PipelineError as e:
             log.warning("%s message in chat %s failed: %s", kind, chat, e)
             return Reply(e.user_message, "error")
         except TimeoutError:
+            if not timer.expired():  # some other timeout (the store...), not the reply deadline
+                log.exception("%s message in chat %s timed out", kind, chat)
+                return Reply(UNEXPECTED, "error")
             log.warning("%s message in chat %s passed the %.0f s deadline", kind, chat, self.deadline)
             return Reply(TOO_SLOW, "error")
-        except Exception:  # a failed download, a store outage...: apologise, keep serving
+        except Exception:  # a store outage...: apologise, keep serving
             log.exception("%s message in chat %s failed unexpectedly", kind, chat)
             return Reply(UNEXPECTED, "error")
+        finally:
+            task = asyncio.current_task()
+            if notices and task is not None and task.cancelling():
+                for notice in notices:  # the bot is stopping: don't hold it up for a courtesy
+                    notice.cancel()
+            elif notices:  # the notice goes before the answer, never after it
+                await asyncio.wait(notices, timeout=10)
         transcript = result.transcript if kind == "voice" else None
         return Reply(result.reply, "reply", result.audio, result.samples, result.audio_seconds, transcript)
+
+
+async def _quietly(send: Awaitable[object]) -> None:
+    """Await a courtesy message; its failure must not touch the answer."""
+    try:
+        await send
+    except Exception:
+        log.warning("could not send a notice", exc_info=True)

@@ -12,11 +12,20 @@ speech synthesis while the model keeps generating; the sentences' audio is decod
 and encoded once as OGG/Opus (one clean stream, not chained Ogg). ``overlap=False`` is the plain
 sequential path (whole reply, then one synthesis), kept for comparison (`june bench pipeline`).
 
-Retries (stamina, exponential backoff with jitter) only where repeating is safe: ``GET /v1/models``,
-transcription and speech synthesis (idempotent, no side effects) on transport errors and 502/503/504.
-The chat completion is retried only when the connection was never made (ConnectError /
-ConnectTimeout): once the request may have reached the model, a retry could double the work on a
-loaded server and, mid-stream, would repeat sentences already spoken, so it fails fast instead.
+Retries (stamina) only where repeating is safe: ``GET /v1/models``, transcription and speech
+synthesis (idempotent, no side effects) on transport errors and 502/503/504, with exponential
+backoff and jitter, at most `retry_attempts` tries. The chat completion is retried only when the
+connection was never made (ConnectError / ConnectTimeout): once the request may have reached the
+model, a retry could double the work on a loaded server and, mid-stream, would repeat sentences
+already spoken, so it fails fast instead.
+
+A busy upstream (429, or 503 with ``Retry-After``: the request was refused before any work, so
+every call, chat included, may repeat it) is waited for as long as it asks (plus up to 20 %
+jitter, so a burst of clients does not come back at once), for as long as the caller's patience
+lasts: the deadline set with `bots.busy.patience` (the bots: the message's reply deadline), else
+`max_wait` seconds. A wait that would end past it fails at once with BUSY. Once the waiting of one call adds
+up to `Patience.notice_after` seconds, `Patience.on_busy` is called, once per `patience` block (the
+bots tell the user that june is busy and the answer is coming).
 
 Reasoning never reaches the user, speech or history: ``delta.reasoning`` / ``reasoning_content``
 are ignored and ``<think>…</think>`` blocks are cut out of the content (also mid-stream).
@@ -29,6 +38,7 @@ import asyncio
 import json
 import logging
 import mimetypes
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -39,17 +49,20 @@ import httpx
 import numpy as np
 import stamina
 
+from bots.busy import BUSY, Patience, current_patience, retry_after
 from bots.text import SentenceSplitter, VisibleStream, strip_reasoning
 from speech.audio import AudioDecodeError, decode, encode
 from speech.text import speakable
 
 __all__ = [
+    "AUDIO_TOO_BIG",
     "DEFAULT_SYSTEM_PROMPT",
     "EmptyTranscript",
     "Message",
     "PipelineError",
     "PipelineResult",
     "Timings",
+    "UNDECODABLE",
     "VoicePipeline",
 ]
 
@@ -73,8 +86,16 @@ _USER_MESSAGES: dict[Stage, str] = {
     "speak": "Sorry, I couldn't speak my answer right now. Please try again in a moment.",
 }
 
+UNDECODABLE = (
+    "I couldn't decode that audio. Could you record it again, or send it as a voice message "
+    "(or an OGG, MP3 or WAV file)?"
+)
+AUDIO_TOO_BIG = "That recording is too big or too long for me. Could you send a shorter one?"
+
 Retry = Literal["never", "connect", "idempotent"]
 _RETRY_STATUSES = frozenset({502, 503, 504})
+_BUSY_STATUSES = frozenset({429, 503})
+_MIN_BUSY_WAIT = 0.5  # seconds; a Retry-After of 0 must not become a tight loop
 
 
 class PipelineError(Exception):
@@ -111,11 +132,14 @@ class EmptyTranscript(PipelineError):
 
 
 class _RetryableStatus(Exception):
-    """An upstream answered 502/503/504: worth another try for idempotent calls."""
+    """An upstream answered 502/503/504 (worth another try for idempotent calls), or 429/503 with
+    a wait (`retry_after`, seconds, None when not said): worth another try for any call."""
 
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(response.status_code)
         self.response = response
+        self.busy = response.status_code in _BUSY_STATUSES
+        self.retry_after = retry_after(response) if self.busy else None
 
 
 @dataclass(frozen=True)
@@ -165,8 +189,10 @@ class VoicePipeline:
     `voice` None leaves the voice to the speech service; `language` (ISO 639-1, e.g. "en") hints
     transcription, None lets it detect the language.
     `max_history_turns` bounds how many past user/assistant pairs go into each chat request.
-    `retry_attempts` is the most tries of a retryable call (1 disables retries); `temperature`
-    None leaves sampling to the server.
+    `retry_attempts` is the most tries of a call that failed (1 disables retries; a busy upstream's
+    Retry-After is honoured within the caller's patience instead, see the module docstring);
+    `max_wait` the seconds one call may spend waiting for a busy upstream outside any `patience`
+    block; `temperature` None leaves sampling to the server.
     Every method raises PipelineError (EmptyTranscript for silence) and nothing else for upstream
     trouble.
     """
@@ -188,6 +214,7 @@ class VoicePipeline:
         overlap: bool = True,
         retry_attempts: int = 3,
         temperature: float | None = None,
+        max_wait: float = 120.0,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -203,6 +230,7 @@ class VoicePipeline:
         self.overlap = overlap
         self.retry_attempts = max(1, retry_attempts)
         self.temperature = temperature
+        self.max_wait = max_wait
 
     async def run_voice(self, audio: bytes, history: list[Message], *, filename: str = "voice.ogg") -> PipelineResult:
         """Answer a voice message (`audio`: any container the speech service decodes, e.g. OGG/Opus).
@@ -385,16 +413,41 @@ class VoicePipeline:
         return body
 
     def _retrying(self, retry: Retry) -> Any:
-        """stamina's retry context for a call of kind `retry` (see the module docstring)."""
-        def retryable(e: Exception) -> bool:
+        """stamina's retry context for one call of kind `retry` (see the module docstring).
+
+        The backoff hook returns False (give up), True (stamina's exponential backoff) or the
+        seconds a busy upstream asked for; it counts failures itself because a busy upstream's
+        waits are bounded by time, not by `retry_attempts`.
+        """
+        given = current_patience() or Patience(time.monotonic() + self.max_wait)
+        failures = 0
+        waited = 0.0
+
+        def backoff(e: Exception) -> bool | float:
+            nonlocal failures, waited
+            failures += 1
             if retry == "never":
+                return False
+            if isinstance(e, _RetryableStatus) and e.busy and (e.retry_after is not None or e.response.status_code == 429):
+                # Refused before any work (429, or 503 saying when to come back): any call may repeat.
+                asked = max(_MIN_BUSY_WAIT, e.retry_after if e.retry_after is not None else 2.0 ** min(failures, 5))
+                wait = asked * random.uniform(1.0, 1.2)
+                if wait > given.left():
+                    return False  # the answer would come too late: say "busy" now, not at the deadline
+                waited += wait
+                if waited >= given.notice_after and not given.notified and given.on_busy is not None:
+                    given.notified = True
+                    given.on_busy()
+                log.info("upstream busy (%s), retrying in %.1f s", e.response.status_code, wait)
+                return wait
+            if failures >= self.retry_attempts:
                 return False
             if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout)):
                 return True  # the request never left: safe to repeat anything
             return retry == "idempotent" and isinstance(e, (httpx.TransportError, _RetryableStatus))
 
         return stamina.retry_context(
-            on=retryable, attempts=self.retry_attempts, timeout=None, wait_initial=0.2, wait_max=2.0, wait_jitter=0.2
+            on=backoff, attempts=None, timeout=None, wait_initial=0.2, wait_max=2.0, wait_jitter=0.2
         )
 
     async def _request(self, stage: Stage, method: str, path: str, *, retry: Retry, **kwargs: Any) -> httpx.Response:
@@ -404,14 +457,14 @@ class VoicePipeline:
             for attempt in self._retrying(retry):
                 with attempt:
                     response = await self._http.request(method, url, headers=self._headers, **kwargs)
-                    if response.status_code in _RETRY_STATUSES:
+                    if response.status_code in _RETRY_STATUSES or response.status_code in _BUSY_STATUSES:
                         raise _RetryableStatus(response)
         except _RetryableStatus as e:
             response = e.response
         except httpx.HTTPError as e:
             raise _transport_error(stage, method, path, e) from e
         if response.is_error:
-            raise PipelineError(stage, f"{method} {path} answered {response.status_code}: {response.text[:300]}")
+            raise _status_error(stage, method, path, response)
         return response
 
     @asynccontextmanager
@@ -422,15 +475,46 @@ class VoicePipeline:
             for attempt in self._retrying("connect"):
                 with attempt:
                     response = await self._http.send(request, stream=True)
+                    if response.status_code in _BUSY_STATUSES:
+                        await response.aread()
+                        await response.aclose()
+                        raise _RetryableStatus(response)
+        except _RetryableStatus as e:
+            response = e.response
         except httpx.HTTPError as e:
             raise _transport_error(stage, method, path, e) from e
         try:
             if response.is_error:
                 await response.aread()
-                raise PipelineError(stage, f"{method} {path} answered {response.status_code}: {response.text[:300]}")
+                raise _status_error(stage, method, path, response)
             yield response
         finally:
             await response.aclose()
+
+
+def _status_error(stage: Stage, method: str, path: str, response: httpx.Response) -> PipelineError:
+    """The PipelineError for an error status, with a user message that names what happened: busy
+    (429/503), audio speech could not use (a 4xx from transcription), else the stage's apology."""
+    detail = f"{method} {path} answered {response.status_code}: {response.text[:300]}"
+    status = response.status_code
+    if status in _BUSY_STATUSES:
+        return PipelineError(stage, detail, user_message=BUSY)
+    if stage == "transcribe" and status in (400, 413, 415, 422):
+        # The file itself is the problem (empty, not audio, too big or too long): sending the same
+        # one again would not help, so the user hears why instead of "try again in a moment".
+        error = _error_fields(response)
+        too_big = status == 413 or any(w in error for w in ("too_large", "too_long", "too long", "longer than"))
+        return PipelineError(stage, detail, user_message=AUDIO_TOO_BIG if too_big else UNDECODABLE)
+    return PipelineError(stage, detail)
+
+
+def _error_fields(response: httpx.Response) -> str:
+    """The OpenAI error envelope's code, param and message, lower-cased and joined ("" when absent)."""
+    try:
+        error = response.json().get("error") or {}
+        return " ".join(str(error.get(k) or "") for k in ("code", "param", "message")).lower()
+    except (ValueError, AttributeError):
+        return ""
 
 
 def _transport_error(stage: Stage, method: str, path: str, e: httpx.HTTPError) -> PipelineError:

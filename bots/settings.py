@@ -58,7 +58,10 @@ class BotSettings(BaseSettings):
     reply_deadline: float = Field(default=180.0, gt=0)
     """Seconds from a message's arrival to its reply; past it the user gets an apology instead."""
     retry_attempts: int = Field(default=3, ge=1)
-    """Most tries of a call that is safe to repeat (models list, transcription, synthesis)."""
+    """Most tries of a call that failed and is safe to repeat (models list, transcription, synthesis);
+    a busy gateway's Retry-After (429/503) is instead waited for within `reply_deadline`."""
+    busy_notice_after: float = Field(default=10.0, ge=0)
+    """Seconds of waiting for a busy gateway after which the user is told, once, that the answer is coming."""
     overlap: bool = True
     """Stream the reply and synthesise each sentence while the rest is generated (False: one after the other)."""
     history_tokens: int | None = Field(default=2000, ge=1)
@@ -104,6 +107,16 @@ class TelegramSettings(BaseSettings):
     """Longest voice/audio/video note answered; longer ones get a friendly refusal."""
     max_file_bytes: int = Field(default=20 * 2**20, gt=0)
     """Largest file downloaded (the public Bot API serves at most 20 MB)."""
+    request_timeout: float = Field(default=60.0, gt=0)
+    """Seconds one Bot API call or file download (an upload included) may take; a send that times
+    out may still arrive, so it is neither repeated nor apologised for."""
+    send_attempts: int = Field(default=5, ge=1)
+    """Most tries of a Bot API call that failed with 429 (after its retry_after), 5xx or a refused connection."""
+    send_max_wait: float = Field(default=60.0, ge=0)
+    """Longest 429 retry_after (seconds) honoured; a longer flood wait gives the call up."""
+    shutdown_grace: float = Field(default=25.0, ge=0)
+    """Seconds the updates being answered get to finish on SIGTERM (keep it under the orchestrator's
+    kill timeout: Kubernetes' default is 30 s); unfinished polled updates are delivered again at the next start."""
 
 
 class DiscordSettings(BaseSettings):
@@ -165,6 +178,7 @@ def create_conversations(
         allow=AllowList(settings.allowed_ids),
         deadline=settings.reply_deadline,
         tracer=tracer,
+        busy_notice_after=settings.busy_notice_after,
     )
 
 

@@ -10,6 +10,11 @@ A voice message (message flag IS_VOICE_MESSAGE, 1 << 13) or any ``audio/*`` atta
 Discord voice message back (plus the transcript and reply as text unless ``/captions off``);
 text → text (and voice with ``/voice on``). Chat keys are ``"discord:<channel id>"``.
 
+A message in an enabled channel that mentions another bot (not June) is left to it; a slash command
+typed as text (``/frobnicate``) gets the help. Only what a person wrote is answered: system messages (members joining, pins, boosts, threads…)
+are ignored. A reply whose post may have gone through after all (a timeout) is not apologised for.
+A download that fails is told as such (the core's DOWNLOAD_FAILED), one that is too big as TOO_BIG.
+
 Intents: guilds, guild_messages and dm_messages always; message_content only when `channels`
 enables channels where June answers without being mentioned (Discord delivers content of DMs and
 of messages that mention the bot without that privileged intent).
@@ -27,8 +32,8 @@ from dataclasses import dataclass
 import nextcord
 from nextcord.ext import commands
 
-from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, MediaLimits, Reply
-from bots.discord.rest import IS_VOICE_MESSAGE, DiscordREST, waveform
+from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, MediaLimits, Refused, Reply
+from bots.discord.rest import IS_VOICE_MESSAGE, AttachmentTooLarge, DiscordError, DiscordREST, waveform
 from bots.pipeline import SAMPLE_RATE
 from speech.audio import AudioDecodeError, decode
 
@@ -41,6 +46,10 @@ HELP = (
     "/reset: forget our conversation · /status: health of speech and the language model"
 )
 TYPING_INTERVAL = 8.0  # seconds; Discord shows typing for ~10 s per call
+TYPED_COMMAND = re.compile(r"^/[\w-]{1,32}(\s|$)")
+"""A slash command typed as plain text (Discord sends it so when no registered command matched)."""
+WRITTEN = (nextcord.MessageType.default, nextcord.MessageType.reply)
+"""Message types a person writes; every other type is a system message."""
 
 
 @dataclass(frozen=True)
@@ -76,16 +85,27 @@ def audio_attachment(message: nextcord.Message) -> nextcord.Attachment | None:
 
 
 def addressed(message: nextcord.Message, me: int, channels: frozenset[int]) -> bool:
-    return message.guild is None or any(u.id == me for u in message.mentions) or message.channel.id in channels
+    """A DM, a mention of June, or a message in an enabled channel that is not for another bot
+    (one that mentions a bot, not June, is left to that bot)."""
+    if message.guild is None or any(u.id == me for u in message.mentions):
+        return True
+    return message.channel.id in channels and not any(u.bot for u in message.mentions)
 
 
 async def handle_message(message: nextcord.Message, me: int, ctx: DiscordContext) -> None:
     """Answer `message` if it is for June (`me`: the bot's user id); never raises for a message."""
-    if message.author.bot or not addressed(message, me, ctx.channels):
+    if message.author.bot or message.type not in WRITTEN or not addressed(message, me, ctx.channels):
         return
     try:
         async with _typing(ctx.rest, message.channel.id):
             await _answer(message, me, ctx)
+    except DiscordError as e:
+        if e.may_have_arrived:
+            log.warning("reply to Discord message %s may not have been posted (%s); it may still show", message.id, e)
+            return
+        log.exception("could not answer Discord message %s", message.id)
+        with contextlib.suppress(Exception):
+            await ctx.rest.send_text(message.channel.id, UNEXPECTED, reply_to=message.id)
     except Exception:  # a Discord error while replying: log it, try a plain apology
         log.exception("could not answer Discord message %s", message.id)
         with contextlib.suppress(Exception):
@@ -94,29 +114,36 @@ async def handle_message(message: nextcord.Message, me: int, ctx: DiscordContext
 
 async def _answer(message: nextcord.Message, me: int, ctx: DiscordContext) -> None:
     chat, user = chat_key(message.channel.id), str(message.author.id)
+
+    async def notify(text: str) -> None:
+        await ctx.rest.send_text(message.channel.id, text, reply_to=message.id)
+
     attachment = audio_attachment(message)
     if attachment is not None:
         if refusal := ctx.limits.refusal(size=attachment.size):
             reply = ctx.conversations.refuse("voice", refusal)
         else:
             reply = await ctx.conversations.voice(
-                chat, user, lambda: _download(ctx, attachment), filename=attachment.filename
+                chat, user, lambda: _download(ctx, attachment), filename=attachment.filename, notify=notify
             )
         captions = (await ctx.conversations.prefs(chat)).get("captions") != "off"
         await send_reply(ctx.rest, message, reply, captions=captions)
         return
     text = re.sub(rf"<@!?{me}>", "", message.content).strip()
-    if not text:
+    if not text or TYPED_COMMAND.match(text):  # a bare mention, or "/help" typed as text: how to use June
         await ctx.rest.send_text(message.channel.id, HELP, reply_to=message.id)
         return
-    reply = await ctx.conversations.text(chat, user, text)
+    reply = await ctx.conversations.text(chat, user, text, notify=notify)
     await send_reply(ctx.rest, message, reply, captions=True)
 
 
 async def _download(ctx: DiscordContext, attachment: nextcord.Attachment) -> bytes:
     """The attachment's bytes; raises Refused when the recording is longer than the limit (nextcord
     does not pass on Discord's ``duration_secs``, so the length is measured here)."""
-    data = await ctx.rest.download(attachment.url, max_bytes=ctx.limits.max_bytes)
+    try:
+        data = await ctx.rest.download(attachment.url, max_bytes=ctx.limits.max_bytes)
+    except AttachmentTooLarge as e:  # larger than its announced size
+        raise Refused(ctx.limits.refusal(size=ctx.limits.max_bytes + 1) or str(e)) from e
     ctx.limits.check(seconds=await asyncio.to_thread(_seconds, data))
     return data
 

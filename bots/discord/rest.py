@@ -12,18 +12,29 @@ messages"): ``POST /channels/{id}/messages`` as multipart with
 Where voice messages are not allowed (error code 50173) the audio goes as a plain attachment with
 the reply text. Text replies are split at Discord's 2000-character limit on sentence ends.
 Every call raises DiscordError on a non-2xx answer or a transport failure.
+
+Posts are retried (stamina) on 429 after the wait Discord names (``retry_after`` in the body, or
+``Retry-After``; a wait over `max_wait` gives up), on 5xx and on a connection never made, at
+most `attempts` tries. A post that timed out or lost its connection after it was sent may still
+have been posted: it is not repeated, and its DiscordError says `may_have_arrived`, so no apology
+contradicts a reply that shows up after all.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 from typing import Any
 
 import httpx
 import numpy as np
+import stamina
 
+from bots.busy import retry_after
 from bots.text import split_message
+
+log = logging.getLogger(__name__)
 
 IS_VOICE_MESSAGE = 1 << 13
 VOICE_MESSAGES_FORBIDDEN = 50173
@@ -35,9 +46,20 @@ WAVEFORM_STEP_S = 0.1  # clients sample the recording at most every 100 ms
 class DiscordError(Exception):
     """Discord answered an error (`status`, Discord's JSON error `code` when it sent one) or was unreachable."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, code: int | None = None, may_have_arrived: bool = False,
+        wait: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code = status, code
+        self.may_have_arrived = may_have_arrived
+        """The request was sent and its answer lost (a timeout): Discord may have carried it out."""
+        self.wait = wait
+        """Seconds a 429 asked to wait (None otherwise)."""
+
+
+class AttachmentTooLarge(DiscordError):
+    """The attachment is larger than the bot downloads."""
 
 
 def waveform(samples: np.ndarray, sample_rate: int) -> str:
@@ -55,10 +77,14 @@ def waveform(samples: np.ndarray, sample_rate: int) -> str:
 class DiscordREST:
     """Discord's REST API for one bot token over the caller's `http` client (its timeout applies)."""
 
-    def __init__(self, http: httpx.AsyncClient, token: str, *, api_base: str = "https://discord.com/api/v10") -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, token: str, *, api_base: str = "https://discord.com/api/v10",
+        attempts: int = 5, max_wait: float = 60.0,
+    ) -> None:
         self._http = http
         self._api = api_base.rstrip("/")
         self._headers = {"Authorization": f"Bot {token}"}
+        self.attempts, self.max_wait = max(1, attempts), max_wait
 
     async def download(self, url: str, *, max_bytes: int) -> bytes:
         """An attachment's bytes from its CDN `url`; DiscordError when larger than `max_bytes`."""
@@ -70,7 +96,7 @@ class DiscordREST:
                 async for chunk in response.aiter_bytes():
                     data += chunk
                     if len(data) > max_bytes:
-                        raise DiscordError(f"attachment larger than {max_bytes} bytes")
+                        raise AttachmentTooLarge(f"attachment larger than {max_bytes} bytes")
                 return bytes(data)
         except httpx.HTTPError as e:
             raise DiscordError(f"attachment download failed: {type(e).__name__}: {e}") from e
@@ -121,16 +147,45 @@ class DiscordREST:
         )
 
     async def _post(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        """POST, retried as the module docstring says; DiscordError for what is left."""
+        failures = 0
+
+        def backoff(e: Exception) -> bool | float:
+            nonlocal failures
+            failures += 1
+            if failures >= self.attempts or not isinstance(e, DiscordError):
+                return False
+            if e.wait is not None:
+                if e.wait > self.max_wait:
+                    return False
+                log.info("POST %s rate limited: retrying in %.2f s", path, e.wait)
+                return e.wait
+            return (e.status or 0) >= 500 or (e.status is None and not e.may_have_arrived)
+
+        retrying: Any = stamina.retry_context(on=backoff, attempts=None, timeout=None, wait_initial=0.5, wait_max=10.0)
+        async for attempt in retrying:
+            with attempt:
+                return await self._post_once(path, **kwargs)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _post_once(self, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = await self._http.post(f"{self._api}{path}", headers=self._headers, **kwargs)
-        except httpx.HTTPError as e:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             raise DiscordError(f"POST {path} failed: {type(e).__name__}: {e}") from e
+        except httpx.HTTPError as e:  # sent, answer lost: it may have been posted
+            raise DiscordError(f"POST {path} failed: {type(e).__name__}: {e}", may_have_arrived=True) from e
         if response.is_error:
-            code = None
+            body: Any = None
             try:
-                code = response.json().get("code")
-            except (ValueError, AttributeError):
+                body = response.json()
+            except ValueError:
                 pass
+            body = body if isinstance(body, dict) else {}
+            wait = None
+            if response.status_code == 429:
+                wait = body.get("retry_after") if isinstance(body.get("retry_after"), (int, float)) else retry_after(response)
+                wait = 1.0 if wait is None else float(wait)
             raise DiscordError(f"POST {path} answered {response.status_code}: {response.text[:300]}",
-                               status=response.status_code, code=code)
+                               status=response.status_code, code=body.get("code"), wait=wait)
         return response.json() if response.content else {}

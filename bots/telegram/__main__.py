@@ -1,6 +1,8 @@
 """`python -m bots.telegram`: June on Telegram (settings from JUNE_BOT_* / JUNE_TELEGRAM_*).
 
-Long polling by default; with JUNE_TELEGRAM_WEBHOOK_URL set, a webhook instead: Telegram POSTs
+Long polling by default (`bots.telegram.polling.Poller`: an update is confirmed only once answered;
+on SIGTERM/SIGINT it stops fetching and gives the updates in flight `shutdown_grace` seconds to
+finish; what does not finish is delivered again at the next start); with JUNE_TELEGRAM_WEBHOOK_URL set, a webhook instead: Telegram POSTs
 updates to `webhook_path` on the bot's HTTP port, and each request must carry the secret token
 (``X-Telegram-Bot-Api-Secret-Token``, checked by aiogram's SimpleRequestHandler; others get 401).
 The same port serves ``/health`` and ``/metrics``.
@@ -12,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -23,21 +25,22 @@ from aiohttp import web
 from bots.conversation import Conversations, MediaLimits
 from bots.settings import BotSettings, TelegramSettings, open_conversations
 from bots.status import BotMetrics, create_status_app, start_site
+from bots.telegram.delivery import RetryRequests
 from bots.telegram.handlers import COMMANDS, create_dispatcher
+from bots.telegram.polling import Poller
 from june import observability
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 30.0
-"""Seconds webhook mode waits at shutdown for updates still being answered."""
 
 
 def create_bot(settings: TelegramSettings) -> Bot:
-    """A Bot for `settings.token`, talking to the self-hosted Bot API server when one is set."""
-    session = None
+    """A Bot for `settings.token`, talking to the self-hosted Bot API server when one is set; its
+    calls time out after `request_timeout` and are retried per `bots.telegram.delivery.RetryRequests`."""
+    session = AiohttpSession(timeout=settings.request_timeout)
     if settings.api_server:
-        api = TelegramAPIServer.from_base(settings.api_server, is_local=settings.api_server_local)
-        session = AiohttpSession(api=api)
+        session.api = TelegramAPIServer.from_base(settings.api_server, is_local=settings.api_server_local)
+    session.middleware(RetryRequests(attempts=settings.send_attempts, max_wait=settings.send_max_wait))
     return Bot(settings.token.get_secret_value(), session=session)
 
 
@@ -49,6 +52,12 @@ class TelegramBot:
     dispatcher: Dispatcher
     conversations: Conversations
     app: web.Application
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set (or call `stop`) to end polling gracefully, as SIGTERM does."""
+
+    def stop(self) -> None:
+        """Stop polling: updates in flight get `shutdown_grace` seconds, then `serve` returns."""
+        self.stopping.set()
 
     @property
     def metrics(self) -> BotMetrics:
@@ -72,8 +81,9 @@ async def build(
 async def serve(june: TelegramBot, telegram: TelegramSettings, *, handle_signals: bool = True) -> None:
     """Register the commands, start the HTTP port, then poll (or take webhooks) until stopped.
 
-    Polling stops on `dispatcher.stop_polling()` or a signal; webhook mode runs until cancelled.
-    Closes the bot's session and the HTTP port.
+    Polling stops on `june.stop()` or a signal (`handle_signals`), after the updates in flight
+    finish or `shutdown_grace` passes; webhook mode runs until cancelled. Closes the bot's session
+    and the HTTP port.
     """
     bot, dispatcher = june.bot, june.dispatcher
     webhook = telegram.webhook_url is not None
@@ -102,14 +112,15 @@ async def serve(june: TelegramBot, telegram: TelegramSettings, *, handle_signals
             await asyncio.Event().wait()  # until cancelled; the app's shutdown closes the session
         else:
             log.info("polling Telegram%s", f" via {telegram.api_server}" if telegram.api_server else "")
-            await dispatcher.start_polling(bot, polling_timeout=telegram.polling_timeout, handle_signals=handle_signals)
+            poller = Poller(dispatcher, bot, timeout=telegram.polling_timeout, grace=telegram.shutdown_grace, stopping=june.stopping)
+            await poller.run(handle_signals=handle_signals)
     finally:
         if handler is not None:
             # Updates are answered in the background (Telegram gets its 200 at once): let the ones
             # in flight finish before the session closes, so none is dropped at shutdown.
             pending = getattr(handler, "_background_feed_update_tasks", set())
             if pending:
-                await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+                await asyncio.wait(pending, timeout=telegram.shutdown_grace)
         if runner is not None:
             await runner.cleanup()
         await bot.session.close()

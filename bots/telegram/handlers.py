@@ -6,6 +6,12 @@ so tests build a dispatcher with their own. Every update ends in a message in th
 turns pipeline trouble into an apology, and anything a handler did not expect (a Telegram error,
 a failed upload) is answered by the router's error handler.
 
+Manners: commands match in any case (``/START``); a command addressed to another bot
+(``/help@other_bot``) is left to that bot; an unknown command gets the help text; service messages
+(members joining, pins, title changes…) are ignored; other content June cannot use (stickers,
+photos…) gets a short "voice and text only". A reply whose sending timed out may still arrive, so it
+is not apologised for (`bots.telegram.delivery.may_have_arrived`).
+
 Chat keys are ``"telegram:<chat id>"``; per-chat preferences: ``voice`` ("on": text messages are
 answered with voice too) and ``captions`` ("off": voice replies come without the transcript/reply
 text).
@@ -19,11 +25,13 @@ from collections.abc import Awaitable, Callable
 
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.enums import ContentType
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Audio, BotCommand, BufferedInputFile, ErrorEvent, Message, VideoNote, Voice
 from aiogram.utils.chat_action import ChatActionSender
 
 from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, MediaLimits, Reply
+from bots.telegram.delivery import may_have_arrived
 from bots.text import split_message
 
 log = logging.getLogger(__name__)
@@ -57,15 +65,30 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 ACTION_INTERVAL = 4.0  # seconds; a chat action shows for ~5 s, so refresh a little sooner
 
+COMMAND_SYNTAX = r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]+)?(\s|$)"
+"""A Telegram command (up to 32 letters, digits, underscores), maybe addressed ``@to_a_bot``: a
+text such as "/etc/hosts is broken" is not one, and goes to the model."""
+
+USER_CONTENT = frozenset({
+    ContentType.TEXT, ContentType.ANIMATION, ContentType.AUDIO, ContentType.DOCUMENT, ContentType.LIVE_PHOTO,
+    ContentType.PAID_MEDIA, ContentType.PHOTO, ContentType.STICKER, ContentType.STORY, ContentType.VIDEO,
+    ContentType.VIDEO_NOTE, ContentType.VOICE, ContentType.CHECKLIST, ContentType.CONTACT, ContentType.DICE,
+    ContentType.GAME, ContentType.POLL, ContentType.VENUE, ContentType.LOCATION, ContentType.GIVEAWAY,
+})
+"""What a person sends (answered, or told "voice and text only"); every other content type is a
+service message (members, pins, titles, video chats, forum topics…) or unknown, and is ignored."""
+
 
 def create_router() -> Router:
     """A fresh Router with June's handlers (a Router can join only one Dispatcher)."""
     router = Router(name="june")
-    router.message.register(start, CommandStart())
-    router.message.register(help_, Command("help"))
-    router.message.register(reset, Command("reset"))
-    router.message.register(toggle, Command("voice", "captions"))
-    router.message.register(status, Command("status"))
+    router.message.register(ignored, ~F.content_type.in_(USER_CONTENT))
+    router.message.register(start, CommandStart(ignore_case=True))
+    router.message.register(help_, Command("help", ignore_case=True))
+    router.message.register(reset, Command("reset", ignore_case=True))
+    router.message.register(toggle, Command("voice", "captions", ignore_case=True))
+    router.message.register(status, Command("status", ignore_case=True))
+    router.message.register(other_command, F.text.regexp(COMMAND_SYNTAX))
     router.message.register(media_message, F.voice | F.audio | F.video_note)
     router.message.register(text_message, F.text)
     router.message.register(unsupported_message)
@@ -86,6 +109,21 @@ def chat_key(message: Message) -> str:
 
 def user_key(message: Message) -> str:
     return str(message.from_user.id if message.from_user else message.chat.id)
+
+
+async def ignored(message: Message) -> None:
+    """A service message (someone joined, a pin, a new title…): nothing to answer."""
+    log.debug("ignoring a %s message in chat %s", message.content_type, message.chat.id)
+
+
+async def other_command(message: Message, bot: Bot) -> None:
+    """A command none of June's handlers took: addressed to another bot (ignored), else unknown (help)."""
+    assert message.text is not None  # guaranteed by the filter
+    word = message.text.split(maxsplit=1)[0]
+    _, _, mention = word.partition("@")
+    if mention and mention.lower() != ((await bot.me()).username or "").lower():
+        return  # ``/help@other_bot``: that bot's business
+    await message.answer(HELP)
 
 
 async def start(message: Message) -> None:
@@ -125,12 +163,15 @@ async def media_message(message: Message, bot: Bot, conversations: Conversations
         return
 
     async def download() -> bytes:
-        data = await bot.download(media)
+        # As long as any Bot API call may take (JUNE_TELEGRAM_REQUEST_TIMEOUT), not aiogram's fixed 30 s.
+        data = await bot.download(media, timeout=max(1, math.ceil(bot.session.timeout)))
         assert data is not None  # a BytesIO when no destination is given
         return data.read()
 
     async with ChatActionSender.record_voice(chat_id=message.chat.id, bot=bot, interval=ACTION_INTERVAL):
-        reply = await conversations.voice(chat, user_key(message), download, filename=_filename(message))
+        reply = await conversations.voice(
+            chat, user_key(message), download, filename=_filename(message), notify=message.answer
+        )
         await _send(message, reply, captions=(await conversations.prefs(chat)).get("captions") != "off")
 
 
@@ -147,7 +188,7 @@ async def text_message(message: Message, bot: Bot, conversations: Conversations)
     """Text → text reply (split into Telegram-sized messages), and a voice note when voice is on."""
     assert message.text is not None  # guaranteed by the F.text filter
     async with ChatActionSender.typing(chat_id=message.chat.id, bot=bot, interval=ACTION_INTERVAL):
-        reply = await conversations.text(chat_key(message), user_key(message), message.text)
+        reply = await conversations.text(chat_key(message), user_key(message), message.text, notify=message.answer)
         await _send(message, reply, captions=False)
 
 
@@ -156,9 +197,14 @@ async def unsupported_message(message: Message, conversations: Conversations) ->
 
 
 async def unexpected_error(event: ErrorEvent, conversations: Conversations) -> None:
-    """Anything a handler did not expect (a Telegram error, a failed upload): log it, count it, apologise."""
-    log.exception("unhandled error in update %s", event.update.update_id, exc_info=event.exception)
+    """Anything a handler did not expect (a Telegram error, a failed upload): log it, count it, and
+    apologise, unless the failed call may still have been carried out (a send that timed out)."""
     conversations.metrics.count("update", "error")
+    if may_have_arrived(event.exception):
+        log.warning("update %s: a reply may not have reached Telegram (%s); not apologising, it may still arrive",
+                    event.update.update_id, event.exception)
+        return
+    log.exception("unhandled error in update %s", event.update.update_id, exc_info=event.exception)
     message = event.update.message
     if message is not None:
         try:

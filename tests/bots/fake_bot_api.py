@@ -6,7 +6,14 @@ getMe, deleteWebhook, setWebhook, setMyCommands, getUpdates (long poll with offs
 getFile, sendMessage (``parse_mode=Markdown`` with unbalanced ``*``/``_``/backticks fails with
 Telegram's "can't parse entities" 400), sendVoice (multipart upload), sendChatAction; and
 ``GET /file/bot<token>/<file_path>``.
-Every method call is recorded as a `Call`; tests enqueue updates and wait for calls.
+Every method call is recorded as a `Call` (failed ones too); tests enqueue updates and wait for calls.
+
+Faults, as Telegram (or a proxy in front of it) shows them: `fail_next` makes the next calls of a
+method answer 429 with ``parameters.retry_after``, a 5xx in the Bot API's JSON shape, or a
+proxy's HTML 502 page; `delay` holds a method's answer back (a slow upload: the call is recorded,
+and so carried out, when it arrives). `confirmed` is the highest getUpdates offset seen: Telegram
+forgets every update below it, and so does the fake, so a new bot polling the same fake gets what
+was left unconfirmed again, as after a restart.
 """
 
 from __future__ import annotations
@@ -26,12 +33,35 @@ TOKEN = f"{BOT_ID}:TEST-token-for-june"
 
 
 @dataclass
+class Fault:
+    """One injected failure: `status` with Telegram's JSON error (``retry_after`` for a 429), or with
+    `html` a proxy's error page that is not JSON at all."""
+
+    status: int
+    retry_after: int | None = None
+    html: bool = False
+
+    def response(self) -> web.Response:
+        if self.html:
+            return web.Response(status=self.status, text=f"<html><body><h1>{self.status} Bad Gateway</h1></body></html>",
+                                content_type="text/html")
+        body: dict[str, Any] = {"ok": False, "error_code": self.status,
+                                "description": "Too Many Requests: retry after" if self.status == 429 else "Bad Gateway"}
+        if self.retry_after is not None:
+            body["description"] += f" {self.retry_after}"
+            body["parameters"] = {"retry_after": self.retry_after}
+        return web.json_response(body, status=self.status)
+
+
+@dataclass
 class Call:
     """One Bot API method call: `params` as sent (strings from forms, JSON values parsed), `files` uploads."""
 
     method: str
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
+    failed: bool = False
+    """The fake answered this call with an injected fault (Telegram did not carry it out)."""
 
 
 class FakeBotAPI:
@@ -46,6 +76,10 @@ class FakeBotAPI:
         self.calls: list[Call] = []
         self.updates: list[dict[str, Any]] = []
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, data)
+        self.faults: dict[str, list[Fault]] = {}  # method (lower case) -> failures to answer next
+        self.delays: dict[str, float] = {}  # method (lower case) -> seconds before answering
+        self.file_delay = 0.0  # seconds before a file download answers (a hung download)
+        self.confirmed = 0  # the highest getUpdates offset seen
         self.url = ""
         self._changed = asyncio.Condition()
         self._update_ids = itertools.count(1)
@@ -71,6 +105,26 @@ class FakeBotAPI:
 
     # --- what tests do ---------------------------------------------------------------------------
 
+    def fail_next(self, method: str, status: int, *, times: int = 1, retry_after: int | None = None, html: bool = False) -> None:
+        """The next `times` calls of `method` fail with `status` (see `Fault`)."""
+        self.faults.setdefault(method.lower(), []).extend(Fault(status, retry_after, html) for _ in range(times))
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Calls of `method` are answered `seconds` after they arrive (they are recorded at once)."""
+        self.delays[method.lower()] = seconds
+
+    def replies(self, chat_id: int) -> list[str]:
+        """What the bot sent to `chat_id` that Telegram accepted: message texts and "<voice>", in order."""
+        out = []
+        for c in self.calls:
+            if str(c.params.get("chat_id")) != str(chat_id) or c.failed:
+                continue
+            if c.method.lower() == "sendmessage":
+                out.append(str(c.params.get("text")))
+            elif c.method.lower() == "sendvoice":
+                out.append("<voice>")
+        return out
+
     def add_file(self, data: bytes, *, suffix: str = "oga") -> str:
         """Store `data` for getFile/download; returns its file_id."""
         n = next(self._file_ids)
@@ -78,14 +132,18 @@ class FakeBotAPI:
         self.files[file_id] = (f"voice/file_{n}.{suffix}", data)
         return file_id
 
-    async def enqueue_message(self, chat_id: int, **content: Any) -> int:
-        """Queue a private-chat message update (`content`: ``text=...`` or ``voice={...}``); returns update_id."""
+    async def enqueue_message(self, chat_id: int, *, chat_type: str = "private", user_id: int | None = None, **content: Any) -> int:
+        """Queue a message update (`content`: ``text=...``, ``voice={...}``, a service field such as
+        ``new_chat_members=[...]``) in a private chat, or a "group"/"supergroup" with `chat_type`
+        (from `user_id`, default `chat_id`); returns update_id."""
         update_id = next(self._update_ids)
+        chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
+        chat.update({"first_name": "Tester"} if chat_type == "private" else {"title": "Test group"})
         message = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "private", "first_name": "Tester"},
-            "from": {"id": chat_id, "is_bot": False, "first_name": "Tester"},
+            "chat": chat,
+            "from": {"id": user_id or chat_id, "is_bot": False, "first_name": "Tester"},
             **content,
         }
         if isinstance(content.get("text"), str) and content["text"].startswith("/"):
@@ -167,9 +225,16 @@ class FakeBotAPI:
         method = request.match_info["method"]
         params, files = await _read_params(request)
         call = Call(method, params, files)
+        faults = self.faults.get(method.lower())
+        fault = faults.pop(0) if faults else None
+        call.failed = fault is not None
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
+        if fault is not None:
+            return fault.response()
+        if delay := self.delays.get(method.lower()):
+            await asyncio.sleep(delay)
         handler = getattr(self, f"_m_{method.lower()}", None)
         if handler is None:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status=404)
@@ -182,6 +247,8 @@ class FakeBotAPI:
         if request.match_info["token"] != self.token:
             return web.Response(status=401)
         path = request.match_info["path"]
+        if self.file_delay:
+            await asyncio.sleep(self.file_delay)
         for file_path, data in self.files.values():
             if file_path == path:
                 return web.Response(body=data, content_type="application/octet-stream")
@@ -205,6 +272,8 @@ class FakeBotAPI:
     async def _m_getupdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Updates with id >= offset; a given offset confirms (forgets) every earlier update."""
         offset = int(params.get("offset") or 0)
+        self.confirmed = max(self.confirmed, offset)
+        limit = int(params.get("limit") or 100)
         wait = min(float(params.get("timeout") or 0), self.max_poll_wait)
         deadline = time.monotonic() + wait
         async with self._changed:
@@ -212,7 +281,7 @@ class FakeBotAPI:
                 if offset:
                     self.updates = [u for u in self.updates if u["update_id"] >= offset]
                 if self.updates or time.monotonic() >= deadline:
-                    return list(self.updates)
+                    return self.updates[:limit]
                 try:
                     await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
                 except TimeoutError:

@@ -15,7 +15,7 @@ import nextcord
 import pytest
 import respx
 
-from bots.conversation import TOO_BIG, TOO_LONG, Conversations, MediaLimits
+from bots.conversation import BUSY_NOTICE, DOWNLOAD_FAILED, TOO_BIG, TOO_LONG, UNEXPECTED, Conversations, MediaLimits
 from bots.discord.__main__ import build
 from bots.discord.cog import HELP, DiscordContext, handle_message, intents
 from bots.discord.rest import DiscordREST, waveform
@@ -73,7 +73,7 @@ async def state():
 
 
 def message(state, *, guild: bool = False, content: str = "", voice: bool = False, audio: str | None = None,
-            size: int | None = None, mentions: list[dict] | None = None) -> nextcord.Message:
+            size: int | None = None, mentions: list[dict] | None = None, type: int = 0) -> nextcord.Message:
     """A nextcord Message from a MESSAGE_CREATE payload, in a DM or a guild text channel; with `voice`
     a voice message, with `audio` an audio file attachment of that name (both served from CDN)."""
     if guild:
@@ -96,7 +96,7 @@ def message(state, *, guild: bool = False, content: str = "", voice: bool = Fals
     data = {
         "id": "9001", "channel_id": str(channel.id), "author": USER_PAYLOAD, "content": content,
         "attachments": attachments, "embeds": [], "mentions": mentions or [], "mention_roles": [], "pinned": False,
-        "mention_everyone": False, "tts": False, "type": 0, "timestamp": "2026-01-01T00:00:00+00:00",
+        "mention_everyone": False, "tts": False, "type": type, "timestamp": "2026-01-01T00:00:00+00:00",
         "edited_timestamp": None, "flags": 8192 if voice else 0,
     }
     if guild:
@@ -259,3 +259,58 @@ async def test_each_message_is_one_span_with_its_outcome(routes, state):
     # The gateway requests are children of the message's span (one trace per message).
     children = [s for s in exporter.get_finished_spans() if s.parent is not None and s.parent.span_id == spans[0].context.span_id]
     assert children
+
+
+async def test_system_messages_are_ignored(routes, state):
+    settings = BotSettings(base_url=GATEWAY, request_timeout=5, retry_attempts=1)
+    discord = DiscordSettings(token="bot-token", api_base=API, channels=[TEXT_CHANNEL])
+    async with build(settings, discord) as ctx:
+        await handle_message(message(state, guild=True, type=7), ME, ctx)  # a member joined the enabled channel
+        await handle_message(message(state, guild=True, type=6), ME, ctx)  # a pin
+        await handle_message(message(state, type=6), ME, ctx)  # a pin in the DM
+        await handle_message(message(state, guild=True, content="a reply to someone", type=19), ME, ctx)
+    [reply] = sent(routes)  # only the person's reply was answered
+    assert json.loads(reply.content)["content"] == "Paris." and routes["chat"].call_count == 1
+
+
+async def test_rate_limits_and_5xx_on_posting_are_retried_and_a_lost_answer_not_apologised_for(routes, ctx, state):
+    routes["send"].side_effect = [
+        httpx.Response(429, json={"message": "You are being rate limited.", "retry_after": 0.3, "global": False}),
+        httpx.Response(502, text="<html>Bad Gateway</html>"),
+        httpx.Response(200, json={"id": "1"}),
+    ]
+    await handle_message(message(state, content="Hello"), ME, ctx)
+    assert [json.loads(r.content)["content"] for r in sent(routes)] == ["Paris."] * 3  # the same reply, retried
+
+    routes["send"].side_effect = httpx.ReadTimeout("the answer was lost; the post may have gone through")
+    await handle_message(message(state, content="Hello again"), ME, ctx)
+    contents = [json.loads(r.content)["content"] for r in sent(routes)[3:]]
+    assert contents == ["Paris."] and UNEXPECTED not in contents  # sent once, no apology
+
+
+async def test_a_failed_download_is_told_as_such(routes, ctx, state):
+    routes["cdn"].side_effect = httpx.ReadTimeout("hung")
+    await handle_message(message(state, voice=True), ME, ctx)
+    [reply] = sent(routes)
+    assert json.loads(reply.content)["content"] == DOWNLOAD_FAILED and not routes["stt"].called
+
+
+async def test_a_busy_gateway_is_announced_once_then_answered(routes, ctx, state):
+    busy = httpx.Response(503, json={"error": {"message": "busy"}}, headers={"Retry-After": "1"})
+    routes["chat"].side_effect = [busy, busy, routes["chat"].return_value]
+    ctx.conversations.busy_notice_after = 1.5
+    await handle_message(message(state, content="Hello"), ME, ctx)
+    assert [json.loads(r.content)["content"] for r in sent(routes)] == [BUSY_NOTICE, "Paris."]
+
+
+async def test_messages_for_another_bot_are_left_to_it_and_typed_commands_get_the_help(routes, state):
+    settings = BotSettings(base_url=GATEWAY, request_timeout=5, retry_attempts=1)
+    discord = DiscordSettings(token="bot-token", api_base=API, channels=[TEXT_CHANNEL])
+    other_bot = {**USER_PAYLOAD, "id": "2000", "username": "OtherBot", "bot": True}
+    async with build(settings, discord) as ctx:
+        await handle_message(message(state, guild=True, content="<@2000> play a song", mentions=[other_bot]), ME, ctx)
+        assert not routes["send"].called
+        await handle_message(message(state, content="/frobnicate"), ME, ctx)
+        await handle_message(message(state, guild=True, content="/etc/hosts is broken"), ME, ctx)
+    assert [json.loads(r.content)["content"] for r in sent(routes)] == [HELP, "Paris."]
+    assert routes["chat"].call_count == 1

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import httpx
 import pytest
 import respx
 
-from bots.pipeline import SAMPLE_RATE, EmptyTranscript, PipelineError, VoicePipeline
+from bots.busy import BUSY, patience
+from bots.pipeline import AUDIO_TOO_BIG, SAMPLE_RATE, UNDECODABLE, EmptyTranscript, PipelineError, VoicePipeline
 from bots.history import to_messages
 from bots.text import strip_reasoning
 from speech.audio import decode
@@ -318,3 +320,87 @@ def test_pipeline_imports_no_bot_library():
     code = "import sys, bots.pipeline, bots.history, bots.settings, bots.conversation; print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def busy(status: int = 503, retry_after: str | None = "1") -> httpx.Response:
+    """What the gateway or speech answers when its queue is full."""
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return httpx.Response(status, json={"error": {"message": "busy", "type": "server_error", "code": "server_busy"}}, headers=headers)
+
+
+def timed(responses: list[httpx.Response], times: list[float]):
+    """A respx side effect answering `responses` in turn and noting when each request came."""
+    it = iter(responses)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        times.append(time.monotonic())
+        return next(it)
+
+    return answer
+
+
+async def test_a_busy_upstream_is_waited_for_as_long_as_retry_after_says(gateway, http):
+    stt_times: list[float] = []
+    ok_stt = gateway["stt"].return_value
+    # More refusals than retry_attempts: a busy upstream is bounded by time, not by a count.
+    gateway["stt"].side_effect = timed([busy(), busy(), busy(429), ok_stt], stt_times)
+    chat_times: list[float] = []
+    gateway["chat"].side_effect = timed([busy(429), stream_response(sse("Paris."))], chat_times)
+
+    result = await make_pipeline(http, retry_attempts=3).run_voice(b"voice", [])
+
+    assert result.reply == "Paris." and len(stt_times) == 4 and len(chat_times) == 2
+    # Each retry came after the Retry-After (1 s; up to 20 % jitter), not within a fraction of a second.
+    gaps = [b - a for a, b in zip(stt_times, stt_times[1:])] + [chat_times[1] - chat_times[0]]
+    assert all(1.0 <= gap < 2.0 for gap in gaps), gaps
+
+
+async def test_a_wait_past_the_deadline_is_told_as_busy_at_once(gateway, http):
+    gateway["stt"].return_value = busy(retry_after="60")
+    start = time.monotonic()
+    with patience(5.0), pytest.raises(PipelineError) as caught:
+        await make_pipeline(http).run_voice(b"voice", [])
+    assert caught.value.user_message == BUSY and caught.value.stage == "transcribe"
+    assert gateway["stt"].call_count == 1 and time.monotonic() - start < 5.0  # not waiting out the deadline
+
+    # Without Retry-After, a 503 keeps the bounded exponential retries, and ends as "busy" too.
+    gateway["stt"].return_value = busy(retry_after=None)
+    with pytest.raises(PipelineError) as caught:
+        await make_pipeline(http, retry_attempts=2).run_voice(b"voice", [])
+    assert caught.value.user_message == BUSY and gateway["stt"].call_count == 3
+
+
+async def test_a_long_wait_is_announced_once(gateway, http):
+    ok_stt = gateway["stt"].return_value
+    gateway["stt"].side_effect = [busy(), busy(), busy(), ok_stt]
+    notices: list[float] = []
+    with patience(30.0, on_busy=lambda: notices.append(time.monotonic()), notice_after=1.5):
+        result = await make_pipeline(http).run_voice(b"voice", [])
+    assert result.reply == "Paris." and len(notices) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "told"),
+    [
+        (httpx.Response(415, json={"error": {"message": "Could not decode audio", "param": "file", "code": "invalid_audio"}}), UNDECODABLE),
+        (httpx.Response(400, json={"error": {"message": "Audio file is empty.", "param": "file", "code": "empty_file"}}), UNDECODABLE),
+        (httpx.Response(400, json={"error": {"message": "Audio is longer than 1500 s.", "param": "file", "code": "audio_too_long"}}), AUDIO_TOO_BIG),
+        (httpx.Response(413, json={"error": {"message": "too big", "code": "request_too_large"}}), AUDIO_TOO_BIG),
+    ],
+)
+async def test_audio_speech_refuses_is_told_as_such_not_as_try_again(gateway, http, answer, told):
+    gateway["stt"].return_value = answer
+    with pytest.raises(PipelineError) as caught:
+        await make_pipeline(http).run_voice(b"\x00garbage", [])
+    assert caught.value.user_message == told and "try again in a moment" not in told
+    assert gateway["stt"].call_count == 1  # the same file would fail the same way
+
+
+async def test_speech_refuses_garbage_and_empty_files_as_undecodable(speech_url: str):
+    """The real speech service's answer to what is not audio: told as undecodable, not "try again"."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        pipeline = VoicePipeline(client, base_url=speech_url, chat_model="m")
+        for data in (b"", b"this is not audio at all" * 20):
+            with pytest.raises(PipelineError) as caught:
+                await pipeline.run_voice(data, [])
+            assert caught.value.user_message == UNDECODABLE, caught.value
