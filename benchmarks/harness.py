@@ -10,8 +10,11 @@ graded on what it left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -25,11 +28,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from benchmarks import datasets
+from benchmarks import datasets, judge
 from benchmarks.agent import Agent, AgentConfig
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
 from benchmarks.models import Model, OpenAIModel, ScriptedModel
-from benchmarks.sandbox import TASK_DIR, Limits, SandboxUnavailable, check_available, throwaway
+from benchmarks.sandbox import TASK_DIR, Limits, Result, SandboxUnavailable, check_available, throwaway
 from benchmarks.tools import Tools
 
 RESULTS = "results.jsonl"
@@ -58,12 +61,110 @@ def instructions(task: Task, native_tools: bool = True) -> str:
     return text
 
 
-def grade(task: Task, solution: str, wall_s: float = 60.0) -> tuple[bool, str]:
-    """Run the task's hidden tests on `solution` in a fresh sandbox: (passed, output tail)."""
+class Grade(tuple):  # type: ignore[type-arg]
+    """`(passed, detail)` as `grade` always returned (it still unpacks that way), plus `status`: passed,
+    failed, or `<limit>_limit` when the tests hit one of the sandbox's bounds (wall, cpu, memory, ...)."""
+
+    def __new__(cls, passed: bool, detail: str, status: str) -> Grade:
+        self = super().__new__(cls, (passed, detail))
+        self.status = status
+        return self
+
+    @property
+    def passed(self) -> bool:
+        return bool(self[0])
+
+    @property
+    def detail(self) -> str:
+        return str(self[1])
+
+
+_JUDGE_SOURCE = Path(judge.__file__).read_text()
+
+
+def _feed(fd: int, data: bytes) -> threading.Thread:
+    """Write `data` to a pipe and close it, in a thread (the reader may never read it all)."""
+
+    def write() -> None:
+        with contextlib.suppress(OSError), os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+def _verdict(fd: int, nonce: str) -> bool:
+    """Whether the runner wrote its verdict line for this nonce (non-blocking read of what is there)."""
+    os.set_blocking(fd, False)
+    data = b""
+    with contextlib.suppress(BlockingIOError, OSError):
+        while len(data) < 65536 and (chunk := os.read(fd, 65536)):
+            data += chunk
+    os.close(fd)
+    return f"{judge.VERDICT} {nonce} passed" in data.decode(errors="replace").splitlines()
+
+
+def _status(passed: bool, *results: Result) -> str:
+    if passed:
+        return "passed"
+    limit = next((r.limit for r in results if r.limit not in (None, "output")), None)
+    return f"{limit}_limit" if limit else "failed"
+
+
+def grade(task: Task, solution: str, wall_s: float = 60.0) -> Grade:
+    """Run the task's hidden tests on `solution` in fresh sandboxes: `(passed, output tail)` with `.status`.
+
+    The verdict is a per-run random nonce the trusted runner writes to a pipe of its own after every
+    check ran (`benchmarks.judge`); exit codes and output of the solution's code count for nothing.
+    `check` tasks run the tests in a judge sandbox and the solution in another, talking over pipes;
+    `unittest` tasks run the tests in the solution's process. The tests are never files the
+    solution's user could read. Raises DatasetUnavailable for SWE-bench tasks (they need Docker).
+    """
+    if task.kind not in ("check", "unittest"):
+        raise DatasetUnavailable(datasets.needs_docker(task.dataset))
     limits = Limits(wall_s=wall_s, cpu_s=int(wall_s), memory_mb=task.memory_mb)
-    with throwaway({"run_tests.py": datasets.test_program(task, solution)}, limits) as sandbox:
-        result = sandbox.run(["python", "run_tests.py"])
-    return result.ok, result.output[-3000:]
+    nonce = secrets.token_hex(16)
+    verdict_in, verdict_out = os.pipe()
+    blob: dict[str, Any] = {"source": _JUDGE_SOURCE, "nonce": nonce, "verdict_fd": verdict_out, "test": task.test,
+                            "entry_point": task.entry_point, "prompt": task.prompt}
+    boot = ["python", "-I", "-c", judge.BOOT]
+    try:
+        with throwaway({SOLUTION_FILE: solution}, limits, prefix="june-grade-") as sandbox:
+            if task.kind == "unittest":
+                blob.update(mode="run_unittest", preload=["numpy", "pandas", *task.meta.get("libs", [])])
+                stdin_r, stdin_w = os.pipe()
+                runner = sandbox.start(boot, stdin=stdin_r, pass_fds=(verdict_out,))
+                os.close(stdin_r)
+                os.close(verdict_out)
+                _feed(stdin_w, json.dumps(blob).encode())
+                results = [runner.wait()]
+                output = results[0].output
+            else:
+                with throwaway(limits=limits, prefix="june-judge-") as judge_box:
+                    to_candidate_r, to_candidate_w = os.pipe()
+                    from_candidate_r, from_candidate_w = os.pipe()
+                    serve = ["python", "-I", "-c", f"{_JUDGE_SOURCE}\nserve(sys.argv[1])\n", task.entry_point]
+                    candidate = sandbox.start(serve, stdin=to_candidate_r, stdout=from_candidate_w)
+                    os.close(to_candidate_r)
+                    os.close(from_candidate_w)
+                    blob.update(mode="judge", to_candidate_fd=to_candidate_w, from_candidate_fd=from_candidate_r)
+                    stdin_r, stdin_w = os.pipe()
+                    runner = judge_box.start(boot, stdin=stdin_r, pass_fds=(to_candidate_w, from_candidate_r, verdict_out))
+                    for fd in (stdin_r, to_candidate_w, from_candidate_r, verdict_out):
+                        os.close(fd)
+                    _feed(stdin_w, json.dumps(blob).encode())
+                    judged = runner.wait()
+                    candidate.kill()
+                    served = candidate.wait(timeout=10)
+                    results = [judged, served]
+                    output = f"{judged.output}\n--- the solution's own output ---\n{served.output}"
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(verdict_in)
+        raise
+    passed = _verdict(verdict_in, nonce)
+    return Grade(passed, output[-3000:], _status(passed, *results))
 
 
 def missing_module(output: str) -> str | None:
