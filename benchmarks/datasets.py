@@ -27,6 +27,8 @@ from typing import Any, Literal
 DATA_DIR = Path(__file__).parent / "data"
 SOLUTION_FILE = "solution.py"
 DATASETS = ("humaneval", "dataframebench", "humaneval+", "mbpp+", "swebench-lite", "swebench-verified")
+NEEDS_DOCKER = ("swebench-lite", "swebench-verified")
+"""Datasets that load but cannot be graded in the bubblewrap sandbox (see `needs_docker`)."""
 
 Kind = Literal["check", "unittest", "swebench"]
 

@@ -15,12 +15,14 @@ Two ways, by task kind (see `benchmarks.harness.grade`):
   every test ran and succeeded (a skip is a failure), refuses -O, and checks afterwards that no
   attribute of a module or class imported before the solution was changed; an audit hook refuses
   gc and ctypes introspection, tracing, and changing classes of those modules while the tests run.
-  The process is made non-dumpable. Residual risk: code in the same process as the tests could, in
-  principle, find the nonce through the frames on its stack; the harness says so in its docs.
+  The process is made non-dumpable (no /proc/self/mem, no ptrace by its children).
 
-Either way the verdict is one line, `JUNE-VERDICT <nonce> passed`, written to a pipe only the
-runner was given, after every check ran. The nonce is a per-run random value the runner reads from
-its stdin (which the host closes) before any solution code exists; exit status is not the verdict.
+Either way the verdict is one line, `JUNE-VERDICT <nonce> passed`, written to a pipe the runner was
+given, after every check ran; exit status and output are not the verdict. The nonce is a per-run
+random value. The judge of `check` tasks reads it with the task on stdin (no solution code ever
+runs there). The unittest runner reads it from its own pipe before any solution code exists and
+moves it into the kernel keyring (`_Keyring`), so nothing in the process's memory, frames or fds
+holds it while the solution runs.
 """
 
 from __future__ import annotations
@@ -238,12 +240,13 @@ def _changed(before: dict, after: dict) -> list[str]:
 
 def run_unittest(blob: dict) -> None:
     """One unittest task in this process; the verdict only if every test ran and passed, untampered."""
-    nonce, verdict_fd = blob.pop("nonce"), blob.pop("verdict_fd")
     if sys.flags.optimize:
         raise SystemExit("refusing to run tests under -O: asserts would be stripped")
     import ctypes
     import unittest
 
+    keep = _Keyring(blob.pop("nonce_fd"))  # the nonce leaves this process's memory before the solution exists
+    verdict_fd = blob.pop("verdict_fd")
     for name in blob.get("preload", []):
         try:
             __import__(name)
@@ -314,7 +317,51 @@ def run_unittest(blob: dict) -> None:
     if problems:
         print("\n".join(problems)[-20000:], file=sys.stderr)
         return
-    _verdict(verdict_fd, nonce)
+    _verdict(verdict_fd, keep.take())
+
+
+class _Keyring:
+    """Holds the nonce in the kernel (a `user` key in this process's keyring), not in memory the
+    solution could scan: reading it back needs a syscall through ctypes, which the audit hook refuses
+    while the tests run, and a child process does not possess the key. Where keys are not available
+    (a seccomp filter), the nonce stays in this object: weaker.
+
+    Not airtight: code that writes interpreter memory through ctypes (numpy carries a reference to
+    it) could disable the audit hook first. Tests in the solution's process cannot be made safe
+    against that; `check` tasks are graded out of process for this reason."""
+
+    _CALLS = {"x86_64": (248, 250), "aarch64": (217, 219)}
+
+    def __init__(self, fd: int) -> None:
+        import ctypes
+        import platform
+
+        libc = ctypes.CDLL(None)  # not kept: no resolved `syscall` is left for the solution to call
+        libc.syscall.restype = ctypes.c_long
+        buffer = ctypes.create_string_buffer(128)
+        size = os.readv(fd, [buffer])
+        os.close(fd)
+        self._size = size
+        self._fallback = b""
+        add_key, self._keyctl = self._CALLS.get(platform.machine(), (None, None))
+        key = -1
+        if add_key is not None:
+            key = libc.syscall(add_key, b"user", b"june-nonce", buffer, ctypes.c_size_t(size), ctypes.c_int(-2))
+        if key < 0:
+            self._fallback = bytes(buffer.raw[:size])
+        self._key = key
+        ctypes.memset(buffer, 0, 128)
+
+    def take(self) -> str:
+        import ctypes
+
+        if self._key < 0:
+            return self._fallback.decode()
+        libc = ctypes.CDLL(None)  # resolved only now, after the audit hook was disarmed
+        libc.syscall.restype = ctypes.c_long
+        buffer = ctypes.create_string_buffer(128)
+        size = libc.syscall(self._keyctl, 11, self._key, buffer, 128)  # KEYCTL_READ
+        return buffer.raw[:size].decode() if size > 0 else ""
 
 
 def _all_types() -> set[int]:

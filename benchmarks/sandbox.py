@@ -490,8 +490,8 @@ class Sandbox:
             try:
                 fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dfd)
             except OSError as e:
-                if e.errno == errno.ELOOP:
-                    raise UnsafePath(f"{relative} is a symlink (not followed)") from None
+                if e.errno in (errno.ELOOP, errno.ENXIO):
+                    raise UnsafePath(f"{relative} is a symlink or a socket (not followed)") from None
                 raise
         with os.fdopen(fd, "rb") as f:
             mode = os.fstat(fd).st_mode

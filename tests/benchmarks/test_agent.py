@@ -24,6 +24,9 @@ def task() -> Task:
     return datasets.load("humaneval")[0]  # has_close_elements
 
 
+pytestmark = pytest.mark.usefixtures("bwrap")
+
+
 def run(task: Task, steps: list[dict[str, Any]], tmp_path: Path, **config: Any) -> tuple[dict[str, Any], dict[str, Any], ScriptedModel]:
     model = ScriptedModel(steps)
     record = solve(task, model, AgentConfig(**config), tmp_path, LIMITS)

@@ -21,6 +21,7 @@ def test_bundled_sizes() -> None:
     assert len(datasets.load("dataframebench", split="val")) == 16
 
 
+@pytest.mark.usefixtures("bwrap")
 def test_selfcheck_cli_full_humaneval() -> None:
     """164/164 canonical and 0/164 empty, through `june bench selfcheck` (about 10 s on 2 cores)."""
     result = CliRunner().invoke(app, ["bench", "selfcheck", "--dataset", "humaneval"])
@@ -30,6 +31,7 @@ def test_selfcheck_cli_full_humaneval() -> None:
     assert any("empty solutions" in ln and ln.split("│")[2].strip() == "0" for ln in lines), result.output
 
 
+@pytest.mark.usefixtures("bwrap")
 def test_grader_rejects_a_wrong_solution() -> None:
     task = datasets.load("humaneval")[0]
     wrong = task.starter + "    return not any(True for _ in numbers)\n"
@@ -38,6 +40,7 @@ def test_grader_rejects_a_wrong_solution() -> None:
     assert not passed and "AssertionError" in output
 
 
+@pytest.mark.usefixtures("bwrap")
 def test_dataframebench_task_with_installed_libraries() -> None:
     tasks = datasets.load("dataframebench", split="val")
     runnable = [t for t in tasks if all(importlib.util.find_spec(lib) for lib in t.meta["libs"] if lib != "polars")]
@@ -47,6 +50,7 @@ def test_dataframebench_task_with_installed_libraries() -> None:
     assert not grade(task, task.starter, wall_s=120)[0]
 
 
+@pytest.mark.usefixtures("bwrap")
 def test_evalplus_file_differential_tests(tmp_path: Path) -> None:
     record = {
         "task_id": "Mbpp/2", "entry_point": "add", "prompt": '"""Add two numbers."""\n',

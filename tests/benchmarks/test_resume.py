@@ -10,11 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from benchmarks import datasets
 from benchmarks.agent import AgentConfig
 from benchmarks.harness import RESULTS, run_batch, solve
 from benchmarks.models import ScriptedModel
 from benchmarks.sandbox import Limits
+
+
+pytestmark = pytest.mark.usefixtures("bwrap")
 
 
 def lines(out: Path) -> list[dict]:
