@@ -1,11 +1,12 @@
 """`june bench run` and `june bench selfcheck`: the agent on a dataset, graded in the sandbox.
 
-Output of a run in DIR: `results.jsonl` (one line per finished task: task_id, status, passed, steps,
-prompt_tokens, completion_tokens, wall_s, error) and `trajectories/ID.json` (messages, reasoning,
+Output of a run in DIR: `results.jsonl` (one line per finished task: task_id, status, passed, verdict,
+steps, prompt_tokens, completion_tokens, wall_s, error; mode 0600) and `trajectories/ID.json` (messages, reasoning,
 final solution, test output), written in `finally` so a crashed task still leaves one. A rerun skips
 tasks already in results.jsonl. Pass/fail comes from the harness running the hidden tests on the
-final solution.py in a fresh sandbox, whatever the agent claimed; an agent that hit a limit is
-graded on what it left.
+final solution.py in fresh sandboxes (`grade`, after the agent's sandbox is gone), whatever the agent
+claimed; an agent that hit a limit is graded on what it left. `verdict` is the grader's status:
+passed, failed, or `<limit>_limit` when the tests hit a sandbox bound.
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def test_task_dir_size_and_inodes_are_bounded() -> None:
 def test_total_memory_of_all_processes_is_bounded() -> None:
     if _cgroup_base("memory") is None:
         pytest.skip("no writable memory cgroup here: memory is bounded per process only (see benchmarks/sandbox.py)")
-    hog = "import time\nb = b'x' * (200 << 20)\nprint('holding', flush=True)\ntime.sleep(20)\n"
+    hog = "import time\nb = b'x' * (200 << 20)\nprint('holding', flush=True)\ntime.sleep(4)\n"
     with throwaway({"hog.py": hog}, Limits(memory_mb=400, wall_s=60)) as sb:
         result = sb.run("python hog.py & python hog.py & python hog.py & wait; echo waited")
     assert result.limit == "memory" and result.output.count("holding") < 3, result
