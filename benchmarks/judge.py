@@ -386,6 +386,13 @@ def _check_types(value: object, known: set, depth: int) -> None:
     the libraries were loaded, i.e. by the solution: its `__eq__` could say anything."""
     if id(type(value)) not in known:
         raise TypeError(f"the solution returned a {type(value).__qualname__}, a type it defined itself")
+    attrs = getattr(value, "__dict__", None)
+    if isinstance(attrs, dict):  # `df.equals = lambda *a: True` on a real DataFrame
+        for name, attr in list(attrs.items())[:500]:
+            if callable(attr) and callable(getattr(type(value), name, None)) and id(type(attr)) not in known:
+                raise TypeError(f"the solution replaced the method {name} of the {type(value).__qualname__} it returned")
+            if type(attr).__name__ == "function" and getattr(attr, "__module__", None) == "solution":
+                raise TypeError(f"the solution attached its own {name} to the {type(value).__qualname__} it returned")
     if depth < 3 and type(value) in (list, tuple, set, frozenset):
         for item in list(value)[:1000]:  # type: ignore[call-overload]
             _check_types(item, known, depth + 1)

@@ -371,7 +371,7 @@ class Sandbox:
     def argv(self, command: list[str], limits: Limits, cgroups: bool = False) -> list[str]:
         """The full command line: bwrap [+ setpriv when root] + prlimit + command."""
         root = os.geteuid() == 0
-        bwrap = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        bwrap = [shutil.which("bwrap") or "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         if not root:
             bwrap += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         bwrap += _mount_args([*_dataset_paths(), *_CONCEALED, *self.hide])

@@ -65,6 +65,8 @@ def test_host_unix_sockets_are_unreachable(tmp_path: Path) -> None:
     for path in paths:
         server = socket.socket(socket.AF_UNIX)
         server.bind(str(path))
+        path.chmod(0o777)  # like many host sockets: anyone who can see it may connect
+        path.parent.chmod(0o755)
         server.listen()
         server.settimeout(0.5)
         servers.append(server)

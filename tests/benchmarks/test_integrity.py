@@ -89,3 +89,26 @@ def test_wrong_exit_status_does_not_fail_a_right_solution(humaneval: list[Task])
     task = humaneval[0]
     solution = task.canonical + "\nimport atexit, os\natexit.register(os._exit, 3)\n"
     assert grade(task, solution).passed
+
+
+def test_returned_objects_with_their_own_comparisons_are_refused() -> None:
+    """The unittest runner's type check, directly: a solution-made class, or a real DataFrame whose
+    `equals` the solution replaced, is refused; a plain DataFrame or a list of numbers is not."""
+    import pandas as pd
+
+    known = judge._all_types()
+
+    class Anything:
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    frame = pd.DataFrame({"a": [1]})
+    forged = pd.DataFrame({"a": [1]})
+    always = lambda *args: True  # noqa: E731
+    always.__module__ = "solution"
+    forged.equals = always
+    judge._check_types(frame, known, 0)
+    judge._check_types([1, 2.0, ("x", None)], known, 0)
+    for bad in (Anything(), [1, Anything()], {"k": Anything()}, forged):
+        with pytest.raises(TypeError):
+            judge._check_types(bad, known, 0)
