@@ -22,7 +22,7 @@ side (which runs as root in CI) into following what it made. Contained:
   processes together (memory cgroup, tmpfs pages included), process count (pids), CPU share
   (cpu quota). Without them (non-root, cgroup v2 without delegation) the memory bound is per
   process only (nproc x memory_mb in total) and the process count is RLIMIT_NPROC in the sandbox's
-  user namespace. As root the task dir is its own tmpfs mount (size and inode limits; removing it
+  user namespace (as root, a nested unprivileged bwrap gives the sandbox its own). As root the task dir is its own tmpfs mount (size and inode limits; removing it
   is one unmount, whatever tree the sandbox built); otherwise it is a plain folder bounded only per
   file and removed by an iterative walk that never follows links.
 - **Host side**: every host read, write and listing in the task dir (`read_bytes`, `write`,
@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import shutil
 import signal
@@ -143,6 +144,7 @@ def conceal(*paths: Path | str | None) -> None:
     _CONCEALED.update(Path(p).resolve() for p in paths if p is not None)
 
 
+@functools.cache
 def _dataset_paths() -> list[Path]:
     """Where hidden tests and canonical solutions live on this host: never visible inside."""
     import importlib.util
@@ -388,9 +390,12 @@ class Sandbox:
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
         rlimits = [f"--cpu={limits.cpu_s}", f"--as={limits.memory_mb << 20}", f"--fsize={limits.file_mb << 20}", "--core=0"]
         if not (root and cgroups):
-            # Without a pids cgroup: per user namespace when unprivileged; as root the count is shared
-            # by every sandbox (one uid), so it is only a backstop against runaway forks.
-            rlimits.append(f"--nproc={limits.nproc if not root else limits.nproc * 16}")
+            # No pids cgroup: RLIMIT_NPROC counts per user namespace, so the sandbox gets one of its own
+            # (as root: a nested unprivileged bwrap after setpriv; otherwise the bwrap above).
+            rlimits.append(f"--nproc={limits.nproc}")
+            if root:
+                drop += [bwrap[0], "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+                         "--bind", "/", "/", "--die-with-parent", "--"]
         return [*bwrap, "--", *drop, "prlimit", *rlimits, "--", *command]
 
     def start(self, command: str | list[str], *, limits: Limits | None = None, stdin: int | None = None,
