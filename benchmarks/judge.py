@@ -15,7 +15,11 @@ Two ways, by task kind (see `benchmarks.harness.grade`):
   every test ran and succeeded (a skip is a failure), refuses -O, and checks afterwards that no
   attribute of a module or class imported before the solution was changed; an audit hook refuses
   gc and ctypes introspection, tracing, and changing classes of those modules while the tests run.
-  The process is made non-dumpable (no /proc/self/mem, no ptrace by its children).
+  The process is made non-dumpable (no /proc/self/mem, no ptrace by its children). Not airtight:
+  code in the tests' process that walks the interpreter's frames could still reach and mutate the
+  runner's live objects (its test result, say), or write interpreter memory through ctypes; the
+  checks above stop every generic trick in `benchmarks.cheats` but not a cheat written against
+  this runner. `check` tasks have no such gap: nothing of the judge is in the solution's process.
 
 Either way the verdict is one line, `JUNE-VERDICT <nonce> passed`, written to a pipe the runner was
 given, after every check ran; exit status and output are not the verdict. The nonce is a per-run
@@ -259,7 +263,10 @@ def run_unittest(blob: dict) -> None:
             pass
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no /proc/self/mem, no ptrace by peers
     test_case, test_suite, test_loader, test_result = unittest.TestCase, unittest.TestSuite, unittest.TestLoader, unittest.TestResult
-    known_types = _all_types()
+    known_types = frozenset(_all_types())
+    # Everything used after the solution loads is bound here, so rebinding the runner's globals
+    # (reachable through frames) changes nothing.
+    changed_since, snapshot, check_types, verdict = _changed, _snapshot, _check_types, _verdict
     before = _snapshot()
     protected = {id(obj) for obj, attrs in before.values() for obj in (obj, *attrs.values())}
     armed = [True]
@@ -280,7 +287,7 @@ def run_unittest(blob: dict) -> None:
     def typed(function):  # type: ignore[no-untyped-def]
         def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
             value = function(*args, **kwargs)
-            _check_types(value, known_types, 0)
+            check_types(value, known_types, 0)
             return value
 
         return wrapper
@@ -306,18 +313,22 @@ def run_unittest(blob: dict) -> None:
     result = Result()
     suite.run(result)
     armed[0] = False
+    lists = (result.failures, result.errors, result.skipped, result.expectedFailures, result.unexpectedSuccesses)
+    if any(type(v) is not list for v in lists) or type(result.testsRun) is not int:
+        print("the solution replaced the test result's records", file=sys.stderr)
+        return
     problems = [f"{test}: {text}" for test, text in result.failures + result.errors]
     problems += [f"{test}: skipped ({why})" for test, why in result.skipped]
     if result.expectedFailures or result.unexpectedSuccesses:
         problems.append("expected failures are not passes")
     if expected == 0 or result.testsRun != expected or Result.passed != expected:
         problems.append(f"{Result.passed} of {expected} tests passed ({result.testsRun} ran)")
-    if changed := _changed(before, _snapshot()):
+    if changed := changed_since(before, snapshot()):
         problems.append(f"the solution changed {', '.join(changed[:5])}")
     if problems:
         print("\n".join(problems)[-20000:], file=sys.stderr)
         return
-    _verdict(verdict_fd, keep.take())
+    verdict(verdict_fd, keep.take())
 
 
 class _Keyring:
