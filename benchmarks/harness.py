@@ -34,7 +34,7 @@ from benchmarks.agent import Agent, AgentConfig
 from benchmarks.cheats import CHEATS
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
 from benchmarks.models import Model, OpenAIModel, ScriptedModel
-from benchmarks.sandbox import TASK_DIR, Limits, Result, SandboxUnavailable, check_available, conceal, throwaway
+from benchmarks.sandbox import TASK_DIR, Limits, Result, SandboxUnavailable, check_available, conceal, sweep, throwaway
 from benchmarks.tools import Tools
 
 RESULTS = "results.jsonl"
@@ -298,6 +298,7 @@ def _load(dataset: str, split: str | None, data: Path | None, limit: int | None,
         if dataset in datasets.NEEDS_DOCKER:
             raise DatasetUnavailable(datasets.needs_docker(dataset))
         check_available()
+        sweep()  # what an earlier, killed run left behind
         tasks = datasets.load(dataset, split=split, path=data)
     except (DatasetUnavailable, SandboxUnavailable, ValueError) as e:
         console.print(f"[red]{e}")

@@ -614,13 +614,49 @@ def remove_tree(root: Path) -> None:
     os.rmdir(root)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep() -> int:
+    """Remove what a killed harness left (task dirs and their tmpfs mounts, cgroups), recognised by the
+    pid in their names (`june-task-PID-…`, `june/PID-…`) when that process is gone. Returns how many."""
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob("june-*-*-*"):
+        pid = path.name.split("-")[2]
+        if not pid.isdigit() or _alive(int(pid)) or not path.is_dir() or path.is_symlink():
+            continue
+        with contextlib.suppress(OSError):
+            if os.path.ismount(path):
+                _libc.umount2(str(path).encode(), _MNT_DETACH)
+                os.rmdir(path)
+            else:
+                remove_tree(path)
+            removed += 1
+    for controller in ("memory", "pids", "cpu"):
+        for folder in (_CGROUP_FS / controller / "june").glob("*-*"):
+            pid = folder.name.split("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+                    removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def throwaway(files: dict[str, str] | None = None, limits: Limits | None = None, prefix: str = "june-task-",
               hide: Iterable[Path] = ()) -> Iterator[Sandbox]:
     """A fresh task dir holding `files` (relative path -> text), owned by the sandbox user; removed
-    afterwards (as root: its own tmpfs, bounded by `limits.disk_mb` and `limits.inodes`, unmounted)."""
+    afterwards (as root: its own tmpfs, bounded by `limits.disk_mb` and `limits.inodes`, unmounted).
+    Its name carries this process's pid, so that `sweep` can remove it if this process is killed."""
     limits = limits or Limits()
-    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
     mounted = False
     try:
         mounted = _mount_tmpfs(root, limits)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,3 +70,5 @@ def test_cli_run_killed_midway_resumes(tmp_path: Path) -> None:
     assert sorted(ids) == sorted(f"HumanEval/{i}" for i in range(3))  # each task exactly once
     assert all(r["status"] == "submitted" for r in lines(out))
     assert len(list((out / "trajectories").glob("*.json"))) == 3
+    # the killed run's task dir (a tmpfs mount as root) and cgroups were swept by the second run
+    assert not list(Path(tempfile.gettempdir()).glob(f"june-*-{first.pid}-*"))
