@@ -6,7 +6,8 @@
 - `humaneval+` / `mbpp+`: EvalPlus JSONL (`--data PATH`), differential tests against the reference.
 - `swebench-lite` / `swebench-verified`: SWE-bench JSON/JSONL/parquet (`--data PATH`, or the hub
   via the `datasets` package when it is installed and online). Loading only: running them needs
-  each repository's environment (the official Docker images), which the bwrap harness lacks.
+  each repository's environment (the official Docker images), which the bwrap harness lacks, so
+  `june bench run` refuses them before the first model call (`needs_docker`).
 
 Every task's agent edits one file, `solution.py`, that starts as `starter` (the signature and
 docstring, which is also the "empty solution": it passes no test).
@@ -26,6 +27,8 @@ from typing import Any, Literal
 DATA_DIR = Path(__file__).parent / "data"
 SOLUTION_FILE = "solution.py"
 DATASETS = ("humaneval", "dataframebench", "humaneval+", "mbpp+", "swebench-lite", "swebench-verified")
+NEEDS_DOCKER = ("swebench-lite", "swebench-verified")
+"""Datasets that load but cannot be graded in the bubblewrap sandbox (see `needs_docker`)."""
 
 Kind = Literal["check", "unittest", "swebench"]
 
@@ -39,7 +42,8 @@ class Task:
     """One benchmark problem.
 
     `prompt` is the problem as the dataset states it; `starter` the initial solution.py; `canonical`
-    a full solution.py that passes; `test` the hidden test code, combined by `test_program`.
+    a full solution.py that passes; `test` the hidden test code (HumanEval's `check(candidate)`, or
+    unittest classes), which `benchmarks.harness.grade` runs without ever writing it where the solution can read it.
     """
 
     id: str
@@ -54,19 +58,10 @@ class Task:
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def test_program(task: Task, solution: str) -> str:
-    """The Python file the harness runs in the sandbox: exit status 0 means every test passed.
-
-    Plotting tests need no backend line here: the sandbox sets MPLBACKEND=Agg for every command.
-    """
-    if task.kind == "check":
-        return f"{solution}\n\n\n{task.test}\n\n\ncheck({task.entry_point})\n"
-    if task.kind == "unittest":
-        return (
-            f"{solution}\n\n\n{task.test}\n\n\n"
-            'if __name__ == "__main__":\n    import unittest as _u\n    _u.main(argv=["tests"], exit=True, verbosity=1)\n'
-        )
-    raise DatasetUnavailable(f"{task.dataset} tasks need the repository's Docker image; the bwrap harness cannot run them")
+def needs_docker(dataset: str) -> str:
+    """Why `dataset` (SWE-bench) cannot run here: what is missing."""
+    return (f"{dataset} cannot be graded here: SWE-bench tasks run in each repository's Docker image (the official "
+            "`swebench` harness), and june's bubblewrap sandbox has no Docker; refusing before the first model call")
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:

@@ -1,17 +1,21 @@
 """`june bench run` and `june bench selfcheck`: the agent on a dataset, graded in the sandbox.
 
-Output of a run in DIR: `results.jsonl` (one line per finished task: task_id, status, passed, steps,
-prompt_tokens, completion_tokens, wall_s, error) and `trajectories/ID.json` (messages, reasoning,
+Output of a run in DIR: `results.jsonl` (one line per finished task: task_id, status, passed, verdict,
+steps, prompt_tokens, completion_tokens, wall_s, error; mode 0600) and `trajectories/ID.json` (messages, reasoning,
 final solution, test output), written in `finally` so a crashed task still leaves one. A rerun skips
 tasks already in results.jsonl. Pass/fail comes from the harness running the hidden tests on the
-final solution.py in a fresh sandbox, whatever the agent claimed; an agent that hit a limit is
-graded on what it left.
+final solution.py in fresh sandboxes (`grade`, after the agent's sandbox is gone), whatever the agent
+claimed; an agent that hit a limit is graded on what it left. `verdict` is the grader's status:
+passed, failed, or `<limit>_limit` when the tests hit a sandbox bound.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -25,11 +29,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from benchmarks import datasets
+from benchmarks import datasets, judge
 from benchmarks.agent import Agent, AgentConfig
+from benchmarks.cheats import CHEATS
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
 from benchmarks.models import Model, OpenAIModel, ScriptedModel
-from benchmarks.sandbox import TASK_DIR, Limits, SandboxUnavailable, check_available, throwaway
+from benchmarks.sandbox import TASK_DIR, Limits, Result, SandboxUnavailable, check_available, conceal, sweep, throwaway
 from benchmarks.tools import Tools
 
 RESULTS = "results.jsonl"
@@ -58,12 +63,114 @@ def instructions(task: Task, native_tools: bool = True) -> str:
     return text
 
 
-def grade(task: Task, solution: str, wall_s: float = 60.0) -> tuple[bool, str]:
-    """Run the task's hidden tests on `solution` in a fresh sandbox: (passed, output tail)."""
+class Grade(tuple):  # type: ignore[type-arg]
+    """`(passed, detail)` as `grade` always returned (it still unpacks that way), plus `status`: passed,
+    failed, or `<limit>_limit` when the tests hit one of the sandbox's bounds (wall, cpu, memory, ...)."""
+
+    def __new__(cls, passed: bool, detail: str, status: str) -> Grade:
+        self = super().__new__(cls, (passed, detail))
+        self.status = status
+        return self
+
+    @property
+    def passed(self) -> bool:
+        return bool(self[0])
+
+    @property
+    def detail(self) -> str:
+        return str(self[1])
+
+
+_JUDGE_SOURCE = Path(judge.__file__).read_text()
+
+
+def _feed(fd: int, data: bytes) -> threading.Thread:
+    """Write `data` to a pipe and close it, in a thread (the reader may never read it all)."""
+
+    def write() -> None:
+        with contextlib.suppress(OSError), os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+def _verdict(fd: int, nonce: str) -> bool:
+    """Whether the runner wrote its verdict line for this nonce (non-blocking read of what is there)."""
+    os.set_blocking(fd, False)
+    data = b""
+    with contextlib.suppress(BlockingIOError, OSError):
+        while len(data) < 65536 and (chunk := os.read(fd, 65536)):
+            data += chunk
+    os.close(fd)
+    return f"{judge.VERDICT} {nonce} passed" in data.decode(errors="replace").splitlines()
+
+
+def _status(passed: bool, *results: Result) -> str:
+    if passed:
+        return "passed"
+    limit = next((r.limit for r in results if r.limit not in (None, "output")), None)
+    return f"{limit}_limit" if limit else "failed"
+
+
+def grade(task: Task, solution: str, wall_s: float = 60.0) -> Grade:
+    """Run the task's hidden tests on `solution` in fresh sandboxes: `(passed, output tail)` with `.status`.
+
+    The verdict is a per-run random nonce the trusted runner writes to a pipe of its own after every
+    check ran (`benchmarks.judge`); exit codes and output of the solution's code count for nothing.
+    `check` tasks run the tests in a judge sandbox and the solution in another, talking over pipes;
+    `unittest` tasks run the tests in the solution's process. The tests are never files the
+    solution's user could read. Raises DatasetUnavailable for SWE-bench tasks (they need Docker).
+    """
+    if task.kind not in ("check", "unittest"):
+        raise DatasetUnavailable(datasets.needs_docker(task.dataset))
     limits = Limits(wall_s=wall_s, cpu_s=int(wall_s), memory_mb=task.memory_mb)
-    with throwaway({"run_tests.py": datasets.test_program(task, solution)}, limits) as sandbox:
-        result = sandbox.run(["python", "run_tests.py"])
-    return result.ok, result.output[-3000:]
+    nonce = secrets.token_hex(16)
+    verdict_in, verdict_out = os.pipe()
+    blob: dict[str, Any] = {"source": _JUDGE_SOURCE, "nonce": nonce, "verdict_fd": verdict_out, "test": task.test,
+                            "entry_point": task.entry_point, "prompt": task.prompt}
+    boot = ["python", "-I", "-c", judge.BOOT]
+    try:
+        with throwaway({SOLUTION_FILE: solution}, limits, prefix="june-grade-") as sandbox:
+            if task.kind == "unittest":
+                nonce_r, nonce_w = os.pipe()
+                os.write(nonce_w, nonce.encode())
+                os.close(nonce_w)
+                blob.update(mode="run_unittest", preload=["numpy", "pandas", *task.meta.get("libs", [])], nonce_fd=nonce_r)
+                del blob["nonce"]
+                stdin_r, stdin_w = os.pipe()
+                runner = sandbox.start(boot, stdin=stdin_r, pass_fds=(verdict_out, nonce_r))
+                for fd in (stdin_r, nonce_r, verdict_out):
+                    os.close(fd)
+                _feed(stdin_w, json.dumps(blob).encode())
+                results = [runner.wait()]
+                output = results[0].output
+            else:
+                with throwaway(limits=limits, prefix="june-judge-") as judge_box:
+                    to_candidate_r, to_candidate_w = os.pipe()
+                    from_candidate_r, from_candidate_w = os.pipe()
+                    serve = ["python", "-I", "-c", f"{_JUDGE_SOURCE}\nserve(sys.argv[1])\n", task.entry_point]
+                    candidate = sandbox.start(serve, stdin=to_candidate_r, stdout=from_candidate_w)
+                    os.close(to_candidate_r)
+                    os.close(from_candidate_w)
+                    blob.update(mode="judge", to_candidate_fd=to_candidate_w, from_candidate_fd=from_candidate_r)
+                    stdin_r, stdin_w = os.pipe()
+                    runner = judge_box.start(boot, stdin=stdin_r, pass_fds=(to_candidate_w, from_candidate_r, verdict_out))
+                    for fd in (stdin_r, to_candidate_w, from_candidate_r, verdict_out):
+                        os.close(fd)
+                    _feed(stdin_w, json.dumps(blob).encode())
+                    judged = runner.wait()
+                    candidate.kill()
+                    served = candidate.wait(timeout=10)
+                    results = [judged, served]
+                    output = f"{judged.output}\n--- the solution's own output ---\n{served.output}"
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(verdict_in)
+        raise
+    passed = _verdict(verdict_in, nonce)
+    return Grade(passed, output[-3000:], _status(passed, *results))
 
 
 def missing_module(output: str) -> str | None:
@@ -73,23 +180,43 @@ def missing_module(output: str) -> str | None:
     return line.split(marker, 1)[1].strip("'\" ") if line else None
 
 
+def write_private(path: Path, text: str, append: bool = False) -> None:
+    """Write (or append) `text` to `path` with mode 0600, whatever the umask or an older file's mode."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "a" if append else "w", encoding="utf-8") as f:
+        os.fchmod(fd, 0o600)
+        f.write(text)
+
+
+def private_dir(path: Path) -> Path:
+    """`path` made (with parents) and set to mode 0700; returns it."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits) -> dict[str, Any]:
-    """One task end to end; never raises: a crash becomes status "error" with its message."""
+    """One task end to end; never raises: a crash becomes status "error" with its message.
+
+    `verdict` in the record is the grader's status: passed, failed, or `<limit>_limit`."""
     start = time.monotonic()
-    record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "steps": 0,
+    record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "verdict": None, "steps": 0,
                               "prompt_tokens": 0, "completion_tokens": 0, "wall_s": 0.0, "error": None}
     trajectory: dict[str, Any] = {"task_id": task.id, "dataset": task.dataset, "config": config.__dict__}
     agent: Agent | None = None
     try:
-        with throwaway({SOLUTION_FILE: task.starter}, command_limits) as sandbox:
+        with throwaway({SOLUTION_FILE: task.starter}, command_limits, hide=[out_dir]) as sandbox:
             agent = Agent(model, Tools(sandbox), config)
             outcome = agent.run(instructions(task, config.native_tools))
-            solution_path = sandbox.workdir / SOLUTION_FILE
-            solution = solution_path.read_text(errors="replace") if solution_path.is_file() else ""
-        passed, test_output = grade(task, solution)
-        record.update(status=outcome.status, passed=passed, error=outcome.error)
-        trajectory.update(solution=solution, test_output=test_output)
-        if (module := missing_module(test_output)) and not passed:
+            try:  # never follows a link the agent put there (`ln -s /proc/self/environ solution.py`)
+                solution = sandbox.read_bytes(SOLUTION_FILE).decode(errors="replace")
+            except (OSError, ValueError) as e:
+                solution, trajectory["solution_error"] = "", str(e)
+        result = grade(task, solution)
+        record.update(status=outcome.status, passed=result.passed, verdict=result.status, error=outcome.error)
+        trajectory.update(solution=solution, test_output=result.detail)
+        if (module := missing_module(result.detail)) and not result.passed:
             record["error"] = f"environment: no module {module}"
     except Exception as e:  # one task's crash must never end the batch
         record["error"] = f"{type(e).__name__}: {e}"
@@ -101,9 +228,8 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
             trajectory.update(messages=o.messages, reasoning=o.reasoning)
         record["wall_s"] = round(time.monotonic() - start, 3)
         trajectory["result"] = record
-        path = out_dir / "trajectories" / f"{task.id.replace('/', '_')}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(trajectory, indent=1, default=str))
+        folder = private_dir(out_dir / "trajectories")
+        write_private(folder / f"{task.id.replace('/', '_')}.json", json.dumps(trajectory, indent=1, default=str))
     return record
 
 
@@ -127,8 +253,7 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
     text = results.read_text() if results.exists() else ""
     skip = set(parse_results(text))
     if text and not text.endswith("\n"):
-        with open(results, "a") as f:
-            f.write("\n")  # a kill mid-write left a torn line: keep new lines whole
+        write_private(results, "\n", append=True)  # a kill mid-write left a torn line: keep new lines whole
     todo = [t for t in tasks if t.id not in skip]
     if skip:
         console.print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {results}")
@@ -142,8 +267,7 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
                 record = future.result()
             except Exception as e:  # solve() catches everything; this guards a custom solve_one
                 record = {"task_id": futures[future].id, "status": "error", "passed": False, "error": repr(e)}
-            with open(results, "a") as f:  # only this thread writes
-                f.write(json.dumps(record) + "\n")
+            write_private(results, json.dumps(record) + "\n", append=True)  # only this thread writes
             records.append(record)
             passed = sum(r["passed"] for r in records)
             progress.update(bar, advance=1, score=f"passed {passed}/{len(records)}")
@@ -169,8 +293,12 @@ def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int) -> C
 
 
 def _load(dataset: str, split: str | None, data: Path | None, limit: int | None, task_ids: list[str] | None) -> list[Task]:
+    """The tasks to run; exits with status 2 and a message (before any model call) when they cannot be."""
     try:
+        if dataset in datasets.NEEDS_DOCKER:
+            raise DatasetUnavailable(datasets.needs_docker(dataset))
         check_available()
+        sweep()  # what an earlier, killed run left behind
         tasks = datasets.load(dataset, split=split, path=data)
     except (DatasetUnavailable, SandboxUnavailable, ValueError) as e:
         console.print(f"[red]{e}")
@@ -200,6 +328,7 @@ def run(
 ) -> None:
     """Run the coding agent on a dataset and grade each task in the sandbox."""
     tasks = _load(dataset, split, data, limit, task)
+    conceal(out, data)  # inside a bound folder (the venv, say) they would otherwise be readable
     make_model = parse_model(model, api_key, tool_choice, max_reply_tokens)
     config = AgentConfig(max_steps=max_steps, max_tokens=max_tokens, max_wall_s=max_wall, native_tools=native_tools)
     limits = Limits(wall_s=command_timeout, cpu_s=int(command_timeout))
@@ -214,24 +343,34 @@ def selfcheck(
     data: Path | None = typer.Option(None, help="Local dataset file (EvalPlus)"),
     workers: int = typer.Option(max(os.cpu_count() or 1, 1) * 4, help="Sandboxes in parallel"),
     limit: int | None = typer.Option(None, help="Only the first K tasks"),
+    all_cheats: bool = typer.Option(True, "--all-cheats/--one-cheat-per-task",
+                                    help="Every cheat on every task, or each task one cheat in turn (faster)"),
 ) -> None:
-    """Check the grader: canonical solutions must pass every task and empty ones none, in the sandbox."""
+    """Check the grader: canonical solutions must pass every task, empty ones and cheating ones none."""
     tasks = _load(dataset, split, data, limit, None)
+    names = list(CHEATS)
+    if all_cheats:
+        cheating = [(name, t) for t in tasks for name in names]
+    else:
+        cheating = [(names[i % len(names)], t) for i, t in enumerate(tasks)]
     start = time.monotonic()
     with ThreadPoolExecutor(workers) as pool:
         canonical = list(pool.map(lambda t: grade(t, t.canonical), tasks))
         empty = list(pool.map(lambda t: grade(t, t.starter), tasks))
+        cheats = list(pool.map(lambda job: grade(job[1], CHEATS[job[0]](job[1])), cheating))
     env_gaps = {t.id: m for t, (ok, output) in zip(tasks, canonical) if not ok and (m := missing_module(output))}
     broken = [t.id for t, (ok, _) in zip(tasks, canonical) if not ok and t.id not in env_gaps]
     leaky = [t.id for t, (ok, _) in zip(tasks, empty) if ok]
+    fooled = [f"{name} on {t.id}" for (name, t), (ok, _) in zip(cheating, cheats) if ok]
     table = Table(title=f"self-check: {dataset} ({len(tasks)} tasks, {time.monotonic() - start:.1f} s)")
     for column in ("", "passed", "of"):
         table.add_column(column)
     table.add_row("canonical solutions", str(sum(ok for ok, _ in canonical)), str(len(tasks)))
     table.add_row("empty solutions", str(len(leaky)), str(len(tasks)))
+    table.add_row(f"cheating solutions ({len(names)} kinds)", str(len(fooled)), str(len(cheating)))
     Console().print(table)
     if env_gaps:
         console.print(f"[yellow]{len(env_gaps)} tasks need modules not installed here: {sorted(set(env_gaps.values()))}")
-    if broken or leaky:
-        console.print(f"[red]canonical failing: {broken}\nempty passing: {leaky}")
+    if broken or leaky or fooled:
+        console.print(f"[red]canonical failing: {broken}\nempty passing: {leaky}\ncheats passing: {fooled}")
         raise typer.Exit(1)

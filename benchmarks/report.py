@@ -54,6 +54,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "pass@1": k / n if n else 0.0,
         "ci95": wilson(k, n),
         "statuses": dict(Counter(r.get("status", "?") for r in records)),
+        "verdicts": dict(Counter(r["verdict"] for r in records if r.get("verdict"))),
         **{key: per_task(key) for key in PER_TASK},
     }
 
@@ -65,6 +66,7 @@ def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("95% CI (Wilson)", f"{lo:.1%} - {hi:.1%}"),
     ]
     rows += [(f"status {name}", str(count)) for name, count in sorted(s["statuses"].items())]
+    rows += [(f"verdict {name}", str(count)) for name, count in sorted(s.get("verdicts", {}).items())]
     for key in PER_TASK:
         mean, median = s[key]
         rows.append((f"{key} / task (mean, median)", f"{mean:.1f}, {median:.1f}"))
@@ -124,7 +126,7 @@ def report(
     cells = [dict(_rows(s)) for s in summaries]
     labels = dict.fromkeys(label for c in cells for label in c)
     for label in labels:
-        table.add_row(label, *(c.get(label, "0" if label.startswith("status") else "") for c in cells))
+        table.add_row(label, *(c.get(label, "0" if label.startswith(("status", "verdict")) else "") for c in cells))
     console.print(table)
     for run_dir, records in zip(run_dirs, runs):
         console.print(f"plot: {plot(records, run_dir / 'report.png', str(run_dir))}")

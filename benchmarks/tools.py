@@ -1,8 +1,9 @@
 """The agent's tools: `bash` (in the sandbox), `editor` (view/create/str_replace in the task dir), `submit`.
 
 `Tools.execute(name, arguments_json, timeout) -> observation text`; `submit` raises Submitted.
-The editor runs on the host but only inside the task directory: paths are resolved (symlinks
-included) and refused when they leave it, and written files are handed to the sandbox user.
+The editor runs on the host but only inside the task directory, through `Sandbox.read_bytes`,
+`write` and `listdir`: paths never leave it, links are never followed (a symlink shows as `name@`),
+FIFOs, devices and sockets are refused, and written files are handed to the sandbox user.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.sandbox import TASK_DIR, Sandbox
+from benchmarks.sandbox import TASK_DIR, Sandbox, UnsafePath
 
 MAX_OBSERVATION = 10_000
 """Characters of a tool's output shown to the model (head and tail kept)."""
@@ -94,7 +95,11 @@ class Tools:
                     return self.editor(**args)
                 except UnicodeDecodeError:
                     raise ToolError(f"{args.get('path')} is not UTF-8 text; use bash to change it") from None
-                except OSError as e:  # e.g. create on a folder: the model's mistake, told without host paths
+                except UnicodeEncodeError as e:  # e.g. a lone surrogate in file_text
+                    raise ToolError(f"the text cannot be written as UTF-8 ({e.reason} at position {e.start})") from None
+                except UnsafePath as e:
+                    raise ToolError(str(e)) from None
+                except OSError as e:  # e.g. create on a folder, a full task dir: the model's mistake, told without host paths
                     raise ToolError(f"{args.get('path')}: {e.strerror or type(e).__name__}") from None
             if name == "submit":
                 raise Submitted()
@@ -111,41 +116,41 @@ class Tools:
         result = self.sandbox.run(command, limits=limits)
         return clip(f"exit code: {result.returncode}\n{result.output}")
 
-    def _path(self, path: str) -> Path:
-        relative = path[len(TASK_DIR) :].lstrip("/") if path.startswith(TASK_DIR) else path
-        try:
-            return self.sandbox.resolve(relative)
-        except ValueError as e:
-            raise ToolError(f"{path} is outside {TASK_DIR}") from e
-
     def editor(self, command: str, path: str, file_text: str | None = None, old_str: str | None = None,
                new_str: str | None = None, **_: Any) -> str:
-        target = self._path(path)
+        """The editor on the host, through the sandbox's link-refusing file access (`Sandbox.read_bytes` etc.)."""
+        if not isinstance(path, str):
+            raise ToolError("path must be a string")
+        kind = self.sandbox.kind(path)
         if command == "view":
-            if target.is_dir():
-                return "\n".join(sorted(p.name + ("/" if p.is_dir() else "") for p in target.iterdir())) or "(empty)"
-            if not target.exists():
+            if kind == "dir":
+                return "\n".join(self.sandbox.listdir(path)) or "(empty)"
+            if kind == "missing":
                 raise ToolError(f"{path} does not exist")
-            lines = target.read_text(errors="replace").splitlines()
+            lines = self._read(path).decode(errors="replace").splitlines()
             return clip("\n".join(f"{i:6}\t{line}" for i, line in enumerate(lines, 1)))
         if command == "create":
-            if file_text is None:
+            if not isinstance(file_text, str):
                 raise ToolError("create needs file_text")
-            self._write(target, file_text)
+            self._write(path, file_text)
             return f"wrote {len(file_text)} characters to {path}"
         if command == "str_replace":
-            if old_str is None or not target.is_file():
+            if not isinstance(old_str, str) or kind != "file":
                 raise ToolError("str_replace needs an existing file and old_str")
-            text = target.read_text()
+            text = self._read(path).decode()
             count = text.count(old_str)
             if count != 1:
                 raise ToolError(f"old_str occurs {count} times in {path}; it must occur exactly once")
-            self._write(target, text.replace(old_str, new_str or ""))
+            self._write(path, text.replace(old_str, new_str if isinstance(new_str, str) else ""))
             return f"replaced 1 occurrence in {path}"
         raise ToolError(f"unknown editor command {command!r}; use view, create or str_replace")
 
-    def _write(self, target: Path, text: str) -> None:
+    def _read(self, path: str) -> bytes:
+        return self.sandbox.read_bytes(path, max_bytes=self.sandbox.limits.file_mb << 20)
+
+    def _write(self, path: str, text: str) -> None:
         """`Sandbox.write` with the size cap the sandbox puts on its own writes (RLIMIT_FSIZE)."""
-        if len(text) > self.sandbox.limits.file_mb << 20:
+        data = text.encode()  # a lone surrogate raises UnicodeEncodeError here, before anything is written
+        if len(data) > self.sandbox.limits.file_mb << 20:
             raise ToolError("file too large")
-        self.sandbox.write(target, text)
+        self.sandbox.write(path, data)

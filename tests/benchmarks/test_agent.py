@@ -4,17 +4,23 @@ kept out of the prompt, the no-tool-call fallback, the editor's confinement, and
 from __future__ import annotations
 
 import json
+import os
+import stat
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from benchmarks import datasets
 from benchmarks.agent import AgentConfig, parse_fallback, strip_reasoning
 from benchmarks.datasets import Task
-from benchmarks.harness import run_batch, solve
+from benchmarks.harness import RESULTS, run_batch, solve
 from benchmarks.models import ScriptedModel
-from benchmarks.sandbox import Limits
+from benchmarks.sandbox import Limits, conceal, remove_tree
+from june.cli import app
 
 LIMITS = Limits(wall_s=30, cpu_s=30)
 
@@ -22,6 +28,9 @@ LIMITS = Limits(wall_s=30, cpu_s=30)
 @pytest.fixture(scope="module")
 def task() -> Task:
     return datasets.load("humaneval")[0]  # has_close_elements
+
+
+pytestmark = pytest.mark.usefixtures("bwrap")
 
 
 def run(task: Task, steps: list[dict[str, Any]], tmp_path: Path, **config: Any) -> tuple[dict[str, Any], dict[str, Any], ScriptedModel]:
@@ -157,3 +166,103 @@ def test_a_crashing_task_does_not_end_the_batch(task: Task, tmp_path: Path) -> N
     assert by_id["broken/1"]["status"] == "error" and "Docker" in by_id["broken/1"]["error"]
     assert by_id["HumanEval/0"]["passed"] is True
     assert (tmp_path / "trajectories" / "broken_1.json").exists()
+
+
+SECRET = "sk-june-agent-secret-91ab"
+
+
+def test_a_symlinked_solution_is_not_followed_by_the_host(task: Task, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ln -sf /proc/self/environ solution.py` (or a 0600 host file) then submit: nothing of the host lands in the trajectory."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    private = tmp_path / "private.txt"
+    private.write_text(SECRET)
+    private.chmod(0o600)
+    for target in ("/proc/self/environ", str(private)):
+        out = tmp_path / f"run-{Path(target).name}"
+        steps = [{"tool": "bash", "args": {"command": f"ln -sf {target} solution.py"}}, {"tool": "submit"}]
+        record = solve(task, ScriptedModel(steps), AgentConfig(), out, LIMITS)
+        text = (out / "trajectories" / "HumanEval_0.json").read_text()
+        assert record["passed"] is False and record["status"] == "submitted"
+        assert SECRET not in text and "symlink" in json.loads(text)["solution_error"]
+
+
+def test_fifos_never_block_the_editor(task: Task, tmp_path: Path) -> None:
+    steps = [
+        {"tool": "bash", "args": {"command": "mkfifo p && mkfifo solution.py.new"}},
+        {"tool": "editor", "args": {"command": "view", "path": "p"}},
+        {"tool": "editor", "args": {"command": "create", "path": "p", "file_text": "x"}},
+        {"tool": "editor", "args": {"command": "str_replace", "path": "p", "old_str": "a", "new_str": "b"}},
+        {"tool": "submit"},
+    ]
+    record, trajectory, _ = run(task, steps, tmp_path)
+    outputs = [m["content"] for m in trajectory["messages"] if m["role"] == "tool"]
+    assert record["status"] == "submitted", record
+    assert all(o.startswith("error:") for o in outputs[1:4]), outputs
+
+
+def test_listing_does_not_reveal_host_folders(task: Task, tmp_path: Path) -> None:
+    steps = [
+        {"tool": "bash", "args": {"command": "ln -s /root a; ln -s /nonexistent-folder b; ln -s /etc c"}},
+        {"tool": "editor", "args": {"command": "view", "path": "."}},
+        {"tool": "editor", "args": {"command": "view", "path": "a"}},
+        {"tool": "submit"},
+    ]
+    _, trajectory, _ = run(task, steps, tmp_path)
+    listing, into_link = [m["content"] for m in trajectory["messages"] if m["role"] == "tool"][1:3]
+    assert listing.splitlines() == ["a@", "b@", "c@", "solution.py"]
+    assert into_link.startswith("error:")
+
+
+def test_a_lone_surrogate_is_a_tool_error(task: Task, tmp_path: Path) -> None:
+    steps = [
+        {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": "x = '\ud800'\n"}},
+        {"tool": "editor", "args": {"command": "str_replace", "path": "solution.py", "old_str": "def", "new_str": "\udfff"}},
+        {"tool": "editor", "args": {"command": "create", "path": "\ud800.py", "file_text": "x"}},
+        {"tool": "submit"},
+    ]
+    record, trajectory, _ = run(task, steps, tmp_path)
+    outputs = [m["content"] for m in trajectory["messages"] if m["role"] == "tool"]
+    assert record["status"] == "submitted" and record["error"] is None, record
+    assert all(o.startswith("error:") for o in outputs[:3]), outputs
+
+
+def test_a_deep_tree_is_cleaned_and_the_task_graded(task: Task, tmp_path: Path) -> None:
+    build = "python -c \"import os\nfor _ in range(1100): os.mkdir('d'); os.chdir('d')\nos.mkfifo('p')\""
+    steps = [
+        {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": task.canonical}},
+        {"tool": "bash", "args": {"command": f"{build} && chmod 000 d && echo built"}},
+        {"tool": "submit"},
+    ]
+    before = set(Path(tempfile.gettempdir()).glob("june-task-*"))
+    record, trajectory, _ = run(task, steps, tmp_path)
+    assert "built" in json.dumps(trajectory["messages"])
+    assert record["passed"] is True and record["verdict"] == "passed", record
+    assert set(Path(tempfile.gettempdir()).glob("june-task-*")) <= before
+
+
+def test_results_and_trajectories_are_private_and_out_of_sight(task: Task) -> None:
+    out = Path(tempfile.mkdtemp(prefix="june-out-", dir=sys.prefix))  # --out inside a folder the sandbox binds
+    try:
+        (out / "earlier.txt").write_text(SECRET)
+        conceal(out)
+        steps = [{"tool": "bash", "args": {"command": f"cat {out}/earlier.txt; ls -A {out} | wc -l"}}, {"tool": "submit"}]
+        run_batch([task], lambda t: solve(t, ScriptedModel(steps), AgentConfig(), out, LIMITS), out, 1)
+        trajectory = out / "trajectories" / "HumanEval_0.json"
+        seen = [m["content"] for m in json.loads(trajectory.read_text())["messages"] if m["role"] == "tool"][0]
+        assert SECRET not in seen and seen.rstrip().endswith("0"), seen
+        assert stat.S_IMODE(os.stat(trajectory).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(out / RESULTS).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(trajectory.parent).st_mode) == 0o700
+    finally:
+        remove_tree(out)
+
+
+def test_swebench_is_refused_before_any_model_call(tmp_path: Path) -> None:
+    data = tmp_path / "lite.jsonl"
+    data.write_text(json.dumps({"instance_id": "a__b-1", "problem_statement": "p", "patch": "", "test_patch": ""}) + "\n")
+    script = tmp_path / "never-read.json"  # does not exist: a model call would crash on it
+    for dataset in ("swebench-lite", "swebench-verified"):
+        result = CliRunner().invoke(app, ["bench", "run", "--model", f"scripted:{script}", "--dataset", dataset,
+                                          "--data", str(data), "--out", str(tmp_path / "run")])
+        assert result.exit_code == 2 and "Docker" in result.output, result.output
+    assert not (tmp_path / "run").exists()

@@ -21,15 +21,19 @@ def test_bundled_sizes() -> None:
     assert len(datasets.load("dataframebench", split="val")) == 16
 
 
-def test_selfcheck_cli_full_humaneval() -> None:
-    """164/164 canonical and 0/164 empty, through `june bench selfcheck` (about 10 s on 2 cores)."""
-    result = CliRunner().invoke(app, ["bench", "selfcheck", "--dataset", "humaneval"])
+@pytest.mark.usefixtures("bwrap")
+def test_selfcheck_cli_three_lines() -> None:
+    """canonical all passed, empty and cheating none, through `june bench selfcheck` (12 tasks, one cheat
+    each, to keep CI short; `june bench selfcheck` itself runs all 164 with every cheat)."""
+    result = CliRunner().invoke(app, ["bench", "selfcheck", "--dataset", "humaneval", "--limit", "12", "--one-cheat-per-task"])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert any("canonical solutions" in ln and "164" in ln.split("│")[2] for ln in lines), result.output
-    assert any("empty solutions" in ln and ln.split("│")[2].strip() == "0" for ln in lines), result.output
+    cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in result.output.splitlines() if ln.count("│") >= 3}
+    assert cells["canonical solutions"] == "12", result.output
+    assert cells["empty solutions"] == "0", result.output
+    assert cells["cheating solutions (10 kinds)"] == "0", result.output
 
 
+@pytest.mark.usefixtures("bwrap")
 def test_grader_rejects_a_wrong_solution() -> None:
     task = datasets.load("humaneval")[0]
     wrong = task.starter + "    return not any(True for _ in numbers)\n"
@@ -38,6 +42,7 @@ def test_grader_rejects_a_wrong_solution() -> None:
     assert not passed and "AssertionError" in output
 
 
+@pytest.mark.usefixtures("bwrap")
 def test_dataframebench_task_with_installed_libraries() -> None:
     tasks = datasets.load("dataframebench", split="val")
     runnable = [t for t in tasks if all(importlib.util.find_spec(lib) for lib in t.meta["libs"] if lib != "polars")]
@@ -47,6 +52,7 @@ def test_dataframebench_task_with_installed_libraries() -> None:
     assert not grade(task, task.starter, wall_s=120)[0]
 
 
+@pytest.mark.usefixtures("bwrap")
 def test_evalplus_file_differential_tests(tmp_path: Path) -> None:
     record = {
         "task_id": "Mbpp/2", "entry_point": "add", "prompt": '"""Add two numbers."""\n',

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from june.cli import app
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bwrap")]
 
 
 def test_three_humaneval_tasks_against_the_cpu_model(gateway_url: str, tmp_path: Path) -> None:

@@ -7,14 +7,20 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 from benchmarks import datasets
 from benchmarks.agent import AgentConfig
 from benchmarks.harness import RESULTS, run_batch, solve
 from benchmarks.models import ScriptedModel
 from benchmarks.sandbox import Limits
+
+
+pytestmark = pytest.mark.usefixtures("bwrap")
 
 
 def lines(out: Path) -> list[dict]:
@@ -64,3 +70,5 @@ def test_cli_run_killed_midway_resumes(tmp_path: Path) -> None:
     assert sorted(ids) == sorted(f"HumanEval/{i}" for i in range(3))  # each task exactly once
     assert all(r["status"] == "submitted" for r in lines(out))
     assert len(list((out / "trajectories").glob("*.json"))) == 3
+    # the killed run's task dir (a tmpfs mount as root) and cgroups were swept by the second run
+    assert not list(Path(tempfile.gettempdir()).glob(f"june-*-{first.pid}-*"))

@@ -14,9 +14,7 @@ import pytest
 
 from benchmarks.sandbox import SANDBOX_UID, TASK_DIR, Limits, check_available, throwaway
 
-pytestmark = pytest.mark.skipif(
-    os.system("command -v bwrap >/dev/null") != 0, reason="bubblewrap is not installed (apt install bubblewrap)"
-)
+pytestmark = pytest.mark.usefixtures("bwrap")
 
 
 def sandbox_processes() -> int:
