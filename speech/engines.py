@@ -83,6 +83,9 @@ class Segment:
     compression_ratio: float = 1.0
     no_speech_prob: float = 0.0
     words: tuple[Word, ...] = ()
+    speech_s: float | None = None
+    """Seconds of [start, end] that the voice activity detector marks as speech; None when not
+    measured. june's own field (the hallucination guard uses it), not sent to clients."""
 
 
 @dataclass(frozen=True)
@@ -290,7 +293,8 @@ class Engines:
             while (seg := await anyio.to_thread.run_sync(next, segments, done, limiter=self.limiter)) is not done:
                 assert isinstance(seg, Segment)
                 if (ok := guard.check(seg)) is None:
-                    log.info("dropped segment %r as hallucination (%s)", seg.text, guard.reason(seg) or "repeat")
+                    why = guard.reason(seg) or guard.loop_reason(seg)
+                    log.info("dropped segment %r as hallucination (%s)", seg.text, why)
                     continue
                 ok = _renumber(ok, len(kept))
                 kept.append(ok)

@@ -123,6 +123,18 @@ def test_streamed_transcription_events(client: openai.OpenAI, clip_wav: bytes) -
     assert wer(f"{SENTENCE} {SENTENCE}", events[-1].text) <= 0.2, events[-1].text
 
 
+@pytest.mark.parametrize("said_twice", ["Turn on the lights. Turn on the lights.", "I said no. I said no."])
+def test_a_sentence_said_twice_is_transcribed_twice(
+    client: openai.OpenAI, tmp_path: Path, said_twice: str
+) -> None:
+    """The hallucination guard drops Whisper's repetition loops, not a user who repeats themselves."""
+    clip = espeak_wav(said_twice, tmp_path / "twice.wav").read_bytes()
+    v = client.audio.transcriptions.create(
+        model="whisper-1", file=("twice.wav", clip), language="en", response_format="verbose_json"
+    )
+    assert wer(said_twice, v.text) <= 0.2, v.text
+
+
 def test_translation_to_english(client: openai.OpenAI, tmp_path: Path) -> None:
     spanish = espeak_wav("Buenos días. ¿Cómo estás hoy?", tmp_path / "es.wav", voice="es").read_bytes()
     t = client.audio.translations.create(model="whisper-1", file=("es.wav", spanish), response_format="verbose_json")
