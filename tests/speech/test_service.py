@@ -19,6 +19,7 @@ import pytest
 
 from speech.audio import decode, encode
 from tests.clips import espeak_wav, wer
+from tests.speech.test_audio import flac_with_declared_samples, wav_header_only
 
 SENTENCE = "Please turn on the kitchen lights before dinner."
 SPOKEN = "Hello, this is a test of the speech service."
@@ -284,3 +285,16 @@ def test_ready_and_metrics(http: httpx.Client, clip_wav: bytes) -> None:
         "_requests_total{app_name=\"speech\"",  # per-request metrics of june.observability
     ):
         assert name in text, name
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(flac_with_declared_samples(np.zeros(3600, np.int16), 1), id="flac-1h-at-1Hz"),
+        pytest.param(wav_header_only(1, 32_000), id="wav-4h-at-1Hz"),
+    ],
+)
+def test_audio_longer_than_the_limit_is_refused_naming_file(http: httpx.Client, data: bytes) -> None:
+    """Tiny files declaring hours (they used to decode to gigabytes) are refused from their headers."""
+    err = assert_openai_error(transcribe(http, data, "long.audio"), 400, "file")
+    assert err["code"] == "audio_too_long" and "1500 s" in err["message"], err
