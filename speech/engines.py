@@ -8,6 +8,7 @@ Implementations: `speech.whisper.WhisperTranscriber`, `speech.kokoro.OnnxSynthes
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
@@ -181,12 +182,16 @@ def resolve_voice(synthesizer: Synthesizer, name: str | None) -> VoiceMix:
                 f"Malformed voice {name!r}; expected e.g. 'jf_alpha(2)+jf_nezumi(1)'.", param="voice"
             )
         key, weight = m.group(1).lower(), float(m.group(2) or 1)
+        if not math.isfinite(weight):  # "1" followed by 400 zeros is inf, and inf / inf is NaN
+            raise EngineInputError(f"Voice weight {m.group(2)[:20]!r}… in {name[:80]!r} is too large.", param="voice")
         native = key if key in synthesizer.voices else synthesizer.aliases.get(key)
         if native is None:
             known = ", ".join([*synthesizer.voices, *synthesizer.aliases])
             raise EngineInputError(f"Unknown voice {m.group(1)!r}; available: {known}.", param="voice")
         parts.append((native, weight))
     total = sum(w for _, w in parts)
+    if not math.isfinite(total):
+        raise EngineInputError(f"Voice weights in {name[:80]!r} are too large.", param="voice")
     if total <= 0:
         raise EngineInputError(f"Voice weights in {name!r} must add up to more than 0.", param="voice")
     return tuple((n, w / total) for n, w in parts)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.parser
+import email.policy
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -19,12 +21,12 @@ import anyio
 from litestar import Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State, UploadFile
-from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, Stream
+from pydantic import ValidationError
 
 from june.web import OpenAIError
 from speech.audio import CONTENT_TYPES
-from speech.engines import Engines, Segment, TranscribeOptions, Transcript
+from speech.engines import EngineInputError, Engines, Segment, TranscribeOptions, Transcript
 from speech.scheduler import Ticket
 from speech.schemas import (
     TRANSCRIPTION_FORMATS,
@@ -94,10 +96,52 @@ def _float_field(form: Any, name: str, low: float, high: float) -> float | None:
     return value
 
 
+def _undecodable_text_field(body: bytes, content_type: str) -> str | None:
+    """The name of the first multipart part without a filename whose bytes are not UTF-8 (the
+    stdlib's MIME parser: the form parser has already failed on it)."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    for part in message.iter_parts():
+        if part.get_filename() is None and (name := part.get_param("name", header="content-disposition")):
+            payload = part.get_payload(decode=True)
+            try:
+                if isinstance(payload, bytes):
+                    payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return str(name)
+    return None
+
+
+async def _form(request: Request) -> Any:
+    """The multipart form; 400 naming the field when a text field is not UTF-8 (e.g. `curl -F
+    'file=<clip.wav'`, which sends the audio as text instead of as a file)."""
+    body = await request.body()  # kept, so the form parser and the check below read the same bytes
+    try:
+        return await request.form()
+    except UnicodeDecodeError as e:
+        name = _undecodable_text_field(body, request.headers.get("content-type", ""))
+        if name == "file":
+            message = "file must be sent as a file upload (a part with a filename), e.g. curl -F 'file=@clip.wav'."
+        else:
+            message = f"{name or 'A text field'} must be UTF-8 text."
+        raise OpenAIError(400, message, param=name, code="invalid_encoding") from e
+
+
+def _speech_request(body: bytes) -> SpeechRequest:
+    """The JSON `body` as a SpeechRequest; 400 naming the field for invalid JSON (bad UTF-8, nesting
+    past pydantic's recursion limit, numbers out of range) or values."""
+    try:
+        return SpeechRequest.model_validate_json(body)
+    except ValidationError as e:
+        error = e.errors(include_url=False)[0]
+        param = ".".join(str(p) for p in error["loc"]) or None
+        raise OpenAIError(400, f"{param or 'body'}: {error['msg']}", param=param, code="invalid_value") from e
+
+
 async def _transcription(request: Request, state: State, task: str) -> Response:
     settings: SpeechSettings = state.settings
     engines: Engines = state.engines
-    form = await request.form()
+    form = await _form(request)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise OpenAIError(400, "Missing audio upload: send a multipart field named 'file'.", param="file")
@@ -192,7 +236,7 @@ async def translate(request: Request, state: State) -> Response:
 
 
 @post(["/speak", "/v1/audio/speech"], status_code=200)
-async def speak(request: Request, data: JSONBody[SpeechRequest], state: State) -> Response:
+async def speak(request: Request, state: State) -> Response:
     """JSON `{model, input, voice, instructions, response_format, speed, stream_format}` → audio.
 
     The text is cut into sentences and each is sent as soon as it is synthesized: chunked audio
@@ -202,6 +246,7 @@ async def speak(request: Request, data: JSONBody[SpeechRequest], state: State) -
     """
     settings: SpeechSettings = state.settings
     engines: Engines = state.engines
+    data = _speech_request(await request.body())
     if not data.input.strip():
         raise OpenAIError(400, "input must not be empty.", param="input", code="empty_input")
     if len(data.input) > settings.max_input_chars:
@@ -213,7 +258,9 @@ async def speak(request: Request, data: JSONBody[SpeechRequest], state: State) -
         async with _cancelled_if_client_leaves(request, ticket):
             synth, mix, pieces = await engines.plan_speech(data.input, data.voice, data.speed)
             chunks = engines.speak_stream(synth, mix, pieces, speed=data.speed, fmt=fmt, ticket=ticket)
-            first = await anext(chunks)  # an unspeakable first sentence is a 400, not a broken stream
+            first = await anext(chunks, None)  # an unspeakable first sentence is a 400, not a broken stream
+            if first is None:
+                raise EngineInputError("input produced no audio.", param="input")
     except BaseException:
         ticket.release()
         if chunks is not None:
