@@ -38,6 +38,7 @@ class Service:
     ready_timeout: float = 900.0
     proc: subprocess.Popen | None = None
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=30))
+    pump: threading.Thread | None = None
 
     def start(self, quiet: bool) -> None:
         """Spawn the child in its own process group and stream its output with a prefix."""
@@ -48,7 +49,8 @@ class Service:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
         )
-        threading.Thread(target=self._pump, args=(quiet,), daemon=True).start()
+        self.pump = threading.Thread(target=self._pump, args=(quiet,), daemon=True)
+        self.pump.start()
 
     def _pump(self, quiet: bool) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -58,6 +60,20 @@ class Service:
             self.tail.append(line)
             if not quiet:
                 console.print(f"[{color}]{self.name:>8} |[/] {line}", markup=True, soft_wrap=True)
+
+    def last_lines(self) -> list[str]:
+        """What the child printed last (up to 30 lines), once its output has been read to the end."""
+        if self.pump is not None:
+            self.pump.join(timeout=2.0)
+        return list(self.tail)
+
+    def failure(self) -> str | None:
+        """The reason a service gave for not serving: its last "cannot serve: …" line (the speech
+        service prints one when a model fails to preload: which model and why), or None."""
+        for line in reversed(self.last_lines()):
+            if "cannot serve: " in line:
+                return line.split("cannot serve: ", 1)[1]
+        return None
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the child's process group, then SIGKILL after `timeout` seconds."""
@@ -159,8 +175,10 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
     except ServiceFailed as e:
         console.print(f"[bold red]june up: {e}[/]")
         for s in services:
-            if s.proc is not None and s.proc.poll() is not None and s.tail:
-                console.print(f"[red]last lines of {s.name}:[/]\n" + "\n".join(s.tail), markup=False)
+            if s.proc is not None and s.proc.poll() is not None and (lines := s.last_lines()):
+                console.print(f"[red]last lines of {s.name}:[/]\n" + "\n".join(lines), markup=False)
+                if reason := s.failure():
+                    console.print(f"june up: {s.name} cannot serve: {reason}", style="bold red", markup=False)
         return 1
     except KeyboardInterrupt:
         return 0

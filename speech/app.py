@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -132,9 +134,16 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async def load(registry: ModelRegistry[Any], name: str) -> None:
             try:
-                await registry.get(name)
-            except Exception:
+                await registry.get(name, abandon_on_cancel=True)
+            except Exception as e:
                 log.exception("preloading model %r failed", name)
+                engines.preload_failures[name] = f"{type(e).__name__}: {e}"
+                # A service that cannot serve says so and stops: /ready reports the failure for
+                # a moment (pollers such as `june up` read why), then the process exits non-zero
+                # (`speech.__main__`) for a supervisor to see, instead of "Loading models" forever.
+                log.error("cannot serve: preloading model %r failed (%s); stopping", name, engines.preload_failures[name])
+                await anyio.sleep(settings.preload_failure_grace_s)
+                os.kill(os.getpid(), signal.SIGTERM)
 
         async with anyio.create_task_group() as tg:
             for registry, name in engines.preloads():

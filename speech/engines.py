@@ -216,6 +216,8 @@ class Engines:
     max_speech_s: float | None = None
     """Longest speech to synthesize per request, seconds, estimated from phonemes and speed; None: no limit."""
     guard: HallucinationGuard = field(default_factory=HallucinationGuard)
+    preload_failures: dict[str, str] = field(default_factory=dict)
+    """Model name → why preloading it failed ("ExceptionType: message"); the service then stops."""
     tracer: trace.Tracer = field(default_factory=lambda: trace.get_tracer("speech"))
 
     def preloads(self) -> list[tuple[ModelRegistry[Any], str]]:

@@ -341,8 +341,12 @@ async def health(state: State) -> dict[str, Any]:
 
 @get("/ready")
 async def ready(state: State) -> Response:
-    """200 once the preloaded models are in memory, else 503 (for load balancers and `june up`)."""
+    """200 once the preloaded models are in memory, else 503: code "loading" while they load,
+    "preload_failed" (message: which model and why) when one failed and the service is stopping."""
     engines: Engines = state.engines
+    if failures := engines.preload_failures:
+        reasons = "; ".join(f"{name}: {why}" for name, why in failures.items())
+        raise OpenAIError(503, f"Preloading failed, the service is stopping: {reasons}", code="preload_failed")
     preloads = engines.preloads()
     if waiting := [n for r, n in preloads if not r.loaded(n)]:
         raise OpenAIError(503, f"Loading models: {', '.join(waiting)}.", code="loading", headers={"Retry-After": "1"})

@@ -30,6 +30,9 @@ class SpeechSettings(BaseSettings):
     """Whisper models (the default or of `whisper_models`) loaded at startup and kept loaded (JSON
     list); None: the default one. Kokoro always loads at startup; the other models load on first use.
     Another name fails validation (ValueError) rather than being skipped."""
+    preload_failure_grace_s: float = 2.0
+    """Seconds a service whose preload failed keeps answering /ready with the reason before it exits
+    (code 3), so pollers such as `june up` can say which model failed and why."""
     model_ttl_s: float = 300.0
     """Seconds a model that was not preloaded may stay idle before it is unloaded; < 0 never."""
     device: str = "cpu"

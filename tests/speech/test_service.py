@@ -298,3 +298,18 @@ def test_audio_longer_than_the_limit_is_refused_naming_file(http: httpx.Client, 
     """Tiny files declaring hours (they used to decode to gigabytes) are refused from their headers."""
     err = assert_openai_error(transcribe(http, data, "long.audio"), 400, "file")
     assert err["code"] == "audio_too_long" and "1500 s" in err["message"], err
+
+
+def test_speed_over_the_documented_range_changes_the_duration(client: openai.OpenAI) -> None:
+    """0.25-4 as documented: Kokoro speaks 0.5-2 itself, FFmpeg's atempo stretches the rest."""
+
+    def seconds(speed: float) -> float:
+        pcm = client.audio.speech.create(
+            model="tts-1", voice="alloy", input="Good morning, my friend.", response_format="pcm", speed=speed
+        ).read()
+        return len(pcm) / 2 / 24000
+
+    normal = seconds(1.0)
+    for speed in (0.25, 4.0):
+        ratio = normal / seconds(speed)
+        assert abs(ratio / speed - 1) < 0.25, (speed, ratio)
