@@ -190,7 +190,7 @@ async def _transcription(request: Request, state: State, task: str) -> Response:
             await items.aclose()
             raise
         events = _transcript_events(first, items, ticket)
-        return ServerSentEvent(events, background=BackgroundTask(ticket.release))
+        return ServerSentEvent(events, background=BackgroundTask(_finish, items, ticket))
     with ticket:
         async with _cancelled_if_client_leaves(request, ticket):
             transcript = await engines.transcribe(data, options, ticket)
@@ -266,10 +266,19 @@ async def speak(request: Request, state: State) -> Response:
         if chunks is not None:
             await chunks.aclose()
         raise
-    release = BackgroundTask(ticket.release)
+    release = BackgroundTask(_finish, chunks, ticket)
     if data.stream_format == "sse":
         return ServerSentEvent(_speech_events(first, chunks, len(data.input), ticket), background=release)
     return Stream(_audio(first, chunks, ticket), media_type=CONTENT_TYPES[fmt], background=release)
+
+
+async def _finish(work: AsyncGenerator[Any], ticket: Ticket) -> None:
+    """After a streamed response, however it ended: close the engine's generator here, in order,
+    and free the slot. A client that leaves before the body starts cancels the stream before its
+    iterator runs, and the generator would otherwise be closed by the garbage collector, after
+    PyAV had freed its encoder ("graph is unallocated", "Task exception was never retrieved")."""
+    await work.aclose()
+    ticket.release()
 
 
 async def _audio(first: bytes, rest: AsyncGenerator[bytes], ticket: Ticket) -> AsyncIterator[bytes]:
