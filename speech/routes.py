@@ -186,8 +186,8 @@ async def _transcription(request: Request, state: State, task: str) -> Response:
             async with _cancelled_if_client_leaves(request, ticket):
                 first = await anext(items)  # bad audio / options fail here, before any byte is sent
         except BaseException:
-            ticket.release()
             await items.aclose()
+            ticket.release()
             raise
         events = _transcript_events(first, items, ticket)
         return ServerSentEvent(events, background=BackgroundTask(_finish, items, ticket))
@@ -262,9 +262,9 @@ async def speak(request: Request, state: State) -> Response:
             if first is None:
                 raise EngineInputError("input produced no audio.", param="input")
     except BaseException:
-        ticket.release()
         if chunks is not None:
             await chunks.aclose()
+        ticket.release()
         raise
     release = BackgroundTask(_finish, chunks, ticket)
     if data.stream_format == "sse":
