@@ -54,6 +54,7 @@ class Service:
     ready_timeout: float = 900.0
     proc: subprocess.Popen | None = None
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=30))
+    pump: threading.Thread | None = None
     started: float = 0.0
     """time.monotonic() when the child was spawned."""
     ready_after: float | None = None
@@ -71,8 +72,11 @@ class Service:
         return "starting"
 
     def why(self) -> str:
-        """The child's own last word on a failure: its last error-looking line, else its last line."""
-        lines = [line.strip() for line in self.tail if line.strip()]
+        """The child's own last word on a failure: the reason it gave for not serving (`failure`),
+        else its last error-looking line, else its last line."""
+        if reason := self.failure():
+            return f"{self.name} cannot serve: {reason}"
+        lines = [line.strip() for line in self.last_lines() if line.strip()]
         errors = [line for line in lines if _ERROR.search(line)]
         return (errors or lines or ["(it printed nothing)"])[-1][:300]
 
@@ -86,7 +90,8 @@ class Service:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
         )
-        threading.Thread(target=self._pump, args=(quiet,), daemon=True).start()
+        self.pump = threading.Thread(target=self._pump, args=(quiet,), daemon=True)
+        self.pump.start()
 
     def _pump(self, quiet: bool) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -98,6 +103,20 @@ class Service:
             self.tail.append(line)
             if not quiet:
                 console.print(f"[{color}]{self.name:>8} |[/] {escape(line)}", markup=True, soft_wrap=True)
+
+    def last_lines(self) -> list[str]:
+        """What the child printed last (up to 30 lines), once its output has been read to the end."""
+        if self.pump is not None:
+            self.pump.join(timeout=2.0)
+        return list(self.tail)
+
+    def failure(self) -> str | None:
+        """The reason a service gave for not serving: its last "cannot serve: …" line (the speech
+        service prints one when a model fails to preload: which model and why), or None."""
+        for line in reversed(self.last_lines()):
+            if "cannot serve: " in line:
+                return line.split("cannot serve: ", 1)[1]
+        return None
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the child's process group, then SIGKILL after `timeout` seconds."""
@@ -199,9 +218,12 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
     except ServiceFailed as e:
         console.print(f"[bold red]june up: {e}[/]", markup=True, highlight=False)
         for s in services:
-            if s.proc is not None and s.proc.poll() is not None and s.tail:
+            if s.proc is not None and s.proc.poll() is not None and (lines := s.last_lines()):
                 console.print(f"[red]last lines of {s.name}:[/]")
-                console.print("\n".join(s.tail), markup=False)
+                console.print("
+".join(lines), markup=False)
+                if reason := s.failure():
+                    console.print(f"june up: {s.name} cannot serve: {reason}", style="bold red", markup=False)
         return 1
     except KeyboardInterrupt:
         return 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,10 +23,11 @@ from litestar.datastructures import State
 from june import observability
 from june.web import error_body, exception_handlers
 from speech import routes
-from speech.audio import AudioDecodeError
+from speech.audio import AudioDecodeError, AudioTooLong
 from speech.engines import EngineInputError, Engines, Synthesizer, Transcriber
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry
+from speech.scheduler import Scheduler
 from speech.settings import SpeechSettings
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,13 @@ def _audio_error(_: Request, exc: AudioDecodeError) -> Response:
     )
 
 
+def _too_long(_: Request, exc: AudioTooLong) -> Response:
+    return Response(
+        error_body(f"Audio file is too long: {exc}.", "invalid_request_error", "file", "audio_too_long"),
+        status_code=400,
+    )
+
+
 def _engine_error(_: Request, exc: EngineInputError) -> Response:
     return Response(error_body(str(exc), "invalid_request_error", exc.param, "invalid_value"), status_code=400)
 
@@ -98,9 +108,9 @@ def build_engines(
         transcribers,
         synthesizers,
         settings.whisper_model,
-        max_concurrency=settings.max_concurrency,
-        max_queue=settings.max_queue,
-        retry_after_s=settings.retry_after_s,
+        Scheduler(settings.slots, settings.max_queue, settings.retry_after_s),
+        max_audio_s=settings.max_audio_seconds,
+        max_speech_s=settings.max_speech_seconds,
         guard=HallucinationGuard(
             settings.no_speech_threshold, settings.logprob_threshold, settings.compression_ratio_threshold
         ),
@@ -124,9 +134,16 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async def load(registry: ModelRegistry[Any], name: str) -> None:
             try:
-                await registry.get(name)
-            except Exception:
+                await registry.get(name, abandon_on_cancel=True)
+            except Exception as e:
                 log.exception("preloading model %r failed", name)
+                engines.preload_failures[name] = f"{type(e).__name__}: {e}"
+                # A service that cannot serve says so and stops: /ready reports the failure for
+                # a moment (pollers such as `june up` read why), then the process exits non-zero
+                # (`speech.__main__`) for a supervisor to see, instead of "Loading models" forever.
+                log.error("cannot serve: preloading model %r failed (%s); stopping", name, engines.preload_failures[name])
+                await anyio.sleep(settings.preload_failure_grace_s)
+                os.kill(os.getpid(), signal.SIGTERM)
 
         async with anyio.create_task_group() as tg:
             for registry, name in engines.preloads():
@@ -145,6 +162,7 @@ def create_app(
         exception_handlers={
             **exception_handlers,
             AudioDecodeError: _audio_error,
+            AudioTooLong: _too_long,
             EngineInputError: _engine_error,
         },
         # Multipart framing adds a little over the file itself; the handler checks the file exactly.

@@ -8,16 +8,32 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
+import av.filter
 import numpy as np
 from av.audio.resampler import AudioResampler
 
-__all__ = ["CONTENT_TYPES", "FORMATS", "AudioDecodeError", "StreamEncoder", "decode", "encode"]
+__all__ = [
+    "CONTENT_TYPES", "FORMATS", "AudioDecodeError", "AudioTooLong", "StreamEncoder", "decode", "encode", "time_stretch",
+]  # fmt: skip
 
 
 class AudioDecodeError(ValueError):
     """The bytes are not audio that FFmpeg can decode (unknown container, no audio stream, corrupt)."""
+
+
+class AudioTooLong(ValueError):
+    """The audio lasts longer than allowed: declared so by the container, or found so while decoding.
+
+    `seconds` is the declared duration, or how far decoding got when it stopped; `limit` the maximum.
+    """
+
+    def __init__(self, seconds: float, limit: float, *, declared: bool) -> None:
+        how = "declares" if declared else "decodes to more than"
+        super().__init__(f"the audio {how} {seconds:.0f} s; the limit is {limit:.0f} s")
+        self.seconds, self.limit = seconds, limit
 
 
 @dataclass(frozen=True)
@@ -48,11 +64,23 @@ CONTENT_TYPES: dict[str, str] = {name: f.content_type for name, f in _FORMATS.it
 """HTTP Content-Type per `encode` format; "pcm" is raw signed 16-bit little-endian mono."""
 
 
-def decode(data: bytes, sample_rate: int = 16000) -> np.ndarray:
+def _declared_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+    """The duration the container's headers state (or FFmpeg estimates from the bitrate), if any."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def decode(data: bytes, sample_rate: int = 16000, *, max_seconds: float | None = None) -> np.ndarray:
     """Decode the first audio stream of `data` (ogg/opus, wav, mp3, webm, m4a, flac, …) to mono.
 
     Returns float32 samples at `sample_rate` Hz, shape (n,); n may be 0 for an audio stream without
     samples. Raises AudioDecodeError when FFmpeg cannot open or decode the bytes, or finds no audio.
+    With `max_seconds`, raises AudioTooLong before decoding when the container declares a longer
+    duration, and as soon as the decoded frames pass it (headers can lie or be absent): a tiny file
+    declaring hours at 1 Hz costs milliseconds, not gigabytes of resampled samples.
     """
     if not data:
         raise AudioDecodeError("empty audio data")
@@ -63,12 +91,19 @@ def decode(data: bytes, sample_rate: int = 16000) -> np.ndarray:
             if not container.streams.audio:
                 raise AudioDecodeError("no audio stream found")
             stream = container.streams.audio[0]
+            declared = _declared_seconds(container, stream)
+            if max_seconds is not None and declared is not None and declared > max_seconds:
+                raise AudioTooLong(declared, max_seconds, declared=True)
+            decoded = 0.0  # seconds of input decoded so far, from each frame's own rate
             for frame in container.decode(stream):
+                decoded += frame.samples / (frame.sample_rate or sample_rate)
+                if max_seconds is not None and decoded > max_seconds:
+                    raise AudioTooLong(decoded, max_seconds, declared=False)
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
-    except AudioDecodeError:
+    except (AudioDecodeError, AudioTooLong):
         raise
     except (av.FFmpegError, ValueError, EOFError, OSError, IndexError) as e:
         # FFmpeg's errors subclass FFmpegError (some also OSError/ValueError); be narrow but complete.
@@ -76,6 +111,47 @@ def decode(data: bytes, sample_rate: int = 16000) -> np.ndarray:
     if not chunks:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def _atempo_steps(factor: float) -> list[float]:
+    """`factor` as a product of atempo factors within [0.5, 2] (older FFmpeg's range per instance)."""
+    steps: list[float] = []
+    while factor > 2.0:
+        steps.append(2.0)
+        factor /= 2.0
+    while factor < 0.5:
+        steps.append(0.5)
+        factor /= 0.5
+    return [*steps, factor]
+
+
+def time_stretch(samples: np.ndarray, sample_rate: int, factor: float) -> np.ndarray:
+    """Float32 mono `samples` played `factor` times faster (2.0: half as long) at the same pitch.
+
+    FFmpeg's `atempo` filter (WSOLA) through PyAV's filter graph, chained for factors outside [0.5, 2].
+    Returns float32, shape (m,), m ≈ n / factor. Raises ValueError for a factor that is not > 0.
+    """
+    if not factor > 0 or not np.isfinite(factor):
+        raise ValueError(f"time-stretch factor must be a positive number, got {factor!r}")
+    if factor == 1.0 or not len(samples):
+        return samples
+    graph = av.filter.Graph()
+    nodes = [graph.add_abuffer(format="flt", sample_rate=sample_rate, layout="mono", time_base=Fraction(1, sample_rate))]
+    nodes += [graph.add("atempo", f"{step:.6f}") for step in _atempo_steps(factor)]
+    nodes.append(graph.add("abuffersink"))
+    graph.link_nodes(*nodes).configure()
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono")
+    frame.sample_rate = sample_rate
+    frame.pts = 0
+    graph.push(frame)
+    graph.push(None)
+    out: list[np.ndarray] = []
+    while True:
+        try:
+            out.append(graph.pull().to_ndarray().reshape(-1))
+        except (av.BlockingIOError, av.EOFError):
+            break
+    return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
 
 
 def _pcm16(samples: np.ndarray) -> np.ndarray:

@@ -8,9 +8,10 @@ Implementations: `speech.whisper.WhisperTranscriber`, `speech.kokoro.OnnxSynthes
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -19,16 +20,20 @@ import anyio.to_thread
 import numpy as np
 from opentelemetry import trace
 
-from june.web import OpenAIError
 from speech import audio, metrics
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry
+from speech.scheduler import Scheduler, Ticket
 from speech.text import sentences, speakable
 
 log = logging.getLogger(__name__)
 
 WHISPER_RATE = 16000
 """Sample rate (Hz) every Transcriber takes."""
+
+PHONEMES_PER_SECOND = 16.0
+"""Kokoro's speaking rate at speed 1, a little under the 16.5-19.6 measured (prose, digits), so the
+estimated duration of a request errs long."""
 
 OPENAI_STT_MODELS = frozenset({"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize"})
 """OpenAI transcription model names: all mean the configured default Whisper model."""
@@ -46,15 +51,6 @@ class EngineInputError(ValueError):
     def __init__(self, message: str, *, param: str) -> None:
         super().__init__(message)
         self.param = param
-
-
-class Busy(OpenAIError):
-    """The model queue is full: 503, code "server_busy", Retry-After `retry_after` seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            503, "The speech service is busy; retry shortly.", code="server_busy", headers={"Retry-After": str(retry_after)}
-        )
 
 
 @dataclass(frozen=True)
@@ -83,6 +79,9 @@ class Segment:
     compression_ratio: float = 1.0
     no_speech_prob: float = 0.0
     words: tuple[Word, ...] = ()
+    speech_s: float | None = None
+    """Seconds of [start, end] that the voice activity detector marks as speech; None when not
+    measured. june's own field (the hallucination guard uses it), not sent to clients."""
 
 
 @dataclass(frozen=True)
@@ -148,9 +147,15 @@ class Synthesizer(Protocol):
     """OpenAI voice name → native voice name."""
     default_voice: str
     """Native voice used when a request names none."""
+    native_speeds: tuple[float, float]
+    """(lowest, highest) `speed` the model takes; `Engines` time-stretches the audio beyond them."""
+
+    def phonemes(self, text: str) -> int:
+        """The phonemes (or, failing a phonemizer, characters) `text` makes: the synthesis cost."""
+        ...
 
     def synthesize(self, text: str, *, voice: VoiceMix, speed: float = 1.0) -> Speech:
-        """Speak `text` with the weighted `voice` mix at `speed` (1.0 normal).
+        """Speak `text` with the weighted `voice` mix at `speed` (1.0 normal, within `native_speeds`).
 
         Raises EngineInputError when `text` has nothing speakable.
         """
@@ -177,58 +182,43 @@ def resolve_voice(synthesizer: Synthesizer, name: str | None) -> VoiceMix:
                 f"Malformed voice {name!r}; expected e.g. 'jf_alpha(2)+jf_nezumi(1)'.", param="voice"
             )
         key, weight = m.group(1).lower(), float(m.group(2) or 1)
+        if not math.isfinite(weight):  # "1" followed by 400 zeros is inf, and inf / inf is NaN
+            raise EngineInputError(f"Voice weight {m.group(2)[:20]!r}… in {name[:80]!r} is too large.", param="voice")
         native = key if key in synthesizer.voices else synthesizer.aliases.get(key)
         if native is None:
             known = ", ".join([*synthesizer.voices, *synthesizer.aliases])
             raise EngineInputError(f"Unknown voice {m.group(1)!r}; available: {known}.", param="voice")
         parts.append((native, weight))
     total = sum(w for _, w in parts)
+    if not math.isfinite(total):
+        raise EngineInputError(f"Voice weights in {name[:80]!r} are too large.", param="voice")
     if total <= 0:
         raise EngineInputError(f"Voice weights in {name!r} must add up to more than 0.", param="voice")
     return tuple((n, w / total) for n, w in parts)
 
 
 @dataclass
-class Ticket:
-    """A place in the model queue; `release()` is idempotent, so streams can release it twice."""
-
-    engines: Engines
-    released: bool = False
-
-    def release(self) -> None:
-        if not self.released:
-            self.released = True
-            self.engines.pending -= 1
-            metrics.QUEUE_DEPTH.set(self.engines.pending)
-
-    def __enter__(self) -> Ticket:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.release()
-
-
-@dataclass
 class Engines:
-    """The model registries plus the bounded queue in front of them; stored on `app.state`.
+    """The model registries plus the scheduler in front of them; stored on `app.state`.
 
-    At most `max_concurrency` model calls run at once (in worker threads); at most `max_queue`
-    more requests wait; beyond that `admit` raises Busy. The async methods never block the loop.
+    A request is admitted (`scheduler.admit()`, Busy when full) and passes its Ticket to
+    `transcribe_stream` / `speak_stream`, which hold a model slot from before decoding to the last
+    segment or sentence (see speech.scheduler). Model calls run in worker threads; the async methods
+    never block the loop.
     """
 
     transcribers: ModelRegistry[Transcriber]
     synthesizers: ModelRegistry[Synthesizer]
     default_model: str
-    max_concurrency: int = 1
-    max_queue: int = 8
-    retry_after_s: int = 2
+    scheduler: Scheduler = field(default_factory=lambda: Scheduler(1, 8))
+    max_audio_s: float | None = None
+    """Longest audio to transcribe, seconds (audio.decode's `max_seconds`); None: no limit."""
+    max_speech_s: float | None = None
+    """Longest speech to synthesize per request, seconds, estimated from phonemes and speed; None: no limit."""
     guard: HallucinationGuard = field(default_factory=HallucinationGuard)
+    preload_failures: dict[str, str] = field(default_factory=dict)
+    """Model name → why preloading it failed ("ExceptionType: message"); the service then stops."""
     tracer: trace.Tracer = field(default_factory=lambda: trace.get_tracer("speech"))
-    pending: int = 0
-    limiter: anyio.CapacityLimiter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.limiter = anyio.CapacityLimiter(self.max_concurrency)
 
     def preloads(self) -> list[tuple[ModelRegistry[Any], str]]:
         """(registry, name) of each model to load at startup and keep loaded: the registries' pinned
@@ -236,13 +226,8 @@ class Engines:
         return [(r, n) for r in (self.transcribers, self.synthesizers) for n in r.names if n in r.pinned]
 
     def admit(self) -> Ticket:
-        """A place in the queue, or Busy when `max_concurrency + max_queue` requests are in already."""
-        if self.pending >= self.max_concurrency + self.max_queue:
-            metrics.REJECTED.inc()
-            raise Busy(self.retry_after_s)
-        self.pending += 1
-        metrics.QUEUE_DEPTH.set(self.pending)
-        return Ticket(self)
+        """A place in the queue (see `Scheduler.admit`); raises Busy when full."""
+        return self.scheduler.admit()
 
     def model_name(self, requested: str | None) -> str:
         """The configured Whisper model for a request's `model` (OpenAI names → the default).
@@ -261,16 +246,20 @@ class Engines:
         return await self.synthesizers.get(self.synthesizers.names[0])
 
     async def transcribe_stream(
-        self, data: bytes, options: TranscribeOptions
-    ) -> AsyncIterator[Segment | Transcript]:
-        """Decode `data` and yield each kept Segment as Whisper decodes it, then the Transcript.
+        self, data: bytes, options: TranscribeOptions, ticket: Ticket
+    ) -> AsyncGenerator[Segment | Transcript]:
+        """Wait for `ticket`'s model slot, decode `data` and yield each kept Segment as Whisper
+        decodes it, then the Transcript. The caller releases `ticket`.
 
         Hallucinated segments (see speech.guards) are dropped; ids are renumbered 0… over kept ones.
-        Raises audio.AudioDecodeError for undecodable bytes, EngineInputError for bad options —
-        both before the first yield.
+        Raises audio.AudioDecodeError for undecodable bytes, audio.AudioTooLong past `max_audio_s`,
+        EngineInputError for bad options — all before the first yield.
         """
         name = self.model_name(options.model)
-        samples = await anyio.to_thread.run_sync(audio.decode, data, WHISPER_RATE)
+        await ticket.start()
+        samples = await anyio.to_thread.run_sync(
+            lambda: audio.decode(data, WHISPER_RATE, max_seconds=self.max_audio_s)
+        )
         duration = round(len(samples) / WHISPER_RATE, 3)
         if not len(samples):
             yield Transcript("", options.language or "", 0.0, task=options.task)
@@ -285,12 +274,13 @@ class Engines:
             "speech.transcribe", attributes={"model": name, "audio.seconds": duration, "task": options.task}
         )
         try:
-            language, segments = await anyio.to_thread.run_sync(model.start, samples, options, limiter=self.limiter)
+            language, segments = await anyio.to_thread.run_sync(model.start, samples, options)
             done = object()
-            while (seg := await anyio.to_thread.run_sync(next, segments, done, limiter=self.limiter)) is not done:
+            while (seg := await anyio.to_thread.run_sync(next, segments, done)) is not done:
                 assert isinstance(seg, Segment)
                 if (ok := guard.check(seg)) is None:
-                    log.info("dropped segment %r as hallucination (%s)", seg.text, guard.reason(seg) or "repeat")
+                    why = guard.reason(seg) or guard.loop_reason(seg)
+                    log.info("dropped segment %r as hallucination (%s)", seg.text, why)
                     continue
                 ok = _renumber(ok, len(kept))
                 kept.append(ok)
@@ -306,35 +296,56 @@ class Engines:
         text = " ".join(s.text for s in kept if s.text)
         yield Transcript(text, language, duration, tuple(kept), task=options.task)
 
-    async def transcribe(self, data: bytes, options: TranscribeOptions) -> Transcript:
+    async def transcribe(self, data: bytes, options: TranscribeOptions, ticket: Ticket) -> Transcript:
         """The whole Transcript of `data` (see `transcribe_stream`)."""
-        async for item in self.transcribe_stream(data, options):
+        async for item in self.transcribe_stream(data, options, ticket):
             if isinstance(item, Transcript):
                 return item
         raise AssertionError("transcribe_stream ended without a Transcript")
 
-    async def plan_speech(self, text: str, voice: str | None) -> tuple[Synthesizer, VoiceMix, list[str]]:
-        """Resolve `voice` and cut the speakable part of `text` into sentences.
+    async def plan_speech(
+        self, text: str, voice: str | None, speed: float = 1.0
+    ) -> tuple[Synthesizer, VoiceMix, list[str]]:
+        """Resolve `voice`, cut the speakable part of `text` into sentences and bound the cost.
 
-        Raises EngineInputError for an unknown voice (param "voice") or nothing to speak ("input").
+        Raises EngineInputError for an unknown voice (param "voice"), nothing to speak ("input"), or
+        speech estimated longer than `max_speech_s` ("input"): phonemes / PHONEMES_PER_SECOND / speed,
+        so digits and symbols that espeak-ng reads out as many words count as what they cost.
         """
         synth = await self.synthesizer()
         mix = resolve_voice(synth, voice)
         pieces = sentences(speakable(text))
         if not pieces:
             raise EngineInputError("input has nothing to speak (only markup, code, links or emoji).", param="input")
+        if self.max_speech_s is not None:
+            phonemes = await anyio.to_thread.run_sync(lambda: sum(synth.phonemes(p) for p in pieces))
+            seconds = phonemes / PHONEMES_PER_SECOND / speed
+            if seconds > self.max_speech_s:
+                raise EngineInputError(
+                    f"input would take about {seconds:.0f} s to speak at speed {speed:g} ({phonemes} phonemes: "
+                    f"numbers and symbols are read out as words); the limit is {self.max_speech_s:.0f} s. "
+                    "Send it in shorter parts.",
+                    param="input",
+                )
         return synth, mix, pieces
 
     async def speak_stream(
-        self, synth: Synthesizer, mix: VoiceMix, pieces: list[str], *, speed: float, fmt: str
-    ) -> AsyncIterator[bytes]:
-        """Synthesize `pieces` one by one and yield the encoded bytes of each as soon as it is ready.
+        self, synth: Synthesizer, mix: VoiceMix, pieces: list[str], *, speed: float, fmt: str, ticket: Ticket
+    ) -> AsyncGenerator[bytes]:
+        """Wait for `ticket`'s model slot, then synthesize `pieces` one by one and yield the encoded
+        bytes of each as soon as it is ready. The caller releases `ticket`.
 
         The chunks form one continuous `fmt` stream (audio.StreamEncoder). A piece other than the
-        first that cannot be spoken is skipped (logged); the first raises EngineInputError.
+        first that cannot be spoken is skipped (logged); the first raises EngineInputError. A `speed`
+        outside the synthesizer's `native_speeds` is reached by synthesizing at the nearest native
+        speed and time-stretching the audio (audio.time_stretch: same pitch).
         """
+        low, high = synth.native_speeds
+        native = min(max(speed, low), high)
+        stretch = speed / native
         encoder: audio.StreamEncoder | None = None
         voice_name = "+".join(f"{n}({w:.2f})" for n, w in mix)
+        await ticket.start()
         try:
             for i, piece in enumerate(pieces):
                 start = time.perf_counter()
@@ -343,7 +354,7 @@ class Engines:
                 ):
                     try:
                         speech = await anyio.to_thread.run_sync(
-                            lambda p=piece: synth.synthesize(p, voice=mix, speed=speed), limiter=self.limiter
+                            lambda p=piece: _stretched(synth.synthesize(p, voice=mix, speed=native), stretch)
                         )
                     except EngineInputError:
                         if i == 0:
@@ -360,6 +371,12 @@ class Engines:
         finally:
             if encoder is not None:
                 encoder.close()  # no-op after a normal end; frees FFmpeg state when the client went away
+
+
+def _stretched(speech: Speech, factor: float) -> Speech:
+    if factor == 1.0:
+        return speech
+    return Speech(audio.time_stretch(speech.samples, speech.sample_rate, factor), speech.sample_rate)
 
 
 def _renumber(seg: Segment, i: int) -> Segment:

@@ -8,8 +8,11 @@ works on streams too:
   applied after the fact because temperature fallback can keep such segments);
 - compression ratio above a threshold (gzip ratio of the text: loops compress very well);
 - a blocklist of the phrases seen on silence (openai/whisper#928, #1783; faster-whisper#10);
-- repetition loops: a phrase repeated 3+ times in a row inside a segment is kept once, and a
-  segment that repeats the previous one verbatim is dropped.
+- repetition loops: a phrase repeated 3+ times in a row inside a segment is kept once; a segment
+  that repeats the previous kept one verbatim is dropped only when the evidence says Whisper looped
+  rather than the user saying it twice (`HallucinationGuard.loop_reason`): its span overlaps the
+  previous one, it is squeezed into under half the previous one's time, the VAD heard under half
+  the previous one's speech in it, or Whisper is unsure of it.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class _Scored(Protocol):
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
+    start: float
+    end: float
+    speech_s: float | None
 
 
 S = TypeVar("S", bound=_Scored)
@@ -101,7 +107,8 @@ class HallucinationGuard:
     compression_ratio_threshold: float = 2.4
     blocklist: frozenset[str] = field(default_factory=lambda: frozenset(_norm(p) for p in BLOCKLIST))
     suspects: frozenset[str] = field(default_factory=lambda: frozenset(_norm(p) for p in SUSPECTS))
-    _previous: str = ""
+    _previous: _Scored | None = None
+    _previous_key: str = ""
 
     def reason(self, seg: _Scored) -> str | None:
         """Why `seg` is a hallucination ("no_speech", "compression", "blocklist", "empty"), or None."""
@@ -122,12 +129,35 @@ class HallucinationGuard:
             return "blocklist"
         return None
 
+    def loop_reason(self, seg: _Scored) -> str | None:
+        """Why `seg`, whose text repeats the previous kept segment, is Whisper looping ("overlap",
+        "squeezed", "no_speech_between", "unsure"), or None when it is a real second saying.
+
+        A user who says a sentence twice takes about as long, with about as much speech, the second
+        time; a decoder stuck on a phrase writes it again over audio that says something else or
+        nothing (overlapping or squeezed timestamps, little VAD speech) or with low confidence.
+        """
+        prev = self._previous
+        if prev is None:
+            return None
+        prev_len, seg_len = prev.end - prev.start, seg.end - seg.start
+        if seg.start < prev.end - 0.2:
+            return "overlap"
+        if seg_len < 0.5 * prev_len:
+            return "squeezed"
+        if seg.speech_s is not None and prev.speech_s is not None and seg.speech_s < 0.5 * prev.speech_s:
+            return "no_speech_between"
+        if seg.no_speech_prob > self.no_speech_threshold or seg.avg_logprob < self.logprob_threshold:
+            return "unsure"
+        return None
+
     def check(self, seg: S) -> S | None:
+        """`seg` to keep (its text with in-segment loops collapsed), or None to drop it."""
         if self.reason(seg) is not None:
             return None
         text = collapse_repeats(seg.text.strip())
         key = _norm(text)
-        if key == self._previous:
+        if key == self._previous_key and self.loop_reason(seg) is not None:
             return None
-        self._previous = key
+        self._previous, self._previous_key = seg, key
         return replace(seg, text=text) if text != seg.text else seg  # type: ignore[type-var]

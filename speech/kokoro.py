@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 24000
 """Kokoro's output rate in Hz."""
 
+NATIVE_SPEEDS = (0.5, 2.0)
+"""Speeds Kokoro takes (kokoro-onnx refuses others); `speech.engines` time-stretches beyond them."""
+
 ONNX_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 # OpenAI voices onto the five offline voices, roughly by timbre (jm_kumo is the only male voice).
 ONNX_ALIASES = {
@@ -56,6 +59,7 @@ class OnnxSynthesizer:
 
     voices = ONNX_VOICES
     aliases: Mapping[str, str] = ONNX_ALIASES
+    native_speeds = NATIVE_SPEEDS
 
     def __init__(self, *, default_voice: str | None = None, lang: str = "en-us", threads: int = 1) -> None:
         import onnxruntime
@@ -81,6 +85,10 @@ class OnnxSynthesizer:
             return self._kokoro.get_voice_style(voice[0][0])
         return sum(w * self._kokoro.get_voice_style(n).astype(np.float32) for n, w in voice).astype(np.float32)
 
+    def phonemes(self, text: str) -> int:
+        """How many phonemes espeak-ng makes of `text` (numbers and symbols read out): Kokoro's cost."""
+        return len(self._kokoro.tokenizer.phonemize(text, self._lang))
+
     def synthesize(self, text: str, *, voice: VoiceMix, speed: float = 1.0) -> Speech:
         """Float32 mono speech at 24 kHz; raises EngineInputError when `text` has no speakable phonemes."""
         try:
@@ -95,6 +103,7 @@ class TorchSynthesizer:
 
     voices = TORCH_VOICES
     aliases: Mapping[str, str] = TORCH_ALIASES
+    native_speeds = NATIVE_SPEEDS
 
     def __init__(self, *, default_voice: str | None = None, lang: str = "en-us", device: str = "cuda") -> None:
         from kokoro import KPipeline  # optional extra "speech-torch"
@@ -104,6 +113,10 @@ class TorchSynthesizer:
         lang_code = {"en-us": "a", "en-gb": "b"}.get(lang, lang)
         self._pipeline = KPipeline(lang_code=lang_code, device=None if device == "auto" else device)
         log.info("loaded kokoro torch (%s) in %.2f s", device, time.perf_counter() - start)
+
+    def phonemes(self, text: str) -> int:
+        """Kokoro's cost estimate for `text`: its characters (KPipeline's G2P is too costly to run twice)."""
+        return len(text)
 
     def synthesize(self, text: str, *, voice: VoiceMix, speed: float = 1.0) -> Speech:
         """Float32 mono speech at 24 kHz, the pipeline's chunks joined; a mix averages the voice packs."""

@@ -25,6 +25,12 @@ REAL_TIME_FACTOR = Histogram(
 )
 QUEUE_DEPTH = Gauge("june_speech_queue_depth", "Requests admitted and waiting for or holding a model slot.")
 REJECTED = Counter("june_speech_rejected", "Requests refused with 503 because the queue was full.")
+ABANDONED = Counter(
+    "june_speech_abandoned",
+    "Requests stopped because their client disconnected: while waiting for a slot (queued) or holding one (running).",
+    ["stage"],
+)
+SLOTS = Gauge("june_speech_slots", "Model slots: requests served at once.")
 
 
 def observe(kind: str, model: str, audio_s: float, elapsed_s: float) -> None:

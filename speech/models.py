@@ -68,8 +68,12 @@ class ModelRegistry(Generic[T]):
         self._entries[name] = _Entry(model=model, last_used=time.monotonic())
         self.pinned = self.pinned | {name}
 
-    async def get(self, name: str) -> T:
-        """The model `name`, loading it first if needed. Raises UnknownModel."""
+    async def get(self, name: str, *, abandon_on_cancel: bool = False) -> T:
+        """The model `name`, loading it first if needed. Raises UnknownModel.
+
+        `abandon_on_cancel`: a cancelled caller returns at once, leaving the loading thread to finish
+        unseen (for preloads at shutdown); otherwise cancellation waits for the load to end.
+        """
         entry = self._entries.get(name)
         if entry is None:
             raise UnknownModel(name)
@@ -79,7 +83,7 @@ class ModelRegistry(Generic[T]):
             async with entry.lock:
                 if entry.model is None:
                     start = time.perf_counter()
-                    entry.model = await anyio.to_thread.run_sync(self.loaders[name])
+                    entry.model = await anyio.to_thread.run_sync(self.loaders[name], abandon_on_cancel=abandon_on_cancel)
                     log.info("loaded model %r in %.2f s", name, time.perf_counter() - start)
         entry.last_used = time.monotonic()
         return entry.model  # type: ignore[return-value]

@@ -8,19 +8,26 @@ Errors are raised as `june.web.OpenAIError` (or engine errors mapped in `speech.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import email.parser
+import email.policy
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
+
+import anyio
 
 from litestar import Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State, UploadFile
-from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, Stream
+from pydantic import ValidationError
 
 from june.web import OpenAIError
 from speech.audio import CONTENT_TYPES
-from speech.engines import Engines, Segment, TranscribeOptions, Transcript
+from speech.engines import EngineInputError, Engines, Segment, TranscribeOptions, Transcript
+from speech.scheduler import Ticket
 from speech.schemas import (
     TRANSCRIPTION_FORMATS,
     SpeechRequest,
@@ -33,6 +40,40 @@ from speech.schemas import (
 from speech.settings import SpeechSettings
 
 _GRANULARITIES = frozenset({"segment", "word"})
+
+
+class ClientGone(OpenAIError):
+    """The client disconnected before its response started (nginx's 499); nobody reads this reply."""
+
+    def __init__(self) -> None:
+        super().__init__(499, "Client closed the request.", code="client_closed_request")
+
+
+async def _watch_disconnect(request: Request, scope: anyio.CancelScope) -> None:
+    # The body has been read, so the next ASGI message is http.disconnect when the client goes away.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _cancelled_if_client_leaves(request: Request, ticket: Ticket) -> AsyncIterator[None]:
+    """Run the body until the client disconnects, then cancel it, abandon `ticket` and raise ClientGone.
+
+    Cancelled while waiting for a model slot, the request leaves the queue; while running, it stops
+    after the model call in progress (see speech.scheduler). Once a response has started streaming,
+    Litestar's streaming response cancels it on disconnect instead. A plain task (not a task group)
+    watches, so the body's own errors reach the exception handlers unwrapped.
+    """
+    with anyio.CancelScope() as scope:
+        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(request, scope))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+    if scope.cancelled_caught:
+        ticket.abandon()
+        raise ClientGone
 
 
 def _text_field(form: Any, name: str) -> str | None:
@@ -55,10 +96,52 @@ def _float_field(form: Any, name: str, low: float, high: float) -> float | None:
     return value
 
 
+def _undecodable_text_field(body: bytes, content_type: str) -> str | None:
+    """The name of the first multipart part without a filename whose bytes are not UTF-8 (the
+    stdlib's MIME parser: the form parser has already failed on it)."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    for part in message.iter_parts():
+        if part.get_filename() is None and (name := part.get_param("name", header="content-disposition")):
+            payload = part.get_payload(decode=True)
+            try:
+                if isinstance(payload, bytes):
+                    payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return str(name)
+    return None
+
+
+async def _form(request: Request) -> Any:
+    """The multipart form; 400 naming the field when a text field is not UTF-8 (e.g. `curl -F
+    'file=<clip.wav'`, which sends the audio as text instead of as a file)."""
+    body = await request.body()  # kept, so the form parser and the check below read the same bytes
+    try:
+        return await request.form()
+    except UnicodeDecodeError as e:
+        name = _undecodable_text_field(body, request.headers.get("content-type", ""))
+        if name == "file":
+            message = "file must be sent as a file upload (a part with a filename), e.g. curl -F 'file=@clip.wav'."
+        else:
+            message = f"{name or 'A text field'} must be UTF-8 text."
+        raise OpenAIError(400, message, param=name, code="invalid_encoding") from e
+
+
+def _speech_request(body: bytes) -> SpeechRequest:
+    """The JSON `body` as a SpeechRequest; 400 naming the field for invalid JSON (bad UTF-8, nesting
+    past pydantic's recursion limit, numbers out of range) or values."""
+    try:
+        return SpeechRequest.model_validate_json(body)
+    except ValidationError as e:
+        error = e.errors(include_url=False)[0]
+        param = ".".join(str(p) for p in error["loc"]) or None
+        raise OpenAIError(400, f"{param or 'body'}: {error['msg']}", param=param, code="invalid_value") from e
+
+
 async def _transcription(request: Request, state: State, task: str) -> Response:
     settings: SpeechSettings = state.settings
     engines: Engines = state.engines
-    form = await request.form()
+    form = await _form(request)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise OpenAIError(400, "Missing audio upload: send a multipart field named 'file'.", param="file")
@@ -99,21 +182,24 @@ async def _transcription(request: Request, state: State, task: str) -> Response:
     ticket = engines.admit()
     if stream in ("true", "1"):
         try:
-            items = engines.transcribe_stream(data, options)
-            first = await anext(items)  # bad audio / options fail here, before any byte is sent
+            items = engines.transcribe_stream(data, options, ticket)
+            async with _cancelled_if_client_leaves(request, ticket):
+                first = await anext(items)  # bad audio / options fail here, before any byte is sent
         except BaseException:
+            await items.aclose()
             ticket.release()
             raise
-        events = _transcript_events(first, items, ticket.release)
-        return ServerSentEvent(events, background=BackgroundTask(ticket.release))
+        events = _transcript_events(first, items, ticket)
+        return ServerSentEvent(events, background=BackgroundTask(_finish, items, ticket))
     with ticket:
-        transcript = await engines.transcribe(data, options)
+        async with _cancelled_if_client_leaves(request, ticket):
+            transcript = await engines.transcribe(data, options, ticket)
     body, media_type = transcription_body(transcript, fmt, granularities=granularities)
     return Response(body, media_type=media_type)
 
 
 async def _transcript_events(
-    first: Segment | Transcript, rest: AsyncIterator[Segment | Transcript], release: Any
+    first: Segment | Transcript, rest: AsyncGenerator[Segment | Transcript], ticket: Ticket
 ) -> AsyncIterator[str]:
     """OpenAI's transcript.text.delta per kept segment, then transcript.text.done (JSON strings)."""
     try:
@@ -124,8 +210,12 @@ async def _transcript_events(
                 return
             yield json.dumps(delta_event(item.text if item.id == 0 else " " + item.text))
             item = await anext(rest)
+    except anyio.get_cancelled_exc_class():
+        ticket.abandon()  # Litestar cancels a stream whose client disconnected
+        raise
     finally:
-        release()
+        await rest.aclose()  # ends the model's use now, not when the generator is garbage collected
+        ticket.release()
 
 
 @post(["/transcribe", "/v1/audio/transcriptions"], status_code=200)
@@ -146,7 +236,7 @@ async def translate(request: Request, state: State) -> Response:
 
 
 @post(["/speak", "/v1/audio/speech"], status_code=200)
-async def speak(data: JSONBody[SpeechRequest], state: State) -> Response:
+async def speak(request: Request, state: State) -> Response:
     """JSON `{model, input, voice, instructions, response_format, speed, stream_format}` → audio.
 
     The text is cut into sentences and each is sent as soon as it is synthesized: chunked audio
@@ -156,42 +246,66 @@ async def speak(data: JSONBody[SpeechRequest], state: State) -> Response:
     """
     settings: SpeechSettings = state.settings
     engines: Engines = state.engines
+    data = _speech_request(await request.body())
     if not data.input.strip():
         raise OpenAIError(400, "input must not be empty.", param="input", code="empty_input")
     if len(data.input) > settings.max_input_chars:
         raise OpenAIError(400, f"input is longer than {settings.max_input_chars} characters.", param="input")
     fmt = data.response_format
     ticket = engines.admit()
+    chunks: AsyncGenerator[bytes] | None = None
     try:
-        synth, mix, pieces = await engines.plan_speech(data.input, data.voice)
-        chunks = engines.speak_stream(synth, mix, pieces, speed=data.speed, fmt=fmt)
-        first = await anext(chunks)  # an unspeakable first sentence is a 400, not a broken stream
+        async with _cancelled_if_client_leaves(request, ticket):
+            synth, mix, pieces = await engines.plan_speech(data.input, data.voice, data.speed)
+            chunks = engines.speak_stream(synth, mix, pieces, speed=data.speed, fmt=fmt, ticket=ticket)
+            first = await anext(chunks, None)  # an unspeakable first sentence is a 400, not a broken stream
+            if first is None:
+                raise EngineInputError("input produced no audio.", param="input")
     except BaseException:
+        if chunks is not None:
+            await chunks.aclose()
         ticket.release()
         raise
-    release = BackgroundTask(ticket.release)
+    release = BackgroundTask(_finish, chunks, ticket)
     if data.stream_format == "sse":
-        return ServerSentEvent(_speech_events(first, chunks, len(data.input), ticket.release), background=release)
-    return Stream(_audio(first, chunks, ticket.release), media_type=CONTENT_TYPES[fmt], background=release)
+        return ServerSentEvent(_speech_events(first, chunks, len(data.input), ticket), background=release)
+    return Stream(_audio(first, chunks, ticket), media_type=CONTENT_TYPES[fmt], background=release)
 
 
-async def _audio(first: bytes, rest: AsyncIterator[bytes], release: Any) -> AsyncIterator[bytes]:
+async def _finish(work: AsyncGenerator[Any], ticket: Ticket) -> None:
+    """After a streamed response, however it ended: close the engine's generator here, in order,
+    and free the slot. A client that leaves before the body starts cancels the stream before its
+    iterator runs, and the generator would otherwise be closed by the garbage collector, after
+    PyAV had freed its encoder ("graph is unallocated", "Task exception was never retrieved")."""
+    await work.aclose()
+    ticket.release()
+
+
+async def _audio(first: bytes, rest: AsyncGenerator[bytes], ticket: Ticket) -> AsyncIterator[bytes]:
     try:
         yield first
         async for chunk in rest:
             yield chunk
+    except anyio.get_cancelled_exc_class():
+        ticket.abandon()
+        raise
     finally:
-        release()
+        await rest.aclose()  # frees the encoder now, in this task, not from a garbage-collection hook
+        ticket.release()
 
 
-async def _speech_events(first: bytes, rest: AsyncIterator[bytes], chars: int, release: Any) -> AsyncIterator[str]:
+async def _speech_events(first: bytes, rest: AsyncGenerator[bytes], chars: int, ticket: Ticket) -> AsyncIterator[str]:
     try:
         yield json.dumps(speech_delta_event(first))
         async for chunk in rest:
             yield json.dumps(speech_delta_event(chunk))
         yield json.dumps(speech_done_event(chars))
+    except anyio.get_cancelled_exc_class():
+        ticket.abandon()
+        raise
     finally:
-        release()
+        await rest.aclose()
+        ticket.release()
 
 
 @get(["/voices", "/v1/audio/voices"])
@@ -225,15 +339,23 @@ async def models(state: State) -> dict[str, Any]:
 
 @get("/health")
 async def health(state: State) -> dict[str, Any]:
-    """200 while the process serves HTTP (models may still be loading: see /ready)."""
+    """200 while the process serves HTTP (models may still be loading: see /ready); `slots` is how
+    many requests are served at once."""
     settings: SpeechSettings = state.settings
-    return {"status": "ok", "whisper_model": settings.whisper_model, "tts_backend": settings.tts_backend}
+    return {
+        "status": "ok", "whisper_model": settings.whisper_model, "tts_backend": settings.tts_backend,
+        "slots": state.engines.scheduler.slots,
+    }  # fmt: skip
 
 
 @get("/ready")
 async def ready(state: State) -> Response:
-    """200 once the preloaded models are in memory, else 503 (for load balancers and `june up`)."""
+    """200 once the preloaded models are in memory, else 503: code "loading" while they load,
+    "preload_failed" (message: which model and why) when one failed and the service is stopping."""
     engines: Engines = state.engines
+    if failures := engines.preload_failures:
+        reasons = "; ".join(f"{name}: {why}" for name, why in failures.items())
+        raise OpenAIError(503, f"Preloading failed, the service is stopping: {reasons}", code="preload_failed")
     preloads = engines.preloads()
     if waiting := [n for r, n in preloads if not r.loaded(n)]:
         raise OpenAIError(503, f"Loading models: {', '.join(waiting)}.", code="loading", headers={"Retry-After": "1"})

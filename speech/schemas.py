@@ -30,10 +30,10 @@ class SpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = "tts-1"
+    model: str = Field(default="tts-1", max_length=256)
     input: str = Field(min_length=1)
-    voice: str | None = None
-    instructions: str | None = None
+    voice: str | None = Field(default=None, max_length=256)
+    instructions: str | None = Field(default=None, max_length=4096)
     response_format: SpeechFormat = "mp3"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     stream_format: Literal["audio", "sse"] = "audio"

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from speech.scheduler import default_slots
+
 
 class SpeechSettings(BaseSettings):
     """Settings of `python -m speech`; built once in `__main__`, passed to `create_app`."""
@@ -28,6 +30,9 @@ class SpeechSettings(BaseSettings):
     """Whisper models (the default or of `whisper_models`) loaded at startup and kept loaded (JSON
     list); None: the default one. Kokoro always loads at startup; the other models load on first use.
     Another name fails validation (ValueError) rather than being skipped."""
+    preload_failure_grace_s: float = 2.0
+    """Seconds a service whose preload failed keeps answering /ready with the reason before it exits
+    (code 3), so pollers such as `june up` can say which model failed and why."""
     model_ttl_s: float = 300.0
     """Seconds a model that was not preloaded may stay idle before it is unloaded; < 0 never."""
     device: str = "cpu"
@@ -60,18 +65,33 @@ class SpeechSettings(BaseSettings):
     """onnxruntime threads per Kokoro call (onnx backend); 0: one per core. On the shared 2-core box,
     1 thread without spinning measured RTF 0.95 vs 1.6 for onnxruntime's defaults (`june bench speech`)."""
 
-    max_concurrency: int = 1
-    """Model calls (transcribe or synthesize) running at once; more wait. 1 suits 2 CPU cores."""
+    max_concurrency: int | None = None
+    """Model slots: requests (a whole transcription or speech) served at once; more wait in arrival
+    order. None: 2 on a GPU, else one per 4 CPU cores, at least 1 (see speech.scheduler.default_slots)."""
     max_queue: int = 8
-    """Requests that may wait for a model slot; beyond `max_concurrency + max_queue` → 503 + Retry-After."""
+    """Requests that may wait for a model slot; beyond slots + `max_queue` → 503 + Retry-After."""
     retry_after_s: int = 2
-    """Retry-After (seconds) sent with a 503 when the queue is full."""
+    """Service time (seconds) assumed per request for the 503's Retry-After until requests have
+    finished; then Retry-After is requests in × their recent mean service time / slots."""
     max_upload_bytes: int = 25 * 1024 * 1024
     """Largest accepted audio upload, as OpenAI's 25 MB; larger gets 413."""
+    max_audio_seconds: float = 1500.0
+    """Longest audio accepted for transcription, in seconds (OpenAI's gpt-4o-transcribe limit; its
+    25 MB upload limit is about 25 minutes of voice). Checked against the container's declared
+    duration before decoding and enforced while decoding; longer gets 400 (param "file")."""
+    max_speech_seconds: float = 240.0
+    """Longest speech one /v1/audio/speech request may ask for, in seconds, estimated before
+    synthesis from espeak-ng's phonemes and `speed` (about what OpenAI's 4096 characters of prose
+    take): digits or symbols that expand into many words cannot cost more; longer gets 400 (param "input")."""
     max_input_chars: int = 4096
     """Longest accepted `input` text for speech, as OpenAI."""
     cache_dir: Path | None = None
     """Where assembled models live; None: $XDG_CACHE_HOME/june/models or ~/.cache/june/models."""
+
+    @property
+    def slots(self) -> int:
+        """`max_concurrency`, or the default for `device` when it is None."""
+        return self.max_concurrency or default_slots(self.device)
 
     @property
     def configured_whisper_models(self) -> list[str]:

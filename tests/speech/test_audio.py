@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import av
 import numpy as np
 import pytest
 
-from speech.audio import CONTENT_TYPES, FORMATS, AudioDecodeError, StreamEncoder, decode, encode
+from speech.audio import CONTENT_TYPES, FORMATS, AudioDecodeError, AudioTooLong, StreamEncoder, decode, encode
 
 RATE = 24000
 
@@ -111,3 +112,49 @@ def test_truncated_header_only_file_raises_or_is_short() -> None:
         assert len(decode(head)) == 0
     except AudioDecodeError:
         pass
+
+
+def flac_with_declared_samples(samples: np.ndarray, rate: int, declared: int | None = None) -> bytes:
+    """FLAC of int16 `samples` at `rate` Hz; `declared` overwrites STREAMINFO's total-samples field
+    (36 bits at bytes 18-26: after "fLaC", the block header and 10 bytes of block/frame sizes)."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="flac") as c:
+        stream = c.add_stream("flac", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            c.mux(packet)
+    data = bytearray(buf.getvalue())
+    if declared is not None:
+        field = int.from_bytes(data[18:26], "big")
+        data[18:26] = ((field & ~((1 << 36) - 1)) | declared).to_bytes(8, "big")
+    return bytes(data)
+
+
+def wav_header_only(rate: int, data_bytes: int) -> bytes:
+    """A PCM s16 mono WAV at `rate` Hz with `data_bytes` of silence."""
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, 2 * rate, 2, 16)
+    return b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", data_bytes) + b"\0" * data_bytes
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(flac_with_declared_samples(np.zeros(3600, np.int16), 1), id="flac-1h-at-1Hz"),
+        pytest.param(wav_header_only(1, 32_000), id="wav-4h-at-1Hz"),
+        pytest.param(wav_header_only(8000, 16000 * 40), id="wav-40s-at-8kHz"),
+        pytest.param(flac_with_declared_samples(np.zeros(8000, np.int16), 8000, declared=8000 * 7200), id="flac-declares-2h"),
+    ],
+)
+def test_audio_declaring_more_than_the_limit_is_refused_before_decoding(data: bytes) -> None:
+    with pytest.raises(AudioTooLong, match="declares"):
+        decode(data, 16000, max_seconds=30)
+
+
+def test_audio_whose_header_understates_it_is_stopped_while_decoding() -> None:
+    ten_s = (1000 * np.sin(np.arange(80_000) / 3)).astype(np.int16)
+    lying = flac_with_declared_samples(ten_s, 8000, declared=8000)  # says 1 s, holds 10 s
+    assert abs(len(decode(lying, 16000)) / 16000 - 10) < 0.1  # no limit: all of it
+    with pytest.raises(AudioTooLong, match="decodes to more than"):
+        decode(lying, 16000, max_seconds=5)
+    assert abs(len(decode(lying, 16000, max_seconds=11)) / 16000 - 10) < 0.1

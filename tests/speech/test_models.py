@@ -14,6 +14,7 @@ from speech.app import build_engines
 from speech.engines import EngineInputError, resolve_voice
 from speech.kokoro import ONNX_ALIASES, ONNX_VOICES
 from speech.models import ModelRegistry, UnknownModel
+from speech.scheduler import Scheduler
 from speech.settings import SpeechSettings
 from speech.whisper import BASE_MODEL_BYTES, WhisperTranscriber, assemble_base, resolve_model
 
@@ -121,3 +122,56 @@ def test_full_queue_raises_a_503_openai_error_with_retry_after() -> None:
         assert (e.value.status_code, e.value.type, e.value.code) == (503, "server_error", "server_busy")
         assert e.value.headers == {"Retry-After": "3"}
     engines.admit().release()  # the slot is free again
+
+
+def test_retry_after_follows_the_queue_and_the_measured_service_time() -> None:
+    """Retry-After = requests in × recent mean service time / slots: a longer queue or slower
+    requests mean a longer wait; more slots a shorter one."""
+
+    async def main() -> None:
+        scheduler = Scheduler(slots=2, max_queue=4, initial_service_s=3)
+        tickets = [scheduler.admit() for _ in range(6)]
+        with pytest.raises(OpenAIError) as e:
+            scheduler.admit()
+        assert e.value.headers == {"Retry-After": "9"}  # 6 in × 3 s / 2 slots
+        for t in tickets[:2]:
+            await t.start()
+        scheduler.mean_service_s = 10.0  # as measured after slow requests
+        assert scheduler.retry_after() == 30
+        for t in tickets:
+            t.release()
+        assert scheduler.pending == 0 and scheduler.limiter.borrowed_tokens == 0
+
+    anyio.run(main)
+
+
+def test_slots_are_taken_in_arrival_order_and_a_cancelled_waiter_leaves_the_queue() -> None:
+    async def main() -> None:
+        scheduler = Scheduler(slots=1, max_queue=8)
+        order: list[int] = []
+        first = scheduler.admit()
+        await first.start()
+        tickets = [scheduler.admit() for _ in range(4)]
+        scopes = [anyio.CancelScope() for _ in tickets]
+
+        async def serve(i: int) -> None:
+            with scopes[i]:
+                try:
+                    await tickets[i].start()
+                finally:
+                    tickets[i].release()
+                order.append(i)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon(serve, i)
+                await anyio.sleep(0.01)  # arrival order 0, 1, 2, 3
+            assert scheduler.pending == 5
+            scopes[1].cancel()  # its client left while it waited
+            await anyio.sleep(0.01)
+            assert scheduler.pending == 4 and order == []
+            first.release()
+        assert order == [0, 2, 3]
+        assert scheduler.pending == 0 and scheduler.limiter.borrowed_tokens == 0
+
+    anyio.run(main)

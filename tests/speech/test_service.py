@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 
 from speech.audio import decode, encode
 from tests.clips import espeak_wav, wer
+from tests.speech.test_audio import flac_with_declared_samples, wav_header_only
 
 SENTENCE = "Please turn on the kitchen lights before dinner."
 SPOKEN = "Hello, this is a test of the speech service."
@@ -121,6 +123,18 @@ def test_streamed_transcription_events(client: openai.OpenAI, clip_wav: bytes) -
     deltas = "".join(e.delta for e in events[:-1])
     assert deltas == events[-1].text
     assert wer(f"{SENTENCE} {SENTENCE}", events[-1].text) <= 0.2, events[-1].text
+
+
+@pytest.mark.parametrize("said_twice", ["Turn on the lights. Turn on the lights.", "I said no. I said no."])
+def test_a_sentence_said_twice_is_transcribed_twice(
+    client: openai.OpenAI, tmp_path: Path, said_twice: str
+) -> None:
+    """The hallucination guard drops Whisper's repetition loops, not a user who repeats themselves."""
+    clip = espeak_wav(said_twice, tmp_path / "twice.wav").read_bytes()
+    v = client.audio.transcriptions.create(
+        model="whisper-1", file=("twice.wav", clip), language="en", response_format="verbose_json"
+    )
+    assert wer(said_twice, v.text) <= 0.2, v.text
 
 
 def test_translation_to_english(client: openai.OpenAI, tmp_path: Path) -> None:
@@ -272,3 +286,54 @@ def test_ready_and_metrics(http: httpx.Client, clip_wav: bytes) -> None:
         "_requests_total{app_name=\"speech\"",  # per-request metrics of june.observability
     ):
         assert name in text, name
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(flac_with_declared_samples(np.zeros(3600, np.int16), 1), id="flac-1h-at-1Hz"),
+        pytest.param(wav_header_only(1, 32_000), id="wav-4h-at-1Hz"),
+    ],
+)
+def test_audio_longer_than_the_limit_is_refused_naming_file(http: httpx.Client, data: bytes) -> None:
+    """Tiny files declaring hours (they used to decode to gigabytes) are refused from their headers."""
+    err = assert_openai_error(transcribe(http, data, "long.audio"), 400, "file")
+    assert err["code"] == "audio_too_long" and "1500 s" in err["message"], err
+
+
+def test_speed_over_the_documented_range_changes_the_duration(client: openai.OpenAI) -> None:
+    """0.25-4 as documented: Kokoro speaks 0.5-2 itself, FFmpeg's atempo stretches the rest."""
+
+    def seconds(speed: float) -> float:
+        pcm = client.audio.speech.create(
+            model="tts-1", voice="alloy", input="Good morning, my friend.", response_format="pcm", speed=speed
+        ).read()
+        return len(pcm) / 2 / 24000
+
+    normal = seconds(1.0)
+    for speed in (0.25, 4.0):
+        ratio = normal / seconds(speed)
+        assert abs(ratio / speed - 1) < 0.25, (speed, ratio)
+
+
+def test_speech_streams_cancelled_mid_way_are_cleaned_up(speech_url: str, logs_dir: Path) -> None:
+    """A client leaving after the first chunk, or before it, frees the slot and the encoder in order:
+    no "Task exception was never retrieved … graph is unallocated" from a garbage-collected stream."""
+    body = {"input": "First sentence is here. Then comes the second one. And a third one, at last.", "voice": "alloy"}
+    with httpx.Client(base_url=speech_url, timeout=120) as http:
+        for fmt in ("mp3", "opus"):
+            with http.stream("POST", "/v1/audio/speech", json={**body, "response_format": fmt}) as r:
+                assert r.status_code == 200 and next(r.iter_raw())
+            with pytest.raises(httpx.ReadTimeout), httpx.Client(base_url=speech_url, timeout=0.2) as impatient:
+                impatient.post("/v1/audio/speech", json={**body, "response_format": fmt, "stream_format": "sse"})
+        for _ in range(240):  # the last one stops after the sentence in progress
+            if re.search(r"^june_speech_queue_depth 0\.0$", http.get("/metrics").text, re.M):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the cancelled streams still hold their queue places")
+        assert http.post("/v1/audio/speech", json={"input": "Still here.", "response_format": "wav"}).status_code == 200
+    log = logs_dir / "speech.log"
+    if log.exists():  # absent when JUNE_TEST_SPEECH_URL names another service
+        text = log.read_text(errors="replace")
+        assert "never retrieved" not in text and "unallocated" not in text, text[-3000:]
