@@ -220,8 +220,7 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
         for s in services:
             if s.proc is not None and s.proc.poll() is not None and (lines := s.last_lines()):
                 console.print(f"[red]last lines of {s.name}:[/]")
-                console.print("
-".join(lines), markup=False)
+                console.print("\n".join(lines), markup=False)
                 if reason := s.failure():
                     console.print(f"june up: {s.name} cannot serve: {reason}", style="bold red", markup=False)
         return 1
