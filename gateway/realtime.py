@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bots.pipeline import DEFAULT_SYSTEM_PROMPT, EmptyTranscript, Message, PipelineError, VoicePipeline
 from bots.text import SentenceSplitter, VisibleStream, approx_tokens, strip_reasoning
-from gateway.auth import ApiKey
+from gateway.auth import OPEN, ApiKey, authenticate
 from gateway.realtime_events import (
     BadEvent, SessionConfig, assistant_item, error_event, event, new_id, response_object, usage, user_item,
 )  # fmt: skip
@@ -127,7 +127,7 @@ async def realtime_endpoint(socket: WebSocket) -> None:
         if not key.allows(model) and model != "june-realtime":
             raise OpenAIError(403, f"This API key may not use the model '{model}'.", code="model_not_allowed", param="model")
     except OpenAIError as e:
-        await _refuse(socket, e.detail, e.extra.get("code") if isinstance(e.extra, dict) else None, 1008, e.extra)
+        await _refuse(socket, e.message, e.code, 1008, e.type)
         return
     if realtime.sessions >= realtime.limits.max_sessions:
         await _refuse(socket, "Too many realtime sessions; try again later.", "too_many_sessions", 1013)
@@ -146,16 +146,13 @@ async def realtime_endpoint(socket: WebSocket) -> None:
 
 
 def _authenticate(gateway: Any, socket: WebSocket, sub_key: str | None) -> ApiKey:
-    from gateway.auth import OPEN, authenticate
-
     if not gateway.keys:
         return OPEN
     header = socket.headers.get("authorization") or (f"Bearer {sub_key}" if sub_key else None)
     return authenticate(header, gateway.keys)
 
 
-async def _refuse(socket: WebSocket, message: str, code: str | None, close_code: int, extra: Any = None) -> None:
-    err_type = "authentication_error" if code == "invalid_api_key" else "invalid_request_error"
+async def _refuse(socket: WebSocket, message: str, code: str | None, close_code: int, err_type: str = "invalid_request_error") -> None:
     await socket.send_data(json.dumps(error_event(message, code=code or "refused", type_=err_type)))
     await socket.close(code=close_code, reason=message[:120])
 
