@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from benchmarks import harness, report
-from benchmarks.perf import gateway, pipeline, speech, vllm_serve
+from benchmarks.perf import gateway, pipeline, realtime, speech, vllm_serve
 
 bench = typer.Typer(help="Benchmarks: the coding agent on public datasets, and the stack's speed.", no_args_is_help=True)
 
@@ -21,3 +21,4 @@ bench.command("speech")(speech.speech)
 bench.command("gateway")(gateway.gateway)
 bench.command("serve")(vllm_serve.serve)
 bench.command("pipeline")(pipeline.pipeline)
+bench.command("realtime")(realtime.realtime)

@@ -64,6 +64,7 @@ class RealtimeLimits:
     max_sessions: int
     max_turns: int
     max_history_tokens: int
+    transcription_model: str = "whisper-1"
 
 
 def realtime_limits(settings: Any) -> RealtimeLimits:
@@ -72,6 +73,7 @@ def realtime_limits(settings: Any) -> RealtimeLimits:
         max_event_bytes=settings.realtime_max_event_bytes, max_buffer_s=settings.realtime_max_buffer_s,
         max_session_s=settings.realtime_max_session_s, max_sessions=settings.realtime_max_sessions,
         max_turns=settings.realtime_max_turns, max_history_tokens=settings.realtime_max_history_tokens,
+        transcription_model=settings.realtime_transcription_model,
     )  # fmt: skip
 
 
@@ -167,9 +169,12 @@ class RealtimeSession:
     def __init__(self, socket: WebSocket, realtime: Realtime, *, base_url: str, key: ApiKey, model: str) -> None:
         self.socket, self.realtime, self.limits = socket, realtime, realtime.limits
         self.id = new_id("sess")
-        self.config = SessionConfig(model=model, instructions=DEFAULT_SYSTEM_PROMPT)
+        self.config = SessionConfig(model=model, instructions=DEFAULT_SYSTEM_PROMPT, transcription_model=realtime.limits.transcription_model)
         api_key = key.secret.decode() if key.secret else None
-        self.pipeline = VoicePipeline(realtime.http, base_url=base_url, api_key=api_key, max_history_turns=limits_turns(realtime.limits), retry_attempts=2)
+        self.pipeline = VoicePipeline(
+            realtime.http, base_url=base_url, api_key=api_key, transcription_model=self.config.transcription_model,
+            max_history_turns=limits_turns(realtime.limits), retry_attempts=2,
+        )
         self.detector: TurnDetector | None = None
         self.buffer = bytearray()
         self._buffer_start_ms = 0  # session audio time of buffer[0]
@@ -293,6 +298,7 @@ class RealtimeSession:
         self.pipeline.system_prompt = self.config.instructions or DEFAULT_SYSTEM_PROMPT
         self.pipeline.voice = self.config.voice
         self.pipeline.language = self.config.language
+        self.pipeline.transcription_model = self.config.transcription_model
         self.pipeline.max_reply_tokens = self.config.max_output_tokens or 300
         if self.detector is not None and self.config.vad is not None:
             self.detector.options = self.config.vad

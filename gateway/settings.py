@@ -79,6 +79,8 @@ class GatewaySettings(BaseSettings):
     """User/assistant turns a realtime session remembers (oldest dropped), like the bots' history."""
     realtime_max_history_tokens: int = Field(2000, ge=100)
     """Approximate tokens (characters / 4) a realtime session's conversation may hold."""
+    realtime_transcription_model: str = "whisper-1"
+    """Speech service model for spoken turns unless the session picks one ("tiny.en": faster, English only)."""
 
     @field_validator("api_keys", "llm_urls", mode="before")
     @classmethod
