@@ -634,6 +634,8 @@ class RealtimeSession:
             len(self.messages) > 1 and sum(approx_tokens(m["content"]) for m in self.messages) > self.limits.max_history_tokens
         ):
             self.messages.pop(0)
+        while len(self.messages) > 1 and self.messages[0]["role"] == "assistant":
+            self.messages.pop(0)  # the conversation starts with the user, as in the bots' history
 
     def _forget(self, message: Message) -> None:
         self.messages = [m for m in self.messages if m is not message]
