@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # june's Python services, one target each; EXTRAS picks the optional dependencies (pyproject.toml).
-#   docker build -f deploy/june.Dockerfile --target gateway --build-arg EXTRAS="--extra gateway" -t june-gateway .
+#   docker build -f deploy/june.Dockerfile --target gateway --build-arg EXTRAS="--extra realtime" -t june-gateway .
 #   docker build -f deploy/june.Dockerfile --target speech  --build-arg EXTRAS="--extra speech" -t june-speech .
 #   docker build -f deploy/june.Dockerfile --target telegram-bot --build-arg EXTRAS="--extra bots" -t june-telegram-bot .
 # Speech on a GPU: EXTRAS="--extra speech --extra speech-torch" (torch brings the CUDA libraries
@@ -9,7 +9,7 @@
 # ---- build: uv resolves from uv.lock into /app/.venv; compilers and caches stay in this stage ----
 FROM python:3.11-slim-bookworm AS build
 COPY --from=ghcr.io/astral-sh/uv:0.13.8 /uv /usr/local/bin/uv
-ARG EXTRAS="--extra gateway"
+ARG EXTRAS="--extra realtime"
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
 # Dependencies first (cached while only june's code changes), then june itself, not editable.

@@ -479,6 +479,9 @@ class Gateway:
             try:
                 # A CLIENT span and traceparent come from the session's OpenTelemetry hooks, when traced.
                 return server, await server.session.request(method, URL(server.url + target, encoded=True), headers=headers, data=content)
+            except asyncio.CancelledError:
+                server.inflight -= 1  # the client left before the upstream answered: not in flight any more
+                raise
             except _BROKE_OFF as e:
                 server.inflight -= 1
                 if isinstance(e, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import time
-import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,13 +46,11 @@ async def stream_pcm(pcm: bytes, append: Callable[[str], Awaitable[None]], *, ch
 
 def pcm_wav(pcm: bytes) -> bytes:
     """pcm16 mono 24 kHz as WAV bytes (to transcribe what june said)."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm)
-    return out.getvalue()
+    import numpy as np
+
+    from speech.audio import encode
+
+    return encode(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768, RATE, "wav")
 
 
 # --- the benchmark ---------------------------------------------------------------------------------

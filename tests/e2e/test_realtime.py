@@ -91,9 +91,11 @@ def test_barge_in_cancels_the_reply(gateway_url: str, clips: dict[str, bytes]) -
         client = AsyncOpenAI(base_url=f"{gateway_url}/v1", api_key="unused")
         log: list[tuple[float, Any]] = []
         async with client.realtime.connect(model="june") as conn:
-            session = {**SESSION, "instructions": "Answer with four long sentences about the topic."}
-            await conn.session.update(session=session)  # type: ignore[arg-type]
-            await stream_pcm(clips[QUESTION], lambda b64: conn.input_audio_buffer.append(audio=b64))
+            await conn.session.update(session={**SESSION, "max_output_tokens": 400})  # type: ignore[arg-type]
+            # A long reply, so that it is still being generated and spoken when the user talks over it.
+            await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
+                {"type": "input_text", "text": "Tell me a long story about a dragon, at least ten sentences."}]})  # fmt: skip
+            await conn.response.create()
             async with asyncio.timeout(TIMEOUT):
                 async for ev in conn:  # wait until the reply is playing
                     log.append((time.monotonic(), ev))
