@@ -303,7 +303,7 @@ class RealtimeSession:
         if self.detector is not None and self.config.vad is not None:
             self.detector.options = self.config.vad
         elif self.config.vad is None:
-            self.detector = None
+            self.detector, self._speech_start_ms = None, None
         await self.send(event("session.updated", session=self.config.wire(self.id)))
 
     async def _append(self, data: dict[str, Any]) -> None:
@@ -324,7 +324,7 @@ class RealtimeSession:
         if self.config.vad is None:
             return
         if self.detector is None:
-            self.detector = TurnDetector(self.realtime.vad, self.config.vad)
+            self.detector = TurnDetector(self.realtime.vad, self.config.vad, start_ms=self._end_ms() - len(pcm) // _BYTES_PER_MS)
         events = self.detector.feed(pcm) if len(pcm) < 10 * INPUT_RATE else await asyncio.to_thread(self.detector.feed, pcm)
         for kind, ms in events:
             if kind == "start":

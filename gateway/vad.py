@@ -90,11 +90,13 @@ class TurnDetector:
     """One session's VAD: feed pcm16 24 kHz bytes, get start/stop events (see `Event`).
 
     A frame is speech at `threshold`; once speaking, it takes `silence_duration_ms` of frames under
-    `threshold - 0.15` (Silero's usual hysteresis) to stop. Times count every sample fed so far.
+    `threshold - 0.15` (Silero's usual hysteresis) to stop. Times count every sample fed so far,
+    from `start_ms` (the session's audio time when the detector was made).
     """
 
-    def __init__(self, model: SileroVAD, options: VadOptions) -> None:
+    def __init__(self, model: SileroVAD, options: VadOptions, *, start_ms: int = 0) -> None:
         self.model = model
+        self._start_ms = start_ms  # session audio time of the first sample fed
         self.options = options
         self._state = np.zeros((2, 1, 1, 128), dtype=np.float32)
         self._context = np.zeros(_CONTEXT, dtype=np.float32)
@@ -125,7 +127,7 @@ class TurnDetector:
         opts = self.options
         for p in probs:
             self._frames_done += 1
-            end_ms = self._frames_done * FRAME_MS
+            end_ms = self._start_ms + self._frames_done * FRAME_MS
             if not self.speaking:
                 if p >= opts.threshold:
                     self.speaking, self._silence_ms = True, 0
