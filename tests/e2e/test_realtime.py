@@ -19,7 +19,7 @@ from benchmarks.perf.realtime import clip_pcm, pcm_wav, stream_pcm
 from tests.clips import espeak_wav, wer
 
 QUESTION = "What is the capital of Germany?"
-INTERRUPTION = "Tell me about cats instead."
+INTERRUPTION = "Please turn on the kitchen lights before dinner."  # Whisper base hears this espeak clip exactly
 SESSION = {
     "type": "realtime",
     "instructions": "You are June, a voice assistant. Answer in two or three short plain sentences.",
@@ -131,7 +131,7 @@ def test_barge_in_cancels_the_reply(gateway_url: str, clips: dict[str, bytes]) -
     second = events[-1].response
     assert second.id != first_id and second.status == "completed"
     heard = next(ev.transcript for ev in reversed(events) if ev.type == "conversation.item.input_audio_transcription.completed")
-    assert wer(INTERRUPTION, heard) <= 0.4, heard
+    assert wer(INTERRUPTION, heard) <= 0.3, heard
 
 
 def _inflight(gateway_url: str) -> float:
