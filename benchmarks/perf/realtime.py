@@ -69,6 +69,7 @@ PROMPTS = [
     "What is the tallest mountain in the world?",
 ]
 INTERRUPTION = "Wait, tell me something else."
+LONG_REQUEST = "Tell me a long story about a dragon, at least ten sentences."
 INSTRUCTIONS = "You are June, a voice assistant. Answer in one or two short spoken sentences."
 
 
@@ -151,13 +152,12 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
             "transcription": {"model": stt_model, "language": "en"},
             "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300}}}})  # fmt: skip
         append = conn.input_audio_buffer.append
-        for n in range(n_turns + n_barge):
+        for n in range(n_turns):
             text = PROMPTS[n % len(PROMPTS)]
             mark = len(events.log)
             await stream_pcm(clips[text], lambda b64: append(audio=b64))
             end = time.perf_counter()
             await stream_pcm(silence, lambda b64: append(audio=b64))
-            is_barge = n >= n_turns
             turn = Turn()
             i, t, _ = await events.wait_for(lambda ev: ev.type == "input_audio_buffer.speech_stopped", mark, timeout)
             turn.speech_stopped = t - end
@@ -169,16 +169,28 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
             turn.first_text = t - end
             i, t, _ = await events.wait_for(lambda ev: ev.type == "response.output_audio.delta" and ev.response_id == rid, i, timeout)
             turn.first_audio = t - end
-            if is_barge:
-                run.barge_ins.append(await _barge_in(events, append, clips[INTERRUPTION], rid, timeout))
-                await stream_pcm(silence, lambda b64: append(audio=b64))
-                await events.wait_for(lambda ev: ev.type == "response.done" and ev.response.id != rid, i, timeout)
-            else:
-                i, t, done = await events.wait_for(lambda ev: ev.type == "response.output_audio_transcript.done" and ev.response_id == rid, i, timeout)
-                turn.transcript_done, turn.transcript = t - end, done.transcript
-                await events.wait_for(lambda ev: ev.type == "response.done" and ev.response.id == rid, i, timeout)
+            i, t, done = await events.wait_for(lambda ev: ev.type == "response.output_audio_transcript.done" and ev.response_id == rid, i, timeout)
+            turn.transcript_done, turn.transcript = t - end, done.transcript
+            await events.wait_for(lambda ev: ev.type == "response.done" and ev.response.id == rid, i, timeout)
             run.turns.append(turn)
             console.print(f"turn {n + 1}: first audio {turn.first_audio:.2f} s — {turn.transcript[:60]!r}")
+        if n_barge:
+            await conn.session.update(session={"type": "realtime", "instructions": "You are June. Asked for a story, tell a long one.",
+                                               "max_output_tokens": 400})  # fmt: skip
+        for n in range(n_barge):
+            # A long typed request, talked over as soon as its first audio arrives.
+            mark = len(events.log)
+            await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
+                {"type": "input_text", "text": LONG_REQUEST}]})  # fmt: skip
+            await conn.response.create()
+            i, _, created = await events.wait_for(lambda ev: ev.type == "response.created", mark, timeout)
+            rid = created.response.id
+            await events.wait_for(lambda ev: ev.type == "response.output_audio.delta" and ev.response_id == rid, i, timeout)
+            barge = await _barge_in(events, append, clips[INTERRUPTION], rid, timeout)
+            run.barge_ins.append(barge)
+            await stream_pcm(silence, lambda b64: append(audio=b64))
+            await events.wait_for(lambda ev: ev.type == "response.done" and ev.response.id != rid, mark, timeout)
+            console.print(f"barge-in {n + 1}: stopped after {barge.cancelled:.2f} s" if barge.cancelled is not None else f"barge-in {n + 1}: the reply had ended")
         events.task.cancel()
     return run
 
@@ -196,8 +208,9 @@ async def _barge_in(events: _Events, append: Any, clip: bytes, rid: str, timeout
     barge = BargeIn()
     i, t, _ = await events.wait_for(lambda ev: ev.type == "input_audio_buffer.speech_started", mark, timeout)
     barge.speech_started = t - start
-    i, t, _ = await events.wait_for(lambda ev: ev.type == "response.done" and ev.response.id == rid, mark, timeout)
-    barge.cancelled = t - start
+    i, t, done = await events.wait_for(lambda ev: ev.type == "response.done" and ev.response.id == rid, 0, timeout)
+    if done.response.status == "cancelled":  # else the reply ended before the user spoke: nothing to stop
+        barge.cancelled = max(0.0, t - start)
     await sender
     barge.audio_after_done = sum(1 for _, ev in events.log[i:] if ev.type == "response.output_audio.delta" and ev.response_id == rid)
     return barge
@@ -251,8 +264,7 @@ def realtime(
 ) -> None:
     """Live voice latency: end of speech → first reply audio / → transcript done, barge-in → stop (p50/p95)."""
     run = asyncio.run(_measure(gateway, turns, barge_ins, api_key, timeout, stt_model))
-    full = [t for t in run.turns[:turns]]
-    every = [t for t in run.turns if t.first_audio is not None]
+    full = every = run.turns
     rows = [
         ("end of speech → first reply audio", [t.first_audio for t in every], "p50 ≤ 2.0"),
         ("end of speech → reply transcript done", [t.transcript_done for t in full if t.transcript_done is not None], ""),
@@ -261,7 +273,7 @@ def realtime(
         ("  LLM first sentence (transcript → first text)", [t.first_text - t.transcribed for t in every], ""),
         ("  TTS first chunk (first text → first audio)", [t.first_audio - t.first_text for t in every], ""),
         ("barge-in → speech_started (client stops playback)", [b.speech_started for b in run.barge_ins], "≤ 0.3"),
-        ("barge-in → reply cancelled (response.done)", [b.cancelled for b in run.barge_ins], ""),
+        ("barge-in → reply cancelled (response.done)", [b.cancelled for b in run.barge_ins if b.cancelled is not None], ""),
     ]
     table = Table(title=f"/v1/realtime via {gateway}: {len(every)} turns, {len(run.barge_ins)} barge-ins, STT {stt_model}")
     for column in ("seconds", "p50", "p95", "n", "goal"):
