@@ -184,3 +184,23 @@ def test_metrics_count_realtime_sessions_and_events(gw: str) -> None:
         raise AssertionError("the session was not counted as closed")
 
     anyio.run(run)
+
+
+def test_sessions_are_bounded_per_gateway(stub_url: str) -> None:
+    from gateway.app import create_app
+    from tests.gateway.conftest import gateway_settings, serve_in_thread
+
+    async def run(url: str) -> None:
+        async with connect(_ws(url)) as first:
+            await _next(first, "session.created")
+            async with connect(_ws(url)) as second:
+                _assert_error(await _next(second), "too_many_sessions")
+                with pytest.raises(ConnectionClosed) as closed:
+                    await second.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+            await _still_serves(first)
+        async with connect(_ws(url)) as again:  # the slot is free once the first one left
+            assert (await _next(again))["type"] == "session.created"
+
+    with serve_in_thread(create_app(gateway_settings(stub_url, realtime_max_sessions=1))) as url:
+        anyio.run(run, url)
