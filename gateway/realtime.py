@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from litestar import WebSocket, websocket
@@ -18,8 +18,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.auth import OPEN, ApiKey, authenticate
 from gateway.realtime_events import error_event
-from gateway.vad import SileroVAD
 from june.web import OpenAIError
+
+if TYPE_CHECKING:
+    from gateway.vad import SileroVAD
 
 
 SUBPROTOCOL_KEY = "openai-insecure-api-key."
@@ -69,6 +71,8 @@ class Realtime:
     def vad(self) -> SileroVAD:
         """The Silero model, loaded on first use (the gateway starts without it)."""
         if self._vad is None:
+            from gateway.vad import SileroVAD  # numpy, onnxruntime: the realtime extra
+
             self._vad = SileroVAD()
         return self._vad
 

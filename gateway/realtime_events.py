@@ -12,7 +12,20 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.vad import INPUT_RATE, VadOptions
+INPUT_RATE = 24000
+"""Sample rate (Hz) of the pcm16 the realtime API carries."""
+
+
+@dataclass
+class VadOptions:
+    """OpenAI's server_vad knobs (session.audio.input.turn_detection)."""
+
+    threshold: float = 0.5
+    """Speech probability at or above which a frame is speech."""
+    prefix_padding_ms: int = 300
+    """Audio kept before the detected start (part of the committed turn)."""
+    silence_duration_ms: int = 500
+    """Silence that ends a turn."""
 
 
 def new_id(prefix: str) -> str:

@@ -38,9 +38,9 @@ from bots.pipeline import DEFAULT_SYSTEM_PROMPT, EmptyTranscript, Message, Pipel
 from bots.text import SentenceSplitter, VisibleStream, approx_tokens, strip_reasoning
 from gateway.auth import ApiKey
 from gateway.realtime_events import (
-    BadEvent, SessionConfig, assistant_item, error_event, event, new_id, response_object, usage, user_item,
+    INPUT_RATE, BadEvent, SessionConfig, assistant_item, error_event, event, new_id, response_object, usage, user_item,
 )  # fmt: skip
-from gateway.vad import INPUT_RATE, TurnDetector
+from gateway.vad import TurnDetector
 from speech.audio import encode
 from speech.text import speakable
 

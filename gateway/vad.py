@@ -13,14 +13,13 @@ a `TurnDetector` with its own recurrent state, fed pcm16 at 24 kHz, resampled to
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-INPUT_RATE = 24000
-"""Sample rate (Hz) of the pcm16 the realtime API carries."""
+from gateway.realtime_events import INPUT_RATE, VadOptions
+
 _MODEL_RATE = 16000
 _FRAME = 512  # model samples per frame at 16 kHz = 32 ms
 _CONTEXT = 64  # samples of the previous frame the v6 model sees before each frame
@@ -72,18 +71,6 @@ class SileroVAD:
 
 Event = tuple[Literal["start", "stop"], int]
 """("start", audio_start_ms) or ("stop", audio_end_ms): ms since the session's first audio."""
-
-
-@dataclass
-class VadOptions:
-    """OpenAI's server_vad knobs (session.audio.input.turn_detection)."""
-
-    threshold: float = 0.5
-    """Speech probability at or above which a frame is speech."""
-    prefix_padding_ms: int = 300
-    """Audio kept before the detected start (part of the committed turn)."""
-    silence_duration_ms: int = 500
-    """Silence that ends a turn."""
 
 
 class TurnDetector:

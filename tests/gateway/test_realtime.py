@@ -204,3 +204,17 @@ def test_sessions_are_bounded_per_gateway(stub_url: str) -> None:
 
     with serve_in_thread(create_app(gateway_settings(stub_url, realtime_max_sessions=1))) as url:
         anyio.run(run, url)
+
+
+def test_gateway_without_the_realtime_extra_still_starts() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for m in ('numpy', 'av', 'onnxruntime', 'faster_whisper'): sys.modules[m] = None\n"
+        "from gateway.app import create_app\nfrom gateway.settings import GatewaySettings\n"
+        "create_app(GatewaySettings())\nprint('started')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "started" in done.stdout, done.stderr[-2000:]

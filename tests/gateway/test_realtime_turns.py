@@ -16,7 +16,8 @@ from websockets.asyncio.client import connect
 
 from benchmarks.perf.realtime import clip_pcm, stream_pcm
 from gateway.app import create_app
-from gateway.vad import SileroVAD, TurnDetector, VadOptions
+from gateway.realtime_events import VadOptions
+from gateway.vad import SileroVAD, TurnDetector
 from tests.clips import espeak_wav
 from tests.gateway.conftest import gateway_settings, serve_in_thread
 from tests.gateway.stub_upstream import StubUpstream
