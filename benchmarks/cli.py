@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from benchmarks import harness, report
-from benchmarks.perf import gateway, load, pipeline, speech, vllm_serve
+from benchmarks.perf import gateway, load, pipeline, realtime, speech, vllm_serve
 
 bench = typer.Typer(help="Benchmarks: the coding agent on public datasets, and the stack's speed.", no_args_is_help=True)
 
@@ -22,3 +22,4 @@ bench.command("gateway")(gateway.gateway)
 bench.command("serve")(vllm_serve.serve)
 bench.command("pipeline")(pipeline.pipeline)
 bench.command("load")(load.load)
+bench.command("realtime")(realtime.realtime)

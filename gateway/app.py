@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 from litestar import Litestar, Router
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.static_files import create_static_files_router
 from litestar.types import Guard
 from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
@@ -17,6 +19,7 @@ from gateway.auth import authenticate, load_keys, make_key
 from gateway.limits import Limiter, Limits, make_limiter
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Gateway
+from gateway.realtime import Realtime, realtime_endpoint, realtime_limits
 from gateway.routes import health, metrics, ready, v1_handlers
 from gateway.settings import GatewaySettings
 from gateway.upstreams import make_pools
@@ -44,6 +47,11 @@ def metrics_guard(settings: GatewaySettings) -> list[Guard]:
         authenticate(connection.headers.get("authorization"), accepted)
 
     return [guard]
+
+
+def static_page() -> Router:
+    """The voice chat page (gateway/static, no build step) at `/`."""
+    return create_static_files_router(path="/", directories=[Path(__file__).parent / "static"], html_mode=True, name="page")
 
 
 def create_app(
@@ -81,9 +89,11 @@ def create_app(
             max_json_depth=settings.max_json_depth,
         )
         watchers = [asyncio.create_task(pool.watch(settings.health_interval_s)) for pool in pools.values()]
+        app.state.realtime = Realtime(realtime_limits(settings), gateway.metrics.registry, timeout=settings.read_timeout)
         try:
             yield
         finally:
+            await app.state.realtime.aclose()
             for task in watchers:
                 task.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
@@ -92,10 +102,10 @@ def create_app(
             if own_limiter:
                 await gateway.limiter.aclose()
 
-    v1 = Router("/v1", route_handlers=v1_handlers)  # each handler checks the key itself
+    v1 = Router("/v1", route_handlers=[*v1_handlers, realtime_endpoint])  # each handler checks the key itself
     metrics_router = Router("/", route_handlers=[metrics], guards=metrics_guard(settings))
     return Litestar(
-        route_handlers=[health, ready, metrics_router, v1],
+        route_handlers=[health, ready, metrics_router, v1, static_page()],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         middleware=[telemetry.server_spans()],

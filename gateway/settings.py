@@ -73,6 +73,21 @@ class GatewaySettings(BaseSettings):
     """Deepest nesting of arrays and objects accepted in a JSON body; deeper → 400 (upstreams that
     parse JSON recursively fail with a 500 near 1000)."""
 
+    realtime_max_event_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Largest /v1/realtime client event (bytes); larger → an `error` event (the socket stays open)."""
+    realtime_max_buffer_s: float = Field(60.0, gt=0)
+    """Longest input audio buffer (s): a longer spoken turn is cut and answered; manual mode refuses more."""
+    realtime_max_session_s: float = Field(1800.0, gt=0)
+    """Longest /v1/realtime session (s); then `error` session_expired and close (OpenAI allows 60 min)."""
+    realtime_max_sessions: int = Field(32, ge=1)
+    """Realtime sessions open at once on this gateway; more are refused (error event, close 1013)."""
+    realtime_max_turns: int = Field(8, ge=1)
+    """User/assistant turns a realtime session remembers (oldest dropped), like the bots' history."""
+    realtime_max_history_tokens: int = Field(2000, ge=100)
+    """Approximate tokens (characters / 4) a realtime session's conversation may hold."""
+    realtime_transcription_model: str = "whisper-1"
+    """Speech service model for spoken turns unless the session picks one ("tiny.en": faster, English only)."""
+
     @field_validator("api_keys", "llm_urls", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:

@@ -1,0 +1,356 @@
+// june's voice page: the browser side of /v1/realtime (OpenAI's Realtime API events over a WebSocket).
+// Mic → AudioWorklet (pcm16 24 kHz) → input_audio_buffer.append; reply audio deltas are queued
+// on a 24 kHz AudioContext as they arrive; speech_started (or a push-to-talk press) stops playback.
+
+const $ = (id) => document.getElementById(id);
+const RATE = 24000;
+const stats = (window.juneStats = { audioDeltas: 0, samplesPlayed: 0, turns: 0 }); // read by the browser test
+
+const state = {
+  ws: null,
+  mode: "handsfree",
+  micOn: false,
+  pttDown: false,
+  mic: null, // { ctx, stream, node }
+  player: null, // AudioContext for replies
+  playEnd: 0, // when the queued reply audio ends (player clock)
+  sources: [],
+  reply: null, // { itemId, started, el }
+  userBubbles: new Map(), // item id → element
+};
+
+// ---------- UI ----------
+
+function setStatus(text, kind) {
+  const el = $("status");
+  el.textContent = text;
+  el.dataset.state = kind;
+}
+
+function showBanner(text) {
+  const el = $("banner");
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+function bubble(who, text = "", extra = "") {
+  $("hint")?.remove();
+  const el = document.createElement("div");
+  el.className = `bubble ${who} ${extra}`.trim();
+  el.innerHTML = `<span class="who">${who === "user" ? "You" : "june"}</span><p></p>`;
+  el.querySelector("p").textContent = text;
+  $("conversation").append(el);
+  el.scrollIntoView({ block: "end", behavior: "smooth" });
+  return el;
+}
+
+function setText(el, text) {
+  el.querySelector("p").textContent = text;
+  el.scrollIntoView({ block: "end" });
+}
+
+function setMicUi() {
+  const on = state.mode === "handsfree" ? state.micOn : state.pttDown;
+  $("mic").classList.toggle("live", on);
+  $("mic").setAttribute("aria-pressed", String(on));
+  $("mic-label").textContent =
+    state.mode === "handsfree"
+      ? state.micOn ? "Listening — just talk" : "Tap to start"
+      : state.pttDown ? "Talking… release to send" : "Hold (or hold Space) to talk";
+}
+
+// ---------- connection ----------
+
+function connect() {
+  return new Promise((resolve, reject) => {
+    if (state.ws && state.ws.readyState <= WebSocket.OPEN) return resolve(state.ws);
+    const key = $("key").value.trim();
+    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/realtime?model=june`;
+    const protocols = key ? ["realtime", `openai-insecure-api-key.${key}`] : ["realtime"];
+    setStatus("Connecting…", "busy");
+    let ws;
+    try {
+      ws = new WebSocket(url, protocols);
+    } catch (e) {
+      return reject(e);
+    }
+    state.ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      showBanner("");
+      setStatus("Connected", "ok");
+      sendSession();
+      resolve(ws);
+    };
+    ws.onmessage = (m) => onEvent(JSON.parse(m.data));
+    ws.onerror = () => {
+      if (!opened) {
+        showBanner(`Can't reach june at ${location.host}. Is the gateway running?`);
+        setStatus("Offline", "error");
+        reject(new Error("unreachable"));
+      }
+    };
+    ws.onclose = (e) => {
+      state.ws = null;
+      stopPlayback();
+      if (opened) setStatus(e.code === 1008 ? "Not allowed" : "Disconnected", "error");
+      if (opened && e.code !== 1008 && e.code !== 1000) showBanner(`Connection to june closed${e.reason ? `: ${e.reason}` : ""}.`);
+    };
+  });
+}
+
+function send(event) {
+  if (state.ws?.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(event));
+}
+
+function sendSession() {
+  const handsFree = state.mode === "handsfree";
+  const session = {
+    type: "realtime",
+    audio: {
+      input: {
+        transcription: { model: "whisper-1" },
+        turn_detection: handsFree ? { type: "server_vad", silence_duration_ms: 500, prefix_padding_ms: 300 } : null,
+      },
+      output: $("voice").value ? { voice: $("voice").value } : {},
+    },
+  };
+  send({ type: "session.update", session });
+}
+
+// ---------- server events ----------
+
+function onEvent(ev) {
+  switch (ev.type) {
+    case "input_audio_buffer.speech_started":
+      interrupt(); // barge-in: the server cancels the reply, we stop what is still queued here
+      setStatus("Listening", "listen");
+      break;
+    case "input_audio_buffer.committed":
+      state.userBubbles.set(ev.item_id, bubble("user", "…", "pending"));
+      setStatus("Thinking", "busy");
+      break;
+    case "conversation.item.input_audio_transcription.completed": {
+      const el = state.userBubbles.get(ev.item_id);
+      if (!el) break;
+      if (ev.transcript.trim()) {
+        setText(el, ev.transcript);
+        el.classList.remove("pending");
+      } else el.remove();
+      break;
+    }
+    case "response.created":
+      state.reply = null;
+      break;
+    case "response.output_audio_transcript.delta":
+    case "response.output_text.delta":
+      if (!state.reply) state.reply = { itemId: ev.item_id, text: "", el: bubble("june"), started: null };
+      state.reply.text += ev.delta;
+      setText(state.reply.el, state.reply.text);
+      setStatus("june is speaking", "speak");
+      break;
+    case "response.output_audio.delta":
+      play(ev.delta);
+      break;
+    case "response.done": {
+      stats.turns += 1;
+      const r = ev.response;
+      if (state.reply && r.status === "cancelled") {
+        state.reply.el.classList.add("interrupted");
+        const kept = r.output?.[0]?.content?.[0]?.transcript;
+        if (kept !== undefined) setText(state.reply.el, kept || "…");
+      }
+      if (r.status === "failed") showBanner("june couldn't answer that one. Please try again.");
+      state.reply = null;
+      if (!state.sources.length) setStatus(state.micOn ? "Listening" : "Connected", "ok");
+      break;
+    }
+    case "error":
+      if (ev.error.code === "invalid_api_key") {
+        showBanner("This gateway wants an API key: enter it under Settings, then try again.");
+        $("settings").open = true;
+      } else showBanner(ev.error.message);
+      break;
+  }
+}
+
+// ---------- reply audio ----------
+
+function play(b64) {
+  if (!state.player) state.player = new AudioContext({ sampleRate: RATE });
+  const ctx = state.player;
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const pcm = new Int16Array(bytes.buffer, 0, bytes.length >> 1);
+  const buf = ctx.createBuffer(1, pcm.length, RATE);
+  const ch = buf.getChannelData(0);
+  for (let i = 0; i < pcm.length; i++) ch[i] = pcm[i] / 32768;
+  const src = ctx.createBufferSource();
+  src.buffer = buf;
+  src.connect(ctx.destination);
+  const at = Math.max(ctx.currentTime + 0.05, state.playEnd);
+  src.start(at);
+  if (state.reply && state.reply.started === null) state.reply.started = at;
+  state.playEnd = at + buf.duration;
+  state.sources.push(src);
+  stats.audioDeltas += 1;
+  src.onended = () => {
+    stats.samplesPlayed += pcm.length;
+    state.sources = state.sources.filter((s) => s !== src);
+    if (!state.sources.length && !state.reply) setStatus(state.micOn ? "Listening" : "Connected", "ok");
+  };
+}
+
+function stopPlayback() {
+  for (const s of state.sources) {
+    try { s.stop(); } catch { /* already stopped */ }
+  }
+  state.sources = [];
+  state.playEnd = 0;
+}
+
+function interrupt() {
+  const r = state.reply;
+  if (r && r.started !== null && state.player) {
+    // Tell the server how much was really heard, so the conversation keeps only that.
+    const heardMs = Math.max(0, Math.round((state.player.currentTime - r.started) * 1000));
+    send({ type: "conversation.item.truncate", item_id: r.itemId, content_index: 0, audio_end_ms: heardMs });
+  }
+  stopPlayback();
+}
+
+// ---------- microphone ----------
+
+async function startMic() {
+  if (state.mic) return;
+  if (!navigator.mediaDevices?.getUserMedia) throw new Error("This browser has no microphone access here (it needs https or localhost).");
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
+  const ctx = new AudioContext();
+  await ctx.audioWorklet.addModule("mic-worklet.js");
+  const node = new AudioWorkletNode(ctx, "mic-processor");
+  node.port.onmessage = (m) => {
+    if (state.mode === "handsfree" ? state.micOn : state.pttDown) send({ type: "input_audio_buffer.append", audio: toBase64(m.data) });
+  };
+  ctx.createMediaStreamSource(stream).connect(node);
+  state.mic = { ctx, stream, node };
+}
+
+function stopMic() {
+  if (!state.mic) return;
+  state.mic.stream.getTracks().forEach((t) => t.stop());
+  state.mic.ctx.close();
+  state.mic = null;
+}
+
+function toBase64(buffer) {
+  const bytes = new Uint8Array(buffer);
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+async function micError(e) {
+  state.micOn = state.pttDown = false;
+  setMicUi();
+  if (e.name === "NotAllowedError" || e.name === "SecurityError") {
+    showBanner("Microphone access was refused. Allow it in the browser's site settings, or type your message below.");
+  } else if (e.name === "NotFoundError") {
+    showBanner("No microphone found. Plug one in, or type your message below.");
+  } else if (e.message !== "unreachable") showBanner(e.message || String(e));
+}
+
+async function toggleHandsFree() {
+  if (state.micOn) {
+    state.micOn = false;
+    stopMic();
+    setMicUi();
+    setStatus("Connected", "ok");
+    return;
+  }
+  try {
+    state.player ??= new AudioContext({ sampleRate: RATE }); // created on a click, so it may play
+    await connect();
+    await startMic();
+    state.micOn = true;
+    setMicUi();
+    setStatus("Listening", "listen");
+  } catch (e) {
+    micError(e);
+  }
+}
+
+async function pttPress() {
+  if (state.pttDown) return;
+  state.pttDown = true;
+  setMicUi();
+  try {
+    state.player ??= new AudioContext({ sampleRate: RATE });
+    await connect();
+    await startMic();
+    interrupt();
+    if (state.reply) send({ type: "response.cancel" });
+    send({ type: "input_audio_buffer.clear" });
+    setStatus("Listening", "listen");
+  } catch (e) {
+    micError(e);
+  }
+}
+
+function pttRelease() {
+  if (!state.pttDown) return;
+  state.pttDown = false;
+  setMicUi();
+  send({ type: "input_audio_buffer.commit" });
+  send({ type: "response.create" });
+}
+
+// ---------- wiring ----------
+
+$("mic").addEventListener("click", () => state.mode === "handsfree" && toggleHandsFree());
+$("mic").addEventListener("pointerdown", () => state.mode === "ptt" && pttPress());
+$("mic").addEventListener("pointerup", () => state.mode === "ptt" && pttRelease());
+$("mic").addEventListener("pointerleave", () => state.mode === "ptt" && pttRelease());
+document.addEventListener("keydown", (e) => {
+  if (e.code === "Space" && state.mode === "ptt" && document.activeElement !== $("text") && !e.repeat) {
+    e.preventDefault();
+    pttPress();
+  }
+});
+document.addEventListener("keyup", (e) => e.code === "Space" && state.mode === "ptt" && pttRelease());
+
+for (const radio of document.querySelectorAll("input[name=mode]")) {
+  radio.addEventListener("change", () => {
+    state.mode = radio.value;
+    state.micOn = state.pttDown = false;
+    stopMic();
+    setMicUi();
+    sendSession();
+  });
+}
+
+$("composer").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const text = $("text").value.trim();
+  if (!text) return;
+  try {
+    state.player ??= new AudioContext({ sampleRate: RATE });
+    await connect();
+  } catch {
+    return;
+  }
+  interrupt();
+  if (state.reply) send({ type: "response.cancel" });
+  $("text").value = "";
+  bubble("user", text);
+  send({ type: "conversation.item.create", item: { type: "message", role: "user", content: [{ type: "input_text", text }] } });
+  send({ type: "response.create" });
+  setStatus("Thinking", "busy");
+});
+
+$("key").value = localStorage.getItem("june-key") || "";
+$("key").addEventListener("change", () => {
+  localStorage.setItem("june-key", $("key").value.trim());
+  state.ws?.close(1000);
+});
+$("voice").addEventListener("change", sendSession);
+setMicUi();

@@ -1,0 +1,156 @@
+"""/v1/realtime turns against the stub upstream (fast, deterministic): the event sequence of a reply,
+a spoken turn cut by the real Silero VAD, the bounded conversation, and the VAD on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from websockets.asyncio.client import connect
+
+from benchmarks.perf.realtime import clip_pcm, stream_pcm
+from gateway.app import create_app
+from gateway.realtime_events import VadOptions
+from gateway.vad import SileroVAD, TurnDetector
+from tests.clips import espeak_wav
+from tests.gateway.conftest import gateway_settings, serve_in_thread
+from tests.gateway.stub_upstream import StubUpstream
+
+QUESTION = "What is the capital of Germany?"
+
+
+@pytest.fixture(scope="module")
+def short_memory_gw(stub_url: str) -> Iterator[str]:
+    """A gateway over the stub whose realtime sessions remember two turns."""
+    with serve_in_thread(create_app(gateway_settings(stub_url, realtime_max_turns=2, read_timeout=10))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def question(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return clip_pcm(espeak_wav(QUESTION, tmp_path_factory.mktemp("clip") / "q.wav"))
+
+
+async def _until(ws: Any, kind: str, log: list[dict[str, Any]], timeout: float = 20) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            message = json.loads(await ws.recv())
+            log.append(message)
+            assert message["type"] != "error", message
+            if message["type"] == kind:
+                return message
+
+
+async def _typed_turn(ws: Any, text: str, log: list[dict[str, Any]]) -> dict[str, Any]:
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+    await ws.send(json.dumps({"type": "response.create"}))
+    return await _until(ws, "response.done", log)
+
+
+def test_typed_turn_streams_the_reply_in_openais_event_order(short_memory_gw: str) -> None:
+    async def run() -> list[dict[str, Any]]:
+        log: list[dict[str, Any]] = []
+        async with connect(short_memory_gw.replace("http", "ws") + "/v1/realtime") as ws:
+            await _typed_turn(ws, "Say hello.", log)
+        return log
+
+    log = anyio.run(run)
+    types = [m["type"] for m in log]
+    order = ["session.created", "conversation.item.added", "conversation.item.done", "response.created", "response.output_item.added",
+             "response.content_part.added", "response.output_audio_transcript.delta", "response.output_audio.delta",
+             "response.output_audio.done", "response.output_audio_transcript.done", "response.content_part.done",
+             "response.output_item.done", "response.done"]  # fmt: skip
+    positions = [types.index(t) for t in order]
+    assert positions == sorted(positions), types
+    done = log[-1]["response"]
+    assert done["status"] == "completed"
+    assert done["output"][0]["content"][0] == {"type": "output_audio", "transcript": "Hello ✓"}
+    assert done["usage"]["output_tokens"] > 0 and done["usage"]["total_tokens"] >= done["usage"]["output_tokens"]
+    audio = b"".join(base64.b64decode(m["delta"]) for m in log if m["type"] == "response.output_audio.delta")
+    assert audio and len(audio) % 2 == 0  # whole pcm16 samples
+    deltas = [m for m in log if m["type"] == "response.output_audio.delta"]
+    assert all(len(base64.b64decode(m["delta"])) <= 4800 for m in deltas)  # ≤ 100 ms each
+
+
+def test_conversation_is_bounded(short_memory_gw: str, stub: StubUpstream) -> None:
+    async def run() -> None:
+        async with connect(short_memory_gw.replace("http", "ws") + "/v1/realtime") as ws:
+            for n in range(4):
+                assert (await _typed_turn(ws, f"Question number {n}.", []))["response"]["status"] == "completed"
+
+    anyio.run(run)
+    chats = [json.loads(s.body) for s in stub.seen if s.path == "/v1/chat/completions"]
+    assert len(chats) == 4
+    last = chats[-1]["messages"]
+    assert last[0]["role"] == "system"
+    assert last[-1] == {"role": "user", "content": "Question number 3."}
+    assert len(last) <= 1 + 2 * 2  # system + two turns, the current question included
+    assert all("number 0" not in m["content"] for m in last)
+    assert [m["role"] for m in last[1:]] == ["user", "assistant", "user"]  # whole turns, oldest first
+    assert last[2]["content"] == "Hello ✓"
+
+
+def test_spoken_turn_is_cut_by_server_vad_and_answered(gw: str, stub: StubUpstream, question: bytes) -> None:
+    async def run() -> list[dict[str, Any]]:
+        log: list[dict[str, Any]] = []
+        async with connect(gw.replace("http", "ws") + "/v1/realtime") as ws:
+            # No session.update first: audio is taken with the defaults (server VAD on), as OpenAI does.
+            await stream_pcm(question, lambda b64: ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64})), pace=0)
+            await _until(ws, "response.done", log)
+        return log
+
+    log = anyio.run(run)
+    types = [m["type"] for m in log]
+    for kind in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped", "input_audio_buffer.committed",
+                 "conversation.item.input_audio_transcription.completed", "response.created", "response.done"):  # fmt: skip
+        assert kind in types, types
+    started = next(m for m in log if m["type"] == "input_audio_buffer.speech_started")
+    stopped = next(m for m in log if m["type"] == "input_audio_buffer.speech_stopped")
+    assert 0 <= started["audio_start_ms"] <= 300  # the clip starts after 0.3 s of silence, minus prefix padding
+    clip_ms = len(question) // 48
+    assert clip_ms - 1000 < stopped["audio_end_ms"] <= clip_ms  # speech ends 1 s before the clip does
+    assert started["item_id"] == stopped["item_id"] == next(m for m in log if m["type"] == "input_audio_buffer.committed")["item_id"]
+    # The committed turn reached transcription as a WAV of the speech (with the prefix padding): the
+    # stub answers with its size.
+    upload = next(s for s in stub.seen if s.path == "/v1/audio/transcriptions")
+    assert b"RIFF" in upload.body and b"WAVE" in upload.body
+    assert log[-1]["response"]["status"] == "completed"
+
+
+@pytest.fixture(scope="module")
+def vad() -> SileroVAD:
+    return SileroVAD()
+
+
+def _chunks(pcm: bytes, detector: TurnDetector, size: int = 1920) -> list[tuple[str, int]]:
+    return [e for i in range(0, len(pcm), size) for e in detector.feed(pcm[i : i + size])]
+
+
+def test_vad_finds_one_turn_in_a_clip(vad: SileroVAD, question: bytes) -> None:
+    events = _chunks(question, TurnDetector(vad, VadOptions()))
+    assert [kind for kind, _ in events] == ["start", "stop"]
+    (_, start), (_, stop) = events
+    assert start <= 300 and stop > start + 1000
+
+
+def test_vad_ignores_silence_and_respects_its_options(vad: SileroVAD, question: bytes) -> None:
+    assert _chunks(bytes(48000 * 3), TurnDetector(vad, VadOptions())) == []
+    assert _chunks(question, TurnDetector(vad, VadOptions(threshold=1.0))) == []  # nothing is that sure
+    short, long = (TurnDetector(vad, VadOptions(silence_duration_ms=ms)) for ms in (200, 900))
+    stop_short = [ms for kind, ms in _chunks(question, short) if kind == "stop"]
+    stop_long = [ms for kind, ms in _chunks(question, long) if kind == "stop"]
+    assert stop_long == [] or stop_long[-1] > stop_short[-1]
+
+
+def test_vad_model_ships_with_faster_whisper() -> None:
+    from gateway.vad import silero_model_path
+
+    path = silero_model_path()
+    assert isinstance(path, Path) and path.name == "silero_vad_v6.onnx" and path.stat().st_size > 100_000
