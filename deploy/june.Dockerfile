@@ -27,14 +27,18 @@ COPY speech ./speech
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-editable --extra speech ${EXTRAS}
 
+# The gateway image serves /v1/realtime too: its extra (realtime = gateway + VAD + audio) and the
+# bots' voice pipeline with speech's text and audio helpers, which the realtime session drives.
 FROM build AS build-gateway
 ARG EXTRAS=""
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-default-groups --no-install-project --extra gateway ${EXTRAS}
+    uv sync --frozen --no-default-groups --no-install-project --extra realtime ${EXTRAS}
 COPY june ./june
+COPY speech ./speech
+COPY bots ./bots
 COPY gateway ./gateway
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-default-groups --no-editable --extra gateway ${EXTRAS}
+    uv sync --frozen --no-default-groups --no-editable --extra realtime ${EXTRAS}
 
 # The bots decode and encode voice with speech.audio and shape text with speech.text.
 FROM build AS build-bots

@@ -31,7 +31,8 @@ TARGETS = {
     # target: (its extra, entry modules: what its CMD runs, and june.smoke for the gateway image,
     # which compose's and k8s' smoke checks run in)
     "speech": ("speech", ["speech.__main__"]),
-    "gateway": ("gateway", ["gateway.__main__", "june.smoke"]),
+    # The gateway image serves /v1/realtime too, so it installs the realtime extra (gateway + VAD + audio).
+    "gateway": ("realtime", ["gateway.__main__", "june.smoke"]),
     "telegram-bot": ("bots", ["bots.telegram.__main__"]),
     "discord-bot": ("bots", ["bots.discord.__main__"]),
 }
