@@ -454,7 +454,7 @@ class VoicePipeline:
         """One request to the gateway (retried per `retry`); transport errors and non-2xx become PipelineError."""
         url = f"{self._base_url}{path}"
         try:
-            for attempt in self._retrying(retry):
+            async for attempt in self._retrying(retry):
                 with attempt:
                     response = await self._http.request(method, url, headers=self._headers, **kwargs)
                     if response.status_code in _RETRY_STATUSES or response.status_code in _BUSY_STATUSES:
@@ -472,7 +472,7 @@ class VoicePipeline:
         """A streamed response (status checked), retried only if the connection was never made."""
         request = self._http.build_request(method, f"{self._base_url}{path}", headers=self._headers, **kwargs)
         try:
-            for attempt in self._retrying("connect"):
+            async for attempt in self._retrying("connect"):
                 with attempt:
                     response = await self._http.send(request, stream=True)
                     if response.status_code in _BUSY_STATUSES:

@@ -355,6 +355,27 @@ async def test_a_busy_upstream_is_waited_for_as_long_as_retry_after_says(gateway
     assert all(1.0 <= gap < 2.0 for gap in gaps), gaps
 
 
+async def test_waiting_for_a_busy_upstream_never_blocks_other_messages(gateway, http):
+    """A bot serves many chats on one event loop: one message waiting out a Retry-After must not
+    stall the others (the retry loop once slept with time.sleep, so 20 users waited in a row)."""
+    ok_stt = gateway["stt"].return_value
+    gateway["stt"].side_effect = [busy(retry_after="1"), ok_stt]
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.05)
+
+    beat = asyncio.create_task(ticker())
+    try:
+        await make_pipeline(http).transcribe(b"voice")
+    finally:
+        beat.cancel()
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) >= 10 and max(gaps) < 0.5, max(gaps)
+
+
 async def test_a_wait_past_the_deadline_is_told_as_busy_at_once(gateway, http):
     gateway["stt"].return_value = busy(retry_after="60")
     start = time.monotonic()
