@@ -1,4 +1,5 @@
-"""`june bench run` and `june bench selfcheck`: the agent on a dataset, graded in the sandbox.
+"""`june bench run` and `june bench selfcheck`: the agent (or one plain completion per task, `--mode
+direct`, see benchmarks/direct.py) on a dataset, graded in the sandbox.
 
 Output of a run in DIR: `results.jsonl` (one line per finished task: task_id, status, passed, steps,
 prompt_tokens, completion_tokens, wall_s, error) and `trajectories/ID.json` (messages, reasoning,
@@ -17,15 +18,24 @@ import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 from rich.table import Table
 
-from benchmarks import datasets
+from benchmarks import datasets, direct
 from benchmarks.agent import Agent, AgentConfig
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
 from benchmarks.models import Model, OpenAIModel, ScriptedModel
@@ -33,6 +43,9 @@ from benchmarks.sandbox import TASK_DIR, Limits, SandboxUnavailable, check_avail
 from benchmarks.tools import Tools
 
 RESULTS = "results.jsonl"
+MODES = ("agent", "direct")
+DIRECT_REPLY_TOKENS = 768
+"""Direct mode's default max_tokens: EvalPlus's `max_new_tokens`."""
 console = Console(stderr=True)
 
 
@@ -120,6 +133,15 @@ def parse_results(text: str) -> dict[str, dict[str, Any]]:
     return by_id
 
 
+class RateColumn(ProgressColumn):
+    """Finished tasks per minute, over the whole run so far (tasks take minutes, so rich's default
+    30-second speed window would mostly be empty)."""
+
+    def render(self, task: Any) -> Text:
+        elapsed = task.elapsed or 0.0
+        return Text(f"{task.completed / elapsed * 60:.1f} tasks/min" if task.completed and elapsed else "- tasks/min")
+
+
 def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]], out_dir: Path, workers: int) -> list[dict[str, Any]]:
     """Solve the tasks not yet in results.jsonl with `workers` threads; append one line per task as it ends."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -133,8 +155,10 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
     if skip:
         console.print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {results}")
     records: list[dict[str, Any]] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[score]}"))
-    with Progress(*columns, console=console) as progress, ThreadPoolExecutor(max(workers, 1)) as pool:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               RateColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[score]}"))
+    # The ETA's speed over the last hour, not rich's 30 s: one task can take minutes on a CPU model.
+    with Progress(*columns, console=console, speed_estimate_period=3600) as progress, ThreadPoolExecutor(max(workers, 1)) as pool:
         bar = progress.add_task("tasks", total=len(todo), score="")
         futures = {pool.submit(solve_one, task): task for task in todo}
         for future in as_completed(futures):
@@ -150,7 +174,7 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
     return records
 
 
-def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int) -> Callable[[], Model]:
+def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int, temperature: float = 0.0) -> Callable[[], Model]:
     """A model factory from `scripted:FILE.json` (a fresh replay per task) or `BASE_URL/MODEL_NAME`
     (e.g. http://127.0.0.1:8000/v1/Qwen/Qwen3-30B-A3B; one shared client)."""
     if spec.startswith("scripted:"):
@@ -163,8 +187,9 @@ def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int) -> C
         base, name = f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
     if not name or not base.startswith("http"):
         raise typer.BadParameter(f"--model wants BASE_URL/MODEL_NAME or scripted:FILE, got {spec!r}")
+    # top_p 0.95 when sampling, as EvalPlus samples; greedy ignores it.
     shared = OpenAIModel(base_url=f"{base.rstrip('/')}/v1", model=name, api_key=api_key, tool_choice=tool_choice,  # type: ignore[arg-type]
-                         max_tokens=max_tokens)
+                         max_tokens=max_tokens, temperature=temperature, extra_body={"top_p": 0.95} if temperature > 0 else {})
     return lambda: shared
 
 
@@ -183,6 +208,7 @@ def _load(dataset: str, split: str | None, data: Path | None, limit: int | None,
 def run(
     model: str = typer.Option(..., help="BASE_URL/MODEL_NAME of an OpenAI-compatible endpoint, or scripted:FILE.json"),
     out: Path = typer.Option(..., help="Output folder (results.jsonl, trajectories/); reruns resume"),
+    mode: str = typer.Option("agent", help="agent: the tool-calling agent; direct: one chat completion per task, code extracted"),
     dataset: str = typer.Option("humaneval", help=f"One of: {', '.join(datasets.DATASETS)}"),
     split: str | None = typer.Option(None, help="DataFrameBench split: test (default) or val"),
     data: Path | None = typer.Option(None, help="Local dataset file (EvalPlus, SWE-bench)"),
@@ -195,15 +221,28 @@ def run(
     max_steps: int = typer.Option(30, help="Model turns per task"),
     max_tokens: int = typer.Option(200_000, help="Prompt+completion tokens per task"),
     max_wall: float = typer.Option(600.0, help="Seconds per task"),
-    max_reply_tokens: int = typer.Option(2048, help="max_tokens of each completion"),
+    max_reply_tokens: int | None = typer.Option(None, help="max_tokens of each completion [default: agent 2048, direct 768 (EvalPlus)]"),
+    temperature: float = typer.Option(0.0, help="Sampling temperature (0: greedy, as published pass@1 figures)"),
+    samples: int = typer.Option(1, help="Direct mode: completions per task, for pass@k (needs --temperature > 0)"),
     command_timeout: float = typer.Option(60.0, help="Seconds per bash command"),
 ) -> None:
-    """Run the coding agent on a dataset and grade each task in the sandbox."""
+    """Run the coding agent (or plain completions, --mode direct) on a dataset and grade each task in the sandbox."""
+    if mode not in MODES:
+        raise typer.BadParameter(f"--mode is one of {', '.join(MODES)}, not {mode!r}")
+    if samples < 1 or (samples > 1 and temperature <= 0):
+        raise typer.BadParameter("--samples N > 1 needs --temperature > 0 (greedy samples are all the same)")
+    if samples > 1 and mode != "direct":
+        raise typer.BadParameter("--samples is for --mode direct")
     tasks = _load(dataset, split, data, limit, task)
-    make_model = parse_model(model, api_key, tool_choice, max_reply_tokens)
-    config = AgentConfig(max_steps=max_steps, max_tokens=max_tokens, max_wall_s=max_wall, native_tools=native_tools)
-    limits = Limits(wall_s=command_timeout, cpu_s=int(command_timeout))
-    records = run_batch(tasks, lambda t: solve(t, make_model(), config, out, limits), out, workers)
+    reply_tokens = max_reply_tokens or (DIRECT_REPLY_TOKENS if mode == "direct" else 2048)
+    make_model = parse_model(model, api_key, tool_choice, reply_tokens, temperature)
+    if mode == "direct":
+        direct_config = direct.DirectConfig(samples=samples, max_wall_s=max_wall)
+        records = run_batch(tasks, lambda t: direct.solve(t, make_model(), direct_config, out), out, workers)
+    else:
+        config = AgentConfig(max_steps=max_steps, max_tokens=max_tokens, max_wall_s=max_wall, native_tools=native_tools)
+        limits = Limits(wall_s=command_timeout, cpu_s=int(command_timeout))
+        records = run_batch(tasks, lambda t: solve(t, make_model(), config, out, limits), out, workers)
     passed = sum(r["passed"] for r in records)
     console.print(f"{dataset}: {passed}/{len(records)} passed this run; `june bench report {out}` for the summary")
 
