@@ -174,9 +174,23 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
     return records
 
 
-def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int, temperature: float = 0.0) -> Callable[[], Model]:
+def sampling(temperature: float, repetition_penalty: float | None) -> dict[str, Any]:
+    """vLLM sampling fields sent besides `temperature`, so a run decodes as published evaluations do
+    rather than with the server's generation-config defaults (june's Qwen2.5-Coder presets set the
+    model card's top_k 20 and repetition_penalty 1.1, and a penalty on every token already seen, the
+    prompt's included, keeps a small model from repeating the signature it was given): EvalPlus's
+    top_p 0.95 and no top_k when sampling, `repetition_penalty` unless None (leave the server's)."""
+    fields: dict[str, Any] = {"top_p": 0.95, "top_k": -1} if temperature > 0 else {}
+    if repetition_penalty is not None:
+        fields["repetition_penalty"] = repetition_penalty
+    return fields
+
+
+def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int, temperature: float = 0.0,
+                extra_body: dict[str, Any] | None = None) -> Callable[[], Model]:
     """A model factory from `scripted:FILE.json` (a fresh replay per task) or `BASE_URL/MODEL_NAME`
-    (e.g. http://127.0.0.1:8000/v1/Qwen/Qwen3-30B-A3B; one shared client)."""
+    (e.g. http://127.0.0.1:8000/v1/Qwen/Qwen3-30B-A3B; one shared client); `extra_body` goes into
+    every request (e.g. `sampling(...)`)."""
     if spec.startswith("scripted:"):
         path = Path(spec.removeprefix("scripted:"))
         return lambda: ScriptedModel.from_file(path)
@@ -187,9 +201,8 @@ def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int, temp
         base, name = f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
     if not name or not base.startswith("http"):
         raise typer.BadParameter(f"--model wants BASE_URL/MODEL_NAME or scripted:FILE, got {spec!r}")
-    # top_p 0.95 when sampling, as EvalPlus samples; greedy ignores it.
     shared = OpenAIModel(base_url=f"{base.rstrip('/')}/v1", model=name, api_key=api_key, tool_choice=tool_choice,  # type: ignore[arg-type]
-                         max_tokens=max_tokens, temperature=temperature, extra_body={"top_p": 0.95} if temperature > 0 else {})
+                         max_tokens=max_tokens, temperature=temperature, extra_body=extra_body or {})
     return lambda: shared
 
 
@@ -224,6 +237,7 @@ def run(
     max_reply_tokens: int | None = typer.Option(None, help="max_tokens of each completion [default: agent 2048, direct 768 (EvalPlus)]"),
     temperature: float = typer.Option(0.0, help="Sampling temperature (0: greedy, as published pass@1 figures)"),
     samples: int = typer.Option(1, help="Direct mode: completions per task, for pass@k (needs --temperature > 0)"),
+    repetition_penalty: float | None = typer.Option(1.0, help="vLLM repetition_penalty sent with every request (1.0: none, as published evaluations decode); --repetition-penalty 0 leaves the server's default"),
     command_timeout: float = typer.Option(60.0, help="Seconds per bash command"),
 ) -> None:
     """Run the coding agent (or plain completions, --mode direct) on a dataset and grade each task in the sandbox."""
@@ -235,7 +249,8 @@ def run(
         raise typer.BadParameter("--samples is for --mode direct")
     tasks = _load(dataset, split, data, limit, task)
     reply_tokens = max_reply_tokens or (DIRECT_REPLY_TOKENS if mode == "direct" else 2048)
-    make_model = parse_model(model, api_key, tool_choice, reply_tokens, temperature)
+    make_model = parse_model(model, api_key, tool_choice, reply_tokens, temperature,
+                             sampling(temperature, repetition_penalty or None))
     if mode == "direct":
         direct_config = direct.DirectConfig(samples=samples, max_wall_s=max_wall)
         records = run_batch(tasks, lambda t: direct.solve(t, make_model(), direct_config, out), out, workers)
