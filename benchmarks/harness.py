@@ -158,6 +158,7 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                RateColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[score]}"))
     # The ETA's speed over the last hour, not rich's 30 s: one task can take minutes on a CPU model.
+    start = time.monotonic()
     with Progress(*columns, console=console, speed_estimate_period=3600) as progress, ThreadPoolExecutor(max(workers, 1)) as pool:
         bar = progress.add_task("tasks", total=len(todo), score="")
         futures = {pool.submit(solve_one, task): task for task in todo}
@@ -171,6 +172,11 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
             records.append(record)
             passed = sum(r["passed"] for r in records)
             progress.update(bar, advance=1, score=f"passed {passed}/{len(records)}")
+            if not console.is_terminal:  # a log file gets no live bar: one line per task instead
+                rate = len(records) / max(time.monotonic() - start, 1e-9) * 60
+                eta = (len(todo) - len(records)) / rate * 60 if rate else 0.0
+                console.print(f"{len(records)}/{len(todo)} {record['task_id']} passed={record['passed']} "
+                              f"{record.get('wall_s', 0):.0f} s; {rate:.1f} tasks/min, ETA {eta / 60:.0f} min, passed {passed}/{len(records)}")
     return records
 
 

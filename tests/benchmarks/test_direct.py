@@ -136,6 +136,7 @@ def test_cli_direct_run_and_comparison_with_an_agent_run(tmp_path: Path) -> None
     argv = ["bench", "run", "--mode", "direct", "--model", f"scripted:{script}", "--limit", "2", "--workers", "2", "--out", str(direct_out)]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
+    assert "tasks/min" in result.output and "ETA" in result.output  # the progress bar's rate and time left
     records = {r["task_id"]: r for r in load(direct_out)}
     assert records["HumanEval/0"]["passed"] and not records["HumanEval/1"]["passed"]
     again = CliRunner().invoke(app, argv)  # resumes: nothing left to do
