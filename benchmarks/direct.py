@@ -169,6 +169,13 @@ def program(task: Task, code: str) -> str:
     return f"{task.starter.rstrip()}\n\n\n{code}\n" if code.strip() else task.starter
 
 
+def answer(task: Task, model: Model, timeout: float) -> tuple[Reply, str]:
+    """One completion for `task` with the direct prompt: (the reply, the code extracted from it).
+    Raises ModelError as `model.query` does."""
+    reply = model.query(messages(task), [], timeout)
+    return reply, extract(reply.content, task.entry_point)
+
+
 def _status(reply: Reply, code: str, task: Task) -> Status:
     if reply.finish_reason == "length":
         return "truncated"
@@ -192,11 +199,10 @@ def solve(task: Task, model: Model, config: DirectConfig, out_dir: Path) -> dict
                                   "config": config.__dict__, "messages": chat, "samples": []}
     try:
         for i in range(config.samples):
-            reply = model.query(chat, [], config.max_wall_s)
+            reply, code = answer(task, model, config.max_wall_s)
             record["steps"] += 1
             record["prompt_tokens"] += reply.prompt_tokens
             record["completion_tokens"] += reply.completion_tokens
-            code = extract(reply.content, task.entry_point)
             passed, test_output = grade(task, program(task, code))
             record["correct"] += passed
             trajectory["samples"].append({"reply": reply.content, "finish_reason": reply.finish_reason, "code": code,

@@ -38,7 +38,7 @@ from rich.table import Table
 from benchmarks import datasets, direct
 from benchmarks.agent import Agent, AgentConfig
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
-from benchmarks.models import Model, OpenAIModel, ScriptedModel
+from benchmarks.models import Model, OpenAIModel, Reply, ScriptedModel
 from benchmarks.sandbox import TASK_DIR, Limits, SandboxUnavailable, check_available, throwaway
 from benchmarks.tools import Tools
 
@@ -49,12 +49,20 @@ DIRECT_REPLY_TOKENS = 768
 console = Console(stderr=True)
 
 
-def instructions(task: Task, native_tools: bool = True) -> str:
-    """The agent's task message: the dataset's prompt and what to leave in solution.py."""
+def instructions(task: Task, native_tools: bool = True, draft: str | None = None) -> str:
+    """The agent's task message: the dataset's prompt and what to leave in solution.py; with `draft`
+    (the first answer, already in solution.py) it asks to test, fix and submit that instead."""
     where = f"{TASK_DIR}/{SOLUTION_FILE}"
     text = f"Complete the function `{task.entry_point}` in {where} so that it does what its docstring says.\n"
     if task.prompt.strip() != task.starter.strip():
         text += f"\nThe task:\n{task.prompt}\n"
+    if draft is not None:
+        text += f"\n{where} already contains your first answer:\n```python\n{draft}```\n"
+        run = "`bash` (python)" if native_tools else "python in a ```bash block"
+        fix = "`editor`" if native_tools else "a heredoc"
+        end = "call `submit`" if native_tools else "reply with a ```bash block containing only `submit`"
+        return text + (f"\nSteps: 1. check it on the docstring's examples with {run}; 2. only if a check fails, fix the "
+                       f"file with {fix} (keep the signature); 3. {end}. Hidden tests will call the function.")
     text += f"\n{where} currently contains:\n```python\n{task.starter}```\n"
     if native_tools:
         text += (
@@ -86,19 +94,35 @@ def missing_module(output: str) -> str | None:
     return line.split(marker, 1)[1].strip("'\" ") if line else None
 
 
-def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits) -> dict[str, Any]:
-    """One task end to end; never raises: a crash becomes status "error" with its message."""
+def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits, draft: bool = False) -> dict[str, Any]:
+    """One task end to end; never raises: a crash becomes status "error" with its message.
+
+    With `draft`, the first step is direct mode's: one completion with the direct prompt, its code
+    saved as solution.py (benchmarks/direct.py), then the agent tests, fixes and submits it; a final
+    solution.py that no longer defines the entry point (a small model overwriting the file with a
+    snippet) is graded as the draft instead (`restored_draft` in the record).
+    """
     start = time.monotonic()
     record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "steps": 0,
                               "prompt_tokens": 0, "completion_tokens": 0, "wall_s": 0.0, "error": None}
-    trajectory: dict[str, Any] = {"task_id": task.id, "dataset": task.dataset, "config": config.__dict__}
+    trajectory: dict[str, Any] = {"task_id": task.id, "dataset": task.dataset, "config": {**config.__dict__, "draft": draft}}
     agent: Agent | None = None
+    first: Reply | None = None
     try:
         with throwaway({SOLUTION_FILE: task.starter}, command_limits) as sandbox:
             agent = Agent(model, Tools(sandbox), config)
-            outcome = agent.run(instructions(task, config.native_tools))
             solution_path = sandbox.workdir / SOLUTION_FILE
+            text, drafted = instructions(task, config.native_tools), None
+            if draft:
+                first, code = direct.answer(task, model, config.max_wall_s)
+                drafted = direct.program(task, code)
+                solution_path.write_text(drafted)
+                trajectory["draft"] = {"messages": direct.messages(task), "reply": first.content, "solution": drafted}
+                text = instructions(task, config.native_tools, drafted)
+            outcome = agent.run(text)
             solution = solution_path.read_text(errors="replace") if solution_path.is_file() else ""
+        if drafted is not None and not direct.defines(solution, task.entry_point):
+            solution, record["restored_draft"] = drafted, True
         passed, test_output = grade(task, solution)
         record.update(status=outcome.status, passed=passed, error=outcome.error)
         trajectory.update(solution=solution, test_output=test_output)
@@ -112,6 +136,9 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
             o = agent.outcome
             record.update(steps=o.steps, prompt_tokens=o.prompt_tokens, completion_tokens=o.completion_tokens)
             trajectory.update(messages=o.messages, reasoning=o.reasoning)
+        if first is not None:  # the draft is a step of its own
+            record.update(steps=record["steps"] + 1, prompt_tokens=record["prompt_tokens"] + first.prompt_tokens,
+                          completion_tokens=record["completion_tokens"] + first.completion_tokens)
         record["wall_s"] = round(time.monotonic() - start, 3)
         trajectory["result"] = record
         path = out_dir / "trajectories" / f"{task.id.replace('/', '_')}.json"
@@ -237,6 +264,7 @@ def run(
     api_key: str = typer.Option("EMPTY", envvar=["JUNE_BENCH_API_KEY", "OPENAI_API_KEY"], help="Bearer key for the endpoint"),
     tool_choice: str = typer.Option("required", help="auto | required | none (small models may need required)"),
     native_tools: bool = typer.Option(True, help="Send tool schemas; --no-native-tools parses ```bash blocks"),
+    draft: bool = typer.Option(True, help="Agent mode: the first step is direct mode's answer, saved as solution.py; the agent then tests, fixes and submits it"),
     max_steps: int = typer.Option(30, help="Model turns per task"),
     max_tokens: int = typer.Option(200_000, help="Prompt+completion tokens per task"),
     max_wall: float = typer.Option(600.0, help="Seconds per task"),
@@ -263,7 +291,7 @@ def run(
     else:
         config = AgentConfig(max_steps=max_steps, max_tokens=max_tokens, max_wall_s=max_wall, native_tools=native_tools)
         limits = Limits(wall_s=command_timeout, cpu_s=int(command_timeout))
-        records = run_batch(tasks, lambda t: solve(t, make_model(), config, out, limits), out, workers)
+        records = run_batch(tasks, lambda t: solve(t, make_model(), config, out, limits, draft), out, workers)
     passed = sum(r["passed"] for r in records)
     console.print(f"{dataset}: {passed}/{len(records)} passed this run; `june bench report {out}` for the summary")
 

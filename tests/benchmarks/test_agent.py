@@ -157,3 +157,44 @@ def test_a_crashing_task_does_not_end_the_batch(task: Task, tmp_path: Path) -> N
     assert by_id["broken/1"]["status"] == "error" and "Docker" in by_id["broken/1"]["error"]
     assert by_id["HumanEval/0"]["passed"] is True
     assert (tmp_path / "trajectories" / "broken_1.json").exists()
+
+
+GOOD = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
+BAD = "def has_close_elements(numbers, threshold):\n    return False\n"
+
+
+def test_draft_first_step_is_the_direct_answer_then_tested_and_submitted(task: Task, tmp_path: Path) -> None:
+    steps = [
+        {"content": f"Here you go:\n```python\n{GOOD}```"},  # no tools: the direct prompt's answer
+        {"tool": "bash", "args": {"command": "python -c 'from solution import *; print(has_close_elements([1.0, 1.05], 0.1))'"}},
+        {"tool": "submit", "args": {}},
+    ]
+    model = ScriptedModel(steps)
+    record = solve(task, model, AgentConfig(), tmp_path, LIMITS, draft=True)
+    trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_0.json").read_text())
+    assert record["status"] == "submitted" and record["passed"] is True and record["steps"] == 3
+    assert model.seen[0][1]["content"].startswith("Please provide a self-contained Python script")
+    assert "already contains your first answer" in model.seen[1][1]["content"] and GOOD in model.seen[1][1]["content"]
+    assert [m["content"] for m in trajectory["messages"] if m["role"] == "tool"][0] == "exit code: 0\nTrue\n"
+    assert GOOD in trajectory["draft"]["solution"] and "restored_draft" not in record
+
+
+def test_agent_fixes_a_wrong_draft(task: Task, tmp_path: Path) -> None:
+    steps = [
+        {"content": f"```python\n{BAD}```"},
+        {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": f"from typing import List\n\n{GOOD}"}},
+        {"tool": "submit", "args": {}},
+    ]
+    record = solve(task, ScriptedModel(steps), AgentConfig(), tmp_path, LIMITS, draft=True)
+    assert record["passed"] is True  # where direct mode alone fails
+
+
+def test_a_snippet_overwriting_the_draft_is_graded_as_the_draft(task: Task, tmp_path: Path) -> None:
+    # Seen with Qwen2.5-Coder-0.5B and forced tool calls: the file replaced by `print(...)` lines.
+    steps = [
+        {"content": f"```python\n{GOOD}```"},
+        {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": "import math\nprint(math.trunc(3.5))"}},
+        {"tool": "submit", "args": {}},
+    ]
+    record = solve(task, ScriptedModel(steps), AgentConfig(), tmp_path, LIMITS, draft=True)
+    assert record["passed"] is True and record["restored_draft"] is True

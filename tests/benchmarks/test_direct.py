@@ -155,3 +155,10 @@ def test_cli_rejects_greedy_samples_and_unknown_modes(tmp_path: Path) -> None:
     base = ["bench", "run", "--model", "scripted:x.json", "--out", str(tmp_path)]
     assert CliRunner().invoke(app, [*base, "--mode", "direct", "--samples", "5"]).exit_code == 2
     assert CliRunner().invoke(app, [*base, "--mode", "chat"]).exit_code == 2
+
+
+def test_sampling_fields_override_the_servers_defaults() -> None:
+    from benchmarks.harness import sampling
+
+    assert sampling(0.0, 1.0) == {"repetition_penalty": 1.0}  # greedy, no penalty, as published
+    assert sampling(0.8, None) == {"top_p": 0.95, "top_k": -1}  # EvalPlus's sampling; server's penalty kept
