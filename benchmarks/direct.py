@@ -18,7 +18,6 @@ first, all of them, so a class in one block and the function in the next both su
 from __future__ import annotations
 
 import ast
-import json
 import re
 import time
 import traceback
@@ -188,7 +187,7 @@ def solve(task: Task, model: Model, config: DirectConfig, out_dir: Path) -> dict
     tokens, wall_s, error) plus `samples` and `correct` (how many passed) for pass@k; `status` and
     `passed` are the first sample's. trajectories/ID.json keeps each reply, its code and test output.
     """
-    from benchmarks.harness import grade  # the one grading entry point; imported late: harness imports this module
+    from benchmarks.harness import finish, grade  # grade: the one grading entry point; late: harness imports this module
 
     start = time.monotonic()
     record: dict[str, Any] = {"task_id": task.id, "mode": "direct", "status": "error", "passed": False, "steps": 0,
@@ -216,9 +215,5 @@ def solve(task: Task, model: Model, config: DirectConfig, out_dir: Path) -> dict
         trajectory["traceback"] = traceback.format_exc()
     finally:
         record["samples"] = min(record["samples"], record["steps"])  # what was really drawn (pass@k's n)
-        record["wall_s"] = round(time.monotonic() - start, 3)
-        trajectory["result"] = record
-        path = out_dir / "trajectories" / f"{task.id.replace('/', '_')}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(trajectory, indent=1, default=str))
+        finish(record, trajectory, start, out_dir)
     return record

