@@ -3,15 +3,15 @@ from the reply, graded by the same grader as the agent: the plain-completion bas
 HumanEval scores are measured with.
 
 Prompt: EvalPlus's instruct prompt as its OpenAI provider sends it (evalplus 0.3.1: codegen.py,
-provider/openai.py, gen/util/openai_request.py), the setup of the EvalPlus leaderboard and of the
-Qwen2.5-Coder report's HumanEval figures.
+provider/openai.py, gen/util/openai_request.py), the setup of the EvalPlus leaderboard.
 
 Extraction: `sanitize` is evalplus.sanitize.sanitize re-done on the stdlib `ast` (same rules: the
 longest span of lines that parses, then the imports and the entry point with the classes, functions
 and assignments it reaches). Not the package itself: evalplus 0.3.1 installs and imports offline,
-but `evalplus.sanitize` imports `evalplus.data`, hence `datasets`, and its requirements add 21
+but `evalplus.sanitize` imports `evalplus.data`, hence `datasets`, and its requirements add 24
 packages to the default install (google-generativeai, datasets, pyarrow, tree-sitter, ...) and
-downgrade protobuf 7 -> 5 under the whole stack, for ~80 lines of logic. Fenced blocks are read
+downgrade protobuf 7 -> 5 under the whole stack, for ~80 lines of logic. On the replies of a real
+run both give the same code (checked once against evalplus 0.3.1 in a separate environment). Fenced blocks are read
 first, all of them, so a class in one block and the function in the next both survive.
 """
 
