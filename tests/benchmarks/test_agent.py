@@ -57,12 +57,21 @@ def test_fails_a_task_on_purpose(task: Task, tmp_path: Path) -> None:
 
 
 def test_step_limit(task: Task, tmp_path: Path) -> None:
-    record, _, _ = run(task, [{"tool": "bash", "args": {"command": "echo hi"}}] * 10, tmp_path, max_steps=3)
+    steps = [{"tool": "bash", "args": {"command": f"echo {i}"}} for i in range(10)]
+    record, _, _ = run(task, steps, tmp_path, max_steps=3)
     assert (record["status"], record["steps"], record["passed"]) == ("step_limit", 3, False)
 
 
+def test_a_repeated_turn_ends_the_loop(task: Task, tmp_path: Path) -> None:
+    # Greedy decoding: the same call after the same output comes back until a limit.
+    steps = [{"tool": "bash", "args": {"command": "echo 1"}}, {"tool": "bash", "args": {"command": "echo 2"}},
+             *[{"tool": "bash", "args": {"command": "echo 3"}}] * 10]
+    record, _, _ = run(task, steps, tmp_path)
+    assert (record["status"], record["steps"]) == ("repeated", 4)
+
+
 def test_token_limit(task: Task, tmp_path: Path) -> None:
-    steps = [{"tool": "bash", "args": {"command": "true"}, "prompt_tokens": 600, "completion_tokens": 10}] * 5
+    steps = [{"tool": "bash", "args": {"command": f"true {i}"}, "prompt_tokens": 600, "completion_tokens": 10} for i in range(5)]
     record, _, _ = run(task, steps, tmp_path, max_tokens=1000)
     assert (record["status"], record["steps"], record["prompt_tokens"]) == ("token_limit", 2, 1200)
 

@@ -26,7 +26,7 @@ def test_three_humaneval_tasks_against_the_cpu_model(gateway_url: str, tmp_path:
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(r["task_id"] for r in records) == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     for record in records:
-        assert record["status"] in {"submitted", "step_limit", "token_limit", "time_limit"}, record
+        assert record["status"] in {"submitted", "step_limit", "token_limit", "time_limit", "repeated"}, record
         assert record["steps"] >= 1 and record["prompt_tokens"] > 0 and record["completion_tokens"] > 0
         trajectory = json.loads((out / "trajectories" / f"{record['task_id'].replace('/', '_')}.json").read_text())
         assert any(m["role"] == "tool" for m in trajectory["messages"])  # the model really called tools
