@@ -11,6 +11,7 @@ graded on what it left.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import time
@@ -36,10 +37,10 @@ from rich.text import Text
 from rich.table import Table
 
 from benchmarks import datasets, direct
-from benchmarks.agent import Agent, AgentConfig
+from benchmarks.agent import Agent, AgentConfig, Outcome
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
 from benchmarks.models import Model, OpenAIModel, Reply, ScriptedModel
-from benchmarks.sandbox import TASK_DIR, Limits, SandboxUnavailable, check_available, throwaway
+from benchmarks.sandbox import TASK_DIR, Limits, Result, Sandbox, SandboxUnavailable, check_available, throwaway
 from benchmarks.tools import Tools
 
 RESULTS = "results.jsonl"
@@ -49,15 +50,18 @@ DIRECT_REPLY_TOKENS = 768
 console = Console(stderr=True)
 
 
-def instructions(task: Task, native_tools: bool = True, draft: str | None = None) -> str:
+def instructions(task: Task, native_tools: bool = True, draft: str | None = None, checked: str | None = None) -> str:
     """The agent's task message: the dataset's prompt and what to leave in solution.py; with `draft`
-    (the first answer, already in solution.py) it asks to test, fix and submit that instead."""
+    (the first answer, already in solution.py) it asks to test, fix and submit that instead, showing
+    `checked`, the output of the docstring's examples run on it, when there is one."""
     where = f"{TASK_DIR}/{SOLUTION_FILE}"
     text = f"Complete the function `{task.entry_point}` in {where} so that it does what its docstring says.\n"
     if task.prompt.strip() != task.starter.strip():
         text += f"\nThe task:\n{task.prompt}\n"
     if draft is not None:
         text += f"\n{where} already contains your first answer:\n```python\n{draft}```\n"
+        if checked:
+            text += f"\nIts docstring's examples, run with doctest, failed:\n```\n{checked[-2000:]}\n```\n"
         run = "`bash` (python)" if native_tools else "python in a ```bash block"
         fix = "`editor`" if native_tools else "a heredoc"
         end = "call `submit`" if native_tools else "reply with a ```bash block containing only `submit`"
@@ -94,13 +98,40 @@ def missing_module(output: str) -> str | None:
     return line.split(marker, 1)[1].strip("'\" ") if line else None
 
 
+_EXAMPLES = """import doctest, sys
+import solution
+test = doctest.DocTestParser().get_doctest(sys.argv[1], dict(vars(solution)), "examples", "solution.py", 0)
+result = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE).run(test)
+print(f"{result.attempted - result.failed} of {result.attempted} examples pass")
+sys.exit(1 if result.failed else 0)
+"""
+
+
+def run_examples(task: Task, sandbox: Sandbox) -> Result | None:
+    """Run the `>>>` examples of the task's docstring (the entry point's in the starter: part of the
+    prompt, not the hidden tests) on solution.py in `sandbox`, with doctest; None without examples.
+    The output ends with "N of M examples pass"; `ok` when all do."""
+    try:
+        tree = ast.parse(task.starter)
+    except SyntaxError:
+        return None
+    node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                 and n.name == task.entry_point), None)
+    docstring = ast.get_docstring(node, clean=False) if node else None
+    if not docstring or ">>>" not in docstring:
+        return None
+    return sandbox.run(["python", "-c", _EXAMPLES, docstring])
+
+
 def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits, draft: bool = False) -> dict[str, Any]:
     """One task end to end; never raises: a crash becomes status "error" with its message.
 
     With `draft`, the first step is direct mode's: one completion with the direct prompt, its code
-    saved as solution.py (benchmarks/direct.py), then the agent tests, fixes and submits it; a final
-    solution.py that no longer defines the entry point (a small model overwriting the file with a
-    snippet) is graded as the draft instead (`restored_draft` in the record).
+    saved as solution.py (benchmarks/direct.py). When the docstring's examples pass on it, it is
+    submitted as is (`examples_passed` in the record); otherwise the agent gets the failures (if
+    any) and tests, fixes and submits it. A final solution.py that no longer defines the entry point
+    (a small model overwriting the file with a snippet) is graded as the draft instead
+    (`restored_draft` in the record).
     """
     start = time.monotonic()
     record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "steps": 0,
@@ -112,14 +143,19 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
         with throwaway({SOLUTION_FILE: task.starter}, command_limits) as sandbox:
             agent = Agent(model, Tools(sandbox), config)
             solution_path = sandbox.workdir / SOLUTION_FILE
-            text, drafted = instructions(task, config.native_tools), None
+            text, drafted, outcome = instructions(task, config.native_tools), None, None
             if draft:
                 first, code = direct.answer(task, model, config.max_wall_s)
                 drafted = direct.program(task, code)
-                solution_path.write_text(drafted)
-                trajectory["draft"] = {"messages": direct.messages(task), "reply": first.content, "solution": drafted}
-                text = instructions(task, config.native_tools, drafted)
-            outcome = agent.run(text)
+                sandbox.write(SOLUTION_FILE, drafted)
+                examples = run_examples(task, sandbox)
+                trajectory["draft"] = {"messages": direct.messages(task), "reply": first.content, "solution": drafted,
+                                       "examples": examples and examples.output}
+                if examples is not None and examples.ok:  # more turns would only risk a passing answer
+                    outcome, record["examples_passed"] = Outcome(status="submitted"), True
+                failed = examples.output if examples is not None and not examples.ok else None
+                text = instructions(task, config.native_tools, drafted, failed)
+            outcome = outcome or agent.run(text)
             solution = solution_path.read_text(errors="replace") if solution_path.is_file() else ""
         if drafted is not None and not direct.defines(solution, task.entry_point):
             solution, record["restored_draft"] = drafted, True
