@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_three_humaneval_tasks_against_the_cpu_model(gateway_url: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     argv = ["bench", "run", "--model", f"{gateway_url}/v1/qwen2.5-coder-0.5b-instruct", "--limit", "3",
-            "--workers", "3", "--max-steps", "2", "--max-reply-tokens", "200", "--max-wall", "150", "--out", str(out)]
+            "--workers", "3", "--no-draft", "--max-steps", "2", "--max-reply-tokens", "200", "--max-wall", "150", "--out", str(out)]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
