@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import random
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -281,7 +282,8 @@ def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int, temp
     return lambda: shared
 
 
-def _load(dataset: str, split: str | None, data: Path | None, limit: int | None, task_ids: list[str] | None) -> list[Task]:
+def _load(dataset: str, split: str | None, data: Path | None, limit: int | None, task_ids: list[str] | None,
+          shuffle: int | None = None) -> list[Task]:
     try:
         check_available()
         tasks = datasets.load(dataset, split=split, path=data)
@@ -290,6 +292,8 @@ def _load(dataset: str, split: str | None, data: Path | None, limit: int | None,
         raise typer.Exit(2) from e
     if task_ids:
         tasks = [t for t in tasks if t.id in set(task_ids)]
+    if shuffle is not None:  # a seeded order: a run stopped (or limited) early is a random sample
+        random.Random(shuffle).shuffle(tasks)
     return tasks[:limit] if limit else tasks
 
 
@@ -303,6 +307,7 @@ def run(
     workers: int = typer.Option(4, help="Tasks in parallel"),
     limit: int | None = typer.Option(None, help="Only the first K tasks"),
     task: list[str] | None = typer.Option(None, help="Only these task ids (repeatable)"),
+    shuffle: int | None = typer.Option(None, help="Run the tasks in a random order from this seed, so that a run stopped early (or --limit) is a random sample"),
     api_key: str = typer.Option("EMPTY", envvar=["JUNE_BENCH_API_KEY", "OPENAI_API_KEY"], help="Bearer key for the endpoint"),
     tool_choice: str = typer.Option("required", help="auto | required | none (small models may need required)"),
     native_tools: bool = typer.Option(True, help="Send tool schemas; --no-native-tools parses ```bash blocks"),
@@ -323,7 +328,7 @@ def run(
         raise typer.BadParameter("--samples N > 1 needs --temperature > 0 (greedy samples are all the same)")
     if samples > 1 and mode != "direct":
         raise typer.BadParameter("--samples is for --mode direct")
-    tasks = _load(dataset, split, data, limit, task)
+    tasks = _load(dataset, split, data, limit, task, shuffle)
     reply_tokens = max_reply_tokens or (DIRECT_REPLY_TOKENS if mode == "direct" else 2048)
     make_model = parse_model(model, api_key, tool_choice, reply_tokens, temperature,
                              sampling(temperature, repetition_penalty or None))

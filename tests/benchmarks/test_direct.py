@@ -162,3 +162,17 @@ def test_sampling_fields_override_the_servers_defaults() -> None:
 
     assert sampling(0.0, 1.0) == {"repetition_penalty": 1.0}  # greedy, no penalty, as published
     assert sampling(0.8, None) == {"top_p": 0.95, "top_k": -1}  # EvalPlus's sampling; server's penalty kept
+
+
+def test_shuffle_runs_a_seeded_random_sample(tmp_path: Path) -> None:
+    script = tmp_path / "direct.json"
+    script.write_text(json.dumps([{"content": f"```python\n{FUNCTION}```"}]))
+
+    def ids(seed: int, out: str) -> list[str]:
+        argv = ["bench", "run", "--mode", "direct", "--model", f"scripted:{script}", "--limit", "3", "--workers", "1",
+                "--shuffle", str(seed), "--out", str(tmp_path / out)]
+        assert CliRunner().invoke(app, argv).exit_code == 0
+        return [r["task_id"] for r in load(tmp_path / out)]
+
+    first = ids(7, "a")
+    assert first == ids(7, "b") and first != ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
