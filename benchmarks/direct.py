@@ -146,10 +146,13 @@ def sanitize(code: str, entry_point: str | None = None) -> str:
 
 def extract(reply: str, entry_point: str) -> str:
     """The solution code in a chat reply: `sanitize` over the reply's Python fenced blocks joined
-    (each cut to its longest parsable span), or over the whole reply when it has none."""
+    (each cut to its longest parsable span) when that defines `entry_point`, else over the whole
+    reply as EvalPlus does (no fences, or odd ones such as a ```python block opened inside a
+    ```markdown one, which Qwen2.5-Coder-0.5B writes under a repetition penalty)."""
     blocks = [body for tag, body in _FENCE.findall(reply) if tag.lower() in _PYTHON_TAGS]
-    text = "\n\n".join(code_extract(b) for b in blocks) if blocks else reply
-    return sanitize(text, entry_point)
+    if blocks and defines(code := sanitize("\n\n".join(code_extract(b) for b in blocks), entry_point), entry_point):
+        return code
+    return sanitize(reply, entry_point)
 
 
 def defines(code: str, entry_point: str) -> bool:

@@ -80,6 +80,14 @@ def test_no_code_block(task: Task, tmp_path: Path) -> None:
     assert trajectory["samples"][0]["code"] == ""
 
 
+def test_a_block_opened_inside_another(task: Task, tmp_path: Path) -> None:
+    # Qwen2.5-Coder-0.5B under repetition_penalty 1.1: a ```python block inside a ```markdown one.
+    reply = f"```markdown\n```python\n{FUNCTION}\n# Example usage\nprint(has_close_elements([1.0], 0.5))\n```\n```"
+    record, trajectory = run(task, [{"content": reply}], tmp_path)
+    assert (record["status"], record["passed"]) == ("answered", True)
+    assert trajectory["samples"][0]["code"] == FUNCTION.strip()
+
+
 def test_class_before_the_function(task: Task, tmp_path: Path) -> None:
     reply = (
         "```python\nclass Pairs:\n    def __init__(self, numbers):\n        self.numbers = sorted(numbers)\n\n"
