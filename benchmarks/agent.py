@@ -5,7 +5,9 @@ Each step asks the model for a turn, runs the tool calls it made (natively, or p
 the outputs back. Reasoning never goes back into the prompt: `reasoning`/`reasoning_content` are
 dropped and `<think>…</think>` is cut from the content, as the Qwen3 model cards advise.
 
-The run ends with one status: `submitted`, `step_limit`, `token_limit`, `time_limit` or `error`.
+The run ends with one status: `submitted`, `step_limit`, `token_limit`, `time_limit`, `repeated`
+(the same calls as the turn before, which gave the same output: with greedy decoding a small model
+then loops until a limit; seen with Qwen2.5-Coder-0.5B for 14 turns and 800 s) or `error`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from benchmarks.models import Model, ModelError, ModelTimeout, Reply, ToolCall
 from benchmarks.sandbox import TASK_DIR
 from benchmarks.tools import SCHEMAS, Submitted, Tools
 
-Status = Literal["submitted", "step_limit", "token_limit", "time_limit", "error"]
+Status = Literal["submitted", "step_limit", "token_limit", "time_limit", "repeated", "error"]
 
 SYSTEM = f"""You are a careful software engineer working alone in a Linux sandbox without network access.
 Your working directory is {TASK_DIR}. Use the tools: `bash` to run commands (for example python to test
@@ -108,6 +110,7 @@ class Agent:
         self.tools = tools
         self.config = config or AgentConfig()
         self.outcome = Outcome()
+        self._last_turn: tuple[list[tuple[str, str]], list[str]] | None = None
 
     def run(self, task_text: str) -> Outcome:
         out, cfg = self.outcome, self.config
@@ -125,8 +128,7 @@ class Agent:
                 out.prompt_tokens += reply.prompt_tokens
                 out.completion_tokens += reply.completion_tokens
                 out.reasoning.append(reply.reasoning)
-                if self._step(reply, start):
-                    status = "submitted"
+                if (status := self._step(reply, start)) is not None:
                     break
         except ModelError as e:
             status, out.error = "error", str(e)
@@ -147,8 +149,9 @@ class Agent:
             return "step_limit"
         return None
 
-    def _step(self, reply: Reply, start: float) -> bool:
-        """Record the turn and run its calls; True once `submit` was called."""
+    def _step(self, reply: Reply, start: float) -> Status | None:
+        """Record the turn and run its calls; "submitted" once `submit` was called, "repeated" when the
+        turn repeated the previous one's calls and got the same output."""
         out = self.outcome
         content = strip_reasoning(reply.content)
         native = bool(reply.tool_calls)
@@ -161,8 +164,9 @@ class Agent:
         out.messages.append(message)
         if not calls:
             out.messages.append({"role": "user", "content": FORMAT_ERROR if self.config.native_tools else FORMAT_ERROR_TEXT})
-            return False
+            return None
         submitted = False
+        observations = []
         for call in calls:
             if submitted:
                 observation = "skipped: already submitted"
@@ -171,8 +175,11 @@ class Agent:
                     observation = self.tools.execute(call.name, call.arguments, max(self._left(start), 1.0))
                 except Submitted:
                     submitted, observation = True, "submitted"
+            observations.append(observation)
             if native:
                 out.messages.append({"role": "tool", "tool_call_id": call.id, "content": observation})
             else:
                 out.messages.append({"role": "user", "content": f"Output:\n{observation}"})
-        return submitted
+        turn = ([(c.name, c.arguments) for c in calls], observations)
+        repeated, self._last_turn = turn == self._last_turn, turn
+        return "submitted" if submitted else "repeated" if repeated else None

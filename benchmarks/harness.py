@@ -1,4 +1,5 @@
-"""`june bench run` and `june bench selfcheck`: the agent on a dataset, graded in the sandbox.
+"""`june bench run` and `june bench selfcheck`: the agent (or one plain completion per task, `--mode
+direct`, see benchmarks/direct.py) on a dataset, graded in the sandbox.
 
 Output of a run in DIR: `results.jsonl` (one line per finished task: task_id, status, passed, verdict,
 steps, prompt_tokens, completion_tokens, wall_s, error; mode 0600) and `trajectories/ID.json` (messages, reasoning,
@@ -11,9 +12,11 @@ passed, failed, or `<limit>_limit` when the tests hit a sandbox bound.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
+import random
 import secrets
 import threading
 import time
@@ -26,27 +29,50 @@ from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
-from benchmarks import datasets, judge
-from benchmarks.agent import Agent, AgentConfig
+from benchmarks import datasets, direct, judge
+from benchmarks.agent import Agent, AgentConfig, Outcome
 from benchmarks.cheats import CHEATS
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
-from benchmarks.models import Model, OpenAIModel, ScriptedModel
-from benchmarks.sandbox import TASK_DIR, Limits, Result, SandboxUnavailable, check_available, conceal, sweep, throwaway
+from benchmarks.models import Model, OpenAIModel, Reply, ScriptedModel
+from benchmarks.sandbox import TASK_DIR, Limits, Result, Sandbox, SandboxUnavailable, check_available, conceal, sweep, throwaway
 from benchmarks.tools import Tools
 
 RESULTS = "results.jsonl"
+MODES = ("agent", "direct")
+DIRECT_REPLY_TOKENS = 768
+"""Direct mode's default max_tokens: EvalPlus's `max_new_tokens`."""
 console = Console(stderr=True)
 
 
-def instructions(task: Task, native_tools: bool = True) -> str:
-    """The agent's task message: the dataset's prompt and what to leave in solution.py."""
+def instructions(task: Task, native_tools: bool = True, draft: str | None = None, checked: str | None = None) -> str:
+    """The agent's task message: the dataset's prompt and what to leave in solution.py; with `draft`
+    (the first answer, already in solution.py) it asks to test, fix and submit that instead, showing
+    `checked`, the output of the docstring's examples run on it, when there is one."""
     where = f"{TASK_DIR}/{SOLUTION_FILE}"
     text = f"Complete the function `{task.entry_point}` in {where} so that it does what its docstring says.\n"
     if task.prompt.strip() != task.starter.strip():
         text += f"\nThe task:\n{task.prompt}\n"
+    if draft is not None:
+        text += f"\n{where} already contains your first answer:\n```python\n{draft}```\n"
+        if checked:
+            text += f"\nIts docstring's examples, run with doctest, failed:\n```\n{checked[-2000:]}\n```\n"
+        run = "`bash` (python)" if native_tools else "python in a ```bash block"
+        fix = "`editor`" if native_tools else "a heredoc"
+        end = "call `submit`" if native_tools else "reply with a ```bash block containing only `submit`"
+        return text + (f"\nSteps: 1. check it on the docstring's examples with {run}; 2. only if a check fails, fix the "
+                       f"file with {fix} (keep the signature); 3. {end}. Hidden tests will call the function.")
     text += f"\n{where} currently contains:\n```python\n{task.starter}```\n"
     if native_tools:
         text += (
@@ -196,23 +222,70 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits) -> dict[str, Any]:
+_EXAMPLES = """import doctest, sys
+import solution
+test = doctest.DocTestParser().get_doctest(sys.argv[1], dict(vars(solution)), "examples", "solution.py", 0)
+result = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE).run(test)
+print(f"{result.attempted - result.failed} of {result.attempted} examples pass")
+sys.exit(1 if result.failed else 0)
+"""
+
+
+def run_examples(task: Task, sandbox: Sandbox) -> Result | None:
+    """Run the `>>>` examples of the task's docstring (the entry point's in the starter: part of the
+    prompt, not the hidden tests) on solution.py in `sandbox`, with doctest; None without examples.
+    The output ends with "N of M examples pass"; `ok` when all do."""
+    try:
+        tree = ast.parse(task.starter)
+    except SyntaxError:
+        return None
+    node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                 and n.name == task.entry_point), None)
+    docstring = ast.get_docstring(node, clean=False) if node else None
+    if not docstring or ">>>" not in docstring:
+        return None
+    return sandbox.run(["python", "-c", _EXAMPLES, docstring])
+
+
+def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits, draft: bool = False) -> dict[str, Any]:
     """One task end to end; never raises: a crash becomes status "error" with its message.
 
-    `verdict` in the record is the grader's status: passed, failed, or `<limit>_limit`."""
+    With `draft`, the first step is direct mode's: one completion with the direct prompt, its code
+    saved as solution.py (benchmarks/direct.py). When the docstring's examples pass on it, it is
+    submitted as is (`examples_passed` in the record); otherwise the agent gets the failures (if
+    any) and tests, fixes and submits it. A final solution.py that no longer defines the entry point
+    (a small model overwriting the file with a snippet) is graded as the draft instead
+    (`restored_draft` in the record).
+    """
     start = time.monotonic()
     record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "verdict": None, "steps": 0,
                               "prompt_tokens": 0, "completion_tokens": 0, "wall_s": 0.0, "error": None}
-    trajectory: dict[str, Any] = {"task_id": task.id, "dataset": task.dataset, "config": config.__dict__}
+    trajectory: dict[str, Any] = {"task_id": task.id, "dataset": task.dataset, "config": {**config.__dict__, "draft": draft}}
     agent: Agent | None = None
+    first: Reply | None = None
     try:
         with throwaway({SOLUTION_FILE: task.starter}, command_limits, hide=[out_dir]) as sandbox:
             agent = Agent(model, Tools(sandbox), config)
-            outcome = agent.run(instructions(task, config.native_tools))
+            solution_path = SOLUTION_FILE
+            text, drafted, outcome = instructions(task, config.native_tools), None, None
+            if draft:
+                first, code = direct.answer(task, model, config.max_wall_s)
+                drafted = direct.program(task, code)
+                sandbox.write(SOLUTION_FILE, drafted)
+                examples = run_examples(task, sandbox)
+                trajectory["draft"] = {"messages": direct.messages(task), "reply": first.content, "solution": drafted,
+                                       "examples": examples and examples.output}
+                if examples is not None and examples.ok:  # more turns would only risk a passing answer
+                    outcome, record["examples_passed"] = Outcome(status="submitted"), True
+                failed = examples.output if examples is not None and not examples.ok else None
+                text = instructions(task, config.native_tools, drafted, failed)
+            outcome = outcome or agent.run(text)
             try:  # never follows a link the agent put there (`ln -s /proc/self/environ solution.py`)
-                solution = sandbox.read_bytes(SOLUTION_FILE).decode(errors="replace")
+                solution = sandbox.read_bytes(solution_path).decode(errors="replace")
             except (OSError, ValueError) as e:
                 solution, trajectory["solution_error"] = "", str(e)
+        if drafted is not None and not direct.defines(solution, task.entry_point):
+            solution, record["restored_draft"] = drafted, True
         result = grade(task, solution)
         record.update(status=outcome.status, passed=result.passed, verdict=result.status, error=outcome.error)
         trajectory.update(solution=solution, test_output=result.detail)
@@ -226,11 +299,20 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
             o = agent.outcome
             record.update(steps=o.steps, prompt_tokens=o.prompt_tokens, completion_tokens=o.completion_tokens)
             trajectory.update(messages=o.messages, reasoning=o.reasoning)
-        record["wall_s"] = round(time.monotonic() - start, 3)
-        trajectory["result"] = record
-        folder = private_dir(out_dir / "trajectories")
-        write_private(folder / f"{task.id.replace('/', '_')}.json", json.dumps(trajectory, indent=1, default=str))
+        if first is not None:  # the draft is a step of its own
+            record.update(steps=record["steps"] + 1, prompt_tokens=record["prompt_tokens"] + first.prompt_tokens,
+                          completion_tokens=record["completion_tokens"] + first.completion_tokens)
+        finish(record, trajectory, start, out_dir)
     return record
+
+
+def finish(record: dict[str, Any], trajectory: dict[str, Any], start: float, out_dir: Path) -> None:
+    """Stamp the task's wall seconds since `start` (time.monotonic) on `record` and write the
+    trajectory, with the record as its `result`, to OUT_DIR/trajectories/ID.json."""
+    record["wall_s"] = round(time.monotonic() - start, 3)
+    trajectory["result"] = record
+    folder = private_dir(out_dir / "trajectories")
+    write_private(folder / f"{record['task_id'].replace('/', '_')}.json", json.dumps(trajectory, indent=1, default=str))
 
 
 def parse_results(text: str) -> dict[str, dict[str, Any]]:
@@ -246,6 +328,15 @@ def parse_results(text: str) -> dict[str, dict[str, Any]]:
     return by_id
 
 
+class RateColumn(ProgressColumn):
+    """Finished tasks per minute, over the whole run so far (tasks take minutes, so rich's default
+    30-second speed window would mostly be empty)."""
+
+    def render(self, task: Any) -> Text:
+        elapsed = task.elapsed or 0.0
+        return Text(f"{task.completed / elapsed * 60:.1f} tasks/min" if task.completed and elapsed else "- tasks/min")
+
+
 def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]], out_dir: Path, workers: int) -> list[dict[str, Any]]:
     """Solve the tasks not yet in results.jsonl with `workers` threads; append one line per task as it ends."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -258,8 +349,11 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
     if skip:
         console.print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {results}")
     records: list[dict[str, Any]] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[score]}"))
-    with Progress(*columns, console=console) as progress, ThreadPoolExecutor(max(workers, 1)) as pool:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               RateColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[score]}"))
+    # The ETA's speed over the last hour, not rich's 30 s: one task can take minutes on a CPU model.
+    start = time.monotonic()
+    with Progress(*columns, console=console, speed_estimate_period=3600) as progress, ThreadPoolExecutor(max(workers, 1)) as pool:
         bar = progress.add_task("tasks", total=len(todo), score="")
         futures = {pool.submit(solve_one, task): task for task in todo}
         for future in as_completed(futures):
@@ -271,12 +365,31 @@ def run_batch(tasks: Sequence[Task], solve_one: Callable[[Task], dict[str, Any]]
             records.append(record)
             passed = sum(r["passed"] for r in records)
             progress.update(bar, advance=1, score=f"passed {passed}/{len(records)}")
+            if not console.is_terminal:  # a log file gets no live bar: one line per task instead
+                rate = len(records) / max(time.monotonic() - start, 1e-9) * 60
+                eta = (len(todo) - len(records)) / rate * 60 if rate else 0.0
+                console.print(f"{len(records)}/{len(todo)} {record['task_id']} passed={record['passed']} "
+                              f"{record.get('wall_s', 0):.0f} s; {rate:.1f} tasks/min, ETA {eta / 60:.0f} min, passed {passed}/{len(records)}")
     return records
 
 
-def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int) -> Callable[[], Model]:
+def sampling(temperature: float, repetition_penalty: float | None) -> dict[str, Any]:
+    """vLLM sampling fields sent besides `temperature`, so a run decodes as published evaluations do
+    rather than with the server's generation-config defaults (june's Qwen2.5-Coder presets set the
+    model card's top_k 20 and repetition_penalty 1.1, and a penalty on every token already seen, the
+    prompt's included, keeps a small model from repeating the signature it was given): EvalPlus's
+    top_p 0.95 and no top_k when sampling, `repetition_penalty` unless None (leave the server's)."""
+    fields: dict[str, Any] = {"top_p": 0.95, "top_k": -1} if temperature > 0 else {}
+    if repetition_penalty is not None:
+        fields["repetition_penalty"] = repetition_penalty
+    return fields
+
+
+def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int, temperature: float = 0.0,
+                extra_body: dict[str, Any] | None = None) -> Callable[[], Model]:
     """A model factory from `scripted:FILE.json` (a fresh replay per task) or `BASE_URL/MODEL_NAME`
-    (e.g. http://127.0.0.1:8000/v1/Qwen/Qwen3-30B-A3B; one shared client)."""
+    (e.g. http://127.0.0.1:8000/v1/Qwen/Qwen3-30B-A3B; one shared client); `extra_body` goes into
+    every request (e.g. `sampling(...)`)."""
     if spec.startswith("scripted:"):
         path = Path(spec.removeprefix("scripted:"))
         return lambda: ScriptedModel.from_file(path)
@@ -288,11 +401,12 @@ def parse_model(spec: str, api_key: str, tool_choice: str, max_tokens: int) -> C
     if not name or not base.startswith("http"):
         raise typer.BadParameter(f"--model wants BASE_URL/MODEL_NAME or scripted:FILE, got {spec!r}")
     shared = OpenAIModel(base_url=f"{base.rstrip('/')}/v1", model=name, api_key=api_key, tool_choice=tool_choice,  # type: ignore[arg-type]
-                         max_tokens=max_tokens)
+                         max_tokens=max_tokens, temperature=temperature, extra_body=extra_body or {})
     return lambda: shared
 
 
-def _load(dataset: str, split: str | None, data: Path | None, limit: int | None, task_ids: list[str] | None) -> list[Task]:
+def _load(dataset: str, split: str | None, data: Path | None, limit: int | None, task_ids: list[str] | None,
+          shuffle: int | None = None) -> list[Task]:
     """The tasks to run; exits with status 2 and a message (before any model call) when they cannot be."""
     try:
         if dataset in datasets.NEEDS_DOCKER:
@@ -305,34 +419,54 @@ def _load(dataset: str, split: str | None, data: Path | None, limit: int | None,
         raise typer.Exit(2) from e
     if task_ids:
         tasks = [t for t in tasks if t.id in set(task_ids)]
+    if shuffle is not None:  # a seeded order: a run stopped (or limited) early is a random sample
+        random.Random(shuffle).shuffle(tasks)
     return tasks[:limit] if limit else tasks
 
 
 def run(
     model: str = typer.Option(..., help="BASE_URL/MODEL_NAME of an OpenAI-compatible endpoint, or scripted:FILE.json"),
     out: Path = typer.Option(..., help="Output folder (results.jsonl, trajectories/); reruns resume"),
+    mode: str = typer.Option("agent", help="agent: the tool-calling agent; direct: one chat completion per task, code extracted"),
     dataset: str = typer.Option("humaneval", help=f"One of: {', '.join(datasets.DATASETS)}"),
     split: str | None = typer.Option(None, help="DataFrameBench split: test (default) or val"),
     data: Path | None = typer.Option(None, help="Local dataset file (EvalPlus, SWE-bench)"),
     workers: int = typer.Option(4, help="Tasks in parallel"),
     limit: int | None = typer.Option(None, help="Only the first K tasks"),
     task: list[str] | None = typer.Option(None, help="Only these task ids (repeatable)"),
+    shuffle: int | None = typer.Option(None, help="Run the tasks in a random order from this seed, so that a run stopped early (or --limit) is a random sample"),
     api_key: str = typer.Option("EMPTY", envvar=["JUNE_BENCH_API_KEY", "OPENAI_API_KEY"], help="Bearer key for the endpoint"),
     tool_choice: str = typer.Option("required", help="auto | required | none (small models may need required)"),
     native_tools: bool = typer.Option(True, help="Send tool schemas; --no-native-tools parses ```bash blocks"),
+    draft: bool = typer.Option(True, help="Agent mode: the first step is direct mode's answer, saved as solution.py; the agent then tests, fixes and submits it"),
     max_steps: int = typer.Option(30, help="Model turns per task"),
     max_tokens: int = typer.Option(200_000, help="Prompt+completion tokens per task"),
     max_wall: float = typer.Option(600.0, help="Seconds per task"),
-    max_reply_tokens: int = typer.Option(2048, help="max_tokens of each completion"),
+    max_reply_tokens: int | None = typer.Option(None, help="max_tokens of each completion [default: agent 2048, direct 768 (EvalPlus)]"),
+    temperature: float = typer.Option(0.0, help="Sampling temperature (0: greedy, as published pass@1 figures)"),
+    samples: int = typer.Option(1, help="Direct mode: completions per task, for pass@k (needs --temperature > 0)"),
+    repetition_penalty: float | None = typer.Option(1.0, help="vLLM repetition_penalty sent with every request (1.0: none, as published evaluations decode); --repetition-penalty 0 leaves the server's default"),
     command_timeout: float = typer.Option(60.0, help="Seconds per bash command"),
 ) -> None:
-    """Run the coding agent on a dataset and grade each task in the sandbox."""
-    tasks = _load(dataset, split, data, limit, task)
+    """Run the coding agent (or plain completions, --mode direct) on a dataset and grade each task in the sandbox."""
+    if mode not in MODES:
+        raise typer.BadParameter(f"--mode is one of {', '.join(MODES)}, not {mode!r}")
+    if samples < 1 or (samples > 1 and temperature <= 0):
+        raise typer.BadParameter("--samples N > 1 needs --temperature > 0 (greedy samples are all the same)")
+    if samples > 1 and mode != "direct":
+        raise typer.BadParameter("--samples is for --mode direct")
+    tasks = _load(dataset, split, data, limit, task, shuffle)
     conceal(out, data)  # inside a bound folder (the venv, say) they would otherwise be readable
-    make_model = parse_model(model, api_key, tool_choice, max_reply_tokens)
-    config = AgentConfig(max_steps=max_steps, max_tokens=max_tokens, max_wall_s=max_wall, native_tools=native_tools)
-    limits = Limits(wall_s=command_timeout, cpu_s=int(command_timeout))
-    records = run_batch(tasks, lambda t: solve(t, make_model(), config, out, limits), out, workers)
+    reply_tokens = max_reply_tokens or (DIRECT_REPLY_TOKENS if mode == "direct" else 2048)
+    make_model = parse_model(model, api_key, tool_choice, reply_tokens, temperature,
+                             sampling(temperature, repetition_penalty or None))
+    if mode == "direct":
+        direct_config = direct.DirectConfig(samples=samples, max_wall_s=max_wall)
+        records = run_batch(tasks, lambda t: direct.solve(t, make_model(), direct_config, out), out, workers)
+    else:
+        config = AgentConfig(max_steps=max_steps, max_tokens=max_tokens, max_wall_s=max_wall, native_tools=native_tools)
+        limits = Limits(wall_s=command_timeout, cpu_s=int(command_timeout))
+        records = run_batch(tasks, lambda t: solve(t, make_model(), config, out, limits, draft), out, workers)
     passed = sum(r["passed"] for r in records)
     console.print(f"{dataset}: {passed}/{len(records)} passed this run; `june bench report {out}` for the summary")
 

@@ -35,13 +35,15 @@ class ToolCall:
 
 @dataclass
 class Reply:
-    """One assistant turn: visible content, tool calls, reasoning (kept for the trajectory only), token usage."""
+    """One assistant turn: visible content, tool calls, reasoning (kept for the trajectory only), token
+    usage, and why generation stopped ("stop", "length" when cut at max_tokens, "tool_calls")."""
 
     content: str
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    finish_reason: str | None = None
 
 
 class Model(Protocol):
@@ -93,7 +95,8 @@ class OpenAIModel:
             raise ModelError(f"{type(e).__name__}: {e}") from e
         if not response.choices:
             raise ModelError("the endpoint returned no choices")
-        message = response.choices[0].message
+        choice = response.choices[0]
+        message = choice.message
         extra = message.model_extra or {}
         calls = [
             ToolCall(c.id or f"call_{i}", c.function.name, c.function.arguments or "{}")
@@ -107,6 +110,7 @@ class OpenAIModel:
             reasoning=extra.get("reasoning_content") or extra.get("reasoning"),
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
+            finish_reason=choice.finish_reason,
         )
 
 
@@ -146,4 +150,5 @@ class ScriptedModel:
             reasoning=step.get("reasoning"),
             prompt_tokens=step.get("prompt_tokens", prompt_chars // 4),
             completion_tokens=step.get("completion_tokens", (len(content) + sum(len(c.arguments) for c in calls)) // 4),
+            finish_reason=step.get("finish_reason", "stop"),
         )

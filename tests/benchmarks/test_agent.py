@@ -66,12 +66,21 @@ def test_fails_a_task_on_purpose(task: Task, tmp_path: Path) -> None:
 
 
 def test_step_limit(task: Task, tmp_path: Path) -> None:
-    record, _, _ = run(task, [{"tool": "bash", "args": {"command": "echo hi"}}] * 10, tmp_path, max_steps=3)
+    steps = [{"tool": "bash", "args": {"command": f"echo {i}"}} for i in range(10)]
+    record, _, _ = run(task, steps, tmp_path, max_steps=3)
     assert (record["status"], record["steps"], record["passed"]) == ("step_limit", 3, False)
 
 
+def test_a_repeated_turn_ends_the_loop(task: Task, tmp_path: Path) -> None:
+    # Greedy decoding: the same call after the same output comes back until a limit.
+    steps = [{"tool": "bash", "args": {"command": "echo 1"}}, {"tool": "bash", "args": {"command": "echo 2"}},
+             *[{"tool": "bash", "args": {"command": "echo 3"}}] * 10]
+    record, _, _ = run(task, steps, tmp_path)
+    assert (record["status"], record["steps"]) == ("repeated", 4)
+
+
 def test_token_limit(task: Task, tmp_path: Path) -> None:
-    steps = [{"tool": "bash", "args": {"command": "true"}, "prompt_tokens": 600, "completion_tokens": 10}] * 5
+    steps = [{"tool": "bash", "args": {"command": f"true {i}"}, "prompt_tokens": 600, "completion_tokens": 10} for i in range(5)]
     record, _, _ = run(task, steps, tmp_path, max_tokens=1000)
     assert (record["status"], record["steps"], record["prompt_tokens"]) == ("token_limit", 2, 1200)
 
@@ -266,3 +275,44 @@ def test_swebench_is_refused_before_any_model_call(tmp_path: Path) -> None:
                                           "--data", str(data), "--out", str(tmp_path / "run")])
         assert result.exit_code == 2 and "Docker" in result.output, result.output
     assert not (tmp_path / "run").exists()
+
+
+GOOD = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
+BAD = "def has_close_elements(numbers, threshold):\n    return False\n"
+
+
+def test_a_draft_passing_the_docstring_examples_is_submitted_at_once(task: Task, tmp_path: Path) -> None:
+    model = ScriptedModel([{"content": f"Here you go:\n```python\n{GOOD}```"}])  # no tools: the direct prompt's answer
+    record = solve(task, model, AgentConfig(), tmp_path, LIMITS, draft=True)
+    trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_0.json").read_text())
+    assert (record["status"], record["passed"], record["steps"], record["examples_passed"]) == ("submitted", True, 1, True)
+    assert model.seen[0][1]["content"].startswith("Please provide a self-contained Python script")
+    assert GOOD in trajectory["draft"]["solution"] and "2 of 2 examples pass" in trajectory["draft"]["examples"]
+
+
+def test_agent_gets_the_failing_examples_and_fixes_the_draft(task: Task, tmp_path: Path) -> None:
+    steps = [
+        {"content": f"```python\n{BAD}```"},
+        {"tool": "bash", "args": {"command": "python -m doctest solution.py; echo done"}},
+        {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": f"from typing import List\n\n{GOOD}"}},
+        {"tool": "submit", "args": {}},
+    ]
+    model = ScriptedModel(steps)
+    record = solve(task, model, AgentConfig(), tmp_path, LIMITS, draft=True)
+    assert record["passed"] is True and record["steps"] == 4 and "examples_passed" not in record  # direct alone fails
+    first_turn = model.seen[1][1]["content"]
+    assert "already contains your first answer" in first_turn and BAD in first_turn
+    assert "Failed example" in first_turn and "1 of 2 examples pass" in first_turn
+
+
+def test_a_snippet_overwriting_the_draft_is_graded_as_the_draft(task: Task, tmp_path: Path) -> None:
+    # Seen with Qwen2.5-Coder-0.5B and forced tool calls: the file replaced by `print(...)` lines.
+    steps = [
+        {"content": f"```python\n{BAD}```"},
+        {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": "import math\nprint(math.trunc(3.5))"}},
+        {"tool": "submit", "args": {}},
+    ]
+    record = solve(task, ScriptedModel(steps), AgentConfig(), tmp_path, LIMITS, draft=True)
+    trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_0.json").read_text())
+    assert record["restored_draft"] is True and trajectory["solution"] == trajectory["draft"]["solution"]
+    assert "AssertionError" in trajectory["test_output"]  # the draft's own failure, not a NameError

