@@ -193,7 +193,7 @@ def solve(task: Task, model: Model, config: DirectConfig, out_dir: Path) -> dict
     from benchmarks.harness import finish, grade  # grade: the one grading entry point; late: harness imports this module
 
     start = time.monotonic()
-    record: dict[str, Any] = {"task_id": task.id, "mode": "direct", "status": "error", "passed": False, "steps": 0,
+    record: dict[str, Any] = {"task_id": task.id, "mode": "direct", "status": "error", "passed": False, "verdict": None, "steps": 0,
                               "prompt_tokens": 0, "completion_tokens": 0, "wall_s": 0.0, "error": None,
                               "samples": config.samples, "correct": 0}
     chat = messages(task)
@@ -205,12 +205,12 @@ def solve(task: Task, model: Model, config: DirectConfig, out_dir: Path) -> dict
             record["steps"] += 1
             record["prompt_tokens"] += reply.prompt_tokens
             record["completion_tokens"] += reply.completion_tokens
-            passed, test_output = grade(task, program(task, code))
-            record["correct"] += passed
+            result = grade(task, program(task, code))
+            record["correct"] += result.passed
             trajectory["samples"].append({"reply": reply.content, "finish_reason": reply.finish_reason, "code": code,
-                                          "passed": passed, "test_output": test_output})
+                                          "passed": result.passed, "verdict": result.status, "test_output": result.detail})
             if i == 0:
-                record.update(status=_status(reply, code, task), passed=passed)
+                record.update(status=_status(reply, code, task), passed=result.passed, verdict=result.status)
     except ModelError as e:
         record["error"] = str(e)
     except Exception as e:  # one task's crash must never end the batch

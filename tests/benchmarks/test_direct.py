@@ -52,6 +52,7 @@ def test_prose_around_the_code_block(task: Task, tmp_path: Path) -> None:
     reply = f"Sure! Here is the solution:\n\n```python\n{FUNCTION}\n# quick check\nprint(has_close_elements([1.0, 2.0], 0.5))\n```\n\nIt compares every pair once."
     record, trajectory = run(task, [{"content": reply}], tmp_path)
     assert (record["status"], record["passed"], record["correct"], record["steps"]) == ("answered", True, 1, 1)
+    assert record["verdict"] == "passed"  # the grader's status, as in agent mode
     assert trajectory["samples"][0]["code"] == FUNCTION.strip()  # prose and the print are gone
     assert record["prompt_tokens"] > 0 and record["completion_tokens"] > 0
 
