@@ -23,7 +23,7 @@ from opentelemetry import trace
 from speech import audio, metrics
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry
-from speech.scheduler import Scheduler, Ticket
+from speech.scheduler import NEW, Priority, Scheduler, Ticket
 from speech.text import sentences, speakable
 
 log = logging.getLogger(__name__)
@@ -225,9 +225,10 @@ class Engines:
         models, Whisper first, each registry in configuration order."""
         return [(r, n) for r in (self.transcribers, self.synthesizers) for n in r.names if n in r.pinned]
 
-    def admit(self) -> Ticket:
-        """A place in the queue (see `Scheduler.admit`); raises Busy when full."""
-        return self.scheduler.admit()
+    def admit(self, priority: Priority = NEW) -> Ticket:
+        """A place in the queue (see `Scheduler.admit`: FINISHING for speech, NEW for transcriptions);
+        raises Busy when full."""
+        return self.scheduler.admit(priority)
 
     def model_name(self, requested: str | None) -> str:
         """The configured Whisper model for a request's `model` (OpenAI names → the default).

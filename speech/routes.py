@@ -17,7 +17,6 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
-
 from litestar import Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State, UploadFile
@@ -27,7 +26,7 @@ from pydantic import ValidationError
 from june.web import OpenAIError
 from speech.audio import CONTENT_TYPES
 from speech.engines import EngineInputError, Engines, Segment, TranscribeOptions, Transcript
-from speech.scheduler import Ticket
+from speech.scheduler import FINISHING, Ticket
 from speech.schemas import (
     TRANSCRIPTION_FORMATS,
     SpeechRequest,
@@ -252,7 +251,7 @@ async def speak(request: Request, state: State) -> Response:
     if len(data.input) > settings.max_input_chars:
         raise OpenAIError(400, f"input is longer than {settings.max_input_chars} characters.", param="input")
     fmt = data.response_format
-    ticket = engines.admit()
+    ticket = engines.admit(FINISHING)  # a voice reply's last stage goes before new transcriptions
     chunks: AsyncGenerator[bytes] | None = None
     try:
         async with _cancelled_if_client_leaves(request, ticket):

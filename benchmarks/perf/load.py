@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -110,6 +111,8 @@ def load(
 
     base_url = gateway or BotSettings().base_url
     try:
+        # stamina logs each scheduled retry as a warning; the table counts them (429/503 seen) instead.
+        logging.getLogger("stamina").setLevel(logging.ERROR)
         results, busy_answers, clip_s = asyncio.run(_burst(base_url, api_key, users, clip, text))
     except Exception as e:  # the clip could not be made: nothing was measured
         Console().print(f"[bold red]june bench load: could not prepare the voice message via {base_url}: {e}[/]")

@@ -14,7 +14,7 @@ from speech.app import build_engines
 from speech.engines import EngineInputError, resolve_voice
 from speech.kokoro import ONNX_ALIASES, ONNX_VOICES
 from speech.models import ModelRegistry, UnknownModel
-from speech.scheduler import Scheduler
+from speech.scheduler import FINISHING, NEW, Scheduler
 from speech.settings import SpeechSettings
 from speech.whisper import BASE_MODEL_BYTES, WhisperTranscriber, assemble_base, resolve_model
 
@@ -140,7 +140,40 @@ def test_retry_after_follows_the_queue_and_the_measured_service_time() -> None:
         assert scheduler.retry_after() == 30
         for t in tickets:
             t.release()
-        assert scheduler.pending == 0 and scheduler.limiter.borrowed_tokens == 0
+        assert scheduler.pending == 0 and scheduler.in_use == 0
+
+    anyio.run(main)
+
+
+def test_speech_goes_before_new_transcriptions_and_each_kind_in_arrival_order() -> None:
+    """A burst of voice messages: a reply's speech (FINISHING) is served before transcriptions that
+    arrived earlier (NEW), so the first user's reply does not queue behind every later message."""
+
+    async def main() -> None:
+        scheduler = Scheduler(slots=1, max_queue=2)
+        running = scheduler.admit()
+        await running.start()
+        order: list[str] = []
+        kinds = [("stt-1", NEW), ("stt-2", NEW), ("speech-1", FINISHING), ("speech-2", FINISHING)]
+        tickets = {name: scheduler.admit(priority) for name, priority in kinds}
+        with pytest.raises(OpenAIError):
+            scheduler.admit(NEW)  # 1 slot + 2 queued transcriptions: full for new work …
+        extra = scheduler.admit(FINISHING)  # … while a reply under way still gets its place
+
+        async def serve(name: str) -> None:
+            ticket = tickets[name]
+            await ticket.start()
+            order.append(name)
+            ticket.release()
+
+        async with anyio.create_task_group() as tg:
+            for name, _ in kinds:
+                tg.start_soon(serve, name)
+                await anyio.sleep(0.01)
+            running.release()
+        extra.release()
+        assert order == ["speech-1", "speech-2", "stt-1", "stt-2"]
+        assert scheduler.pending == 0 and scheduler.in_use == 0
 
     anyio.run(main)
 
@@ -172,6 +205,6 @@ def test_slots_are_taken_in_arrival_order_and_a_cancelled_waiter_leaves_the_queu
             assert scheduler.pending == 4 and order == []
             first.release()
         assert order == [0, 2, 3]
-        assert scheduler.pending == 0 and scheduler.limiter.borrowed_tokens == 0
+        assert scheduler.pending == 0 and scheduler.in_use == 0
 
     anyio.run(main)
