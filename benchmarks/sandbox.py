@@ -376,8 +376,9 @@ class Sandbox:
         bwrap = [shutil.which("bwrap") or "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         if not root:
             bwrap += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
-        bwrap += _mount_args([*_dataset_paths(), *_CONCEALED, *self.hide])
+        # /tmp first: a Python or venv that lives under /tmp (a CI checkout, say) is bound on top of it.
         bwrap += ["--size", str(limits.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
+        bwrap += _mount_args([*_dataset_paths(), *_CONCEALED, *self.hide])
         bwrap += ["--bind", str(self.workdir), TASK_DIR, "--chdir", TASK_DIR]
         bwrap += ["--dev", "/dev", "--size", str(limits.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/dev/shm"]
         bwrap += ["--proc", "/proc", "--die-with-parent", "--new-session", "--clearenv"]

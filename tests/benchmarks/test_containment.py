@@ -5,8 +5,10 @@ cleanup works on any tree, and every resource is bounded per task with its own s
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -168,3 +170,23 @@ def test_task_dir_files_are_the_sandbox_users() -> None:
         mode = os.stat(sb.workdir / "a" / "b.py").st_mode
         owner = os.stat(sb.workdir / "a").st_uid
     assert stat.S_ISREG(mode) and (owner == 65534 or os.geteuid() != 0)
+
+
+def test_a_python_living_under_tmp_still_runs_inside(tmp_path: Path) -> None:
+    """The sandbox's own /tmp is a private tmpfs; a venv under the host's /tmp (a CI checkout, say)
+    must still be bound on top of it, or no sandboxed command finds `python`."""
+    venv = Path(tempfile.mkdtemp(prefix="june-venv-", dir="/tmp"))
+    venv.chmod(0o755)  # like a checkout's .venv: readable by the sandbox user
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+        repo = Path(__file__).resolve().parents[2]
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1])\n"
+            "from benchmarks.sandbox import throwaway\n"
+            "with throwaway() as sb:\n"
+            "    print(sb.run('python -c \"import sys; print(sys.prefix)\"').output)\n"
+        )
+        done = subprocess.run([str(venv / "bin" / "python"), "-c", code, str(repo)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() == str(venv), done.stdout + done.stderr
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
