@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import numpy as np
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
@@ -41,7 +40,7 @@ from gateway.realtime_events import (
     INPUT_RATE, BadEvent, SessionConfig, assistant_item, error_event, event, new_id, response_object, usage, user_item,
 )  # fmt: skip
 from gateway.vad import TurnDetector
-from speech.audio import encode
+from speech.audio import encode, from_pcm16
 from speech.text import speakable
 
 if TYPE_CHECKING:
@@ -568,4 +567,4 @@ def _code(error: PipelineError) -> str:
 
 def _wav(pcm: bytes) -> bytes:
     """pcm16 mono 24 kHz as a WAV file (what the transcription route takes). CPU: call in a thread."""
-    return encode(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768, INPUT_RATE, "wav")
+    return encode(from_pcm16(pcm), INPUT_RATE, "wav")

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from gateway.realtime_events import INPUT_RATE, VadOptions
+from speech.audio import from_pcm16
 
 _MODEL_RATE = 16000
 _FRAME = 512  # model samples per frame at 16 kHz = 32 ms
@@ -97,7 +98,7 @@ class TurnDetector:
 
         CPU work (~0.1 ms per 32 ms of audio): call it in a thread for long chunks.
         """
-        samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
+        samples = from_pcm16(pcm16)
         self._pending = np.concatenate([self._pending, samples])
         n = len(self._pending) // _FRAME_IN
         if n == 0:

@@ -154,6 +154,12 @@ def time_stretch(samples: np.ndarray, sample_rate: int, factor: float) -> np.nda
     return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
 
 
+def from_pcm16(pcm: bytes) -> np.ndarray:
+    """Raw pcm16 little-endian mono bytes (OpenAI's "pcm", the Realtime API's audio) as float32
+    samples in [-1, 1), shape (n,). The inverse is `encode(samples, rate, "pcm")`."""
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
 def _pcm16(samples: np.ndarray) -> np.ndarray:
     """Float `samples` (any shape, flattened) clipped to [-1, 1] as int16 little-endian, shape (n,)."""
     return (np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767.0).astype("<i2")

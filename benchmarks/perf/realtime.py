@@ -26,11 +26,11 @@ def clip_pcm(path: Path, *, lead_s: float = 0.3, tail_s: float = 1.0) -> bytes:
     (the tail lets server VAD see the end of speech)."""
     import numpy as np
 
-    from speech.audio import decode  # PyAV: loaded when used, not with the CLI
+    from speech.audio import decode, encode  # PyAV: loaded when used, not with the CLI
 
     samples = decode(path.read_bytes(), RATE)
     padded = np.concatenate([np.zeros(int(lead_s * RATE)), samples, np.zeros(int(tail_s * RATE))])
-    return (np.clip(padded, -1, 1) * 32767).astype("<i2").tobytes()
+    return encode(padded, RATE, "pcm")
 
 
 async def stream_pcm(pcm: bytes, append: Callable[[str], Awaitable[None]], *, chunk_ms: int = 40, pace: float = 1.0) -> None:
@@ -46,11 +46,9 @@ async def stream_pcm(pcm: bytes, append: Callable[[str], Awaitable[None]], *, ch
 
 def pcm_wav(pcm: bytes) -> bytes:
     """pcm16 mono 24 kHz as WAV bytes (to transcribe what june said)."""
-    import numpy as np
+    from speech.audio import encode, from_pcm16
 
-    from speech.audio import encode
-
-    return encode(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768, RATE, "wav")
+    return encode(from_pcm16(pcm), RATE, "wav")
 
 
 # --- the benchmark ---------------------------------------------------------------------------------
