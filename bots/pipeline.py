@@ -51,8 +51,8 @@ import stamina
 
 from bots.busy import BUSY, Patience, current_patience, retry_after
 from bots.text import SentenceSplitter, VisibleStream, strip_reasoning
-from speech.audio import AudioDecodeError, decode, encode
-from speech.text import speakable
+from core.audio import AudioDecodeError, decode, encode
+from core.text import speakable
 
 __all__ = [
     "AUDIO_TOO_BIG",
@@ -163,7 +163,7 @@ class PipelineResult:
     """What one exchange produced.
 
     `transcript` is the user's words (the text itself for `run_text`); `reply` is the answer as
-    sent and stored in history, reasoning removed (speech gets what `speech.text.speakable` keeps);
+    sent and stored in history, reasoning removed (speech gets what `core.text.speakable` keeps);
     `audio` is the spoken reply as OGG/Opus bytes (48 kHz mono) and `samples` the same as float32
     PCM at SAMPLE_RATE, both None when speech was not asked for or nothing in the reply is speakable
     (only code, links or emoji: the answer then goes as text).
@@ -362,7 +362,7 @@ class VoicePipeline:
                 raise PipelineError("chat", f"stream broke: {type(e).__name__}: {e}") from e
 
     async def speak(self, text: str) -> bytes:
-        """`text` spoken as OGG/Opus bytes (what `speech.text.speakable` keeps of it). Raises PipelineError."""
+        """`text` spoken as OGG/Opus bytes (what `core.text.speakable` keeps of it). Raises PipelineError."""
         samples = await self._synthesize(text)
         return await asyncio.to_thread(encode, samples, SAMPLE_RATE, "opus")
 

@@ -23,7 +23,7 @@ from bots.guard import AllowList, RateLimiter
 from bots.history import ChatStore, MemoryStore, RedisStore
 from bots.pipeline import DEFAULT_SYSTEM_PROMPT, VoicePipeline
 from bots.status import BotMetrics, create_metrics
-from june import observability
+from core import observability
 
 
 class BotSettings(BaseSettings):

@@ -1,7 +1,7 @@
 """Pure text helpers for the bots: reasoning removal (whole and streamed), sentences, message splitting.
 
 No I/O and no bot library: the pipeline, both bots and the benchmarks share these. What is read
-aloud is decided by `speech.text.speakable`, the speech service's own rule (stdlib only).
+aloud is decided by `core.text.speakable`, the speech service's own rule (stdlib only).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class SentenceSplitter:
     ``feed(text)`` returns the sentences finished so far (stripped, never empty); ``flush()`` returns
     the remainder. Sentences shorter than `min_chars` are joined to the next one, so "Hi." or
     "Dr." does not become its own speech request. A Markdown code fence (```) is never cut: the
-    block comes out whole once it closes, so `speech.text.speakable` sees it as code.
+    block comes out whole once it closes, so `core.text.speakable` sees it as code.
     """
 
     def __init__(self, min_chars: int = 24) -> None:

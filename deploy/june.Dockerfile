@@ -22,31 +22,30 @@ FROM build AS build-speech
 ARG EXTRAS=""
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-install-project --extra speech ${EXTRAS}
-COPY june ./june
+COPY core ./core
 COPY speech ./speech
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-editable --extra speech ${EXTRAS}
 
 # The gateway image serves /v1/realtime too: its extra (realtime = gateway + VAD + audio) and the
-# bots' voice pipeline with speech's text and audio helpers, which the realtime session drives.
+# bots' voice pipeline, which the realtime session drives, and june.smoke for the smoke checks.
 FROM build AS build-gateway
 ARG EXTRAS=""
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-install-project --extra realtime ${EXTRAS}
+COPY core ./core
 COPY june ./june
-COPY speech ./speech
 COPY bots ./bots
 COPY gateway ./gateway
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-editable --extra realtime ${EXTRAS}
 
-# The bots decode and encode voice with speech.audio and shape text with speech.text.
+# The bots decode and encode voice with core.audio and shape text with core.text (no speech package).
 FROM build AS build-bots
 ARG EXTRAS=""
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-install-project --extra bots ${EXTRAS}
-COPY june ./june
-COPY speech ./speech
+COPY core ./core
 COPY bots ./bots
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-editable --extra bots ${EXTRAS}

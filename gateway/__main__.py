@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from june.observability import configure_logging, setup
-from june.web import serve
+from core.observability import configure_logging, setup
+from core.web import serve
 
 
 def main(settings: GatewaySettings | None = None) -> None:

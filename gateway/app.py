@@ -23,8 +23,8 @@ from gateway.realtime import Realtime, realtime_endpoint, realtime_limits
 from gateway.routes import health, metrics, ready, v1_handlers
 from gateway.settings import GatewaySettings
 from gateway.upstreams import make_pools
-from june.observability import Telemetry, setup
-from june.web import exception_handlers
+from core.observability import Telemetry, setup
+from core.web import exception_handlers
 
 
 def limits_from(settings: GatewaySettings) -> Limits:

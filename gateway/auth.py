@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from june.web import OpenAIError
+from core.web import OpenAIError
 
 ANONYMOUS = "anonymous"
 """The key id of requests to an open gateway."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import msgspec
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
-from june.web import OpenAIError
+from core.web import OpenAIError
 
 JSON = "application/json"
 MULTIPART = "multipart/form-data"

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from june.web import OpenAIError
+from core.web import OpenAIError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

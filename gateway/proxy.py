@@ -39,7 +39,7 @@ from gateway.bodies import JSON, MULTIPART, FormScan, json_model, media_type, un
 from gateway.limits import Limiter
 from gateway.metrics import GatewayMetrics
 from gateway.upstreams import Pool, Server, Upstream, why
-from june.web import OpenAIError
+from core.web import OpenAIError
 
 log = logging.getLogger(__name__)
 

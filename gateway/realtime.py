@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.auth import OPEN, ApiKey, authenticate
 from gateway.realtime_events import error_event
-from june.web import OpenAIError
+from core.web import OpenAIError
 
 if TYPE_CHECKING:
     from gateway.vad import SileroVAD

@@ -40,8 +40,8 @@ from gateway.realtime_events import (
     INPUT_RATE, BadEvent, SessionConfig, assistant_item, error_event, event, new_id, response_object, usage, user_item,
 )  # fmt: skip
 from gateway.vad import TurnDetector
-from speech.audio import encode, from_pcm16
-from speech.text import speakable
+from core.audio import encode, from_pcm16
+from core.text import speakable
 
 if TYPE_CHECKING:
     from gateway.realtime import Realtime, RealtimeLimits

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.auth import model_forbidden
 from gateway.proxy import BodyKind, Gateway
 from gateway.upstreams import Pool, Upstream
-from june.web import OpenAIError
+from core.web import OpenAIError
 
 
 @get("/health", sync_to_thread=False)

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from gateway.realtime_events import INPUT_RATE, VadOptions
-from speech.audio import from_pcm16
+from core.audio import from_pcm16
 
 _MODEL_RATE = 16000
 _FRAME = 512  # model samples per frame at 16 kHz = 32 ms

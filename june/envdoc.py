@@ -25,7 +25,7 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 SETTINGS_MODULES = (
-    "june.observability",
+    "core.observability",
     "june.llm.settings",
     "speech.settings",
     "gateway.settings",

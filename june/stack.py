@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from june.procs import ServiceFailed
+from core.procs import ServiceFailed
 
 console = Console(highlight=False)
 

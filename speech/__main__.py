@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import signal
 
-from june.observability import configure_logging
-from june.web import serve
+from core.observability import configure_logging
+from core.web import serve
 from speech.app import create_app
 from speech.settings import SpeechSettings
 

@@ -20,10 +20,10 @@ import anyio
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 
-from june import observability
-from june.web import error_body, exception_handlers
+from core import observability
+from core.web import error_body, exception_handlers
 from speech import routes
-from speech.audio import AudioDecodeError, AudioTooLong
+from core.audio import AudioDecodeError, AudioTooLong
 from speech.engines import EngineInputError, Engines, Synthesizer, Transcriber
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry

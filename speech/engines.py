@@ -20,11 +20,12 @@ import anyio.to_thread
 import numpy as np
 from opentelemetry import trace
 
-from speech import audio, metrics
+from core import audio
+from speech import metrics
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry
 from speech.scheduler import NEW, Priority, Scheduler, Ticket
-from speech.text import sentences, speakable
+from core.text import sentences, speakable
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the speech models, next to the per-request ones of `june.observability`.
+"""Prometheus metrics of the speech models, next to the per-request ones of `core.observability`.
 
 prometheus-client keeps collectors in one process-wide registry (served by `GET /metrics`), so they
 are created once here; every app in the process shares them (labels say which model).

@@ -3,7 +3,7 @@
 Each handler serves june's short path and OpenAI's path, so the official SDK works unchanged:
 POST /transcribe = /v1/audio/transcriptions, POST /v1/audio/translations, POST /speak =
 /v1/audio/speech, GET /voices = /v1/audio/voices, GET /v1/models, GET /health, GET /ready.
-Errors are raised as `june.web.OpenAIError` (or engine errors mapped in `speech.app`).
+Errors are raised as `core.web.OpenAIError` (or engine errors mapped in `speech.app`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from litestar.datastructures import State, UploadFile
 from litestar.response import ServerSentEvent, Stream
 from pydantic import ValidationError
 
-from june.web import OpenAIError
-from speech.audio import CONTENT_TYPES
+from core.web import OpenAIError
+from core.audio import CONTENT_TYPES
 from speech.engines import EngineInputError, Engines, Segment, TranscribeOptions, Transcript
 from speech.scheduler import FINISHING, Ticket
 from speech.schemas import (

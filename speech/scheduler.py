@@ -28,7 +28,7 @@ from typing import Literal
 
 import anyio
 
-from june.web import OpenAIError
+from core.web import OpenAIError
 from speech import metrics
 
 __all__ = ["FINISHING", "NEW", "Busy", "Scheduler", "Ticket", "default_slots"]

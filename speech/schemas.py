@@ -3,8 +3,8 @@
 Transcription bodies follow OpenAI's `response_format`s; "json" adds `language` and `duration` (seconds)
 to OpenAI's `{"text"}` because june's bots use them. Streamed transcriptions use OpenAI's events
 `{"type": "transcript.text.delta", "delta"}` … `{"type": "transcript.text.done", "text"}`; streamed
-speech (stream_format="sse") `{"type": "speech.audio.delta", "audio": base64}` … `{"type":
-"speech.audio.done", "usage"}`.
+speech (stream_format="sse") `{"type": "core.audio.delta", "audio": base64}` … `{"type":
+"core.audio.done", "usage"}`.
 """
 
 from __future__ import annotations
@@ -100,13 +100,13 @@ def done_event(t: Transcript) -> dict[str, Any]:
 
 
 def speech_delta_event(chunk: bytes) -> dict[str, Any]:
-    """OpenAI's speech.audio.delta event: `audio` is base64 of the next bytes of the audio file."""
-    return {"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode("ascii")}
+    """OpenAI's core.audio.delta event: `audio` is base64 of the next bytes of the audio file."""
+    return {"type": "core.audio.delta", "audio": base64.b64encode(chunk).decode("ascii")}
 
 
 def speech_done_event(input_chars: int) -> dict[str, Any]:
-    """OpenAI's speech.audio.done event. Kokoro has no token billing: input_tokens counts characters."""
+    """OpenAI's core.audio.done event. Kokoro has no token billing: input_tokens counts characters."""
     return {
-        "type": "speech.audio.done",
+        "type": "core.audio.done",
         "usage": {"input_tokens": input_chars, "output_tokens": 0, "total_tokens": input_chars},
     }

@@ -22,7 +22,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from june.cache import default_cache_dir
+from core.cache import default_cache_dir
 from speech.engines import EngineInputError, Segment, TranscribeOptions, Word
 
 log = logging.getLogger(__name__)

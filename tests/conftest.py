@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from june.procs import ServiceFailed, free_port, running
+from core.procs import ServiceFailed, free_port, running
 
 __all__ = ["free_port", "require_program", "run_service"]
 

@@ -1,4 +1,4 @@
-"""june.observability: JSON logs carry the trace, one trace spans client → Litestar → httpx → Litestar,
+"""core.observability: JSON logs carry the trace, one trace spans client → Litestar → httpx → Litestar,
 spans reach an OTLP endpoint when one is configured, and request metrics are served."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from june import observability
-from june.web import OpenAIError, exception_handlers
+from core import observability
+from core.web import OpenAIError, exception_handlers
 from tests.conftest import free_port
 
 

@@ -1,11 +1,11 @@
-"""`june.procs.free_port`: ports the kernel will not hand to anyone else in the meantime."""
+"""`core.procs.free_port`: ports the kernel will not hand to anyone else in the meantime."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
-from june.procs import free_port
+from core.procs import free_port
 
 
 def test_free_ports_are_bindable_distinct_and_outside_the_ephemeral_range() -> None:

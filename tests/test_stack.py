@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from june.procs import wait_ready
+from core.procs import wait_ready
 from june.stack import Service, plan
 from tests.conftest import free_port
 

@@ -1,7 +1,7 @@
 """One trace across client → gateway → speech: W3C traceparent forwarded by the gateway's httpx client.
 
 All three run in this process (the gateway and the real speech app under uvicorn threads), each with
-its own tracer provider from `june.observability.setup`, all exporting into one in-memory exporter.
+its own tracer provider from `core.observability.setup`, all exporting into one in-memory exporter.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind
 
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
-from june.observability import setup
+from core.observability import setup
 from speech.app import create_app as create_speech
 from speech.settings import SpeechSettings
 from tests.gateway.conftest import serve_in_thread

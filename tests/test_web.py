@@ -1,4 +1,4 @@
-"""june.web.serve: a service serves under uvicorn with its start-up heap frozen out of the collector."""
+"""core.web.serve: a service serves under uvicorn with its start-up heap frozen out of the collector."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ SERVICE = textwrap.dedent(
     """
     import gc, sys
     from litestar import Litestar, get
-    from june.web import serve
+    from core.web import serve
 
     @get("/health", sync_to_thread=False)
     def health() -> dict:

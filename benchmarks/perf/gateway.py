@@ -46,7 +46,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from june.procs import free_port, running
+from core.procs import free_port, running
 
 STUB_MODEL = "stub-model"
 MIN_WAVES = 16

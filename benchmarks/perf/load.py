@@ -57,7 +57,7 @@ async def _burst(base_url: str, api_key: str | None, users: int, clip: Path | No
     from bots.conversation import Reply
     from bots.settings import BotSettings, create_conversations, create_pipeline, create_store
     from bots.status import create_metrics
-    from speech.audio import decode
+    from core.audio import decode
 
     updates = {"base_url": base_url, "rate_limit": 0, "allowed_ids": []}
     settings = BotSettings()

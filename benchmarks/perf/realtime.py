@@ -26,7 +26,7 @@ def clip_pcm(path: Path, *, lead_s: float = 0.3, tail_s: float = 1.0) -> bytes:
     (the tail lets server VAD see the end of speech)."""
     import numpy as np
 
-    from speech.audio import decode, encode  # PyAV: loaded when used, not with the CLI
+    from core.audio import decode, encode  # PyAV: loaded when used, not with the CLI
 
     samples = decode(path.read_bytes(), RATE)
     padded = np.concatenate([np.zeros(int(lead_s * RATE)), samples, np.zeros(int(tail_s * RATE))])
@@ -46,7 +46,7 @@ async def stream_pcm(pcm: bytes, append: Callable[[str], Awaitable[None]], *, ch
 
 def pcm_wav(pcm: bytes) -> bytes:
     """pcm16 mono 24 kHz as WAV bytes (to transcribe what june said)."""
-    from speech.audio import encode, from_pcm16
+    from core.audio import encode, from_pcm16
 
     return encode(from_pcm16(pcm), RATE, "wav")
 

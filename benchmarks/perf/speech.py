@@ -38,7 +38,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from june.procs import free_port, running
+from core.procs import free_port, running
 
 PARAGRAPH = (
     "The meeting starts at nine tomorrow morning in the small room on the second floor. "

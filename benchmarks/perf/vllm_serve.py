@@ -60,18 +60,25 @@ def summarize(concurrency: int, result: dict) -> dict:
     }
 
 
-def _default_tokenizer() -> str:
-    """The offline CPU model's converted folder (holds its tokenizer), as june.llm prepares it."""
-    from june.llm.models import QWEN25_CODER_05B
-    from june.llm.settings import LLMSettings
+def _default_tokenizer(base_url: str, model: str) -> str:
+    """The served model's own folder, as vLLM reports it (`root` in GET /v1/models): on the same
+    machine that folder holds the tokenizer (june.llm's converted CPU model, or a hub snapshot)."""
+    import httpx
 
-    return str(LLMSettings().cache_dir / QWEN25_CODER_05B.name / "hf")
+    try:
+        served = httpx.get(f"{base_url.rstrip('/')}/v1/models", timeout=10).raise_for_status().json()["data"]
+    except (httpx.HTTPError, KeyError, ValueError) as e:
+        raise typer.BadParameter(f"cannot list {base_url}/v1/models ({e}): pass --tokenizer", param_hint="--tokenizer") from e
+    roots = [m.get("root") or m["id"] for m in served if m.get("id") == model]
+    if not roots:
+        raise typer.BadParameter(f"{base_url} serves no model {model!r}: pass --model or --tokenizer", param_hint="--model")
+    return roots[0]
 
 
 def serve(
     base_url: Annotated[str, typer.Option(help="OpenAI server base URL without /v1 (vLLM, or the gateway).")] = "http://127.0.0.1:8002",
     model: Annotated[str, typer.Option(help="Served model name.")] = "qwen2.5-coder-0.5b-instruct",
-    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer folder or hub id (default: the offline CPU model's).")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer folder or hub id (default: the served model's folder, from /v1/models).")] = None,
     concurrency: Annotated[list[int], typer.Option("--concurrency", "-c", help="Concurrency levels.")] = [1, 8, 16, 32, 64],  # noqa: B006
     prompts: Annotated[int, typer.Option(help="Requests per level (at least 4x the concurrency).")] = 64,
     input_len: Annotated[int, typer.Option(help="Prompt tokens per request.")] = 512,
@@ -80,7 +87,7 @@ def serve(
 ) -> None:
     """Output tokens/s, TTFT and TPOT at each concurrency, from `vllm bench serve`."""
     console = Console(width=140)
-    tokenizer = tokenizer or _default_tokenizer()
+    tokenizer = tokenizer or _default_tokenizer(base_url, model)
     rows = []
     with tempfile.TemporaryDirectory(prefix="june-bench-serve-") as tmp:
         for c in concurrency:

@@ -19,7 +19,7 @@ from bots.discord.cog import DiscordContext, JuneCog, intents
 from bots.discord.rest import DiscordREST
 from bots.settings import BotSettings, DiscordSettings, open_conversations
 from bots.status import create_status_app, start_site
-from june.observability import configure_logging
+from core.observability import configure_logging
 
 log = logging.getLogger(__name__)
 

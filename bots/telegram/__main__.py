@@ -28,7 +28,7 @@ from bots.status import BotMetrics, create_status_app, start_site
 from bots.telegram.delivery import RetryRequests
 from bots.telegram.handlers import COMMANDS, create_dispatcher
 from bots.telegram.polling import Poller
-from june import observability
+from core import observability
 
 log = logging.getLogger(__name__)
 

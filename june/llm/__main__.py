@@ -6,7 +6,7 @@ import sys
 
 from june.llm.server import serve
 from june.llm.settings import LLMSettings
-from june.observability import configure_logging
+from core.observability import configure_logging
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from june.cache import default_cache_dir
+from core.cache import default_cache_dir
 
 
 class LLMSettings(BaseSettings):

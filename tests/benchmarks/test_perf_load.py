@@ -12,7 +12,7 @@ import respx
 from typer.testing import CliRunner
 
 from june.cli import app
-from speech.audio import encode
+from core.audio import encode
 
 GATEWAY = "http://gateway.test"
 WAV = encode(0.3 * np.sin(np.linspace(0, 440 * 2 * np.pi, 24000)), 24000, "wav")  # 1 s tone

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import respx
 
-from speech.audio import decode, encode
+from core.audio import decode, encode
 from tests.clips import espeak_wav
 
 GATEWAY = "http://gateway.test"

@@ -23,7 +23,7 @@ from bots.history import MemoryStore
 from bots.pipeline import PipelineError, VoicePipeline
 from bots.settings import BotSettings, DiscordSettings
 from bots.status import create_metrics
-from speech.audio import encode
+from core.audio import encode
 from tests.bots.conftest import GATEWAY, TONE_SECONDS, is_ogg_opus
 
 pytestmark = pytest.mark.anyio
@@ -240,7 +240,7 @@ def test_intents_are_minimal():
 async def test_each_message_is_one_span_with_its_outcome(routes, state):
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from june.observability import setup
+    from core.observability import setup
 
     exporter = InMemorySpanExporter()
     telemetry = setup("discord", exporter=exporter)

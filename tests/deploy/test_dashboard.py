@@ -31,7 +31,7 @@ def base_name(metric: str) -> str:
 
 
 def june_source() -> str:
-    files = [p for d in ("speech", "gateway", "bots", "june") for p in (ROOT / d).rglob("*.py")]
+    files = [p for d in ("core", "speech", "gateway", "bots", "june") for p in (ROOT / d).rglob("*.py")]
     return "\n".join(p.read_text() for p in files)
 
 
@@ -48,7 +48,7 @@ def test_june_metrics_are_defined_in_the_code():
     source = june_source()
     missing = [m for m in queried_metrics() if m.startswith("june_") and base_name(m) not in LITESTAR and f'"{base_name(m)}"' not in source]
     assert not missing, f"the dashboard queries metrics no service defines: {missing}"
-    assert 'prefix="june_http"' in (ROOT / "june" / "observability.py").read_text()
+    assert 'prefix="june_http"' in (ROOT / "core" / "observability.py").read_text()
 
 
 def test_vllm_metrics_exist_in_the_installed_vllm():

@@ -5,7 +5,7 @@ and uv.lock are read as text).
 What a service imports is found statically, from its entry modules through every june module they
 import (function-level imports included, `if TYPE_CHECKING:` blocks not). Third-party imports count
 everywhere in the service's own package and entry modules, and at module level elsewhere: a shared
-core module's lazy import (june.observability's Litestar hook) belongs to the services that call
+core module's lazy import (core.observability's Litestar hook) belongs to the services that call
 it. What an extra installs comes from uv.lock's dependency graph; which import names a distribution
 provides, from the installed distributions' metadata (else the name itself).
 """
@@ -26,7 +26,7 @@ from tests.deploy.conftest import DEPLOY, ROOT
 from tests.deploy.dockerfile import Stage
 
 DOCKERFILE = DEPLOY / "june.Dockerfile"
-FIRST_PARTY = ("june", "speech", "gateway", "bots", "benchmarks")
+FIRST_PARTY = ("core", "june", "speech", "gateway", "bots", "benchmarks")
 TARGETS = {
     # target: (its extra, entry modules: what its CMD runs, and june.smoke for the gateway image,
     # which compose's and k8s' smoke checks run in)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bots.pipeline import VoicePipeline
-from speech.audio import decode, encode
+from core.audio import decode, encode
 from tests.clips import espeak_wav, wer
 
 # Whisper base hears espeak-ng's "France" as "friends"; "Germany" it hears right.

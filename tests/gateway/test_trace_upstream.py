@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from gateway.app import create_app
-from june.observability import setup
+from core.observability import setup
 from tests.gateway.conftest import gateway_settings, serve_in_thread
 from tests.gateway.stub_upstream import StubUpstream
 

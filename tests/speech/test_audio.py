@@ -1,4 +1,4 @@
-"""speech.audio: encode and StreamEncoder → decode round trips per format, and AudioDecodeError on non-audio."""
+"""core.audio: encode and StreamEncoder → decode round trips per format, and AudioDecodeError on non-audio."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from speech.audio import CONTENT_TYPES, FORMATS, AudioDecodeError, AudioTooLong, StreamEncoder, decode, encode
+from core.audio import CONTENT_TYPES, FORMATS, AudioDecodeError, AudioTooLong, StreamEncoder, decode, encode
 
 RATE = 24000
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from june.web import OpenAIError
+from core.web import OpenAIError
 from speech.app import build_engines
 from speech.engines import EngineInputError, resolve_voice
 from speech.kokoro import ONNX_ALIASES, ONNX_VOICES

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from speech.audio import decode, encode
+from core.audio import decode, encode
 from tests.clips import espeak_wav
 
 SENTENCE = "Please turn on the kitchen lights before dinner."

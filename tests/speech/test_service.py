@@ -18,7 +18,7 @@ import numpy as np
 import openai
 import pytest
 
-from speech.audio import decode, encode
+from core.audio import decode, encode
 from tests.clips import espeak_wav, wer
 from tests.speech.test_audio import flac_with_declared_samples, wav_header_only
 
@@ -201,7 +201,7 @@ def test_speech_sse_events_and_voice_mix(client: openai.OpenAI) -> None:
     ) as r:  # fmt: skip
         assert r.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: ")]
-    assert [e["type"] for e in events] == ["speech.audio.delta"] * (len(events) - 1) + ["speech.audio.done"]
+    assert [e["type"] for e in events] == ["core.audio.delta"] * (len(events) - 1) + ["core.audio.done"]
     assert len(events) >= 3 and events[-1]["usage"]["input_tokens"] == len(TWO_SENTENCES)
     mp3 = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
     t = client.audio.transcriptions.create(model="whisper-1", file=("mix.mp3", mp3), language="en")
@@ -283,7 +283,7 @@ def test_ready_and_metrics(http: httpx.Client, clip_wav: bytes) -> None:
         "june_speech_real_time_factor_bucket",
         "june_speech_model_call_seconds_count",
         "june_speech_queue_depth",
-        "_requests_total{app_name=\"speech\"",  # per-request metrics of june.observability
+        "_requests_total{app_name=\"speech\"",  # per-request metrics of core.observability
     ):
         assert name in text, name
 

@@ -1,10 +1,10 @@
-"""speech.text: what is read aloud (no Markdown, code, URLs or emoji) and how it is cut into sentences."""
+"""core.text: what is read aloud (no Markdown, code, URLs or emoji) and how it is cut into sentences."""
 
 from __future__ import annotations
 
 import pytest
 
-from speech.text import sentences, speakable
+from core.text import sentences, speakable
 
 
 @pytest.mark.parametrize(

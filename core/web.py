@@ -126,7 +126,7 @@ def serve(app: Litestar, host: str, port: int, *, access_log: bool = True) -> No
     """
     import uvicorn
 
-    from june.observability import uvicorn_log_config
+    from core.observability import uvicorn_log_config
 
     app.on_startup.append(freeze_heap)
 
