@@ -18,6 +18,7 @@ first, all of them, so a class in one block and the function in the next both su
 from __future__ import annotations
 
 import ast
+import json
 import re
 import time
 import traceback
@@ -175,6 +176,29 @@ def answer(task: Task, model: Model, timeout: float) -> tuple[Reply, str]:
     """One completion for `task` with the direct prompt: (the reply, the code extracted from it).
     Raises ModelError as `model.query` does."""
     reply = model.query(messages(task), [], timeout)
+    return reply, extract(reply.content, task.entry_point)
+
+
+def recorded_answer(task: Task, run_dir: Path) -> tuple[Reply, str] | None:
+    """Direct mode's answer for `task` as a finished greedy direct run in `run_dir` recorded it
+    (trajectories/ID.json): (the reply, its code), or None when that run has no usable answer (no
+    such task, another prompt, several samples, or a reply cut at max_tokens, which the agent's
+    larger reply budget would have continued). Token counts are the recorded ones, so an agent run
+    reusing the answer still reports what the answer cost. The caller must run greedy, as the
+    recorded run did: with temperature 0 the model would answer exactly this again."""
+    path = run_dir / "trajectories" / f"{task.id.replace('/', '_')}.json"
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    samples, result = recorded.get("samples") or [], recorded.get("result") or {}
+    if recorded.get("mode") != "direct" or recorded.get("messages") != messages(task) or len(samples) != 1:
+        return None
+    sample = samples[0]
+    if sample.get("finish_reason") != "stop" or not isinstance(sample.get("reply"), str):
+        return None
+    reply = Reply(content=sample["reply"], prompt_tokens=int(result.get("prompt_tokens") or 0),
+                  completion_tokens=int(result.get("completion_tokens") or 0), finish_reason="stop")
     return reply, extract(reply.content, task.entry_point)
 
 

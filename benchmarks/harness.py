@@ -247,7 +247,8 @@ def run_examples(task: Task, sandbox: Sandbox) -> Result | None:
     return sandbox.run(["python", "-c", _EXAMPLES, docstring])
 
 
-def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits, draft: bool = False) -> dict[str, Any]:
+def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits, draft: bool = False,
+          draft_from: Path | None = None) -> dict[str, Any]:
     """One task end to end; never raises: a crash becomes status "error" with its message.
 
     With `draft`, the first step is direct mode's: one completion with the direct prompt, its code
@@ -255,7 +256,9 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
     submitted as is (`examples_passed` in the record); otherwise the agent gets the failures (if
     any) and tests, fixes and submits it. A final solution.py that no longer defines the entry point
     (a small model overwriting the file with a snippet) is graded as the draft instead
-    (`restored_draft` in the record).
+    (`restored_draft` in the record). With `draft_from` (a greedy direct run's folder), the draft is
+    the answer that run recorded for the task when it has one (`draft_from` in the trajectory's
+    draft), instead of asking the model the same question again.
     """
     start = time.monotonic()
     record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "verdict": None, "steps": 0,
@@ -269,12 +272,14 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
             solution_path = SOLUTION_FILE
             text, drafted, outcome = instructions(task, config.native_tools), None, None
             if draft:
-                first, code = direct.answer(task, model, config.max_wall_s)
+                recorded = direct.recorded_answer(task, draft_from) if draft_from else None
+                first, code = recorded or direct.answer(task, model, config.max_wall_s)
                 drafted = direct.program(task, code)
                 sandbox.write(SOLUTION_FILE, drafted)
                 examples = run_examples(task, sandbox)
                 trajectory["draft"] = {"messages": direct.messages(task), "reply": first.content, "solution": drafted,
-                                       "examples": examples and examples.output}
+                                       "examples": examples and examples.output,
+                                       "draft_from": str(draft_from) if recorded else None}
                 if examples is not None and examples.ok:  # more turns would only risk a passing answer
                     outcome, record["examples_passed"] = Outcome(status="submitted"), True
                 failed = examples.output if examples is not None and not examples.ok else None
@@ -439,6 +444,7 @@ def run(
     tool_choice: str = typer.Option("required", help="auto | required | none (small models may need required)"),
     native_tools: bool = typer.Option(True, help="Send tool schemas; --no-native-tools parses ```bash blocks"),
     draft: bool = typer.Option(True, help="Agent mode: the first step is direct mode's answer, saved as solution.py; the agent then tests, fixes and submits it"),
+    draft_from: Path | None = typer.Option(None, help="Agent mode, greedy: take the draft from this direct run's recorded answers (same model and prompt) instead of asking again"),
     max_steps: int = typer.Option(30, help="Model turns per task"),
     max_tokens: int = typer.Option(200_000, help="Prompt+completion tokens per task"),
     max_wall: float = typer.Option(600.0, help="Seconds per task"),
@@ -455,8 +461,12 @@ def run(
         raise typer.BadParameter("--samples N > 1 needs --temperature > 0 (greedy samples are all the same)")
     if samples > 1 and mode != "direct":
         raise typer.BadParameter("--samples is for --mode direct")
+    if draft_from is not None and (mode != "agent" or not draft or temperature > 0):
+        raise typer.BadParameter("--draft-from is for greedy agent runs with a draft (--mode agent, --temperature 0)")
+    if draft_from is not None and not (draft_from / "trajectories").is_dir():
+        raise typer.BadParameter(f"{draft_from} holds no trajectories/ of a direct run", param_hint="--draft-from")
     tasks = _load(dataset, split, data, limit, task, shuffle)
-    conceal(out, data)  # inside a bound folder (the venv, say) they would otherwise be readable
+    conceal(out, data, draft_from)  # inside a bound folder (the venv, say) they would otherwise be readable
     reply_tokens = max_reply_tokens or (DIRECT_REPLY_TOKENS if mode == "direct" else 2048)
     make_model = parse_model(model, api_key, tool_choice, reply_tokens, temperature,
                              sampling(temperature, repetition_penalty or None))
@@ -466,7 +476,7 @@ def run(
     else:
         config = AgentConfig(max_steps=max_steps, max_tokens=max_tokens, max_wall_s=max_wall, native_tools=native_tools)
         limits = Limits(wall_s=command_timeout, cpu_s=int(command_timeout))
-        records = run_batch(tasks, lambda t: solve(t, make_model(), config, out, limits, draft), out, workers)
+        records = run_batch(tasks, lambda t: solve(t, make_model(), config, out, limits, draft, draft_from), out, workers)
     passed = sum(r["passed"] for r in records)
     console.print(f"{dataset}: {passed}/{len(records)} passed this run; `june bench report {out}` for the summary")
 

@@ -185,3 +185,36 @@ def test_shuffle_runs_a_seeded_random_sample(tmp_path: Path) -> None:
 
     first = ids(7, "a")
     assert first == ids(7, "b") and first != ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+
+
+def test_an_agent_run_takes_its_draft_from_a_recorded_direct_run(task: Task, tmp_path: Path) -> None:
+    from benchmarks.harness import AgentConfig, solve as agent_solve
+    from benchmarks.sandbox import Limits
+
+    direct_dir, agent_dir = tmp_path / "direct", tmp_path / "agent"
+    reply = f"```python\n{FUNCTION}```"
+    record, _ = run(task, [{"content": reply, "prompt_tokens": 120, "completion_tokens": 45}], direct_dir)
+    assert record["passed"]
+    # The scripted model would answer WRONG if asked: the draft must be the recorded reply instead.
+    model = ScriptedModel([{"content": f"```python\n{WRONG}```"}])
+    result = agent_solve(task, model, AgentConfig(), agent_dir, Limits(wall_s=30, cpu_s=30), draft=True, draft_from=direct_dir)
+    trajectory = json.loads((agent_dir / "trajectories" / f"{task.id.replace('/', '_')}.json").read_text())
+    assert result["passed"] and result.get("examples_passed")
+    assert trajectory["draft"]["reply"] == reply and trajectory["draft"]["draft_from"] == str(direct_dir)
+    assert result["completion_tokens"] == record["completion_tokens"]  # what the recorded answer cost
+
+
+def test_a_recorded_answer_is_used_only_when_it_is_direct_modes_whole_answer(task: Task, tmp_path: Path) -> None:
+    from benchmarks.direct import recorded_answer
+
+    assert recorded_answer(task, tmp_path) is None  # nothing recorded
+    run(task, [{"content": f"```python\n{FUNCTION}```", "finish_reason": "length"}], tmp_path)
+    assert recorded_answer(task, tmp_path) is None  # cut at max_tokens: the agent's budget may go on
+    run(task, [{"content": f"```python\n{FUNCTION}```"}], tmp_path)
+    reply, code = recorded_answer(task, tmp_path)
+    assert code == FUNCTION.strip()
+    path = tmp_path / "trajectories" / "HumanEval_0.json"
+    other = json.loads(path.read_text())
+    other["messages"][1]["content"] += "\nAnd explain it."  # another prompt: not direct mode's answer
+    path.write_text(json.dumps(other))
+    assert recorded_answer(task, tmp_path) is None
