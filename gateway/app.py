@@ -20,7 +20,7 @@ from gateway.limits import Limiter, Limits, make_limiter
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Gateway
 from gateway.realtime import Realtime, realtime_endpoint, realtime_limits
-from gateway.routes import health, metrics, ready, v1_handlers
+from gateway.routes import health, metrics, ready, tokenize, v1_handlers
 from gateway.settings import GatewaySettings
 from gateway.upstreams import make_pools
 from core.observability import Telemetry, new_registry, setup
@@ -108,7 +108,7 @@ def create_app(
     v1 = Router("/v1", route_handlers=[*v1_handlers, realtime_endpoint])  # each handler checks the key itself
     metrics_router = Router("/", route_handlers=[metrics], guards=metrics_guard(settings))
     return Litestar(
-        route_handlers=[health, ready, metrics_router, v1, static_page()],
+        route_handlers=[health, ready, metrics_router, tokenize, v1, static_page()],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         middleware=[telemetry.server_spans()],
