@@ -1,8 +1,9 @@
 """Per-chat memory for the bots: conversation history and chat preferences, in memory or in Redis.
 
 History is bounded three ways: at most `max_turns` user/assistant pairs, at most `max_tokens`
-approximate tokens (``bots.text.approx_tokens``: characters / 4, no tokenizer), and forgotten after
-`ttl` seconds without a new turn. The oldest turns go first. Only the visible reply is stored,
+tokens as the served model counts them (``core.tokens.TokenCounter``: vLLM's /tokenize through the
+gateway, cached; without it an estimate that never undercounts CJK), and forgotten after `ttl`
+seconds without a new turn. The oldest turns go first. Only the visible reply is stored,
 never the model's reasoning (the pipeline strips it before anything reaches here).
 
 `MemoryStore` lives in one process (lost on restart); `RedisStore` keeps the same data in Redis so
@@ -12,6 +13,7 @@ hash; both expire after `ttl`). Chat keys are strings (``"telegram:123"``, ``"di
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bots.pipeline import Message
-from bots.text import approx_tokens
+from core.tokens import TokenCounter
 
 Turn = tuple[str, str]
 """One exchange: (user text, assistant reply)."""
@@ -49,14 +51,15 @@ class ChatStore(Protocol):
         ...
 
 
-def bound(turns: list[Turn], max_turns: int, max_tokens: int | None) -> list[Turn]:
-    """The newest suffix of `turns` within `max_turns` pairs and `max_tokens` approximate tokens."""
+async def bound(turns: list[Turn], max_turns: int, max_tokens: int | None, counter: TokenCounter) -> list[Turn]:
+    """The newest suffix of `turns` within `max_turns` pairs and `max_tokens` tokens (`counter`'s count)."""
     kept = turns[-max_turns:] if max_turns > 0 else []
     if max_tokens is not None:
-        total = sum(approx_tokens(u) + approx_tokens(a) for u, a in kept)
+        sizes = list(await asyncio.gather(*(counter.total(turn) for turn in kept)))  # cached: only new texts are asked
+        total = sum(sizes)
         while kept and total > max_tokens:
-            u, a = kept.pop(0)
-            total -= approx_tokens(u) + approx_tokens(a)
+            kept.pop(0)
+            total -= sizes.pop(0)
     return kept
 
 
@@ -72,7 +75,8 @@ class _Chat:
 
 
 class MemoryStore:
-    """ChatStore in this process. `clock` (seconds, monotonic) is injectable for tests."""
+    """ChatStore in this process. `counter` counts tokens (default: the estimate, no server);
+    `clock` (seconds, monotonic) is injectable for tests."""
 
     def __init__(
         self,
@@ -80,11 +84,13 @@ class MemoryStore:
         max_tokens: int | None = 2000,
         ttl: float | None = 3600.0,
         *,
+        counter: TokenCounter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_turns < 0:
             raise ValueError(f"max_turns must be >= 0, got {max_turns}")
         self.max_turns, self.max_tokens, self.ttl = max_turns, max_tokens, ttl
+        self.counter = counter or TokenCounter()
         self._clock = clock
         self._chats: dict[str, _Chat] = {}
 
@@ -106,7 +112,7 @@ class MemoryStore:
 
     async def add(self, chat: str, user: str, assistant: str) -> None:
         entry = self._get(chat)
-        entry.turns = bound([*entry.turns, (user, assistant)], self.max_turns, self.max_tokens)
+        entry.turns = await bound([*entry.turns, (user, assistant)], self.max_turns, self.max_tokens, self.counter)
         entry.touched = self._clock()
 
     async def clear(self, chat: str) -> None:
@@ -125,12 +131,16 @@ class RedisStore:
     """ChatStore in Redis (`redis`: a ``redis.asyncio.Redis`` the caller owns), shared by replicas.
 
     Expiry is Redis' own (EXPIRE `ttl` seconds, renewed on every write); bounds are applied on write
-    by rewriting the chat's list in one MULTI transaction.
+    by rewriting the chat's list in one MULTI transaction. `counter` as in `MemoryStore`.
     """
 
-    def __init__(self, redis: object, max_turns: int = 8, max_tokens: int | None = 2000, ttl: float | None = 3600.0, *, prefix: str = "june") -> None:
+    def __init__(
+        self, redis: object, max_turns: int = 8, max_tokens: int | None = 2000, ttl: float | None = 3600.0, *,
+        prefix: str = "june", counter: TokenCounter | None = None,
+    ) -> None:  # fmt: skip
         self._redis = redis
         self.max_turns, self.max_tokens, self.ttl = max_turns, max_tokens, ttl
+        self.counter = counter or TokenCounter()
         self._prefix = prefix
 
     def _keys(self, chat: str) -> tuple[str, str]:
@@ -141,11 +151,11 @@ class RedisStore:
         return [tuple(json.loads(item)) for item in raw]  # type: ignore[misc]
 
     async def messages(self, chat: str) -> list[Message]:
-        return to_messages(bound(await self._turns(chat), self.max_turns, self.max_tokens))
+        return to_messages(await bound(await self._turns(chat), self.max_turns, self.max_tokens, self.counter))
 
     async def add(self, chat: str, user: str, assistant: str) -> None:
         key, prefs = self._keys(chat)
-        turns = bound([*await self._turns(chat), (user, assistant)], self.max_turns, self.max_tokens)
+        turns = await bound([*await self._turns(chat), (user, assistant)], self.max_turns, self.max_tokens, self.counter)
         async with self._redis.pipeline(transaction=True) as tx:  # type: ignore[attr-defined]
             tx.delete(key)
             if turns:

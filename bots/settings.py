@@ -24,6 +24,7 @@ from bots.history import ChatStore, MemoryStore, RedisStore
 from bots.pipeline import DEFAULT_SYSTEM_PROMPT, VoicePipeline
 from bots.status import BotMetrics, create_metrics
 from core import observability
+from core.tokens import TokenCounter
 
 
 class BotSettings(BaseSettings):
@@ -65,7 +66,8 @@ class BotSettings(BaseSettings):
     overlap: bool = True
     """Stream the reply and synthesise each sentence while the rest is generated (False: one after the other)."""
     history_tokens: int | None = Field(default=2000, ge=1)
-    """Approximate tokens (characters / 4) of history sent per request; unset: bounded by turns only."""
+    """Tokens of history sent per request, counted by the served model's tokenizer (the gateway's
+    /tokenize; an estimate that never undercounts CJK when it cannot be asked); unset: bounded by turns only."""
     history_ttl: float | None = Field(default=3600.0, gt=0)
     """Seconds of silence after which a chat's history (and preferences) are forgotten; unset: never."""
     redis_url: str | None = None
@@ -160,10 +162,17 @@ def create_pipeline(settings: BotSettings, http: httpx.AsyncClient) -> VoicePipe
     )
 
 
-def create_store(settings: BotSettings, redis: object | None = None) -> ChatStore:
-    """RedisStore over `redis` (a ``redis.asyncio.Redis``) when given, else a MemoryStore."""
+def create_counter(settings: BotSettings, http: httpx.AsyncClient) -> TokenCounter:
+    """Token counts of the chat model behind `base_url` (its /tokenize, over the caller's `http` client)."""
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    return TokenCounter(http, settings.base_url, api_key=key, model=settings.chat_model)
+
+
+def create_store(settings: BotSettings, redis: object | None = None, counter: TokenCounter | None = None) -> ChatStore:
+    """RedisStore over `redis` (a ``redis.asyncio.Redis``) when given, else a MemoryStore; history
+    tokens counted by `counter` (default: the estimate, no server)."""
     bounds = (settings.history_turns, settings.history_tokens, settings.history_ttl)
-    return RedisStore(redis, *bounds) if redis is not None else MemoryStore(*bounds)
+    return RedisStore(redis, *bounds, counter=counter) if redis is not None else MemoryStore(*bounds, counter=counter)
 
 
 def create_conversations(
@@ -203,7 +212,7 @@ async def open_conversations(
         async with httpx.AsyncClient(timeout=settings.request_timeout) as http:
             telemetry.instrument(http)
             yield create_conversations(
-                settings, create_pipeline(settings, http), create_store(settings, redis), create_metrics(bot),
+                settings, create_pipeline(settings, http), create_store(settings, redis, create_counter(settings, http)), create_metrics(bot),
                 telemetry.tracer(f"bots.{bot}"),
             )
     finally:

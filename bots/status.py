@@ -14,6 +14,8 @@ from typing import Literal
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+from core.observability import new_registry
+
 Outcome = Literal["reply", "error", "refused"]
 """How a message ended: "reply", "error" (an apology), "refused" (rate limit, allow-list, too long)."""
 
@@ -41,8 +43,9 @@ class BotMetrics:
 
 
 def create_metrics(bot: str) -> BotMetrics:
-    """Fresh metrics for `bot` ("telegram", "discord") in their own registry."""
-    registry = CollectorRegistry()
+    """Fresh metrics for `bot` ("telegram", "discord") in their own registry (one per bot app: the
+    policy of `core.observability.new_registry`), served on the bot's /metrics."""
+    registry = new_registry()
     labels = ["bot", "kind", "outcome"]
     messages = Counter("june_bot_messages", "Messages handled, by how they ended.", labels, registry=registry)
     latency = Histogram(

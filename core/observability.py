@@ -8,8 +8,10 @@
   upstream sessions by OpenTelemetry's aiohttp-client hooks, so a trace spans
   client → gateway → vLLM / speech.
 - Server spans: a small Litestar middleware (`Telemetry.server_spans`), one SERVER span per request.
-- Metrics: Prometheus, via Litestar's middleware and a `/metrics` controller; services define
-  their own counters/histograms with `prometheus_client`.
+- Metrics: Prometheus. One `CollectorRegistry` per app instance, made in the service's app factory
+  and passed down to everything that defines metrics (`new_registry`); `/metrics` serves that
+  registry. Nothing registers in prometheus_client's process-wide default registry, so two apps in
+  one process (tests, a bench) neither share counts nor collide on names.
 - Logs: one JSON object per line with `trace_id`/`span_id` of the current span.
 """
 
@@ -32,6 +34,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client import (
+    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector, ProcessCollector, generate_latest,
+)  # fmt: skip
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -127,22 +132,88 @@ class Telemetry:
 
         return middleware
 
-    def litestar_metrics(self) -> tuple[Any, type]:
-        """(middleware, controller) for Litestar: request count/latency metrics and `GET /metrics`.
+    def litestar_metrics(self, registry: CollectorRegistry | None = None) -> tuple[Callable[[ASGIApp], ASGIApp], Any]:
+        """(middleware, `GET /metrics` handler) for a Litestar app whose metrics live in `registry`.
 
-        Every service shares the metric names and tells itself apart by the `app_name` label:
-        `june_http_requests_total`, `june_http_request_duration_seconds` (histogram),
-        `june_http_requests_in_progress`, `june_http_requests_error_total`; labels app_name, method,
-        path, status_code. The controller serves prometheus_client's default registry.
+        `registry`: the app's own (see `new_registry`); default: a new one. The middleware counts
+        HTTP requests in it (`HttpMetrics`); the handler serves all of it, the app's other metrics included.
         """
-        from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-
-        config = PrometheusConfig(app_name=self.service, prefix="june_http", group_path=True, exclude=["/metrics"])
-        return config.middleware, PrometheusController
+        registry = registry if registry is not None else new_registry()
+        return HttpMetrics(registry, self.service, prefix="june_http").middleware, metrics_handler(registry)
 
     def shutdown(self) -> None:
         """Flush and stop span export."""
         self.tracer_provider.shutdown()
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry for one app instance (the one policy: an app factory makes one and passes it down),
+    with prometheus-client's process, platform and GC collectors (`process_resident_memory_bytes`, …)."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def metrics_handler(registry: CollectorRegistry, path: str = "/metrics") -> Any:
+    """A Litestar ``GET /metrics`` handler serving `registry` in Prometheus' text format."""
+    from litestar import Response, get
+
+    @get(path, sync_to_thread=False, include_in_schema=False, signature_namespace={"Response": Response})
+    def metrics() -> Response[bytes]:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
+
+
+class HttpMetrics:
+    """Request metrics of one app, in its `registry`: what Litestar's PrometheusMiddleware records
+    (same names and labels, so dashboards are unchanged), without its process-wide registry.
+
+    `{prefix}_requests_total`, `{prefix}_request_duration_seconds` (histogram),
+    `{prefix}_requests_in_progress`, `{prefix}_requests_error_total` (5xx); labels method, path (the
+    route template, so made-up paths cannot grow the label set), status_code, app_name (`app`).
+    Paths in `exclude` are not counted.
+    """
+
+    def __init__(self, registry: CollectorRegistry, app: str, *, prefix: str, exclude: Collection[str] = ("/metrics",)) -> None:
+        labels = ["method", "path", "status_code", "app_name"]
+        self.app, self.exclude = app, frozenset(exclude)
+        self.requests = Counter(f"{prefix}_requests", "Total requests", labels, registry=registry)
+        self.duration = Histogram(f"{prefix}_request_duration_seconds", "Request duration, in seconds", labels, registry=registry)
+        self.in_progress = Gauge(f"{prefix}_requests_in_progress", "Total requests currently in progress", labels, registry=registry)
+        self.errors = Counter(f"{prefix}_requests_error", "Total errors in requests", labels, registry=registry)
+
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        """Litestar middleware (pass it in `Litestar(middleware=[...])`) counting HTTP requests."""
+
+        async def counted(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["path"] in self.exclude:
+                await app(scope, receive, send)
+                return
+            method, path = scope["method"], scope.get("path_template") or scope["path"]
+            status = 200
+            start = time.perf_counter()
+
+            async def send_status(message: Any) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            self.in_progress.labels(method, path, "200", self.app).inc()
+            try:
+                await app(scope, receive, send_status)
+            finally:
+                self.in_progress.labels(method, path, "200", self.app).dec()
+                labels = (method, path, str(status), self.app)
+                if status >= 500:
+                    self.errors.labels(*labels).inc()
+                self.requests.labels(*labels).inc()
+                self.duration.labels(*labels).observe(time.perf_counter() - start)
+
+        return counted
 
 
 def _callers_context(scope: Any) -> context.Context | None:

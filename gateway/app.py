@@ -20,10 +20,10 @@ from gateway.limits import Limiter, Limits, make_limiter
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Gateway
 from gateway.realtime import Realtime, realtime_endpoint, realtime_limits
-from gateway.routes import health, metrics, ready, v1_handlers
+from gateway.routes import health, metrics, ready, tokenize, v1_handlers
 from gateway.settings import GatewaySettings
 from gateway.upstreams import make_pools
-from core.observability import Telemetry, setup
+from core.observability import Telemetry, new_registry, setup
 from core.web import exception_handlers
 
 
@@ -79,17 +79,20 @@ def create_app(
         traced = [create_trace_config(tracer_provider=telemetry.tracer_provider)] if telemetry.recording else []
         pools = make_pools({"llm": settings.llm_upstreams(), "speech": [settings.speech_url]}, timeout=timeout, trace_configs=traced)
         own_limiter = limiter is None
+        # This app's metrics only (GatewayMetrics, Realtime), served on its /metrics; made per
+        # lifespan so an app started twice (tests) registers its collectors afresh.
+        registry = new_registry()
         app.state.gateway = gateway = Gateway(
             keys=tuple(keys),
             pools=pools,
             limiter=limiter or make_limiter(limits_from(settings), settings.limits_backend, settings.redis_url),
-            metrics=GatewayMetrics(),
+            metrics=GatewayMetrics(registry),
             max_body_bytes=settings.max_body_bytes,
             max_json_bytes=settings.max_json_bytes,
             max_json_depth=settings.max_json_depth,
         )
         watchers = [asyncio.create_task(pool.watch(settings.health_interval_s)) for pool in pools.values()]
-        app.state.realtime = Realtime(realtime_limits(settings), gateway.metrics.registry, timeout=settings.read_timeout)
+        app.state.realtime = Realtime(realtime_limits(settings), registry, timeout=settings.read_timeout)
         try:
             yield
         finally:
@@ -105,7 +108,7 @@ def create_app(
     v1 = Router("/v1", route_handlers=[*v1_handlers, realtime_endpoint])  # each handler checks the key itself
     metrics_router = Router("/", route_handlers=[metrics], guards=metrics_guard(settings))
     return Litestar(
-        route_handlers=[health, ready, metrics_router, v1, static_page()],
+        route_handlers=[health, ready, metrics_router, tokenize, v1, static_page()],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         middleware=[telemetry.server_spans()],

@@ -34,7 +34,7 @@ from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
 from bots.pipeline import DEFAULT_SYSTEM_PROMPT, EmptyTranscript, Message, PipelineError, VoicePipeline
-from bots.text import SentenceSplitter, VisibleStream, approx_tokens, strip_reasoning
+from bots.text import SentenceSplitter, VisibleStream, strip_reasoning
 from gateway.auth import ApiKey
 from gateway.realtime_events import (
     INPUT_RATE, BadEvent, SessionConfig, assistant_item, error_event, event, new_id, response_object, usage, user_item,
@@ -42,6 +42,7 @@ from gateway.realtime_events import (
 from gateway.vad import TurnDetector
 from core.audio import encode, from_pcm16
 from core.text import speakable
+from core.tokens import TokenCounter
 
 if TYPE_CHECKING:
     from gateway.realtime import Realtime, RealtimeLimits
@@ -68,6 +69,7 @@ class RealtimeSession:
             realtime.http, base_url=base_url, api_key=api_key, transcription_model=self.config.transcription_model,
             max_history_turns=limits_turns(realtime.limits), retry_attempts=2,
         )
+        self.tokens = TokenCounter(realtime.http, base_url, api_key=api_key, timeout=2.0)  # the model's tokenizer, via /tokenize
         self.detector: TurnDetector | None = None
         self.buffer = bytearray()
         self._buffer_start_ms = 0  # session audio time of buffer[0]
@@ -325,7 +327,7 @@ class RealtimeSession:
             raise BadEvent("Only text content (input_text / text / output_text) is supported in conversation.item.create.",
                            param="item.content")  # fmt: skip
         text = " ".join(texts).strip()
-        if not text or approx_tokens(text) > self.limits.max_history_tokens:
+        if not text or await self.tokens.count(text) > self.limits.max_history_tokens:
             raise BadEvent("The item's text is empty or too long.", param="item.content", code="string_above_max_length")
         item_id = item.get("id") if isinstance(item.get("id"), str) else new_id("item")
         self._remember({"role": role, "content": text})
@@ -512,8 +514,8 @@ class RealtimeSession:
             await self._safe_send(event("response.content_part.done", **ids, part=part))
             await self._safe_send(event("response.output_item.done", response_id=reply.response_id, output_index=0, item=item))
             await self._safe_send(event("conversation.item.done", previous_item_id=None, item=item))
-        tokens_in = sum(approx_tokens(m["content"]) for m in self.messages) + approx_tokens(self.pipeline.system_prompt)
-        used = usage(tokens_in, approx_tokens(reply.text))
+        tokens_in = await self.tokens.total([self.pipeline.system_prompt, *(m["content"] for m in self.messages)])
+        used = usage(tokens_in, await self.tokens.count(reply.text))
         output = [item] if reply.opened else []
         await self._safe_send(event("response.done", response=response_object(reply.response_id, self.config, status=status,
                                                                               output=output, usage=used, reason=reason)))  # fmt: skip
@@ -524,7 +526,7 @@ class RealtimeSession:
         """Add `message`, then drop the oldest until within max_turns pairs and max_history_tokens."""
         self.messages.append(message)
         while len(self.messages) > 2 * self.limits.max_turns or (
-            len(self.messages) > 1 and sum(approx_tokens(m["content"]) for m in self.messages) > self.limits.max_history_tokens
+            len(self.messages) > 1 and sum(self.tokens.cached(m["content"]) for m in self.messages) > self.limits.max_history_tokens
         ):
             self.messages.pop(0)
         while len(self.messages) > 1 and self.messages[0]["role"] == "assistant":

@@ -1,5 +1,5 @@
 """The gateway's routes: OpenAI's paths, each forwarded to the upstream that serves it, plus
-/health, /ready and /metrics.
+/health, /ready, /metrics and vLLM's POST /tokenize.
 
 The /v1 routes are raw ASGI handlers that hand the connection to `Gateway.forward`; bodies are never
 re-serialised, so fields the gateway does not know reach the upstream untouched.
@@ -93,6 +93,20 @@ async def _models(scope: Scope, receive: Receive, send: Send) -> None:
         await gateway.forward(scope, receive, send, "llm", "/v1/models", caller=caller)
     else:
         await gateway.allowed_models(scope, send, key)
+
+
+@asgi("/tokenize", copy_scope=False)
+async def tokenize(scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /tokenize, forwarded to vLLM as it is (``{"model", "prompt" | "messages", ...}`` →
+    ``{"count", "max_model_len", "tokens"}``): how clients such as the bots count tokens with the
+    served model's tokenizer (core.tokens). Same path as vLLM's, so a client may talk to either.
+
+    Read-only and cheap, but a POST like any other: the key's allow-list, body bounds and request
+    limits apply (a caller counts history texts once each; core.tokens caches the counts).
+    """
+    if scope["method"] != "POST":
+        raise _method_not_allowed("POST")
+    await _gateway(scope).forward(scope, receive, send, "llm", "/tokenize", body="json")
 
 
 v1_handlers = [

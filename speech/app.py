@@ -26,6 +26,7 @@ from speech import routes
 from core.audio import AudioDecodeError, AudioTooLong
 from speech.engines import EngineInputError, Engines, Synthesizer, Transcriber
 from speech.guards import HallucinationGuard
+from speech.metrics import SpeechMetrics
 from speech.models import ModelRegistry
 from speech.scheduler import Scheduler
 from speech.settings import SpeechSettings
@@ -85,12 +86,14 @@ def _engine_error(_: Request, exc: EngineInputError) -> Response:
 
 
 def build_engines(
-    settings: SpeechSettings, *, transcriber: Transcriber | None = None, synthesizer: Synthesizer | None = None
+    settings: SpeechSettings, *, transcriber: Transcriber | None = None, synthesizer: Synthesizer | None = None,
+    metrics: SpeechMetrics | None = None,
 ) -> Engines:
     """The Engines for `settings`, nothing loaded yet; their pinned models are the ones to preload
     (`Engines.preloads`): `settings.preload` (default: the default Whisper model) and Kokoro.
 
     A given `transcriber`/`synthesizer` is registered as loaded (and pinned) under the default model / "kokoro".
+    `metrics` (default: new ones in a registry of their own) count model calls and the queue.
     """
     transcribers: ModelRegistry[Transcriber] = ModelRegistry(
         {n: functools.partial(load_transcriber, settings, n) for n in settings.configured_whisper_models},
@@ -108,7 +111,7 @@ def build_engines(
         transcribers,
         synthesizers,
         settings.whisper_model,
-        Scheduler(settings.slots, settings.max_queue, settings.retry_after_s),
+        Scheduler(settings.slots, settings.max_queue, settings.retry_after_s, metrics=metrics),
         max_audio_s=settings.max_audio_seconds,
         max_speech_s=settings.max_speech_seconds,
         guard=HallucinationGuard(
@@ -126,9 +129,10 @@ def create_app(
 ) -> Litestar:
     """The speech app. Models not passed in are loaded by the lifespan (preloads) or on first use."""
     telemetry = telemetry or observability.setup("speech")
-    engines = build_engines(settings, transcriber=transcriber, synthesizer=synthesizer)
+    registry = observability.new_registry()  # this app's metrics only: served on its /metrics
+    engines = build_engines(settings, transcriber=transcriber, synthesizer=synthesizer, metrics=SpeechMetrics(registry))
     engines.tracer = telemetry.tracer("speech")
-    metrics_middleware, metrics_controller = telemetry.litestar_metrics()
+    metrics_middleware, metrics_controller = telemetry.litestar_metrics(registry)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -21,7 +21,6 @@ import numpy as np
 from opentelemetry import trace
 
 from core import audio
-from speech import metrics
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry
 from speech.scheduler import NEW, Priority, Scheduler, Ticket
@@ -291,7 +290,7 @@ class Engines:
             self.transcribers.release(name)
             span.end()
         elapsed = time.perf_counter() - start
-        metrics.observe("stt", name, duration, elapsed)
+        self.scheduler.metrics.observe("stt", name, duration, elapsed)
         log.info(
             "transcribed %.2f s with %s in %.2f s (%.1fx real time)", duration, name, elapsed, duration / max(elapsed, 1e-6)
         )
@@ -364,7 +363,7 @@ class Engines:
                         log.warning("skipped unspeakable sentence %r", piece)
                         continue
                 elapsed = time.perf_counter() - start
-                metrics.observe("tts", "kokoro", speech.duration, elapsed)
+                self.scheduler.metrics.observe("tts", "kokoro", speech.duration, elapsed)
                 encoder = encoder or audio.StreamEncoder(fmt, speech.sample_rate)
                 if chunk := await anyio.to_thread.run_sync(encoder.feed, speech.samples):
                     yield chunk

@@ -1,41 +1,49 @@
 """Prometheus metrics of the speech models, next to the per-request ones of `core.observability`.
 
-prometheus-client keeps collectors in one process-wide registry (served by `GET /metrics`), so they
-are created once here; every app in the process shares them (labels say which model).
+Registered in the registry of the app that owns them (`create_app` makes one per app and serves it
+on `GET /metrics`), so two speech apps in one process keep separate counts.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
-
-AUDIO_SECONDS = Counter(
-    "june_speech_audio_seconds", "Seconds of audio transcribed (stt) or synthesized (tts).", ["kind", "model"]
-)
-MODEL_SECONDS = Histogram(
-    "june_speech_model_call_seconds",
-    "Wall time of one model call (a whole transcription, or one sentence of speech).",
-    ["kind", "model"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
-)
-REAL_TIME_FACTOR = Histogram(
-    "june_speech_real_time_factor",
-    "Processing time / audio duration per model call; < 1 is faster than real time.",
-    ["kind", "model"],
-    buckets=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5),
-)
-QUEUE_DEPTH = Gauge("june_speech_queue_depth", "Requests admitted and waiting for or holding a model slot.")
-REJECTED = Counter("june_speech_rejected", "Requests refused with 503 because the queue was full.")
-ABANDONED = Counter(
-    "june_speech_abandoned",
-    "Requests stopped because their client disconnected: while waiting for a slot (queued) or holding one (running).",
-    ["stage"],
-)
-SLOTS = Gauge("june_speech_slots", "Model slots: requests served at once.")
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
-def observe(kind: str, model: str, audio_s: float, elapsed_s: float) -> None:
-    """Record one model call: `kind` "stt" or "tts", `audio_s` seconds of audio, `elapsed_s` wall time."""
-    AUDIO_SECONDS.labels(kind, model).inc(audio_s)
-    MODEL_SECONDS.labels(kind, model).observe(elapsed_s)
-    if audio_s > 0:
-        REAL_TIME_FACTOR.labels(kind, model).observe(elapsed_s / audio_s)
+class SpeechMetrics:
+    """The speech service's model and queue metrics, in `registry` (default: a new, unserved one)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry if registry is not None else CollectorRegistry()
+        self.audio_seconds = Counter(
+            "june_speech_audio_seconds", "Seconds of audio transcribed (stt) or synthesized (tts).", ["kind", "model"], registry=r
+        )
+        self.model_seconds = Histogram(
+            "june_speech_model_call_seconds",
+            "Wall time of one model call (a whole transcription, or one sentence of speech).",
+            ["kind", "model"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.real_time_factor = Histogram(
+            "june_speech_real_time_factor",
+            "Processing time / audio duration per model call; < 1 is faster than real time.",
+            ["kind", "model"],
+            buckets=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5),
+            registry=r,
+        )
+        self.queue_depth = Gauge("june_speech_queue_depth", "Requests admitted and waiting for or holding a model slot.", registry=r)
+        self.rejected = Counter("june_speech_rejected", "Requests refused with 503 because the queue was full.", registry=r)
+        self.abandoned = Counter(
+            "june_speech_abandoned",
+            "Requests stopped because their client disconnected: while waiting for a slot (queued) or holding one (running).",
+            ["stage"],
+            registry=r,
+        )
+        self.slots = Gauge("june_speech_slots", "Model slots: requests served at once.", registry=r)
+
+    def observe(self, kind: str, model: str, audio_s: float, elapsed_s: float) -> None:
+        """Record one model call: `kind` "stt" or "tts", `audio_s` seconds of audio, `elapsed_s` wall time."""
+        self.audio_seconds.labels(kind, model).inc(audio_s)
+        self.model_seconds.labels(kind, model).observe(elapsed_s)
+        if audio_s > 0:
+            self.real_time_factor.labels(kind, model).observe(elapsed_s / audio_s)

@@ -29,7 +29,7 @@ from typing import Literal
 import anyio
 
 from core.web import OpenAIError
-from speech import metrics
+from speech.metrics import SpeechMetrics
 
 __all__ = ["FINISHING", "NEW", "Busy", "Scheduler", "Ticket", "default_slots"]
 
@@ -89,7 +89,7 @@ class Ticket:
     def abandon(self) -> None:
         """`release` for a request whose client went away (counted by stage in the metrics)."""
         if not self.released:
-            metrics.ABANDONED.labels("queued" if self.started_at is None else "running").inc()
+            self.scheduler.metrics.abandoned.labels("queued" if self.started_at is None else "running").inc()
         self.release()
 
     def __enter__(self) -> Ticket:
@@ -108,7 +108,8 @@ class Scheduler:
     Async-only: use from the event loop.
     """
 
-    def __init__(self, slots: int, max_queue: int, initial_service_s: float = 2.0) -> None:
+    def __init__(self, slots: int, max_queue: int, initial_service_s: float = 2.0, *, metrics: SpeechMetrics | None = None) -> None:
+        self.metrics = metrics or SpeechMetrics()
         self.slots = slots
         self.max_queue = max_queue
         self.mean_service_s = initial_service_s
@@ -118,17 +119,17 @@ class Scheduler:
         self._admitted: dict[Priority, int] = {FINISHING: 0, NEW: 0}
         self._waiting: list[list] = []  # heap of [priority, arrival, granted event, ticket]
         self._arrivals = itertools.count()
-        metrics.SLOTS.set(slots)
+        self.metrics.slots.set(slots)
 
     def admit(self, priority: Priority = NEW) -> Ticket:
         """A place in the queue, or Busy (with Retry-After) when `slots + max_queue` requests of this
         priority are in."""
         if self._admitted[priority] >= self.slots + self.max_queue:
-            metrics.REJECTED.inc()
+            self.metrics.rejected.inc()
             raise Busy(self.retry_after())
         self._admitted[priority] += 1
         self.pending += 1
-        metrics.QUEUE_DEPTH.set(self.pending)
+        self.metrics.queue_depth.set(self.pending)
         return Ticket(self, priority)
 
     def retry_after(self) -> int:
@@ -163,7 +164,7 @@ class Scheduler:
         """Account for `ticket` leaving: its slot (if it held one) goes to the first waiter."""
         self.pending -= 1
         self._admitted[ticket.priority] -= 1
-        metrics.QUEUE_DEPTH.set(self.pending)
+        self.metrics.queue_depth.set(self.pending)
         if ticket.started_at is not None:
             self._hand_on()
             served = time.monotonic() - ticket.started_at

@@ -81,6 +81,28 @@ REASONING_ARGS = (
 reasoning too (Qwen2.5 never writes `</think>` by itself, so the reasoning test's grammar does)."""
 
 
+VLLM_FIXTURES = frozenset({"llm_url"})
+"""Fixtures that start vLLM (directly or through the fixtures they use): a test that uses one must be
+marked `slow` (checked at collection, see `pytest_collection_modifyitems`)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run when a test that starts vLLM is not marked slow, so ``-m "not slow"`` never
+    starts it. `fixturenames` is the whole closure: `gateway_url` brings in `llm_url` too.
+
+    A test that starts vLLM some other way (``june up``) carries the mark by hand.
+    """
+    unmarked = [
+        item.nodeid for item in items
+        if VLLM_FIXTURES.intersection(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None
+    ]  # fmt: skip
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests start vLLM (fixtures " + ", ".join(sorted(VLLM_FIXTURES)) + ") but are not marked "
+            "@pytest.mark.slow (or pytestmark = pytest.mark.slow):\n  " + "\n  ".join(unmarked)
+        )
+
+
 @pytest.fixture(scope="session")
 def llm_url(logs_dir: Path) -> Iterator[str]:
     """vLLM's OpenAI server on CPU with the embedded default model (first run converts it: ~1 min).

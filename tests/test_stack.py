@@ -60,6 +60,7 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # `june up` starts vLLM (no fixture: the check in tests/conftest.py cannot see it)
 @pytest.mark.parametrize(
     "signals",
     [[signal.SIGINT], [signal.SIGINT, signal.SIGTERM]],

@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from core.audio import decode, encode
+from core.tokens import estimate_tokens
 from tests.clips import espeak_wav
 
 GATEWAY = "http://gateway.test"
@@ -61,7 +62,13 @@ def gateway() -> Iterator[respx.MockRouter]:
         )
         router.post(f"{GATEWAY}/v1/chat/completions", name="chat").return_value = stream_response(sse("Paris."))
         router.post(f"{GATEWAY}/v1/audio/speech", name="tts").respond(content=WAV, headers={"content-type": "audio/wav"})
+        router.post(f"{GATEWAY}/tokenize", name="tokenize").mock(side_effect=_tokenize)
         yield router
+
+
+def _tokenize(request: httpx.Request) -> httpx.Response:
+    """vLLM's /tokenize answer, counting like the fallback estimate (the bots' history bounds stay as they were)."""
+    return httpx.Response(200, json={"count": estimate_tokens(json.loads(request.content)["prompt"]), "max_model_len": 4096, "tokens": []})
 
 
 def ogg_opus_clip(text: str, tmp_path: Path) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bots.history import MemoryStore, RedisStore, bound
-from bots.text import approx_tokens
+from core.tokens import TokenCounter
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +67,7 @@ async def test_history_is_bounded_by_approximate_tokens(make_store):
         await store.add("chat", f"{long}{i}", "ok")  # 11 + 1 tokens per turn
     kept = await store.messages("chat")
     assert contents(kept) == [f"{long}1", "ok", f"{long}2", "ok"]
-    assert sum(approx_tokens(m["content"]) for m in kept) <= 30
+    assert await store.counter.total(m["content"] for m in kept) <= 30
 
 
 async def test_preferences_are_per_chat_and_survive_reset(make_store):
@@ -100,9 +100,9 @@ async def test_redis_history_is_shared_by_replicas_and_expires(redis_client):
     assert 0 < ttl <= 30
 
 
-def test_bound_keeps_the_newest_turns():
-    turns = [("a" * 8, "b" * 8), ("c", "d"), ("e", "f")]
-    assert bound(turns, 2, None) == turns[1:]
-    assert bound(turns, 3, 4) == turns[1:]  # 2 + 2 + 1 + 1 + 1 + 1 tokens: the first turn goes
-    assert bound(turns, 3, 3) == turns[2:]
-    assert bound(turns, 0, None) == []
+async def test_bound_keeps_the_newest_turns():
+    turns, estimate = [("a" * 8, "b" * 8), ("c", "d"), ("e", "f")], TokenCounter()  # no server: the estimate
+    assert await bound(turns, 2, None, estimate) == turns[1:]
+    assert await bound(turns, 3, 4, estimate) == turns[1:]  # 2 + 2 + 1 + 1 + 1 + 1 tokens: the first turn goes
+    assert await bound(turns, 3, 3, estimate) == turns[2:]
+    assert await bound(turns, 0, None, estimate) == []

@@ -13,7 +13,7 @@ from tests.deploy.conftest import DEPLOY, ROOT
 
 DASHBOARD = DEPLOY / "observability" / "grafana" / "dashboards" / "june.json"
 SUFFIXES = ("_bucket", "_total", "_count", "_sum")
-# june_http_* come from Telemetry.litestar_metrics (Litestar's PrometheusMiddleware, prefix june_http).
+# june_http_* come from Telemetry.litestar_metrics (core.observability.HttpMetrics, prefix june_http).
 LITESTAR = {"june_http_requests", "june_http_request_duration_seconds", "june_http_requests_in_progress", "june_http_requests_error"}
 
 

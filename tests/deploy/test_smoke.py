@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 import respx
 from typer.testing import CliRunner
 
@@ -14,6 +15,7 @@ from june.smoke import run_checks
 from tests.conftest import free_port
 
 
+@pytest.mark.slow  # vLLM behind `gateway_url`
 def test_every_check_passes_against_a_running_gateway(gateway_url):
     result = CliRunner().invoke(app, ["smoke", "--base-url", gateway_url], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

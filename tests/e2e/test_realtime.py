@@ -18,6 +18,8 @@ from openai import AsyncOpenAI
 from benchmarks.perf.realtime import clip_pcm, pcm_wav, stream_pcm
 from tests.clips import espeak_wav, wer
 
+pytestmark = pytest.mark.slow  # the whole stack: vLLM through `gateway_url`
+
 QUESTION = "What is the capital of Germany?"
 INTERRUPTION = "Please turn on the kitchen lights before dinner."  # Whisper base hears this espeak clip exactly
 SESSION = {

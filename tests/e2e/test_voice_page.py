@@ -17,6 +17,8 @@ from benchmarks.perf.realtime import clip_pcm, pcm_wav
 from tests.clips import espeak_wav, wer
 from tests.conftest import free_port, require_program
 
+pytestmark = pytest.mark.slow  # the whole stack: vLLM through `gateway_url`
+
 QUESTION = "What is the capital of Germany?"
 STATIC = Path(__file__).parents[2] / "gateway" / "static"
 SCREENSHOT = Path(__file__).parents[2] / "docs" / "voice-page.png"

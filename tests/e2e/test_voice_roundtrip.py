@@ -15,6 +15,8 @@ from bots.pipeline import VoicePipeline
 from core.audio import decode, encode
 from tests.clips import espeak_wav, wer
 
+pytestmark = pytest.mark.slow  # the whole stack: vLLM through `gateway_url`
+
 # Whisper base hears espeak-ng's "France" as "friends"; "Germany" it hears right.
 QUESTION = "What is the capital of Germany?"
 
