@@ -76,7 +76,8 @@ def token_gw(stub_url: str) -> Iterator[str]:
     settings = gateway_settings(
         stub_url, api_keys=_keys("sk-json", "sk-sse", "sk-nousage"), completion_tokens_per_minute=5, limit_window_s=LONG
     )
-    with serve_in_thread(create_app(settings)) as url:
+    limiter = MemoryLimiter(limits_from(settings), clock=Clock())  # a clock that stands still: one window
+    with serve_in_thread(create_app(settings, limiter=limiter)) as url:
         yield url
 
 
