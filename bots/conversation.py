@@ -33,10 +33,11 @@ import numpy as np
 from opentelemetry import trace
 
 from bots.busy import patience
-from bots.guard import AllowList, RateLimiter
+from bots.guard import AllowList
 from bots.history import ChatStore
 from bots.pipeline import PipelineError, PipelineResult, VoicePipeline
 from bots.status import BotMetrics, Outcome
+from core.limits import Limiter, NoLimits, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +128,14 @@ class Conversations:
         store: ChatStore,
         metrics: BotMetrics,
         *,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         allow: AllowList | None = None,
         deadline: float = 180.0,
         tracer: trace.Tracer | None = None,
         busy_notice_after: float = 10.0,
     ) -> None:
         self.pipeline, self.store, self.metrics = pipeline, store, metrics
-        self.limiter = limiter or RateLimiter(0, 60)
+        self.limiter = limiter or NoLimits()
         self.allow = allow or AllowList()
         self.deadline = deadline
         self.busy_notice_after = busy_notice_after
@@ -176,11 +177,15 @@ class Conversations:
         self.metrics.count(kind, "refused")
         return Reply(message, "refused")
 
-    def admitted(self, chat: str, user: str) -> str | None:
-        """None when `user` in `chat` may be served now (and records the message), else the refusal text."""
+    async def admitted(self, chat: str, user: str) -> str | None:
+        """None when `user` in `chat` may be served now (and counts the message against the user's
+        rate limit, shared by replicas when it lives in Redis), else the refusal text."""
         if not self.allow.allows(user, chat):
             return NOT_ALLOWED
-        if not self.limiter.allow(user):
+        try:
+            await self.limiter.admit(user)
+        except RateLimited as e:
+            log.info("user %s rate limited: %s", user, e)
             return RATE_LIMITED
         return None
 
@@ -221,7 +226,7 @@ class Conversations:
         with self._tracer.start_as_current_span(
             "bot.message", attributes={"june.bot": self.metrics.bot, "june.kind": kind, "june.chat": chat}
         ) as span:
-            if refusal := self.admitted(chat, user):
+            if refusal := await self.admitted(chat, user):
                 reply = Reply(refusal, "refused")
             else:
                 reply = await self._answer(kind, chat, work, notify)

@@ -19,11 +19,12 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bots.conversation import Conversations
-from bots.guard import AllowList, RateLimiter
+from bots.guard import AllowList
 from bots.history import ChatStore, MemoryStore, RedisStore
 from bots.pipeline import DEFAULT_SYSTEM_PROMPT, VoicePipeline
 from bots.status import BotMetrics, create_metrics
 from core import observability
+from core.limits import Limiter, Limits, make_limiter
 from core.tokens import TokenCounter
 
 
@@ -71,11 +72,11 @@ class BotSettings(BaseSettings):
     history_ttl: float | None = Field(default=3600.0, gt=0)
     """Seconds of silence after which a chat's history (and preferences) are forgotten; unset: never."""
     redis_url: str | None = None
-    """Redis URL (``redis://host:6379/0``) for history shared by replicas; unset: in process memory."""
+    """Redis URL (``redis://host:6379/0``) for history and per-user rate limits shared by replicas; unset: in process memory."""
     rate_limit: int = Field(default=10, ge=0)
-    """Messages per user per `rate_window` seconds (0: unlimited)."""
+    """Messages per user per `rate_window` seconds, counted by every replica together when `redis_url` is set (0: unlimited)."""
     rate_window: float = Field(default=60.0, gt=0)
-    """Window of the per-user rate limit, in seconds."""
+    """Window of the per-user rate limit, in seconds (fixed windows: at worst 2x the limit across a window's edge)."""
     allowed_ids: list[int] = []
     """User or chat ids allowed to talk to the bots (JSON list, e.g. ``[123, 456]``); empty: everyone."""
 
@@ -175,15 +176,23 @@ def create_store(settings: BotSettings, redis: object | None = None, counter: To
     return RedisStore(redis, *bounds, counter=counter) if redis is not None else MemoryStore(*bounds, counter=counter)
 
 
+def create_limiter(settings: BotSettings, bot: str, redis: object | None = None) -> Limiter:
+    """The per-user message limit: in Redis (``june:bots:<bot>:…``, shared by the bot's replicas)
+    over `redis` (a ``redis.asyncio.Redis``) when given, else in this process."""
+    limits = Limits(requests=settings.rate_limit or None, window_s=settings.rate_window)
+    return make_limiter(limits, redis=redis, prefix=f"june:bots:{bot}")
+
+
 def create_conversations(
-    settings: BotSettings, pipeline: VoicePipeline, store: ChatStore, metrics: BotMetrics, tracer: Tracer | None = None
+    settings: BotSettings, pipeline: VoicePipeline, store: ChatStore, metrics: BotMetrics, tracer: Tracer | None = None,
+    *, limiter: Limiter | None = None,
 ) -> Conversations:
-    """The bots' shared core from `settings`."""
+    """The bots' shared core from `settings`; `limiter` default: `create_limiter` in memory."""
     return Conversations(
         pipeline,
         store,
         metrics,
-        limiter=RateLimiter(settings.rate_limit, settings.rate_window),
+        limiter=limiter or create_limiter(settings, metrics.bot),
         allow=AllowList(settings.allowed_ids),
         deadline=settings.reply_deadline,
         tracer=tracer,
@@ -198,7 +207,8 @@ async def open_conversations(
     """The shared core of bot `bot` ("telegram", "discord"), closed on exit.
 
     Opens a gateway client (timeout `request_timeout`, traced by `telemetry`: default
-    ``observability.setup(bot)``) and, with `redis_url`, a Redis connection for the chat store;
+    ``observability.setup(bot)``) and, with `redis_url`, a Redis connection for the chat store and
+    the per-user rate limit (so the bot's replicas share both);
     metrics are fresh ones labelled `bot` (``conversations.metrics``), spans come from the tracer
     ``bots.<bot>``.
     """
@@ -213,7 +223,7 @@ async def open_conversations(
             telemetry.instrument(http)
             yield create_conversations(
                 settings, create_pipeline(settings, http), create_store(settings, redis, create_counter(settings, http)), create_metrics(bot),
-                telemetry.tracer(f"bots.{bot}"),
+                telemetry.tracer(f"bots.{bot}"), limiter=create_limiter(settings, bot, redis),
             )
     finally:
         if redis is not None:

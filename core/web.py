@@ -15,6 +15,8 @@ from typing import Any
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from core.limits import RateLimited
+
 log = logging.getLogger(__name__)
 
 # OpenAI's error `type` for each status class we return.
@@ -61,6 +63,14 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
+def rate_limit_error(exc: RateLimited) -> OpenAIError:
+    """OpenAI's 429 for a refused limit: type rate_limit_error, code rate_limit_exceeded, and
+    Retry-After (whole seconds, at least 1)."""
+    return OpenAIError(
+        429, str(exc), type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": str(exc.retry_after)}
+    )
+
+
 def _openai_error(_: Request, exc: OpenAIError) -> Response:
     return Response(
         error_body(exc.message, exc.type, exc.param, exc.code),
@@ -99,6 +109,7 @@ def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 exception_handlers = {
     OpenAIError: _openai_error,
+    RateLimited: lambda request, exc: _openai_error(request, rate_limit_error(exc)),
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected_error,

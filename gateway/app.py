@@ -16,13 +16,13 @@ from litestar.types import Guard
 from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from gateway.auth import authenticate, load_keys, make_key
-from gateway.limits import Limiter, Limits, make_limiter
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Gateway
 from gateway.realtime import Realtime, realtime_endpoint, realtime_limits
 from gateway.routes import health, metrics, ready, tokenize, v1_handlers
 from gateway.settings import GatewaySettings
 from gateway.upstreams import make_pools
+from core.limits import Limiter, Limits, make_limiter
 from core.observability import Telemetry, new_registry, setup
 from core.web import exception_handlers
 
@@ -61,7 +61,8 @@ def create_app(
 
     `telemetry` (default: setup("gateway")) traces requests and the upstream clients, so W3C
     traceparent reaches the upstreams; tests pass one with an in-memory exporter. `limiter`
-    replaces the one the settings describe (the caller then closes it). Keys are read here, so a
+    replaces the one the settings describe (with limits_backend=redis, the lifespan opens and
+    closes the Redis client the limiter shares with other replicas). Keys are read here, so a
     bad keys file fails at start (OSError/ValueError). The lifespan opens one aiohttp session per
     upstream server, health-checks them in the background, and closes everything on shutdown.
     """
@@ -78,14 +79,19 @@ def create_app(
         # injected; unrecorded ones no hooks at all (a caller's traceparent then passes unchanged).
         traced = [create_trace_config(tracer_provider=telemetry.tracer_provider)] if telemetry.recording else []
         pools = make_pools({"llm": settings.llm_upstreams(), "speech": [settings.speech_url]}, timeout=timeout, trace_configs=traced)
-        own_limiter = limiter is None
+        limits = limits_from(settings)
+        redis = None
+        if limiter is None and limits.active and settings.limits_backend == "redis":
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(settings.redis_url)  # the settings insist on a URL for this backend
         # This app's metrics only (GatewayMetrics, Realtime), served on its /metrics; made per
         # lifespan so an app started twice (tests) registers its collectors afresh.
         registry = new_registry()
         app.state.gateway = gateway = Gateway(
             keys=tuple(keys),
             pools=pools,
-            limiter=limiter or make_limiter(limits_from(settings), settings.limits_backend, settings.redis_url),
+            limiter=limiter or make_limiter(limits, redis=redis, prefix="june:gateway"),
             metrics=GatewayMetrics(registry),
             max_body_bytes=settings.max_body_bytes,
             max_json_bytes=settings.max_json_bytes,
@@ -102,8 +108,8 @@ def create_app(
             await asyncio.gather(*watchers, return_exceptions=True)
             for pool in pools.values():
                 await pool.aclose()
-            if own_limiter:
-                await gateway.limiter.aclose()
+            if redis is not None:
+                await redis.aclose()
 
     v1 = Router("/v1", route_handlers=[*v1_handlers, realtime_endpoint])  # each handler checks the key itself
     metrics_router = Router("/", route_handlers=[metrics], guards=metrics_guard(settings))

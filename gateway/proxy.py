@@ -36,10 +36,10 @@ from yarl import URL
 
 from gateway.auth import OPEN, ApiKey, authenticate, check_model
 from gateway.bodies import JSON, MULTIPART, FormScan, json_model, media_type, unsupported
-from gateway.limits import Limiter
 from gateway.metrics import GatewayMetrics
 from gateway.upstreams import Pool, Server, Upstream, why
-from core.web import OpenAIError
+from core.limits import Limiter, RateLimited
+from core.web import OpenAIError, rate_limit_error
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +377,10 @@ class Gateway:
             model, content = await self._read(receive, incoming, key, body if method == "POST" else None)
             admitted = method == "POST"
             if admitted:
-                await self.limiter.admit(key.id)
+                try:
+                    await self.limiter.admit(key.id)
+                except RateLimited as e:
+                    raise rate_limit_error(e) from None
         except OpenAIError as e:  # refused before the upstream was asked (429 included)
             self.metrics.error(key.id, "-", route, e.status_code, e.code)
             raise

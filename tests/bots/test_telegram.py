@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -208,6 +209,22 @@ async def test_rate_limit_and_allow_list(gateway):
     assert replies[1].params["text"] == RATE_LIMITED
     assert stranger.params["text"] == NOT_ALLOWED
     assert gateway["chat"].call_count == 1 and june.metrics.value("text", "refused") == 2
+
+
+async def test_two_replicas_share_a_users_rate_limit_through_redis(gateway, redis_url):
+    """The scale-out overlay's two Telegram replicas (here: two bots, each polling its own fake Bot
+    API) count a user's messages together when JUNE_BOT_REDIS_URL is set."""
+    user = 10_000 + uuid.uuid4().int % 1_000_000  # a user no other test (or run) has counted
+    settings = fake_settings(rate_limit=1, rate_window=3600, redis_url=redis_url)
+    async with FakeBotAPI() as api_a, FakeBotAPI() as api_b:
+        async with running_bot(api_a, settings) as a, running_bot(api_b, settings) as b:
+            await api_a.enqueue_message(user, text="one")
+            [first] = await api_a.wait_for("sendMessage", chat_id=user)
+            await api_b.enqueue_message(user, text="two")
+            [second] = await api_b.wait_for("sendMessage", chat_id=user)
+    assert first.params["text"] == "Paris." and second.params["text"] == RATE_LIMITED
+    assert gateway["chat"].call_count == 1
+    assert a.metrics.value("text", "reply") == 1 and b.metrics.value("text", "refused") == 1
 
 
 async def test_a_slow_model_gets_an_apology_within_the_deadline(gateway):

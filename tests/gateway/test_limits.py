@@ -12,13 +12,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from gateway.app import create_app
+from core.limits import MemoryLimiter
+from gateway.app import create_app, limits_from
 from tests.gateway.conftest import gateway_settings, serve_in_thread
 from tests.gateway.stub_upstream import MODEL, StubUpstream
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
 WINDOW = 2.0
-"""Short window for the recovery test (s)."""
+"""Window of the recovery test (s), moved through by its limiter's clock."""
 LONG = 3600.0
 """A window no test run straddles (by more than a ~1/3600 chance)."""
 
@@ -41,20 +42,33 @@ def _assert_429(r: httpx.Response, max_retry: float) -> int:
     return retry
 
 
+class Clock:
+    """The limiter's clock (seconds since the epoch), moved by the test instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0  # a window's beginning
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture(scope="module")
-def rpm_gw(stub_url: str) -> Iterator[str]:
+def rpm_gw(stub_url: str) -> Iterator[tuple[str, Clock]]:
     settings = gateway_settings(stub_url, api_keys=_keys("sk-a", "sk-b"), requests_per_minute=3, limit_window_s=WINDOW)
-    with serve_in_thread(create_app(settings)) as url:
-        yield url
+    clock = Clock()
+    with serve_in_thread(create_app(settings, limiter=MemoryLimiter(limits_from(settings), clock=clock))) as url:
+        yield url, clock
 
 
-def test_requests_per_window_then_429_then_recovery(rpm_gw: str) -> None:
-    time.sleep(WINDOW - time.time() % WINDOW + 0.05)  # start at a window's beginning
-    assert [_post(rpm_gw, "sk-a").status_code for _ in range(3)] == [200, 200, 200]
-    retry = _assert_429(_post(rpm_gw, "sk-a"), WINDOW)
-    assert _post(rpm_gw, "sk-b").status_code == 200  # limits are per key
-    time.sleep(retry)
-    assert _post(rpm_gw, "sk-a").status_code == 200
+def test_requests_per_window_then_429_then_recovery(rpm_gw: tuple[str, Clock]) -> None:
+    url, clock = rpm_gw
+    assert [_post(url, "sk-a").status_code for _ in range(3)] == [200, 200, 200]
+    clock.now += 0.5
+    retry = _assert_429(_post(url, "sk-a"), WINDOW)
+    assert retry == 2  # 1.5 s left in the window, rounded up
+    assert _post(url, "sk-b").status_code == 200  # limits are per key
+    clock.now += retry
+    assert _post(url, "sk-a").status_code == 200
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +76,8 @@ def token_gw(stub_url: str) -> Iterator[str]:
     settings = gateway_settings(
         stub_url, api_keys=_keys("sk-json", "sk-sse", "sk-nousage"), completion_tokens_per_minute=5, limit_window_s=LONG
     )
-    with serve_in_thread(create_app(settings)) as url:
+    limiter = MemoryLimiter(limits_from(settings), clock=Clock())  # a clock that stands still: one window
+    with serve_in_thread(create_app(settings, limiter=limiter)) as url:
         yield url
 
 
