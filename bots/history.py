@@ -1,7 +1,7 @@
 """Per-chat memory for the bots: conversation history and chat preferences, in memory or in Redis.
 
 History is bounded three ways: at most `max_turns` user/assistant pairs, at most `max_tokens`
-approximate tokens (``bots.text.approx_tokens``: characters / 4, no tokenizer), and forgotten after
+approximate tokens (``core.text.approx_tokens``: characters / 4, no tokenizer), and forgotten after
 `ttl` seconds without a new turn. The oldest turns go first. Only the visible reply is stored,
 never the model's reasoning (the pipeline strips it before anything reaches here).
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bots.pipeline import Message
-from bots.text import approx_tokens
+from core.text import approx_tokens
 
 Turn = tuple[str, str]
 """One exchange: (user text, assistant reply)."""

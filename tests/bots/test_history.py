@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bots.history import MemoryStore, RedisStore, bound
-from bots.text import approx_tokens
+from core.text import approx_tokens
 
 pytestmark = pytest.mark.anyio
 

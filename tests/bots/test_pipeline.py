@@ -17,7 +17,7 @@ import respx
 from bots.busy import BUSY, patience
 from bots.pipeline import AUDIO_TOO_BIG, SAMPLE_RATE, UNDECODABLE, EmptyTranscript, PipelineError, VoicePipeline
 from bots.history import to_messages
-from bots.text import strip_reasoning
+from core.text import strip_reasoning
 from core.audio import decode
 from tests.bots.conftest import GATEWAY, TONE_SECONDS, WAV, is_ogg_opus, ogg_opus_clip, sse, stream_response
 from tests.clips import wer
