@@ -27,6 +27,7 @@ cut "i.e." and "5 p.m.". None of them streams, so around it this module adds:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -194,9 +195,12 @@ _LANGUAGE = "en"  # sentencex's English rules; CJK end marks are cut in every la
 _CODE = re.compile(r"`+\Z|```.*?(?:```|\Z)|`[^`\n]*(?:`|\Z)", re.S)
 _ADDRESS = re.compile(r"(?:https?://|www\.)[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]}]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _CLOSERS = set("\"'”’»)]}」』）】〕〉》")
+_QUOTES = _CLOSERS | set("“‘«([{「『（【〔〈《")
+# Two whole words after a cut (quotes and brackets aside): sentencex looks that far ahead after an
+# abbreviation ("p.m. St. Inc." is cut after "p.m.", "p.m. St. Paul" is not).
+_NEXT_WORDS = re.compile("(?:[\\s%s]*[^\\s%s]\\S*\\s){2}" % ((re.escape("".join(sorted(_QUOTES))),) * 2))
 _CJK_ENDS = set("。！？｡．")
 _END_MARKS = set(".!?…‼⁇⁈⁉") | _CJK_ENDS
-_NEXT_WORD = re.compile(r"\S+\s")
 # Where a piece too long for one synthesis call may be cut: after a clause mark (CJK ones need no space).
 _CLAUSE_END = re.compile(r"(?<=[,;:—])\s+|(?<=[、，；：])\s*")
 
@@ -223,8 +227,15 @@ def _line_ends(masked: str, start: int, end: int, *, complete: bool) -> list[int
     or brackets and the whitespace after them. `complete`: the line will not grow (else an end
     counts only once the next word has arrived)."""
     ends: list[int] = []
-    for found in get_sentence_boundaries(_LANGUAGE, masked[start:end]):
-        k = start + found["start_index"] + len(found["text"].rstrip())
+    # sentencex pairs quotes and brackets across any distance (an unclosed "(" holds every cut after
+    # it), so a stream would cut where the whole text does not: it sees the line without them, and
+    # closing ones after an end mark are put back with their sentence below.
+    kept = [i for i in range(start, end) if masked[i] not in _QUOTES]
+    for found in get_sentence_boundaries(_LANGUAGE, "".join(masked[i] for i in kept)):
+        last = found["start_index"] + len(found["text"].rstrip())
+        if last == 0:
+            continue
+        k = kept[last - 1] + 1
         mark = k
         while mark > start and masked[mark - 1] in _CLOSERS:
             mark -= 1
@@ -241,8 +252,8 @@ def _line_ends(masked: str, start: int, end: int, *, complete: bool) -> list[int
             if complete:
                 if k >= end:
                     continue  # trailing whitespace: the piece ends with the line
-            elif not (_NEXT_WORD.match(masked, k, end) or _cut_whatever_follows(masked, start, k, end)):
-                continue
+            elif not (_NEXT_WORDS.match(masked, k, end) or _cut_whatever_follows(masked, start, k)):
+                break  # not yet certain, so neither is any cut after it
         elif not cjk:
             continue  # "Hi.Then", "a.b": no space after the mark
         if not ends or k > ends[-1]:
@@ -250,16 +261,23 @@ def _line_ends(masked: str, start: int, end: int, *, complete: bool) -> list[int
     return ends
 
 
-# Starts of a next word standing for all others: lower case, capital, digit, CJK, bracket.
-_PROBES = ("a", "A", "1", "本", "(")
+# Next words that make sentencex decide differently after an abbreviation or end mark ("5 p.m. Then"
+# is cut, "5 p.m. today" / "5 p.m. U.S." / "Why? …" are not): lower case, capital, "I", digit,
+# CJK, ellipses, markup, abbreviations, dotted words.
+_PROBES = ("a", "A", "I", "1", "本", "…", "...", "-", "#", "A.", "U.S.", "e.g.", "a.b", "5.")
 
 
-def _cut_whatever_follows(masked: str, start: int, k: int, end: int) -> bool:
-    """Whether the sentence end at `k` holds whatever the word still arriving at masked[k:end]
-    becomes (sentencex decides "5 p.m. today" vs "5 p.m. Then" from the next word): it does if
-    sentencex cuts there for each kind of next word. Spares waiting a token for "Paris. It"."""
-    line, word = masked[start:k], masked[k:end]
-    return all(k - start in _line_ends(probe := f"{line}{word}{p} x", 0, len(probe), complete=True) for p in _PROBES)
+def _cut_whatever_follows(masked: str, start: int, k: int) -> bool:
+    """Whether sentencex cuts at `k` whatever word comes next (it does after "Paris.", whatever the
+    next word; after "p.m." it depends on it). Then the cut needs no wait for the next word, which a
+    model sends a token later: "Paris. It" is cut before "It" is complete."""
+    return _cuts_before_any_word(masked[start:k])
+
+
+@functools.lru_cache(maxsize=64)
+def _cuts_before_any_word(line: str) -> bool:
+    """`_cut_whatever_follows` for a line's text up to the cut (cached: a stream asks again per delta)."""
+    return all(len(line) in _line_ends(probe := f"{line}{p} x", 0, len(probe), complete=True) for p in _PROBES)
 
 
 def _boundaries(text: str, *, final: bool) -> list[int]:
@@ -281,21 +299,29 @@ def _boundaries(text: str, *, final: bool) -> list[int]:
     return ends
 
 
+_CONTEXT_CHARS = 500
+"""How much of a line already returned the splitter keeps for sentencex to read: its cuts depend a
+little on the text before ("! p.m. St." vs "p.m. St." at a line start), so the stream keeps the line
+as the whole text has it, unless the line grows past this (then re-reading it would cost more)."""
+
+
 class SentenceSplitter:
     """Cuts streamed text into sentences as soon as each one is certain.
 
     ``feed(text)`` returns the sentences finished so far, ``flush()`` the rest at the end; each
-    stripped, never empty. A sentence counts as finished once the next word has arrived (or a line
-    break): sentencex needs it to tell "at 5 p.m. Then" from "at 5 p.m. today". Code is never cut:
-    a fenced block comes out whole once it closes, inside one piece, so `speakable` sees it as code.
-    Pieces shorter than `min_chars` lead the next piece (joined with a space). The pieces are the
-    same however the text is chunked, and the same as `sentences(text, max_chars=∞)` up to the
-    last-short-piece rule there.
+    stripped, never empty. A sentence counts as finished once what follows cannot change the cut:
+    at once after "Paris." (sentencex cuts there whatever comes next), two words later after an
+    abbreviation ("at 5 p.m. Then we" vs "at 5 p.m. today"), at once at a line break or a CJK end
+    mark. Code is never cut: a fenced block comes out whole once it closes, inside one piece, so
+    `speakable` sees it as code. Pieces shorter than `min_chars` lead the next piece (joined with a
+    space). The pieces are the same however the text is chunked, and the same as
+    `sentences(text, max_chars=∞)` up to the last-short-piece rule there.
     """
 
     def __init__(self, min_chars: int = MIN_CHARS) -> None:
         self.min_chars = min_chars
-        self._buffer = ""
+        self._buffer = ""  # the current line (context) and what is not returned yet
+        self._done = 0  # where in _buffer the text not yet returned starts
         self._short = ""  # a finished piece under min_chars, waiting for the next one
 
     def feed(self, text: str) -> list[str]:
@@ -307,12 +333,15 @@ class SentenceSplitter:
         if self._short:
             out.append(self._short)
             self._short = ""
+        self._buffer, self._done = "", 0
         return out
 
     def _take(self, ends: list[int]) -> list[str]:
         out: list[str] = []
-        start = 0
+        start = self._done
         for end in ends:
+            if end <= start:
+                continue
             piece, start = self._buffer[start:end].strip(), end
             if not piece:
                 continue
@@ -322,7 +351,11 @@ class SentenceSplitter:
                 self._short = piece
             else:
                 out.append(piece)
-        self._buffer = self._buffer[start:]
+        # Keep the current line as context; lines before it (a line break outside code) are done.
+        keep = _mask(self._buffer[:start])[0].rfind("\n") + 1
+        if start - keep > _CONTEXT_CHARS:
+            keep = start
+        self._buffer, self._done = self._buffer[keep:], start - keep
         return out
 
 

@@ -160,13 +160,14 @@ def test_stream_output_does_not_depend_on_chunking(min_chars: int) -> None:
 def test_a_sentence_comes_out_as_soon_as_it_is_certain():
     splitter = SentenceSplitter(min_chars=0)
     assert splitter.feed("It was 5 p.m. ") == []  # "5 p.m." may go on ("5 p.m. today")
-    assert splitter.feed("Then ") == ["It was 5 p.m."]
-    assert splitter.feed("we met at 5 p.m. today. B") == ["Then we met at 5 p.m. today."]  # cut whatever "B…" is
+    assert splitter.feed("Then ") == []  # after an abbreviation sentencex reads two words ahead
+    assert splitter.feed("we ") == ["It was 5 p.m."]
+    assert splitter.feed("met at 5 p.m. today. B") == ["Then we met at 5 p.m. today."]  # a cut whatever "B…" is
     assert splitter.feed("ye!\nNext") == ["Bye!"]  # a line break ends a piece at once
     assert splitter.feed("。次") == ["Next。"]  # so does a CJK end mark with something after it
     assert splitter.feed(" `a. b") == []  # inline code still open: not cut inside
-    assert splitter.feed("` ok. Go ") == ["次 `a. b` ok."]
-    assert splitter.flush() == ["Go"]
+    assert splitter.feed("` works. G") == ["次 `a. b` works."]
+    assert splitter.flush() == ["G"]
     assert splitter.flush() == []
 
 
@@ -219,3 +220,21 @@ def test_split_message_prefers_sentence_ends_and_keeps_every_word():
 def test_split_message_does_not_cut_after_an_abbreviation():
     assert split_message("Ask Dr. Smith about the results today.", 20) == ["Ask Dr. Smith about", "the results today."]
     assert split_message("It is 3.14 or so, e.g. pi. Fine.", 28) == ["It is 3.14 or so, e.g. pi.", "Fine."]
+
+
+# Words that make sentence ends hard: abbreviations, numbers, addresses, code, quotes, CJK, markup.
+WORDS = [
+    "Dr.", "e.g.", "i.e.", "etc.", "5", "p.m.", "U.S.", "3.14", "v1.2.3", "https://ex.com/a.b", "a.b@c.org", "...", "…",
+    "。", "！", "？", "`a.b()`", "```\nx. Y\n```", '"', "”", ")", "(", "\n", "\n\n", "Ok.", "Then", "then", "It", "is",
+    "fine.", "Why?", "Yes!", "本当", "です。", "Mr.", "St.", "No.", "1.", "A.", "x.Y", "Hi.Then", "*bold*.", "#", "-", "vs.",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stream_output_does_not_depend_on_chunking_for_random_text(seed: int) -> None:
+    """Property: for random word salads, random chunk sizes give the sentences of the whole text."""
+    rng = random.Random(seed)
+    for _ in range(40):
+        text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40)))
+        for min_chars in (0, MIN_CHARS):
+            assert chunked(text, rng, min_chars) == pieces(text, min_chars), text
