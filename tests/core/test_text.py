@@ -238,3 +238,13 @@ def test_stream_output_does_not_depend_on_chunking_for_random_text(seed: int) ->
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40)))
         for min_chars in (0, MIN_CHARS):
             assert chunked(text, rng, min_chars) == pieces(text, min_chars), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Inc. ？ p.m. Dr.    。 Fig. v1.2.3", "Yes! - e.g. # fine. `a.b()`    Inc. ？ \n\n U.S. - e.g. < e.g. 。 ！ vs. p.m. Hi.Then i.e."],
+)
+def test_sentences_already_returned_stay_context_for_the_next_cut(text: str) -> None:
+    """sentencex reads the line before a cut too; fed one character at a time, the stream keeps it."""
+    splitter = SentenceSplitter(0)
+    assert [p for ch in text for p in splitter.feed(ch)] + splitter.flush() == pieces(text)
