@@ -224,8 +224,9 @@ def _mask(text: str) -> tuple[str, int]:
 
 def _line_ends(masked: str, start: int, end: int, *, complete: bool) -> list[int]:
     """Sentence ends in masked[start:end], one line: offsets after the end mark, any closing quotes
-    or brackets and the whitespace after them. `complete`: the line will not grow (else an end
-    counts only once the next word has arrived)."""
+    or brackets and the whitespace after them. `complete`: the line will not grow; else an end
+    counts once no text appended can undo it (two more words, or a cut whatever word follows), and
+    the first end not yet certain stops the list."""
     ends: list[int] = []
     # sentencex pairs quotes and brackets across any distance (an unclosed "(" holds every cut after
     # it), so a stream would cut where the whole text does not: it sees the line without them, and
