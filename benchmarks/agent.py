@@ -21,6 +21,7 @@ from typing import Any, Literal
 from benchmarks.models import Model, ModelError, ModelTimeout, Reply, ToolCall
 from benchmarks.sandbox import TASK_DIR
 from benchmarks.tools import SCHEMAS, Submitted, Tools
+from core.text import strip_reasoning
 
 Status = Literal["submitted", "step_limit", "token_limit", "time_limit", "repeated", "error"]
 
@@ -41,7 +42,6 @@ interactive editor. When the work is complete, reply with a block whose last lin
 FORMAT_ERROR = "No tool call found. Call exactly one tool (bash, editor or submit); call submit when you are done."
 FORMAT_ERROR_TEXT = "No command found. Reply with exactly one ```bash block (closed with ```); its last line `submit` ends the task."
 
-_THINK = re.compile(r"<think>.*?(</think>|$)", re.S)
 _BASH_BLOCK = re.compile(r"^```(?:bash|sh|shell)?[ \t]*\n(.*?)(?:^```|\Z)", re.S | re.M)  # a reply cut at max_tokens may lack the closing fence
 _OTHER_BLOCK = re.compile(r"^```(?!bash|sh|shell)\w+[ \t]*\n.*?^```[ \t]*$", re.S | re.M)
 
@@ -72,11 +72,6 @@ class Outcome:
     error: str | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     reasoning: list[str | None] = field(default_factory=list)
-
-
-def strip_reasoning(content: str) -> str:
-    """`content` without `<think>…</think>` sections (an unterminated one runs to the end)."""
-    return _THINK.sub("", content).strip()
 
 
 def parse_fallback(content: str) -> list[ToolCall]:

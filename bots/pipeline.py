@@ -50,9 +50,8 @@ import numpy as np
 import stamina
 
 from bots.busy import BUSY, Patience, current_patience, retry_after
-from bots.text import SentenceSplitter, VisibleStream, strip_reasoning
 from core.audio import AudioDecodeError, decode, encode
-from core.text import speakable
+from core.text import SentenceSplitter, VisibleStream, speakable, strip_reasoning
 
 __all__ = [
     "AUDIO_TOO_BIG",

@@ -1,16 +1,47 @@
-"""Text preparation for speech: drop what should not be read aloud, then split into sentences.
+"""Text shared by speech and the bots: reasoning removed, what is read aloud, sentences, message pieces.
 
-LLM replies arrive as Markdown with emoji; Kokoro would spell out "asterisk", "hash" or an emoji's
-name. `speakable` keeps the words, `sentences` cuts them into pieces small enough to synthesize one
-by one, so the first one can be streamed while the rest are still being synthesized.
+LLM replies arrive as Markdown with emoji, sometimes with ``<think>`` reasoning; Kokoro would spell
+out "asterisk", "hash" or an emoji's name. `strip_reasoning` / `VisibleStream` drop the reasoning
+(whole or streamed), `speakable` keeps the words, and one sentence splitter cuts text into pieces
+small enough to synthesize one by one, so the first is spoken while the rest are still generated or
+synthesized: `SentenceSplitter` on a stream (the bots' overlap, the realtime session), `sentences`
+on whole text (the speech service), `split_message` for chat-message limits. All three use the same
+boundaries (`_boundaries`).
+
+Where a sentence ends is decided by sentencex (Wikimedia, PyPI; Rust, no dependencies, ~4 MB,
+≈0.5 ms per 1000 characters): it knows abbreviations ("e.g.", "Dr.", "5 p.m.", "U.S.", "etc."),
+decimals and versions, URLs, ellipses and CJK end marks (。！？) in ~300 languages. pysbd (last
+release 2021) cuts inside URLs and code, blingfire (2021) misses "U.S." and e-mail addresses, nltk's
+punkt needs a data download, and a hand-written rule set is what gave june two splitters that both
+cut "i.e." and "5 p.m.". None of them streams, so around it this module adds:
+
+- code is never cut: fenced blocks and inline `code` (URLs and e-mail addresses too) are masked
+  before sentencex sees the text, so a fence comes out whole inside one piece;
+- a line break always ends a piece (list items and headings have no end mark);
+- a boundary is kept only where whitespace follows the end mark (after closing quotes/brackets,
+  which stay with their sentence), or after a CJK end mark, so "a.b" and "Hi.Then" are not cut;
+- streaming: a boundary counts once the whole next word has arrived (sentencex looks at it to tell
+  "5 p.m. Then" from "5 p.m. today") and no code span is open, so the output does not depend on
+  how the text was chunked (tests/core/test_text.py checks random chunkings).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
-__all__ = ["sentences", "speakable"]
+from sentencex import get_sentence_boundaries
+
+__all__ = [
+    "MIN_CHARS",
+    "SentenceSplitter",
+    "VisibleStream",
+    "sentences",
+    "speakable",
+    "split_message",
+    "strip_reasoning",
+]
 
 _FENCE = re.compile(r"```.*?(```|$)", re.S)  # code blocks are not read; unterminated ones to the end
 _IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
@@ -27,10 +58,6 @@ _MARKS = re.compile(r"[`*#|~]|(?<!\w)_|_(?!\w)")
 _SPACES = re.compile(r"[ \t]+")
 # Emoji and pictographs: "So" symbols plus joiners/selectors/skin tones/keycap that belong to them.
 _EMOJI_EXTRA = {"\u200d", "\ufe0e", "\ufe0f", "\u20e3"}
-
-_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"')\]]*\s+|\n{1,}")
-_CLAUSE_END = re.compile(r"(?<=[,;:—])\s+")
-
 
 def _strip_emoji(text: str) -> str:
     return "".join(
@@ -65,18 +92,277 @@ def speakable(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def sentences(text: str, *, max_chars: int = 300, min_chars: int = 12) -> list[str]:
-    """Split `text` into sentences (and lines) for one synthesis call each.
 
-    Pieces shorter than `min_chars` are joined to the next one (a last short one to the previous):
-    each synthesis call has a fixed cost and a lone "Hi." sounds clipped. Pieces over `max_chars`
-    are cut at clause marks, then at spaces. Joined with spaces the pieces give back the words of `text`.
+
+# --- Reasoning ---------------------------------------------------------------------------------
+
+# <think> and </think>, any case, with stray whitespace inside the brackets ("< /think >").
+_TAG = re.compile(r"<\s{0,2}(/?)\s{0,2}think\s{0,2}>", re.I)
+_BLOCK = re.compile(_TAG.pattern.replace("(/?)", "") + r".*?" + _TAG.pattern.replace("(/?)", "/"), re.I | re.S)
+# What the end of a delta may hold of a tag still being streamed ("<", "</thi", "<think ").
+_PARTIAL_TAG = re.compile(r"<\s{0,2}/?\s{0,2}(?:t(?:h(?:i(?:n(?:k\s{0,2})?)?)?)?)?", re.I)
+
+
+def strip_reasoning(content: str) -> str:
+    """`content` without reasoning, stripped: ``<think>…</think>`` blocks removed, then
+
+    - an unterminated ``<think>`` drops everything after it (the model ran out of tokens mid-thought),
+    - a stray ``</think>`` drops everything before it (chat templates such as Qwen3's open the block
+      in the prompt, so only the closing tag reaches the content).
+
+    Tags match in any case and with whitespace inside ("<THINK>", "</ think>"). Used for what the
+    bots store and show, the realtime session's final text and the coding agent's next prompt.
     """
-    pieces: list[str] = []
-    for raw in _SENTENCE_END.split(text):
-        raw = raw.strip()
-        if not raw:
+    text = _BLOCK.sub("", content)
+    closes = [m for m in _TAG.finditer(text) if m.group(1)]
+    if closes:
+        text = text[closes[-1].end() :]
+    if opened := _TAG.search(text):
+        text = text[: opened.start()]
+    return text.strip()
+
+
+class VisibleStream:
+    """Turns streamed content deltas into the text the user may see, reasoning cut out on the fly.
+
+    ``feed(delta)`` returns the newly visible text; ``feed("", final=True)`` ends the stream. Text
+    inside ``<think>…</think>`` is held back and dropped once the block closes; a possibly partial
+    tag at the end (``"<thi"``) is held until the next delta decides it. A stray ``</think>``
+    (template-opened reasoning) discards what came before it that was not yet returned;
+    `strip_reasoning` on the whole content stays the reference for what is stored.
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""  # received, not yet decided
+        self._in_think = False
+
+    def feed(self, delta: str, *, final: bool = False) -> str:
+        self._pending += delta
+        out: list[str] = []
+        while self._pending:
+            # In reasoning only its end counts; outside, an opening or a stray closing tag.
+            tag = next((m for m in _TAG.finditer(self._pending) if m.group(1) or not self._in_think), None)
+            if self._in_think:
+                if tag is None:
+                    # Keep only a possible partial closing tag; the rest is reasoning.
+                    self._pending = self._pending[len(self._pending) - _partial_tag_suffix(self._pending) :]
+                    break
+                self._pending = self._pending[tag.end() :]
+                self._in_think = False
+                continue
+            if tag is not None and tag.group(1):
+                out.clear()  # reasoning opened by the template: what came before was thinking
+                self._pending = self._pending[tag.end() :]
+                continue
+            if tag is not None:
+                out.append(self._pending[: tag.start()])
+                self._pending = self._pending[tag.end() :]
+                self._in_think = True
+                continue
+            keep = 0 if final else _partial_tag_suffix(self._pending)
+            out.append(self._pending[: len(self._pending) - keep])
+            self._pending = self._pending[len(self._pending) - keep :]
+            break
+        if final:
+            self._pending = ""
+        return "".join(out)
+
+
+def _partial_tag_suffix(text: str) -> int:
+    """Length of the suffix of `text` that may still become a think tag (0 if none)."""
+    start = text.rfind("<", max(0, len(text) - 16))
+    return len(text) - start if start >= 0 and _PARTIAL_TAG.fullmatch(text, start) else 0
+
+
+# --- Sentences ---------------------------------------------------------------------------------
+
+MIN_CHARS = 12
+"""Pieces shorter than this are joined to the next one, for speech, the bots and the realtime path:
+each synthesis call has a fixed cost and a lone "Hi." or "Ok." sounds clipped from Kokoro."""
+
+_LANGUAGE = "en"  # sentencex's English rules; CJK end marks are cut in every language
+# Code (fenced, inline, a backtick run still arriving), URLs and e-mail addresses: never cut inside.
+_CODE = re.compile(r"`+\Z|```.*?(?:```|\Z)|`[^`\n]*(?:`|\Z)", re.S)
+_ADDRESS = re.compile(r"(?:https?://|www\.)[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]}]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_CLOSERS = set("\"'”’»)]}」』）】〕〉》")
+_QUOTES = _CLOSERS | set("“‘«([{「『（【〔〈《")
+# Two whole words after a cut (quotes and brackets aside): sentencex looks that far ahead after an
+# abbreviation ("p.m. St. Inc." is cut after "p.m.", "p.m. St. Paul" is not).
+_NEXT_WORDS = re.compile("(?:[\\s%s]*[^\\s%s]\\S*\\s){2}" % ((re.escape("".join(sorted(_QUOTES))),) * 2))
+_CJK_ENDS = set("。！？｡．")
+_END_MARKS = set(".!?…‼⁇⁈⁉") | _CJK_ENDS
+# Where a piece too long for one synthesis call may be cut: after a clause mark (CJK ones need no space).
+_CLAUSE_END = re.compile(r"(?<=[,;:—])\s+|(?<=[、，；：])\s*")
+
+
+def _mask(text: str) -> tuple[str, int]:
+    """(`text` with code and addresses replaced by "x" at the same offsets, where the trailing code
+    span still open starts, else len(text))."""
+    chars = list(text)
+    open_at = len(text)
+    for match in _CODE.finditer(text):
+        span = match.group()
+        fence = span.startswith("```") and len(span) >= 6 and span.endswith("```")
+        inline = not span.startswith("```") and len(span) >= 2 and span.endswith("`") and span.strip("`")
+        if match.end() == len(text) and not (fence or inline):
+            open_at = match.start()
+        chars[match.start() : match.end()] = "x" * len(span)
+    for match in _ADDRESS.finditer("".join(chars)):
+        chars[match.start() : match.end()] = "x" * (match.end() - match.start())
+    return "".join(chars), open_at
+
+
+def _line_ends(masked: str, start: int, end: int, *, complete: bool) -> list[int]:
+    """Sentence ends in masked[start:end], one line: offsets after the end mark, any closing quotes
+    or brackets and the whitespace after them. `complete`: the line will not grow; else an end
+    counts once no text appended can undo it (two more words, or a cut whatever word follows), and
+    the first end not yet certain stops the list."""
+    ends: list[int] = []
+    # sentencex pairs quotes and brackets across any distance (an unclosed "(" holds every cut after
+    # it), so a stream would cut where the whole text does not: it sees the line without them, and
+    # closing ones after an end mark are put back with their sentence below.
+    kept = [i for i in range(start, end) if masked[i] not in _QUOTES]
+    for found in get_sentence_boundaries(_LANGUAGE, "".join(masked[i] for i in kept)):
+        last = found["start_index"] + len(found["text"].rstrip())
+        if last == 0:
             continue
+        k = kept[last - 1] + 1
+        mark = k
+        while mark > start and masked[mark - 1] in _CLOSERS:
+            mark -= 1
+        if mark == start or masked[mark - 1] not in _END_MARKS:
+            continue  # the line's last piece, or a cut sentencex made without an end mark
+        cjk = masked[mark - 1] in _CJK_ENDS
+        while k < end and masked[k] in _CLOSERS:
+            k += 1
+        if k >= end:
+            continue  # the line's last piece: it ends with the line
+        if masked[k].isspace():
+            while k < end and masked[k].isspace():
+                k += 1
+            if complete:
+                if k >= end:
+                    continue  # trailing whitespace: the piece ends with the line
+            elif not (_NEXT_WORDS.match(masked, k, end) or _cut_whatever_follows(masked, start, k)):
+                break  # not yet certain, so neither is any cut after it
+        elif not cjk:
+            continue  # "Hi.Then", "a.b": no space after the mark
+        if not ends or k > ends[-1]:
+            ends.append(k)
+    return ends
+
+
+# Next words that make sentencex decide differently after an abbreviation or end mark ("5 p.m. Then"
+# is cut, "5 p.m. today" / "5 p.m. U.S." / "Why? …" are not): lower case, capital, "I", digit,
+# CJK, ellipses, markup, abbreviations, dotted words.
+_PROBES = ("a", "A", "I", "1", "本", "…", "...", "-", "#", "A.", "U.S.", "e.g.", "a.b", "5.")
+
+
+def _cut_whatever_follows(masked: str, start: int, k: int) -> bool:
+    """Whether sentencex cuts at `k` whatever word comes next (it does after "Paris.", whatever the
+    next word; after "p.m." it depends on it). Then the cut needs no wait for the next word, which a
+    model sends a token later: "Paris. It" is cut before "It" is complete."""
+    return _cuts_before_any_word(masked[start:k])
+
+
+@functools.lru_cache(maxsize=64)
+def _cuts_before_any_word(line: str) -> bool:
+    """`_cut_whatever_follows` for a line's text up to the cut (cached: a stream asks again per delta)."""
+    return all(len(line) in _line_ends(probe := f"{line}{p} x", 0, len(probe), complete=True) for p in _PROBES)
+
+
+def _boundaries(text: str, *, final: bool) -> list[int]:
+    """Offsets in `text` where a piece ends, in order, each one certain: text appended later (when
+    not `final`) cannot move it. The end of `text` is included only when it is such an end."""
+    masked, open_at = _mask(text)
+    limit = len(text) if final else open_at
+    ends: list[int] = []
+    start = 0
+    while start < limit:
+        newline = masked.find("\n", start, limit)
+        end = limit if newline < 0 else newline
+        ends += _line_ends(masked, start, end, complete=final or newline >= 0)
+        if newline < 0:
+            break
+        start = newline + 1
+        if not ends or ends[-1] < start:
+            ends.append(start)
+    return ends
+
+
+_CONTEXT_CHARS = 500
+"""How much of a line already returned the splitter keeps for sentencex to read: its cuts depend a
+little on the text before ("! p.m. St." vs "p.m. St." at a line start), so the stream keeps the line
+as the whole text has it, unless the line grows past this (then re-reading it would cost more)."""
+
+
+class SentenceSplitter:
+    """Cuts streamed text into sentences as soon as each one is certain.
+
+    ``feed(text)`` returns the sentences finished so far, ``flush()`` the rest at the end; each
+    stripped, never empty. A sentence counts as finished once what follows cannot change the cut:
+    at once after "Paris." (sentencex cuts there whatever comes next), two words later after an
+    abbreviation ("at 5 p.m. Then we" vs "at 5 p.m. today"), at once at a line break or a CJK end
+    mark. Code is never cut: a fenced block comes out whole once it closes, inside one piece, so
+    `speakable` sees it as code. Pieces shorter than `min_chars` lead the next piece (joined with a
+    space). The pieces are the same however the text is chunked, and the same as
+    `sentences(text, max_chars=∞)` up to the last-short-piece rule there.
+    """
+
+    def __init__(self, min_chars: int = MIN_CHARS) -> None:
+        self.min_chars = min_chars
+        self._buffer = ""  # the current line (context) and what is not returned yet
+        self._done = 0  # where in _buffer the text not yet returned starts
+        self._short = ""  # a finished piece under min_chars, waiting for the next one
+
+    def feed(self, text: str) -> list[str]:
+        self._buffer += text
+        return self._take(_boundaries(self._buffer, final=False))
+
+    def flush(self) -> list[str]:
+        out = self._take([*_boundaries(self._buffer, final=True), len(self._buffer)])
+        if self._short:
+            out.append(self._short)
+            self._short = ""
+        self._buffer, self._done = "", 0
+        return out
+
+    def _take(self, ends: list[int]) -> list[str]:
+        out: list[str] = []
+        start = self._done
+        for end in ends:
+            if end <= start:
+                continue
+            piece, start = self._buffer[start:end].strip(), end
+            if not piece:
+                continue
+            if self._short:
+                piece, self._short = f"{self._short} {piece}", ""
+            if len(piece) < self.min_chars:
+                self._short = piece
+            else:
+                out.append(piece)
+        # Keep the current line as context; lines before it (a line break outside code) are done.
+        keep = _mask(self._buffer[:start])[0].rfind("\n") + 1
+        if start - keep > _CONTEXT_CHARS:
+            keep = start
+        self._buffer, self._done = self._buffer[keep:], start - keep
+        return out
+
+
+def sentences(text: str, *, max_chars: int = 300, min_chars: int = MIN_CHARS) -> list[str]:
+    """Split whole `text` into sentences (and lines) for one synthesis call each.
+
+    The `SentenceSplitter`'s pieces; a last piece shorter than `min_chars` also joins the previous
+    one (whole text can take it back, a stream cannot). Pieces over `max_chars` are cut at clause
+    marks, then at spaces. Joined with spaces the pieces give back the words of `text`.
+    """
+    splitter = SentenceSplitter(min_chars)
+    merged = splitter.feed(text) + splitter.flush()
+    if len(merged) > 1 and len(merged[-1]) < min_chars:
+        merged[-2:] = [f"{merged[-2]} {merged[-1]}"]
+    pieces: list[str] = []
+    for raw in merged:
         while len(raw) > max_chars:
             cut = max((m.end() for m in _CLAUSE_END.finditer(raw, 0, max_chars)), default=0)
             if cut <= 0:
@@ -85,12 +371,30 @@ def sentences(text: str, *, max_chars: int = 300, min_chars: int = 12) -> list[s
             raw = raw[cut:].strip()
         if raw:
             pieces.append(raw)
-    merged: list[str] = []
-    for piece in pieces:
-        if merged and len(merged[-1]) < min_chars:
-            merged[-1] = f"{merged[-1]} {piece}"
-        else:
-            merged.append(piece)
-    if len(merged) > 1 and len(merged[-1]) < min_chars:
-        merged[-2:] = [f"{merged[-2]} {merged[-1]}"]
-    return merged
+    return pieces
+
+
+
+def split_message(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most `limit` characters, cut after a sentence end where possible.
+
+    Without a sentence end in reach a piece is cut at the last whitespace, and a word longer than
+    `limit` mid-word. Text within a piece is kept as is (line breaks included); whitespace at the
+    cuts is dropped, so joining the pieces with single spaces gives `text` back up to whitespace.
+    Raises ValueError for a `limit` under 1.
+    """
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[: limit + 1]
+        ends = [end for end in _boundaries(window, final=True) if len(window[:end].rstrip()) <= limit]
+        cut = ends[-1] if ends else max(window.rfind(" "), window.rfind("\n"))
+        if cut <= 0:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces

@@ -34,14 +34,13 @@ from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
 from bots.pipeline import DEFAULT_SYSTEM_PROMPT, EmptyTranscript, Message, PipelineError, VoicePipeline
-from bots.text import SentenceSplitter, VisibleStream, strip_reasoning
 from gateway.auth import ApiKey
 from gateway.realtime_events import (
     INPUT_RATE, BadEvent, SessionConfig, assistant_item, error_event, event, new_id, response_object, usage, user_item,
 )  # fmt: skip
 from gateway.vad import TurnDetector
 from core.audio import encode, from_pcm16
-from core.text import speakable
+from core.text import SentenceSplitter, VisibleStream, speakable, strip_reasoning
 from core.tokens import TokenCounter
 
 if TYPE_CHECKING:
@@ -435,7 +434,7 @@ class RealtimeSession:
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = asyncio.create_task(self._speak_queue(reply, queue, sentences, audio))
         try:
-            visible, splitter = VisibleStream(), SentenceSplitter(min_chars=16)
+            visible, splitter = VisibleStream(), SentenceSplitter()
             raw: list[str] = []
             async for delta in self.pipeline.stream_chat(text, history):
                 raw.append(delta)

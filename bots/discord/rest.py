@@ -32,7 +32,7 @@ import numpy as np
 import stamina
 
 from bots.busy import retry_after
-from bots.text import split_message
+from core.text import split_message
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from aiogram.utils.chat_action import ChatActionSender
 
 from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, MediaLimits, Reply
 from bots.telegram.delivery import may_have_arrived
-from bots.text import split_message
+from core.text import split_message
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ import respx
 from bots.busy import BUSY, patience
 from bots.pipeline import AUDIO_TOO_BIG, SAMPLE_RATE, UNDECODABLE, EmptyTranscript, PipelineError, VoicePipeline
 from bots.history import to_messages
-from bots.text import strip_reasoning
 from core.audio import decode
 from tests.bots.conftest import GATEWAY, TONE_SECONDS, WAV, is_ogg_opus, ogg_opus_clip, sse, stream_response
 from tests.clips import wer
@@ -134,21 +133,6 @@ async def test_reasoning_revealed_late_by_a_stray_closing_tag_is_not_spoken(gate
     spoken = [json.loads(c.request.content)["input"] for c in gateway["tts"].calls]
     assert spoken[-1] == "Paris is the capital of France."
     assert result.audio_seconds == pytest.approx(TONE_SECONDS, abs=0.05)  # only the final reply's audio
-
-
-@pytest.mark.parametrize(
-    ("content", "expected"),
-    [
-        ("<think>a</think>Hello<think>b</think> there", "Hello there"),
-        ("<think>still thinking when the tokens ran out", ""),
-        ("Answer first. <think>then rambling", "Answer first."),
-        ("reasoning whose opening tag was in the prompt</think>\n\nHi!", "Hi!"),
-        ("<THINK>\nx\n</THINK>Ok", "Ok"),
-        ("No reasoning at all.", "No reasoning at all."),
-    ],
-)
-def test_strip_reasoning(content, expected):
-    assert strip_reasoning(content) == expected
 
 
 async def test_what_cannot_be_spoken_never_reaches_speech(gateway, http):
