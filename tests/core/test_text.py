@@ -75,6 +75,27 @@ def test_visible_stream_drops_text_before_a_stray_closing_tag_in_reach():
     assert stream.feed("thinking about it</think>\n\nHi!") + stream.feed("", final=True) == "\n\nHi!"
 
 
+# --- What is read aloud --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("markdown", "spoken"),
+    [
+        ("**Bold** and *italic* and __strong__ and ~~gone~~", "Bold and italic and strong and gone"),
+        ("# Title\n## Sub title", "Title\nSub title"),
+        ("- one\n* two\n1. three", "one\ntwo\nthree"),
+        ("See [the docs](https://example.com/x) now", "See the docs now"),
+        ("Visit https://example.com/a?b=c today", "Visit today"),
+        ("Run `ls -la` first", "Run ls -la first"),
+        ("Code:\n```python\nprint('hi')\n```\nDone.", "Code:\nDone."),
+        ("> quoted text", "quoted text"),
+        ("Great job 🎉🚀 you did it 👍🏽!", "Great job you did it !"),
+        ("Family 👨‍👩‍👧 and flag 🇯🇵 and ❤️ love", "Family and flag and love"),
+        ("snake_case_name stays", "snake_case_name stays"),
+        ("<b>html</b> tags", "html tags"),
+        ("---\n| a | b |\n|---|---|", "a b"),
+    ],
+)
 def test_speakable_drops_markup_and_emoji(markdown: str, spoken: str) -> None:
     assert speakable(markdown) == spoken
 
