@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bots.pipeline import Message
+from core.voice import Message
 from bots.text import approx_tokens
 
 Turn = tuple[str, str]

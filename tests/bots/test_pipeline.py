@@ -14,8 +14,8 @@ import httpx
 import pytest
 import respx
 
-from bots.busy import BUSY, patience
-from bots.pipeline import AUDIO_TOO_BIG, SAMPLE_RATE, UNDECODABLE, EmptyTranscript, PipelineError, VoicePipeline
+from core.busy import BUSY, patience
+from core.voice import AUDIO_TOO_BIG, SAMPLE_RATE, UNDECODABLE, EmptyTranscript, PipelineError, VoicePipeline
 from bots.history import to_messages
 from bots.text import strip_reasoning
 from core.audio import decode
@@ -317,7 +317,7 @@ async def test_voice_exchange_through_the_real_gateway(gateway_url: str, tmp_pat
 
 
 def test_pipeline_imports_no_bot_library():
-    code = "import sys, bots.pipeline, bots.history, bots.settings, bots.conversation; print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
+    code = "import sys, core.voice, bots.history, bots.settings, bots.conversation; print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
