@@ -527,3 +527,21 @@ async def test_stream_speech_yields_the_services_bytes_and_maps_busy(gateway, ht
     with pytest.raises(PipelineError) as caught:
         [chunk async for chunk in pipeline.stream_speech("Hello again.")]
     assert caught.value.stage == "speak" and caught.value.user_message == BUSY and gateway["tts"].call_count == 2
+
+
+async def test_sdk_requests_go_through_the_callers_instrumented_client(gateway):
+    """The SDK sends through the bot's own httpx client: its OpenTelemetry spans and traceparent stay."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from core.observability import setup
+
+    exporter = InMemorySpanExporter()
+    telemetry = setup("pipeline-test", exporter=exporter)
+    async with httpx.AsyncClient(timeout=5) as client:
+        telemetry.instrument(client)
+        with telemetry.tracer("test").start_as_current_span("message") as root:
+            await make_pipeline(client).run_voice(b"voice", [])
+    trace_id = f"{root.get_span_context().trace_id:032x}"
+    for name in ("models", "stt", "chat", "tts"):
+        assert gateway[name].calls.last.request.headers["traceparent"].split("-")[1] == trace_id
+    assert len([s for s in exporter.get_finished_spans() if s.name != "message"]) == 4
