@@ -16,7 +16,7 @@ messages in one chat are answered one after the other, so history never races) â
 Each failure is told as what it was: the reply deadline (TOO_SLOW), a download that failed or
 hung (DOWNLOAD_FAILED), a busy or failing stage or a file speech cannot decode (the pipeline's
 `PipelineError.user_message`). The pipeline waits for a busy upstream within the message's
-deadline (`bots.busy.patience`); when that waiting grows long, the adapter's `notify` is
+deadline (`core.busy.patience`); when that waiting grows long, the adapter's `notify` is
 called once with BUSY_NOTICE, so the user knows the answer is still coming.
 """
 
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 from opentelemetry import trace
 
-from bots.busy import patience
 from bots.guard import AllowList
+from core.busy import patience
 from bots.history import ChatStore
-from bots.pipeline import PipelineError, PipelineResult, VoicePipeline
+from core.voice import PipelineError, PipelineResult, VoicePipeline
 from bots.status import BotMetrics, Outcome
 from core.limits import Limiter, NoLimits, RateLimited
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bots.pipeline import Message
 from core.tokens import TokenCounter
+from core.voice import Message
 
 Turn = tuple[str, str]
 """One exchange: (user text, assistant reply)."""

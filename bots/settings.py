@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bots.conversation import Conversations
 from bots.guard import AllowList
 from bots.history import ChatStore, MemoryStore, RedisStore
-from bots.pipeline import DEFAULT_SYSTEM_PROMPT, VoicePipeline
+from core.voice import DEFAULT_SYSTEM_PROMPT, VoicePipeline
 from bots.status import BotMetrics, create_metrics
 from core import observability
 from core.limits import Limiter, Limits, make_limiter

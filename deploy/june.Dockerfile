@@ -27,15 +27,15 @@ COPY speech ./speech
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-editable --extra speech ${EXTRAS}
 
-# The gateway image serves /v1/realtime too: its extra (realtime = gateway + VAD + audio) and the
-# bots' voice pipeline, which the realtime session drives, and june.smoke for the smoke checks.
+# The gateway image serves /v1/realtime too: its extra (realtime = gateway + VAD + audio + the
+# openai SDK of core.voice, the voice pipeline the realtime session drives), and june.smoke for the
+# smoke checks.
 FROM build AS build-gateway
 ARG EXTRAS=""
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-install-project --extra realtime ${EXTRAS}
 COPY core ./core
 COPY june ./june
-COPY bots ./bots
 COPY gateway ./gateway
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-editable --extra realtime ${EXTRAS}

@@ -39,6 +39,7 @@ from gateway.bodies import JSON, MULTIPART, FormScan, json_model, media_type, un
 from gateway.metrics import GatewayMetrics
 from gateway.upstreams import Pool, Server, Upstream, why
 from core.limits import Limiter, RateLimited
+from core.sse import data_fields
 from core.web import OpenAIError, rate_limit_error
 
 log = logging.getLogger(__name__)
@@ -241,9 +242,8 @@ class UsageScanner:
                 self._event(event)
 
     def _event(self, event: bytes) -> None:
-        for line in event.splitlines():
-            if line.startswith(b"data:"):
-                self._take(line[5:])
+        for data in data_fields(event.splitlines()):
+            self._take(data)
 
     def _take(self, data: bytes | bytearray) -> None:
         try:

@@ -1,6 +1,6 @@
 """One /v1/realtime conversation (see gateway.realtime for the WebSocket route that starts it).
 
-A session is one more client of the bots' `VoicePipeline`: a user turn (audio cut by server VAD or
+A session is one more client of the shared voice pipeline (`core.voice.VoicePipeline`, which the bots use too): a user turn (audio cut by server VAD or
 committed by the client, or a typed `conversation.item.create`) is transcribed, the reply streamed
 from the LLM, and each sentence synthesized (pcm16 24 kHz, streamed by the speech service) and sent
 as `response.output_audio.delta` while the rest is still being generated. The pipeline's calls go
@@ -29,11 +29,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
-from bots.pipeline import DEFAULT_SYSTEM_PROMPT, EmptyTranscript, Message, PipelineError, VoicePipeline
 from gateway.auth import ApiKey
 from gateway.realtime_events import (
     INPUT_RATE, BadEvent, SessionConfig, assistant_item, error_event, event, new_id, response_object, usage, user_item,
@@ -42,6 +40,7 @@ from gateway.vad import TurnDetector
 from core.audio import encode, from_pcm16
 from core.text import SentenceSplitter, VisibleStream, speakable, strip_reasoning
 from core.tokens import TokenCounter
+from core.voice import DEFAULT_SYSTEM_PROMPT, EmptyTranscript, Message, PipelineError, VoicePipeline
 
 if TYPE_CHECKING:
     from gateway.realtime import Realtime, RealtimeLimits
@@ -468,27 +467,16 @@ class RealtimeSession:
                     await self.send(event("response.output_audio.delta", **ids, delta=base64.b64encode(chunk).decode()))
 
     async def _synthesize(self, sentence: str) -> AsyncIterator[bytes]:
-        """`sentence` spoken as pcm16 24 kHz, in pieces of ≤ 100 ms as the speech service streams it.
-
-        Not in VoicePipeline (which decodes whole WAVs to 48 kHz float for Opus): a streamed pcm
-        `speak` belongs there once the bots want it too.
-        """
-        body: dict[str, Any] = {"model": self.pipeline.speech_model, "input": speakable(sentence), "response_format": "pcm"}
-        if self.pipeline.voice:
-            body["voice"] = self.pipeline.voice
-        async with self.pipeline._stream("speak", "POST", "/v1/audio/speech", json=body) as response:
-            carry = b""
-            try:
-                async for chunk in response.aiter_bytes():
-                    carry += chunk
-                    cut = len(carry) - len(carry) % _DELTA_BYTES if len(carry) >= _DELTA_BYTES else len(carry) - len(carry) % 2
-                    for i in range(0, cut, _DELTA_BYTES):
-                        yield carry[i : min(i + _DELTA_BYTES, cut)]
-                    carry = carry[cut:]
-            except httpx.HTTPError as e:
-                raise PipelineError("speak", f"speech stream broke: {type(e).__name__}: {e}") from e
-            if len(carry) >= 2:
-                yield carry[: len(carry) - len(carry) % 2]
+        """`sentence` spoken as pcm16 24 kHz, in pieces of ≤ 100 ms (whole samples) as the speech service streams it."""
+        carry = b""
+        async for chunk in self.pipeline.stream_speech(sentence, response_format="pcm"):
+            carry += chunk
+            cut = len(carry) - len(carry) % _DELTA_BYTES if len(carry) >= _DELTA_BYTES else len(carry) - len(carry) % 2
+            for i in range(0, cut, _DELTA_BYTES):
+                yield carry[i : min(i + _DELTA_BYTES, cut)]
+            carry = carry[cut:]
+        if len(carry) >= 2:
+            yield carry[: len(carry) - len(carry) % 2]
 
     async def _finish(self, reply: Reply, status: str, reason: str | None, sentences: list[tuple[int, str]], audio: bool) -> None:
         """The done events; a cancelled reply keeps only what the user can have heard."""

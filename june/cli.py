@@ -79,7 +79,7 @@ def voice(
         raise typer.BadParameter("give either AUDIO or --say TEXT (one of them)")
     import httpx
 
-    from bots.pipeline import PipelineError
+    from core.voice import PipelineError
     from bots.settings import BotSettings, create_pipeline
 
     settings = BotSettings()

@@ -21,6 +21,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from core.sse import DONE, data_fields
+
 SPOKEN = "The quick brown fox jumps."
 WORDS = {"quick", "brown", "fox", "jumps"}
 WEATHER_TOOL = {
@@ -144,11 +146,8 @@ def _stream(client: httpx.Client, state: _State) -> str:
         if r.status_code >= 400:
             r.read()
             r.raise_for_status()
-        for line in r.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
+        for data in data_fields(r.iter_lines()):
+            if data == DONE:
                 done = True
                 break
             chunk = json.loads(data)

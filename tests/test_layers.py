@@ -31,8 +31,7 @@ ALLOWED = {
     "core": set(),
     "speech": {"core"},
     "bots": {"core"},
-    # The realtime session drives the bots' voice pipeline until that pipeline lives in core.
-    "gateway": {"core", "bots"},
+    "gateway": {"core"},
     # The coding harness needs core only; the stack's performance benchmarks drive the services.
     "benchmarks": {"core", "speech", "gateway", "bots"},
     "june": {"core", "speech", "gateway", "bots", "benchmarks"},

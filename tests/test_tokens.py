@@ -27,7 +27,7 @@ TURNS = [
 
 
 def chars_over_4(text: str) -> int:
-    """The old rule (bots.text.approx_tokens)."""
+    """The old rule (the old approx_tokens)."""
     return math.ceil(len(text) / 4)
 
 

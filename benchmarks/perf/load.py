@@ -1,7 +1,7 @@
 """`june bench load`: a burst of voice messages, as N bot users sending one each at the same moment.
 
 Each user's message goes through the bots' own core (`bots.conversation.Conversations` over
-`bots.pipeline.VoicePipeline`, configured from JUNE_BOT_* like the bots): transcribe → chat →
+`core.voice.VoicePipeline`, configured from JUNE_BOT_* like the bots): transcribe → chat →
 speak against a running gateway, with the bots' reply deadline, their Retry-After waits and their
 "busy" notice. The voice message is `--clip` (any format speech decodes) or `--text` spoken by the
 gateway's own speech service once before the burst, as OGG/Opus like a Telegram voice note.

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from bots.pipeline import PipelineResult
+    from core.voice import PipelineResult
 
 PROMPTS = [
     "Describe the city of Paris in three short sentences.",
@@ -37,7 +37,7 @@ SYSTEM = "You are June, a voice assistant. Answer in plain spoken sentences, wit
 async def _measure(
     base_url: str, rounds: int, max_tokens: int, timeout: float, temperature: float
 ) -> dict[str, list[PipelineResult]]:
-    from bots.pipeline import VoicePipeline  # PyAV and numpy: loaded when the bench runs, not with the CLI
+    from core.voice import VoicePipeline  # PyAV and numpy: loaded when the bench runs, not with the CLI
 
     results: dict[str, list[PipelineResult]] = {"sequential": [], "overlapped": []}
     async with httpx.AsyncClient(timeout=timeout) as http:

@@ -34,7 +34,7 @@ from nextcord.ext import commands
 
 from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, MediaLimits, Refused, Reply
 from bots.discord.rest import IS_VOICE_MESSAGE, AttachmentTooLarge, DiscordError, DiscordREST, waveform
-from bots.pipeline import SAMPLE_RATE
+from core.voice import SAMPLE_RATE
 from core.audio import AudioDecodeError, decode
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 import stamina
 
-from bots.busy import retry_after
+from core.busy import retry_after
 from core.text import split_message
 
 log = logging.getLogger(__name__)

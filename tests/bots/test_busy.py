@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from bots.busy import current_patience, patience, retry_after
+from core.busy import current_patience, patience, retry_after
 
 
 def answered(value: str | None) -> httpx.Response:

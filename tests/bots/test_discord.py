@@ -20,7 +20,7 @@ from bots.discord.__main__ import build
 from bots.discord.cog import HELP, DiscordContext, handle_message, intents
 from bots.discord.rest import DiscordREST, waveform
 from bots.history import MemoryStore
-from bots.pipeline import PipelineError, VoicePipeline
+from core.voice import PipelineError, VoicePipeline
 from bots.settings import BotSettings, DiscordSettings
 from bots.status import create_metrics
 from core.audio import encode

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import respx
 
-from bots.busy import BUSY, patience
-from bots.pipeline import AUDIO_TOO_BIG, SAMPLE_RATE, UNDECODABLE, EmptyTranscript, PipelineError, VoicePipeline
+from core.busy import BUSY, patience
+from core.voice import AUDIO_TOO_BIG, SAMPLE_RATE, UNDECODABLE, EmptyTranscript, PipelineError, VoicePipeline
 from bots.history import to_messages
 from core.audio import decode
 from tests.bots.conftest import GATEWAY, TONE_SECONDS, WAV, is_ogg_opus, ogg_opus_clip, sse, stream_response
@@ -301,7 +301,7 @@ async def test_voice_exchange_through_the_real_gateway(gateway_url: str, tmp_pat
 
 
 def test_pipeline_imports_no_bot_library():
-    code = "import sys, bots.pipeline, bots.history, bots.settings, bots.conversation; print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
+    code = "import sys, core.voice, bots.history, bots.settings, bots.conversation; print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -409,3 +409,123 @@ async def test_speech_refuses_garbage_and_empty_files_as_undecodable(speech_url:
             with pytest.raises(PipelineError) as caught:
                 await pipeline.run_voice(data, [])
             assert caught.value.user_message == UNDECODABLE, caught.value
+
+
+# --- how the SDK's errors reach the user ------------------------------------------------------
+# The pipeline talks through the openai SDK: its RateLimitError / InternalServerError (with the
+# response's Retry-After), APIConnectionError, APITimeoutError and BadRequestError must keep the
+# replies users saw when the pipeline spoke HTTP itself.
+
+CHAT_SORRY = "Sorry, I couldn't come up with an answer right now. Please try again in a moment."
+SPEAK_SORRY = "Sorry, I couldn't speak my answer right now. Please try again in a moment."
+HEAR_SORRY = "Sorry, I couldn't understand that voice message right now. Please try again in a moment."
+
+
+@pytest.mark.parametrize(
+    ("route", "answers", "told", "calls", "detail"),
+    [
+        # 429 asking for longer than the caller's patience: "busy" at once, not after the deadline.
+        ("chat", [busy(429, retry_after="60")], BUSY, 1, "answered 429"),
+        ("stt", [busy(429, retry_after="60")], BUSY, 1, "answered 429"),
+        # 503 saying when to come back: waited for, then answered (chat too: refused before any work).
+        ("chat", [busy(503, retry_after="0"), stream_response(sse("Paris."))], None, 2, None),
+        # 503 without Retry-After: the chat may have reached the model, so it is not repeated.
+        ("chat", [busy(503, retry_after=None), stream_response(sse("x"))], BUSY, 1, "answered 503"),
+        # Refused connections: safe to repeat anything, up to retry_attempts, then the stage's apology.
+        ("chat", [httpx.ConnectError("refused")] * 3, CHAT_SORRY, 3, "ConnectError"),
+        ("tts", [httpx.ConnectError("refused")] * 3, SPEAK_SORRY, 3, "ConnectError"),
+        # A read timeout on the chat: the model may be working on it, never repeated.
+        ("chat", [httpx.ReadTimeout("slow"), stream_response(sse("x"))], CHAT_SORRY, 1, "timed out (ReadTimeout)"),
+        ("stt", [httpx.ReadTimeout("slow")] * 3, HEAR_SORRY, 3, "timed out (ReadTimeout)"),
+        # BadRequest: the same request would fail again; the apology, not "busy", no retry.
+        ("chat", [httpx.Response(400, json={"error": {"message": "too many tokens", "code": "context_length_exceeded"}})],
+         CHAT_SORRY, 1, "answered 400"),
+        ("stt", [httpx.Response(400, json={"error": {"message": "Audio file is empty.", "param": "file"}})], UNDECODABLE, 1, "answered 400"),
+    ],
+)
+async def test_sdk_errors_reach_the_user_as_before(gateway, http, route, answers, told, calls, detail):
+    gateway[route].side_effect = answers
+    pipeline = make_pipeline(http, chat_model="m", retry_attempts=3)
+    with patience(5.0):
+        if told is None:
+            assert (await pipeline.run_voice(b"voice", [])).reply == "Paris."
+        else:
+            with pytest.raises(PipelineError) as caught:
+                await pipeline.run_voice(b"voice", [])
+            assert caught.value.user_message == told
+            assert detail in caught.value.detail
+            assert caught.value.stage == {"stt": "transcribe", "chat": "chat", "tts": "speak"}[route]
+    assert gateway[route].call_count == calls
+
+
+async def test_connection_refused_by_a_real_port_is_the_stages_apology():
+    from tests.conftest import free_port
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        pipeline = VoicePipeline(client, base_url=f"http://127.0.0.1:{free_port()}", chat_model="m", retry_attempts=2)
+        for call, stage, sorry in [
+            (pipeline.transcribe(b"voice"), "transcribe", HEAR_SORRY),
+            (pipeline.chat("hi", []), "chat", CHAT_SORRY),
+            (pipeline.speak("Hello there."), "speak", SPEAK_SORRY),
+        ]:
+            with pytest.raises(PipelineError) as caught:
+                await call
+            assert (caught.value.stage, caught.value.user_message) == (stage, sorry)
+            assert "ConnectError" in caught.value.detail
+
+
+async def test_a_server_that_never_answers_times_out_once_for_the_chat():
+    """A real socket that accepts and stays silent: the client's timeout ends the chat, unrepeated."""
+    connections: list[asyncio.StreamReader] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(reader)
+        await reader.read(1 << 16)
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(timeout=0.5) as client:
+            pipeline = VoicePipeline(client, base_url=f"http://127.0.0.1:{port}", chat_model="m", retry_attempts=3)
+            with pytest.raises(PipelineError) as caught:
+                await pipeline.chat("hi", [])
+            assert caught.value.stage == "chat" and caught.value.user_message == CHAT_SORRY
+            assert "timed out (ReadTimeout)" in caught.value.detail
+            assert len(connections) == 1
+            # Transcription is safe to repeat: every try times out, then the apology.
+            with pytest.raises(PipelineError) as caught:
+                await pipeline.transcribe(b"voice")
+            assert caught.value.user_message == HEAR_SORRY and len(connections) == 4
+    finally:
+        server.close()
+
+
+async def test_stream_speech_yields_the_services_bytes_and_maps_busy(gateway, http):
+    """The realtime session's speech path: pcm streamed as it comes; a 503 told as busy, not repeated mid-reply."""
+    pcm = bytes(range(256)) * 40
+    gateway["tts"].side_effect = [httpx.Response(200, content=pcm, headers={"content-type": "audio/pcm"}), busy(503, retry_after=None)]
+    pipeline = make_pipeline(http, voice="af_heart")
+    assert b"".join([chunk async for chunk in pipeline.stream_speech("Hello there.")]) == pcm
+    assert sent_json(gateway["tts"]) == {"model": "tts-1", "input": "Hello there.", "voice": "af_heart", "response_format": "pcm"}
+    with pytest.raises(PipelineError) as caught:
+        [chunk async for chunk in pipeline.stream_speech("Hello again.")]
+    assert caught.value.stage == "speak" and caught.value.user_message == BUSY and gateway["tts"].call_count == 2
+
+
+async def test_sdk_requests_go_through_the_callers_instrumented_client(gateway):
+    """The SDK sends through the bot's own httpx client: its OpenTelemetry spans and traceparent stay."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from core.observability import setup
+
+    exporter = InMemorySpanExporter()
+    telemetry = setup("pipeline-test", exporter=exporter)
+    async with httpx.AsyncClient(timeout=5) as client:
+        telemetry.instrument(client)
+        with telemetry.tracer("test").start_as_current_span("message") as root:
+            await make_pipeline(client).run_voice(b"voice", [])
+    trace_id = f"{root.get_span_context().trace_id:032x}"
+    for name in ("models", "stt", "chat", "tts"):
+        assert gateway[name].calls.last.request.headers["traceparent"].split("-")[1] == trace_id
+    assert len([s for s in exporter.get_finished_spans() if s.name != "message"]) == 4

@@ -20,7 +20,7 @@ import pytest
 import respx
 
 from bots.conversation import DOWNLOAD_FAILED, NOT_ALLOWED, RATE_LIMITED, TOO_BIG, TOO_LONG, TOO_SLOW, UNEXPECTED
-from bots.pipeline import PipelineError
+from core.voice import PipelineError
 from bots.settings import BotSettings, TelegramSettings
 from bots.telegram.__main__ import TelegramBot, build, serve
 from bots.telegram.handlers import GREETING, HELP, TEXT_LIMIT, UNSUPPORTED

@@ -11,7 +11,7 @@ import anyio
 import httpx
 import pytest
 
-from bots.pipeline import VoicePipeline
+from core.voice import VoicePipeline
 from core.audio import decode, encode
 from tests.clips import espeak_wav, wer
 

@@ -4,7 +4,7 @@ A 429, or a 503 with ``Retry-After``, means the request was refused before any w
 may be sent again once the wait is over. `retry_after` reads that wait from a response; `patience`
 sets, for everything run inside it (tasks started there included, through a context variable),
 how long such waits may go on and whom to tell when they grow long. The voice pipeline honours
-both (`bots.pipeline`); the bots set the patience per message, from its reply deadline.
+both (`core.voice`); the bots set the patience per message, from its reply deadline.
 """
 
 from __future__ import annotations

@@ -1,11 +1,15 @@
-"""The voice pipeline every bot shares: speech → text → reply → speech, over the gateway's HTTP API.
+"""The voice pipeline: speech → text → reply → speech, over an OpenAI-style API (june's gateway).
 
-One base URL (the gateway) serves OpenAI's paths:
+Clients: both bots (`bots.conversation`) and the gateway's realtime session
+(`gateway.realtime_session`). It speaks OpenAI's API through the `openai` SDK (`AsyncOpenAI`) over
+the caller's `httpx.AsyncClient`, so OpenTelemetry's httpx tracing and respx in tests see every
+request, with the SDK's own retries off (the policy below is june's):
 
-- ``POST /v1/audio/transcriptions`` (multipart ``file`` + ``model``) → ``{"text", "language", "duration"}``
-- ``POST /v1/chat/completions`` with ``"stream": true`` → SSE ``data: {chunk}`` lines, ``data: [DONE]``
-- ``POST /v1/audio/speech`` (JSON ``{"model", "input", "voice", "response_format": "wav"}``) → WAV bytes
-- ``GET /v1/models`` → ``{"data": [{"id": ...}]}``
+- ``client.audio.transcriptions.create`` → ``POST /v1/audio/transcriptions`` → the words said
+- ``client.chat.completions.create(stream=True)`` → ``POST /v1/chat/completions``, streamed (the SDK
+  parses the SSE ``data:`` lines)
+- ``client.audio.speech.with_streaming_response.create`` → ``POST /v1/audio/speech`` → WAV (or pcm) bytes
+- ``client.models.list`` → ``GET /v1/models`` → the chat model when none is configured
 
 Overlap: the reply is streamed, cut into sentences as they complete, and each sentence is sent to
 speech synthesis while the model keeps generating; the sentences' audio is decoded to PCM, joined
@@ -14,42 +18,46 @@ sequential path (whole reply, then one synthesis), kept for comparison (`june be
 
 Retries (stamina) only where repeating is safe: ``GET /v1/models``, transcription and speech
 synthesis (idempotent, no side effects) on transport errors and 502/503/504, with exponential
-backoff and jitter, at most `retry_attempts` tries. The chat completion is retried only when the
-connection was never made (ConnectError / ConnectTimeout): once the request may have reached the
-model, a retry could double the work on a loaded server and, mid-stream, would repeat sentences
-already spoken, so it fails fast instead.
+backoff and jitter, at most `retry_attempts` tries. The chat completion and streamed speech are
+retried only when the connection was never made (ConnectError / ConnectTimeout): once the request
+may have reached the model, a retry could double the work on a loaded server and, mid-stream, would
+repeat sentences already spoken, so it fails fast instead.
 
 A busy upstream (429, or 503 with ``Retry-After``: the request was refused before any work, so
 every call, chat included, may repeat it) is waited for as long as it asks (plus up to 20 %
 jitter, so a burst of clients does not come back at once), for as long as the caller's patience
-lasts: the deadline set with `bots.busy.patience` (the bots: the message's reply deadline), else
+lasts: the deadline set with `core.busy.patience` (the bots: the message's reply deadline), else
 `max_wait` seconds. A wait that would end past it fails at once with BUSY. Once the waiting of one call adds
 up to `Patience.notice_after` seconds, `Patience.on_busy` is called, once per `patience` block (the
 bots tell the user that june is busy and the answer is coming).
 
+Errors: every SDK error becomes a PipelineError naming the stage, with a message safe to show:
+BUSY for 429/503, UNDECODABLE / AUDIO_TOO_BIG when transcription refuses the file (400/413/415/422),
+else the stage's apology; connection refused, timeouts and broken streams likewise.
+
 Reasoning never reaches the user, speech or history: ``delta.reasoning`` / ``reasoning_content``
 are ignored and ``<think>…</think>`` blocks are cut out of the content (also mid-stream).
-This module imports no bot library, so Telegram and Discord share it (and its tests).
+This module imports no bot library, so Telegram, Discord and the realtime session share it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import mimetypes
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 import numpy as np
+import openai
 import stamina
 
-from bots.busy import BUSY, Patience, current_patience, retry_after
+from core.busy import BUSY, Patience, current_patience, retry_after
 from core.audio import AudioDecodeError, decode, encode
 from core.text import SentenceSplitter, VisibleStream, speakable, strip_reasoning
 
@@ -95,6 +103,7 @@ Retry = Literal["never", "connect", "idempotent"]
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _BUSY_STATUSES = frozenset({429, 503})
 _MIN_BUSY_WAIT = 0.5  # seconds; a Retry-After of 0 must not become a tight loop
+_T = TypeVar("_T")
 
 
 class PipelineError(Exception):
@@ -128,17 +137,6 @@ class EmptyTranscript(PipelineError):
             "empty transcript",
             user_message="I couldn't hear anything in that voice message. Could you say it again?",
         )
-
-
-class _RetryableStatus(Exception):
-    """An upstream answered 502/503/504 (worth another try for idempotent calls), or 429/503 with
-    a wait (`retry_after`, seconds, None when not said): worth another try for any call."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-        self.busy = response.status_code in _BUSY_STATUSES
-        self.retry_after = retry_after(response) if self.busy else None
 
 
 @dataclass(frozen=True)
@@ -183,7 +181,10 @@ class PipelineResult:
 class VoicePipeline:
     """Transcribe → chat → speak against one OpenAI-style base URL (the gateway), over `http`.
 
-    The caller owns `http` (one client for the bot's life; its timeout applies to every request).
+    The caller owns `http` (one client for the bot's life; its timeout applies to every request):
+    the pipeline's `openai.AsyncOpenAI` sends through it and never closes it.
+    `api_key` None sends no Authorization header (a gateway without keys; ``OPENAI_API_KEY`` is
+    never read).
     `chat_model` None means the first id from ``GET /v1/models``, looked up once and cached.
     `voice` None leaves the voice to the speech service; `language` (ISO 639-1, e.g. "en") hints
     transcription, None lets it detect the language.
@@ -215,9 +216,12 @@ class VoicePipeline:
         temperature: float | None = None,
         max_wait: float = 120.0,
     ) -> None:
-        self._http = http
-        self._base_url = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # The SDK insists on credentials; without a key its Authorization header is left out per request.
+        self._client = openai.AsyncOpenAI(
+            base_url=f"{base_url.rstrip('/')}/v1", api_key=api_key or "unused", http_client=http,
+            timeout=http.timeout, max_retries=0,  # stamina retries (see _retrying), never the SDK
+        )
+        self._extra: dict[str, Any] = {} if api_key else {"extra_headers": {"Authorization": openai.omit}}
         self._chat_model = chat_model
         self.transcription_model = transcription_model
         self.speech_model = speech_model
@@ -320,17 +324,20 @@ class VoicePipeline:
                 task.cancel()
         return reply, np.concatenate(parts), t_chat, first
 
+
     async def transcribe(self, audio: bytes, *, filename: str = "voice.ogg") -> str:
         """The words in `audio`, stripped. Raises EmptyTranscript for silence, PipelineError otherwise."""
-        response = await self._request(
-            "transcribe",
-            "POST",
-            "/v1/audio/transcriptions",
-            retry="idempotent",
-            files={"file": (filename, audio, mimetypes.guess_type(filename)[0] or "application/octet-stream")},
-            data={"model": self.transcription_model, **({"language": self.language} if self.language else {})},
-        )
-        text = _json_field(response, "transcribe", lambda body: body["text"])
+        mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        result = await self._call(
+            "transcribe", "idempotent",
+            lambda: self._client.audio.transcriptions.create(
+                file=(filename, audio, mime), model=self.transcription_model,
+                language=self.language or openai.omit, **self._extra,
+            ),
+        )  # fmt: skip
+        if not isinstance(result, openai.BaseModel) or "text" not in result.model_fields_set:
+            raise PipelineError("transcribe", f"unexpected response body: {str(result)[:300]!r}")
+        text = result.text
         if not isinstance(text, str) or not text.strip():
             raise EmptyTranscript()
         return text.strip()
@@ -346,24 +353,42 @@ class VoicePipeline:
         """The answer's raw content deltas as the model generates them (reasoning fields skipped,
         ``<think>`` text still in: see VisibleStream). Raises PipelineError(stage="chat")."""
         body = await self._chat_body(text, history)
-        async with self._stream("chat", "POST", "/v1/chat/completions", json=body) as response:
+        stream = await self._call("chat", "connect", lambda: self._client.chat.completions.create(**body, **self._extra))
+        async with stream:
             try:
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue  # blank separators, comments, event/id fields
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return
-                    chunk = _parse_chunk(data)
-                    if content := chunk:
+                async for chunk in stream:
+                    if content := _content(chunk):
                         yield content
+            except openai.APIError as e:  # an error object in the stream (vLLM), or the connection broke
+                raise PipelineError("chat", f"error in stream: {type(e).__name__}: {str(e)[:300]}") from e
             except httpx.HTTPError as e:
                 raise PipelineError("chat", f"stream broke: {type(e).__name__}: {e}") from e
+            except ValueError as e:  # a data: line that is not JSON
+                raise PipelineError("chat", f"malformed stream chunk: {e}") from e
 
     async def speak(self, text: str) -> bytes:
         """`text` spoken as OGG/Opus bytes (what `core.text.speakable` keeps of it). Raises PipelineError."""
         samples = await self._synthesize(text)
         return await asyncio.to_thread(encode, samples, SAMPLE_RATE, "opus")
+
+    async def stream_speech(self, text: str, *, response_format: Literal["pcm", "wav"] = "pcm") -> AsyncIterator[bytes]:
+        """`text` spoken (what `core.text.speakable` keeps of it), as the speech service streams it:
+        pcm is 16-bit mono 24 kHz, in pieces of any size (a piece may end mid-sample).
+
+        Retried only while no connection was made (the audio may already be playing).
+        Raises PipelineError(stage="speak").
+        """
+        body = self._speech_body(text, response_format)
+        async with contextlib.AsyncExitStack() as stack:
+            response = await self._call(
+                "speak", "connect",
+                lambda: stack.enter_async_context(self._client.audio.speech.with_streaming_response.create(**body)),
+            )  # fmt: skip
+            try:
+                async for chunk in response.iter_bytes():
+                    yield chunk
+            except (openai.APIError, httpx.HTTPError) as e:
+                raise PipelineError("speak", f"speech stream broke: {type(e).__name__}: {e}") from e
 
     async def chat_model(self) -> str:
         """The chat model's id: the configured one, else the first from ``GET /v1/models`` (cached)."""
@@ -373,25 +398,36 @@ class VoicePipeline:
 
     async def models(self) -> list[str]:
         """Ids from ``GET /v1/models`` (at least one). Raises PipelineError(stage="chat")."""
-        response = await self._request("chat", "GET", "/v1/models", retry="idempotent")
-        ids = _json_field(response, "chat", lambda body: [str(m["id"]) for m in body["data"]])
+        page = await self._call("chat", "idempotent", lambda: self._client.models.list(**self._extra))
+        try:
+            ids = [str(m.id) for m in page.data]
+        except (AttributeError, TypeError) as e:
+            raise PipelineError("chat", f"unexpected response body from GET /v1/models: {e}") from e
         if not ids:
             raise PipelineError("chat", "the gateway lists no models")
         return ids
 
     async def _synthesize(self, text: str) -> np.ndarray:
         """`text` spoken, as float32 PCM at SAMPLE_RATE. Raises PipelineError(stage="speak")."""
+        body = self._speech_body(text, "wav")
+
+        async def fetch() -> bytes:
+            async with self._client.audio.speech.with_streaming_response.create(**body) as response:
+                return await response.read()
+
+        content = await self._call("speak", "idempotent", fetch)
+        try:
+            return await asyncio.to_thread(decode, content, SAMPLE_RATE)
+        except AudioDecodeError as e:
+            raise PipelineError("speak", f"undecodable audio {content[:16]!r}: {e}") from e
+
+    def _speech_body(self, text: str, response_format: Literal["pcm", "wav"]) -> dict[str, Any]:
         spoken = speakable(text)
         if not spoken:
             raise PipelineError("speak", "nothing speakable in the reply")
-        body: dict[str, Any] = {"model": self.speech_model, "input": spoken, "response_format": "wav"}
-        if self.voice is not None:
-            body["voice"] = self.voice  # unset: the speech service's default voice
-        response = await self._request("speak", "POST", "/v1/audio/speech", retry="idempotent", json=body)
-        try:
-            return await asyncio.to_thread(decode, response.content, SAMPLE_RATE)
-        except AudioDecodeError as e:
-            raise PipelineError("speak", f"undecodable audio {response.content[:16]!r}: {e}") from e
+        # voice unset: the speech service's default voice
+        voice = self.voice if self.voice is not None else openai.omit
+        return {"model": self.speech_model, "input": spoken, "voice": voice, "response_format": response_format, **self._extra}
 
     async def _chat_body(self, text: str, history: list[Message]) -> dict[str, Any]:
         keep = 2 * self.max_history_turns
@@ -427,123 +463,89 @@ class VoicePipeline:
             failures += 1
             if retry == "never":
                 return False
-            if isinstance(e, _RetryableStatus) and e.busy and (e.retry_after is not None or e.response.status_code == 429):
+            status = e.status_code if isinstance(e, openai.APIStatusError) else None
+            asked = retry_after(e.response) if status in _BUSY_STATUSES else None
+            if status == 429 or (status == 503 and asked is not None):
                 # Refused before any work (429, or 503 saying when to come back): any call may repeat.
-                asked = max(_MIN_BUSY_WAIT, e.retry_after if e.retry_after is not None else 2.0 ** min(failures, 5))
-                wait = asked * random.uniform(1.0, 1.2)
+                wait = max(_MIN_BUSY_WAIT, asked if asked is not None else 2.0 ** min(failures, 5))
+                wait *= random.uniform(1.0, 1.2)
                 if wait > given.left():
                     return False  # the answer would come too late: say "busy" now, not at the deadline
                 waited += wait
                 if waited >= given.notice_after and not given.notified and given.on_busy is not None:
                     given.notified = True
                     given.on_busy()
-                log.info("upstream busy (%s), retrying in %.1f s", e.response.status_code, wait)
+                log.info("upstream busy (%s), retrying in %.1f s", status, wait)
                 return wait
             if failures >= self.retry_attempts:
                 return False
-            if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout)):
+            if isinstance(e, openai.APIConnectionError) and isinstance(e.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)):
                 return True  # the request never left: safe to repeat anything
-            return retry == "idempotent" and isinstance(e, (httpx.TransportError, _RetryableStatus))
+            transient = isinstance(e, openai.APIConnectionError) or status in _RETRY_STATUSES  # timeouts included
+            return retry == "idempotent" and transient
 
         return stamina.retry_context(
             on=backoff, attempts=None, timeout=None, wait_initial=0.2, wait_max=2.0, wait_jitter=0.2
         )
 
-    async def _request(self, stage: Stage, method: str, path: str, *, retry: Retry, **kwargs: Any) -> httpx.Response:
-        """One request to the gateway (retried per `retry`); transport errors and non-2xx become PipelineError."""
-        url = f"{self._base_url}{path}"
+    async def _call(self, stage: Stage, retry: Retry, call: Callable[[], Awaitable[_T]]) -> _T:
+        """`await call()` (one SDK request), retried per `retry`; every SDK error becomes PipelineError."""
         try:
             async for attempt in self._retrying(retry):
                 with attempt:
-                    response = await self._http.request(method, url, headers=self._headers, **kwargs)
-                    if response.status_code in _RETRY_STATUSES or response.status_code in _BUSY_STATUSES:
-                        raise _RetryableStatus(response)
-        except _RetryableStatus as e:
-            response = e.response
-        except httpx.HTTPError as e:
-            raise _transport_error(stage, method, path, e) from e
-        if response.is_error:
-            raise _status_error(stage, method, path, response)
-        return response
-
-    @asynccontextmanager
-    async def _stream(self, stage: Stage, method: str, path: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
-        """A streamed response (status checked), retried only if the connection was never made."""
-        request = self._http.build_request(method, f"{self._base_url}{path}", headers=self._headers, **kwargs)
-        try:
-            async for attempt in self._retrying("connect"):
-                with attempt:
-                    response = await self._http.send(request, stream=True)
-                    if response.status_code in _BUSY_STATUSES:
-                        await response.aread()
-                        await response.aclose()
-                        raise _RetryableStatus(response)
-        except _RetryableStatus as e:
-            response = e.response
-        except httpx.HTTPError as e:
-            raise _transport_error(stage, method, path, e) from e
-        try:
-            if response.is_error:
-                await response.aread()
-                raise _status_error(stage, method, path, response)
-            yield response
-        finally:
-            await response.aclose()
+                    return await call()
+        except openai.APIStatusError as e:
+            raise _status_error(stage, e) from e
+        except openai.APIConnectionError as e:  # APITimeoutError included
+            raise _transport_error(stage, e) from e
+        except openai.APIError as e:  # e.g. a 2xx body the SDK could not read
+            raise PipelineError(stage, f"{_where(e.request)} failed: {type(e).__name__}: {e}") from e
+        except httpx.HTTPError as e:  # the body broke off while being read
+            raise PipelineError(stage, f"failed: {type(e).__name__}: {e}") from e
+        raise AssertionError("unreachable: stamina either returns or raises")
 
 
-def _status_error(stage: Stage, method: str, path: str, response: httpx.Response) -> PipelineError:
+def _where(request: httpx.Request) -> str:
+    """``METHOD /path`` of `request`, for logs (never shown to users)."""
+    return f"{request.method} {request.url.path}"
+
+
+def _status_error(stage: Stage, e: openai.APIStatusError) -> PipelineError:
     """The PipelineError for an error status, with a user message that names what happened: busy
     (429/503), audio speech could not use (a 4xx from transcription), else the stage's apology."""
-    detail = f"{method} {path} answered {response.status_code}: {response.text[:300]}"
-    status = response.status_code
+    response, status = e.response, e.status_code
+    try:
+        body = response.text[:300]
+    except httpx.ResponseNotRead:
+        body = str(e)[:300]
+    detail = f"{_where(response.request)} answered {status}: {body}"
     if status in _BUSY_STATUSES:
         return PipelineError(stage, detail, user_message=BUSY)
     if stage == "transcribe" and status in (400, 413, 415, 422):
         # The file itself is the problem (empty, not audio, too big or too long): sending the same
         # one again would not help, so the user hears why instead of "try again in a moment".
-        error = _error_fields(response)
-        too_big = status == 413 or any(w in error for w in ("too_large", "too_long", "too long", "longer than"))
+        error = e.body if isinstance(e.body, dict) else {}
+        fields = " ".join(str(error.get(k) or "") for k in ("code", "param", "message")).lower()
+        too_big = status == 413 or any(w in fields for w in ("too_large", "too_long", "too long", "longer than"))
         return PipelineError(stage, detail, user_message=AUDIO_TOO_BIG if too_big else UNDECODABLE)
     return PipelineError(stage, detail)
 
 
-def _error_fields(response: httpx.Response) -> str:
-    """The OpenAI error envelope's code, param and message, lower-cased and joined ("" when absent)."""
+def _transport_error(stage: Stage, e: openai.APIConnectionError) -> PipelineError:
+    cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
+    if isinstance(e, openai.APITimeoutError):
+        return PipelineError(stage, f"{_where(e.request)} timed out ({cause})")
+    return PipelineError(stage, f"{_where(e.request)} failed: {cause}: {e.__cause__ or e}")  # refused, reset...
+
+
+def _content(chunk: Any) -> str:
+    """The content delta of one streamed chunk (``""`` for role-only, reasoning-only or usage chunks).
+
+    Only ``delta.content`` is the answer: ``reasoning`` / ``reasoning_content`` are deliberately not read.
+    """
     try:
-        error = response.json().get("error") or {}
-        return " ".join(str(error.get(k) or "") for k in ("code", "param", "message")).lower()
-    except (ValueError, AttributeError):
-        return ""
-
-
-def _transport_error(stage: Stage, method: str, path: str, e: httpx.HTTPError) -> PipelineError:
-    if isinstance(e, httpx.TimeoutException):
-        return PipelineError(stage, f"{method} {path} timed out ({type(e).__name__})")
-    return PipelineError(stage, f"{method} {path} failed: {type(e).__name__}: {e}")  # refused, reset...
-
-
-def _parse_chunk(data: str) -> str:
-    """The content delta of one SSE chunk (``""`` for role-only, reasoning-only or usage chunks)."""
-    try:
-        chunk = json.loads(data)
-    except ValueError as e:
-        raise PipelineError("chat", f"malformed stream chunk: {data[:200]!r}") from e
-    if not isinstance(chunk, dict):
-        raise PipelineError("chat", f"malformed stream chunk: {data[:200]!r}")
-    if "error" in chunk:  # vLLM reports failures mid-stream as an error object
-        raise PipelineError("chat", f"error in stream: {str(chunk['error'])[:300]}")
-    try:
-        choices = chunk.get("choices") or []
-        # Only `content` is the answer: `reasoning` / `reasoning_content` are deliberately not read.
-        content = choices[0].get("delta", {}).get("content") if choices else None
-    except (AttributeError, TypeError) as e:
-        raise PipelineError("chat", f"malformed stream chunk: {data[:200]!r}") from e
+        choices = chunk.choices or []
+        content = choices[0].delta.content if choices else None
+    except (AttributeError, TypeError, IndexError) as e:
+        raise PipelineError("chat", f"malformed stream chunk: {str(chunk)[:200]!r}") from e
     return content if isinstance(content, str) else ""
-
-
-def _json_field(response: httpx.Response, stage: Stage, pick: Callable[[Any], Any]) -> Any:
-    """`pick(response.json())`, with malformed bodies reported as PipelineError for `stage`."""
-    try:
-        return pick(response.json())
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-        raise PipelineError(stage, f"unexpected response body: {response.text[:300]!r}") from e
