@@ -195,6 +195,10 @@ _END_MARKS = set(".!?…‼⁇⁈⁉") | _CJK_ENDS
 _CLAUSE_END = re.compile(r"(?<=[,;:—])\s+|(?<=[、，；：])\s*")
 
 
+# The end of a first clause when streaming: the mark must be followed by whitespace (not "384,000").
+_CLAUSE_MARK = re.compile(r"[,;:—](?=\s)|[、，；：]")
+
+
 def _mask(text: str) -> tuple[str, int]:
     """(`text` with code and addresses replaced by "x" at the same offsets, where the trailing code
     span still open starts, else len(text))."""
@@ -309,22 +313,41 @@ class SentenceSplitter:
     `sentences(text, max_chars=∞)` up to the last-short-piece rule there.
     """
 
-    def __init__(self, min_chars: int = MIN_CHARS) -> None:
+    def __init__(self, min_chars: int = MIN_CHARS, *, first_clause_chars: int | None = None) -> None:
         self.min_chars = min_chars
+        self.first_clause_chars = first_clause_chars
         self._buffer = ""  # the current line (context) and what is not returned yet
         self._done = 0  # where in _buffer the text not yet returned starts
         self._short = ""  # a finished piece under min_chars, waiting for the next one
+        self._started = False  # a piece was returned
 
     def feed(self, text: str) -> list[str]:
         self._buffer += text
-        return self._take(_boundaries(self._buffer, final=False))
+        ends = _boundaries(self._buffer, final=False)
+        if self.first_clause_chars and not self._started and (clause := self._first_clause()):
+            ends = [clause, *(end for end in ends if end > clause)]
+        out = self._take(ends)
+        self._started = self._started or bool(out)
+        return out
+
+    def _first_clause(self) -> int | None:
+        """With `first_clause_chars`, the reply's first piece may end at a clause mark ("," ";" ":"
+        "—" and a space, or 、，；：) once it holds that many characters and no sentence could end
+        before it, so that speech can start before the first sentence is complete. Decided on the
+        text up to the mark alone, so chunking still does not change the pieces."""
+        masked, open_at = _mask(self._buffer)
+        start = self._done + max(0, (self.first_clause_chars or 0) - len(self._short))
+        match = _CLAUSE_MARK.search(masked, start, open_at)
+        if match is None or any(self._done < end < match.end() for end in _boundaries(self._buffer[: match.end()], final=True)):
+            return None
+        return match.end()
 
     def flush(self) -> list[str]:
         out = self._take([*_boundaries(self._buffer, final=True), len(self._buffer)])
         if self._short:
             out.append(self._short)
             self._short = ""
-        self._buffer, self._done = "", 0
+        self._buffer, self._done, self._started = "", 0, False
         return out
 
     def _take(self, ends: list[int]) -> list[str]:

@@ -244,3 +244,38 @@ def test_sentences_already_returned_stay_context_for_the_next_cut(text: str) -> 
     """sentencex reads the line before a cut too; fed one character at a time, the stream keeps it."""
     splitter = SentenceSplitter(0)
     assert [p for ch in text for p in splitter.feed(ch)] + splitter.flush() == pieces(text)
+
+
+FIRST_CLAUSE = (
+    "The moon is about 384,000 kilometers away from Earth, which is roughly thirty Earths lined up. "
+    "It takes light about 1.3 seconds to get here."
+)
+
+
+def test_a_reply_may_start_with_its_first_clause_however_it_is_chunked():
+    want = [
+        "The moon is about 384,000 kilometers away from Earth,",  # not at "384,000": no space after
+        "which is roughly thirty Earths lined up.",
+        "It takes light about 1.3 seconds to get here.",
+    ]
+    rng = random.Random(7)
+    for _ in range(100):
+        splitter, out, i = SentenceSplitter(first_clause_chars=24), [], 0
+        while i < len(FIRST_CLAUSE):
+            n = rng.randint(1, 9)
+            out += splitter.feed(FIRST_CLAUSE[i : i + n])
+            i += n
+        assert out + splitter.flush() == want
+    assert SentenceSplitter().feed(FIRST_CLAUSE)[0] == "The moon is about 384,000 kilometers away from Earth, which is roughly thirty Earths lined up."
+
+
+def test_only_the_first_piece_is_a_clause_and_only_a_long_enough_one():
+    splitter = SentenceSplitter(first_clause_chars=24)
+    assert splitter.feed("Well, yes, I think that the answer, in short, is no. Then, later, more") == [
+        "Well, yes, I think that the answer,",  # "Well," and "Well, yes," are too short to go alone
+        "in short, is no.",
+    ]
+    assert splitter.flush() == ["Then, later, more"]
+    assert SentenceSplitter(first_clause_chars=24).feed("Run `a, b = f(x, y)` and its friends first, then go") == [
+        "Run `a, b = f(x, y)` and its friends first,"  # never inside code
+    ]
