@@ -36,6 +36,8 @@ PHONEMES_PER_SECOND = 16.0
 """Kokoro's speaking rate at speed 1, a little under the 16.5-19.6 measured (prose, digits), so the
 estimated duration of a request errs long."""
 
+_LEAD_CLAUSE = re.compile(r"[,;:]\s+|\s+[—–-]\s+")  # "1,000" and "well-known" are not clause ends
+
 OPENAI_STT_MODELS = frozenset({"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize"})
 """OpenAI transcription model names: all mean the configured default Whisper model."""
 
@@ -166,6 +168,25 @@ class Synthesizer(Protocol):
 _MIX_PART = re.compile(r"^\s*([\w.-]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
 
+def lead_clause(pieces: list[str], *, min_rest: int = 12) -> list[str]:
+    """`pieces` with the first one cut after its first clause mark (", ", "; ", ": ", " — "), so that
+    clause is synthesized, and its audio sent, on its own: the first audio byte then waits for a
+    clause of speech instead of a whole sentence. Synthesis time grows with the audio's length, so
+    "Sure, I can help with that." starts after "Sure," (0.6 s of audio) rather than all 1.5 s of it.
+
+    Not cut when the rest would be shorter than `min_rest` characters ("Yes, sir.": nothing to win,
+    and a lone short word sounds clipped) or there is no clause mark. Only the first piece is cut: later
+    ones are synthesized while earlier ones play. Joined with spaces the pieces give back the input.
+    """
+    if not pieces:
+        return pieces
+    first = pieces[0]
+    m = _LEAD_CLAUSE.search(first)
+    if m is None or not any(c.isalnum() for c in first[: m.start()]) or len(first[m.end() :].strip()) < min_rest:
+        return pieces
+    return [first[: m.end()].rstrip(), first[m.end() :].strip(), *pieces[1:]]
+
+
 def resolve_voice(synthesizer: Synthesizer, name: str | None) -> VoiceMix:
     """The weighted native voices for a request's `voice`.
 
@@ -216,6 +237,8 @@ class Engines:
     """Longest audio to transcribe, seconds (audio.decode's `max_seconds`); None: no limit."""
     max_speech_s: float | None = None
     """Longest speech to synthesize per request, seconds, estimated from phonemes and speed; None: no limit."""
+    lead_clause: bool = True
+    """Synthesize a reply's first clause on its own (see `lead_clause`) so its first audio comes sooner."""
     guard: HallucinationGuard = field(default_factory=HallucinationGuard)
     preload_failures: dict[str, str] = field(default_factory=dict)
     """Model name → why preloading it failed ("ExceptionType: message"); the service then stops."""
@@ -317,6 +340,8 @@ class Engines:
         synth = await self.synthesizer()
         mix = resolve_voice(synth, voice)
         pieces = sentences(speakable(text))
+        if self.lead_clause:
+            pieces = lead_clause(pieces)
         if not pieces:
             raise EngineInputError("input has nothing to speak (only markup, code, links or emoji).", param="input")
         if self.max_speech_s is not None:

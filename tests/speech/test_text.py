@@ -1,10 +1,12 @@
-"""core.text: what is read aloud (no Markdown, code, URLs or emoji) and how it is cut into sentences."""
+"""core.text: what is read aloud (no Markdown, code, URLs or emoji) and how it is cut into sentences;
+speech.engines.lead_clause: the first clause said on its own."""
 
 from __future__ import annotations
 
 import pytest
 
 from core.text import sentences, speakable
+from speech.engines import lead_clause
 
 
 @pytest.mark.parametrize(
@@ -44,3 +46,21 @@ def test_sentences_split_merge_and_cut() -> None:
     assert all(len(p) <= 120 for p in pieces) and len(pieces) > 3
     assert " ".join(pieces).split() == long.split()
     assert sentences("") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("Sure, I can help with that.", ["Sure,", "I can help with that."]),
+        ("Note: the oven is preheating now.", ["Note:", "the oven is preheating now."]),
+        ("Right — the lights are on in the kitchen.", ["Right —", "the lights are on in the kitchen."]),
+        ("Yes, sir.", ["Yes, sir."]),  # the rest is too short to be worth its own call
+        ("It costs 1,000 euros and a well-known fee.", ["It costs 1,000 euros and a well-known fee."]),
+        ("The lights are on now and the oven is hot.", ["The lights are on now and the oven is hot."]),
+        (", and then the rest of the sentence.", [", and then the rest of the sentence."]),
+    ],
+)
+def test_lead_clause_cuts_only_the_first_sentence_at_its_first_clause(text: str, pieces: list[str]) -> None:
+    second = "Then, later, another sentence follows here."
+    assert lead_clause([text, second]) == [*pieces, second]
+    assert " ".join(lead_clause([text])) == text
