@@ -114,6 +114,7 @@ def build_engines(
         Scheduler(settings.slots, settings.max_queue, settings.retry_after_s, metrics=metrics),
         max_audio_s=settings.max_audio_seconds,
         max_speech_s=settings.max_speech_seconds,
+        lead_clause=settings.tts_lead_clause,
         guard=HallucinationGuard(
             settings.no_speech_threshold, settings.logprob_threshold, settings.compression_ratio_threshold
         ),

@@ -24,7 +24,7 @@ from core import audio
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry
 from speech.scheduler import NEW, Priority, Scheduler, Ticket
-from core.text import sentences, speakable
+from core.text import lead_clause, sentences, speakable
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,8 @@ class Engines:
     """Longest audio to transcribe, seconds (audio.decode's `max_seconds`); None: no limit."""
     max_speech_s: float | None = None
     """Longest speech to synthesize per request, seconds, estimated from phonemes and speed; None: no limit."""
+    lead_clause: bool = True
+    """Synthesize a reply's first clause on its own (see `core.text.lead_clause`) so its first audio comes sooner."""
     guard: HallucinationGuard = field(default_factory=HallucinationGuard)
     preload_failures: dict[str, str] = field(default_factory=dict)
     """Model name → why preloading it failed ("ExceptionType: message"); the service then stops."""
@@ -316,6 +318,8 @@ class Engines:
         synth = await self.synthesizer()
         mix = resolve_voice(synth, voice)
         pieces = sentences(speakable(text))
+        if self.lead_clause:
+            pieces = lead_clause(pieces)
         if not pieces:
             raise EngineInputError("input has nothing to speak (only markup, code, links or emoji).", param="input")
         if self.max_speech_s is not None:

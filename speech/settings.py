@@ -62,8 +62,15 @@ class SpeechSettings(BaseSettings):
     tts_lang: str = "en-us"
     """Language Kokoro speaks (espeak-ng code for onnx; "en-us" → KPipeline lang "a" for torch)."""
     tts_threads: int = 1
-    """onnxruntime threads per Kokoro call (onnx backend); 0: one per core. On the shared 2-core box,
-    1 thread without spinning measured RTF 0.95 vs 1.6 for onnxruntime's defaults (`june bench speech`)."""
+    """onnxruntime threads per Kokoro call (onnx backend); 0: one per core. 1 thread costs the least CPU
+    (2.4-2.6× real time in CPU seconds on the 2-core dev box, 2 threads 2.2×) and was as fast or faster
+    in wall time whenever the cores were shared (interleaved A/B: 0.67× vs 0.63× at load 12, 1.21× vs
+    0.77× at load 10); more threads only pay off on idle cores, i.e. a box that does nothing else."""
+    tts_lead_clause: bool = True
+    """Synthesize the first clause of each speech request (up to its first ", ", "; ", ": " or " — ")
+    on its own when the rest of that sentence is 12 characters or more, so the first audio byte waits
+    for that clause rather than the whole sentence (measured: 0.62 → 0.33 CPU s for "Sure, I can help
+    with that."; the whole reply costs about 15 % more CPU, one more call). False: whole sentences only."""
 
     max_concurrency: int | None = None
     """Model slots: requests (a whole transcription or speech) served at once; more wait in arrival

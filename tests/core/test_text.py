@@ -8,7 +8,7 @@ import random
 import pytest
 
 from core.text import (
-    MIN_CHARS, SentenceSplitter, VisibleStream, sentences, speakable, split_message, strip_reasoning,
+    MIN_CHARS, SentenceSplitter, VisibleStream, lead_clause, sentences, speakable, split_message, strip_reasoning,
 )  # fmt: skip
 
 
@@ -279,3 +279,30 @@ def test_only_the_first_piece_is_a_clause_and_only_a_long_enough_one():
     assert SentenceSplitter(first_clause_chars=24).feed("Run `a, b = f(x, y)` and its friends first, then go") == [
         "Run `a, b = f(x, y)` and its friends first,"  # never inside code
     ]
+
+
+# --- The first clause said on its own (speech's JUNE_SPEECH_TTS_LEAD_CLAUSE) -------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("Sure, I can help with that.", ["Sure,", "I can help with that."]),
+        ("Note: the oven is preheating now.", ["Note:", "the oven is preheating now."]),
+        ("Right — the lights are on in the kitchen.", ["Right —", "the lights are on in the kitchen."]),
+        ("Yes, sir.", ["Yes, sir."]),  # the rest is too short to be worth its own call
+        ("It costs 1,000 euros and a well-known fee.", ["It costs 1,000 euros and a well-known fee."]),
+        ("The lights are on now and the oven is hot.", ["The lights are on now and the oven is hot."]),
+        (", and then the rest of the sentence.", [", and then the rest of the sentence."]),
+    ],
+)
+def test_lead_clause_cuts_only_the_first_sentence_at_its_first_clause(text: str, pieces: list[str]) -> None:
+    second = "Then, later, another sentence follows here."
+    assert lead_clause([text, second]) == [*pieces, second]
+    assert " ".join(lead_clause([text])) == text
+
+
+def test_lead_clause_and_the_stream_cut_at_the_same_clause_marks_cjk_included():
+    assert lead_clause(["はい、わかりました。すぐに始めます。"]) == ["はい、", "わかりました。すぐに始めます。"]
+    text = "東京は日本の首都で、世界でも有数の大都市として知られていますね、とても大きいです。"
+    assert SentenceSplitter(first_clause_chars=24).feed(text)[0] == "東京は日本の首都で、世界でも有数の大都市として知られていますね、"

@@ -337,3 +337,26 @@ def test_speech_streams_cancelled_mid_way_are_cleaned_up(speech_url: str, logs_d
     if log.exists():  # absent when JUNE_TEST_SPEECH_URL names another service
         text = log.read_text(errors="replace")
         assert "never retrieved" not in text and "unallocated" not in text, text[-3000:]
+
+
+def test_first_clause_is_streamed_on_its_own(client: openai.OpenAI) -> None:
+    """The first audio event holds the reply's first clause ("Sure,"), not the whole first
+    sentence: synthesis time grows with audio length, so the first byte comes sooner. All the words
+    are still spoken."""
+    reply = "Sure, I can help with that. The kitchen lights are on now."
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input=reply, response_format="pcm", stream_format="sse"
+    ) as r:
+        events = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: ")]
+    chunks = [base64.b64decode(e["audio"]) for e in events[:-1]]
+
+    def pcm(text: str) -> bytes:
+        return client.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="pcm").read()
+
+    sentence, clause = pcm("Sure, I can help with that."), pcm("Sure,")
+    assert len(chunks) == 3, [len(c) for c in chunks]
+    assert len(chunks[0]) < 0.6 * len(sentence), (len(chunks[0]), len(sentence))
+    assert chunks[0] == clause
+    wav = encode(np.frombuffer(b"".join(chunks), "<i2").astype(np.float32) / 32768, 24000, "wav")
+    t = client.audio.transcriptions.create(model="whisper-1", file=("reply.wav", wav), language="en")
+    assert wer(reply, t.text) <= 0.2, t.text
