@@ -97,6 +97,8 @@ class SessionConfig:
             if "language" in transcription:
                 language = transcription["language"]
                 self.language = _str(language, "session.audio.input.transcription.language", limit=8) if language else None
+            if self.language and not self.language.lower().startswith("en") and self.transcription_model.endswith(".en"):
+                self.transcription_model = "whisper-1"  # an English-only model cannot hear other languages
         if "max_output_tokens" in session or "max_response_output_tokens" in session:
             limit = session.get("max_output_tokens", session.get("max_response_output_tokens"))
             if limit == "inf" or limit is None:

@@ -36,9 +36,9 @@ from gateway.auth import ApiKey
 from gateway.realtime_events import (
     INPUT_RATE, BadEvent, SessionConfig, assistant_item, error_event, event, new_id, response_object, usage, user_item,
 )  # fmt: skip
-from gateway.vad import TurnDetector
+from gateway.vad import FRAME_MS, TurnDetector
 from core.audio import encode, from_pcm16
-from core.text import SentenceSplitter, VisibleStream, speakable, strip_reasoning
+from core.text import MIN_CHARS, SentenceSplitter, VisibleStream, speakable, strip_reasoning
 from core.tokens import TokenCounter
 from core.voice import DEFAULT_SYSTEM_PROMPT, EmptyTranscript, Message, PipelineError, VoicePipeline
 
@@ -81,6 +81,8 @@ class RealtimeSession:
         self._last_item: str | None = None
         self._turn_ended_at: float | None = None  # perf_counter at the end of the user's last turn
         self._transcribing: asyncio.Task[None] | None = None
+        # Transcription started at a pause in the turn: (the buffer then, its task), used when the turn ends there.
+        self._early: tuple[bytes, asyncio.Task[Any]] | None = None
         self._cancel_reason = "client_cancelled"
         self._spoken: dict[str, tuple[Message, list[tuple[int, str]]]] = {}  # item id → (message, timed sentences)
 
@@ -195,6 +197,7 @@ class RealtimeSession:
         self.pipeline.max_reply_tokens = self.config.max_output_tokens or 300
         if self.detector is not None and self.config.vad is not None:
             self.detector.options = self.config.vad
+            self.detector.pause_ms = _pause_ms(self.config.vad.silence_duration_ms)
         elif self.config.vad is None:
             self.detector, self._speech_start_ms = None, None
         await self.send(event("session.updated", session=self.config.wire(self.id)))
@@ -217,13 +220,20 @@ class RealtimeSession:
         if self.config.vad is None:
             return
         if self.detector is None:
-            self.detector = TurnDetector(self.realtime.vad, self.config.vad, start_ms=self._end_ms() - len(pcm) // _BYTES_PER_MS)
+            self.detector = TurnDetector(self.realtime.vad, self.config.vad, start_ms=self._end_ms() - len(pcm) // _BYTES_PER_MS,
+                                         pause_ms=_pause_ms(self.config.vad.silence_duration_ms))
         events = self.detector.feed(pcm) if len(pcm) < 10 * INPUT_RATE else await asyncio.to_thread(self.detector.feed, pcm)
         for kind, ms in events:
             if kind == "start":
                 await self._speech_started(ms)
-            else:
+            elif kind == "stop":
                 await self._speech_stopped(ms)
+            elif kind == "pause":  # transcribe now; kept if the turn ends in this silence
+                self._drop_early()
+                snapshot = bytes(self.buffer)
+                self._early = (snapshot, self._spawn(self._early_transcript(snapshot)))
+            else:  # "resume": the user went on, so that transcript would miss words
+                self._drop_early()
         if self._speech_start_ms is None:
             # Not speaking: keep only what a start could still reach back to (the prefix padding).
             self._trim_to(self._end_ms() - self.config.vad.prefix_padding_ms - 100)
@@ -239,7 +249,13 @@ class RealtimeSession:
             del self.buffer[:drop]
             self._buffer_start_ms += drop // _BYTES_PER_MS
 
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early[1].cancel()
+            self._early = None
+
     async def _speech_started(self, ms: int) -> None:
+        self._drop_early()
         self._speech_start_ms = ms
         self._trim_to(ms)
         await self.send(event("input_audio_buffer.speech_started", audio_start_ms=ms, item_id=self._item_id))
@@ -267,6 +283,7 @@ class RealtimeSession:
         await self._commit_buffer(respond=False)  # without VAD the client asks with response.create
 
     async def _clear(self, data: dict[str, Any]) -> None:
+        self._drop_early()
         self._buffer_start_ms = self._end_ms()
         self.buffer.clear()
         self._speech_start_ms = None
@@ -288,13 +305,28 @@ class RealtimeSession:
         # The message is added now, filled when its transcript arrives: a response created meanwhile waits for it.
         message: Message = {"role": "user", "content": ""}
         self._remember(message)
-        self._transcribing = self._spawn(self._transcribe(item_id, pcm, message))
+        early, self._early = self._early, None
+        if early is not None and not pcm.startswith(early[0]):  # the buffer changed since the pause
+            early[1].cancel()
+            early = None
+        self._transcribing = self._spawn(self._transcribe(item_id, pcm, message, early[1] if early else None))
         if respond:
             await self._start_response(wait_for=self._transcribing)
 
-    async def _transcribe(self, item_id: str, pcm: bytes, message: Message) -> None:
+    async def _early_transcript(self, pcm: bytes) -> str | PipelineError:
+        """The transcript of `pcm` (up to a pause in the turn), or the error to report if it is used."""
         try:
-            text = await self.pipeline.transcribe(await asyncio.to_thread(_wav, pcm), filename="turn.wav")
+            return await self.pipeline.transcribe(await asyncio.to_thread(_wav, pcm), filename="turn.wav")
+        except PipelineError as e:  # EmptyTranscript included
+            return e
+
+    async def _transcribe(self, item_id: str, pcm: bytes, message: Message, early: asyncio.Task[Any] | None = None) -> None:
+        """Transcribe the committed turn `pcm` into `message`; `early` is the transcription started at
+        the pause where the turn ended (only silence came after it), so its text is the turn's."""
+        try:
+            if early is not None and isinstance(result := await early, PipelineError):
+                raise result
+            text = result if early is not None else await self.pipeline.transcribe(await asyncio.to_thread(_wav, pcm), filename="turn.wav")
         except EmptyTranscript:
             text = ""
         except PipelineError as e:
@@ -433,7 +465,7 @@ class RealtimeSession:
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = asyncio.create_task(self._speak_queue(reply, queue, sentences, audio))
         try:
-            visible, splitter = VisibleStream(), SentenceSplitter()
+            visible, splitter = VisibleStream(), SentenceSplitter(first_clause_chars=MIN_CHARS)  # speak sooner
             raw: list[str] = []
             async for delta in self.pipeline.stream_chat(text, history):
                 raw.append(delta)
@@ -552,6 +584,14 @@ def _code(error: PipelineError) -> str:
     if " answered 429" in error.detail:
         return "rate_limit_exceeded"
     return f"{error.stage}_failed"
+
+
+def _pause_ms(silence_duration_ms: int) -> int | None:
+    """How long a silence inside a turn must last before the turn is transcribed speculatively: about
+    half the silence that ends a turn, so the transcription runs while VAD waits to be sure (none
+    when that would leave under 100 ms to win)."""
+    pause = max(FRAME_MS * 4, silence_duration_ms // 2)
+    return pause if silence_duration_ms - pause >= 100 else None
 
 
 def _wav(pcm: bytes) -> bytes:

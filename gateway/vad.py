@@ -70,8 +70,10 @@ class SileroVAD:
         return probs, np.stack([h, c]), context
 
 
-Event = tuple[Literal["start", "stop"], int]
-"""("start", audio_start_ms) or ("stop", audio_end_ms): ms since the session's first audio."""
+Event = tuple[Literal["start", "stop", "pause", "resume"], int]
+"""("start", audio_start_ms) or ("stop", audio_end_ms): ms since the session's first audio; with
+`pause_ms`, also ("pause", ms) once a silence inside a turn reaches `pause_ms` and ("resume", ms)
+when speech comes back before the turn ends."""
 
 
 class TurnDetector:
@@ -79,11 +81,15 @@ class TurnDetector:
 
     A frame is speech at `threshold`; once speaking, it takes `silence_duration_ms` of frames under
     `threshold - 0.15` (Silero's usual hysteresis) to stop. Times count every sample fed so far,
-    from `start_ms` (the session's audio time when the detector was made).
+    from `start_ms` (the session's audio time when the detector was made). With `pause_ms` (less
+    than the silence duration), a silence that long inside a turn is reported as a pause first, so
+    the turn can be transcribed while the detector waits to be sure it ended.
     """
 
-    def __init__(self, model: SileroVAD, options: VadOptions, *, start_ms: int = 0) -> None:
+    def __init__(self, model: SileroVAD, options: VadOptions, *, start_ms: int = 0, pause_ms: int | None = None) -> None:
         self.model = model
+        self.pause_ms = pause_ms
+        self._paused = False
         self._start_ms = start_ms  # session audio time of the first sample fed
         self.options = options
         self._state = np.zeros((2, 1, 1, 128), dtype=np.float32)
@@ -124,12 +130,18 @@ class TurnDetector:
             if p < opts.threshold - 0.15:
                 self._silence_ms += FRAME_MS
                 if self._silence_ms >= opts.silence_duration_ms:
-                    self.speaking = False
+                    self.speaking, self._paused = False, False
                     events.append(("stop", end_ms))
+                elif self.pause_ms is not None and not self._paused and self._silence_ms >= self.pause_ms:
+                    self._paused = True
+                    events.append(("pause", end_ms))
             else:
                 self._silence_ms = 0
+                if self._paused:
+                    self._paused = False
+                    events.append(("resume", end_ms))
         return events
 
     def reset(self) -> None:
         """Forget whether the user is speaking (after a manual commit or clear); times keep counting."""
-        self.speaking, self._silence_ms = False, 0
+        self.speaking, self._silence_ms, self._paused = False, 0, False

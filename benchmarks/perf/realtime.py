@@ -135,7 +135,7 @@ async def _speak_clip(http: httpx.AsyncClient, text: str) -> bytes:
     return response.content
 
 
-async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None, timeout: float, stt_model: str) -> Run:
+async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None, timeout: float, stt_model: str | None) -> Run:
     from openai import AsyncOpenAI
 
     silence = bytes(int(RATE * 2 * 1.0))  # 1 s after each turn: server VAD needs to hear the pause
@@ -147,7 +147,7 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
     async with client.realtime.connect(model="june") as conn:
         events = _Events(conn)
         await conn.session.update(session={"type": "realtime", "instructions": INSTRUCTIONS, "audio": {"input": {
-            "transcription": {"model": stt_model, "language": "en"},
+            "transcription": {"language": "en", **({"model": stt_model} if stt_model else {})},
             "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300}}}})  # fmt: skip
         append = conn.input_audio_buffer.append
         for n in range(n_turns):
@@ -256,7 +256,7 @@ def realtime(
     turns: Annotated[int, typer.Option(min=1, help="Spoken turns answered in full.")] = 20,
     barge_ins: Annotated[int, typer.Option(min=0, help="Extra turns interrupted while the reply plays.")] = 5,
     api_key: Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="Key, when the gateway has keys.")] = None,
-    stt_model: Annotated[str, typer.Option(help="Transcription model for the turns (a speech service model id).")] = "whisper-1",
+    stt_model: Annotated[str | None, typer.Option(help="Transcription model for the turns (a speech service model id; default: the gateway's).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each event.")] = 300.0,
     out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the PNG plot.")] = Path("realtime-bench.png"),
 ) -> None:
@@ -273,7 +273,7 @@ def realtime(
         ("barge-in → speech_started (client stops playback)", [b.speech_started for b in run.barge_ins], "≤ 0.3"),
         ("barge-in → reply cancelled (response.done)", [b.cancelled for b in run.barge_ins if b.cancelled is not None], ""),
     ]
-    table = Table(title=f"/v1/realtime via {gateway}: {len(every)} turns, {len(run.barge_ins)} barge-ins, STT {stt_model}")
+    table = Table(title=f"/v1/realtime via {gateway}: {len(every)} turns, {len(run.barge_ins)} barge-ins, STT {stt_model or 'gateway default'}")
     for column in ("seconds", "p50", "p95", "n", "goal"):
         table.add_column(column, justify="left" if column == "seconds" else "right")
     for label, values, goal in rows:

@@ -110,7 +110,7 @@ function sendSession() {
     type: "realtime",
     audio: {
       input: {
-        transcription: { model: "whisper-1" },
+        transcription: {}, // the gateway's turn model (JUNE_GATEWAY_REALTIME_TRANSCRIPTION_MODEL)
         turn_detection: handsFree ? { type: "server_vad", silence_duration_ms: 500, prefix_padding_ms: 300 } : null,
       },
       output: $("voice").value ? { voice: $("voice").value } : {},

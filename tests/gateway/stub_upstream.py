@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -88,6 +89,8 @@ class Seen:
     query: bytes
     headers: list[tuple[str, str]]
     body: bytes
+    at: float = 0.0
+    """time.monotonic() when the request's body had arrived."""
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers if k == name.lower()), None)
@@ -122,6 +125,7 @@ class StubUpstream:
             headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.scope["headers"]],
             body=await request.body(),
         )
+        seen.at = time.monotonic()
         self.seen.append(seen)
         return seen
 

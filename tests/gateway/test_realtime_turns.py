@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,3 +155,67 @@ def test_vad_model_ships_with_faster_whisper() -> None:
 
     path = silero_model_path()
     assert isinstance(path, Path) and path.name == "silero_vad_v6.onnx" and path.stat().st_size > 100_000
+
+
+def _two_parts(question: bytes) -> bytes:
+    """The question, 500 ms of silence (with the clip's own quiet ends: more than 450 ms, less than
+    900 ms), the question again."""
+    return question[: -1000 * 48] + bytes(500 * 48) + question[300 * 48 :]  # pcm16 at 24 kHz: 48 bytes a ms
+
+
+def test_vad_reports_a_pause_before_the_stop_and_a_resume_when_speech_goes_on(vad: SileroVAD, question: bytes) -> None:
+    events = _chunks(question, TurnDetector(vad, VadOptions(silence_duration_ms=500), pause_ms=250))
+    assert [kind for kind, _ in events] == ["start", "pause", "stop"]
+    assert 200 <= events[2][1] - events[1][1] <= 300  # the pause comes 250 ms of silence before the stop
+    # Speech, a short silence (a pause, not an end), speech again: one turn.
+    kinds = [kind for kind, _ in _chunks(_two_parts(question), TurnDetector(vad, VadOptions(silence_duration_ms=900), pause_ms=450))]
+    assert kinds[:2] == ["start", "pause"] and "resume" in kinds and kinds.count("stop") == 1 and kinds[-1] == "stop"
+    assert kinds.index("resume") < kinds.index("stop")
+
+
+def _spoken_turn(gw: str, pcm: bytes, silence_ms: int = 500) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Stream `pcm` at real-time pace into a fresh session; the events and when (monotonic) each
+    kind first arrived."""
+
+    async def run() -> tuple[list[dict[str, Any]], dict[str, float]]:
+        log: list[dict[str, Any]] = []
+        arrived: dict[str, float] = {}
+
+        async def read() -> None:
+            async for raw in ws:
+                message = json.loads(raw)
+                log.append(message)
+                arrived.setdefault(message["type"], time.monotonic())
+                if message["type"] == "conversation.item.input_audio_transcription.completed":
+                    return
+
+        async with connect(gw.replace("http", "ws") + "/v1/realtime") as ws:
+            vad = {"type": "server_vad", "silence_duration_ms": silence_ms}
+            await ws.send(json.dumps({"type": "session.update", "session": {"audio": {"input": {"turn_detection": vad}}}}))
+            reader = asyncio.create_task(read())
+            await stream_pcm(pcm, lambda b64: ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64})), pace=1.0)
+            async with asyncio.timeout(20):
+                await reader
+        return log, arrived
+
+    return anyio.run(run)
+
+
+def test_a_turn_is_transcribed_while_vad_waits_to_be_sure_it_ended(gw: str, stub: StubUpstream, question: bytes) -> None:
+    stub.reset()
+    log, arrived = _spoken_turn(gw, question)
+    uploads = [s for s in stub.seen if s.path == "/v1/audio/transcriptions"]
+    assert len(uploads) == 1  # the transcription started at the pause is the turn's
+    assert uploads[0].at < arrived["input_audio_buffer.speech_stopped"]  # and it started before the turn ended
+    done = next(m for m in log if m["type"] == "conversation.item.input_audio_transcription.completed")
+    assert done["transcript"] == f"{len(uploads[0].body)} bytes"
+
+
+def test_words_after_a_pause_are_not_lost(gw: str, stub: StubUpstream, question: bytes) -> None:
+    stub.reset()
+    log, _ = _spoken_turn(gw, _two_parts(question), silence_ms=900)
+    uploads = [s for s in stub.seen if s.path == "/v1/audio/transcriptions"]
+    done = next(m for m in log if m["type"] == "conversation.item.input_audio_transcription.completed")
+    # The transcript is of the whole turn (the longest upload), not of what came before the pause.
+    assert done["transcript"] == f"{max(len(u.body) for u in uploads)} bytes"
+    assert [m["type"] for m in log].count("input_audio_buffer.committed") == 1
