@@ -94,5 +94,8 @@ def test_a_client_that_leaves_gives_up_its_queue_place_and_its_slot(speech_url: 
         assert r.status_code == 200 and "kitchen" in r.json()["text"].lower(), r.text
         # The leavers' places are gone: nothing admitted is left once this request is answered.
         assert metric(http, "june_speech_queue_depth") == 0.0
-        assert metric(http, 'june_speech_abandoned_total{stage="running"}') - running_before == slots
-        assert metric(http, 'june_speech_abandoned_total{stage="queued"}') - queued_before == 2
+        # Every leaver was dropped, running or queued: the `slots` first ones while running; a queued
+        # one may reach a slot freed by a leaver before its own time is up and leave from there.
+        running = metric(http, 'june_speech_abandoned_total{stage="running"}') - running_before
+        queued = metric(http, 'june_speech_abandoned_total{stage="queued"}') - queued_before
+        assert running >= slots and running + queued == slots + 2, (running, queued)
