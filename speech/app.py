@@ -90,7 +90,7 @@ def build_engines(
     metrics: SpeechMetrics | None = None,
 ) -> Engines:
     """The Engines for `settings`, nothing loaded yet; their pinned models are the ones to preload
-    (`Engines.preloads`): `settings.preload` (default: the default Whisper model) and Kokoro.
+    (`Engines.preloads`): `settings.preload` (default: every configured Whisper model) and Kokoro.
 
     A given `transcriber`/`synthesizer` is registered as loaded (and pinned) under the default model / "kokoro".
     `metrics` (default: new ones in a registry of their own) count model calls and the queue.
@@ -98,7 +98,7 @@ def build_engines(
     transcribers: ModelRegistry[Transcriber] = ModelRegistry(
         {n: functools.partial(load_transcriber, settings, n) for n in settings.configured_whisper_models},
         ttl_s=settings.model_ttl_s,
-        pinned=set(settings.preload if settings.preload is not None else [settings.whisper_model]),
+        pinned=set(settings.preload if settings.preload is not None else settings.configured_whisper_models),
     )
     synthesizers: ModelRegistry[Synthesizer] = ModelRegistry(
         {TTS_MODEL: functools.partial(load_synthesizer, settings)}, pinned={TTS_MODEL}

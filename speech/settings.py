@@ -28,7 +28,8 @@ class SpeechSettings(BaseSettings):
     """Whisper models a request may pick by `model` (JSON list in the env); the default is always added."""
     preload: list[str] | None = None
     """Whisper models (the default or of `whisper_models`) loaded at startup and kept loaded (JSON
-    list); None: the default one. Kokoro always loads at startup; the other models load on first use.
+    list); None: all of them (base and tiny.en: tiny.en transcribes /v1/realtime turns, whose first
+    one should not wait for a load). Kokoro always loads at startup; other models load on first use.
     Another name fails validation (ValueError) rather than being skipped."""
     preload_failure_grace_s: float = 2.0
     """Seconds a service whose preload failed keeps answering /ready with the reason before it exits

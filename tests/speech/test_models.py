@@ -103,7 +103,7 @@ def test_registry_loads_on_first_use_and_unloads_after_ttl() -> None:
 
 def test_preloads_are_the_pinned_models_whisper_first() -> None:
     default = build_engines(SpeechSettings()).preloads()
-    assert [n for _, n in default] == ["base", "kokoro"] and not any(r.loaded(n) for r, n in default)
+    assert [n for _, n in default] == ["base", "tiny.en", "kokoro"] and not any(r.loaded(n) for r, n in default)
     chosen = build_engines(SpeechSettings(whisper_models=["base", "tiny.en"], preload=["tiny.en"]))
     assert [n for _, n in chosen.preloads()] == ["tiny.en", "kokoro"]
 
