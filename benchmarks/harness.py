@@ -71,7 +71,9 @@ def instructions(task: Task, native_tools: bool = True, draft: str | None = None
         run = "`bash` (python)" if native_tools else "python in a ```bash block"
         fix = "`editor`" if native_tools else "a heredoc"
         end = "call `submit`" if native_tools else "reply with a ```bash block containing only `submit`"
-        return text + (f"\nSteps: 1. check it on the docstring's examples with {run}; 2. only if a check fails, fix the "
+        call = f"python -c 'from solution import {task.entry_point}; print({task.entry_point}(...))'"
+        return text + (f"\nSteps: 1. check it on the docstring's examples with {run} (`{call}`: import it first); "
+                       f"2. only if a check fails, fix the "
                        f"file with {fix} (keep the signature); 3. {end}. Hidden tests will call the function.")
     text += f"\n{where} currently contains:\n```python\n{task.starter}```\n"
     if native_tools:
@@ -241,10 +243,25 @@ def run_examples(task: Task, sandbox: Sandbox) -> Result | None:
         return None
     node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
                  and n.name == task.entry_point), None)
-    docstring = ast.get_docstring(node, clean=False) if node else None
+    docstring = _docstring_as_written(task.starter, node) if node else None
     if not docstring or ">>>" not in docstring:
         return None
     return sandbox.run(["python", "-c", _EXAMPLES, docstring])
+
+
+def _docstring_as_written(source: str, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> str | None:
+    """`node`'s docstring as it reads in `source`, escapes unprocessed: the examples a reader sees.
+    `remove_vowels("abcdef\\nghijklm")` in a plain docstring is a newline once evaluated, which
+    doctest cannot parse (HumanEval/51); written out, it is the call the prompt shows."""
+    body = node.body[0] if node.body else None
+    if not (isinstance(body, ast.Expr) and isinstance(body.value, ast.Constant) and isinstance(body.value.value, str)):
+        return None
+    written = ast.get_source_segment(source, body.value) or ""
+    literal = written.lstrip("rRuU")
+    for quote in ('"""', "'''", '"', "'"):
+        if len(literal) >= 2 * len(quote) and literal.startswith(quote) and literal.endswith(quote):
+            return literal[len(quote) : -len(quote)]
+    return ast.get_docstring(node, clean=False)  # implicitly joined strings: the evaluated text
 
 
 def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits, draft: bool = False,

@@ -302,6 +302,7 @@ def test_agent_gets_the_failing_examples_and_fixes_the_draft(task: Task, tmp_pat
     first_turn = model.seen[1][1]["content"]
     assert "already contains your first answer" in first_turn and BAD in first_turn
     assert "Failed example" in first_turn and "1 of 2 examples pass" in first_turn
+    assert "from solution import has_close_elements" in first_turn  # a bare call was a NameError (HumanEval/86)
 
 
 def test_a_snippet_overwriting_the_draft_is_graded_as_the_draft(task: Task, tmp_path: Path) -> None:
@@ -315,3 +316,16 @@ def test_a_snippet_overwriting_the_draft_is_graded_as_the_draft(task: Task, tmp_
     trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_0.json").read_text())
     assert record["restored_draft"] is True and trajectory["solution"] == trajectory["draft"]["solution"]
     assert "AssertionError" in trajectory["test_output"]  # the draft's own failure, not a NameError
+
+
+def test_examples_are_read_as_written_so_an_escape_in_the_docstring_still_parses(tmp_path: Path) -> None:
+    """HumanEval/51's docstring holds `remove_vowels("abcdef\\nghijklm")` in a plain (not raw) string:
+    evaluated, the newline breaks doctest's parser, and a correct draft was reported as failing (the
+    agent then "fixed" it into a wrong one)."""
+    task = {t.id: t for t in datasets.load("humaneval")}["HumanEval/51"]
+    draft = "def remove_vowels(text):\n    return ''.join(c for c in text if c.lower() not in 'aeiou')\n"
+    model = ScriptedModel([{"content": f"```python\n{draft}```"}])
+    record = solve(task, model, AgentConfig(), tmp_path, LIMITS, draft=True)
+    trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_51.json").read_text())
+    assert "6 of 6 examples pass" in trajectory["draft"]["examples"], trajectory["draft"]["examples"]
+    assert (record["status"], record["passed"], record["examples_passed"]) == ("submitted", True, True)
