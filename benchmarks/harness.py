@@ -71,7 +71,9 @@ def instructions(task: Task, native_tools: bool = True, draft: str | None = None
         run = "`bash` (python)" if native_tools else "python in a ```bash block"
         fix = "`editor`" if native_tools else "a heredoc"
         end = "call `submit`" if native_tools else "reply with a ```bash block containing only `submit`"
-        call = f"python -c 'from solution import {task.entry_point}; print({task.entry_point}(...))'"
+        # Double quotes outside: the model writes Python strings in single quotes ('Hi' broke the
+        # single-quoted form on HumanEval/86, and the 1.5B then rewrote a correct draft).
+        call = f'python -c "from solution import {task.entry_point}; print({task.entry_point}(...))"'
         return text + (f"\nSteps: 1. check it on the docstring's examples with {run} (`{call}`: import it first); "
                        f"2. only if a check fails, fix the "
                        f"file with {fix} (keep the signature); 3. {end}. Hidden tests will call the function.")
