@@ -231,7 +231,7 @@ class RealtimeSession:
             elif kind == "pause":  # transcribe now; kept if the turn ends in this silence
                 self._drop_early()
                 snapshot = bytes(self.buffer)
-                self._early = (snapshot, self._spawn(self._early_transcript(snapshot)))
+                self._early = (snapshot, self._spawn(self._transcript_or_error(snapshot)))
             else:  # "resume": the user went on, so that transcript would miss words
                 self._drop_early()
         if self._speech_start_ms is None:
@@ -313,8 +313,8 @@ class RealtimeSession:
         if respond:
             await self._start_response(wait_for=self._transcribing)
 
-    async def _early_transcript(self, pcm: bytes) -> str | PipelineError:
-        """The transcript of `pcm` (up to a pause in the turn), or the error to report if it is used."""
+    async def _transcript_or_error(self, pcm: bytes) -> str | PipelineError:
+        """The transcript of `pcm` (a turn, or the turn up to a pause), or the error to report if it is used."""
         try:
             return await self.pipeline.transcribe(await asyncio.to_thread(_wav, pcm), filename="turn.wav")
         except PipelineError as e:  # EmptyTranscript included
@@ -324,9 +324,10 @@ class RealtimeSession:
         """Transcribe the committed turn `pcm` into `message`; `early` is the transcription started at
         the pause where the turn ended (only silence came after it), so its text is the turn's."""
         try:
-            if early is not None and isinstance(result := await early, PipelineError):
+            result = await (early if early is not None else self._transcript_or_error(pcm))
+            if isinstance(result, PipelineError):
                 raise result
-            text = result if early is not None else await self.pipeline.transcribe(await asyncio.to_thread(_wav, pcm), filename="turn.wav")
+            text = result
         except EmptyTranscript:
             text = ""
         except PipelineError as e:
