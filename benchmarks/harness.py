@@ -12,7 +12,6 @@ passed, failed, or `<limit>_limit` when the tests hit a sandbox bound.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
 import os
@@ -45,8 +44,9 @@ from benchmarks import datasets, direct, judge
 from benchmarks.agent import Agent, AgentConfig, Outcome
 from benchmarks.cheats import CHEATS
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
+from benchmarks.examples import run_examples, run_written_calls
 from benchmarks.models import Model, OpenAIModel, Reply, ScriptedModel
-from benchmarks.sandbox import TASK_DIR, Limits, Result, Sandbox, SandboxUnavailable, check_available, conceal, sweep, throwaway
+from benchmarks.sandbox import TASK_DIR, Limits, Result, SandboxUnavailable, check_available, conceal, sweep, throwaway
 from benchmarks.tools import Tools
 
 RESULTS = "results.jsonl"
@@ -226,54 +226,14 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-_EXAMPLES = """import doctest, sys
-import solution
-test = doctest.DocTestParser().get_doctest(sys.argv[1], dict(vars(solution)), "examples", "solution.py", 0)
-result = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE).run(test)
-print(f"{result.attempted - result.failed} of {result.attempted} examples pass")
-sys.exit(1 if result.failed else 0)
-"""
-
-
-def run_examples(task: Task, sandbox: Sandbox) -> Result | None:
-    """Run the `>>>` examples of the task's docstring (the entry point's in the starter: part of the
-    prompt, not the hidden tests) on solution.py in `sandbox`, with doctest; None without examples.
-    The output ends with "N of M examples pass"; `ok` when all do."""
-    try:
-        tree = ast.parse(task.starter)
-    except SyntaxError:
-        return None
-    node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                 and n.name == task.entry_point), None)
-    docstring = _docstring_as_written(task.starter, node) if node else None
-    if not docstring or ">>>" not in docstring:
-        return None
-    return sandbox.run(["python", "-c", _EXAMPLES, docstring])
-
-
-def _docstring_as_written(source: str, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> str | None:
-    """`node`'s docstring as it reads in `source`, escapes unprocessed: the examples a reader sees.
-    `remove_vowels("abcdef\\nghijklm")` in a plain docstring is a newline once evaluated, which
-    doctest cannot parse (HumanEval/51); written out, it is the call the prompt shows."""
-    body = node.body[0] if node.body else None
-    if not (isinstance(body, ast.Expr) and isinstance(body.value, ast.Constant) and isinstance(body.value.value, str)):
-        return None
-    written = ast.get_source_segment(source, body.value) or ""
-    literal = written.lstrip("rRuU")
-    for quote in ('"""', "'''", '"', "'"):
-        if len(literal) >= 2 * len(quote) and literal.startswith(quote) and literal.endswith(quote):
-            return literal[len(quote) : -len(quote)]
-    return ast.get_docstring(node, clean=False)  # implicitly joined strings: the evaluated text
-
-
 def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits, draft: bool = False,
           draft_from: Path | None = None) -> dict[str, Any]:
     """One task end to end; never raises: a crash becomes status "error" with its message.
 
     With `draft`, the first step is direct mode's: one completion with the direct prompt, its code
-    saved as solution.py (benchmarks/direct.py). When the docstring's examples pass on it, it is
-    submitted as is (`examples_passed` in the record); otherwise the agent gets the failures (if
-    any) and tests, fixes and submits it. A final solution.py that no longer defines the entry point
+    saved as solution.py (benchmarks/direct.py). When the docstring's examples (doctest's, or calls
+    written with their results: benchmarks/examples.py) pass on it, it is submitted as is
+    (`examples_passed` in the record); otherwise the agent gets doctest's failures (if any) and tests, fixes and submits it. A final solution.py that no longer defines the entry point
     (a small model overwriting the file with a snippet) is graded as the draft instead
     (`restored_draft` in the record). With `draft_from` (a greedy direct run's folder), the draft is
     the answer that run recorded for the task when it has one (`draft_from` in the trajectory's
@@ -296,11 +256,13 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
                 drafted = direct.program(task, code)
                 sandbox.write(SOLUTION_FILE, drafted)
                 examples = run_examples(task, sandbox)
+                shown = examples or run_written_calls(task, sandbox)
                 trajectory["draft"] = {"messages": direct.messages(task), "reply": first.content, "solution": drafted,
-                                       "examples": examples and examples.output,
+                                       "examples": shown and shown.output,
                                        "draft_from": str(draft_from) if recorded else None}
-                if examples is not None and examples.ok:  # more turns would only risk a passing answer
+                if shown is not None and shown.ok:  # more turns would only risk a passing answer
                     outcome, record["examples_passed"] = Outcome(status="submitted"), True
+                # Only doctest's failures are shown: a written call can be a definition (benchmarks/examples.py).
                 failed = examples.output if examples is not None and not examples.ok else None
                 text = instructions(task, config.native_tools, drafted, failed)
             outcome = outcome or agent.run(text)

@@ -329,3 +329,53 @@ def test_examples_are_read_as_written_so_an_escape_in_the_docstring_still_parses
     trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_51.json").read_text())
     assert "6 of 6 examples pass" in trajectory["draft"]["examples"], trajectory["draft"]["examples"]
     assert (record["status"], record["passed"], record["examples_passed"]) == ("submitted", True, True)
+
+
+def test_a_draft_giving_the_results_written_in_the_docstring_is_submitted_at_once(tmp_path: Path) -> None:
+    """HumanEval/98 writes its examples as `count_upper('aBCdEf') returns 1`, not doctest: the 1.5B
+    checked one, got 1, then "fixed" a correct draft into a wrong one. Those calls are now run too."""
+    task = {t.id: t for t in datasets.load("humaneval")}["HumanEval/98"]
+    draft = "def count_upper(s):\n    return sum(1 for c in s[::2] if c in 'AEIOU')\n"
+    model = ScriptedModel([{"content": f"```python\n{draft}```"}])  # one step: a second model call would be an error
+    record = solve(task, model, AgentConfig(), tmp_path, LIMITS, draft=True)
+    trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_98.json").read_text())
+    assert "3 of 3 examples pass" in trajectory["draft"]["examples"], trajectory["draft"]["examples"]
+    assert (record["status"], record["passed"], record["steps"], record["examples_passed"]) == ("submitted", True, 1, True)
+
+
+def test_a_draft_missing_a_written_result_goes_to_the_agent_without_that_hint(tmp_path: Path) -> None:
+    """A written call can be a definition rather than a call (HumanEval/130's `tri(1) = 3` while
+    `tri(n)` returns a list), so its mismatch is not shown to the model as a failure."""
+    task = {t.id: t for t in datasets.load("humaneval")}["HumanEval/98"]
+    wrong = "def count_upper(s):\n    return sum(1 for c in s[::2] if c in 'aeiou')\n"
+    steps = [{"content": f"```python\n{wrong}```"}, {"tool": "submit", "args": {}}]
+    model = ScriptedModel(steps)
+    record = solve(task, model, AgentConfig(), tmp_path, LIMITS, draft=True)
+    trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_98.json").read_text())
+    assert "Failed example: count_upper('abcdefg')" in trajectory["draft"]["examples"]
+    assert "2 of 3 examples pass" in trajectory["draft"]["examples"]
+    assert "examples_passed" not in record and record["steps"] == 2 and not record["passed"]
+    assert "Failed example" not in model.seen[1][1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("f('aBCdEf') returns 1", [("f('aBCdEf')", "1")]),
+        ("f([1, 2], 5) ➞ False", [("f([1, 2], 5)", "False")]),
+        ('f("a)b") == "x"', [('f("a)b")', '"x"')]),  # a parenthesis inside a string argument
+        ("f(3, 4, 5) == 6.00", [("f(3, 4, 5)", "6.00")]),
+        ("f(5) => [1, 2, 6, 24, 15].", [("f(5)", "[1, 2, 6, 24, 15]")]),  # the sentence's full stop
+        ("f(5) should return (None, 1)", [("f(5)", "(None, 1)")]),
+        ("f(5) -> [1, 5] # the odd ones", [("f(5)", "[1, 5] # the odd ones")]),
+        ("f(x) = 3", []),  # an argument that is not a literal
+        ("f(1) is the first element of the sequence", []),  # no result mark
+        ("f(1) returns the sum of its digits", []),  # a result that is not a literal
+        ("g(1) == 2", []),  # another function
+        ("the call f(1) == 2 inside a sentence", []),
+    ],
+)
+def test_written_calls_are_read_in_the_notations_humaneval_uses(line: str, expected: list[tuple[str, str]]) -> None:
+    from benchmarks.examples import written_calls
+
+    assert written_calls(f"Some text.\n    {line}\n    More text.", "f") == expected
