@@ -5,7 +5,8 @@ Each step asks the model for a turn, runs the tool calls it made (natively, or p
 the outputs back. Reasoning never goes back into the prompt: `reasoning`/`reasoning_content` are
 dropped and `<think>…</think>` is cut from the content, as the Qwen3 model cards advise.
 
-The run ends with one status: `submitted`, `step_limit`, `token_limit`, `time_limit`, `repeated`
+The run ends with one status: `submitted`, `step_limit`, `token_limit`, `context_limit` (the
+endpoint refused the conversation as longer than the model's context), `time_limit`, `repeated`
 (the same calls as the turn before, which gave the same output: with greedy decoding a small model
 then loops until a limit; seen with Qwen2.5-Coder-0.5B for 14 turns and 800 s) or `error`.
 """
@@ -18,12 +19,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from benchmarks.models import Model, ModelError, ModelTimeout, Reply, ToolCall
+from benchmarks.models import ContextFull, Model, ModelError, ModelTimeout, Reply, ToolCall
 from benchmarks.sandbox import TASK_DIR
 from benchmarks.tools import SCHEMAS, Submitted, Tools
 from core.text import strip_reasoning
 
-Status = Literal["submitted", "step_limit", "token_limit", "time_limit", "repeated", "error"]
+Status = Literal["submitted", "step_limit", "token_limit", "context_limit", "time_limit", "repeated", "error"]
 
 SYSTEM = f"""You are a careful software engineer working alone in a Linux sandbox without network access.
 Your working directory is {TASK_DIR}. Use the tools: `bash` to run commands (for example python to test
@@ -125,6 +126,8 @@ class Agent:
                 out.reasoning.append(reply.reasoning)
                 if (status := self._step(reply, start)) is not None:
                     break
+        except ContextFull as e:  # the conversation outgrew the model: graded on what it left, like a limit
+            status, out.error = "context_limit", str(e)
         except ModelError as e:
             status, out.error = "error", str(e)
         out.status = status

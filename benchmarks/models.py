@@ -24,6 +24,11 @@ class ModelTimeout(ModelError):
     """The request did not finish within the time the agent had left."""
 
 
+class ContextFull(ModelError):
+    """The endpoint refused the conversation as longer than the model's context (a 400: OpenAI's
+    `context_length_exceeded`, vLLM's "maximum context length is N tokens")."""
+
+
 @dataclass
 class ToolCall:
     """One requested tool call. `arguments` is the raw JSON text (models sometimes send invalid JSON)."""
@@ -91,6 +96,10 @@ class OpenAIModel:
             )
         except self._openai.APITimeoutError as e:
             raise ModelTimeout(f"no reply within {timeout:.0f} s") from e
+        except self._openai.BadRequestError as e:
+            if e.code == "context_length_exceeded" or "maximum context length" in str(e):
+                raise ContextFull(f"{type(e).__name__}: {e}") from e
+            raise ModelError(f"{type(e).__name__}: {e}") from e
         except self._openai.OpenAIError as e:
             raise ModelError(f"{type(e).__name__}: {e}") from e
         if not response.choices:

@@ -64,3 +64,35 @@ def test_tool_schemas_follow_the_agent_config(endpoint: tuple[str, list[dict[str
         assert body["tool_choice"] == "required"
     else:
         assert "tools" not in body and "tool_choice" not in body
+
+
+class _FullContext(BaseHTTPRequestHandler):
+    """Refuses every chat completion as vLLM does once the conversation outgrows --max-model-len."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        data = json.dumps({"error": {"message": "This model's maximum context length is 4096 tokens. However, your prompt "
+                                                "contains at least 4097 input tokens.", "type": "BadRequestError",
+                                     "param": "input_tokens", "code": 400}}).encode()  # fmt: skip
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_conversation_longer_than_the_context_is_a_limit_not_an_error(tmp_path: Path) -> None:
+    """HumanEval/76 on the 1.5B (4096-token context): the agent's turns outgrew it and the task was
+    reported as a harness error."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FullContext)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        model = OpenAIModel(base_url=f"http://127.0.0.1:{server.server_port}/v1", model="m")
+        outcome = Agent(model, Tools(Sandbox(tmp_path)), AgentConfig()).run("do it")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcome.status == "context_limit" and "maximum context length" in (outcome.error or "")
