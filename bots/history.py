@@ -3,7 +3,8 @@
 History is bounded three ways: at most `max_turns` user/assistant pairs, at most `max_tokens`
 tokens as the served model counts them (``core.tokens.TokenCounter``: vLLM's /tokenize through the
 gateway, cached; without it an estimate that never undercounts CJK), and forgotten after `ttl`
-seconds without a new turn. The oldest turns go first. Only the visible reply is stored,
+seconds without a new turn. The oldest turns go first, down to half of each bound once one is
+passed (``core.history``: the next requests share their beginning, which vLLM's prefix cache reuses). Only the visible reply is stored,
 never the model's reasoning (the pipeline strips it before anything reaches here).
 
 `MemoryStore` lives in one process (lost on restart); `RedisStore` keeps the same data in Redis so
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.history import oldest_to_drop
 from core.tokens import TokenCounter
 from core.voice import Message
 
@@ -52,15 +54,13 @@ class ChatStore(Protocol):
 
 
 async def bound(turns: list[Turn], max_turns: int, max_tokens: int | None, counter: TokenCounter) -> list[Turn]:
-    """The newest suffix of `turns` within `max_turns` pairs and `max_tokens` tokens (`counter`'s count)."""
-    kept = turns[-max_turns:] if max_turns > 0 else []
-    if max_tokens is not None:
-        sizes = list(await asyncio.gather(*(counter.total(turn) for turn in kept)))  # cached: only new texts are asked
-        total = sum(sizes)
-        while kept and total > max_tokens:
-            kept.pop(0)
-            total -= sizes.pop(0)
-    return kept
+    """The newest suffix of `turns` within `max_turns` pairs and `max_tokens` tokens (`counter`'s
+    count); once a bound is passed, cut to half of each (`core.history.oldest_to_drop`)."""
+    if max_tokens is None:
+        sizes = [0] * len(turns)
+    else:
+        sizes = list(await asyncio.gather(*(counter.total(turn) for turn in turns)))  # cached: only new texts are asked
+    return turns[oldest_to_drop(sizes, max_turns, max_tokens):]
 
 
 def to_messages(turns: list[Turn]) -> list[Message]:

@@ -35,6 +35,7 @@ from sentencex import get_sentence_boundaries
 
 __all__ = [
     "CLAUSE_MARK",
+    "SOFT_CLAUSE",
     "MIN_CHARS",
     "SentenceSplitter",
     "VisibleStream",
@@ -201,6 +202,22 @@ CLAUSE_MARK = re.compile(r"[,;:]\s+|\s+[—–-]\s+|[、，；：]\s*")
 """Where a clause ends: a comma, semicolon or colon and a space, a dash between spaces, or a CJK
 clause mark. "1,000" and "well-known" are not clause ends."""
 
+SOFT_CLAUSE = re.compile(
+    r"\s+(?=(?:because|which|who|whom|whose|when|whenever|while|whereas|where|if|since|although|though|unless|until|but|that)\s)",
+    re.IGNORECASE,
+)
+"""Where a clause can start without a mark: the space before a subordinating conjunction, a relative
+word or "but" ("The sky is blue | because …", "… about cats is | that they …"). "and", "or" and "so"
+are left out: they join nouns ("salt and pepper") and adverbs ("so much") as often as clauses. English
+words; a cut here is a pause a speaker could make, used only for a reply's first piece."""
+
+
+def _first_break(text: str, pos: int, endpos: int, *, soft_from: int) -> re.Match[str] | None:
+    """The earliest clause end in text[pos:endpos]: a CLAUSE_MARK, or a SOFT_CLAUSE at `soft_from` or later."""
+    hard = CLAUSE_MARK.search(text, pos, endpos)
+    soft = SOFT_CLAUSE.search(text, max(pos, soft_from), endpos)
+    return min((m for m in (hard, soft) if m is not None), key=lambda m: m.start(), default=None)
+
 
 def _mask(text: str) -> tuple[str, int]:
     """(`text` with code and addresses replaced by "x" at the same offsets, where the trailing code
@@ -335,12 +352,13 @@ class SentenceSplitter:
 
     def _first_clause(self) -> int | None:
         """With `first_clause_chars`, the reply's first piece may end at a clause mark ("," ";" ":"
-        "—" and a space, or 、，；：) once it holds that many characters and no sentence could end
-        before it, so that speech can start before the first sentence is complete. Decided on the
-        text up to the mark alone, so chunking still does not change the pieces."""
+        "—" and a space, or 、，；：) or before a SOFT_CLAUSE word ("because", "that"...) once it
+        holds that many characters and no sentence could end before it, so that speech can start
+        before the first sentence is complete. Decided on the text up to the mark (or the word and
+        the space after it) alone, so chunking still does not change the pieces."""
         masked, open_at = _mask(self._buffer)
         start = self._done + max(0, (self.first_clause_chars or 0) - len(self._short))
-        match = CLAUSE_MARK.search(masked, start, open_at)
+        match = _first_break(masked, start, open_at, soft_from=start)
         if match is None or any(self._done < end < match.end() for end in _boundaries(self._buffer[: match.end()], final=True)):
             return None
         return match.end()
@@ -377,10 +395,12 @@ class SentenceSplitter:
 
 
 def lead_clause(pieces: list[str], *, min_rest: int = 12) -> list[str]:
-    """`pieces` with the first one cut after its first clause mark (", ", "; ", ": ", " — "), so that
-    clause is synthesized, and its audio sent, on its own: the first audio byte then waits for a
-    clause of speech instead of a whole sentence. Synthesis time grows with the audio's length, so
-    "Sure, I can help with that." starts after "Sure," (0.6 s of audio) rather than all 1.5 s of it.
+    """`pieces` with the first one cut after its first clause mark (", ", "; ", ": ", " — "), or
+    before a SOFT_CLAUSE word once MIN_CHARS precede it, so that clause is synthesized, and its audio
+    sent, on its own: the first audio byte then waits for a clause of speech instead of a whole
+    sentence. Synthesis time grows with the audio's length, so "Sure, I can help with that." starts
+    after "Sure," (0.6 s of audio) rather than all 1.5 s of it, and "The sky is blue because …" after
+    "The sky is blue".
 
     Not cut when the rest would be shorter than `min_rest` characters ("Yes, sir.": nothing to win,
     and a lone short word sounds clipped) or there is no clause mark. Only the first piece is cut: later
@@ -389,7 +409,7 @@ def lead_clause(pieces: list[str], *, min_rest: int = 12) -> list[str]:
     if not pieces:
         return pieces
     first = pieces[0]
-    m = CLAUSE_MARK.search(first)
+    m = _first_break(_mask(first)[0], 0, len(first), soft_from=MIN_CHARS)  # never inside code
     if m is None or not any(c.isalnum() for c in first[: m.start()]) or len(first[m.end() :].strip()) < min_rest:
         return pieces
     return [first[: m.end()].rstrip(), first[m.end() :].strip(), *pieces[1:]]

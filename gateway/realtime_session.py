@@ -13,7 +13,8 @@ sent and due to have played), or what a `conversation.item.truncate` says was he
 
 Bounds: each client event ≤ `realtime_max_event_bytes` (larger → `error`, the socket stays open),
 the input buffer ≤ `realtime_max_buffer_s`, a session ≤ `realtime_max_session_s`, at most
-`realtime_max_sessions` at once, the conversation ≤ `realtime_max_turns` turns (oldest dropped).
+`realtime_max_sessions` at once, the conversation ≤ `realtime_max_turns` turns and
+`realtime_max_history_tokens` (once passed, the oldest go down to half of each: `core.history`).
 A client that goes away cancels everything it started (the upstream streams are closed with it).
 """
 
@@ -38,6 +39,7 @@ from gateway.realtime_events import (
 )  # fmt: skip
 from gateway.vad import FRAME_MS, TurnDetector
 from core.audio import encode, from_pcm16
+from core.history import oldest_to_drop
 from core.text import MIN_CHARS, SentenceSplitter, VisibleStream, speakable, strip_reasoning
 from core.tokens import TokenCounter
 from core.voice import DEFAULT_SYSTEM_PROMPT, EmptyTranscript, Message, PipelineError, VoicePipeline
@@ -543,12 +545,11 @@ class RealtimeSession:
     # --- conversation ---------------------------------------------------------------------------
 
     def _remember(self, message: Message) -> None:
-        """Add `message`, then drop the oldest until within max_turns pairs and max_history_tokens."""
+        """Add `message`; past max_turns pairs or max_history_tokens, drop the oldest down to half of
+        each (`core.history`: the requests then share their beginning for vLLM's prefix cache)."""
         self.messages.append(message)
-        while len(self.messages) > 2 * self.limits.max_turns or (
-            len(self.messages) > 1 and sum(self.tokens.cached(m["content"]) for m in self.messages) > self.limits.max_history_tokens
-        ):
-            self.messages.pop(0)
+        sizes = [self.tokens.cached(m["content"]) for m in self.messages]
+        del self.messages[: oldest_to_drop(sizes, 2 * self.limits.max_turns, self.limits.max_history_tokens, keep_last=1)]
         while len(self.messages) > 1 and self.messages[0]["role"] == "assistant":
             self.messages.pop(0)  # the conversation starts with the user, as in the bots' history
 

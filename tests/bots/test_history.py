@@ -47,12 +47,16 @@ def contents(messages: list[dict[str, str]]) -> list[str]:
 
 
 async def test_history_is_bounded_by_turns_per_chat(make_store):
-    store = make_store(max_turns=2, max_tokens=None, ttl=None)
-    for i in range(3):
+    store = make_store(max_turns=4, max_tokens=None, ttl=None)
+    for i in range(4):
         await store.add("chat", f"q{i}", f"a{i}")
     await store.add("other", "x", "y")
-    assert contents(await store.messages("chat")) == ["q1", "a1", "q2", "a2"]
-    assert [m["role"] for m in await store.messages("chat")] == ["user", "assistant"] * 2
+    assert contents(await store.messages("chat")) == ["q0", "a0", "q1", "a1", "q2", "a2", "q3", "a3"]
+    await store.add("chat", "q4", "a4")  # past the bound: down to half of it, the newest turns
+    assert contents(await store.messages("chat")) == ["q3", "a3", "q4", "a4"]
+    await store.add("chat", "q5", "a5")  # the beginning stays while within the bound (prefix cache)
+    assert contents(await store.messages("chat")) == ["q3", "a3", "q4", "a4", "q5", "a5"]
+    assert [m["role"] for m in await store.messages("chat")] == ["user", "assistant"] * 3
     assert contents(await store.messages("other")) == ["x", "y"]
 
     await store.clear("chat")
@@ -66,8 +70,8 @@ async def test_history_is_bounded_by_approximate_tokens(make_store):
     for i in range(3):
         await store.add("chat", f"{long}{i}", "ok")  # 11 + 1 tokens per turn
     kept = await store.messages("chat")
-    assert contents(kept) == [f"{long}1", "ok", f"{long}2", "ok"]
-    assert await store.counter.total(m["content"] for m in kept) <= 30
+    assert contents(kept) == [f"{long}2", "ok"]  # 36 > 30: down to 15 or less
+    assert await store.counter.total(m["content"] for m in kept) <= 15
 
 
 async def test_preferences_are_per_chat_and_survive_reset(make_store):
@@ -102,7 +106,9 @@ async def test_redis_history_is_shared_by_replicas_and_expires(redis_client):
 
 async def test_bound_keeps_the_newest_turns():
     turns, estimate = [("a" * 8, "b" * 8), ("c", "d"), ("e", "f")], TokenCounter()  # no server: the estimate
-    assert await bound(turns, 2, None, estimate) == turns[1:]
-    assert await bound(turns, 3, 4, estimate) == turns[1:]  # 2 + 2 + 1 + 1 + 1 + 1 tokens: the first turn goes
-    assert await bound(turns, 3, 3, estimate) == turns[2:]
+    assert await bound(turns, 3, 8, estimate) == turns  # 2 + 2 + 1 + 1 + 1 + 1 tokens: within both bounds
+    assert await bound(turns, 2, None, estimate) == turns[2:]  # past 2 turns: down to 1
+    assert await bound(turns, 3, 7, estimate) == turns[2:]  # past 7 tokens: down to 3 or less (the last two are 4)
+    assert await bound(turns, 3, 3, estimate) == turns[2:]  # the newest alone (2) is within 3: it stays
+    assert await bound(turns, 3, 1, estimate) == []  # not even the newest fits
     assert await bound(turns, 0, None, estimate) == []

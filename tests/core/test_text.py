@@ -302,6 +302,42 @@ def test_lead_clause_cuts_only_the_first_sentence_at_its_first_clause(text: str,
     assert " ".join(lead_clause([text])) == text
 
 
+SOFT = [
+    # (text, first piece with first_clause_chars=MIN_CHARS): seen in `june bench realtime`, where a
+    # long first sentence without a comma kept the first audio waiting for all of it (2.3 s of TTS).
+    ("The sky is blue because sunlight scatters off the air. Blue scatters most.", "The sky is blue"),
+    ("One of the most famous facts about cats is that they sleep a lot.", "One of the most famous facts about cats is"),
+    ("It rains a lot here, but the summers are warm and long.", "It rains a lot here,"),  # the mark comes first
+    ("You can add some salt and pepper to taste before serving it.", None),  # "and" joins nouns
+    ("I think that it will rain later this evening.", None),  # "I think" is under MIN_CHARS
+    ("The thatched roof kept everyone dry all winter.", None),  # a word that starts with "that"
+    ("Use `if x but y` in the code when it is ready.", "Use `if x but y` in the code"),  # never inside code
+    ("Please run `make clean because it helps` first, then build it.", "Please run `make clean because it helps` first,"),
+]
+
+
+@pytest.mark.parametrize(("text", "first"), SOFT)
+def test_the_first_piece_may_end_before_a_conjunction_however_the_text_is_chunked(text: str, first: str | None) -> None:
+    whole = SentenceSplitter(first_clause_chars=MIN_CHARS)
+    expected = whole.feed(text) + whole.flush()
+    assert expected[0] == (first if first is not None else sentences(text)[0])
+    rng = random.Random(3)
+    for _ in range(30):
+        splitter, out, i = SentenceSplitter(first_clause_chars=MIN_CHARS), [], 0
+        while i < len(text):
+            n = rng.randint(1, 7)
+            out += splitter.feed(text[i : i + n])
+            i += n
+        assert out + splitter.flush() == expected
+
+
+@pytest.mark.parametrize(("text", "first"), SOFT)
+def test_lead_clause_cuts_before_a_conjunction_as_the_stream_does(text: str, first: str | None) -> None:
+    pieces = lead_clause(sentences(text))
+    assert pieces[0] == (first if first is not None else sentences(text)[0])
+    assert " ".join(pieces) == " ".join(sentences(text))
+
+
 def test_lead_clause_and_the_stream_cut_at_the_same_clause_marks_cjk_included():
     assert lead_clause(["はい、わかりました。すぐに始めます。"]) == ["はい、", "わかりました。すぐに始めます。"]
     text = "東京は日本の首都で、世界でも有数の大都市として知られていますね、とても大きいです。"
