@@ -179,6 +179,24 @@ def answer(task: Task, model: Model, timeout: float) -> tuple[Reply, str]:
     return reply, extract(reply.content, task.entry_point)
 
 
+REPAIR = (
+    "Your function fails the examples in its docstring (doctest's report):\n```\n{failures}\n```\n"
+    "Fix it: reply with the complete corrected function in one ```python block."
+)
+"""The repair turn's message, after the model's first answer in the same conversation."""
+
+
+def repair(task: Task, model: Model, first: Reply, failures: str, timeout: float) -> tuple[Reply, str]:
+    """One more turn of the direct conversation: the first answer's doctest `failures` go back to the
+    model, which answers with a corrected function (self-debugging with unit-test feedback, Chen et
+    al. 2023, https://arxiv.org/abs/2304.05128). (the reply, the code extracted from it); raises
+    ModelError as `model.query` does."""
+    conversation = [*messages(task), {"role": "assistant", "content": first.content},
+                    {"role": "user", "content": REPAIR.format(failures=failures.strip()[-2000:])}]  # fmt: skip
+    reply = model.query(conversation, [], timeout)
+    return reply, extract(reply.content, task.entry_point)
+
+
 def recorded_answer(task: Task, run_dir: Path) -> tuple[Reply, str] | None:
     """Direct mode's answer for `task` as a finished greedy direct run in `run_dir` recorded it
     (trajectories/ID.json): (the reply, its code), or None when that run has no usable answer (no

@@ -45,8 +45,8 @@ from benchmarks.agent import Agent, AgentConfig, Outcome
 from benchmarks.cheats import CHEATS
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
 from benchmarks.examples import run_examples, run_written_calls
-from benchmarks.models import Model, OpenAIModel, Reply, ScriptedModel
-from benchmarks.sandbox import TASK_DIR, Limits, Result, SandboxUnavailable, check_available, conceal, sweep, throwaway
+from benchmarks.models import Model, ModelError, OpenAIModel, Reply, ScriptedModel
+from benchmarks.sandbox import TASK_DIR, Limits, Result, Sandbox, SandboxUnavailable, check_available, conceal, sweep, throwaway
 from benchmarks.tools import Tools
 
 RESULTS = "results.jsonl"
@@ -226,6 +226,26 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def _repair(task: Task, model: Model, first: Reply, failed: str, drafted: str, sandbox: Sandbox, config: AgentConfig,
+            trajectory: dict[str, Any]) -> tuple[Reply, bool] | None:
+    """The repair turn (`direct.repair`) for a draft whose doctest examples failed: (its reply, whether
+    the corrected code passes them). When it does, solution.py holds it; otherwise the draft is put
+    back, so the agent goes on exactly as without the repair. None when the model could not be asked."""
+    try:
+        reply, code = direct.repair(task, model, first, failed, config.max_wall_s)
+    except ModelError as e:
+        trajectory["repair"] = {"error": str(e)}
+        return None
+    fixed = direct.program(task, code)
+    sandbox.write(SOLUTION_FILE, fixed)
+    check = run_examples(task, sandbox)
+    passed = check is not None and check.ok
+    trajectory["repair"] = {"reply": reply.content, "solution": fixed, "examples": check and check.output}
+    if not passed:
+        sandbox.write(SOLUTION_FILE, drafted)
+    return reply, passed
+
+
 def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_limits: Limits, draft: bool = False,
           draft_from: Path | None = None) -> dict[str, Any]:
     """One task end to end; never raises: a crash becomes status "error" with its message.
@@ -233,7 +253,10 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
     With `draft`, the first step is direct mode's: one completion with the direct prompt, its code
     saved as solution.py (benchmarks/direct.py). When the docstring's examples (doctest's, or calls
     written with their results: benchmarks/examples.py) pass on it, it is submitted as is
-    (`examples_passed` in the record); otherwise the agent gets doctest's failures (if any) and tests, fixes and submits it. A final solution.py that no longer defines the entry point
+    (`examples_passed` in the record). When doctest's examples fail, the model first gets one repair
+    turn in the direct conversation (`direct.repair`); a corrected function that passes them is
+    submitted (`repaired` in the record). Otherwise the agent gets doctest's failures (if any) and
+    tests, fixes and submits the draft. A final solution.py that no longer defines the entry point
     (a small model overwriting the file with a snippet) is graded as the draft instead
     (`restored_draft` in the record). With `draft_from` (a greedy direct run's folder), the draft is
     the answer that run recorded for the task when it has one (`draft_from` in the trajectory's
@@ -245,6 +268,7 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
     trajectory: dict[str, Any] = {"task_id": task.id, "dataset": task.dataset, "config": {**config.__dict__, "draft": draft}}
     agent: Agent | None = None
     first: Reply | None = None
+    fixes: list[Reply] = []
     try:
         with throwaway({SOLUTION_FILE: task.starter}, command_limits, hide=[out_dir]) as sandbox:
             agent = Agent(model, Tools(sandbox), config)
@@ -264,6 +288,12 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
                     outcome, record["examples_passed"] = Outcome(status="submitted"), True
                 # Only doctest's failures are shown: a written call can be a definition (benchmarks/examples.py).
                 failed = examples.output if examples is not None and not examples.ok else None
+                if failed is not None:
+                    fix = _repair(task, model, first, failed, drafted, sandbox, config, trajectory)
+                    if fix is not None:
+                        fixes.append(fix[0])
+                        if fix[1]:
+                            outcome, record["repaired"] = Outcome(status="submitted"), True
                 text = instructions(task, config.native_tools, drafted, failed)
             outcome = outcome or agent.run(text)
             try:  # never follows a link the agent put there (`ln -s /proc/self/environ solution.py`)
@@ -285,9 +315,9 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
             o = agent.outcome
             record.update(steps=o.steps, prompt_tokens=o.prompt_tokens, completion_tokens=o.completion_tokens)
             trajectory.update(messages=o.messages, reasoning=o.reasoning)
-        if first is not None:  # the draft is a step of its own
-            record.update(steps=record["steps"] + 1, prompt_tokens=record["prompt_tokens"] + first.prompt_tokens,
-                          completion_tokens=record["completion_tokens"] + first.completion_tokens)
+        for step in [first, *fixes] if first is not None else []:  # the draft (and its repair) are steps of their own
+            record.update(steps=record["steps"] + 1, prompt_tokens=record["prompt_tokens"] + step.prompt_tokens,
+                          completion_tokens=record["completion_tokens"] + step.completion_tokens)
         finish(record, trajectory, start, out_dir)
     return record
 

@@ -292,14 +292,16 @@ def test_a_draft_passing_the_docstring_examples_is_submitted_at_once(task: Task,
 def test_agent_gets_the_failing_examples_and_fixes_the_draft(task: Task, tmp_path: Path) -> None:
     steps = [
         {"content": f"```python\n{BAD}```"},
+        {"content": f"Fixed:\n```python\n{BAD}```"},  # the repair turn: still failing, so the draft goes on
         {"tool": "bash", "args": {"command": "python -m doctest solution.py; echo done"}},
         {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": f"from typing import List\n\n{GOOD}"}},
         {"tool": "submit", "args": {}},
     ]
     model = ScriptedModel(steps)
     record = solve(task, model, AgentConfig(), tmp_path, LIMITS, draft=True)
-    assert record["passed"] is True and record["steps"] == 4 and "examples_passed" not in record  # direct alone fails
-    first_turn = model.seen[1][1]["content"]
+    assert record["passed"] is True and record["steps"] == 5 and "examples_passed" not in record  # direct alone fails
+    assert "repaired" not in record
+    first_turn = model.seen[2][1]["content"]
     assert "already contains your first answer" in first_turn and BAD in first_turn
     assert "Failed example" in first_turn and "1 of 2 examples pass" in first_turn
     assert "from solution import has_close_elements" in first_turn  # a bare call was a NameError (HumanEval/86)
@@ -309,6 +311,7 @@ def test_a_snippet_overwriting_the_draft_is_graded_as_the_draft(task: Task, tmp_
     # Seen with Qwen2.5-Coder-0.5B and forced tool calls: the file replaced by `print(...)` lines.
     steps = [
         {"content": f"```python\n{BAD}```"},
+        {"content": "I cannot fix it."},  # the repair turn, without code: the draft goes on
         {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": "import math\nprint(math.trunc(3.5))"}},
         {"tool": "submit", "args": {}},
     ]
@@ -379,3 +382,17 @@ def test_written_calls_are_read_in_the_notations_humaneval_uses(line: str, expec
     from benchmarks.examples import written_calls
 
     assert written_calls(f"Some text.\n    {line}\n    More text.", "f") == expected
+
+
+def test_a_draft_failing_its_doctest_examples_gets_one_repair_turn(task: Task, tmp_path: Path) -> None:
+    """Self-debugging: the failures go back to the model in the direct conversation; a corrected
+    function that passes the examples is submitted without the tool loop."""
+    steps = [{"content": f"```python\n{BAD}```"}, {"content": f"Here is the fix:\n```python\n{GOOD}```"}]
+    model = ScriptedModel(steps)  # two steps only: a third model call would be an error
+    record = solve(task, model, AgentConfig(), tmp_path, LIMITS, draft=True)
+    trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_0.json").read_text())
+    assert (record["status"], record["passed"], record["steps"], record["repaired"]) == ("submitted", True, 2, True)
+    repair = model.seen[1]
+    assert [m["role"] for m in repair] == ["system", "user", "assistant", "user"] and BAD in repair[2]["content"]
+    assert "Failed example" in repair[3]["content"] and "1 of 2 examples pass" in repair[3]["content"]
+    assert "2 of 2 examples pass" in trajectory["repair"]["examples"] and GOOD in trajectory["solution"]

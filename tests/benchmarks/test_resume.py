@@ -53,7 +53,7 @@ def test_cli_run_killed_midway_resumes(tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text(json.dumps([{"tool": "bash", "args": {"command": "sleep 1"}}, {"tool": "submit"}]))
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "june", "bench", "run", "--model", f"scripted:{script}", "--limit", "3",
+    argv = [sys.executable, "-m", "june", "bench", "run", "--model", f"scripted:{script}", "--limit", "3", "--no-draft",
             "--workers", "1", "--out", str(out)]
     first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
