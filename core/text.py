@@ -212,26 +212,11 @@ are left out: they join nouns ("salt and pepper") and adverbs ("so much") as oft
 words; a cut here is a pause a speaker could make, used only for a reply's first piece."""
 
 
-PHRASE_BREAK = re.compile(
-    r"\s+(?=(?:about|across|after|against|along|around|before|behind|between|beyond|by|during|for|from|in|into|"
-    r"on|over|through|toward|towards|under|with|within|without)\s)",
-    re.IGNORECASE,
-)
-"""The space before a preposition: where a long clause can pause ("… 384,000 kilometers away / from
-Earth"). Used only for a live reply's first piece, and only past PHRASE_CHARS (never "The tallest
-mountain / in the world"). "of", "to" and "at" are left out: they bind too tightly to the word before."""
-
-PHRASE_CHARS = 32
-"""How long a live reply's first piece must be before it may end at a PHRASE_BREAK."""
-
-
-def _first_break(text: str, pos: int, endpos: int, *, soft_from: int, phrase_from: int | None = None) -> re.Match[str] | None:
-    """The earliest clause end in text[pos:endpos]: a CLAUSE_MARK, a SOFT_CLAUSE at `soft_from` or
-    later, or (with `phrase_from`) a PHRASE_BREAK at `phrase_from` or later."""
-    found = [CLAUSE_MARK.search(text, pos, endpos), SOFT_CLAUSE.search(text, max(pos, soft_from), endpos)]
-    if phrase_from is not None:
-        found.append(PHRASE_BREAK.search(text, max(pos, phrase_from), endpos))
-    return min((m for m in found if m is not None), key=lambda m: m.start(), default=None)
+def _first_break(text: str, pos: int, endpos: int, *, soft_from: int) -> re.Match[str] | None:
+    """The earliest clause end in text[pos:endpos]: a CLAUSE_MARK, or a SOFT_CLAUSE at `soft_from` or later."""
+    hard = CLAUSE_MARK.search(text, pos, endpos)
+    soft = SOFT_CLAUSE.search(text, max(pos, soft_from), endpos)
+    return min((m for m in (hard, soft) if m is not None), key=lambda m: m.start(), default=None)
 
 
 def _mask(text: str) -> tuple[str, int]:
@@ -368,14 +353,12 @@ class SentenceSplitter:
     def _first_clause(self) -> int | None:
         """With `first_clause_chars`, the reply's first piece may end at a clause mark ("," ";" ":"
         "—" and a space, or 、，；：) or before a SOFT_CLAUSE word ("because", "that"...) once it
-        holds that many characters, or before a preposition (PHRASE_BREAK) once it holds
-        PHRASE_CHARS, and no sentence could end before it, so that speech can start
+        holds that many characters and no sentence could end before it, so that speech can start
         before the first sentence is complete. Decided on the text up to the mark (or the word and
         the space after it) alone, so chunking still does not change the pieces."""
         masked, open_at = _mask(self._buffer)
         start = self._done + max(0, (self.first_clause_chars or 0) - len(self._short))
-        match = _first_break(masked, start, open_at, soft_from=start,
-                             phrase_from=self._done + max(0, PHRASE_CHARS - len(self._short)))  # fmt: skip
+        match = _first_break(masked, start, open_at, soft_from=start)
         if match is None or any(self._done < end < match.end() for end in _boundaries(self._buffer[: match.end()], final=True)):
             return None
         return match.end()
