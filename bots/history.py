@@ -4,8 +4,9 @@ History is bounded three ways: at most `max_turns` user/assistant pairs, at most
 tokens as the served model counts them (``core.tokens.TokenCounter``: vLLM's /tokenize through the
 gateway, cached; without it an estimate that never undercounts CJK), and forgotten after `ttl`
 seconds without a new turn. The oldest turns go first, down to half of each bound once one is
-passed (``core.history``: the next requests share their beginning, which vLLM's prefix cache reuses). Only the visible reply is stored,
-never the model's reasoning (the pipeline strips it before anything reaches here).
+passed (``core.history``: the next requests share their beginning, which vLLM's prefix cache
+reuses). Only the visible reply is stored, never the model's reasoning (the pipeline strips it
+before anything reaches here).
 
 `MemoryStore` lives in one process (lost on restart); `RedisStore` keeps the same data in Redis so
 several bot replicas share it (``june:chat:<chat>`` a list of JSON turns, ``june:prefs:<chat>`` a
