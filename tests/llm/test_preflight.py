@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from june.llm.preflight import Fit, GpuInfo, PreflightError, arch_supported, check_fit, parse_nvidia_smi, resolve_preset
+from june.llm.preflight import (
+    Fit,
+    GpuInfo,
+    PreflightError,
+    arch_supported,
+    check_fit,
+    cpu_has_bf16,
+    parse_nvidia_smi,
+    resolve_preset,
+)
 from june.llm.presets import CPU_PRESET, GPU_PRESET, PRESETS, get_preset
 from june.llm.settings import LLMSettings
 
@@ -130,3 +139,20 @@ def test_official_gptq_preset_fits_a_24gb_gpu_and_needs_ampere() -> None:
     assert preset.model == "Qwen/Qwen3-30B-A3B-GPTQ-Int4" and preset.reasoning_parser == "qwen3"
     assert check_fit(preset, [RTX_4090], settings()).ok
     assert not check_fit(preset, [T4], settings()).ok
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "expected"),
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n", True),  # Sapphire Rapids, Zen 4
+        ("flags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n", True),
+        ("flags\t\t: fpu sse4_2 avx2 fma avx512f avx512_vnni\n", False),  # Cascade Lake: no bf16
+        ("flags\t\t: fpu avx2 avx512_fp16\n", False),  # another 16-bit format is not bf16
+        ("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm sve\n", True),  # Neoverse V1 (aarch64)
+        ("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32\n", False),
+        ("model name\t: avx512_bf16 in a name is no flag\n", False),
+        ("", False),
+    ],
+)
+def test_cpu_bf16_is_read_from_the_flags_line(cpuinfo: str, expected: bool) -> None:
+    assert cpu_has_bf16(cpuinfo) is expected
