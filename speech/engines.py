@@ -154,8 +154,9 @@ class Synthesizer(Protocol):
         """The phonemes (or, failing a phonemizer, characters) `text` makes: the synthesis cost."""
         ...
 
-    def synthesize(self, text: str, *, voice: VoiceMix, speed: float = 1.0) -> Speech:
-        """Speak `text` with the weighted `voice` mix at `speed` (1.0 normal, within `native_speeds`).
+    def synthesize(self, text: str, *, voice: VoiceMix, speed: float = 1.0, all_cores: bool = False) -> Speech:
+        """Speak `text` with the weighted `voice` mix at `speed` (1.0 normal, within `native_speeds`);
+        `all_cores`: use every core for this call (sooner on an idle box; a GPU backend ignores it).
 
         Raises EngineInputError when `text` has nothing speakable.
         """
@@ -335,7 +336,15 @@ class Engines:
         return synth, mix, pieces
 
     async def speak_stream(
-        self, synth: Synthesizer, mix: VoiceMix, pieces: list[str], *, speed: float, fmt: str, ticket: Ticket
+        self,
+        synth: Synthesizer,
+        mix: VoiceMix,
+        pieces: list[str],
+        *,
+        speed: float,
+        fmt: str,
+        ticket: Ticket,
+        all_cores: bool = False,
     ) -> AsyncGenerator[bytes]:
         """Wait for `ticket`'s model slot, then synthesize `pieces` one by one and yield the encoded
         bytes of each as soon as it is ready. The caller releases `ticket`.
@@ -343,7 +352,8 @@ class Engines:
         The chunks form one continuous `fmt` stream (audio.StreamEncoder). A piece other than the
         first that cannot be spoken is skipped (logged); the first raises EngineInputError. A `speed`
         outside the synthesizer's `native_speeds` is reached by synthesizing at the nearest native
-        speed and time-stretching the audio (audio.time_stretch: same pitch).
+        speed and time-stretching the audio (audio.time_stretch: same pitch). `all_cores` goes to
+        `Synthesizer.synthesize`.
         """
         low, high = synth.native_speeds
         native = min(max(speed, low), high)
@@ -359,7 +369,7 @@ class Engines:
                 ):
                     try:
                         speech = await anyio.to_thread.run_sync(
-                            lambda p=piece: _stretched(synth.synthesize(p, voice=mix, speed=native), stretch)
+                            lambda p=piece: _stretched(synth.synthesize(p, voice=mix, speed=native, all_cores=all_cores), stretch)
                         )
                     except EngineInputError:
                         if i == 0:

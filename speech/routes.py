@@ -236,7 +236,7 @@ async def translate(request: Request, state: State) -> Response:
 
 @post(["/speak", "/v1/audio/speech"], status_code=200)
 async def speak(request: Request, state: State) -> Response:
-    """JSON `{model, input, voice, instructions, response_format, speed, stream_format}` → audio.
+    """JSON `{model, input, voice, instructions, response_format, speed, stream_format, service_tier}` → audio.
 
     The text is cut into sentences and each is sent as soon as it is synthesized: chunked audio
     (stream_format "audio"; the chunks form one file: see audio.StreamEncoder) or SSE events
@@ -256,7 +256,9 @@ async def speak(request: Request, state: State) -> Response:
     try:
         async with _cancelled_if_client_leaves(request, ticket):
             synth, mix, pieces = await engines.plan_speech(data.input, data.voice, data.speed)
-            chunks = engines.speak_stream(synth, mix, pieces, speed=data.speed, fmt=fmt, ticket=ticket)
+            chunks = engines.speak_stream(
+                synth, mix, pieces, speed=data.speed, fmt=fmt, ticket=ticket, all_cores=data.service_tier == "priority"
+            )
             first = await anext(chunks, None)  # an unspeakable first sentence is a 400, not a broken stream
             if first is None:
                 raise EngineInputError("input produced no audio.", param="input")

@@ -37,6 +37,11 @@ class SpeechRequest(BaseModel):
     response_format: SpeechFormat = "mp3"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     stream_format: Literal["audio", "sse"] = "audio"
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] = "auto"
+    """OpenAI's processing tier (a chat completions field, taken here for speech): "priority" asks for
+    the first audio soonest, and the onnx backend then synthesizes on one thread per core instead of
+    `tts_threads`. For a caller that knows the box is otherwise idle, e.g. june's realtime session,
+    which holds its LLM back while a reply's first clause is spoken; the others are all alike."""
 
 
 def _timestamp(seconds: float, sep: str) -> str:

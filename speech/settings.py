@@ -66,7 +66,8 @@ class SpeechSettings(BaseSettings):
     """onnxruntime threads per Kokoro call (onnx backend); 0: one per core. 1 thread costs the least CPU
     (2.4-2.6× real time in CPU seconds on the 2-core dev box, 2 threads 2.2×) and was as fast or faster
     in wall time whenever the cores were shared (interleaved A/B: 0.67× vs 0.63× at load 12, 1.21× vs
-    0.77× at load 10); more threads only pay off on idle cores, i.e. a box that does nothing else."""
+    0.77× at load 10); more threads only pay off on idle cores, i.e. a box that does nothing else. A
+    request with `service_tier` "priority" runs on a second session with one thread per core."""
     tts_lead_clause: bool = True
     """Synthesize the first clause of each speech request (up to its first ", ", "; ", ": " or " — ")
     on its own when the rest of that sentence is 12 characters or more, so the first audio byte waits

@@ -208,3 +208,19 @@ def test_slots_are_taken_in_arrival_order_and_a_cancelled_waiter_leaves_the_queu
         assert scheduler.pending == 0 and scheduler.in_use == 0
 
     anyio.run(main)
+
+
+def test_all_cores_synthesis_runs_on_a_session_with_a_thread_per_core() -> None:
+    """`service_tier` "priority" speech: the same model on a second onnxruntime session, a thread per core."""
+    import os
+
+    import numpy as np
+
+    from speech.kokoro import OnnxSynthesizer
+
+    synth = OnnxSynthesizer(threads=1)
+    threads = {name: getattr(synth, name).sess.get_session_options().intra_op_num_threads for name in ("_kokoro", "_all_cores")}
+    assert threads == {"_kokoro": 1, "_all_cores": len(os.sched_getaffinity(0))}
+    voice = ((synth.default_voice, 1.0),)
+    one, every = (synth.synthesize("Good morning.", voice=voice, all_cores=flag).samples for flag in (False, True))
+    assert len(one) == len(every) > 0 and np.corrcoef(one, every)[0, 1] > 0.99

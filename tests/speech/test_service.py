@@ -208,6 +208,15 @@ def test_speech_sse_events_and_voice_mix(client: openai.OpenAI) -> None:
     assert wer(TWO_SENTENCES, t.text) <= 0.25, t.text
 
 
+def test_priority_tier_speaks_the_same_and_a_bad_tier_is_a_400(http: httpx.Client) -> None:
+    body = {"input": "Good morning, how are you?", "voice": "alloy", "response_format": "pcm"}
+    pcm = {tier: http.post("/v1/audio/speech", json={**body, "service_tier": tier}) for tier in ("auto", "priority")}
+    assert all(r.status_code == 200 for r in pcm.values())
+    a, b = (np.frombuffer(r.content, "<i2").astype(np.float32) for r in pcm.values())
+    assert len(a) == len(b) > 24000 and np.corrcoef(a, b)[0, 1] > 0.99  # one model, more threads
+    assert_openai_error(http.post("/v1/audio/speech", json={**body, "service_tier": "fastest"}), 400, "service_tier")
+
+
 def test_mixed_voice_differs_from_its_parts(client: openai.OpenAI) -> None:
     def pcm(voice: str) -> np.ndarray:
         data = client.audio.speech.create(model="tts-1", voice=voice, input="Good morning.", response_format="pcm").read()
