@@ -333,29 +333,34 @@ class SentenceSplitter:
     `sentences(text, max_chars=∞)` up to the last-short-piece rule there.
     """
 
-    def __init__(self, min_chars: int = MIN_CHARS, *, first_clause_chars: int | None = None) -> None:
+    def __init__(self, min_chars: int = MIN_CHARS, *, first_clause_chars: int | None = None, clause_pieces: int = 1) -> None:
         self.min_chars = min_chars
         self.first_clause_chars = first_clause_chars
+        self.clause_pieces = clause_pieces
         self._buffer = ""  # the current line (context) and what is not returned yet
         self._done = 0  # where in _buffer the text not yet returned starts
         self._short = ""  # a finished piece under min_chars, waiting for the next one
-        self._started = False  # a piece was returned
+        self._returned = 0  # pieces returned
 
     def feed(self, text: str) -> list[str]:
+        out: list[str] = []
         self._buffer += text
-        ends = _boundaries(self._buffer, final=False)
-        if self.first_clause_chars and not self._started and (clause := self._first_clause()):
-            ends = [clause, *(end for end in ends if end > clause)]
-        out = self._take(ends)
-        self._started = self._started or bool(out)
+        while True:  # each of the first `clause_pieces` pieces may end at a clause
+            ends = _boundaries(self._buffer, final=False)
+            clause = self._first_clause() if self.first_clause_chars and self._returned + len(out) < self.clause_pieces else None
+            if clause is None:
+                out += self._take(ends)
+                break
+            out += self._take([clause])
+        self._returned += len(out)
         return out
 
     def _first_clause(self) -> int | None:
-        """With `first_clause_chars`, the reply's first piece may end at a clause mark ("," ";" ":"
-        "—" and a space, or 、，；：) or before a SOFT_CLAUSE word ("because", "that"...) once it
-        holds that many characters and no sentence could end before it, so that speech can start
-        before the first sentence is complete. Decided on the text up to the mark (or the word and
-        the space after it) alone, so chunking still does not change the pieces."""
+        """With `first_clause_chars`, each of the reply's first `clause_pieces` pieces may end at a
+        clause mark ("," ";" ":" "—" and a space, or 、，；：) or before a SOFT_CLAUSE word
+        ("because", "that"...) once it holds that many characters and no sentence could end before
+        it, so that speech can start before the sentence is complete. Decided on the text up to the
+        mark (or the word and the space after it) alone, so chunking still does not change the pieces."""
         masked, open_at = _mask(self._buffer)
         start = self._done + max(0, (self.first_clause_chars or 0) - len(self._short))
         match = _first_break(masked, start, open_at, soft_from=start)
@@ -368,7 +373,7 @@ class SentenceSplitter:
         if self._short:
             out.append(self._short)
             self._short = ""
-        self._buffer, self._done, self._started = "", 0, False
+        self._buffer, self._done, self._returned = "", 0, 0
         return out
 
     def _take(self, ends: list[int]) -> list[str]:

@@ -349,10 +349,23 @@ class VoicePipeline:
         """
         return _visible_reply("".join([delta async for delta in self.stream_chat(text, history)]))
 
-    async def stream_chat(self, text: str, history: list[Message]) -> AsyncIterator[str]:
+    async def stream_chat(
+        self, text: str, history: list[Message], *, reply_so_far: str = "", spent_tokens: int = 0
+    ) -> AsyncIterator[str]:
         """The answer's raw content deltas as the model generates them (reasoning fields skipped,
-        ``<think>`` text still in: see VisibleStream). Raises PipelineError(stage="chat")."""
+        ``<think>`` text still in: see VisibleStream). Raises PipelineError(stage="chat").
+
+        With `reply_so_far` (the start of an answer, e.g. a stream closed early), the model goes on
+        from there, and the deltas are what follows it: vLLM's `continue_final_message` with
+        `add_generation_prompt` off (https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html).
+        `spent_tokens` (what `reply_so_far` cost) comes off `max_reply_tokens`.
+        """
         body = await self._chat_body(text, history)
+        if reply_so_far:
+            body["messages"].append({"role": "assistant", "content": reply_so_far})
+            body["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
+            if "max_tokens" in body:
+                body["max_tokens"] = max(1, body["max_tokens"] - spent_tokens)
         stream = await self._call("chat", "connect", lambda: self._client.chat.completions.create(**body, **self._extra))
         async with stream:
             try:
@@ -371,14 +384,20 @@ class VoicePipeline:
         samples = await self._synthesize(text)
         return await asyncio.to_thread(encode, samples, SAMPLE_RATE, "opus")
 
-    async def stream_speech(self, text: str, *, response_format: Literal["pcm", "wav"] = "pcm") -> AsyncIterator[bytes]:
+    async def stream_speech(
+        self, text: str, *, response_format: Literal["pcm", "wav"] = "pcm", priority: bool = False
+    ) -> AsyncIterator[bytes]:
         """`text` spoken (what `core.text.speakable` keeps of it), as the speech service streams it:
-        pcm is 16-bit mono 24 kHz, in pieces of any size (a piece may end mid-sample).
+        pcm is 16-bit mono 24 kHz, in pieces of any size (a piece may end mid-sample). `priority`:
+        `service_tier` "priority", for audio a listener waits for while the box has nothing else to do
+        (june's speech service then uses every core).
 
         Retried only while no connection was made (the audio may already be playing).
         Raises PipelineError(stage="speak").
         """
         body = self._speech_body(text, response_format)
+        if priority:
+            body["extra_body"] = {"service_tier": "priority"}
         async with contextlib.AsyncExitStack() as stack:
             response = await self._call(
                 "speak", "connect",

@@ -39,6 +39,7 @@ class RealtimeLimits:
     max_turns: int
     max_history_tokens: int
     transcription_model: str = "whisper-1"
+    llm_pauses_for_tts: bool = True
 
 
 def realtime_limits(settings: Any) -> RealtimeLimits:
@@ -48,6 +49,7 @@ def realtime_limits(settings: Any) -> RealtimeLimits:
         max_session_s=settings.realtime_max_session_s, max_sessions=settings.realtime_max_sessions,
         max_turns=settings.realtime_max_turns, max_history_tokens=settings.realtime_max_history_tokens,
         transcription_model=settings.realtime_transcription_model,
+        llm_pauses_for_tts=settings.realtime_llm_pauses_for_tts,
     )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import time
@@ -464,18 +465,49 @@ class RealtimeSession:
         self._remember(reply.message)
 
     async def _stream_reply(self, reply: Reply, text: str, history: list[Message], sentences: list[tuple[int, str]], audio: bool) -> None:
-        """LLM deltas → visible text → sentences → queue; a speaker task voices them in order."""
+        """LLM deltas → visible text → sentences → queue; a speaker task voices them in order.
+
+        With `llm_pauses_for_tts` (audio replies), the LLM and TTS take turns instead of sharing the
+        CPU: the LLM stream is closed once a piece (a sentence, or one of the first two clauses) is
+        queued, which stops it in vLLM; the speaker synthesizes it with every core; then the LLM goes
+        on from the text so far (vLLM's `continue_final_message`, prefix-cached).
+        """
         queue: asyncio.Queue[str | None] = asyncio.Queue()
-        speaker = asyncio.create_task(self._speak_queue(reply, queue, sentences, audio))
+        spoken = asyncio.Event()  # everything queued so far has been synthesized (or skipped)
+        spoken.set()
+        speaker = asyncio.create_task(self._speak_queue(reply, queue, sentences, audio, spoken))
+        take_turns = audio and self.limits.llm_pauses_for_tts
         try:
-            visible, splitter = VisibleStream(), SentenceSplitter(first_clause_chars=MIN_CHARS)  # speak sooner
+            visible, splitter = VisibleStream(), SentenceSplitter(first_clause_chars=MIN_CHARS, clause_pieces=2)  # speak sooner
             raw: list[str] = []
-            async for delta in self.pipeline.stream_chat(text, history):
-                raw.append(delta)
-                for sentence in splitter.feed(visible.feed(delta)):
-                    queue.put_nowait(sentence)
-            for sentence in splitter.feed(visible.feed("", final=True)) + splitter.flush():
-                queue.put_nowait(sentence)
+
+            def put(pieces: list[str]) -> None:
+                for piece in pieces:
+                    spoken.clear()
+                    queue.put_nowait(piece)
+
+            async def pour(deltas: AsyncIterator[str]) -> bool:
+                """Queue whole pieces as `deltas` come; True when the stream ended by itself."""
+                async with contextlib.aclosing(deltas):
+                    async for delta in deltas:
+                        raw.append(delta)
+                        pieces = splitter.feed(visible.feed(delta))
+                        put(pieces)
+                        if take_turns and pieces:
+                            return False  # closing the stream stops the request in vLLM
+                return True
+
+            ended = await pour(self.pipeline.stream_chat(text, history))
+            while not ended:
+                waiting = asyncio.create_task(spoken.wait())
+                await asyncio.wait({waiting, speaker}, return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+                if speaker.done():
+                    speaker.result()  # the speaker failed: its error ends the reply
+                so_far = "".join(raw)
+                spent = await self.tokens.count(so_far)
+                ended = await pour(self.pipeline.stream_chat(text, history, reply_so_far=so_far, spent_tokens=spent))
+            put(splitter.feed(visible.feed("", final=True)) + splitter.flush())
             reply.final = strip_reasoning("".join(raw))
             queue.put_nowait(None)
             await speaker
@@ -483,7 +515,11 @@ class RealtimeSession:
             speaker.cancel()
             await asyncio.gather(speaker, return_exceptions=True)
 
-    async def _speak_queue(self, reply: Reply, queue: asyncio.Queue[str | None], sentences: list[tuple[int, str]], audio: bool) -> None:
+    async def _speak_queue(
+        self, reply: Reply, queue: asyncio.Queue[str | None], sentences: list[tuple[int, str]], audio: bool, spoken: asyncio.Event
+    ) -> None:
+        """Send each queued sentence as transcript (and audio) deltas; `spoken` is set whenever the
+        queue is empty after a sentence is done."""
         ids = {"response_id": reply.response_id, "item_id": reply.item_id, "output_index": 0, "content_index": 0}
         kind = "response.output_audio_transcript.delta" if audio else "response.output_text.delta"
         while (sentence := await queue.get()) is not None:
@@ -493,18 +529,22 @@ class RealtimeSession:
             reply.message["content"] = reply.text
             await self.send(event(kind, **ids, delta=piece))
             if audio and speakable(sentence):
-                async for chunk in self._synthesize(sentence):
+                # While the LLM waits (llm_pauses_for_tts), TTS has the box to itself.
+                async for chunk in self._synthesize(sentence, priority=self.limits.llm_pauses_for_tts):
                     if reply.first_audio_at is None:
                         reply.first_audio_at = time.perf_counter()
                         if self._turn_ended_at is not None:
                             self.realtime.first_audio.observe(reply.first_audio_at - self._turn_ended_at)
                     reply.audio_ms += len(chunk) // _BYTES_PER_MS
                     await self.send(event("response.output_audio.delta", **ids, delta=base64.b64encode(chunk).decode()))
+            if queue.empty():
+                spoken.set()
 
-    async def _synthesize(self, sentence: str) -> AsyncIterator[bytes]:
-        """`sentence` spoken as pcm16 24 kHz, in pieces of ≤ 100 ms (whole samples) as the speech service streams it."""
+    async def _synthesize(self, sentence: str, *, priority: bool = False) -> AsyncIterator[bytes]:
+        """`sentence` spoken as pcm16 24 kHz, in pieces of ≤ 100 ms (whole samples) as the speech service
+        streams it; `priority` asks for every core (see VoicePipeline.stream_speech)."""
         carry = b""
-        async for chunk in self.pipeline.stream_speech(sentence, response_format="pcm"):
+        async for chunk in self.pipeline.stream_speech(sentence, response_format="pcm", priority=priority):
             carry += chunk
             cut = len(carry) - len(carry) % _DELTA_BYTES if len(carry) >= _DELTA_BYTES else len(carry) - len(carry) % 2
             for i in range(0, cut, _DELTA_BYTES):

@@ -81,6 +81,8 @@ class Turn:
     first_audio: float | None = None
     transcript_done: float | None = None
     transcript: str = ""
+    stalled: float = 0.0
+    """Seconds a client playing the reply from its first audio delta would have waited for audio (underruns)."""
 
 
 @dataclass
@@ -170,8 +172,9 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
             i, t, done = await events.wait_for(lambda ev: ev.type == "response.output_audio_transcript.done" and ev.response_id == rid, i, timeout)
             turn.transcript_done, turn.transcript = t - end, done.transcript
             await events.wait_for(lambda ev: ev.type == "response.done" and ev.response.id == rid, i, timeout)
+            turn.stalled = playback_stalls(events.log[mark:], rid)
             run.turns.append(turn)
-            console.print(f"turn {n + 1}: first audio {turn.first_audio:.2f} s — {turn.transcript[:60]!r}")
+            console.print(f"turn {n + 1}: first audio {turn.first_audio:.2f} s, stalls {turn.stalled:.2f} s — {turn.transcript[:60]!r}")
         if n_barge:
             await conn.session.update(session={"type": "realtime", "instructions": "You are June. Asked for a story, tell a long one.",
                                                "max_output_tokens": 400})  # fmt: skip
@@ -191,6 +194,21 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
             console.print(f"barge-in {n + 1}: stopped after {barge.cancelled:.2f} s" if barge.cancelled is not None else f"barge-in {n + 1}: the reply had ended")
         events.task.cancel()
     return run
+
+
+def playback_stalls(log: list[tuple[float, Any]], response_id: str) -> float:
+    """Seconds of silence a client would hear after the first audio of `response_id` if it played each
+    `response.output_audio.delta` (pcm16 24 kHz) as it arrived: the sum of the gaps where the next
+    delta came after everything before it had been played. `log`: (arrival time, event) pairs."""
+    clock: float | None = None  # when what has arrived so far ends playing
+    stalled = 0.0
+    for t, ev in log:
+        if ev.type != "response.output_audio.delta" or ev.response_id != response_id:
+            continue
+        if clock is not None and t > clock:
+            stalled += t - clock
+        clock = max(clock or t, t) + len(base64.b64decode(ev.delta)) / 2 / RATE
+    return stalled
 
 
 async def _barge_in(events: _Events, append: Any, clip: bytes, rid: str, timeout: float) -> BargeIn:
@@ -270,6 +288,7 @@ def realtime(
         ("  STT (speech_stopped → transcript)", [t.transcribed - t.speech_stopped for t in every], ""),
         ("  LLM first sentence (transcript → first text)", [t.first_text - t.transcribed for t in every], ""),
         ("  TTS first chunk (first text → first audio)", [t.first_audio - t.first_text for t in every], ""),
+        ("playback stalls after the first audio, per turn", [t.stalled for t in every], ""),
         ("barge-in → speech_started (client stops playback)", [b.speech_started for b in run.barge_ins], "≤ 0.3"),
         ("barge-in → reply cancelled (response.done)", [b.cancelled for b in run.barge_ins if b.cancelled is not None], ""),
     ]

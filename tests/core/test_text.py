@@ -331,6 +331,25 @@ def test_the_first_piece_may_end_before_a_conjunction_however_the_text_is_chunke
         assert out + splitter.flush() == expected
 
 
+def test_the_first_two_pieces_may_be_clauses_however_the_text_is_chunked() -> None:
+    """Realtime replies speak their first two pieces as clauses, so the second's audio is not left
+    waiting for the end of a long sentence while the first one plays."""
+    text = "For dinner tonight, you could make a pasta with tomatoes, garlic and basil, or a salad. Enjoy it!"
+    want = ["For dinner tonight,", "you could make a pasta with tomatoes,", "garlic and basil, or a salad.", "Enjoy it!"]
+    whole = SentenceSplitter(first_clause_chars=MIN_CHARS, clause_pieces=2)
+    assert whole.feed(text) + whole.flush() == want
+    one = SentenceSplitter(first_clause_chars=MIN_CHARS)
+    assert one.feed(text) + one.flush() == [want[0], " ".join(want[1:3]), want[3]]
+    rng = random.Random(5)
+    for _ in range(30):
+        splitter, out, i = SentenceSplitter(first_clause_chars=MIN_CHARS, clause_pieces=2), [], 0
+        while i < len(text):
+            n = rng.randint(1, 7)
+            out += splitter.feed(text[i : i + n])
+            i += n
+        assert out + splitter.flush() == want
+
+
 @pytest.mark.parametrize(("text", "first"), SOFT)
 def test_lead_clause_cuts_before_a_conjunction_as_the_stream_does(text: str, first: str | None) -> None:
     pieces = lead_clause(sentences(text))

@@ -109,9 +109,13 @@ class StubUpstream:
         """Set when a chat stream was stopped before its last chunk (the reader went away)."""
         self.request_cut = threading.Event()
         """Set when a request held with `"hold": s` saw its client go away before answering."""
+        self.script: list[str] | None = None
+        """When set, chat streams send these content deltas instead (SSE_GAP apart); a request with
+        vLLM's `continue_final_message` gets what follows its last (assistant) message's text."""
         self.app = self._build()
 
     def reset(self) -> None:
+        self.script = None
         self.seen.clear()
         self.stream_finished.clear()
         self.stream_cut.clear()
@@ -143,6 +147,24 @@ class StubUpstream:
                 if i:
                     await asyncio.sleep(SSE_GAP)
                 yield chunk
+            done = True
+            self.stream_finished.set()
+        finally:
+            if not done:
+                self.stream_cut.set()
+
+    async def _scripted(self, payload: dict) -> AsyncIterator[bytes]:
+        deltas = list(self.script or [])
+        if payload.get("continue_final_message"):
+            whole, prefix = "".join(deltas), payload["messages"][-1]["content"]
+            deltas = [whole[len(prefix) :]] if whole.startswith(prefix) and len(whole) > len(prefix) else []
+        chunks = [_chunk(json.dumps({"content": d})) for d in deltas] + [_chunk("{}", finish='"stop"')]
+        done = False
+        try:
+            for chunk in chunks:
+                await asyncio.sleep(SSE_GAP)
+                yield b"data: " + chunk + b"\n\n"
+            yield b"data: [DONE]\n\n"
             done = True
             self.stream_finished.set()
         finally:
@@ -190,6 +212,8 @@ class StubUpstream:
             if "status" in control:
                 body = {"error": {"message": "stub says no", "type": "invalid_request_error", "param": None, "code": "stub"}}
                 return Response(body, status_code=control["status"])
+            if payload.get("stream") and stub.script is not None:
+                return Stream(stub._scripted(payload), media_type="text/event-stream", headers={"content-type": "text/event-stream"})
             if payload.get("stream"):
                 usage = bool((payload.get("stream_options") or {}).get("include_usage"))
                 return Stream(

@@ -21,7 +21,7 @@ from gateway.realtime_events import VadOptions
 from gateway.vad import SileroVAD, TurnDetector
 from tests.clips import espeak_wav
 from tests.gateway.conftest import gateway_settings, serve_in_thread
-from tests.gateway.stub_upstream import StubUpstream
+from tests.gateway.stub_upstream import AUDIO_GAP, StubUpstream
 
 QUESTION = "What is the capital of Germany?"
 
@@ -78,6 +78,46 @@ def test_typed_turn_streams_the_reply_in_openais_event_order(short_memory_gw: st
     assert audio and len(audio) % 2 == 0  # whole pcm16 samples
     deltas = [m for m in log if m["type"] == "response.output_audio.delta"]
     assert all(len(base64.b64decode(m["delta"])) <= 4800 for m in deltas)  # ≤ 100 ms each
+
+
+@pytest.mark.parametrize("turns", [True, False], ids=["llm-pauses-for-tts", "one-stream"])
+def test_the_llm_and_tts_take_turns(stub_url: str, stub: StubUpstream, turns: bool) -> None:
+    """Each piece's LLM stream is closed (vLLM stops), the piece is spoken with every core, and the
+    LLM goes on from the text so far once that piece's audio is all out."""
+    stub.script = ["The sky is blue", " because air", " scatters blue light.", " Sunsets are red."]
+
+    async def run(url: str) -> list[dict[str, Any]]:
+        log: list[dict[str, Any]] = []
+        async with connect(url.replace("http", "ws") + "/v1/realtime") as ws:
+            await _typed_turn(ws, "Why is the sky blue?", log)
+        return log
+
+    with serve_in_thread(create_app(gateway_settings(stub_url, realtime_llm_pauses_for_tts=turns, read_timeout=10))) as url:
+        log = anyio.run(run, url)
+    assert log[-1]["response"]["output"][0]["content"][0]["transcript"] == "".join(stub.script)
+    deltas = [m["delta"] for m in log if m["type"] == "response.output_audio_transcript.delta"]
+    assert deltas == ["The sky is blue", " because air scatters blue light.", " Sunsets are red."]
+    calls = [s for s in stub.seen if s.path in ("/v1/chat/completions", "/v1/audio/speech")]
+    chats = [json.loads(s.body) for s in calls if s.path == "/v1/chat/completions"]
+    speech = [json.loads(s.body) for s in calls if s.path == "/v1/audio/speech"]
+    if not turns:
+        assert len(chats) == 1 and stub.stream_finished.is_set() and not stub.stream_cut.is_set()
+        assert all("service_tier" not in body for body in speech)
+        return
+    assert stub.stream_cut.is_set()  # a stream was closed after "The sky is blue"
+    assert [s.path.rsplit("/", 1)[1] for s in calls] == ["completions", "speech"] * 3
+    assert [body["input"] for body in speech] == ["The sky is blue", "because air scatters blue light.", "Sunsets are red."]
+    assert all(body["service_tier"] == "priority" for body in speech)  # TTS has every core while the LLM waits
+    for spoken, resumed in zip(calls[1::2], calls[2::2]):  # after the whole of the piece's audio (2 gaps)
+        assert resumed.at - spoken.at >= 2 * AUDIO_GAP
+    first, *continued = chats
+    assert [body["messages"][-1] for body in continued] == [
+        {"role": "assistant", "content": "The sky is blue because air"},
+        {"role": "assistant", "content": "The sky is blue because air scatters blue light. Sunsets are red."},
+    ]
+    for body in continued:
+        assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+        assert body["messages"][:-1] == first["messages"] and 0 < body["max_tokens"] < first["max_tokens"]
 
 
 def test_conversation_is_bounded(short_memory_gw: str, stub: StubUpstream) -> None:
