@@ -346,10 +346,9 @@ class SentenceSplitter:
         out: list[str] = []
         self._buffer += text
         while True:  # each of the first `clause_pieces` pieces may end at a clause
-            ends = _boundaries(self._buffer, final=False)
             clause = self._first_clause() if self.first_clause_chars and self._returned + len(out) < self.clause_pieces else None
             if clause is None:
-                out += self._take(ends)
+                out += self._take(_boundaries(self._buffer, final=False))
                 break
             out += self._take([clause])
         self._returned += len(out)

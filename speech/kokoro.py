@@ -14,8 +14,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
