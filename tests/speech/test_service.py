@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from core.audio import decode, encode
-from tests.clips import espeak_wav, wer
+from tests.clips import espeak_wav, normalize, wer
 from tests.speech.test_audio import flac_with_declared_samples, wav_header_only
 
 SENTENCE = "Please turn on the kitchen lights before dinner."
@@ -129,12 +129,22 @@ def test_streamed_transcription_events(client: openai.OpenAI, clip_wav: bytes) -
 def test_a_sentence_said_twice_is_transcribed_twice(
     client: openai.OpenAI, tmp_path: Path, said_twice: str
 ) -> None:
-    """The hallucination guard drops Whisper's repetition loops, not a user who repeats themselves."""
+    """The hallucination guard drops Whisper's repetition loops, not a user who repeats themselves.
+
+    The property is "heard twice", not Whisper's exact words: int8 Whisper hears a word differently
+    on different CPUs ("lights" / "light"), but it hears it the same way both times on one CPU. So the
+    transcript must hold two halves that match each other, each recognisably the sentence said.
+    """
     clip = espeak_wav(said_twice, tmp_path / "twice.wav").read_bytes()
     v = client.audio.transcriptions.create(
         model="whisper-1", file=("twice.wav", clip), language="en", response_format="verbose_json"
     )
-    assert wer(said_twice, v.text) <= 0.2, v.text
+    once = normalize(said_twice).split()[: len(normalize(said_twice).split()) // 2]
+    heard = normalize(v.text).split()
+    assert len(heard) >= 1.5 * len(once), v.text  # a dropped repeat leaves one sentence
+    first, second = " ".join(heard[: len(heard) // 2]), " ".join(heard[len(heard) // 2 :])
+    assert wer(first, second) <= 0.25, v.text  # the same sentence twice, however it was heard
+    assert wer(" ".join(once), first) <= 0.5, v.text  # and that sentence is the one said
 
 
 def test_translation_to_english(client: openai.OpenAI, tmp_path: Path) -> None:
