@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 DATA_DIR = Path(__file__).parent / "data"
 SOLUTION_FILE = "solution.py"
@@ -181,7 +181,8 @@ def _records(path: Path) -> Iterable[dict[str, Any]]:
         try:
             import pandas as pd
 
-            return pd.read_parquet(path).to_dict("records")
+            # pandas types row keys as Hashable; a parquet file's column names are str.
+            return cast(list[dict[str, Any]], pd.read_parquet(path).to_dict("records"))
         except ImportError as e:
             raise DatasetUnavailable(f"reading {path} needs pandas with pyarrow: {e}") from e
     if path.suffix in (".jsonl", ".gz"):
@@ -201,7 +202,7 @@ def swebench(name: str, path: Path | None) -> list[Task]:
         records = list(_records(path))
     else:
         try:
-            from datasets import load_dataset  # type: ignore[import-not-found]
+            from datasets import load_dataset  # type: ignore[import-not-found]  # not a dependency: the hub's loader
 
             records = list(load_dataset(_HUB[name], split="test"))
         except Exception as e:  # ImportError, or any offline/hub failure from `datasets`

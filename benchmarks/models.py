@@ -76,8 +76,11 @@ class OpenAIModel:
         import openai  # imported here: the scripted model and the tests of the sandbox need no SDK
 
         self._openai = openai
+        # The openai SDK 3.x types `http_client` as an httpx2 client, and takes an httpx one as well
+        # (openai/_httpx2.py, its legacy path), as core.voice gives it.
+        http = httpx.Client()
         self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=self.api_key, max_retries=2, http_client=httpx.Client()
+            base_url=self.base_url, api_key=self.api_key, max_retries=2, http_client=http  # type: ignore[arg-type]
         )
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], timeout: float) -> Reply:
@@ -87,7 +90,7 @@ class OpenAIModel:
         try:
             response = self._client.chat.completions.create(
                 model=self.model,
-                messages=messages,
+                messages=messages,  # type: ignore[arg-type]  # the agent's JSON messages: the SDK's TypedDicts' shape
                 temperature=self.temperature,
                 max_tokens=self.max_tokens,
                 timeout=max(timeout, 1.0),
@@ -107,11 +110,11 @@ class OpenAIModel:
         choice = response.choices[0]
         message = choice.message
         extra = message.model_extra or {}
-        calls = [
-            ToolCall(c.id or f"call_{i}", c.function.name, c.function.arguments or "{}")
-            for i, c in enumerate(message.tool_calls or [])
-            if getattr(c, "function", None) is not None
-        ]
+        calls = []
+        for i, c in enumerate(message.tool_calls or []):
+            function = getattr(c, "function", None)  # a custom tool call carries none
+            if function is not None:
+                calls.append(ToolCall(c.id or f"call_{i}", function.name, function.arguments or "{}"))
         usage = response.usage
         return Reply(
             content=message.content or "",

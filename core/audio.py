@@ -178,7 +178,10 @@ class _Muxer:
         self.sample_rate = sample_rate
         rate = spec.rate or sample_rate
         self._container = av.open(file, mode="w", format=spec.container, options=options or {})
-        self._stream = self._container.add_stream(spec.codec, rate=rate, layout="mono")
+        stream = self._container.add_stream(spec.codec, rate=rate, layout="mono")
+        if not isinstance(stream, av.AudioStream):  # PyAV types a codec named at run time as any kind of stream
+            raise TypeError(f"{spec.codec} is not an audio codec")
+        self._stream = stream
         if spec.codec == "libopus":
             self._stream.bit_rate = 32000  # plenty for speech; Telegram voice notes use ~32 kb/s
         self._resampler = AudioResampler(format=spec.sample_format, layout="mono", rate=rate)

@@ -27,9 +27,9 @@ def oldest_to_drop(sizes: Sequence[int], max_items: int, max_tokens: int | None,
     if n <= max_items and (max_tokens is None or sum(sizes) <= max_tokens):
         return 0
     low_items = max(1, max_items // 2) if max_items > 0 else 0
-    low_tokens = None if max_tokens is None else max_tokens // 2
     drop = max(0, n - low_items)
-    if low_tokens is not None:
+    if max_tokens is not None:
+        low_tokens = max_tokens // 2
         total = sum(sizes[drop:])
         while drop < n and total > low_tokens and not (drop == n - 1 and total <= max_tokens):  # the newest alone fits
             total -= sizes[drop]

@@ -138,7 +138,8 @@ class TokenCounter:
         return counted if isinstance(counted, int) and counted >= 0 else None
 
     async def _first_model(self) -> str:
-        response = await self._http.get(f"{self._base_url}/v1/models", headers=self._headers)  # type: ignore[union-attr]
+        assert self._http is not None
+        response = await self._http.get(f"{self._base_url}/v1/models", headers=self._headers)
         response.raise_for_status()
         model = response.json()["data"][0]["id"]
         if not isinstance(model, str):

@@ -14,6 +14,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
 
 from core.limits import RateLimited
 
@@ -107,7 +108,7 @@ def _unexpected_error(request: Request, exc: Exception) -> Response:
     return Response(error_body("Internal server error.", "server_error", None, "internal_error"), status_code=500)
 
 
-exception_handlers = {
+exception_handlers: ExceptionHandlersMap = {
     OpenAIError: _openai_error,
     RateLimited: lambda request, exc: _openai_error(request, rate_limit_error(exc)),
     ValidationException: _validation_error,

@@ -84,7 +84,8 @@ def create_app(
         if limiter is None and limits.active and settings.limits_backend == "redis":
             from redis.asyncio import Redis
 
-            redis = Redis.from_url(settings.redis_url)  # the settings insist on a URL for this backend
+            assert settings.redis_url, "GatewaySettings refuses limits_backend=redis without redis_url"
+            redis = Redis.from_url(settings.redis_url)
         # This app's metrics only (GatewayMetrics, Realtime), served on its /metrics; made per
         # lifespan so an app started twice (tests) registers its collectors afresh.
         registry = new_registry()

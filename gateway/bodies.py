@@ -17,6 +17,8 @@ forms with), and the bytes that complete the form are held back until the model 
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
@@ -56,10 +58,10 @@ def _deeper_than(value: object, limit: int) -> bool:
     """Whether decoded JSON `value` nests more than `limit` arrays/objects deep (breadth first, no recursion)."""
     level = [value] if type(value) is dict or type(value) is list else []
     for _ in range(limit):
-        below: list[object] = []
+        below: list[dict[Any, Any] | list[Any]] = []
         for item in level:
             children = item.values() if type(item) is dict else item
-            below += [c for c in children if type(c) is dict or type(c) is list]  # type: ignore[union-attr]
+            below += [c for c in children if type(c) is dict or type(c) is list]
         if not below:
             return False
         level = below

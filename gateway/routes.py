@@ -11,6 +11,7 @@ import asyncio
 from urllib.parse import unquote
 
 from litestar import Request, Response, get
+from litestar.enums import ScopeType
 from litestar.handlers import ASGIRouteHandler, asgi
 from litestar.types import Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -71,7 +72,7 @@ def proxied(path: str, upstream: Upstream, method: str, body: BodyKind | None = 
     route = f"/v1{path}"
 
     async def handler(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != method:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != method:  # a WebSocket scope has no method
             raise _method_not_allowed(method)
         await _gateway(scope).forward(scope, receive, send, upstream, route, body=body)
 
@@ -80,7 +81,7 @@ def proxied(path: str, upstream: Upstream, method: str, body: BodyKind | None = 
 
 async def _models(scope: Scope, receive: Receive, send: Send) -> None:
     # Mounted at /v1/models: GET /v1/models lists, GET /v1/models/{id} retrieves (ids may hold "/").
-    if scope["method"] != "GET":
+    if scope["type"] != ScopeType.HTTP or scope["method"] != "GET":
         raise _method_not_allowed("GET")
     gateway = _gateway(scope)
     caller = _incoming, key = gateway.caller(scope)
@@ -104,7 +105,7 @@ async def tokenize(scope: Scope, receive: Receive, send: Send) -> None:
     Read-only and cheap, but a POST like any other: the key's allow-list, body bounds and request
     limits apply (a caller counts history texts once each; core.tokens caches the counts).
     """
-    if scope["method"] != "POST":
+    if scope["type"] != ScopeType.HTTP or scope["method"] != "POST":
         raise _method_not_allowed("POST")
     await _gateway(scope).forward(scope, receive, send, "llm", "/tokenize", body="json")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import itertools
 import json
 import sys
 import textwrap
@@ -67,9 +68,10 @@ def settings_classes(modules: tuple[str, ...] = SETTINGS_MODULES) -> list[type[B
 def field_docstrings(cls: type) -> dict[str, str]:
     """Attribute docstrings of `cls` from its source: {field name: the string literal under it}."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
+    klass = tree.body[0]
+    assert isinstance(klass, ast.ClassDef), f"{cls} is a class"
     docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
+    for node, nxt in itertools.pairwise(klass.body):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(node.target, ast.Name)

@@ -86,7 +86,7 @@ class ModelRegistry(Generic[T]):
                     entry.model = await anyio.to_thread.run_sync(self.loaders[name], abandon_on_cancel=abandon_on_cancel)
                     log.info("loaded model %r in %.2f s", name, time.perf_counter() - start)
         entry.last_used = time.monotonic()
-        return entry.model  # type: ignore[return-value]
+        return entry.model
 
     def acquire(self, name: str) -> None:
         """Mark `name` in use (not reaped) until `release`."""

@@ -117,7 +117,7 @@ class Scheduler:
         self.in_use = 0
         """Slots held right now."""
         self._admitted: dict[Priority, int] = {FINISHING: 0, NEW: 0}
-        self._waiting: list[list] = []  # heap of [priority, arrival, granted event, ticket]
+        self._waiting: list[tuple[Priority, int, anyio.Event, Ticket]] = []  # heap: (priority, arrival, granted, ticket)
         self._arrivals = itertools.count()
         self.metrics.slots.set(slots)
 
@@ -141,7 +141,7 @@ class Scheduler:
         if self.in_use < self.slots and not self._waiting:
             self.in_use += 1
             return
-        entry = [ticket.priority, next(self._arrivals), anyio.Event(), ticket]
+        entry = (ticket.priority, next(self._arrivals), anyio.Event(), ticket)
         heapq.heappush(self._waiting, entry)
         try:
             await entry[2].wait()

@@ -10,7 +10,7 @@ speech (stream_format="sse") `{"type": "core.audio.delta", "audio": base64}` …
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,7 +18,7 @@ from speech.engines import Segment, Transcript
 
 SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 TranscriptionFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
-TRANSCRIPTION_FORMATS: tuple[str, ...] = TranscriptionFormat.__args__  # type: ignore[attr-defined]
+TRANSCRIPTION_FORMATS: tuple[str, ...] = get_args(TranscriptionFormat)
 
 
 class SpeechRequest(BaseModel):

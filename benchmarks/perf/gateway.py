@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -325,11 +325,12 @@ def gateway(
     serve_relay: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve the bare relay on this port.")] = None,
 ) -> None:
     """Gateway overhead: added time to first byte (p50/p99), throughput ratio and CPU per request, streaming and not."""
-    if serve_stub is not None or serve_relay is not None:
+    port = serve_relay if serve_relay is not None else serve_stub
+    if port is not None:
         import uvicorn
 
         app = stub_app(ttft_ms / 1e3, tpot_ms / 1e3) if serve_relay is None else relay_app(upstream or "")
-        uvicorn.run(app, host="127.0.0.1", port=serve_stub or serve_relay, log_level="warning", access_log=False)
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
         return
     unknown = set(stub) - {"instant", "paced"}
     if unknown:
@@ -361,7 +362,7 @@ def gateway(
         row["proxy_cpus"] = sorted(proxy_cpus) if proxy_cpus else None
         row["idle_polling"] = polling
     print_table(rows, console)
-    where = f"the proxies on CPU {sorted(proxy_cpus)}, load generator and stub on CPUs {sorted(other_cpus)}" if split else "everything on all CPUs (--no-pin)"
+    where = f"the proxies on CPU {sorted(split[0])}, load generator and stub on CPUs {sorted(split[1])}" if split else "everything on all CPUs (--no-pin)"
     idle = "idle CPUs polled (cpu_dma_latency held at 0)" if polling else f"idle CPUs free to halt ({'--no-poll-idle' if not poll_idle else 'cpu_dma_latency not writable'})"
     console.print(f"layout: {where}; {idle}")
     if out is not None:
@@ -369,7 +370,7 @@ def gateway(
 
 
 def _measure_target(
-    label: str, stub_argv: list[str] | None, upstream: str | None, relay: bool, proxy_cpus: set[int] | None, logs: Path, console: Console, **measure_args: object,
+    label: str, stub_argv: list[str] | None, upstream: str | None, relay: bool, proxy_cpus: set[int] | None, logs: Path, console: Console, **measure_args: Any,
 ) -> list[dict]:
     """Start the stub (unless measuring `upstream`), the gateway and the bare relay, and measure them."""
     with ExitStack() as stack:
@@ -393,4 +394,4 @@ def _measure_target(
             relayed = stack.enter_context(running([sys.executable, "-c", code], ready_url=f"http://127.0.0.1:{port}/health", log=logs / "relay.log", timeout=60, name="relay", cpus=proxy_cpus))
             through["relay"] = (f"http://127.0.0.1:{port}", relayed.pid)
         console.print(f"{label}: upstream {url}, gateway {gw} (logs in {logs})")
-        return measure(url, through, api_key=None, upstream=label if stub_argv is not None else "given", **measure_args)  # type: ignore[arg-type]
+        return measure(url, through, api_key=None, upstream=label if stub_argv is not None else "given", **measure_args)

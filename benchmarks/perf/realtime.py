@@ -75,13 +75,13 @@ INSTRUCTIONS = "You are June, a voice assistant. Answer in one or two short spok
 class Turn:
     """Seconds from the end of the user's speech (last speech sample sent) to each event of the turn."""
 
-    speech_stopped: float | None = None
-    transcribed: float | None = None
-    first_text: float | None = None
-    first_audio: float | None = None
-    transcript_done: float | None = None
-    transcript: str = ""
-    stalled: float = 0.0
+    speech_stopped: float
+    transcribed: float
+    first_text: float
+    first_audio: float
+    transcript_done: float
+    transcript: str
+    stalled: float
     """Seconds a client playing the reply from its first audio delta would have waited for audio (underruns)."""
 
 
@@ -89,8 +89,9 @@ class Turn:
 class BargeIn:
     """Seconds from the first sample of the interrupting speech to the server noticing it and to the reply's end."""
 
-    speech_started: float | None = None
+    speech_started: float
     cancelled: float | None = None
+    """None when the reply ended before the user spoke: nothing to stop."""
     audio_after_done: int = 0
 
 
@@ -158,21 +159,21 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
             await stream_pcm(clips[text], lambda b64: append(audio=b64))
             end = time.perf_counter()
             await stream_pcm(silence, lambda b64: append(audio=b64))
-            turn = Turn()
             i, t, _ = await events.wait_for(lambda ev: ev.type == "input_audio_buffer.speech_stopped", mark, timeout)
-            turn.speech_stopped = t - end
+            speech_stopped = t - end
             i, t, _ = await events.wait_for(lambda ev: ev.type == "conversation.item.input_audio_transcription.completed", mark, timeout)
-            turn.transcribed = t - end
+            transcribed = t - end
             i, t, created = await events.wait_for(lambda ev: ev.type == "response.created", mark, timeout)
             rid = created.response.id
-            i, t, _ = await events.wait_for(lambda ev: ev.type == "response.output_audio_transcript.delta" and ev.response_id == rid, i, timeout)
-            turn.first_text = t - end
-            i, t, _ = await events.wait_for(lambda ev: ev.type == "response.output_audio.delta" and ev.response_id == rid, i, timeout)
-            turn.first_audio = t - end
-            i, t, done = await events.wait_for(lambda ev: ev.type == "response.output_audio_transcript.done" and ev.response_id == rid, i, timeout)
-            turn.transcript_done, turn.transcript = t - end, done.transcript
-            await events.wait_for(lambda ev: ev.type == "response.done" and ev.response.id == rid, i, timeout)
-            turn.stalled = playback_stalls(events.log[mark:], rid)
+            i, t, _ = await events.wait_for(lambda ev, rid=rid: ev.type == "response.output_audio_transcript.delta" and ev.response_id == rid, i, timeout)
+            first_text = t - end
+            i, t, _ = await events.wait_for(lambda ev, rid=rid: ev.type == "response.output_audio.delta" and ev.response_id == rid, i, timeout)
+            first_audio = t - end
+            i, t, done = await events.wait_for(lambda ev, rid=rid: ev.type == "response.output_audio_transcript.done" and ev.response_id == rid, i, timeout)
+            transcript_done = t - end
+            await events.wait_for(lambda ev, rid=rid: ev.type == "response.done" and ev.response.id == rid, i, timeout)
+            stalled = playback_stalls(events.log[mark:], rid)
+            turn = Turn(speech_stopped, transcribed, first_text, first_audio, transcript_done, done.transcript, stalled)
             run.turns.append(turn)
             console.print(f"turn {n + 1}: first audio {turn.first_audio:.2f} s, stalls {turn.stalled:.2f} s — {turn.transcript[:60]!r}")
         if n_barge:
@@ -186,11 +187,11 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
             await conn.response.create()
             i, _, created = await events.wait_for(lambda ev: ev.type == "response.created", mark, timeout)
             rid = created.response.id
-            await events.wait_for(lambda ev: ev.type == "response.output_audio.delta" and ev.response_id == rid, i, timeout)
+            await events.wait_for(lambda ev, rid=rid: ev.type == "response.output_audio.delta" and ev.response_id == rid, i, timeout)
             barge = await _barge_in(events, append, clips[INTERRUPTION], rid, timeout)
             run.barge_ins.append(barge)
             await stream_pcm(silence, lambda b64: append(audio=b64))
-            await events.wait_for(lambda ev: ev.type == "response.done" and ev.response.id != rid, mark, timeout)
+            await events.wait_for(lambda ev, rid=rid: ev.type == "response.done" and ev.response.id != rid, mark, timeout)
             console.print(f"barge-in {n + 1}: stopped after {barge.cancelled:.2f} s" if barge.cancelled is not None else f"barge-in {n + 1}: the reply had ended")
         events.task.cancel()
     return run
@@ -221,9 +222,8 @@ async def _barge_in(events: _Events, append: Any, clip: bytes, rid: str, timeout
     samples = np.frombuffer(clip, dtype="<i2")
     loud = int(np.argmax(np.abs(samples) > 1000))
     start = time.perf_counter() + loud / RATE
-    barge = BargeIn()
     i, t, _ = await events.wait_for(lambda ev: ev.type == "input_audio_buffer.speech_started", mark, timeout)
-    barge.speech_started = t - start
+    barge = BargeIn(speech_started=t - start)
     i, t, done = await events.wait_for(lambda ev: ev.type == "response.done" and ev.response.id == rid, 0, timeout)
     if done.response.status == "cancelled":  # else the reply ended before the user spoke: nothing to stop
         barge.cancelled = max(0.0, t - start)
@@ -243,7 +243,7 @@ def _plot(run: Run, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    turns = [t for t in run.turns if t.first_audio is not None]
+    turns = run.turns
     parts = {
         "VAD tail (end of speech → speech_stopped)": [t.speech_stopped for t in turns],
         "STT (→ transcript)": [t.transcribed - t.speech_stopped for t in turns],
@@ -281,9 +281,9 @@ def realtime(
     """Live voice latency: end of speech → first reply audio / → transcript done, barge-in → stop (p50/p95)."""
     run = asyncio.run(_measure(gateway, turns, barge_ins, api_key, timeout, stt_model))
     full = every = run.turns
-    rows = [
+    rows: list[tuple[str, list[float], str]] = [
         ("end of speech → first reply audio", [t.first_audio for t in every], "p50 ≤ 2.0"),
-        ("end of speech → reply transcript done", [t.transcript_done for t in full if t.transcript_done is not None], ""),
+        ("end of speech → reply transcript done", [t.transcript_done for t in full], ""),
         ("  VAD tail (→ speech_stopped)", [t.speech_stopped for t in every], ""),
         ("  STT (speech_stopped → transcript)", [t.transcribed - t.speech_stopped for t in every], ""),
         ("  LLM first sentence (transcript → first text)", [t.first_text - t.transcribed for t in every], ""),

@@ -55,7 +55,7 @@ async def run(bot_settings: BotSettings, discord: DiscordSettings) -> None:
 
 def main() -> None:
     configure_logging()
-    asyncio.run(run(BotSettings(), DiscordSettings()))  # type: ignore[call-arg]  # token comes from the env
+    asyncio.run(run(BotSettings(), DiscordSettings()))
 
 
 if __name__ == "__main__":

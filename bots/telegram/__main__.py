@@ -101,9 +101,9 @@ async def serve(june: TelegramBot, telegram: TelegramSettings, *, handle_signals
             await bot.delete_webhook(drop_pending_updates=telegram.drop_pending_updates)
         if webhook or telegram.port:
             runner = await start_site(june.app, telegram.host, telegram.port)
-        if webhook:
+        if telegram.webhook_url is not None:
             await bot.set_webhook(
-                telegram.webhook_url,  # type: ignore[arg-type]
+                telegram.webhook_url,
                 secret_token=secret,
                 drop_pending_updates=telegram.drop_pending_updates,
                 allowed_updates=dispatcher.resolve_used_update_types(),
@@ -134,7 +134,7 @@ async def run(bot_settings: BotSettings, telegram: TelegramSettings) -> None:
 
 def main() -> None:
     observability.configure_logging()
-    asyncio.run(run(BotSettings(), TelegramSettings()))  # type: ignore[call-arg]  # token comes from the env
+    asyncio.run(run(BotSettings(), TelegramSettings()))
 
 
 if __name__ == "__main__":

