@@ -20,11 +20,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.history import oldest_to_drop
 from core.tokens import TokenCounter
 from core.voice import Message
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 Turn = tuple[str, str]
 """One exchange: (user text, assistant reply)."""
@@ -136,7 +139,7 @@ class RedisStore:
     """
 
     def __init__(
-        self, redis: object, max_turns: int = 8, max_tokens: int | None = 2000, ttl: float | None = 3600.0, *,
+        self, redis: Redis, max_turns: int = 8, max_tokens: int | None = 2000, ttl: float | None = 3600.0, *,
         prefix: str = "june", counter: TokenCounter | None = None,
     ) -> None:  # fmt: skip
         self._redis = redis
@@ -148,8 +151,8 @@ class RedisStore:
         return f"{self._prefix}:chat:{chat}", f"{self._prefix}:prefs:{chat}"
 
     async def _turns(self, chat: str) -> list[Turn]:
-        raw = await self._redis.lrange(self._keys(chat)[0], 0, -1)  # type: ignore[attr-defined]
-        return [tuple(json.loads(item)) for item in raw]  # type: ignore[misc]
+        raw = await self._redis.lrange(self._keys(chat)[0], 0, -1)
+        return [tuple(json.loads(item)) for item in raw]
 
     async def messages(self, chat: str) -> list[Message]:
         return to_messages(await bound(await self._turns(chat), self.max_turns, self.max_tokens, self.counter))
@@ -157,7 +160,7 @@ class RedisStore:
     async def add(self, chat: str, user: str, assistant: str) -> None:
         key, prefs = self._keys(chat)
         turns = await bound([*await self._turns(chat), (user, assistant)], self.max_turns, self.max_tokens, self.counter)
-        async with self._redis.pipeline(transaction=True) as tx:  # type: ignore[attr-defined]
+        async with self._redis.pipeline(transaction=True) as tx:
             tx.delete(key)
             if turns:
                 tx.rpush(key, *(json.dumps(t) for t in turns))
@@ -167,17 +170,17 @@ class RedisStore:
             await tx.execute()
 
     async def clear(self, chat: str) -> None:
-        await self._redis.delete(self._keys(chat)[0])  # type: ignore[attr-defined]
+        await self._redis.delete(self._keys(chat)[0])
 
     async def prefs(self, chat: str) -> dict[str, str]:
-        raw = await self._redis.hgetall(self._keys(chat)[1])  # type: ignore[attr-defined]
+        raw = await self._redis.hgetall(self._keys(chat)[1])
         return {_str(k): _str(v) for k, v in raw.items()}
 
     async def set_pref(self, chat: str, key: str, value: str) -> None:
         name = self._keys(chat)[1]
-        await self._redis.hset(name, key, value)  # type: ignore[attr-defined]
+        await self._redis.hset(name, key, value)
         if self.ttl is not None:
-            await self._redis.expire(name, int(self.ttl))  # type: ignore[attr-defined]
+            await self._redis.expire(name, int(self.ttl))
 
 
 def _str(value: bytes | str) -> str:

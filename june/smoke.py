@@ -79,6 +79,7 @@ def run_checks(client: httpx.Client, model: str | None = None) -> list[Check]:
             results.append(Check(name, "skip", 0.0, f"no {needs} from an earlier check"))
             continue
         start = time.perf_counter()
+        status: Literal["pass", "fail", "skip"]
         try:
             detail, status = step(client, state), "pass"
         except httpx.TransportError as e:

@@ -57,10 +57,10 @@ def load_transcriber(settings: SpeechSettings, model: str) -> Transcriber:
 
 def load_synthesizer(settings: SpeechSettings) -> Synthesizer:
     """Kokoro on the configured backend (blocking; seconds)."""
-    from speech.kokoro import BACKENDS, TorchSynthesizer
+    from speech.kokoro import BACKENDS
 
     factory = BACKENDS[settings.tts_backend]
-    if factory is TorchSynthesizer:
+    if settings.tts_backend == "torch":
         return factory(default_voice=settings.default_voice, lang=settings.tts_lang, device=settings.device)
     return factory(default_voice=settings.default_voice, lang=settings.tts_lang, threads=settings.tts_threads)
 

@@ -118,18 +118,16 @@ def load(
         Console().print(f"[bold red]june bench load: could not prepare the voice message via {base_url}: {e}[/]")
         raise typer.Exit(1) from e
     voice = [r.seconds for r in results if r.outcome == "voice"]
+    apologies = sum(r.outcome == "apology" for r in results)
+    first_s, max_s = min(voice, default=math.nan), max(voice, default=math.nan)
     summary = {
         "gateway": base_url, "users": users, "clip_s": round(clip_s, 2),
         "voice_replies": len(voice), "text_replies": sum(r.outcome == "text" for r in results),
-        "apologies": sum(r.outcome == "apology" for r in results), "refused": sum(r.outcome == "refused" for r in results),
+        "apologies": apologies, "refused": sum(r.outcome == "refused" for r in results),
         "busy_notices": sum(r.notices for r in results), "busy_answers": busy_answers,
-        "first_s": min(voice, default=math.nan), "p50_s": _percentile(voice, 0.5), "p95_s": _percentile(voice, 0.95),
-        "max_s": max(voice, default=math.nan),
+        "first_s": first_s, "p50_s": _percentile(voice, 0.5), "p95_s": _percentile(voice, 0.95), "max_s": max_s,
+        "target_met": len(voice) == users and apologies == 0 and first_s <= TARGET["first_s"] and max_s <= TARGET["last_s"],
     }
-    summary["target_met"] = (
-        summary["voice_replies"] == users and summary["apologies"] == 0
-        and summary["first_s"] <= TARGET["first_s"] and summary["max_s"] <= TARGET["last_s"]
-    )
     table = Table(title=f"{users} voice messages of {clip_s:.1f} s at once via {base_url}")
     for column in ("voice replies", "apologies", "refused", "busy notices", "429/503 seen",
                    "first s", "p50 s", "p95 s", "max s"):

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nextcord
 from nextcord.ext import commands
@@ -59,12 +59,18 @@ class DiscordContext:
     conversations: Conversations
     rest: DiscordREST
     channels: frozenset[int] = frozenset()
-    limits: MediaLimits = MediaLimits()
+    limits: MediaLimits = field(default_factory=MediaLimits)
 
 
 def chat_key(channel_id: int) -> str:
     """The conversation key of a Discord channel: "discord:<channel id>"."""
     return f"discord:{channel_id}"
+
+
+def command_chat(interaction: nextcord.Interaction) -> str:
+    """The conversation key of the channel a slash command was given in."""
+    assert interaction.channel_id is not None  # Discord sends it with every application command
+    return chat_key(interaction.channel_id)
 
 
 def intents(channels: frozenset[int] | set[int] | list[int]) -> nextcord.Intents:
@@ -206,21 +212,21 @@ class JuneCog(commands.Cog):
 
     @nextcord.slash_command(name="reset", description="Forget this conversation")
     async def reset(self, interaction: nextcord.Interaction) -> None:
-        await self.ctx.conversations.reset(chat_key(interaction.channel_id))
+        await self.ctx.conversations.reset(command_chat(interaction))
         await interaction.response.send_message(FORGOTTEN)
 
     @nextcord.slash_command(name="voice", description="Answer text messages out loud too")
     async def voice(
         self, interaction: nextcord.Interaction, value: str = nextcord.SlashOption(name="value", choices=["on", "off"])
     ) -> None:
-        chat = chat_key(interaction.channel_id)
+        chat = command_chat(interaction)
         await interaction.response.send_message(await self.ctx.conversations.toggle(chat, "voice", value))
 
     @nextcord.slash_command(name="captions", description="Send the transcript and reply as text with voice replies")
     async def captions(
         self, interaction: nextcord.Interaction, value: str = nextcord.SlashOption(name="value", choices=["on", "off"])
     ) -> None:
-        chat = chat_key(interaction.channel_id)
+        chat = command_chat(interaction)
         await interaction.response.send_message(await self.ctx.conversations.toggle(chat, "captions", value))
 
     @nextcord.slash_command(name="status", description="Health of speech and the language model")

@@ -118,7 +118,7 @@ async def serve(june: TelegramBot, telegram: TelegramSettings, *, handle_signals
         if handler is not None:
             # Updates are answered in the background (Telegram gets its 200 at once): let the ones
             # in flight finish before the session closes, so none is dropped at shutdown.
-            pending = getattr(handler, "_background_feed_update_tasks", set())
+            pending: set[asyncio.Task[object]] = getattr(handler, "_background_feed_update_tasks", set())
             if pending:
                 await asyncio.wait(pending, timeout=telegram.shutdown_grace)
         if runner is not None:

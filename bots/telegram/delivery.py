@@ -59,7 +59,7 @@ class RetryRequests(BaseRequestMiddleware):
     async def __call__(
         self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
     ) -> Response[TelegramType]:
-        if isinstance(method, (GetUpdates, SendChatAction)):
+        if type(method) in (GetUpdates, SendChatAction):  # not isinstance: it would narrow away TelegramType
             return await make_request(bot, method)
         name = type(method).__name__
         failures = 0
