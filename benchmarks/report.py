@@ -159,7 +159,7 @@ def report(
     for label in labels:
         table.add_row(label, *(c.get(label, "0" if label.startswith(("status", "verdict")) else "") for c in cells))
     console.print(table)
-    for run_dir, records in zip(run_dirs, runs):
+    for run_dir, records in zip(run_dirs, runs, strict=True):
         console.print(f"plot: {plot(records, run_dir / 'report.png', str(run_dir))}")
     if len(runs) == 2:
         a, b = ({r["task_id"]: bool(r.get("passed")) for r in records} for records in runs)

@@ -104,7 +104,7 @@ def _http_error(_: Request, exc: HTTPException) -> Response:
 
 
 def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Response(error_body("Internal server error.", "server_error", None, "internal_error"), status_code=500)
 
 

@@ -89,7 +89,7 @@ def create_app(
         # This app's metrics only (GatewayMetrics, Realtime), served on its /metrics; made per
         # lifespan so an app started twice (tests) registers its collectors afresh.
         registry = new_registry()
-        app.state.gateway = gateway = Gateway(
+        app.state.gateway = Gateway(
             keys=tuple(keys),
             pools=pools,
             limiter=limiter or make_limiter(limits, redis=redis, prefix="june:gateway"),

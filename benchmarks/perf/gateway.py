@@ -36,7 +36,7 @@ import os
 import struct
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +70,13 @@ def _completion(tokens: int) -> bytes:
 _CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"stub-model","choices":[{"index":0,"delta":{"content":"tok"},"finish_reason":null}]}\n\n'
 _DONE = b"data: [DONE]\n\n"
 
+# Raw ASGI (the stub and the relay need no framework): what the server hands an app.
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
-async def _read_all(receive) -> bytes:  # noqa: ANN001 - ASGI receive
+
+async def _read_all(receive: Receive) -> bytes:
     body = b""
     while True:
         message = await receive()
@@ -80,12 +85,12 @@ async def _read_all(receive) -> bytes:  # noqa: ANN001 - ASGI receive
             return body
 
 
-def stub_app(ttft_s: float = 0.0, tpot_s: float = 0.0):  # noqa: ANN201 - a raw ASGI app
+def stub_app(ttft_s: float = 0.0, tpot_s: float = 0.0) -> ASGIApp:
     """A minimal OpenAI-shaped upstream: /health, and chat completions of `max_tokens` tokens
     (default 16): SSE chunks when `"stream": true`, else one JSON body. With `ttft_s`/`tpot_s`
     it waits like a generating server: ttft before the first token, tpot before each next one."""
 
-    async def app(scope: dict, receive, send) -> None:  # noqa: ANN001
+    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
@@ -238,7 +243,7 @@ def print_table(rows: list[dict], console: Console) -> None:
     console.print(f"goal: added p50 < 1 ms, ratio >= 0.97x; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
-def relay_app(upstream: str):  # noqa: ANN201 - a raw ASGI app
+def relay_app(upstream: str) -> ASGIApp:
     """The least a proxy can do: relay method, path, headers and body to `upstream` and the answer
     back, with aiohttp, nothing else. `june bench gateway` measures it next to the gateway, so the
     table shows what the extra hop itself costs on this machine and what the gateway's features add."""
@@ -246,7 +251,7 @@ def relay_app(upstream: str):  # noqa: ANN201 - a raw ASGI app
 
     sessions: list[aiohttp.ClientSession] = []
 
-    async def app(scope: dict, receive, send) -> None:  # noqa: ANN001
+    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 sessions.append(aiohttp.ClientSession(upstream, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept")))

@@ -73,7 +73,7 @@ async def _burst(base_url: str, api_key: str | None, users: int, clip: Path | No
 
     async with httpx.AsyncClient(timeout=settings.request_timeout, event_hooks={"response": [count_busy]}) as http:
         pipeline = create_pipeline(settings, http)
-        audio = clip.read_bytes() if clip else await pipeline.speak(text)
+        audio = await asyncio.to_thread(clip.read_bytes) if clip else await pipeline.speak(text)
         seconds = len(await asyncio.to_thread(decode, audio, 16000)) / 16000
         filename = clip.name if clip else "voice.ogg"
         await pipeline.chat_model()  # looked up once, as a running bot would have

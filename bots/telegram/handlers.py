@@ -27,7 +27,7 @@ from aiogram import Bot, Dispatcher, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.enums import ContentType
 from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.types import Audio, BotCommand, BufferedInputFile, ErrorEvent, Message, VideoNote, Voice
+from aiogram.types import BotCommand, BufferedInputFile, ErrorEvent, Message
 from aiogram.utils.chat_action import ChatActionSender
 
 from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, MediaLimits, Reply
@@ -205,7 +205,7 @@ async def unexpected_error(event: ErrorEvent, conversations: Conversations) -> N
         log.warning("update %s: a reply may not have reached Telegram (%s); not apologising, it may still arrive",
                     event.update.update_id, event.exception)
         return
-    log.exception("unhandled error in update %s", event.update.update_id, exc_info=event.exception)
+    log.error("unhandled error in update %s", event.update.update_id, exc_info=event.exception)
     message = event.update.message
     if message is not None:
         try:
@@ -235,7 +235,7 @@ async def _send(message: Message, reply: Reply, *, captions: bool = False) -> No
 async def send_text(message: Message, text: str) -> None:
     """`text` in ≤4096-character messages cut at sentence ends; Markdown Telegram can't parse goes plain."""
     for piece in split_message(text, TEXT_LIMIT):
-        await _markdown_or_plain(lambda mode: message.answer(piece, parse_mode=mode))
+        await _markdown_or_plain(lambda mode: message.answer(piece, parse_mode=mode))  # noqa: B023 - awaited in this iteration
 
 
 async def _markdown_or_plain(send: Callable[[str | None], Awaitable[object]]) -> None:

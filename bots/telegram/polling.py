@@ -96,7 +96,7 @@ class Poller:
                 method = GetUpdates(offset=offset, limit=BATCH, timeout=self.timeout, allowed_updates=allowed)
                 try:
                     updates = await self._unless_stopping(self.bot(method, request_timeout=int(self.bot.session.timeout + self.timeout)))
-                except Exception as e:  # Telegram unreachable, 5xx, 409…: keep polling, as aiogram does
+                except Exception as e:  # noqa: BLE001 - Telegram unreachable, 5xx, 409…: keep polling, as aiogram does
                     log.error("getUpdates failed (%s: %s); retrying in %.1f s", type(e).__name__, e, backoff.next_delay)
                     await self._unless_stopping(backoff.asleep())
                     continue
@@ -179,5 +179,5 @@ class Poller:
             try:  # timeout=0 returns at once; it only confirms
                 await self.bot(GetUpdates(offset=offset, limit=1, timeout=0))
                 self.confirmed = offset
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - at shutdown, best effort: the worst case is a repeat
                 log.error("could not confirm answered updates (%s: %s); they may be answered again", type(e).__name__, e)
