@@ -22,7 +22,8 @@ SCHEMAS: list[dict[str, Any]] = [
         "type": "function",
         "function": {
             "name": "bash",
-            "description": f"Run a bash command in {TASK_DIR} (no network; each call is a fresh shell). Returns exit code and output.",
+            "description": f"Run a bash command in {TASK_DIR} (no network; each call is a fresh shell). "
+            "Returns exit code and output.",
             "parameters": {
                 "type": "object",
                 "properties": {"command": {"type": "string", "description": "The command line."}},
@@ -34,7 +35,8 @@ SCHEMAS: list[dict[str, Any]] = [
         "type": "function",
         "function": {
             "name": "editor",
-            "description": "View a file (numbered lines) or directory, create/overwrite a file with file_text, or replace one unique occurrence of old_str with new_str.",
+            "description": "View a file (numbered lines) or directory, create/overwrite a file with file_text, "
+            "or replace one unique occurrence of old_str with new_str.",
             "parameters": {
                 "type": "object",
                 "properties": {

@@ -35,8 +35,16 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector, ProcessCollector, generate_latest,
-)  # fmt: skip
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -46,7 +54,8 @@ _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
 
 
 class TelemetrySettings(BaseSettings):
-    """Logging shared by every june service (JUNE_LOG_JSON, JUNE_LOG_LEVEL); trace export uses the standard OTEL_* variables."""
+    """Logging shared by every june service (JUNE_LOG_JSON, JUNE_LOG_LEVEL); trace export uses the
+    standard OTEL_* variables."""
 
     model_config = SettingsConfigDict(env_prefix="JUNE_", extra="ignore")
 

@@ -32,7 +32,8 @@ class GatewayMetrics:
             ["key", "model", "route"], buckets=_LATENCY, registry=r,
         )  # fmt: skip
         self.ttft = Histogram(
-            "june_gateway_time_to_first_token_seconds", "Seconds from request to the first streamed chunk (SSE responses).",
+            "june_gateway_time_to_first_token_seconds",
+            "Seconds from request to the first streamed chunk (SSE responses).",
             ["key", "model"], buckets=_LATENCY, registry=r,
         )  # fmt: skip
         self.tokens = Counter(

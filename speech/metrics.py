@@ -35,7 +35,8 @@ class SpeechMetrics:
         self.rejected = Counter("june_speech_rejected", "Requests refused with 503 because the queue was full.", registry=r)
         self.abandoned = Counter(
             "june_speech_abandoned",
-            "Requests stopped because their client disconnected: while waiting for a slot (queued) or holding one (running).",
+            "Requests stopped because their client disconnected: "
+            "while waiting for a slot (queued) or holding one (running).",
             ["stage"],
             registry=r,
         )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -172,9 +173,9 @@ def test_one_trace_from_client_through_two_services():
 
 
 class _OtlpReceiver(BaseHTTPRequestHandler):
-    bodies: list[tuple[str, bytes]] = []
+    bodies: ClassVar[list[tuple[str, bytes]]] = []  # shared: the server makes a handler per request
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).bodies.append((self.path, body))
         self.send_response(200)
@@ -222,7 +223,7 @@ def test_request_metrics_are_served():
     with serve_in_thread(app) as url:
         assert httpx.get(f"{url}/hello").status_code == 200
         text = httpx.get(f"{url}/metrics").text
-    line = next(l for l in text.splitlines() if l.startswith("june_http_requests_total{") and 'app_name="metrics-test"' in l)
+    line = next(row for row in text.splitlines() if row.startswith("june_http_requests_total{") and 'app_name="metrics-test"' in row)
     assert 'path="/hello"' in line and 'status_code="200"' in line and line.endswith(" 1.0")
 
 

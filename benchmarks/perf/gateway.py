@@ -1,8 +1,8 @@
 """`june bench gateway`: what the gateway adds, measured against the same upstream in one run.
 
 For each upstream, mode (streaming or not) and concurrency, the same requests go straight to the
-upstream and through the gateway, taking turns over `--rounds` rounds (`python -m gateway`, no keys or limits: its bare proxying
-cost). Reported: time to first body byte (TTFT for a stream; the whole answer otherwise), p50/p99
+upstream and through the gateway, taking turns over `--rounds` rounds (`python -m gateway`, no keys
+or limits: its bare proxying cost). Reported: time to first body byte (TTFT for a stream; the whole answer otherwise), p50/p99
 and what the gateway adds to each, throughput (requests/s) through the gateway as a fraction of
 direct, and the gateway process's CPU time per request.
 
@@ -61,13 +61,18 @@ def _completion(tokens: int) -> bytes:
     return json.dumps(
         {
             "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": STUB_MODEL,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "tok" * tokens}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "tok" * tokens}, "finish_reason": "stop"}
+            ],
             "usage": {"prompt_tokens": 5, "completion_tokens": tokens, "total_tokens": 5 + tokens},
         }
     ).encode()  # fmt: skip
 
 
-_CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"stub-model","choices":[{"index":0,"delta":{"content":"tok"},"finish_reason":null}]}\n\n'
+_CHUNK = (
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"stub-model",'
+    b'"choices":[{"index":0,"delta":{"content":"tok"},"finish_reason":null}]}\n\n'
+)
 _DONE = b"data: [DONE]\n\n"
 
 # Raw ASGI (the stub and the relay need no framework): what the server hands an app.
@@ -213,12 +218,15 @@ def measure(
                 g = runs[via]
                 rows.append(
                     {
-                        "upstream": upstream, "mode": "stream" if stream else "json", "concurrency": c, "requests": per_round * rounds, "via": via,
+                        "upstream": upstream, "mode": "stream" if stream else "json", "concurrency": c,
+                        "requests": per_round * rounds, "via": via,
                         "direct_p50_ms": d.pct(0.5) * 1e3, "direct_p99_ms": d.pct(0.99) * 1e3,
                         "gateway_p50_ms": g.pct(0.5) * 1e3, "gateway_p99_ms": g.pct(0.99) * 1e3,
-                        "added_p50_ms": (g.pct(0.5) - d.pct(0.5)) * 1e3, "added_p99_ms": (g.pct(0.99) - d.pct(0.99)) * 1e3,
+                        "added_p50_ms": (g.pct(0.5) - d.pct(0.5)) * 1e3,
+                        "added_p99_ms": (g.pct(0.99) - d.pct(0.99)) * 1e3,
                         "direct_rps": d.throughput, "gateway_rps": g.throughput, "ratio": g.throughput / d.throughput,
-                        "gateway_cpu_ms": cpu[via] / ((per_round + c) * rounds) * 1e3 if pid else float("nan"),  # + c warm-ups a round
+                        # + c warm-ups a round
+                        "gateway_cpu_ms": cpu[via] / ((per_round + c) * rounds) * 1e3 if pid else float("nan"),
                     }
                 )  # fmt: skip
     return rows
@@ -310,21 +318,35 @@ def split_cpus(pin: bool) -> tuple[set[int], set[int]] | None:
 
 def gateway(
     upstream: Annotated[str | None, typer.Option(help="Measure this OpenAI server (base URL, no /v1) instead of the built-in stubs.")] = None,
-    stub: Annotated[list[str], typer.Option(help="Built-in upstreams to measure: instant, paced.")] = ["instant", "paced"],  # noqa: B006
+    stub: Annotated[
+        list[str],
+        typer.Option(help="Built-in upstreams to measure: instant, paced."),
+    ] = ["instant", "paced"],  # noqa: B006 - typer reads the default, never mutates it
     ttft_ms: Annotated[float, typer.Option(help="The paced stub's time to first token (ms).")] = 25.0,
     tpot_ms: Annotated[float, typer.Option(help="The paced stub's time per output token after the first (ms).")] = 6.0,
     model: Annotated[str, typer.Option(help="Model name to send (the stubs accept any).")] = STUB_MODEL,
-    concurrency: Annotated[list[int], typer.Option("--concurrency", "-c", help="Concurrency levels.")] = [1, 8, 64],  # noqa: B006
+    concurrency: Annotated[
+        list[int],
+        typer.Option("--concurrency", "-c", help="Concurrency levels."),
+    ] = [1, 8, 64],  # noqa: B006 - typer reads the default, never mutates it
     requests: Annotated[int, typer.Option(help=f"Requests per (mode, concurrency) and path; at least {MIN_WAVES}x the concurrency per round.")] = 400,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds in which direct and proxied runs take turns (their times pooled).")] = 3,
     max_tokens: Annotated[int, typer.Option(help="max_tokens per request (the stubs send this many tokens).")] = 16,
     out: Annotated[Path | None, typer.Option(dir_okay=False, help="Also write the rows as JSON here.")] = None,
     relay: Annotated[bool, typer.Option(help="Also measure a bare aiohttp relay: the cost of the extra hop alone.")] = True,
     pin: Annotated[
-        bool, typer.Option(help="Give the proxy under test a CPU of its own (the last), the load generator and stubs the rest, as in a deployment where they are not on one box.")
+        bool,
+        typer.Option(
+            help="Give the proxy under test a CPU of its own (the last), the load generator and stubs the rest, "
+            "as in a deployment where they are not on one box."
+        ),
     ] = True,
     poll_idle: Annotated[
-        bool, typer.Option(help="Hold /dev/cpu_dma_latency at 0 while measuring, so waking an idle CPU is not counted as the proxy's cost (needs root).")
+        bool,
+        typer.Option(
+            help="Hold /dev/cpu_dma_latency at 0 while measuring, so waking an idle CPU is not counted as the "
+            "proxy's cost (needs root)."
+        ),
     ] = True,
     serve_stub: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve a stub on this port.")] = None,
     serve_relay: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve the bare relay on this port.")] = None,
@@ -349,7 +371,10 @@ def gateway(
     else:
         for kind in stub:
             timing = f"ttft_ms={ttft_ms}, tpot_ms={tpot_ms}" if kind == "paced" else "ttft_ms=0, tpot_ms=0"
-            code = f"from benchmarks.perf.gateway import gateway; gateway(serve_stub={{port}}, {timing}, concurrency=[1], stub=[])"
+            code = (
+                "from benchmarks.perf.gateway import gateway; "
+                f"gateway(serve_stub={{port}}, {timing}, concurrency=[1], stub=[])"
+            )
             targets.append((kind, [sys.executable, "-c", code]))
     split = split_cpus(pin)
     proxy_cpus, other_cpus = split if split else (None, None)
@@ -395,7 +420,10 @@ def _measure_target(
         through: dict[str, tuple[str, int | None]] = {"gateway": (gw, proc.pid)}
         if relay:
             port = free_port()
-            code = f"from benchmarks.perf.gateway import gateway; gateway(serve_relay={port}, upstream={url!r}, concurrency=[1], stub=[])"
+            code = (
+                "from benchmarks.perf.gateway import gateway; "
+                f"gateway(serve_relay={port}, upstream={url!r}, concurrency=[1], stub=[])"
+            )
             relayed = stack.enter_context(running([sys.executable, "-c", code], ready_url=f"http://127.0.0.1:{port}/health", log=logs / "relay.log", timeout=60, name="relay", cpus=proxy_cpus))
             through["relay"] = (f"http://127.0.0.1:{port}", relayed.pid)
         console.print(f"{label}: upstream {url}, gateway {gw} (logs in {logs})")

@@ -151,7 +151,8 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
         events = _Events(conn)
         await conn.session.update(session={"type": "realtime", "instructions": INSTRUCTIONS, "audio": {"input": {
             "transcription": {"language": "en", **({"model": stt_model} if stt_model else {})},
-            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300}}}})  # fmt: skip
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300},
+        }}})  # fmt: skip
         append = conn.input_audio_buffer.append
         for n in range(n_turns):
             text = PROMPTS[n % len(PROMPTS)]
@@ -175,10 +176,13 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
             stalled = playback_stalls(events.log[mark:], rid)
             turn = Turn(speech_stopped, transcribed, first_text, first_audio, transcript_done, done.transcript, stalled)
             run.turns.append(turn)
-            console.print(f"turn {n + 1}: first audio {turn.first_audio:.2f} s, stalls {turn.stalled:.2f} s — {turn.transcript[:60]!r}")
+            console.print(
+                f"turn {n + 1}: first audio {turn.first_audio:.2f} s, stalls {turn.stalled:.2f} s"
+                f" — {turn.transcript[:60]!r}"
+            )
         if n_barge:
-            await conn.session.update(session={"type": "realtime", "instructions": "You are June. Asked for a story, tell a long one.",
-                                               "max_output_tokens": 400})  # fmt: skip
+            story = "You are June. Asked for a story, tell a long one."
+            await conn.session.update(session={"type": "realtime", "instructions": story, "max_output_tokens": 400})
         for n in range(n_barge):
             # A long typed request, talked over as soon as its first audio arrives.
             mark = len(events.log)
@@ -292,7 +296,10 @@ def realtime(
         ("barge-in → speech_started (client stops playback)", [b.speech_started for b in run.barge_ins], "≤ 0.3"),
         ("barge-in → reply cancelled (response.done)", [b.cancelled for b in run.barge_ins if b.cancelled is not None], ""),
     ]
-    table = Table(title=f"/v1/realtime via {gateway}: {len(every)} turns, {len(run.barge_ins)} barge-ins, STT {stt_model or 'gateway default'}")
+    table = Table(
+        title=f"/v1/realtime via {gateway}: {len(every)} turns, {len(run.barge_ins)} barge-ins, "
+        f"STT {stt_model or 'gateway default'}"
+    )
     for column in ("seconds", "p50", "p95", "n", "goal"):
         table.add_column(column, justify="left" if column == "seconds" else "right")
     for label, values, goal in rows:

@@ -79,7 +79,10 @@ def serve(
     base_url: Annotated[str, typer.Option(help="OpenAI server base URL without /v1 (vLLM, or the gateway).")] = "http://127.0.0.1:8002",
     model: Annotated[str, typer.Option(help="Served model name.")] = "qwen2.5-coder-0.5b-instruct",
     tokenizer: Annotated[str | None, typer.Option(help="Tokenizer folder or hub id (default: the served model's folder, from /v1/models).")] = None,
-    concurrency: Annotated[list[int], typer.Option("--concurrency", "-c", help="Concurrency levels.")] = [1, 8, 16, 32, 64],  # noqa: B006
+    concurrency: Annotated[
+        list[int],
+        typer.Option("--concurrency", "-c", help="Concurrency levels."),
+    ] = [1, 8, 16, 32, 64],  # noqa: B006 - typer reads the default, never mutates it
     prompts: Annotated[int, typer.Option(help="Requests per level (at least 4x the concurrency).")] = 64,
     input_len: Annotated[int, typer.Option(help="Prompt tokens per request.")] = 512,
     output_len: Annotated[int, typer.Option(help="Output tokens per request (EOS ignored).")] = 128,

@@ -151,7 +151,8 @@ def _convert_with_transformers(gguf: Path, out_dir: Path) -> None:
         from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
     except ImportError as e:
         raise ModelUnavailable(
-            f"converting the offline model needs {e.name or e}: install june's `llm-cpu` extra (`uv sync --extra llm-cpu`)"
+            f"converting the offline model needs {e.name or e}: "
+            "install june's `llm-cpu` extra (`uv sync --extra llm-cpu`)"
         ) from e
 
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -135,7 +135,8 @@ PRESETS: dict[str, Preset] = {
             QWEN25_CODER_05B,
             weights_gib=1.9,  # dequantized to float32
             kv_bytes_per_token=_QWEN25_05B_KV_BYTES,
-            description="Qwen2.5-Coder-0.5B-Instruct on CPU, offline (tests, laptops); ~14 tok/s on 2 cores in float32, ~31 in bfloat16",
+            description="Qwen2.5-Coder-0.5B-Instruct on CPU, offline (tests, laptops); "
+            "~14 tok/s on 2 cores in float32, ~31 in bfloat16",
         ),
         _qwen25_coder_cpu(
             CPU_PRESET_15B,
@@ -143,7 +144,8 @@ PRESETS: dict[str, Preset] = {
             QWEN25_CODER_15B,
             weights_gib=5.8,  # 1.54 B parameters dequantized to float32
             kv_bytes_per_token=_QWEN25_15B_KV_BYTES,
-            description="Qwen2.5-Coder-1.5B-Instruct on CPU, offline, extra llm-cpu-1.5b; ~13 GB RAM, ~4 tok/s on 2 cores",
+            description="Qwen2.5-Coder-1.5B-Instruct on CPU, offline, extra llm-cpu-1.5b; "
+            "~13 GB RAM, ~4 tok/s on 2 cores",
         ),
         _qwen3_30b_a3b(
             GPU_PRESET,

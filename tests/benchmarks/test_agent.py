@@ -256,7 +256,7 @@ def test_results_and_trajectories_are_private_and_out_of_sight(task: Task) -> No
         steps = [{"tool": "bash", "args": {"command": f"cat {out}/earlier.txt; ls -A {out} | wc -l"}}, {"tool": "submit"}]
         run_batch([task], lambda t: solve(t, ScriptedModel(steps), AgentConfig(), out, LIMITS), out, 1)
         trajectory = out / "trajectories" / "HumanEval_0.json"
-        seen = [m["content"] for m in json.loads(trajectory.read_text())["messages"] if m["role"] == "tool"][0]
+        seen = next(m["content"] for m in json.loads(trajectory.read_text())["messages"] if m["role"] == "tool")
         assert SECRET not in seen and seen.rstrip().endswith("0"), seen
         assert stat.S_IMODE(os.stat(trajectory).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(out / RESULTS).st_mode) == 0o600

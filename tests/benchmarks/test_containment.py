@@ -81,7 +81,7 @@ def test_host_unix_sockets_are_unreachable(tmp_path: Path) -> None:
             with pytest.raises(TimeoutError):
                 server.accept()
     finally:
-        for server, path in zip(servers, paths):
+        for server in servers:
             server.close()
         remove_tree(paths[1].parent)
 

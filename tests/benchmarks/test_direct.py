@@ -105,7 +105,7 @@ def test_a_wrong_answer_fails_and_a_cut_reply_is_truncated(task: Task, tmp_path:
     record, _ = run(task, [{"content": f"```python\n{WRONG}```"}], tmp_path)
     assert (record["status"], record["passed"]) == ("answered", False)
     cut = {"content": f"```python\n{FUNCTION}\n# now some tests\nfor x in range(", "finish_reason": "length"}
-    record, trajectory = run(task, [cut], tmp_path)  # no closing fence, a last line that does not parse
+    record, _ = run(task, [cut], tmp_path)  # no closing fence, a last line that does not parse
     assert (record["status"], record["passed"]) == ("truncated", True)
 
 
@@ -211,7 +211,7 @@ def test_a_recorded_answer_is_used_only_when_it_is_direct_modes_whole_answer(tas
     run(task, [{"content": f"```python\n{FUNCTION}```", "finish_reason": "length"}], tmp_path)
     assert recorded_answer(task, tmp_path) is None  # cut at max_tokens: the agent's budget may go on
     run(task, [{"content": f"```python\n{FUNCTION}```"}], tmp_path)
-    reply, code = recorded_answer(task, tmp_path)
+    _, code = recorded_answer(task, tmp_path)
     assert code == FUNCTION.strip()
     path = tmp_path / "trajectories" / "HumanEval_0.json"
     other = json.loads(path.read_text())

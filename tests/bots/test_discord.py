@@ -72,8 +72,17 @@ async def state():
     return state
 
 
-def message(state, *, guild: bool = False, content: str = "", voice: bool = False, audio: str | None = None,
-            size: int | None = None, mentions: list[dict] | None = None, type: int = 0) -> nextcord.Message:
+def message(
+    state,
+    *,
+    guild: bool = False,
+    content: str = "",
+    voice: bool = False,
+    audio: str | None = None,
+    size: int | None = None,
+    mentions: list[dict] | None = None,
+    type: int = 0,  # noqa: A002 - the payload's field name
+) -> nextcord.Message:
     """A nextcord Message from a MESSAGE_CREATE payload, in a DM or a guild text channel; with `voice`
     a voice message, with `audio` an audio file attachment of that name (both served from CDN)."""
     if guild:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -335,7 +336,7 @@ async def test_a_busy_upstream_is_waited_for_as_long_as_retry_after_says(gateway
 
     assert result.reply == "Paris." and len(stt_times) == 4 and len(chat_times) == 2
     # Each retry came after the Retry-After (1 s; up to 20 % jitter), not within a fraction of a second.
-    gaps = [b - a for a, b in zip(stt_times, stt_times[1:])] + [chat_times[1] - chat_times[0]]
+    gaps = [b - a for a, b in itertools.pairwise(stt_times)] + [chat_times[1] - chat_times[0]]
     assert all(1.0 <= gap < 2.0 for gap in gaps), gaps
 
 
@@ -356,7 +357,7 @@ async def test_waiting_for_a_busy_upstream_never_blocks_other_messages(gateway, 
         await make_pipeline(http).transcribe(b"voice")
     finally:
         beat.cancel()
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert len(ticks) >= 10 and max(gaps) < 0.5, max(gaps)
 
 

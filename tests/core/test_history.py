@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from core.history import oldest_to_drop
 
 
@@ -32,6 +34,6 @@ def test_a_growing_history_keeps_its_beginning_between_trims() -> None:
         del history[: oldest_to_drop([10] * len(history), 16, 1000)]
         assert len(history) <= 16
         starts.append(history[0])
-    changes = sum(1 for a, b in zip(starts, starts[1:]) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(starts) if a != b)
     assert changes <= 100 // 8  # one trim per 8-9 turns; sliding one at a time changes it 84 times
     assert min(len(set(starts[i : i + 8])) for i in range(20, 90)) <= 2

@@ -87,7 +87,7 @@ def _json_patch(doc: dict, op: dict, where: Path) -> None:
                 parent[last] = copy.deepcopy(op["value"])
         elif op["op"] == "replace":
             key = int(last) if isinstance(parent, list) else last
-            parent[key]  # must exist  # noqa: B018
+            parent[key]  # must exist
             parent[key] = copy.deepcopy(op["value"])
         elif op["op"] == "remove":
             del parent[int(last) if isinstance(parent, list) else last]

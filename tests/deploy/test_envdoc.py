@@ -59,7 +59,7 @@ def test_undocumented_field_is_an_error():
     class Bare(BaseSettings):
         x: int = 1
 
-    with pytest.raises(ValueError, match="Bare.x has no docstring"):
+    with pytest.raises(ValueError, match=r"Bare\.x has no docstring"):
         envdoc.render([Bare])
 
 
@@ -69,10 +69,10 @@ def test_deploy_files_set_only_known_settings():
     known |= {"JUNE_SMOKE_KEY", "JUNE_SMOKE_BASE_URL"}  # june.smoke's options
     used: dict[str, str] = {}
     for name, service in yaml.safe_load((ROOT / "compose.yaml").read_text())["services"].items():
-        used |= {var: f"compose {name}" for var in service.get("environment", {})}
+        used |= dict.fromkeys(service.get("environment", {}), f"compose {name}")
     for overlay in (K8S / "base", *(K8S / "overlays").iterdir()):
         for doc in build(overlay):
-            used |= {var: f"k8s {doc['metadata']['name']}" for var in {**doc.get("data", {}), **doc.get("stringData", {})}}
+            used |= dict.fromkeys({**doc.get("data", {}), **doc.get("stringData", {})}, f"k8s {doc['metadata']['name']}")
             for c in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
                 used |= {e["name"]: f"k8s {doc['metadata']['name']}" for e in c.get("env", [])}
     for dockerfile in (ROOT / "deploy").glob("*.Dockerfile"):

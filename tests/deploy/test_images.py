@@ -18,6 +18,7 @@ import re
 import sys
 import tomllib
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +52,7 @@ def build_stage(target: str) -> Stage:
     return stages()[re.search(r"--from=(\S+)", line).group(1)]
 
 
-def _module_file(name: str):  # noqa: ANN202 - a Path or None
+def _module_file(name: str) -> Path | None:
     path = ROOT.joinpath(*name.split("."))
     for candidate in (path.with_suffix(".py"), path / "__init__.py"):
         if candidate.is_file():

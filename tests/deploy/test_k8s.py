@@ -158,7 +158,7 @@ def test_renderer_refuses_what_it_does_not_implement(tmp_path):
     with pytest.raises(KustomizeError, match="commonLabels"):
         build(tmp_path)
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
-    with pytest.raises(KustomizeError, match="missing.yaml"):
+    with pytest.raises(KustomizeError, match=r"missing\.yaml"):
         build(tmp_path)
 
 

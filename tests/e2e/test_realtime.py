@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -160,7 +159,8 @@ def test_a_client_that_vanishes_mid_reply_stops_the_work(gateway_url: str) -> No
                 break
             await asyncio.sleep(0.1)
         assert _inflight(gateway_url) == 0
-        assert httpx.get(f"{gateway_url}/health").json() == {"status": "ok"}
-        assert "june_realtime_sessions 0.0" in httpx.get(f"{gateway_url}/metrics").text
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{gateway_url}/health")).json() == {"status": "ok"}
+            assert "june_realtime_sessions 0.0" in (await http.get(f"{gateway_url}/metrics")).text
 
     anyio.run(run)

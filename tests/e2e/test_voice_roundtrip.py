@@ -32,10 +32,12 @@ def question_ogg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_voice_message_round_trip(gateway_url: str, question_ogg: Path) -> None:
+    question = question_ogg.read_bytes()
+
     async def run():
         async with httpx.AsyncClient(timeout=300) as http:
             pipeline = VoicePipeline(http, base_url=gateway_url)
-            result = await pipeline.run_voice(question_ogg.read_bytes(), [])
+            result = await pipeline.run_voice(question, [])
             # What the user hears, transcribed again by the same stack.
             heard = await http.post(
                 f"{gateway_url}/v1/audio/transcriptions",

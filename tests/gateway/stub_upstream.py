@@ -136,7 +136,7 @@ class StubUpstream:
     async def _sse(self, repeat: int, usage: bool = False, reasoning: bool = False, die_after: int | None = None) -> AsyncIterator[bytes]:
         chunks = SSE_CONTENT[:1] + SSE_CONTENT[1:] * repeat + SSE_END
         if usage:
-            chunks = chunks[:-1] + [SSE_USAGE] + chunks[-1:]
+            chunks = [*chunks[:-1], SSE_USAGE, *chunks[-1:]]
         if reasoning:
             chunks = SSE_REASONING
         done = False

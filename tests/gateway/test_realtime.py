@@ -170,17 +170,18 @@ def test_metrics_count_realtime_sessions_and_events(gw: str) -> None:
     import httpx
 
     async def run() -> None:
-        async with connect(_ws(gw)) as ws:
-            await _next(ws, "session.created")
-            await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
-            await _next(ws)
-            text = httpx.get(f"{gw}/metrics").text
-            assert "june_realtime_sessions 1.0" in text
-            assert 'june_realtime_events_total{type="input_audio_buffer.clear"}' in text
-        for _ in range(50):
-            if "june_realtime_sessions 0.0" in httpx.get(f"{gw}/metrics").text:
-                return
-            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient() as http:
+            async with connect(_ws(gw)) as ws:
+                await _next(ws, "session.created")
+                await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+                await _next(ws)
+                text = (await http.get(f"{gw}/metrics")).text
+                assert "june_realtime_sessions 1.0" in text
+                assert 'june_realtime_events_total{type="input_audio_buffer.clear"}' in text
+            for _ in range(50):
+                if "june_realtime_sessions 0.0" in (await http.get(f"{gw}/metrics")).text:
+                    return
+                await asyncio.sleep(0.05)
         raise AssertionError("the session was not counted as closed")
 
     anyio.run(run)

@@ -108,7 +108,7 @@ def test_the_llm_and_tts_take_turns(stub_url: str, stub: StubUpstream, turns: bo
     assert [s.path.rsplit("/", 1)[1] for s in calls] == ["completions", "speech"] * 3
     assert [body["input"] for body in speech] == ["The sky is blue", "because air scatters blue light.", "Sunsets are red."]
     assert all(body["service_tier"] == "priority" for body in speech)  # TTS has every core while the LLM waits
-    for spoken, resumed in zip(calls[1::2], calls[2::2]):  # after the whole of the piece's audio (2 gaps)
+    for spoken, resumed in zip(calls[1::2], calls[2::2], strict=False):  # the last TTS call is followed by none; after the whole of the piece's audio (2 gaps)
         assert resumed.at - spoken.at >= 2 * AUDIO_GAP
     first, *continued = chats
     assert [body["messages"][-1] for body in continued] == [

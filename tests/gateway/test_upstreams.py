@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -32,11 +33,11 @@ def _hold(gw: str, stubs: tuple[StubUpstream, ...], n: int) -> list[threading.Th
     for i in range(n):
         threads.append(threading.Thread(target=_chat, args=(gw,), kwargs={"sleep": 1.5}))
         threads[-1].start()
-        assert _wait_for(lambda: sum(len(stub.seen) for stub in stubs) == i + 1)
+        assert _wait_for(lambda i=i: sum(len(stub.seen) for stub in stubs) == i + 1)
     return threads
 
 
-def _wait_for(predicate, timeout: float = 5.0) -> bool:  # noqa: ANN001
+def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

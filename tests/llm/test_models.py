@@ -33,7 +33,7 @@ def test_joined_gguf_has_the_pinned_size_and_sha(tmp_path: Path) -> None:
 
 def test_missing_packages_say_what_to_install(tmp_path: Path) -> None:
     ghost = SplitGguf("ghost", ("june_no_such_part1", "june_no_such_part2"), 10, "00")
-    with pytest.raises(ModelUnavailable, match="june-no-such-part1, june-no-such-part2.*llm-cpu"):
+    with pytest.raises(ModelUnavailable, match=r"june-no-such-part1, june-no-such-part2.*llm-cpu"):
         prepare_offline_model(tmp_path, ghost)
     assert not (tmp_path / "ghost" / "hf").exists()
 

@@ -26,7 +26,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return espeak_wav("Turn off the radio.", tmp_path_factory.mktemp("hostile") / "c.wav").read_bytes()
 
 
-def check(r: httpx.Response, param: str | None | type[Ellipsis] = ..., status: int = 400) -> dict:
+def check(r: httpx.Response, param: str | type[Ellipsis] | None = ..., status: int = 400) -> dict:
     assert r.status_code == status, (r.status_code, r.text[:300])
     err = r.json()["error"]
     assert set(err) == {"message", "type", "param", "code"} and err["message"], err
