@@ -25,7 +25,10 @@ def test_a_test_that_starts_vllm_must_be_marked_slow(pytester: pytest.Pytester) 
     pytester.makeconftest(CONFTEST)
     pytester.makeini("[pytest]\nmarkers =\n    slow: starts vLLM\n")
     pytester.makepyfile(
-        test_unmarked="def test_direct(llm_url): pass\ndef test_through_gateway(gateway_url): pass\ndef test_other(): pass\n",
+        test_unmarked=(
+            "def test_direct(llm_url): pass\ndef test_through_gateway(gateway_url): pass\n"
+            "def test_other(): pass\n"
+        ),
     )
     result = pytester.runpytest("--collect-only", "-q")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -37,7 +40,10 @@ def test_marked_tests_that_start_vllm_are_collected(pytester: pytest.Pytester) -
     pytester.makeconftest(CONFTEST)
     pytester.makeini("[pytest]\nmarkers =\n    slow: starts vLLM\n")
     pytester.makepyfile(
-        test_marked="import pytest\npytestmark = pytest.mark.slow\ndef test_direct(llm_url): pass\ndef test_through_gateway(gateway_url): pass\n",
+        test_marked=(
+            "import pytest\npytestmark = pytest.mark.slow\ndef test_direct(llm_url): pass\n"
+            "def test_through_gateway(gateway_url): pass\n"
+        ),
         test_decorated="import pytest\n@pytest.mark.slow\ndef test_one(gateway_url): pass\ndef test_other(): pass\n",
     )
     result = pytester.runpytest("-q", "-m", "not slow")

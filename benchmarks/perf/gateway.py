@@ -2,9 +2,9 @@
 
 For each upstream, mode (streaming or not) and concurrency, the same requests go straight to the
 upstream and through the gateway, taking turns over `--rounds` rounds (`python -m gateway`, no keys
-or limits: its bare proxying cost). Reported: time to first body byte (TTFT for a stream; the whole answer otherwise), p50/p99
-and what the gateway adds to each, throughput (requests/s) through the gateway as a fraction of
-direct, and the gateway process's CPU time per request.
+or limits: its bare proxying cost). Reported: time to first body byte (TTFT for a stream; the whole
+answer otherwise), p50/p99 and what the gateway adds to each, throughput (requests/s) through the
+gateway as a fraction of direct, and the gateway process's CPU time per request.
 
 Upstreams (`--stub`, default both): a small OpenAI-shaped ASGI server in a subprocess that
 - `instant`: answers at once, so latency differences are the gateway's own cost. At low

@@ -12,7 +12,8 @@ text → text (and voice with ``/voice on``). Chat keys are ``"discord:<channel 
 
 A message in an enabled channel that mentions another bot (not June) is left to it; a slash command
 typed as text (``/frobnicate``) gets the help. Only what a person wrote is answered: system messages
-(members joining, pins, boosts, threads…) are ignored. A reply whose post may have gone through after all (a timeout) is not apologised for.
+(members joining, pins, boosts, threads…) are ignored. A reply whose post may have gone through
+after all (a timeout) is not apologised for.
 A download that fails is told as such (the core's DOWNLOAD_FAILED), one that is too big as TOO_BIG.
 
 Intents: guilds, guild_messages and dm_messages always; message_content only when `channels`

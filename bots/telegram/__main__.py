@@ -3,9 +3,9 @@
 Long polling by default (`bots.telegram.polling.Poller`: an update is confirmed only once answered;
 on SIGTERM/SIGINT it stops fetching and gives the updates in flight `shutdown_grace` seconds to
 finish; what does not finish is delivered again at the next start); with JUNE_TELEGRAM_WEBHOOK_URL
-set, a webhook instead: Telegram POSTs updates to `webhook_path` on the bot's HTTP port, and each request must carry the secret token
-(``X-Telegram-Bot-Api-Secret-Token``, checked by aiogram's SimpleRequestHandler; others get 401).
-The same port serves ``/health`` and ``/metrics``.
+set, a webhook instead: Telegram POSTs updates to `webhook_path` on the bot's HTTP port, and each
+request must carry the secret token (``X-Telegram-Bot-Api-Secret-Token``, checked by aiogram's
+SimpleRequestHandler; others get 401). The same port serves ``/health`` and ``/metrics``.
 """
 
 from __future__ import annotations

@@ -49,9 +49,9 @@ class Poller:
     """Feeds `dispatcher` the updates of `bot` by long polling (see the module docstring).
 
     `timeout` is getUpdates' long-poll wait (seconds); `grace` the seconds updates in flight get to
-    finish once stopping; `stopping` (set it, or call `stop`) ends the polling; `workflow` reaches the
-    handlers as keyword arguments, after the dispatcher's own workflow data. ``confirmed`` is the last offset sent (every update below it is
-    confirmed); ``in_flight`` the ids being answered.
+    finish once stopping; `stopping` (set it, or call `stop`) ends the polling; `workflow` reaches
+    the handlers as keyword arguments, after the dispatcher's own workflow data. ``confirmed`` is
+    the last offset sent (every update below it is confirmed); ``in_flight`` the ids being answered.
     """
 
     def __init__(

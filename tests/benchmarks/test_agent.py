@@ -276,7 +276,10 @@ def test_swebench_is_refused_before_any_model_call(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
-GOOD = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
+GOOD = (
+    "def has_close_elements(numbers, threshold):\n"
+    "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
+)
 BAD = "def has_close_elements(numbers, threshold):\n    return False\n"
 
 

@@ -153,7 +153,11 @@ def test_total_memory_of_all_processes_is_bounded() -> None:
 
 def test_process_count_is_bounded_per_sandbox() -> None:
     """Two sandboxes at once each get their own count (a per-run pids cgroup or user namespace)."""
-    script = "import os, time\nn = 0\ntry:\n    while n < 100:\n        if os.fork() == 0:\n            time.sleep(5); os._exit(0)\n        n += 1\nexcept OSError:\n    pass\nprint('forked', n)\n"
+    script = (
+        "import os, time\nn = 0\ntry:\n    while n < 100:\n        if os.fork() == 0:\n"
+        "            time.sleep(5); os._exit(0)\n        n += 1\nexcept OSError:\n"
+        "    pass\nprint('forked', n)\n"
+    )
     results: list = []
     with throwaway({"f.py": script}, Limits(nproc=20, wall_s=30)) as a, throwaway({"f.py": script}, Limits(nproc=20, wall_s=30)) as b:
         threads = [threading.Thread(target=lambda sb=sb: results.append(sb.run(["python", "f.py"]))) for sb in (a, b)]

@@ -49,7 +49,10 @@ def test_the_prompt_is_evalplus_instruct_prompt(task: Task) -> None:
 
 
 def test_prose_around_the_code_block(task: Task, tmp_path: Path) -> None:
-    reply = f"Sure! Here is the solution:\n\n```python\n{FUNCTION}\n# quick check\nprint(has_close_elements([1.0, 2.0], 0.5))\n```\n\nIt compares every pair once."
+    reply = (
+        f"Sure! Here is the solution:\n\n```python\n{FUNCTION}\n# quick check\n"
+        "print(has_close_elements([1.0, 2.0], 0.5))\n```\n\nIt compares every pair once."
+    )
     record, trajectory = run(task, [{"content": reply}], tmp_path)
     assert (record["status"], record["passed"], record["correct"], record["steps"]) == ("answered", True, 1, 1)
     assert record["verdict"] == "passed"  # the grader's status, as in agent mode
@@ -61,7 +64,9 @@ def test_several_code_blocks(task: Task, tmp_path: Path) -> None:
     reply = (
         "First a helper:\n```python\ndef close(a, b, t):\n    return abs(a - b) < t\n```\n"
         "Then the function:\n```python\nfrom itertools import combinations\n\n"
-        "def has_close_elements(numbers, threshold):\n    return any(close(a, b, threshold) for a, b in combinations(numbers, 2))\n```\n"
+        "def has_close_elements(numbers, threshold):\n"
+        "    return any(close(a, b, threshold) for a, b in combinations(numbers, 2))\n"
+        "```\n"
         "Usage:\n```python\nassert has_close_elements([1.0, 1.05], 0.1)\nprint('ok')\n```\n"
         "And in the shell:\n```bash\npython solution.py\n```"
     )
@@ -92,7 +97,9 @@ def test_a_block_opened_inside_another(task: Task, tmp_path: Path) -> None:
 def test_class_before_the_function(task: Task, tmp_path: Path) -> None:
     reply = (
         "```python\nclass Pairs:\n    def __init__(self, numbers):\n        self.numbers = sorted(numbers)\n\n"
-        "    def min_gap(self):\n        return min((b - a for a, b in zip(self.numbers, self.numbers[1:])), default=float('inf'))\n\n"
+        "    def min_gap(self):\n"
+        "        return min((b - a for a, b in zip(self.numbers, self.numbers[1:])), default=float('inf'))\n"
+        "\n"
         "class Unused:\n    pass\n\n"
         "def has_close_elements(numbers, threshold):\n    return Pairs(numbers).min_gap() < threshold\n```"
     )
@@ -133,7 +140,11 @@ def test_model_error_is_a_status(task: Task, tmp_path: Path) -> None:
 
 def test_sanitize_matches_evalplus_on_its_own_cases() -> None:
     # EvalPlus keeps imports and what the entry point reaches, drops prints and __main__ blocks.
-    code = "import math\nX = 2\ndef helper(y):\n    return y * X\ndef f(y):\n    return math.floor(helper(y))\nprint(f(3))\nif __name__ == '__main__':\n    f(1)\n"
+    code = (
+        "import math\nX = 2\ndef helper(y):\n    return y * X\ndef f(y):\n"
+        "    return math.floor(helper(y))\nprint(f(3))\nif __name__ == '__main__':\n"
+        "    f(1)\n"
+    )
     assert sanitize(code, "f") == "import math\nX = 2\ndef helper(y):\n    return y * X\ndef f(y):\n    return math.floor(helper(y))"
     assert extract("```py\ndef f():\n    return 1\n```", "f") == "def f():\n    return 1"
 

@@ -53,7 +53,8 @@ def test_files_in_new_folders_belong_to_the_sandbox_user() -> None:
 def test_fork_bomb_is_capped_and_reaped() -> None:
     before = sandbox_processes()
     script = (
-        "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(60); os._exit(0)\n"
+        "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+        "            time.sleep(60); os._exit(0)\n"
         "        n += 1\nexcept OSError as e:\n    print('capped at', n, e.errno)\n"
     )
     with throwaway({"bomb.py": script}, Limits(wall_s=20, nproc=32)) as sb:
@@ -70,7 +71,10 @@ def test_fork_bomb_is_capped_and_reaped() -> None:
 
 
 def test_memory_bomb_fails_inside() -> None:
-    script = "chunks = []\ntry:\n    while True:\n        chunks.append(bytearray(50 << 20))\nexcept MemoryError:\n    print('stopped at', len(chunks) * 50, 'MiB')\n"
+    script = (
+        "chunks = []\ntry:\n    while True:\n        chunks.append(bytearray(50 << 20))\n"
+        "except MemoryError:\n    print('stopped at', len(chunks) * 50, 'MiB')\n"
+    )
     with throwaway({"bomb.py": script}, Limits(memory_mb=512)) as sb:
         result = sb.run(["python", "bomb.py"])
     assert result.ok, result.output
@@ -92,7 +96,12 @@ def test_no_network_even_to_the_hosts_loopback() -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=2):  # control: reachable from the host
             server.accept()[0].close()
         server.settimeout(0.5)
-        probe = f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n    print('connected')\nexcept OSError as e:\n    print('blocked', type(e).__name__)\n"
+        probe = (
+            "import socket\ntry:\n"
+            f"    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n"
+            "    print('connected')\nexcept OSError as e:\n"
+            "    print('blocked', type(e).__name__)\n"
+        )
         with throwaway({"probe.py": probe}) as sb:
             result = sb.run(["python", "probe.py"])
             curl = sb.run(f"curl -sS -m 3 http://127.0.0.1:{port}/ || echo curl-failed")
