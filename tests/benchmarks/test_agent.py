@@ -180,7 +180,8 @@ SECRET = "sk-june-agent-secret-91ab"
 
 
 def test_a_symlinked_solution_is_not_followed_by_the_host(task: Task, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`ln -sf /proc/self/environ solution.py` (or a 0600 host file) then submit: nothing of the host lands in the trajectory."""
+    """`ln -sf /proc/self/environ solution.py` (or a 0600 host file) then submit: nothing of the host
+    lands in the trajectory."""
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     private = tmp_path / "private.txt"
     private.write_text(SECRET)

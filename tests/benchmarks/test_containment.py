@@ -92,7 +92,8 @@ def test_host_side_never_follows_links_fifos_or_sockets(tmp_path: Path) -> None:
     secret.chmod(0o600)
     with throwaway() as sb:
         sb.run(f"ln -s /proc/self/environ env.txt; ln -s {secret} s.txt; ln -s {tmp_path} dirlink; "
-               "ln -s /nonexistent/hidden gone; mkfifo pipe; mkdir real; python -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\"")
+               "ln -s /nonexistent/hidden gone; mkfifo pipe; mkdir real; "
+               "python -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\"")
         for name in ("env.txt", "s.txt", "pipe", "sock", "dirlink/secret.txt", "../x", "/etc/passwd"):
             with pytest.raises(UnsafePath):
                 sb.read_bytes(name)

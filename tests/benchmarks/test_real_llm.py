@@ -1,4 +1,5 @@
-"""Real runs: 3 HumanEval tasks on the CPU vLLM (Qwen2.5-Coder-0.5B), by the agent behind the gateway and in direct mode, via the CLI.
+"""Real runs: 3 HumanEval tasks on the CPU vLLM (Qwen2.5-Coder-0.5B), by the agent behind the gateway
+and in direct mode, via the CLI.
 
 Any score is fine; the run must complete with a status, real token counts and a trajectory per task.
 """

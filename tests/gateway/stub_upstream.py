@@ -1,8 +1,8 @@
 """A small OpenAI-compatible upstream for the gateway tests: it records what reaches it.
 
 One app plays both upstreams (LLM and speech). Chat requests steer it with an extra JSON field,
-`"stub": {"sleep": s, "hold": s, "status": code, "repeat": n, "die_after": n}`, which doubles as an unknown field the gateway
-must pass on untouched. SSE chunks are fixed bytes with odd spacing, an escaped and a literal
+`"stub": {"sleep": s, "hold": s, "status": code, "repeat": n, "die_after": n}`, which doubles as an
+unknown field the gateway must pass on untouched. SSE chunks are fixed bytes with odd spacing, an escaped and a literal
 non-ASCII character and an unknown field, so any re-serialisation on the way shows.
 """
 
@@ -56,15 +56,29 @@ SSE_END = [
 ]
 SSE_CHUNKS = SSE_CONTENT + SSE_END
 """The exact bytes of a default chat stream, one element per write."""
-SSE_USAGE = b'data: {"id":"chatcmpl-stub","object":"chat.completion.chunk","created":1700000000,"model":"stub-model","choices":[],"usage":{"prompt_tokens":3,"total_tokens":10,"completion_tokens":7}}\n\n'
+SSE_USAGE = (
+    b'data: {"id":"chatcmpl-stub","object":"chat.completion.chunk","created":1700000000,"model":"stub-model"'
+    b',"choices":[]'
+    b',"usage":{"prompt_tokens":3,"total_tokens":10,"completion_tokens":7}}\n\n'
+)
 """The usage chunk a stream ends with (before [DONE]) when the request asks `stream_options.include_usage`."""
 SSE_REASONING = [
     b"data: " + _chunk('{"role":"assistant","content":"","reasoning":"","reasoning_content":""}') + b"\n\n",
     b"data: " + _chunk('{"reasoning":"The user greets; ","reasoning_content":"The user greets; "}') + b"\n\n",
     b"data: " + _chunk('{"reasoning":"answer briefly.","reasoning_content":"answer briefly."}') + b"\n\n",
     b"data: " + _chunk('{"content":"Hi!"}') + b"\n\n",
-    b'data: {"id":"chatcmpl-stub","object":"chat.completion.chunk","created":1700000000,"model":"stub-model","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null}]}\n\n',
-    b'data: {"id":"chatcmpl-stub","object":"chat.completion.chunk","created":1700000000,"model":"stub-model","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"city\\": \\"Paris\\"}"}}]},"finish_reason":null}]}\n\n',
+    (
+        b'data: {"id":"chatcmpl-stub","object":"chat.completion.chunk","created":1700000000,"model":"stub-model"'
+        b',"choices":[{"index":0'
+        b',"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function"'
+        b',"function":{"name":"get_weather","arguments":""}}]},"finish_reason":null}]}\n\n'
+    ),
+    (
+        b'data: {"id":"chatcmpl-stub","object":"chat.completion.chunk","created":1700000000,"model":"stub-model"'
+        b',"choices":[{"index":0,"delta":{"tool_calls":[{"index":0'
+        b',"function":{"arguments":"{\\"city\\": \\"Paris\\"}"}}]}'
+        b',"finish_reason":null}]}\n\n'
+    ),
     b"data: " + _chunk("{}", finish='"tool_calls"') + b"\n\n",
     b"data: [DONE]\n\n",
 ]

@@ -24,7 +24,10 @@ def test_json_model_reads_only_a_top_level_string(body: bytes, model: str | None
 
 
 def test_usage_from_a_json_answer_in_pieces() -> None:
-    answer = b'{"id": "c", "choices": [{"message": {"content": "usage"}}], "usage": {"prompt_tokens": 3, "completion_tokens": 7}}'
+    answer = (
+        b'{"id": "c", "choices": [{"message": {"content": "usage"}}]'
+        b', "usage": {"prompt_tokens": 3, "completion_tokens": 7}}'
+    )
     scanner = UsageScanner(sse=False)
     for i in range(0, len(answer), 10):
         scanner.feed(answer[i : i + 10])

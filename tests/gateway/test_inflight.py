@@ -136,7 +136,10 @@ def test_uploads_the_gateway_cuts_short_give_their_count_back(stub_url: str, tmp
     # cuts the upload off when the model (after 16 KB of audio) is not allowed.
     keys = tmp_path / "keys.txt"
     keys.write_text("sk-only-whisper whisper-1\n")
-    forbidden = FORM_HEAD + b"RIFF" * 4096 + f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\nlarge-v3\r\n--{BOUNDARY}--\r\n'.encode()
+    forbidden = FORM_HEAD + b"RIFF" * 4096 + (
+        f'\r\n--{BOUNDARY}\r\n'
+        f'Content-Disposition: form-data; name="model"\r\n\r\nlarge-v3\r\n--{BOUNDARY}--\r\n'
+    ).encode()
     headers = {"authorization": "Bearer sk-only-whisper", "content-type": FORM_TYPE}
     with serve_in_thread(create_app(gateway_settings(stub_url, api_keys_file=keys))) as gw, httpx.Client(base_url=gw) as c:
         for _ in range(3):

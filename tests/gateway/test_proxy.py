@@ -212,7 +212,10 @@ def test_client_leaving_before_the_answer_cancels_the_upstream_request(stub_url:
             httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "stub": {"hold": 20}}, timeout=0.5)
         assert stub.request_cut.wait(timeout=5), "the upstream request outlived its client"
         metrics = httpx.get(f"{url}/metrics").text
-    assert 'june_gateway_errors_total{code="client_closed_request",key="anonymous",model="-",route="/v1/chat/completions"} 1.0' in metrics
+    assert (
+        'june_gateway_errors_total{code="client_closed_request",key="anonymous"'
+        ',model="-",route="/v1/chat/completions"} 1.0'
+    ) in metrics
 
 
 def test_wrong_method_is_a_405_envelope(gw: str, stub: StubUpstream) -> None:

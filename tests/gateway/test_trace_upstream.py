@@ -1,5 +1,5 @@
-"""OpenTelemetry's CLIENT span per upstream call (aiohttp instrumentation): one W3C traceparent reaches the upstream, naming it;
-with traces going nowhere, the client's traceparent passes through as it came."""
+"""OpenTelemetry's CLIENT span per upstream call (aiohttp instrumentation): one W3C traceparent
+reaches the upstream, naming it; with traces going nowhere, the client's traceparent passes through as it came."""
 
 from __future__ import annotations
 

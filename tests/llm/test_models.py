@@ -1,4 +1,5 @@
-"""Preparing the offline models (Qwen2.5-Coder-0.5B: join, verify, convert once, reuse; the 1.5B preset: resolution and packaging)."""
+"""Preparing the offline models (Qwen2.5-Coder-0.5B: join, verify, convert once, reuse; the 1.5B
+preset: resolution and packaging)."""
 
 from __future__ import annotations
 
