@@ -72,7 +72,12 @@ def test_host_unix_sockets_are_unreachable(tmp_path: Path) -> None:
         server.listen()
         server.settimeout(0.5)
         servers.append(server)
-    probe = "import socket, sys\nfor p in sys.argv[1:]:\n    s = socket.socket(socket.AF_UNIX)\n    try:\n        s.connect(p); print('connected', p)\n    except OSError as e:\n        print('blocked', type(e).__name__)\n"
+    probe = (
+        "import socket, sys\nfor p in sys.argv[1:]:\n"
+        "    s = socket.socket(socket.AF_UNIX)\n    try:\n"
+        "        s.connect(p); print('connected', p)\n    except OSError as e:\n"
+        "        print('blocked', type(e).__name__)\n"
+    )
     try:
         with throwaway({"probe.py": probe}) as sb:
             result = sb.run(["python", "probe.py", *map(str, paths)])

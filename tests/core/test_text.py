@@ -222,7 +222,8 @@ def test_split_message_does_not_cut_after_an_abbreviation():
 WORDS = [
     "Dr.", "e.g.", "i.e.", "etc.", "5", "p.m.", "U.S.", "3.14", "v1.2.3", "https://ex.com/a.b", "a.b@c.org", "...", "…",
     "。", "！", "？", "`a.b()`", "```\nx. Y\n```", '"', "”", ")", "(", "\n", "\n\n", "Ok.", "Then", "then", "It", "is",
-    "fine.", "Why?", "Yes!", "本当", "です。", "Mr.", "St.", "No.", "1.", "A.", "x.Y", "Hi.Then", "*bold*.", "#", "-", "vs.",
+    "fine.", "Why?", "Yes!", "本当", "です。", "Mr.", "St.", "No.", "1.", "A.", "x.Y", "Hi.Then", "*bold*.", "#", "-",
+    "vs.",
 ]  # fmt: skip
 
 

@@ -51,7 +51,7 @@ async def _events_until(conn: Any, done: str, log: list[Any], timeout: float = T
 def _heard(gateway_url: str, pcm: bytes) -> str:
     """What Whisper hears in june's reply audio (language=en: the offline voices are Japanese ones)."""
     response = httpx.post(f"{gateway_url}/v1/audio/transcriptions", files={"file": ("reply.wav", pcm_wav(pcm), "audio/wav")},
-                          data={"model": "whisper-1", "language": "en"}, timeout=TIMEOUT)  # fmt: skip
+                          data={"model": "whisper-1", "language": "en"}, timeout=TIMEOUT)
     response.raise_for_status()
     return response.json()["text"]
 
@@ -72,7 +72,7 @@ def test_spoken_turn_through_the_sdk(gateway_url: str, clips: dict[str, bytes]) 
     for expected in ("session.created", "session.updated", "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
                      "input_audio_buffer.committed", "conversation.item.input_audio_transcription.completed", "response.created",
                      "response.output_audio.delta", "response.output_audio_transcript.delta", "response.output_audio.done",
-                     "response.output_audio_transcript.done", "response.done"):  # fmt: skip
+                     "response.output_audio_transcript.done", "response.done"):
         assert expected in types, (expected, types)
     heard_user = next(ev.transcript for ev in log if ev.type == "conversation.item.input_audio_transcription.completed")
     assert wer(QUESTION, heard_user) <= 0.3, heard_user
@@ -95,7 +95,7 @@ def test_barge_in_cancels_the_reply(gateway_url: str, clips: dict[str, bytes]) -
             await conn.session.update(session={**SESSION, "max_output_tokens": 400})  # type: ignore[arg-type]
             # A long reply, so that it is still being generated and spoken when the user talks over it.
             await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
-                {"type": "input_text", "text": "Tell me a long story about a dragon, at least ten sentences."}]})  # fmt: skip
+                {"type": "input_text", "text": "Tell me a long story about a dragon, at least ten sentences."}]})
             await conn.response.create()
             async with asyncio.timeout(TIMEOUT):
                 async for ev in conn:  # wait until the reply is playing
@@ -147,7 +147,7 @@ def test_a_client_that_vanishes_mid_reply_stops_the_work(gateway_url: str) -> No
         async with connect(gateway_url.replace("http", "ws") + "/v1/realtime") as ws:
             await ws.send(json.dumps({"type": "session.update", "session": {"instructions": "Write a very long story.", "max_output_tokens": 2000}}))
             await ws.send(json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                                                                                   "content": [{"type": "input_text", "text": "Tell me a long story about a dragon."}]}}))  # fmt: skip
+                                                                                   "content": [{"type": "input_text", "text": "Tell me a long story about a dragon."}]}}))
             await ws.send(json.dumps({"type": "response.create"}))
             async with asyncio.timeout(TIMEOUT):
                 while json.loads(await ws.recv())["type"] != "response.output_audio_transcript.delta":

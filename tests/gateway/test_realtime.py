@@ -61,7 +61,7 @@ def test_session_created_and_update_round_trip(gw: str) -> None:
             update = {"type": "session.update", "session": {"type": "realtime", "audio": {
                 "input": {"turn_detection": {"type": "server_vad", "threshold": 0.7, "prefix_padding_ms": 200, "silence_duration_ms": 300},
                           "transcription": {"model": "whisper-1", "language": "en"}},
-                "output": {"voice": "alloy"}}}}  # fmt: skip
+                "output": {"voice": "alloy"}}}}
             await ws.send(json.dumps(update))
             session = (await _next(ws))["session"]
             vad = session["audio"]["input"]["turn_detection"]

@@ -67,7 +67,7 @@ def test_typed_turn_streams_the_reply_in_openais_event_order(short_memory_gw: st
     order = ["session.created", "conversation.item.added", "conversation.item.done", "response.created", "response.output_item.added",
              "response.content_part.added", "response.output_audio_transcript.delta", "response.output_audio.delta",
              "response.output_audio.done", "response.output_audio_transcript.done", "response.content_part.done",
-             "response.output_item.done", "response.done"]  # fmt: skip
+             "response.output_item.done", "response.done"]
     positions = [types.index(t) for t in order]
     assert positions == sorted(positions), types
     done = log[-1]["response"]
@@ -150,7 +150,7 @@ def test_spoken_turn_is_cut_by_server_vad_and_answered(gw: str, stub: StubUpstre
     log = anyio.run(run)
     types = [m["type"] for m in log]
     for kind in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped", "input_audio_buffer.committed",
-                 "conversation.item.input_audio_transcription.completed", "response.created", "response.done"):  # fmt: skip
+                 "conversation.item.input_audio_transcription.completed", "response.created", "response.done"):
         assert kind in types, types
     started = next(m for m in log if m["type"] == "input_audio_buffer.speech_started")
     stopped = next(m for m in log if m["type"] == "input_audio_buffer.speech_stopped")
