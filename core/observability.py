@@ -54,8 +54,7 @@ _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
 
 
 class TelemetrySettings(BaseSettings):
-    """Logging shared by every june service (JUNE_LOG_JSON, JUNE_LOG_LEVEL); trace export uses the
-    standard OTEL_* variables."""
+    """Logging shared by every june service (JUNE_LOG_JSON, JUNE_LOG_LEVEL); trace export uses the OTEL_* variables."""
 
     model_config = SettingsConfigDict(env_prefix="JUNE_", extra="ignore")
 
