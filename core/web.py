@@ -59,7 +59,7 @@ class OpenAIError(Exception):
         self.headers = headers or {}
 
 
-def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:  # noqa: A002
+def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:  # noqa: A002 - OpenAI's field name
     """The OpenAI error envelope as a dict."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 

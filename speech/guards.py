@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 __all__ = ["BLOCKLIST", "SUSPECTS", "HallucinationGuard", "collapse_repeats"]
 
@@ -50,13 +50,23 @@ SUSPECTS: tuple[str, ...] = ("thank you", "thank you very much", "thanks", "you"
 
 
 class _Scored(Protocol):
-    text: str
-    avg_logprob: float
-    no_speech_prob: float
-    compression_ratio: float
-    start: float
-    end: float
-    speech_s: float | None
+    # A dataclass (speech.engines.Segment, frozen), read only: `check` rebuilds it with `replace`.
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def avg_logprob(self) -> float: ...
+    @property
+    def no_speech_prob(self) -> float: ...
+    @property
+    def compression_ratio(self) -> float: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def speech_s(self) -> float | None: ...
 
 
 S = TypeVar("S", bound=_Scored)
@@ -160,4 +170,4 @@ class HallucinationGuard:
         if key == self._previous_key and self.loop_reason(seg) is not None:
             return None
         self._previous, self._previous_key = seg, key
-        return replace(seg, text=text) if text != seg.text else seg  # type: ignore[type-var]
+        return replace(seg, text=text) if text != seg.text else seg
