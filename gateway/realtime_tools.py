@@ -230,6 +230,23 @@ def chat_tools(tools: Iterable[FunctionTool], choice: ToolChoice) -> dict[str, A
     return {"tools": listed, "tool_choice": chat_tool_choice(choice)}
 
 
+def response_choice(choice: ToolChoice, *, from_session: bool, after_output: bool, auto_calls: bool) -> ToolChoice:
+    """The tool choice one response runs with (a documented deviation from OpenAI, docs/realtime-protocol.md).
+
+    - A forced choice (`required` or a named function) that comes from the session, not from this
+      `response.create`, is `none` for a response that answers function outputs (`after_output`): clients
+      send a bare response.create after a tool output (the Agents SDK always), and a forced choice would
+      call again, for ever.
+    - `auto` is `none` when the served model's tool parser cannot call under `auto` (`auto_calls` False:
+      Qwen2.5-Coder on CPU writes the call as JSON text instead, which would be spoken).
+    """
+    if choice == "auto" and not auto_calls:
+        return "none"
+    if after_output and from_session and choice not in ("auto", "none"):
+        return "none"
+    return choice
+
+
 # --- what the client sends back -----------------------------------------------------------------------
 
 

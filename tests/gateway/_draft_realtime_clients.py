@@ -224,9 +224,12 @@ def test_livekit_realtime_model_calls_a_tool(gateway_url: str) -> None:
             turn_detection=ServerVad(type="server_vad", silence_duration_ms=400),
             input_audio_transcription=AudioTranscription(model="whisper-1", language="en"),
         )
-        async with AgentSession(llm=model) as session:
-            await session.start(June())
-            return await session.run(user_input=QUESTION)
+        try:
+            async with AgentSession(llm=model) as session:
+                await session.start(June())
+                return await session.run(user_input=QUESTION)
+        finally:
+            await model.aclose()  # outside a LiveKit job the model owns its aiohttp session
 
     result = anyio.run(run)
     result.expect.next_event().is_function_call(name="get_weather")

@@ -23,6 +23,7 @@ from gateway.realtime_tools import (
     parse_function_call_output,
     parse_tool_choice,
     parse_tools,
+    response_choice,
     tool_choice_wire,
 )
 
@@ -378,3 +379,21 @@ def test_function_tool_is_a_value() -> None:
     assert (
         FunctionTool("f", "", {"type": "object"}) == parse_tools([{"name": "f", "parameters": {"type": "object"}}])[0]
     )
+
+
+@pytest.mark.parametrize(
+    ("choice", "from_session", "after_output", "auto_calls", "runs"),
+    [
+        ("required", True, False, False, "required"),  # a user turn: the call is forced
+        ("required", True, True, False, "none"),  # answering the output: no second forced call
+        ("function:get_weather", True, True, True, "none"),
+        ("required", False, True, True, "required"),  # the response.create itself asked for it
+        ("auto", True, False, True, "auto"),
+        ("auto", False, True, False, "none"),  # LiveKit's per-response auto after a call, on a CPU model
+        ("none", True, True, True, "none"),
+    ],
+)
+def test_the_choice_a_response_runs_with(
+    choice: str, from_session: bool, after_output: bool, auto_calls: bool, runs: str
+) -> None:
+    assert response_choice(choice, from_session=from_session, after_output=after_output, auto_calls=auto_calls) == runs
