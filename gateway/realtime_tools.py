@@ -179,11 +179,15 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def parse_tool_choice(value: Any, tools: Iterable[FunctionTool], param: str = "session.tool_choice") -> ToolChoice:
+def parse_tool_choice(
+    value: Any, tools: Iterable[FunctionTool] | None = None, param: str = "session.tool_choice"
+) -> ToolChoice:
     """Check a `tool_choice`: `auto` / `none` / `required`, `{"type": "function", "name": ...}` (GA), or the
-    chat-completions form `{"type": "function", "function": {"name": ...}}`. A named function must be one of
-    `tools` (the tools in force once the event applies). Raises BadEvent; `mcp` choices get
-    code `unsupported_tool_type`."""
+    chat-completions form `{"type": "function", "function": {"name": ...}}`. With `tools` given, a named
+    function must be one of them. Raises BadEvent; `mcp` choices get code `unsupported_tool_type`.
+
+    A session.update should pass `tools=None` and leave the membership check to `check_tool_choice` when a
+    response starts: LiveKit sends its tool_choice in one session.update and its tools in the next."""
     if isinstance(value, str):
         if value not in _MODES:
             raise BadEvent(f"{param} must be one of {', '.join(_MODES)} or a function.", param=param)
@@ -201,9 +205,21 @@ def parse_tool_choice(value: Any, tools: Iterable[FunctionTool], param: str = "s
     name = function.get("name") if isinstance(function, dict) else choice.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise BadEvent(f"{param}.name must name a function.", param=f"{param}.name")
-    if name not in {t.name for t in tools}:
-        raise BadEvent(f"{param}.name '{name}' is not one of the session's tools.", param=f"{param}.name")
-    return _NAMED + name
+    choice_ = _NAMED + name
+    if tools is not None:
+        check_tool_choice(choice_, tools, param)
+    return choice_
+
+
+def check_tool_choice(choice: ToolChoice, tools: Iterable[FunctionTool], param: str = "response.tool_choice") -> None:
+    """Raise BadEvent (param `PARAM.name`) when `choice` names a function that is not among `tools`, or is
+    `required` with no tools at all (vLLM refuses both with a 400)."""
+    names = {t.name for t in tools}
+    if choice == "required" and not names:
+        raise BadEvent(f"{param} is 'required' but there are no tools.", param=param)
+    if choice.startswith(_NAMED) and choice.removeprefix(_NAMED) not in names:
+        name = choice.removeprefix(_NAMED)
+        raise BadEvent(f"{param}.name '{name}' is not one of the tools.", param=f"{param}.name")
 
 
 def tool_choice_wire(choice: ToolChoice) -> str | dict[str, str]:

@@ -19,6 +19,7 @@ from gateway.realtime_tools import (
     ToolLimits,
     add_to_chat,
     chat_tools,
+    check_tool_choice,
     parse_function_call,
     parse_function_call_output,
     parse_tool_choice,
@@ -397,3 +398,13 @@ def test_the_choice_a_response_runs_with(
     choice: str, from_session: bool, after_output: bool, auto_calls: bool, runs: str
 ) -> None:
     assert response_choice(choice, from_session=from_session, after_output=after_output, auto_calls=auto_calls) == runs
+
+
+def test_a_named_choice_may_come_before_its_tools_and_is_checked_when_a_response_starts() -> None:
+    choice = parse_tool_choice({"type": "function", "name": "get_weather"})  # LiveKit: choice first, tools next
+    check_tool_choice(choice, parse_tools([WEATHER]))
+    error = bad(check_tool_choice, choice, parse_tools([{"name": "get_time"}]))
+    assert (error.param, error.code) == ("response.tool_choice.name", "invalid_value")
+    assert bad(check_tool_choice, "required", []).param == "response.tool_choice"
+    check_tool_choice("auto", [])
+    check_tool_choice("none", [])
