@@ -48,7 +48,7 @@ class ToolLimits:
     max_depth: int = 16
     """Nesting of objects and arrays in one schema."""
     max_calls: int = 8
-    """Function calls in one response; the model's further calls are dropped (see ToolCallAssembler)."""
+    """Function calls in one response; past it ToolCallAssembler raises ToolCallLimit."""
     max_arguments: int = 32768
     """Characters of one call's JSON arguments, from the model or in a client's function_call item."""
     max_output: int = 65536
@@ -322,7 +322,7 @@ def _item_id(item: Mapping[str, Any]) -> str:
 def _json_object(text: str) -> Any:
     try:
         return json.loads(text) if text.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # ~1000 nested brackets exhaust json's C decoder: not a ValueError
         return None
 
 

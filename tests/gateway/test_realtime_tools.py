@@ -327,6 +327,10 @@ def test_a_client_function_call_item_needs_json_object_arguments() -> None:
     for raw, param in [
         ({"call_id": "c1", "name": "get_weather", "arguments": "{city: Rome}"}, "item.arguments"),
         ({"call_id": "c1", "name": "get_weather", "arguments": "[1]"}, "item.arguments"),
+        (
+            {"call_id": "c1", "name": "get_weather", "arguments": '{"a": ' + "[" * 5000 + "]" * 5000 + "}"},
+            "item.arguments",
+        ),
         ({"call_id": "c1", "name": "get_weather", "arguments": {"city": "Rome"}}, "item.arguments"),
         ({"call_id": "c1", "name": "get_time", "arguments": "{}"}, "item.name"),
         ({"call_id": "", "name": "get_weather"}, "item.call_id"),
