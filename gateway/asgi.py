@@ -8,7 +8,6 @@ the client's Authorization is not forwarded (the upstreams are internal).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -188,33 +187,3 @@ async def send_json(send: Send, payload: object, status: int = 200) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-class DisconnectWatch:
-    """Cancels the task that made it when the client disconnects (ASGI http.disconnect), until disarmed.
-
-    One small task waits on `receive`; the watched code catches CancelledError, checks `gone` and
-    calls `uncancel()`. Only make one once the request body has been read: it consumes `receive`.
-    """
-
-    def __init__(self, receive: Receive) -> None:
-        self.gone = False
-        self._task = asyncio.current_task()
-        self._waiter = asyncio.ensure_future(_disconnected(receive))
-        self._waiter.add_done_callback(self._fire)
-
-    def _fire(self, waiter: asyncio.Future) -> None:
-        if not waiter.cancelled() and self._task is not None:
-            self.gone = True
-            self._task.cancel()
-
-    def disarm(self) -> None:
-        """Stop watching (idempotent)."""
-        self._waiter.remove_done_callback(self._fire)
-        self._waiter.cancel()
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Return once the client has gone (ASGI http.disconnect); an unread empty body message is skipped."""
-    while (await receive())["type"] != "http.disconnect":
-        pass

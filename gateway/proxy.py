@@ -6,7 +6,7 @@ chunks straight back, with no request or response objects in between. Nothing is
 a JSON body is read and checked once to learn its `model` (bodies.py) and sent on as the same
 bytes; other bodies (multipart uploads) stream through, their `model` field read on the way for a
 key with an allow-list; SSE chunks and audio reach the client as the upstream produces
-them. The ASGI plumbing (headers, bodies, the disconnect watch) is in asgi.py, the usage scan in
+them. The ASGI plumbing (headers, bodies) is in asgi.py, the disconnect watch in core.disconnect, the usage scan in
 usage.py, picking a server and failing over to the next in upstreams.py; this module is the policy.
 
 Around the relay, `Gateway.forward` does the bookkeeping: the API key, per-key limits (admitted
@@ -18,7 +18,6 @@ upstream sessions adds a CLIENT span and W3C traceparent to each upstream call (
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -31,11 +30,11 @@ from multidict import CIMultiDict
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
+from core.disconnect import DisconnectWatch
 from core.limits import Limiter, RateLimited
 from core.web import OpenAIError, rate_limit_error
 from gateway.asgi import (
     BodyStream,
-    DisconnectWatch,
     Incoming,
     read_body,
     request_target,
@@ -149,27 +148,21 @@ class Gateway:
             self.metrics.error(key.id, "-", route, e.status_code, e.code)
             raise
         # With the body read, a client that leaves from here on cancels the upstream request, even
-        # before it answers (a long non-streamed generation). An upload streams on: watched later.
-        watch = DisconnectWatch(receive) if not isinstance(content, BodyStream) else None
+        # before it answers (a long non-streamed generation). An upload streams on: watched once sent.
+        watch = DisconnectWatch(receive, armed=not isinstance(content, BodyStream))
         exchange = _Exchange(key, model, route, start)
         try:
-            server, response = await self.send_upstream(scope, upstream, incoming.forward, content)
-            exchange.server, exchange.response = server, response
-            if watch is None and isinstance(content, BodyStream) and content.done:
-                watch = DisconnectWatch(receive)
-            await self._relay(send, exchange, watch)
+            with watch:
+                server, response = await self.send_upstream(scope, upstream, incoming.forward, content)
+                exchange.server, exchange.response = server, response
+                if isinstance(content, BodyStream) and content.done:
+                    watch.arm()
+                await self._relay(send, exchange, watch)
+            exchange.gone = watch.gone  # the watch's own cancel: the request is over, not the server
         except OpenAIError as e:
             self.metrics.error(key.id, "-", route, e.status_code, e.code)
             raise
-        except asyncio.CancelledError:
-            if watch is None or not watch.gone:
-                raise
-            # Our own cancel, from the watch: the request is over, not the server.
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
-            exchange.gone = True
         finally:
-            if watch is not None:
-                watch.disarm()
             await self._finish(exchange, admitted)
 
     async def _read(
@@ -201,7 +194,7 @@ class Gateway:
             return None, BodyStream(receive, self.max_body_bytes, form, lambda f: _check_form(key, f))
         return None, BodyStream(receive, self.max_body_bytes) if incoming.has_body else None
 
-    async def _relay(self, send: Send, exchange: _Exchange, watch: DisconnectWatch | None) -> None:
+    async def _relay(self, send: Send, exchange: _Exchange, watch: DisconnectWatch) -> None:
         """Relay the upstream's status, headers and body to the client as they arrive.
 
         An upstream that breaks off mid-body leaves the response unfinished (`exchange.broken`):
@@ -235,8 +228,7 @@ class Gateway:
             if span.is_recording():
                 span.set_status(StatusCode.ERROR, "upstream broke off mid-response")
             return
-        if watch is not None:
-            watch.disarm()
+        watch.disarm()
         exchange.complete = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
