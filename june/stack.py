@@ -24,7 +24,8 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from core.procs import ServiceFailed
+from core.procs import ServiceFailed, poll_ready
+from core.served import served_model
 
 console = Console(highlight=False)
 
@@ -235,29 +236,13 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
 
 
 def _wait_ready(services: list[Service], poll_s: float = 0.5) -> None:
-    """Wait for every service at once, showing each one's phase and elapsed time live; each
-    `ready_after` is then that service's own start time. Raises ServiceFailed, with the child's
-    own last error line, as soon as one exits or outlasts its `ready_timeout`."""
+    """Wait for every service at once (`core.procs.poll_ready`), showing each one's phase and
+    elapsed time live; each `ready_after` is then that service's own start time. Raises
+    ServiceFailed, with the child's own last error line, as soon as one exits or outlasts its
+    `ready_timeout`."""
     pending = [s for s in services if s.ready_url]  # a bot without an HTTP port has nothing to poll
-    with httpx.Client(timeout=1.0) as http, Live(_status(services), console=console, transient=True) as live:
-        while pending:
-            for s in list(pending):
-                assert s.proc is not None
-                waited = time.monotonic() - s.started
-                if s.proc.poll() is not None:
-                    raise ServiceFailed(f"{s.name} exited with code {s.proc.returncode} before it was ready: {s.why()}")
-                try:
-                    if http.get(s.ready_url).status_code == 200:
-                        s.ready_after = waited
-                        pending.remove(s)
-                        continue
-                except httpx.HTTPError:
-                    pass
-                if waited > s.ready_timeout:
-                    raise ServiceFailed(f"{s.name} was not ready after {s.ready_timeout:.0f} s ({s.phase}): {s.why()}")
-            live.update(_status(services))
-            if pending:
-                time.sleep(poll_s)
+    with Live(_status(services), console=console, transient=True) as live:
+        poll_ready(pending, poll_s=poll_s, timeout=1.0, on_poll=lambda: live.update(_status(services)))
 
 
 def _status(services: list[Service]) -> Table:
@@ -273,8 +258,9 @@ def _status(services: list[Service]) -> Table:
 def _banner(seconds: float, url: str, api_key: str | None) -> None:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        model = httpx.get(f"{url}/v1/models", headers=headers, timeout=10).json()["data"][0]["id"]
-    except (httpx.HTTPError, KeyError, IndexError, ValueError):
+        with httpx.Client(timeout=10) as http:
+            model = served_model(http, url, headers=headers)
+    except (httpx.HTTPError, ValueError):  # NoServedModel, or a body that is not JSON
         model = "MODEL"
     auth = f" -H 'Authorization: Bearer {api_key}'" if api_key else ""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hello in five words."}]})
