@@ -1,5 +1,6 @@
-"""Child services: a free port, waiting until they are ready (one readiness poller), and running
-one for a while; used by `june up`, the benchmarks and the tests' server fixtures."""
+"""Child services: a free port, the URL that reaches one, waiting until they are ready (one
+readiness poller), and running one for a while; used by `june up`, the benchmarks and the tests'
+server fixtures."""
 
 from __future__ import annotations
 
@@ -107,6 +108,11 @@ def wait_ready(url: str, *, timeout: float, proc: subprocess.Popen | None = None
     poll_ready([child])
     assert child.ready_after is not None
     return child.ready_after
+
+
+def local_url(host: str, port: int) -> str:
+    """http://HOST:PORT as a client on this machine reaches a server bound to `host` (0.0.0.0 → 127.0.0.1)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
 
 
 _handed_out: set[int] = set()

@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from core.procs import ServiceFailed, poll_ready
+from core.procs import ServiceFailed, local_url, poll_ready
 from core.served import served_model
 
 console = Console(highlight=False)
@@ -186,11 +186,6 @@ def _interrupt(*_: object) -> None:
 def _ignore_stop_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def local_url(host: str, port: int) -> str:
-    """http://HOST:PORT as a client on this machine reaches a server bound to `host` (0.0.0.0 → 127.0.0.1)."""
-    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
 
 
 def run(plan: Plan, *, quiet: bool = False) -> int:
