@@ -18,11 +18,6 @@ from core.disconnect import ClientGone, DisconnectWatch
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Client:
     """An ASGI `receive` whose messages the test sends: the (empty) body, then a disconnect."""
 
