@@ -5,9 +5,11 @@ and body straight from the ASGI scope and relays the upstream's status line, hea
 chunks straight back, with no request or response objects in between. Nothing is re-serialised:
 a JSON body is read and checked once to learn its `model` (bodies.py) and sent on as the same
 bytes; other bodies (multipart uploads) stream through, their `model` field read on the way for a
-key with an allow-list; SSE chunks and audio reach the client as the upstream produces
-them. The ASGI plumbing (headers, bodies) is in asgi.py, the disconnect watch in core.disconnect, the usage scan in
-usage.py, picking a server and failing over to the next in upstreams.py; this module is the policy.
+key with an allow-list; SSE chunks and audio reach the client as the upstream produces them.
+
+This module is the policy; the rooms around it: asgi.py (headers, bodies, JSON answers on raw
+ASGI), usage.py (the usage scan), upstreams.py (picking a server, failing over to the next),
+core.disconnect (cancelling the exchange when the client leaves).
 
 Around the relay, `Gateway.forward` does the bookkeeping: the API key, per-key limits (admitted
 before the upstream is called, released when the body ends or the client leaves), metrics, and
@@ -291,12 +293,6 @@ class Gateway:
         listing = json.loads(body)
         listing["data"] = [m for m in listing.get("data", []) if key.allows(m.get("id"))]
         await send_json(send, listing)
-
-
-def _check_form(key: ApiKey, form: FormScan) -> None:
-    # Every `model` field counts: a form may repeat one, and which the upstream reads is its business.
-    for model in form.models or [None]:
-        check_model(key, model)
 
 
 def _check_form(key: ApiKey, form: FormScan) -> None:

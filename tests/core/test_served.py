@@ -8,7 +8,6 @@ import respx
 
 from core.served import NoServedModel, model_ids, served_model, served_model_async, served_models
 
-
 LISTING = {"object": "list", "data": [{"id": "qwen", "object": "model"}, {"id": "Qwen/Qwen3-30B", "object": "model"}]}
 
 
