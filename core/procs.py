@@ -1,14 +1,17 @@
-"""Child services: a free port, waiting until one is ready, and running one for a while; used by
-`june up`, the benchmarks and the tests' server fixtures."""
+"""Child services: a free port, the URL that reaches one, waiting until they are ready (one
+readiness poller), and running one for a while; used by `june up`, the benchmarks and the tests'
+server fixtures."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import port_for
@@ -18,23 +21,98 @@ class ServiceFailed(RuntimeError):
     """A child service exited, or was not ready in time; the message says which and why."""
 
 
+class Starting(Protocol):
+    """A child service as the readiness poller sees it (june.stack's `Service` is one)."""
+
+    name: str
+    ready_url: str
+    """Answers 200 once the service is ready."""
+    ready_timeout: float
+    """Seconds from `started` after which it counts as failed."""
+    started: float
+    """time.monotonic() when the child was spawned."""
+    ready_after: float | None
+    """Set by the poller: seconds from `started` until `ready_url` answered 200."""
+    proc: subprocess.Popen | None
+
+    @property
+    def phase(self) -> str:
+        """What it is doing now, for a timeout's message ("loading weights", "GET … answered 503")."""
+        ...
+
+    def why(self) -> str:
+        """Its own last word on a failure, for the message (its last error line, or the URL polled)."""
+        ...
+
+
+def poll_ready(
+    children: Sequence[Starting],
+    *,
+    poll_s: float = 0.5,
+    timeout: float = 2.0,
+    on_poll: Callable[[], None] | None = None,
+) -> None:
+    """Poll every child's `ready_url` until each answers 200, setting its `ready_after`.
+
+    Every child is polled once a round (`timeout` seconds per request), then `on_poll()` runs (a
+    live display), then a pause of `poll_s` seconds. Raises ServiceFailed as soon as one exits
+    ("NAME exited with code N before it was ready: WHY") or outlasts its `ready_timeout`
+    ("NAME was not ready after T s (PHASE): WHY").
+    """
+    pending = list(children)
+    with httpx.Client(timeout=timeout) as http:
+        while pending:
+            for child in list(pending):
+                waited = time.monotonic() - child.started
+                if child.proc is not None and child.proc.poll() is not None:
+                    code = child.proc.returncode
+                    raise ServiceFailed(f"{child.name} exited with code {code} before it was ready: {child.why()}")
+                try:
+                    if http.get(child.ready_url).status_code == 200:
+                        child.ready_after = waited
+                        pending.remove(child)
+                        continue
+                except httpx.HTTPError:
+                    pass
+                if waited > child.ready_timeout:
+                    limit = f"{child.ready_timeout:.0f} s ({child.phase})"
+                    raise ServiceFailed(f"{child.name} was not ready after {limit}: {child.why()}")
+            if on_poll is not None:
+                on_poll()
+            if pending:
+                time.sleep(poll_s)
+
+
+@dataclass
+class Child:
+    """A child polled by URL alone (what `wait_ready` polls): its phase and last word name the URL."""
+
+    name: str
+    ready_url: str
+    ready_timeout: float
+    proc: subprocess.Popen | None
+    started: float = field(default_factory=time.monotonic)
+    ready_after: float | None = None
+    phase: str = "not answering 200 yet"
+
+    def why(self) -> str:
+        return f"polled {self.ready_url}"
+
+
 def wait_ready(url: str, *, timeout: float, proc: subprocess.Popen | None = None, name: str = "service") -> float:
-    """Poll `url` until it answers 200; returns the seconds waited.
+    """Poll `url` until it answers 200 (`poll_ready` for one child); returns the seconds waited.
 
     Raises ServiceFailed when `proc` exits first (with its exit code) or after `timeout` seconds.
     """
-    start = time.monotonic()
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise ServiceFailed(f"{name} exited with code {proc.returncode} before it was ready ({url})")
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return time.monotonic() - start
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() - start > timeout:
-            raise ServiceFailed(f"{name} was not ready after {timeout:.0f} s ({url})")
-        time.sleep(0.5)
+    child = Child(name, url, timeout, proc)
+    poll_ready([child])
+    assert child.ready_after is not None
+    return child.ready_after
+
+
+def local_url(host: str, port: int) -> str:
+    """http://HOST:PORT as a client on this machine reaches a server bound to `host` (0.0.0.0 → 127.0.0.1)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
 
 
 _handed_out: set[int] = set()

@@ -31,6 +31,8 @@ from collections.abc import Iterable
 
 import httpx
 
+from core.served import served_model_async
+
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 32_768
@@ -120,7 +122,9 @@ class TokenCounter:
         assert self._http is not None
         try:
             async with asyncio.timeout(self._timeout):
-                model = self._model or await self._first_model()
+                if self._model is None:
+                    self._model = await served_model_async(self._http, self._base_url or "", headers=self._headers)
+                model = self._model
                 response = await self._http.post(
                     f"{self._base_url}/tokenize",
                     json={"model": model, "prompt": text, "add_special_tokens": False},
@@ -136,13 +140,3 @@ class TokenCounter:
             log.info("token count by estimate: %s/tokenize failed (%s: %s)", self._base_url, type(e).__name__, e)
             return None
         return counted if isinstance(counted, int) and counted >= 0 else None
-
-    async def _first_model(self) -> str:
-        assert self._http is not None
-        response = await self._http.get(f"{self._base_url}/v1/models", headers=self._headers)
-        response.raise_for_status()
-        model = response.json()["data"][0]["id"]
-        if not isinstance(model, str):
-            raise TypeError(f"/v1/models listed a model id that is not a string: {model!r}")
-        self._model = model
-        return model

@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from core.served import NoServedModel, served_models
 from core.sse import DONE, data_fields
 
 SPOKEN = "The quick brown fox jumps."
@@ -102,11 +103,10 @@ def _error_message(response: httpx.Response) -> str:
 
 
 def _models(client: httpx.Client, state: _State) -> str:
-    r = client.get("/v1/models")
-    r.raise_for_status()
-    ids = [m["id"] for m in r.json()["data"]]
-    if not ids:
-        raise CheckFailed("the deployment lists no models")
+    try:
+        ids = served_models(client)
+    except NoServedModel as e:
+        raise CheckFailed(str(e)) from e  # none listed, or not a model list
     if state.model is None:
         state.model = ids[0]
     elif state.model not in ids:

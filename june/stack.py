@@ -24,7 +24,8 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from core.procs import ServiceFailed
+from core.procs import ServiceFailed, local_url, poll_ready
+from core.served import served_model
 
 console = Console(highlight=False)
 
@@ -187,11 +188,6 @@ def _ignore_stop_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def local_url(host: str, port: int) -> str:
-    """http://HOST:PORT as a client on this machine reaches a server bound to `host` (0.0.0.0 → 127.0.0.1)."""
-    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
-
-
 def run(plan: Plan, *, quiet: bool = False) -> int:
     """Start the plan's services, wait until each is ready, then supervise until Ctrl-C or a child dies.
 
@@ -235,29 +231,13 @@ def run(plan: Plan, *, quiet: bool = False) -> int:
 
 
 def _wait_ready(services: list[Service], poll_s: float = 0.5) -> None:
-    """Wait for every service at once, showing each one's phase and elapsed time live; each
-    `ready_after` is then that service's own start time. Raises ServiceFailed, with the child's
-    own last error line, as soon as one exits or outlasts its `ready_timeout`."""
+    """Wait for every service at once (`core.procs.poll_ready`), showing each one's phase and
+    elapsed time live; each `ready_after` is then that service's own start time. Raises
+    ServiceFailed, with the child's own last error line, as soon as one exits or outlasts its
+    `ready_timeout`."""
     pending = [s for s in services if s.ready_url]  # a bot without an HTTP port has nothing to poll
-    with httpx.Client(timeout=1.0) as http, Live(_status(services), console=console, transient=True) as live:
-        while pending:
-            for s in list(pending):
-                assert s.proc is not None
-                waited = time.monotonic() - s.started
-                if s.proc.poll() is not None:
-                    raise ServiceFailed(f"{s.name} exited with code {s.proc.returncode} before it was ready: {s.why()}")
-                try:
-                    if http.get(s.ready_url).status_code == 200:
-                        s.ready_after = waited
-                        pending.remove(s)
-                        continue
-                except httpx.HTTPError:
-                    pass
-                if waited > s.ready_timeout:
-                    raise ServiceFailed(f"{s.name} was not ready after {s.ready_timeout:.0f} s ({s.phase}): {s.why()}")
-            live.update(_status(services))
-            if pending:
-                time.sleep(poll_s)
+    with Live(_status(services), console=console, transient=True) as live:
+        poll_ready(pending, poll_s=poll_s, timeout=1.0, on_poll=lambda: live.update(_status(services)))
 
 
 def _status(services: list[Service]) -> Table:
@@ -273,8 +253,9 @@ def _status(services: list[Service]) -> Table:
 def _banner(seconds: float, url: str, api_key: str | None) -> None:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        model = httpx.get(f"{url}/v1/models", headers=headers, timeout=10).json()["data"][0]["id"]
-    except (httpx.HTTPError, KeyError, IndexError, ValueError):
+        with httpx.Client(timeout=10) as http:
+            model = served_model(http, url, headers=headers)
+    except (httpx.HTTPError, ValueError):  # NoServedModel, or a body that is not JSON
         model = "MODEL"
     auth = f" -H 'Authorization: Bearer {api_key}'" if api_key else ""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hello in five words."}]})

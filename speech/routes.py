@@ -8,7 +8,6 @@ Errors are raised as `core.web.OpenAIError` (or engine errors mapped in `speech.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.parser
 import email.policy
@@ -23,6 +22,7 @@ from litestar.datastructures import State, UploadFile
 from litestar.response import ServerSentEvent, Stream
 from pydantic import ValidationError
 
+from core.disconnect import ClientGone, DisconnectWatch
 from core.web import OpenAIError
 from core.audio import CONTENT_TYPES
 from speech.engines import EngineInputError, Engines, Segment, TranscribeOptions, Transcript
@@ -41,36 +41,17 @@ from speech.settings import SpeechSettings
 _GRANULARITIES = frozenset({"segment", "word"})
 
 
-class ClientGone(OpenAIError):
-    """The client disconnected before its response started (nginx's 499); nobody reads this reply."""
-
-    def __init__(self) -> None:
-        super().__init__(499, "Client closed the request.", code="client_closed_request")
-
-
-async def _watch_disconnect(request: Request, scope: anyio.CancelScope) -> None:
-    # The body has been read, so the next ASGI message is http.disconnect when the client goes away.
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
-
-
 @contextlib.asynccontextmanager
 async def _cancelled_if_client_leaves(request: Request, ticket: Ticket) -> AsyncIterator[None]:
     """Run the body until the client disconnects, then cancel it, abandon `ticket` and raise ClientGone.
 
     Cancelled while waiting for a model slot, the request leaves the queue; while running, it stops
     after the model call in progress (see speech.scheduler). Once a response has started streaming,
-    Litestar's streaming response cancels it on disconnect instead. A plain task (not a task group)
-    watches, so the body's own errors reach the exception handlers unwrapped.
+    Litestar's streaming response cancels it on disconnect instead.
     """
-    with anyio.CancelScope() as scope:
-        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(request, scope))
-        try:
-            yield
-        finally:
-            watcher.cancel()
-    if scope.cancelled_caught:
+    with DisconnectWatch(request.receive) as watch:  # the body has been read: only a disconnect is left to come
+        yield
+    if watch.gone:
         ticket.abandon()
         raise ClientGone
 

@@ -11,6 +11,7 @@ import respx
 from pydantic import SecretStr
 
 from bots.history import MemoryStore
+from core.served import served_model_async
 from core.tokens import TokenCounter, estimate_tokens
 from gateway.app import create_app
 from tests.gateway.conftest import gateway_settings, serve_in_thread
@@ -37,7 +38,7 @@ def chars_over_4(text: str) -> int:
 async def tokenizer_count(llm_url: str, text: str) -> int:
     """The count vLLM's /tokenize gives, asked directly."""
     async with httpx.AsyncClient(timeout=30) as http:
-        model = (await http.get(f"{llm_url}/v1/models")).json()["data"][0]["id"]
+        model = await served_model_async(http, llm_url)
         answer = await http.post(f"{llm_url}/tokenize", json={"model": model, "prompt": text, "add_special_tokens": False})
     answer.raise_for_status()
     return answer.json()["count"]

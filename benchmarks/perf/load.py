@@ -29,6 +29,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.perf.endpoints import gateway_url
+
 TARGET = {"first_s": 10.0, "last_s": 120.0}
 """The issue's burst target (20 users, 2 s messages): every reply a voice reply, first and last within these."""
 
@@ -99,7 +101,7 @@ async def _burst(base_url: str, api_key: str | None, users: int, clip: Path | No
 
 
 def load(
-    gateway: Annotated[str | None, typer.Option(help="Gateway base URL [default: JUNE_BOT_BASE_URL or http://127.0.0.1:8000].")] = None,
+    gateway: Annotated[str | None, typer.Option(help="Gateway base URL [default: JUNE_BOT_BASE_URL, else the one `june up` serves: http://127.0.0.1:8000].")] = None,
     users: Annotated[int, typer.Option("--users", "-n", min=1, max=500, help="Users sending one voice message each, all at once.")] = 20,
     clip: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="The voice message (any format speech decodes).")] = None,
     text: Annotated[str, typer.Option(help="Without --clip: what the voice message says (spoken by the gateway's speech first).")] = "What is the capital of France?",
@@ -109,7 +111,8 @@ def load(
     """N concurrent voice round trips through the bots' core: time to reply audio, apologies, 503s."""
     from bots.settings import BotSettings
 
-    base_url = gateway or BotSettings().base_url
+    bot = BotSettings()
+    base_url = gateway or (bot.base_url if "base_url" in bot.model_fields_set else gateway_url())
     try:
         # stamina logs each scheduled retry as a warning; the table counts them (429/503 seen) instead.
         logging.getLogger("stamina").setLevel(logging.ERROR)

@@ -9,7 +9,8 @@ runs once per mode, alternating, `--rounds` times:
 Reported per mode: time until the reply's audio is ready (OGG/Opus encoded), p50 and mean, the time
 at which the first sentence went to synthesis, and the gain (sequential / overlapped). Replies are
 capped by `--max-tokens` and asked for several sentences, where overlap can help; a one-sentence
-reply gains nothing. Temperature 0 (default) makes both modes speak the same replies. Default gateway: the shared dev one at http://127.0.0.1:18000.
+reply gains nothing. Temperature 0 (default) makes both modes speak the same replies. Default gateway: the
+one `june up` serves (benchmarks.perf.endpoints).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from benchmarks.perf.endpoints import gateway_url
 
 if TYPE_CHECKING:
     from core.voice import PipelineResult
@@ -55,13 +58,14 @@ async def _measure(
 
 
 def pipeline(
-    gateway: Annotated[str, typer.Option(help="Gateway base URL (OpenAI paths under /v1).")] = "http://127.0.0.1:18000",
+    gateway: Annotated[str | None, typer.Option(help="Gateway base URL (OpenAI paths under /v1) [default: the one `june up` serves, JUNE_GATEWAY_HOST/PORT: http://127.0.0.1:8000].")] = None,
     rounds: Annotated[int, typer.Option(min=1, help="Passes over the prompts, per mode.")] = 1,
     max_tokens: Annotated[int, typer.Option(min=8, help="max_tokens per reply.")] = 80,
     timeout: Annotated[float, typer.Option(help="Seconds per gateway request.")] = 300.0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0: both modes get the same replies).")] = 0.0,
 ) -> None:
     """Time to audio ready, sequential vs overlapped (stream + per-sentence synthesis)."""
+    gateway = gateway or gateway_url()
     results = asyncio.run(_measure(gateway, rounds, max_tokens, timeout, temperature))
     table = Table(title=f"Voice pipeline via {gateway} ({len(PROMPTS) * rounds} replies per mode)")
     for column in ("mode", "audio ready p50 s", "mean s", "first sentence to TTS p50 s", "audio s (mean)", "reply chars"):

@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.perf.endpoints import gateway_url
+
 RATE = 24000
 
 
@@ -274,7 +276,7 @@ console = Console()
 
 
 def realtime(
-    gateway: Annotated[str, typer.Option(help="Gateway base URL (OpenAI paths under /v1).")] = "http://127.0.0.1:18000",
+    gateway: Annotated[str | None, typer.Option(help="Gateway base URL (OpenAI paths under /v1) [default: the one `june up` serves, JUNE_GATEWAY_HOST/PORT: http://127.0.0.1:8000].")] = None,
     turns: Annotated[int, typer.Option(min=1, help="Spoken turns answered in full.")] = 20,
     barge_ins: Annotated[int, typer.Option(min=0, help="Extra turns interrupted while the reply plays.")] = 5,
     api_key: Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="Key, when the gateway has keys.")] = None,
@@ -283,6 +285,7 @@ def realtime(
     out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the PNG plot.")] = Path("realtime-bench.png"),
 ) -> None:
     """Live voice latency: end of speech → first reply audio / → transcript done, barge-in → stop (p50/p95)."""
+    gateway = gateway or gateway_url()
     run = asyncio.run(_measure(gateway, turns, barge_ins, api_key, timeout, stt_model))
     full = every = run.turns
     rows: list[tuple[str, list[float], str]] = [

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from core.served import served_model
 from june.cli import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bwrap")]
@@ -36,7 +37,8 @@ def test_three_humaneval_tasks_against_the_cpu_model(gateway_url: str, tmp_path:
 
 
 def test_direct_mode_on_three_humaneval_tasks_against_the_cpu_model(llm_url: str, tmp_path: Path) -> None:
-    name = httpx.get(f"{llm_url}/v1/models", timeout=30).json()["data"][0]["id"]
+    with httpx.Client(timeout=30) as http:
+        name = served_model(http, llm_url)
     out = tmp_path / "direct"
     argv = ["bench", "run", "--mode", "direct", "--model", f"{llm_url}/v1/{name}", "--limit", "3", "--workers", "3",
             "--max-reply-tokens", "300", "--max-wall", "300", "--out", str(out)]

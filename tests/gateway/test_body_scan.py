@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.bodies import json_model
-from gateway.proxy import UsageScanner
+from gateway.usage import UsageScanner
 
 
 @pytest.mark.parametrize(
