@@ -15,7 +15,7 @@ messages in one chat are answered one after the other, so history never races) â
 
 Each failure is told as what it was: the reply deadline (TOO_SLOW), a download that failed or
 hung (DOWNLOAD_FAILED), a busy or failing stage or a file speech cannot decode (the pipeline's
-`PipelineError.user_message`). The pipeline waits for a busy upstream within the message's
+`bots.apologies`). The pipeline waits for a busy upstream within the message's
 deadline (`core.busy.patience`); when that waiting grows long, the adapter's `notify` is
 called once with BUSY_NOTICE, so the user knows the answer is still coming.
 """
@@ -35,7 +35,9 @@ from opentelemetry import trace
 from bots.guard import AllowList
 from core.busy import patience
 from bots.history import ChatStore
-from core.voice import PipelineError, PipelineResult, VoicePipeline
+from bots.apologies import apology
+from core.voice import PipelineResult, VoicePipeline
+from core.voice_client import VoiceError
 from bots.status import BotMetrics, Outcome
 from core.limits import Limiter, NoLimits, RateLimited
 
@@ -259,9 +261,9 @@ class Conversations:
         except _DownloadFailed as e:
             log.warning("%s message in chat %s: download failed: %s", kind, chat, e)
             return Reply(DOWNLOAD_FAILED, "error")
-        except PipelineError as e:
+        except VoiceError as e:
             log.warning("%s message in chat %s failed: %s", kind, chat, e)
-            return Reply(e.user_message, "error")
+            return Reply(apology(e), "error")
         except TimeoutError:
             if not timer.expired():  # some other timeout (the store...), not the reply deadline
                 log.exception("%s message in chat %s timed out", kind, chat)

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from core.history import oldest_to_drop
 from core.tokens import TokenCounter
-from core.voice import Message
+from core.voice_client import Message
 
 Turn = tuple[str, str]
 """One exchange: (user text, assistant reply)."""

@@ -43,7 +43,8 @@ from core.audio import encode, from_pcm16
 from core.history import oldest_to_drop
 from core.text import MIN_CHARS, SentenceSplitter, VisibleStream, speakable, strip_reasoning
 from core.tokens import TokenCounter
-from core.voice import DEFAULT_SYSTEM_PROMPT, EmptyTranscript, Message, PipelineError, VoicePipeline
+from core.voice import DEFAULT_SYSTEM_PROMPT, VoicePipeline
+from core.voice_client import EmptyTranscript, Message, VoiceError
 
 if TYPE_CHECKING:
     from gateway.realtime import Realtime, RealtimeLimits
@@ -316,11 +317,11 @@ class RealtimeSession:
         if respond:
             await self._start_response(wait_for=self._transcribing)
 
-    async def _transcript_or_error(self, pcm: bytes) -> str | PipelineError:
+    async def _transcript_or_error(self, pcm: bytes) -> str | VoiceError:
         """The transcript of `pcm` (a turn, or the turn up to a pause), or the error to report if it is used."""
         try:
             return await self.pipeline.transcribe(await asyncio.to_thread(_wav, pcm), filename="turn.wav")
-        except PipelineError as e:  # EmptyTranscript included
+        except VoiceError as e:  # EmptyTranscript included
             return e
 
     async def _transcribe(self, item_id: str, pcm: bytes, message: Message, early: asyncio.Task[Any] | None = None) -> None:
@@ -328,15 +329,15 @@ class RealtimeSession:
         the pause where the turn ended (only silence came after it), so its text is the turn's."""
         try:
             result = await (early if early is not None else self._transcript_or_error(pcm))
-            if isinstance(result, PipelineError):
+            if isinstance(result, VoiceError):
                 raise result
             text = result
         except EmptyTranscript:
             text = ""
-        except PipelineError as e:
+        except VoiceError as e:
             self._forget(message)
             await self.send(event("conversation.item.input_audio_transcription.failed", item_id=item_id, content_index=0,
-                                  error={"type": "transcription_error", "code": _code(e), "message": e.user_message}))  # fmt: skip
+                                  error={"type": "transcription_error", "code": _code(e), "message": _message(e)}))  # fmt: skip
             return
         message["content"] = text
         if not text:
@@ -443,9 +444,9 @@ class RealtimeSession:
                 raise
         except ClientGone:
             return
-        except PipelineError as e:
+        except VoiceError as e:
             status, reason = "failed", _code(e)
-            await self._safe_send(error_event(e.user_message, code=_code(e), type_="server_error"))
+            await self._safe_send(error_event(_message(e), code=_code(e), type_="server_error"))
         finally:
             if self.response is asyncio.current_task():
                 self.response = None
@@ -497,7 +498,7 @@ class RealtimeSession:
                             return False  # closing the stream stops the request in vLLM
                 return True
 
-            ended = await pour(self.pipeline.stream_chat(text, history))
+            ended = await pour(self._chat(text, history))
             while not ended:
                 waiting = asyncio.create_task(spoken.wait())
                 await asyncio.wait({waiting, speaker}, return_when=asyncio.FIRST_COMPLETED)
@@ -506,7 +507,7 @@ class RealtimeSession:
                     speaker.result()  # the speaker failed: its error ends the reply
                 so_far = "".join(raw)
                 spent = await self.tokens.count(so_far)
-                ended = await pour(self.pipeline.stream_chat(text, history, reply_so_far=so_far, spent_tokens=spent))
+                ended = await pour(self._chat(text, history, so_far, spent))
             put(splitter.feed(visible.feed("", final=True)) + splitter.flush())
             reply.final = strip_reasoning("".join(raw))
             queue.put_nowait(None)
@@ -540,11 +541,20 @@ class RealtimeSession:
             if queue.empty():
                 spoken.set()
 
+    def _chat(self, text: str, history: list[Message], so_far: str = "", spent: int = 0) -> AsyncIterator[str]:
+        limit = self.pipeline.max_reply_tokens
+        return self.pipeline.client.stream_chat(
+            self.pipeline.messages(text, history), max_tokens=None if limit is None else max(1, limit - spent),
+            reply_so_far=so_far,
+        )
+
     async def _synthesize(self, sentence: str, *, priority: bool = False) -> AsyncIterator[bytes]:
         """`sentence` spoken as pcm16 24 kHz, in pieces of ≤ 100 ms (whole samples) as the speech service
         streams it; `priority` asks for every core (see VoicePipeline.stream_speech)."""
         carry = b""
-        async for chunk in self.pipeline.stream_speech(sentence, response_format="pcm", priority=priority):
+        async for chunk in self.pipeline.client.stream_speech(
+            sentence, model=self.pipeline.speech_model, voice=self.pipeline.voice, response_format="pcm", priority=priority
+        ):
             carry += chunk
             cut = len(carry) - len(carry) % _DELTA_BYTES if len(carry) >= _DELTA_BYTES else len(carry) - len(carry) % 2
             for i in range(0, cut, _DELTA_BYTES):
@@ -622,10 +632,26 @@ def limits_turns(limits: RealtimeLimits) -> int:
     return limits.max_turns + 1
 
 
-def _code(error: PipelineError) -> str:
-    if " answered 429" in error.detail:
-        return "rate_limit_exceeded"
-    return f"{error.stage}_failed"
+def _code(error: VoiceError) -> str:
+    """The `error` event's code: OpenAI's for a rate limit (429), else the failed stage's."""
+    return "rate_limit_exceeded" if error.status == 429 else f"{error.stage}_failed"
+
+
+_STAGE_FAILED = {
+    "transcribe": "The turn could not be transcribed; please try again.",
+    "chat": "The language model could not answer; please try again.",
+    "speak": "The reply could not be spoken; please try again.",
+}
+
+
+def _message(error: VoiceError) -> str:
+    """What an `error` event says about `error` (no URLs or upstream bodies: those go to the log)."""
+    if error.reason == "busy":
+        wait = f" in {error.retry_after:g} s" if error.retry_after else " in a moment"
+        return f"The server is busy; please try again{wait}."
+    if error.reason in ("undecodable", "audio_too_big"):
+        return "The speech service could not use this turn's audio."
+    return _STAGE_FAILED[error.stage]
 
 
 def _pause_ms(silence_duration_ms: int) -> int | None:

@@ -79,7 +79,7 @@ def voice(
         raise typer.BadParameter("give either AUDIO or --say TEXT (one of them)")
     import httpx
 
-    from core.voice import PipelineError
+    from core.voice_client import VoiceError
     from bots.settings import BotSettings, create_pipeline
 
     settings = BotSettings()
@@ -100,7 +100,7 @@ def voice(
 
     try:
         result = asyncio.run(round_trip())
-    except PipelineError as e:
+    except VoiceError as e:
         console.print(f"[bold red]june voice: {e}[/]")
         raise typer.Exit(1) from e
     except httpx.HTTPError as e:
