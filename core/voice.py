@@ -25,7 +25,8 @@ import httpx
 import numpy as np
 
 from core.audio import AudioDecodeError, decode, encode
-from core.text import SentenceSplitter, VisibleStream, speakable, strip_reasoning
+from core.reply import ReplyOptions, stream_reply
+from core.text import speakable, strip_reasoning
 from core.voice_client import Message, VoiceClient, VoiceError
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "PipelineResult", "SAMPLE_RATE", "Timings", "VoicePipeline"]
@@ -130,9 +131,8 @@ class VoicePipeline:
         self.language = language
         self.system_prompt = system_prompt
         self.max_history_turns = max_history_turns
-        self.max_reply_tokens = max_reply_tokens
         self.overlap = overlap
-        self.temperature = temperature
+        self._reply_options = ReplyOptions(max_tokens=max_reply_tokens, temperature=temperature)
 
     async def run_voice(self, audio: bytes, history: list[Message], *, filename: str = "voice.ogg") -> PipelineResult:
         """Answer a voice message (`audio`: any container the speech service decodes, e.g. OGG/Opus).
@@ -183,32 +183,22 @@ class VoicePipeline:
         Returns (reply, samples or None when nothing in it is speakable, chat seconds, seconds to
         the first sentence sent to speech)."""
         start = time.perf_counter()
-        splitter = SentenceSplitter()
         tasks: list[asyncio.Task[np.ndarray]] = []
         first: float | None = None
-        shown: list[str] = []  # every visible sentence, spoken or not
 
-        def launch(sentences: list[str]) -> None:
+        async def speak(piece: str) -> None:
             nonlocal first
-            for sentence in sentences:
-                shown.append(sentence)
-                if not speakable(sentence):
-                    continue  # only code, markup, links or emoji: the speech service would refuse it
-                if first is None:
-                    first = time.perf_counter() - origin
-                tasks.append(asyncio.create_task(self._synthesize(sentence)))
+            if not speakable(piece):
+                return  # only code, markup, links or emoji: the speech service would refuse it
+            if first is None:
+                first = time.perf_counter() - origin
+            tasks.append(asyncio.create_task(self._synthesize(piece)))
 
-        visible = VisibleStream()
-        raw: list[str] = []
         try:
-            async for delta in self.stream_chat(text, history):
-                raw.append(delta)
-                launch(splitter.feed(visible.feed(delta)))
-            launch(splitter.feed(visible.feed("", final=True)))
-            launch(splitter.flush())
-            reply = _visible_reply("".join(raw))
+            streamed = await stream_reply(self.client, self.messages(text, history), speak, self._reply_options)
+            reply = _visible_reply(streamed.text)
             t_chat = time.perf_counter() - start
-            if " ".join(shown).split() != reply.split():
+            if streamed.rewritten:
                 # Reasoning showed itself only late (a stray </think> after text already went to
                 # synthesis): drop those sentences and speak the final reply as a whole.
                 log.warning("streamed sentences differ from the final reply; speaking it again whole")
@@ -222,6 +212,7 @@ class VoicePipeline:
             for task in tasks:
                 task.cancel()
         return reply, np.concatenate(parts), t_chat, first
+
     async def speak(self, text: str) -> bytes:
         """`text` spoken as OGG/Opus bytes (what `core.text.speakable` keeps of it). Raises VoiceError."""
         samples = await self._synthesize(text)
@@ -242,8 +233,9 @@ class VoicePipeline:
     def stream_chat(self, text: str, history: list[Message]) -> AsyncIterator[str]:
         """The answer's raw content deltas (see `VoiceClient.stream_chat`) to `text` after the last
         `max_history_turns` pairs of `history`, under the system prompt. Raises VoiceError(stage="chat")."""
+        options = self._reply_options
         return self.client.stream_chat(
-            self.messages(text, history), max_tokens=self.max_reply_tokens, temperature=self.temperature
+            self.messages(text, history), max_tokens=options.max_tokens, temperature=options.temperature
         )
 
     def messages(self, text: str, history: list[Message]) -> list[Message]:
