@@ -18,7 +18,8 @@ from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from gateway.auth import authenticate, load_keys, make_key
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Gateway
-from gateway.realtime import Realtime, realtime_endpoint, realtime_limits
+from gateway.realtime import realtime_endpoint
+from gateway.realtime_shared import Realtime, realtime_limits
 from gateway.routes import health, metrics, ready, tokenize, v1_handlers
 from gateway.settings import GatewaySettings
 from gateway.upstreams import make_pools

@@ -44,6 +44,10 @@ def error_event(message: str, *, code: str, param: str | None = None, client_eve
     return event("error", error={"type": type_, "code": code, "message": message, "param": param, "event_id": client_event_id})
 
 
+class ClientGone(Exception):
+    """The WebSocket is closed: whatever the session was doing for it stops."""
+
+
 class BadEvent(Exception):
     """A client event the session cannot apply: becomes an `error` event, the socket stays open."""
 
