@@ -52,9 +52,10 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 import openai
-import stamina
 
 from core.busy import Patience, current_patience, retry_after
+from core.retry import Classify
+from core.retry import retry as retry_call
 from core.text import speakable
 
 __all__ = ["EmptyTranscript", "Message", "Reason", "Stage", "VoiceClient", "VoiceError"]
@@ -122,7 +123,7 @@ class VoiceClient:
         # The SDK insists on credentials; without a key its Authorization header is left out per request.
         self._client = openai.AsyncOpenAI(
             base_url=f"{base_url.rstrip('/')}/v1", api_key=api_key or "unused", http_client=http,
-            timeout=http.timeout, max_retries=0,  # june's retries (see _retrying), never the SDK's
+            timeout=http.timeout, max_retries=0,  # june's retries (see _classify), never the SDK's
         )
         self._extra: dict[str, Any] = {} if api_key else {"extra_headers": {"Authorization": openai.omit}}
         self._chat_model = chat_model
@@ -245,20 +246,15 @@ class VoiceClient:
         voice_field = voice if voice is not None else openai.omit  # unset: the speech service's default
         return {"model": model, "input": spoken, "voice": voice_field, "response_format": response_format, **self._extra}
 
-    def _retrying(self, retry: Retry) -> Any:
-        """stamina's retry context for one call of kind `retry` (see the module docstring).
-
-        The backoff hook returns False (give up), True (stamina's exponential backoff) or the
-        seconds a busy upstream asked for; it counts failures itself because a busy upstream's
-        waits are bounded by time, not by `retry_attempts`.
-        """
+    def _classify(self, retry: Retry) -> Classify:
+        """How one call of kind `retry` treats its failures (see the module docstring): give up, back
+        off, or wait what a busy upstream asked for. A busy upstream's waits are bounded by the
+        caller's patience (time), not by `retry_attempts`."""
         given = current_patience() or Patience(time.monotonic() + self.max_wait)
-        failures = 0
         waited = 0.0
 
-        def backoff(e: Exception) -> bool | float:
-            nonlocal failures, waited
-            failures += 1
+        def classify(e: Exception, failures: int) -> bool | float:
+            nonlocal waited
             if retry == "never":
                 return False
             status = e.status_code if isinstance(e, openai.APIStatusError) else None
@@ -282,16 +278,12 @@ class VoiceClient:
             transient = isinstance(e, openai.APIConnectionError) or status in _RETRY_STATUSES  # timeouts included
             return retry == "idempotent" and transient
 
-        return stamina.retry_context(
-            on=backoff, attempts=None, timeout=None, wait_initial=0.2, wait_max=2.0, wait_jitter=0.2
-        )
+        return classify
 
     async def _call(self, stage: Stage, retry: Retry, call: Callable[[], Awaitable[_T]]) -> _T:
         """`await call()` (one SDK request), retried per `retry`; every SDK error becomes VoiceError."""
         try:
-            async for attempt in self._retrying(retry):
-                with attempt:
-                    return await call()
+            return await retry_call(call, self._classify(retry), wait_initial=0.2, wait_max=2.0, wait_jitter=0.2)
         except openai.APIStatusError as e:
             raise _status_error(stage, e) from e
         except openai.APIConnectionError as e:  # APITimeoutError included
@@ -300,7 +292,6 @@ class VoiceClient:
             raise VoiceError(stage, f"{_where(e.request)} failed: {type(e).__name__}: {e}") from e
         except httpx.HTTPError as e:  # the body broke off while being read
             raise VoiceError(stage, f"failed: {type(e).__name__}: {e}") from e
-        raise AssertionError("unreachable: stamina either returns or raises")
 
 
 def _where(request: httpx.Request) -> str:

@@ -13,7 +13,7 @@ Where voice messages are not allowed (error code 50173) the audio goes as a plai
 the reply text. Text replies are split at Discord's 2000-character limit on sentence ends.
 Every call raises DiscordError on a non-2xx answer or a transport failure.
 
-Posts are retried (stamina) on 429 after the wait Discord names (``retry_after`` in the body, or
+Posts are retried (`core.retry`, over stamina) on 429 after the wait Discord names (``retry_after`` in the body, or
 ``Retry-After``; a wait over `max_wait` gives up), on 5xx and on a connection never made, at
 most `attempts` tries. A post that timed out or lost its connection after it was sent may still
 have been posted: it is not repeated, and its DiscordError says `may_have_arrived`, so no apology
@@ -29,9 +29,9 @@ from typing import Any
 
 import httpx
 import numpy as np
-import stamina
 
 from core.busy import retry_after
+from core.retry import retry
 from core.text import split_message
 
 log = logging.getLogger(__name__)
@@ -148,11 +148,7 @@ class DiscordREST:
 
     async def _post(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """POST, retried as the module docstring says; DiscordError for what is left."""
-        failures = 0
-
-        def backoff(e: Exception) -> bool | float:
-            nonlocal failures
-            failures += 1
+        def classify(e: Exception, failures: int) -> bool | float:
             if failures >= self.attempts or not isinstance(e, DiscordError):
                 return False
             if e.wait is not None:
@@ -162,11 +158,7 @@ class DiscordREST:
                 return e.wait
             return (e.status or 0) >= 500 or (e.status is None and not e.may_have_arrived)
 
-        retrying: Any = stamina.retry_context(on=backoff, attempts=None, timeout=None, wait_initial=0.5, wait_max=10.0)
-        async for attempt in retrying:
-            with attempt:
-                return await self._post_once(path, **kwargs)
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+        return await retry(lambda: self._post_once(path, **kwargs), classify, wait_initial=0.5, wait_max=10.0)
 
     async def _post_once(self, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
