@@ -55,7 +55,7 @@ async def realtime_endpoint(socket: WebSocket) -> None:
     except ImportError as e:  # a gateway installed without the realtime extra still serves everything else
         await _refuse(socket, f"Realtime is not installed on this gateway (install june[realtime]): {e}", "realtime_unavailable", 1011)
         return
-    if realtime.sessions >= realtime.limits.max_sessions:
+    if realtime.sessions >= realtime.settings.max_sessions:
         await _refuse(socket, "Too many realtime sessions; try again later.", "too_many_sessions", 1013)
         return
     realtime.sessions += 1

@@ -38,7 +38,7 @@ class InputAudio:
         self.realtime, self.client, self.conversation, self.responses = realtime, client, conversation, responses
         self.config = config
         self._send, self._spawn = send, spawn
-        self.max_buffer_s = realtime.limits.max_buffer_s
+        self.max_buffer_s = realtime.settings.max_buffer_s
         self.detector: TurnDetector | None = None
         self.buffer = bytearray()
         self._buffer_start_ms = 0  # session audio time of buffer[0]
@@ -168,13 +168,14 @@ class InputAudio:
 
     async def _transcript_or_error(self, pcm: bytes) -> str | VoiceError:
         """The transcript of `pcm` (a turn, or the turn up to a pause), or the error to report if it is used."""
-        try:
-            wav = await asyncio.to_thread(_wav, pcm)
-            return await self.client.transcribe(
-                wav, filename="turn.wav", model=self.config.transcription_model, language=self.config.language
-            )
-        except VoiceError as e:  # EmptyTranscript included
-            return e
+        with self.realtime.tracer.start_as_current_span("realtime.transcription"):
+            try:
+                wav = await asyncio.to_thread(_wav, pcm)
+                return await self.client.transcribe(
+                    wav, filename="turn.wav", model=self.config.transcription_model, language=self.config.language
+                )
+            except VoiceError as e:  # EmptyTranscript included
+                return e
 
     async def _transcribe(self, item: Item, pcm: bytes, early: asyncio.Task[Any] | None = None) -> None:
         """Transcribe the committed turn `pcm` into `item`; `early` is the transcription started at

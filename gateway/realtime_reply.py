@@ -86,6 +86,11 @@ class Responses:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _respond(self, response_id: str, wait_for: asyncio.Task[Any] | None) -> None:
+        """One response, traced as one span (its loopback calls are its children)."""
+        with self.realtime.tracer.start_as_current_span("realtime.response", attributes={"june.response": response_id}):
+            await self._run(response_id, wait_for)
+
+    async def _run(self, response_id: str, wait_for: asyncio.Task[Any] | None) -> None:
         """One response: stream the reply, speak each piece as it completes, end with response.done."""
         audio = self.config.output_modalities == ["audio"]
         await self._send(event("response.created", response=response_object(response_id, self.config, status="in_progress", output=[])))
@@ -134,7 +139,7 @@ class Responses:
 
     async def _stream(self, item: AssistantItem, messages: list[dict[str, str]], audio: bool) -> None:
         """The reply to `messages`, each piece sent as it is complete (`core.reply.stream_reply`)."""
-        pauses = self.realtime.limits.llm_pauses_for_tts
+        pauses = self.realtime.settings.llm_pauses_for_tts
         ids = {"response_id": item.response_id, "item_id": item.id, "output_index": 0, "content_index": 0}
         kind = "response.output_audio_transcript.delta" if audio else "response.output_text.delta"
 

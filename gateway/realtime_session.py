@@ -14,10 +14,10 @@ Every call goes through the voice stages' client (`core.voice_client.VoiceClient
 gateway's own /v1 routes (loopback) with the caller's key, so a live conversation counts against
 the same per-key limits, allow-lists and metrics as any other request.
 
-Bounds: each client event ≤ `realtime_max_event_bytes` (larger → `error`, the socket stays open),
-the input buffer ≤ `realtime_max_buffer_s`, a session ≤ `realtime_max_session_s`, at most
-`realtime_max_sessions` at once, the conversation ≤ `realtime_max_turns` turns and
-`realtime_max_history_tokens`. A client that goes away cancels everything it started (the upstream
+Bounds (`gateway.settings.RealtimeSettings`, JUNE_GATEWAY_REALTIME_*): each client event ≤
+`max_event_bytes` (larger → `error`, the socket stays open), the input buffer ≤ `max_buffer_s`, a
+session ≤ `max_session_s`, at most `max_sessions` at once, the conversation ≤ `max_turns` turns
+and `max_history_tokens`. A client that goes away cancels everything it started (the upstream
 streams are closed with it).
 """
 
@@ -49,17 +49,17 @@ class RealtimeSession:
     """One WebSocket's conversation: reads client events, dispatches them, runs their work as tasks."""
 
     def __init__(self, socket: WebSocket, realtime: Realtime, *, base_url: str, key: ApiKey, model: str) -> None:
-        self.socket, self.realtime, self.limits = socket, realtime, realtime.limits
+        self.socket, self.realtime, self.settings = socket, realtime, realtime.settings
         self.id = new_id("sess")
-        self.config = SessionConfig(model=model, instructions=DEFAULT_SYSTEM_PROMPT, transcription_model=self.limits.transcription_model)
+        self.config = SessionConfig(model=model, instructions=DEFAULT_SYSTEM_PROMPT, transcription_model=self.settings.transcription_model)
         api_key = key.secret.decode() if key.secret else None
         client = VoiceClient(realtime.http, base_url=base_url, api_key=api_key, retry_attempts=2)
         tokens = TokenCounter(realtime.http, base_url, api_key=api_key, timeout=2.0)  # the model's tokenizer, via /tokenize
         self._tasks: set[asyncio.Task[Any]] = set()
         self._send_lock = asyncio.Lock()
         self._closed = False
-        self.conversation = Conversation(tokens, self.send, max_turns=self.limits.max_turns,
-                                         max_history_tokens=self.limits.max_history_tokens)  # fmt: skip
+        self.conversation = Conversation(tokens, self.send, max_turns=self.settings.max_turns,
+                                         max_history_tokens=self.settings.max_history_tokens)  # fmt: skip
         self.responses = Responses(realtime, client, tokens, self.conversation, self.config, send=self.send,
                                    spawn=self._spawn, closed=lambda: self._closed)  # fmt: skip
         self.input = InputAudio(realtime, client, self.conversation, self.responses, self.config, send=self.send,
@@ -92,7 +92,7 @@ class RealtimeSession:
         """Serve the socket until the client leaves or the session's time is up."""
         await self.send(event("session.created", session=self.config.wire(self.id)))
         try:
-            async with asyncio.timeout(self.limits.max_session_s):
+            async with asyncio.timeout(self.settings.max_session_s):
                 await self._read_loop()
         except ClientGone:
             pass
@@ -116,18 +116,18 @@ class RealtimeSession:
             raw = message.get("text")
             if raw is None:
                 raw_bytes = message.get("bytes") or b""
-                if len(raw_bytes) > self.limits.max_event_bytes:
+                if len(raw_bytes) > self.settings.max_event_bytes:
                     await self._too_large(len(raw_bytes))
                     continue
                 raw = raw_bytes.decode("utf-8", errors="replace")
-            if len(raw) > self.limits.max_event_bytes:
+            if len(raw) > self.settings.max_event_bytes:
                 await self._too_large(len(raw))
                 continue
             await self._handle(raw)
 
     async def _too_large(self, size: int) -> None:
         await self.send(error_event(
-            f"Event of {size} bytes is larger than the limit of {self.limits.max_event_bytes} bytes; send audio in smaller chunks.",
+            f"Event of {size} bytes is larger than the limit of {self.settings.max_event_bytes} bytes; send audio in smaller chunks.",
             code="event_too_large",
         ))  # fmt: skip
 

@@ -1,51 +1,34 @@
-"""What every /v1/realtime session shares: its bounds, the VAD model, one HTTP client for the
-loopback calls, the session count and the metrics (`Realtime`, owned by the gateway app's lifespan).
+"""What every /v1/realtime session shares: its settings (`gateway.settings.RealtimeSettings`), the
+VAD model, one traced HTTP client for the loopback calls, the session count and the metrics
+(`Realtime`, owned by the gateway app's lifespan).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from core.observability import Telemetry
+from gateway.settings import RealtimeSettings
 
 if TYPE_CHECKING:
     from gateway.vad import SileroVAD
 
 
-@dataclass(frozen=True)
-class RealtimeLimits:
-    """Bounds of every realtime session (from GatewaySettings)."""
-
-    max_event_bytes: int
-    max_buffer_s: float
-    max_session_s: float
-    max_sessions: int
-    max_turns: int
-    max_history_tokens: int
-    transcription_model: str = "whisper-1"
-    llm_pauses_for_tts: bool = True
-
-
-def realtime_limits(settings: Any) -> RealtimeLimits:
-    """The realtime bounds a GatewaySettings asks for."""
-    return RealtimeLimits(
-        max_event_bytes=settings.realtime_max_event_bytes, max_buffer_s=settings.realtime_max_buffer_s,
-        max_session_s=settings.realtime_max_session_s, max_sessions=settings.realtime_max_sessions,
-        max_turns=settings.realtime_max_turns, max_history_tokens=settings.realtime_max_history_tokens,
-        transcription_model=settings.realtime_transcription_model,
-        llm_pauses_for_tts=settings.realtime_llm_pauses_for_tts,
-    )  # fmt: skip
-
-
 class Realtime:
-    """What every realtime session shares: the VAD model, one HTTP client for the loopback calls,
-    the session count and metrics (registered in the gateway's registry). Owned by the app's lifespan."""
+    """What every realtime session shares: `settings`, the VAD model, one HTTP client for the loopback
+    calls (`timeout` seconds to read, traced by `telemetry`, so a turn's calls join the trace), the
+    session count and metrics (registered in the gateway's `registry`). Owned by the app's lifespan."""
 
-    def __init__(self, limits: RealtimeLimits, registry: CollectorRegistry, *, timeout: float) -> None:
-        self.limits = limits
+    def __init__(
+        self, settings: RealtimeSettings, registry: CollectorRegistry, *, timeout: float, telemetry: Telemetry
+    ) -> None:
+        self.settings = settings
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
+        telemetry.instrument(self.http)
+        self.tracer = telemetry.tracer("gateway.realtime")  # a span per transcription and per response
         self.sessions = 0
         self._vad: SileroVAD | None = None
         self.active = Gauge("june_realtime_sessions", "Realtime WebSocket sessions open now.", registry=registry)

@@ -80,7 +80,8 @@ def voice(
     import httpx
 
     from core.voice_client import VoiceError
-    from bots.settings import BotSettings, create_pipeline
+    from bots.compose import create_pipeline
+    from bots.settings import BotSettings
 
     settings = BotSettings()
     settings = settings.model_copy(

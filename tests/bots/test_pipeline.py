@@ -303,7 +303,7 @@ async def test_voice_exchange_through_the_real_gateway(gateway_url: str, tmp_pat
 
 
 def test_pipeline_imports_no_bot_library():
-    code = "import sys, core.voice, bots.history, bots.settings, bots.conversation; print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
+    code = "import sys, core.voice, core.voice_client, core.reply, bots.history, bots.settings, bots.compose, bots.conversation; print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
