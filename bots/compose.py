@@ -64,8 +64,13 @@ def create_limiter(settings: BotSettings, bot: str, redis: object | None = None)
 
 
 def create_conversations(
-    settings: BotSettings, pipeline: VoicePipeline, store: ChatStore, metrics: BotMetrics, tracer: Tracer | None = None,
-    *, limiter: Limiter | None = None,
+    settings: BotSettings,
+    pipeline: VoicePipeline,
+    store: ChatStore,
+    metrics: BotMetrics,
+    tracer: Tracer | None = None,
+    *,
+    limiter: Limiter | None = None,
 ) -> Conversations:
     """The bots' shared core from `settings`; `limiter` default: `create_limiter` in memory."""
     return Conversations(
@@ -102,8 +107,12 @@ async def open_conversations(
         async with httpx.AsyncClient(timeout=settings.request_timeout) as http:
             telemetry.instrument(http)
             yield create_conversations(
-                settings, create_pipeline(settings, http), create_store(settings, redis, create_counter(settings, http)), create_metrics(bot),
-                telemetry.tracer(f"bots.{bot}"), limiter=create_limiter(settings, bot, redis),
+                settings,
+                create_pipeline(settings, http),
+                create_store(settings, redis, create_counter(settings, http)),
+                create_metrics(bot),
+                telemetry.tracer(f"bots.{bot}"),
+                limiter=create_limiter(settings, bot, redis),
             )
     finally:
         if redis is not None:

@@ -32,14 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 from opentelemetry import trace
 
-from bots.guard import AllowList
-from core.busy import patience
-from bots.history import ChatStore
 from bots.apologies import apology
+from bots.guard import AllowList
+from bots.history import ChatStore
+from bots.status import BotMetrics, Outcome
+from core.busy import patience
+from core.limits import Limiter, NoLimits, RateLimited
 from core.voice import PipelineResult, VoicePipeline
 from core.voice_client import VoiceError
-from bots.status import BotMetrics, Outcome
-from core.limits import Limiter, NoLimits, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,12 @@ class Conversations:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def voice(
-        self, chat: str, user: str, audio: Callable[[], Awaitable[bytes]], *, filename: str = "voice.ogg",
+        self,
+        chat: str,
+        user: str,
+        audio: Callable[[], Awaitable[bytes]],
+        *,
+        filename: str = "voice.ogg",
         notify: Notify | None = None,
     ) -> Reply:
         """Answer a recording with voice. `audio()` fetches the bytes (runs under the deadline; it
@@ -217,12 +222,19 @@ class Conversations:
         models, spoken = await asyncio.gather(llm(), speech(), return_exceptions=True)
         detail = "; ".join(str(r) for r in (models, spoken) if isinstance(r, BaseException))
         return Health(
-            not isinstance(models, BaseException), [] if isinstance(models, BaseException) else models,
-            not isinstance(spoken, BaseException), detail,
+            not isinstance(models, BaseException),
+            [] if isinstance(models, BaseException) else models,
+            not isinstance(spoken, BaseException),
+            detail,
         )
 
     async def _handle(
-        self, kind: str, chat: str, user: str, work: Callable[[], Awaitable[PipelineResult]], notify: Notify | None = None
+        self,
+        kind: str,
+        chat: str,
+        user: str,
+        work: Callable[[], Awaitable[PipelineResult]],
+        notify: Notify | None = None,
     ) -> Reply:
         start = time.perf_counter()
         with self._tracer.start_as_current_span(

@@ -61,7 +61,7 @@ async def bound(turns: list[Turn], max_turns: int, max_tokens: int | None, count
         sizes = [0] * len(turns)
     else:
         sizes = list(await asyncio.gather(*(counter.total(turn) for turn in turns)))  # cached: only new texts are asked
-    return turns[oldest_to_drop(sizes, max_turns, max_tokens):]
+    return turns[oldest_to_drop(sizes, max_turns, max_tokens) :]
 
 
 def to_messages(turns: list[Turn]) -> list[Message]:
@@ -136,9 +136,15 @@ class RedisStore:
     """
 
     def __init__(
-        self, redis: object, max_turns: int = 8, max_tokens: int | None = 2000, ttl: float | None = 3600.0, *,
-        prefix: str = "june", counter: TokenCounter | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        redis: object,
+        max_turns: int = 8,
+        max_tokens: int | None = 2000,
+        ttl: float | None = 3600.0,
+        *,
+        prefix: str = "june",
+        counter: TokenCounter | None = None,
+    ) -> None:
         self._redis = redis
         self.max_turns, self.max_tokens, self.ttl = max_turns, max_tokens, ttl
         self.counter = counter or TokenCounter()
@@ -156,7 +162,9 @@ class RedisStore:
 
     async def add(self, chat: str, user: str, assistant: str) -> None:
         key, prefs = self._keys(chat)
-        turns = await bound([*await self._turns(chat), (user, assistant)], self.max_turns, self.max_tokens, self.counter)
+        turns = await bound(
+            [*await self._turns(chat), (user, assistant)], self.max_turns, self.max_tokens, self.counter
+        )
         async with self._redis.pipeline(transaction=True) as tx:  # type: ignore[attr-defined]
             tx.delete(key)
             if turns:

@@ -57,9 +57,11 @@ class BotSettings(BaseSettings):
     history_ttl: float | None = Field(default=3600.0, gt=0)
     """Seconds of silence after which a chat's history (and preferences) are forgotten; unset: never."""
     redis_url: str | None = None
-    """Redis URL (``redis://host:6379/0``) for history and per-user rate limits shared by replicas; unset: in process memory."""
+    """Redis URL (``redis://host:6379/0``) for history and per-user rate limits shared by replicas;
+    unset: in process memory."""
     rate_limit: int = Field(default=10, ge=0)
-    """Messages per user per `rate_window` seconds, counted by every replica together when `redis_url` is set (0: unlimited)."""
+    """Messages per user per `rate_window` seconds, counted by every replica together when `redis_url`
+    is set (0: unlimited)."""
     rate_window: float = Field(default=60.0, gt=0)
     """Window of the per-user rate limit, in seconds (fixed windows: at worst 2x the limit across a window's edge)."""
     allowed_ids: list[int] = []

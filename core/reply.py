@@ -68,8 +68,12 @@ class Reply:
 
 
 async def stream_reply(
-    client: VoiceClient, messages: list[Message], speak: Callable[[str], Awaitable[None]], options: ReplyOptions,
-    *, count_tokens: Callable[[str], Awaitable[int]] | None = None,
+    client: VoiceClient,
+    messages: list[Message],
+    speak: Callable[[str], Awaitable[None]],
+    options: ReplyOptions,
+    *,
+    count_tokens: Callable[[str], Awaitable[int]] | None = None,
 ) -> Reply:
     """Answer `messages` (system prompt, history, the user's turn), handing each visible piece to
     `speak` as soon as it is complete, one at a time and in order, while the model goes on.
@@ -82,8 +86,9 @@ async def stream_reply(
     reply = Reply()
     raw: list[str] = []
     visible = VisibleStream()
-    splitter = SentenceSplitter(first_clause_chars=MIN_CHARS if options.clause_pieces else None,
-                                clause_pieces=options.clause_pieces)  # fmt: skip
+    splitter = SentenceSplitter(
+        first_clause_chars=MIN_CHARS if options.clause_pieces else None, clause_pieces=options.clause_pieces
+    )
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     idle = asyncio.Event()  # everything queued so far has been spoken
     idle.set()
@@ -124,7 +129,9 @@ async def stream_reply(
             limit = options.max_tokens
             if limit is not None and count_tokens is not None:
                 limit = max(1, limit - await count_tokens(so_far))
-            deltas = client.stream_chat(messages, max_tokens=limit, temperature=options.temperature, reply_so_far=so_far)
+            deltas = client.stream_chat(
+                messages, max_tokens=limit, temperature=options.temperature, reply_so_far=so_far
+            )
             ended = await pour(deltas)
         put(splitter.feed(visible.feed("", final=True)) + splitter.flush())
         reply.raw = "".join(raw)

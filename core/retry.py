@@ -27,7 +27,11 @@ Classify = Callable[[Exception, int], bool | float]
 
 
 async def retry(
-    call: Callable[[], Awaitable[_T]], classify: Classify, *, wait_initial: float = 0.1, wait_max: float = 5.0,
+    call: Callable[[], Awaitable[_T]],
+    classify: Classify,
+    *,
+    wait_initial: float = 0.1,
+    wait_max: float = 5.0,
     wait_jitter: float = 1.0,
 ) -> _T:
     """`await call()`, repeated while `classify` says so (module docstring). The backoff of a True

@@ -122,7 +122,11 @@ class VoicePipeline:
         max_wait: float = 120.0,
     ) -> None:
         self.client = VoiceClient(
-            http, base_url=base_url, api_key=api_key, chat_model=chat_model, retry_attempts=retry_attempts,
+            http,
+            base_url=base_url,
+            api_key=api_key,
+            chat_model=chat_model,
+            retry_attempts=retry_attempts,
             max_wait=max_wait,
         )
         self.transcription_model = transcription_model
@@ -218,10 +222,11 @@ class VoicePipeline:
         samples = await self._synthesize(text)
         return await asyncio.to_thread(encode, samples, SAMPLE_RATE, "opus")
 
-
     async def transcribe(self, audio: bytes, *, filename: str = "voice.ogg") -> str:
         """The words in `audio`, stripped. Raises EmptyTranscript for silence, VoiceError otherwise."""
-        return await self.client.transcribe(audio, filename=filename, model=self.transcription_model, language=self.language)
+        return await self.client.transcribe(
+            audio, filename=filename, model=self.transcription_model, language=self.language
+        )
 
     async def chat(self, text: str, history: list[Message]) -> str:
         """The assistant's whole answer to `text` after `history`, reasoning removed; never empty.

@@ -85,7 +85,12 @@ class VoiceError(Exception):
     """
 
     def __init__(
-        self, stage: Stage, detail: str, *, status: int | None = None, retry_after: float | None = None,
+        self,
+        stage: Stage,
+        detail: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
         reason: Reason = "failed",
     ) -> None:
         super().__init__(f"{stage}: {detail}")
@@ -117,13 +122,22 @@ class VoiceClient:
     """
 
     def __init__(
-        self, http: httpx.AsyncClient, *, base_url: str, api_key: str | None = None, chat_model: str | None = None,
-        retry_attempts: int = 3, max_wait: float = 120.0,
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        chat_model: str | None = None,
+        retry_attempts: int = 3,
+        max_wait: float = 120.0,
     ) -> None:
         # The SDK insists on credentials; without a key its Authorization header is left out per request.
         self._client = openai.AsyncOpenAI(
-            base_url=f"{base_url.rstrip('/')}/v1", api_key=api_key or "unused", http_client=http,
-            timeout=http.timeout, max_retries=0,  # june's retries (see _classify), never the SDK's
+            base_url=f"{base_url.rstrip('/')}/v1",
+            api_key=api_key or "unused",
+            http_client=http,
+            timeout=http.timeout,
+            max_retries=0,  # june's retries (see _classify), never the SDK's
         )
         self._extra: dict[str, Any] = {} if api_key else {"extra_headers": {"Authorization": openai.omit}}
         self._chat_model = chat_model
@@ -138,11 +152,15 @@ class VoiceClient:
         for silence, VoiceError otherwise."""
         mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         result = await self._call(
-            "transcribe", "idempotent",
+            "transcribe",
+            "idempotent",
             lambda: self._client.audio.transcriptions.create(
-                file=(filename, audio, mime), model=model, language=language or openai.omit, **self._extra,
+                file=(filename, audio, mime),
+                model=model,
+                language=language or openai.omit,
+                **self._extra,
             ),
-        )  # fmt: skip
+        )
         if not isinstance(result, openai.BaseModel) or "text" not in result.model_fields_set:
             raise VoiceError("transcribe", f"unexpected response body: {str(result)[:300]!r}")
         text = result.text
@@ -151,7 +169,11 @@ class VoiceClient:
         return text.strip()
 
     async def stream_chat(
-        self, messages: list[Message], *, max_tokens: int | None = None, temperature: float | None = None,
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
         reply_so_far: str = "",
     ) -> AsyncIterator[str]:
         """The answer to `messages` (system prompt, history and the user's turn, oldest first): its
@@ -171,7 +193,9 @@ class VoiceClient:
         if reply_so_far:
             body["messages"].append({"role": "assistant", "content": reply_so_far})
             body["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
-        stream = await self._call("chat", "connect", lambda: self._client.chat.completions.create(**body, **self._extra))
+        stream = await self._call(
+            "chat", "connect", lambda: self._client.chat.completions.create(**body, **self._extra)
+        )
         async with stream:
             try:
                 async for chunk in stream:
@@ -197,8 +221,13 @@ class VoiceClient:
         return await self._call("speak", "idempotent", fetch)
 
     async def stream_speech(
-        self, text: str, *, model: str = "tts-1", voice: str | None = None,
-        response_format: Literal["pcm", "wav"] = "pcm", priority: bool = False,
+        self,
+        text: str,
+        *,
+        model: str = "tts-1",
+        voice: str | None = None,
+        response_format: Literal["pcm", "wav"] = "pcm",
+        priority: bool = False,
     ) -> AsyncIterator[bytes]:
         """`text` spoken (what `core.text.speakable` keeps of it), as the speech service streams it:
         pcm is 16-bit mono 24 kHz, in pieces of any size (a piece may end mid-sample). `priority`:
@@ -213,9 +242,10 @@ class VoiceClient:
             body["extra_body"] = {"service_tier": "priority"}
         async with contextlib.AsyncExitStack() as stack:
             response = await self._call(
-                "speak", "connect",
+                "speak",
+                "connect",
                 lambda: stack.enter_async_context(self._client.audio.speech.with_streaming_response.create(**body)),
-            )  # fmt: skip
+            )
             try:
                 async for chunk in response.iter_bytes():
                     yield chunk
@@ -244,7 +274,13 @@ class VoiceClient:
         if not spoken:
             raise VoiceError("speak", "nothing speakable in the reply")
         voice_field = voice if voice is not None else openai.omit  # unset: the speech service's default
-        return {"model": model, "input": spoken, "voice": voice_field, "response_format": response_format, **self._extra}
+        return {
+            "model": model,
+            "input": spoken,
+            "voice": voice_field,
+            "response_format": response_format,
+            **self._extra,
+        }
 
     def _classify(self, retry: Retry) -> Classify:
         """How one call of kind `retry` treats its failures (see the module docstring): give up, back
@@ -273,7 +309,9 @@ class VoiceClient:
                 return wait
             if failures >= self.retry_attempts:
                 return False
-            if isinstance(e, openai.APIConnectionError) and isinstance(e.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)):
+            if isinstance(e, openai.APIConnectionError) and isinstance(
+                e.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)
+            ):
                 return True  # the request never left: safe to repeat anything
             transient = isinstance(e, openai.APIConnectionError) or status in _RETRY_STATUSES  # timeouts included
             return retry == "idempotent" and transient

@@ -14,10 +14,9 @@ from typing import Any
 
 from litestar import WebSocket, websocket
 
+from core.web import OpenAIError
 from gateway.auth import OPEN, ApiKey, authenticate
 from gateway.realtime_events import error_event
-from core.web import OpenAIError
-
 
 SUBPROTOCOL_KEY = "openai-insecure-api-key."
 """Browsers cannot set headers on a WebSocket: they send the key as this subprotocol + key."""
@@ -46,14 +45,21 @@ async def realtime_endpoint(socket: WebSocket) -> None:
         key = _authenticate(gateway, socket, sub_key)
         model = socket.query_params.get("model") or "june-realtime"
         if not key.allows(model) and model != "june-realtime":
-            raise OpenAIError(403, f"This API key may not use the model '{model}'.", code="model_not_allowed", param="model")
+            raise OpenAIError(
+                403, f"This API key may not use the model '{model}'.", code="model_not_allowed", param="model"
+            )
     except OpenAIError as e:
         await _refuse(socket, e.message, e.code, 1008, e.type)
         return
     try:
         from gateway.realtime_session import RealtimeSession  # numpy, PyAV, the pipeline: loaded with the first session
     except ImportError as e:  # a gateway installed without the realtime extra still serves everything else
-        await _refuse(socket, f"Realtime is not installed on this gateway (install june[realtime]): {e}", "realtime_unavailable", 1011)
+        await _refuse(
+            socket,
+            f"Realtime is not installed on this gateway (install june[realtime]): {e}",
+            "realtime_unavailable",
+            1011,
+        )
         return
     if realtime.sessions >= realtime.settings.max_sessions:
         await _refuse(socket, "Too many realtime sessions; try again later.", "too_many_sessions", 1013)
@@ -78,6 +84,8 @@ def _authenticate(gateway: Any, socket: WebSocket, sub_key: str | None) -> ApiKe
     return authenticate(header, gateway.keys)
 
 
-async def _refuse(socket: WebSocket, message: str, code: str | None, close_code: int, err_type: str = "invalid_request_error") -> None:
+async def _refuse(
+    socket: WebSocket, message: str, code: str | None, close_code: int, err_type: str = "invalid_request_error"
+) -> None:
     await socket.send_data(json.dumps(error_event(message, code=code or "refused", type_=err_type)))
     await socket.close(code=close_code, reason=message[:120])

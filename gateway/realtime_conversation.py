@@ -110,11 +110,15 @@ class Conversation:
             raise BadEvent("item.content must be a non-empty list.", param="item.content")
         texts = [part.get("text") or part.get("transcript") for part in content if isinstance(part, dict)]
         if not texts or not all(isinstance(t, str) for t in texts):
-            raise BadEvent("Only text content (input_text / text / output_text) is supported in conversation.item.create.",
-                           param="item.content")  # fmt: skip
+            raise BadEvent(
+                "Only text content (input_text / text / output_text) is supported in conversation.item.create.",
+                param="item.content",
+            )
         text = " ".join(texts).strip()
         if not text or await self.tokens.count(text) > self.max_history_tokens:
-            raise BadEvent("The item's text is empty or too long.", param="item.content", code="string_above_max_length")
+            raise BadEvent(
+                "The item's text is empty or too long.", param="item.content", code="string_above_max_length"
+            )
         item_id = wire.get("id") if isinstance(wire.get("id"), str) else new_id("item")
         self.add(Item(item_id, {"role": role, "content": text}))
         await self._announce({**user_item(item_id, content), "role": role})
@@ -128,10 +132,15 @@ class Conversation:
         item_id = data.get("item_id")
         item = self.truncatable
         if item is None or item.id != item_id:
-            raise BadEvent(f"Item '{str(item_id)[:64]}' is not an assistant audio item of this session.", param="item_id",
-                           code="item_not_found")  # fmt: skip
+            raise BadEvent(
+                f"Item '{str(item_id)[:64]}' is not an assistant audio item of this session.",
+                param="item_id",
+                code="item_not_found",
+            )
         item.message["content"] = item.heard(audio_end_ms)
-        await self._send(event("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=audio_end_ms))
+        await self._send(
+            event("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=audio_end_ms)
+        )
 
     async def _announce(self, wire: dict[str, Any]) -> None:
         """conversation.item.added and .done for a finished item, after the previous one."""

@@ -32,8 +32,15 @@ class InputAudio:
     """One session's input audio buffer and its turn-taking (see module docstring)."""
 
     def __init__(
-        self, realtime: Realtime, client: VoiceClient, conversation: Conversation, responses: Responses,
-        config: SessionConfig, *, send: Send, spawn: Spawn,
+        self,
+        realtime: Realtime,
+        client: VoiceClient,
+        conversation: Conversation,
+        responses: Responses,
+        config: SessionConfig,
+        *,
+        send: Send,
+        spawn: Spawn,
     ) -> None:
         self.realtime, self.client, self.conversation, self.responses = realtime, client, conversation, responses
         self.config = config
@@ -70,15 +77,24 @@ class InputAudio:
         max_bytes = int(self.max_buffer_s * 1000) * BYTES_PER_MS
         vad = self.config.vad
         if vad is None and len(self.buffer) + len(pcm) > max_bytes:
-            raise BadEvent(f"The input audio buffer would exceed {self.max_buffer_s:g} s; commit or clear it first.",
-                           code="input_audio_buffer_too_large", param="audio")  # fmt: skip
+            raise BadEvent(
+                f"The input audio buffer would exceed {self.max_buffer_s:g} s; commit or clear it first.",
+                code="input_audio_buffer_too_large",
+                param="audio",
+            )
         self.buffer += pcm
         if vad is None:
             return
         if self.detector is None:
-            self.detector = TurnDetector(self.realtime.vad, vad, start_ms=self._end_ms() - len(pcm) // BYTES_PER_MS,
-                                         pause_ms=_pause_ms(vad.silence_duration_ms))  # fmt: skip
-        events = self.detector.feed(pcm) if len(pcm) < 10 * INPUT_RATE else await asyncio.to_thread(self.detector.feed, pcm)
+            self.detector = TurnDetector(
+                self.realtime.vad,
+                vad,
+                start_ms=self._end_ms() - len(pcm) // BYTES_PER_MS,
+                pause_ms=_pause_ms(vad.silence_duration_ms),
+            )
+        events = (
+            self.detector.feed(pcm) if len(pcm) < 10 * INPUT_RATE else await asyncio.to_thread(self.detector.feed, pcm)
+        )
         for kind, ms in events:
             if kind == "start":
                 await self._speech_started(ms)
@@ -156,7 +172,9 @@ class InputAudio:
         self._buffer_start_ms = self._end_ms()
         self.buffer.clear()
         self._item_id = new_id("item")
-        await self._send(event("input_audio_buffer.committed", item_id=item_id, previous_item_id=self.conversation.last_item_id))
+        await self._send(
+            event("input_audio_buffer.committed", item_id=item_id, previous_item_id=self.conversation.last_item_id)
+        )
         item = await self.conversation.add_audio_turn(item_id)
         early, self._early = self._early, None
         if early is not None and not pcm.startswith(early[0]):  # the buffer changed since the pause
@@ -189,16 +207,27 @@ class InputAudio:
             text = ""
         except VoiceError as e:
             self.conversation.remove(item)
-            await self._send(event("conversation.item.input_audio_transcription.failed", item_id=item.id, content_index=0,
-                                   error={"type": "transcription_error", "code": error_code(e), "message": error_message(e)}))  # fmt: skip
+            await self._send(
+                event(
+                    "conversation.item.input_audio_transcription.failed",
+                    item_id=item.id,
+                    content_index=0,
+                    error={"type": "transcription_error", "code": error_code(e), "message": error_message(e)},
+                )
+            )
             return
         item.message["content"] = text
         if not text:
             self.conversation.remove(item)
-        await self._send(event(
-            "conversation.item.input_audio_transcription.completed", item_id=item.id, content_index=0, transcript=text,
-            usage={"type": "duration", "seconds": round(len(pcm) / (2 * INPUT_RATE), 3)},
-        ))  # fmt: skip
+        await self._send(
+            event(
+                "conversation.item.input_audio_transcription.completed",
+                item_id=item.id,
+                content_index=0,
+                transcript=text,
+                usage={"type": "duration", "seconds": round(len(pcm) / (2 * INPUT_RATE), 3)},
+            )
+        )
 
 
 def _pause_ms(silence_duration_ms: int) -> int | None:

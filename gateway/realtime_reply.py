@@ -29,8 +29,17 @@ from core.voice import DEFAULT_SYSTEM_PROMPT
 from core.voice_client import VoiceClient, VoiceError
 from gateway.realtime_conversation import AssistantItem, Conversation, Send
 from gateway.realtime_events import (
-    INPUT_RATE, BadEvent, ClientGone, SessionConfig, assistant_item, error_event, event, new_id, response_object, usage,
-)  # fmt: skip
+    INPUT_RATE,
+    BadEvent,
+    ClientGone,
+    SessionConfig,
+    assistant_item,
+    error_event,
+    event,
+    new_id,
+    response_object,
+    usage,
+)
 from gateway.realtime_shared import Realtime
 
 log = logging.getLogger(__name__)
@@ -50,8 +59,16 @@ class Responses:
     """
 
     def __init__(
-        self, realtime: Realtime, client: VoiceClient, tokens: TokenCounter, conversation: Conversation,
-        config: SessionConfig, *, send: Send, spawn: Spawn, closed: Callable[[], bool],
+        self,
+        realtime: Realtime,
+        client: VoiceClient,
+        tokens: TokenCounter,
+        conversation: Conversation,
+        config: SessionConfig,
+        *,
+        send: Send,
+        spawn: Spawn,
+        closed: Callable[[], bool],
     ) -> None:
         self.realtime, self.client, self.tokens, self.conversation = realtime, client, tokens, conversation
         self.config = config
@@ -62,7 +79,10 @@ class Responses:
     async def create(self, data: dict[str, Any], *, wait_for: asyncio.Task[Any] | None = None) -> None:
         """`response.create`: answer the newest user turn (once `wait_for`, its transcription, is done)."""
         if self.active is not None:
-            raise BadEvent("Conversation already has an active response in progress.", code="conversation_already_has_active_response")
+            raise BadEvent(
+                "Conversation already has an active response in progress.",
+                code="conversation_already_has_active_response",
+            )
         await self.start(wait_for=wait_for)
 
     async def cancel_event(self, data: dict[str, Any]) -> None:
@@ -93,7 +113,11 @@ class Responses:
     async def _run(self, response_id: str, wait_for: asyncio.Task[Any] | None) -> None:
         """One response: stream the reply, speak each piece as it completes, end with response.done."""
         audio = self.config.output_modalities == ["audio"]
-        await self._send(event("response.created", response=response_object(response_id, self.config, status="in_progress", output=[])))
+        await self._send(
+            event(
+                "response.created", response=response_object(response_id, self.config, status="in_progress", output=[])
+            )
+        )
         item = AssistantItem(new_id("item"), {"role": "assistant", "content": ""}, response_id=response_id)
         status, reason = "completed", None
         try:
@@ -157,12 +181,15 @@ class Responses:
                         if self.conversation.turn_ended_at is not None:
                             self.realtime.first_audio.observe(item.first_audio_at - self.conversation.turn_ended_at)
                     item.audio_ms += len(chunk) // BYTES_PER_MS
-                    await self._send(event("response.output_audio.delta", **ids, delta=base64.b64encode(chunk).decode()))
+                    await self._send(
+                        event("response.output_audio.delta", **ids, delta=base64.b64encode(chunk).decode())
+                    )
 
         options = ReplyOptions(
-            max_tokens=self.config.max_output_tokens or 300, clause_pieces=_CLAUSE_PIECES,
+            max_tokens=self.config.max_output_tokens or 300,
+            clause_pieces=_CLAUSE_PIECES,
             llm_pauses_for_speech=audio and pauses,
-        )  # fmt: skip
+        )
         reply = await stream_reply(self.client, messages, speak, options, count_tokens=self.tokens.count)
         item.final = reply.text
 
@@ -193,7 +220,9 @@ class Responses:
         item.message["content"] = item.text
         if not item.text:
             self.conversation.remove(item)
-        wire = assistant_item(item.id, item.text, status="completed" if status == "completed" else "incomplete", audio=audio)
+        wire = assistant_item(
+            item.id, item.text, status="completed" if status == "completed" else "incomplete", audio=audio
+        )
         if item.opened:
             ids = {"response_id": item.response_id, "item_id": item.id, "output_index": 0, "content_index": 0}
             if audio:
@@ -204,13 +233,21 @@ class Responses:
                 await self._quietly(event("response.output_text.done", **ids, text=item.text))
                 part = {"type": "text", "text": item.text}
             await self._quietly(event("response.content_part.done", **ids, part=part))
-            await self._quietly(event("response.output_item.done", response_id=item.response_id, output_index=0, item=wire))
+            await self._quietly(
+                event("response.output_item.done", response_id=item.response_id, output_index=0, item=wire)
+            )
             await self._quietly(event("conversation.item.done", previous_item_id=None, item=wire))
         prompt = [self._system()["content"], *(m["content"] for m in self.conversation.messages())]
         used = usage(await self.tokens.total(prompt), await self.tokens.count(item.text))
         output = [wire] if item.opened else []
-        await self._quietly(event("response.done", response=response_object(item.response_id, self.config, status=status,
-                                                                           output=output, usage=used, reason=reason)))  # fmt: skip
+        await self._quietly(
+            event(
+                "response.done",
+                response=response_object(
+                    item.response_id, self.config, status=status, output=output, usage=used, reason=reason
+                ),
+            )
+        )
 
     async def _quietly(self, payload: dict[str, Any]) -> None:
         try:
@@ -239,4 +276,3 @@ def error_message(error: VoiceError) -> str:
     if error.reason in ("undecodable", "audio_too_big"):
         return "The speech service could not use this turn's audio."
     return _STAGE_FAILED[error.stage]
-

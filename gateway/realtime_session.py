@@ -51,19 +51,33 @@ class RealtimeSession:
     def __init__(self, socket: WebSocket, realtime: Realtime, *, base_url: str, key: ApiKey, model: str) -> None:
         self.socket, self.realtime, self.settings = socket, realtime, realtime.settings
         self.id = new_id("sess")
-        self.config = SessionConfig(model=model, instructions=DEFAULT_SYSTEM_PROMPT, transcription_model=self.settings.transcription_model)
+        self.config = SessionConfig(
+            model=model, instructions=DEFAULT_SYSTEM_PROMPT, transcription_model=self.settings.transcription_model
+        )
         api_key = key.secret.decode() if key.secret else None
         client = VoiceClient(realtime.http, base_url=base_url, api_key=api_key, retry_attempts=2)
-        tokens = TokenCounter(realtime.http, base_url, api_key=api_key, timeout=2.0)  # the model's tokenizer, via /tokenize
+        tokens = TokenCounter(
+            realtime.http, base_url, api_key=api_key, timeout=2.0
+        )  # the model's tokenizer, via /tokenize
         self._tasks: set[asyncio.Task[Any]] = set()
         self._send_lock = asyncio.Lock()
         self._closed = False
-        self.conversation = Conversation(tokens, self.send, max_turns=self.settings.max_turns,
-                                         max_history_tokens=self.settings.max_history_tokens)  # fmt: skip
-        self.responses = Responses(realtime, client, tokens, self.conversation, self.config, send=self.send,
-                                   spawn=self._spawn, closed=lambda: self._closed)  # fmt: skip
-        self.input = InputAudio(realtime, client, self.conversation, self.responses, self.config, send=self.send,
-                                spawn=self._spawn)  # fmt: skip
+        self.conversation = Conversation(
+            tokens, self.send, max_turns=self.settings.max_turns, max_history_tokens=self.settings.max_history_tokens
+        )
+        self.responses = Responses(
+            realtime,
+            client,
+            tokens,
+            self.conversation,
+            self.config,
+            send=self.send,
+            spawn=self._spawn,
+            closed=lambda: self._closed,
+        )
+        self.input = InputAudio(
+            realtime, client, self.conversation, self.responses, self.config, send=self.send, spawn=self._spawn
+        )
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "session.update": self._session_update,
             "input_audio_buffer.append": self.input.append,
@@ -126,10 +140,13 @@ class RealtimeSession:
             await self._handle(raw)
 
     async def _too_large(self, size: int) -> None:
-        await self.send(error_event(
-            f"Event of {size} bytes is larger than the limit of {self.settings.max_event_bytes} bytes; send audio in smaller chunks.",
-            code="event_too_large",
-        ))  # fmt: skip
+        await self.send(
+            error_event(
+                f"Event of {size} bytes is larger than the limit of {self.settings.max_event_bytes} bytes; "
+                "send audio in smaller chunks.",
+                code="event_too_large",
+            )
+        )
 
     async def _safe_send(self, payload: dict[str, Any]) -> None:
         try:
@@ -153,14 +170,19 @@ class RealtimeSession:
             except ValueError as e:
                 raise BadEvent(f"The event is not valid JSON: {e}", code="invalid_json") from e
             if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-                raise BadEvent("An event must be a JSON object with a string 'type'.", code="invalid_event", param="type")
+                raise BadEvent(
+                    "An event must be a JSON object with a string 'type'.", code="invalid_event", param="type"
+                )
             client_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
             kind = data["type"]
             handler = self._handlers.get(kind)
             self.realtime.events.labels(kind if handler else "unknown").inc()
             if handler is None:
-                raise BadEvent(f"Invalid value: '{kind[:64]}'. Supported values are: {', '.join(self._handlers)}.",
-                               code="invalid_value", param="type")  # fmt: skip
+                raise BadEvent(
+                    f"Invalid value: '{kind[:64]}'. Supported values are: {', '.join(self._handlers)}.",
+                    code="invalid_value",
+                    param="type",
+                )
             await handler(data)
         except BadEvent as e:
             await self.send(error_event(e.message, code=e.code, param=e.param, client_event_id=client_id))

@@ -32,11 +32,15 @@ class Realtime:
         self.sessions = 0
         self._vad: SileroVAD | None = None
         self.active = Gauge("june_realtime_sessions", "Realtime WebSocket sessions open now.", registry=registry)
-        self.events = Counter("june_realtime_events", "Realtime client events received, by type.", ["type"], registry=registry)
+        self.events = Counter(
+            "june_realtime_events", "Realtime client events received, by type.", ["type"], registry=registry
+        )
         self.first_audio = Histogram(
-            "june_realtime_first_audio_seconds", "Seconds from the end of a user turn to the first reply audio sent.",
-            buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30), registry=registry,
-        )  # fmt: skip
+            "june_realtime_first_audio_seconds",
+            "Seconds from the end of a user turn to the first reply audio sent.",
+            buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+            registry=registry,
+        )
 
     @property
     def vad(self) -> SileroVAD:
@@ -49,5 +53,3 @@ class Realtime:
 
     async def aclose(self) -> None:
         await self.http.aclose()
-
-

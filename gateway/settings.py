@@ -34,7 +34,8 @@ class RealtimeSettings(BaseSettings):
     max_sessions: int = Field(32, ge=1)
     """Realtime sessions open at once on this gateway; more are refused (error event, close 1013)."""
     max_turns: int = Field(8, ge=1)
-    """User/assistant turns a realtime session remembers; once passed, the oldest go down to half (core.history), like the bots' history."""
+    """User/assistant turns a realtime session remembers; once passed, the oldest go down to half
+    (core.history), like the bots' history."""
     max_history_tokens: int = Field(2000, ge=100)
     """Tokens (the served model's tokenizer, via /tokenize) a realtime session's conversation may hold."""
     transcription_model: str = "tiny.en"

@@ -14,10 +14,10 @@ from contextlib import asynccontextmanager
 import httpx
 from nextcord.ext import commands
 
+from bots.compose import open_conversations
 from bots.conversation import MediaLimits
 from bots.discord.cog import DiscordContext, JuneCog, intents
 from bots.discord.rest import DiscordREST
-from bots.compose import open_conversations
 from bots.settings import BotSettings, DiscordSettings
 from bots.status import create_status_app, start_site
 from core import observability
@@ -38,8 +38,10 @@ async def build(bot_settings: BotSettings, discord: DiscordSettings) -> AsyncIte
     """What the handlers need (the shared core: `open_conversations`, a Discord REST client, both
     traced), closed on exit."""
     telemetry = observability.setup("discord")
-    async with open_conversations(bot_settings, "discord", telemetry=telemetry) as conversations, \
-            httpx.AsyncClient(timeout=30) as http:  # fmt: skip
+    async with (
+        open_conversations(bot_settings, "discord", telemetry=telemetry) as conversations,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
         telemetry.instrument(http)
         rest = DiscordREST(http, discord.token.get_secret_value(), api_base=discord.api_base)
         limits = MediaLimits(discord.max_voice_seconds, discord.max_file_bytes)

@@ -68,7 +68,12 @@ class RetryRequests(BaseRequestMiddleware):
                 return False
             if isinstance(e, TelegramRetryAfter):
                 if e.retry_after > self.max_wait:
-                    log.warning("%s: Telegram asks to wait %s s, longer than %s s: giving up", name, e.retry_after, self.max_wait)
+                    log.warning(
+                        "%s: Telegram asks to wait %s s, longer than %s s: giving up",
+                        name,
+                        e.retry_after,
+                        self.max_wait,
+                    )
                     return False
                 log.info("%s: flood control, retrying in %s s", name, e.retry_after)
                 return float(e.retry_after)
@@ -77,4 +82,6 @@ class RetryRequests(BaseRequestMiddleware):
                 return True
             return False
 
-        return await retry(lambda: make_request(bot, method), classify, wait_initial=self.wait_initial, wait_max=self.wait_max)
+        return await retry(
+            lambda: make_request(bot, method), classify, wait_initial=self.wait_initial, wait_max=self.wait_max
+        )
