@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from core.text import MIN_CHARS, SentenceSplitter, VisibleStream, strip_reasoning
@@ -105,7 +105,7 @@ async def stream_reply(
             reply.pieces.append(piece)
             queue.put_nowait(piece)
 
-    async def pour(deltas: AsyncIterator[str]) -> bool:
+    async def pour(deltas: AsyncGenerator[str, None]) -> bool:
         """Queue whole pieces as `deltas` come; True when the stream ended by itself."""
         async with contextlib.aclosing(deltas):
             async for delta in deltas:

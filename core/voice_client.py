@@ -47,7 +47,7 @@ import logging
 import mimetypes
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -163,7 +163,7 @@ class VoiceClient:
         )
         if not isinstance(result, openai.BaseModel) or "text" not in result.model_fields_set:
             raise VoiceError("transcribe", f"unexpected response body: {str(result)[:300]!r}")
-        text = result.text
+        text = getattr(result, "text", None)
         if not isinstance(text, str) or not text.strip():
             raise EmptyTranscript()
         return text.strip()
@@ -175,7 +175,7 @@ class VoiceClient:
         max_tokens: int | None = None,
         temperature: float | None = None,
         reply_so_far: str = "",
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """The answer to `messages` (system prompt, history and the user's turn, oldest first): its
         raw content deltas as the model generates them (reasoning fields skipped, ``<think>`` text
         still in). `max_tokens` / `temperature` None leave them to the server.
@@ -293,8 +293,9 @@ class VoiceClient:
             nonlocal waited
             if retry == "never":
                 return False
-            status = e.status_code if isinstance(e, openai.APIStatusError) else None
-            asked = retry_after(e.response) if status in _BUSY_STATUSES else None
+            response = e.response if isinstance(e, openai.APIStatusError) else None
+            status = response.status_code if response is not None else None
+            asked = retry_after(response) if response is not None and status in _BUSY_STATUSES else None
             if status == 429 or (status == 503 and asked is not None):
                 # Refused before any work (429, or 503 saying when to come back): any call may repeat.
                 wait = max(_MIN_BUSY_WAIT, asked if asked is not None else 2.0 ** min(failures, 5))

@@ -108,8 +108,9 @@ class Conversation:
         content = wire.get("content")
         if not isinstance(content, list) or not content:
             raise BadEvent("item.content must be a non-empty list.", param="item.content")
-        texts = [part.get("text") or part.get("transcript") for part in content if isinstance(part, dict)]
-        if not texts or not all(isinstance(t, str) for t in texts):
+        found = [part.get("text") or part.get("transcript") for part in content if isinstance(part, dict)]
+        texts = [t for t in found if isinstance(t, str)]
+        if not texts or len(texts) != len(found):
             raise BadEvent(
                 "Only text content (input_text / text / output_text) is supported in conversation.item.create.",
                 param="item.content",
@@ -119,7 +120,8 @@ class Conversation:
             raise BadEvent(
                 "The item's text is empty or too long.", param="item.content", code="string_above_max_length"
             )
-        item_id = wire.get("id") if isinstance(wire.get("id"), str) else new_id("item")
+        given = wire.get("id")
+        item_id = given if isinstance(given, str) else new_id("item")
         self.add(Item(item_id, {"role": role, "content": text}))
         await self._announce({**user_item(item_id, content), "role": role})
         self.turn_ended_at = time.perf_counter()

@@ -128,8 +128,9 @@ class RealtimeSession:
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text")
-            if raw is None:
-                raw_bytes = message.get("bytes") or b""
+            if not isinstance(raw, str):
+                raw_bytes = message.get("bytes")
+                raw_bytes = raw_bytes if isinstance(raw_bytes, bytes) else b""
                 if len(raw_bytes) > self.settings.max_event_bytes:
                     await self._too_large(len(raw_bytes))
                     continue
