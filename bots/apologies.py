@@ -3,7 +3,7 @@ status codes or stack traces, chosen from a `core.voice_client.VoiceError`'s sta
 
 from __future__ import annotations
 
-from core.voice_client import Stage, VoiceError
+from core.voice_errors import Stage, VoiceError
 
 __all__ = ["AUDIO_TOO_BIG", "BUSY", "NOTHING_HEARD", "UNDECODABLE", "apology"]
 

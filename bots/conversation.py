@@ -39,7 +39,7 @@ from bots.status import BotMetrics, Outcome
 from core.busy import patience
 from core.limits import Limiter, NoLimits, RateLimited
 from core.voice import PipelineResult, VoicePipeline
-from core.voice_client import VoiceError
+from core.voice_errors import VoiceError
 
 log = logging.getLogger(__name__)
 

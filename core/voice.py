@@ -27,7 +27,8 @@ import numpy as np
 from core.audio import AudioDecodeError, decode, encode
 from core.reply import ReplyOptions, stream_reply
 from core.text import speakable, strip_reasoning
-from core.voice_client import Message, VoiceClient, VoiceError
+from core.voice_client import Message, VoiceClient
+from core.voice_errors import VoiceError
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "PipelineResult", "SAMPLE_RATE", "Timings", "VoicePipeline"]
 

@@ -30,7 +30,7 @@ lasts: the deadline set with `core.busy.patience` (the bots: the message's reply
 up to `Patience.notice_after` seconds, `Patience.on_busy` is called, once per `patience` block (the
 bots tell the user that june is busy and the answer is coming).
 
-Errors: every SDK error becomes a VoiceError naming the stage, with the HTTP status and the
+Errors: every SDK error becomes a `core.voice_errors.VoiceError` naming the stage, with the HTTP status and the
 Retry-After the upstream sent (None when there was none) and a `reason` a caller can act on
 ("busy" for 429/503, "undecodable" / "audio_too_big" when transcription refuses the file
 (400/413/415/422), "empty" for a transcript with no words, else "failed"). What a person is told
@@ -57,55 +57,19 @@ from core.busy import Patience, current_patience, retry_after
 from core.retry import Classify
 from core.retry import retry as retry_call
 from core.text import speakable
+from core.voice_errors import BUSY_STATUSES, EmptyTranscript, Stage, VoiceError, status_error, transport_error, where
 
-__all__ = ["EmptyTranscript", "Message", "Reason", "Stage", "VoiceClient", "VoiceError"]
+__all__ = ["Message", "VoiceClient"]
 
 log = logging.getLogger(__name__)
 
-Stage = Literal["transcribe", "chat", "speak"]
-Reason = Literal["busy", "undecodable", "audio_too_big", "empty", "failed"]
 Message = dict[str, str]
 """One chat message as OpenAI's API takes it: ``{"role": "user" | "assistant" | "system", "content": str}``."""
 
 Retry = Literal["never", "connect", "idempotent"]
 _RETRY_STATUSES = frozenset({502, 503, 504})
-_BUSY_STATUSES = frozenset({429, 503})
 _MIN_BUSY_WAIT = 0.5  # seconds; a Retry-After of 0 must not become a tight loop
 _T = TypeVar("_T")
-
-
-class VoiceError(Exception):
-    """A stage failed: the upstream answered an error status, timed out, was unreachable or sent junk.
-
-    `stage` names the step ("transcribe", "chat", "speak"); `status` is the HTTP status the upstream
-    answered (None for a transport failure or a broken body) and `retry_after` the seconds its
-    ``Retry-After`` asked for (None without one); `reason` says what went wrong in terms a caller
-    can act on (see the module docstring). `str(error)` carries the detail for logs (URL paths and
-    upstream bodies: never shown to people).
-    """
-
-    def __init__(
-        self,
-        stage: Stage,
-        detail: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        reason: Reason = "failed",
-    ) -> None:
-        super().__init__(f"{stage}: {detail}")
-        self.stage: Stage = stage
-        self.detail = detail
-        self.status = status
-        self.retry_after = retry_after
-        self.reason: Reason = reason
-
-
-class EmptyTranscript(VoiceError):
-    """The recording held no recognisable speech (the transcript was empty or blank)."""
-
-    def __init__(self) -> None:
-        super().__init__("transcribe", "empty transcript", reason="empty")
 
 
 class VoiceClient:
@@ -295,7 +259,7 @@ class VoiceClient:
                 return False
             response = e.response if isinstance(e, openai.APIStatusError) else None
             status = response.status_code if response is not None else None
-            asked = retry_after(response) if response is not None and status in _BUSY_STATUSES else None
+            asked = retry_after(response) if response is not None and status in BUSY_STATUSES else None
             if status == 429 or (status == 503 and asked is not None):
                 # Refused before any work (429, or 503 saying when to come back): any call may repeat.
                 wait = max(_MIN_BUSY_WAIT, asked if asked is not None else 2.0 ** min(failures, 5))
@@ -324,47 +288,13 @@ class VoiceClient:
         try:
             return await retry_call(call, self._classify(retry), wait_initial=0.2, wait_max=2.0, wait_jitter=0.2)
         except openai.APIStatusError as e:
-            raise _status_error(stage, e) from e
+            raise status_error(stage, e) from e
         except openai.APIConnectionError as e:  # APITimeoutError included
-            raise _transport_error(stage, e) from e
+            raise transport_error(stage, e) from e
         except openai.APIError as e:  # e.g. a 2xx body the SDK could not read
-            raise VoiceError(stage, f"{_where(e.request)} failed: {type(e).__name__}: {e}") from e
+            raise VoiceError(stage, f"{where(e.request)} failed: {type(e).__name__}: {e}") from e
         except httpx.HTTPError as e:  # the body broke off while being read
             raise VoiceError(stage, f"failed: {type(e).__name__}: {e}") from e
-
-
-def _where(request: httpx.Request) -> str:
-    """``METHOD /path`` of `request`, for logs (never shown to users)."""
-    return f"{request.method} {request.url.path}"
-
-
-def _status_error(stage: Stage, e: openai.APIStatusError) -> VoiceError:
-    """The VoiceError for an error status: its status, Retry-After and reason (busy for 429/503,
-    undecodable / audio_too_big for a 4xx from transcription, else failed)."""
-    response, status = e.response, e.status_code
-    try:
-        body = response.text[:300]
-    except httpx.ResponseNotRead:
-        body = str(e)[:300]
-    detail = f"{_where(response.request)} answered {status}: {body}"
-    reason: Reason = "failed"
-    if status in _BUSY_STATUSES:
-        reason = "busy"
-    elif stage == "transcribe" and status in (400, 413, 415, 422):
-        # The file itself is the problem (empty, not audio, too big or too long): sending the same
-        # one again would not help.
-        error = e.body if isinstance(e.body, dict) else {}
-        fields = " ".join(str(error.get(k) or "") for k in ("code", "param", "message")).lower()
-        too_big = status == 413 or any(w in fields for w in ("too_large", "too_long", "too long", "longer than"))
-        reason = "audio_too_big" if too_big else "undecodable"
-    return VoiceError(stage, detail, status=status, retry_after=retry_after(response), reason=reason)
-
-
-def _transport_error(stage: Stage, e: openai.APIConnectionError) -> VoiceError:
-    cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
-    if isinstance(e, openai.APITimeoutError):
-        return VoiceError(stage, f"{_where(e.request)} timed out ({cause})")
-    return VoiceError(stage, f"{_where(e.request)} failed: {cause}: {e.__cause__ or e}")  # refused, reset...
 
 
 def _content(chunk: Any) -> str:

@@ -20,7 +20,8 @@ import time
 from typing import Any
 
 from core.audio import encode, from_pcm16
-from core.voice_client import EmptyTranscript, VoiceClient, VoiceError
+from core.voice_client import VoiceClient
+from core.voice_errors import EmptyTranscript, VoiceError
 from gateway.realtime_conversation import Conversation, Item, Send
 from gateway.realtime_events import INPUT_RATE, BadEvent, SessionConfig, event, new_id
 from gateway.realtime_reply import BYTES_PER_MS, Responses, Spawn, error_code, error_message

@@ -26,7 +26,8 @@ from core.reply import ReplyOptions, stream_reply
 from core.text import speakable
 from core.tokens import TokenCounter
 from core.voice import DEFAULT_SYSTEM_PROMPT
-from core.voice_client import VoiceClient, VoiceError
+from core.voice_client import VoiceClient
+from core.voice_errors import VoiceError
 from gateway.realtime_conversation import AssistantItem, Conversation, Send
 from gateway.realtime_events import (
     INPUT_RATE,

@@ -79,7 +79,7 @@ def voice(
         raise typer.BadParameter("give either AUDIO or --say TEXT (one of them)")
     import httpx
 
-    from core.voice_client import VoiceError
+    from core.voice_errors import VoiceError
     from bots.compose import create_pipeline
     from bots.settings import BotSettings
 

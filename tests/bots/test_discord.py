@@ -22,7 +22,7 @@ from bots.discord.rest import DiscordREST, waveform
 from bots.history import MemoryStore
 from bots.apologies import apology
 from core.voice import VoicePipeline
-from core.voice_client import VoiceError
+from core.voice_errors import VoiceError
 from bots.settings import BotSettings, DiscordSettings
 from bots.status import create_metrics
 from core.audio import encode

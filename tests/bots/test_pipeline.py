@@ -17,7 +17,8 @@ import respx
 from bots.apologies import AUDIO_TOO_BIG, BUSY, UNDECODABLE, apology
 from core.busy import patience
 from core.voice import SAMPLE_RATE, VoicePipeline
-from core.voice_client import EmptyTranscript, VoiceClient, VoiceError
+from core.voice_client import VoiceClient
+from core.voice_errors import EmptyTranscript, VoiceError
 from bots.history import to_messages
 from core.audio import decode
 from tests.bots.conftest import GATEWAY, TONE_SECONDS, WAV, is_ogg_opus, ogg_opus_clip, sse, stream_response

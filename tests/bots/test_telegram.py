@@ -21,7 +21,7 @@ import respx
 
 from bots.conversation import DOWNLOAD_FAILED, NOT_ALLOWED, RATE_LIMITED, TOO_BIG, TOO_LONG, TOO_SLOW, UNEXPECTED
 from bots.apologies import apology
-from core.voice_client import VoiceError
+from core.voice_errors import VoiceError
 from bots.settings import BotSettings, TelegramSettings
 from bots.telegram.__main__ import TelegramBot, build, serve
 from bots.telegram.handlers import GREETING, HELP, TEXT_LIMIT, UNSUPPORTED
