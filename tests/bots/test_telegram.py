@@ -345,10 +345,10 @@ async def test_speech_down_gets_an_apology_and_text_still_works(llm_url: str, lo
         settings = BotSettings(base_url=f"http://127.0.0.1:{port}", max_reply_tokens=16, request_timeout=60, retry_attempts=2)
         async with FakeBotAPI() as api, running_bot(api, settings) as june:
             await api.enqueue_voice(CHAT, ogg_opus_clip(QUESTION, tmp_path))
-            [apology] = await api.wait_for("sendMessage", chat_id=CHAT, timeout=60)
+            [sorry] = await api.wait_for("sendMessage", chat_id=CHAT, timeout=60)
             await api.enqueue_message(CHAT, text="Say hi.")
             [_, text] = await api.wait_for("sendMessage", chat_id=CHAT, count=2, timeout=120)
-    assert apology.params["text"] == apology(VoiceError("transcribe", ""))
+    assert sorry.params["text"] == apology(VoiceError("transcribe", ""))
     assert text.params["text"].strip() and not text.params["text"].startswith("Sorry")
     assert june.metrics.value("voice", "error") == 1 and june.metrics.value("text", "reply") == 1
 
