@@ -199,6 +199,7 @@ class InputAudio:
     async def _transcribe(self, item: Item, pcm: bytes, early: asyncio.Task[Any] | None = None) -> None:
         """Transcribe the committed turn `pcm` into `item`; `early` is the transcription started at
         the pause where the turn ended (only silence came after it), so its text is the turn's."""
+        kind, ids = "conversation.item.input_audio_transcription", {"item_id": item.id, "content_index": 0}
         try:
             result = await (early if early is not None else self._transcript_or_error(pcm))
             if isinstance(result, VoiceError):
@@ -208,27 +209,14 @@ class InputAudio:
             text = ""
         except VoiceError as e:
             self.conversation.remove(item)
-            await self._send(
-                event(
-                    "conversation.item.input_audio_transcription.failed",
-                    item_id=item.id,
-                    content_index=0,
-                    error={"type": "transcription_error", "code": error_code(e), "message": error_message(e)},
-                )
-            )
+            error = {"type": "transcription_error", "code": error_code(e), "message": error_message(e)}
+            await self._send(event(f"{kind}.failed", **ids, error=error))
             return
         item.message["content"] = text
         if not text:
             self.conversation.remove(item)
-        await self._send(
-            event(
-                "conversation.item.input_audio_transcription.completed",
-                item_id=item.id,
-                content_index=0,
-                transcript=text,
-                usage={"type": "duration", "seconds": round(len(pcm) / (2 * INPUT_RATE), 3)},
-            )
-        )
+        used = {"type": "duration", "seconds": round(len(pcm) / (2 * INPUT_RATE), 3)}
+        await self._send(event(f"{kind}.completed", **ids, transcript=text, usage=used))
 
 
 def _pause_ms(silence_duration_ms: int) -> int | None:
