@@ -15,7 +15,7 @@ messages in one chat are answered one after the other, so history never races) â
 
 Each failure is told as what it was: the reply deadline (TOO_SLOW), a download that failed or
 hung (DOWNLOAD_FAILED), a busy or failing stage or a file speech cannot decode (the pipeline's
-`PipelineError.user_message`). The pipeline waits for a busy upstream within the message's
+`bots.apologies`). The pipeline waits for a busy upstream within the message's
 deadline (`core.busy.patience`); when that waiting grows long, the adapter's `notify` is
 called once with BUSY_NOTICE, so the user knows the answer is still coming.
 """
@@ -32,12 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 from opentelemetry import trace
 
+from bots.apologies import apology
 from bots.guard import AllowList
-from core.busy import patience
 from bots.history import ChatStore
-from core.voice import PipelineError, PipelineResult, VoicePipeline
 from bots.status import BotMetrics, Outcome
+from core.busy import patience
 from core.limits import Limiter, NoLimits, RateLimited
+from core.voice import PipelineResult, VoicePipeline
+from core.voice_errors import VoiceError
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +145,12 @@ class Conversations:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def voice(
-        self, chat: str, user: str, audio: Callable[[], Awaitable[bytes]], *, filename: str = "voice.ogg",
+        self,
+        chat: str,
+        user: str,
+        audio: Callable[[], Awaitable[bytes]],
+        *,
+        filename: str = "voice.ogg",
         notify: Notify | None = None,
     ) -> Reply:
         """Answer a recording with voice. `audio()` fetches the bytes (runs under the deadline; it
@@ -215,12 +222,19 @@ class Conversations:
         models, spoken = await asyncio.gather(llm(), speech(), return_exceptions=True)
         detail = "; ".join(str(r) for r in (models, spoken) if isinstance(r, BaseException))
         return Health(
-            not isinstance(models, BaseException), [] if isinstance(models, BaseException) else models,
-            not isinstance(spoken, BaseException), detail,
+            not isinstance(models, BaseException),
+            [] if isinstance(models, BaseException) else models,
+            not isinstance(spoken, BaseException),
+            detail,
         )
 
     async def _handle(
-        self, kind: str, chat: str, user: str, work: Callable[[], Awaitable[PipelineResult]], notify: Notify | None = None
+        self,
+        kind: str,
+        chat: str,
+        user: str,
+        work: Callable[[], Awaitable[PipelineResult]],
+        notify: Notify | None = None,
     ) -> Reply:
         start = time.perf_counter()
         with self._tracer.start_as_current_span(
@@ -259,9 +273,9 @@ class Conversations:
         except _DownloadFailed as e:
             log.warning("%s message in chat %s: download failed: %s", kind, chat, e)
             return Reply(DOWNLOAD_FAILED, "error")
-        except PipelineError as e:
+        except VoiceError as e:
             log.warning("%s message in chat %s failed: %s", kind, chat, e)
-            return Reply(e.user_message, "error")
+            return Reply(apology(e), "error")
         except TimeoutError:
             if not timer.expired():  # some other timeout (the store...), not the reply deadline
                 log.exception("%s message in chat %s timed out", kind, chat)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from core.history import oldest_to_drop
 from core.tokens import TokenCounter
-from core.voice import Message
+from core.voice_client import Message
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -64,7 +64,7 @@ async def bound(turns: list[Turn], max_turns: int, max_tokens: int | None, count
         sizes = [0] * len(turns)
     else:
         sizes = list(await asyncio.gather(*(counter.total(turn) for turn in turns)))  # cached: only new texts are asked
-    return turns[oldest_to_drop(sizes, max_turns, max_tokens):]
+    return turns[oldest_to_drop(sizes, max_turns, max_tokens) :]
 
 
 def to_messages(turns: list[Turn]) -> list[Message]:

@@ -4,7 +4,7 @@ A 429, or a 503 with ``Retry-After``, means the request was refused before any w
 may be sent again once the wait is over. `retry_after` reads that wait from a response; `patience`
 sets, for everything run inside it (tasks started there included, through a context variable),
 how long such waits may go on and whom to tell when they grow long. The voice pipeline honours
-both (`core.voice`); the bots set the patience per message, from its reply deadline.
+both (`core.voice_client`); the bots set the patience per message, from its reply deadline.
 """
 
 from __future__ import annotations
@@ -19,11 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["BUSY", "Patience", "current_patience", "patience", "retry_after"]
-
-BUSY = "Sorry, I'm busy with other messages right now. Please try again in a minute."
-"""What the user is told when the wait a busy upstream asks for would end past the reply deadline."""
-
+__all__ = ["Patience", "current_patience", "patience", "retry_after"]
 
 @dataclass
 class Patience:

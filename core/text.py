@@ -194,10 +194,6 @@ _QUOTES = _CLOSERS | set("“‘«([{「『（【〔〈《")
 _NEXT_WORDS = re.compile("(?:[\\s%s]*[^\\s%s]\\S*\\s){2}" % ((re.escape("".join(sorted(_QUOTES))),) * 2))
 _CJK_ENDS = set("。！？｡．")
 _END_MARKS = set(".!?…‼⁇⁈⁉") | _CJK_ENDS
-# Where a piece too long for one synthesis call may be cut: after a clause mark (CJK ones need no space).
-_CLAUSE_END = re.compile(r"(?<=[,;:—])\s+|(?<=[、，；：])\s*")
-
-
 CLAUSE_MARK = re.compile(r"[,;:]\s+|\s+[—–-]\s+|[、，；：]\s*")
 """Where a clause ends: a comma, semicolon or colon and a space, a dash between spaces, or a CJK
 clause mark. "1,000" and "well-known" are not clause ends."""
@@ -212,11 +208,20 @@ are left out: they join nouns ("salt and pepper") and adverbs ("so much") as oft
 words; a cut here is a pause a speaker could make, used only for a reply's first piece."""
 
 
-def _first_break(text: str, pos: int, endpos: int, *, soft_from: int) -> re.Match[str] | None:
-    """The earliest clause end in text[pos:endpos]: a CLAUSE_MARK, or a SOFT_CLAUSE at `soft_from` or later."""
-    hard = CLAUSE_MARK.search(text, pos, endpos)
-    soft = SOFT_CLAUSE.search(text, max(pos, soft_from), endpos)
-    return min((m for m in (hard, soft) if m is not None), key=lambda m: m.start(), default=None)
+def _clause_end(masked: str, start: int, end: int, *, min_chars: int = 1) -> int | None:
+    """The first-clause rule, the one both the stream (`SentenceSplitter`'s first pieces) and speech
+    (`lead_clause`) cut by: where the clause that starts at `start` in `masked` (text with code and
+    addresses masked, see `_mask`) ends, before `end`: after the first CLAUSE_MARK that has a word
+    and at least `min_chars` characters before it, or at the space before a SOFT_CLAUSE word once
+    MIN_CHARS (or `min_chars`, if more) precede it. None when there is no such place."""
+    found: list[int] = []
+    for rule, least in ((CLAUSE_MARK, min_chars), (SOFT_CLAUSE, max(MIN_CHARS, min_chars))):
+        for match in rule.finditer(masked, start, end):
+            before = masked[start : match.start()]
+            if len(before) >= least and any(c.isalnum() for c in before):
+                found.append(match.end())
+                break
+    return min(found, default=None)
 
 
 def _mask(text: str) -> tuple[str, int]:
@@ -361,11 +366,10 @@ class SentenceSplitter:
         it, so that speech can start before the sentence is complete. Decided on the text up to the
         mark (or the word and the space after it) alone, so chunking still does not change the pieces."""
         masked, open_at = _mask(self._buffer)
-        start = self._done + max(0, (self.first_clause_chars or 0) - len(self._short))
-        match = _first_break(masked, start, open_at, soft_from=start)
-        if match is None or any(self._done < end < match.end() for end in _boundaries(self._buffer[: match.end()], final=True)):
+        at = _clause_end(masked, self._done, open_at, min_chars=max(1, (self.first_clause_chars or 0) - len(self._short)))
+        if at is None or any(self._done < end < at for end in _boundaries(self._buffer[:at], final=True)):
             return None
-        return match.end()
+        return at
 
     def flush(self) -> list[str]:
         out = self._take([*_boundaries(self._buffer, final=True), len(self._buffer)])
@@ -398,25 +402,30 @@ class SentenceSplitter:
         return out
 
 
-def lead_clause(pieces: list[str], *, min_rest: int = 12) -> list[str]:
-    """`pieces` with the first one cut after its first clause mark (", ", "; ", ": ", " — "), or
-    before a SOFT_CLAUSE word once MIN_CHARS precede it, so that clause is synthesized, and its audio
-    sent, on its own: the first audio byte then waits for a clause of speech instead of a whole
+def lead_clause(pieces: list[str], *, min_rest: int = MIN_CHARS) -> list[str]:
+    """`pieces` with the first one cut at its first clause (`_clause_end`, the stream's rule: after
+    its first clause mark, ", ", "; ", ": ", " — ", or before a SOFT_CLAUSE word once MIN_CHARS
+    precede it), so that clause is synthesized, and its audio sent, on its own: the first audio byte then waits for a clause of speech instead of a whole
     sentence. Synthesis time grows with the audio's length, so "Sure, I can help with that." starts
     after "Sure," (0.6 s of audio) rather than all 1.5 s of it, and "The sky is blue because …" after
     "The sky is blue".
 
     Not cut when the rest would be shorter than `min_rest` characters ("Yes, sir.": nothing to win,
-    and a lone short word sounds clipped) or there is no clause mark. Only the first piece is cut: later
-    ones are synthesized while earlier ones play. Joined with spaces the pieces give back the input.
+    and a lone short word sounds clipped), when there is no clause, or when the piece does not end a
+    sentence (no end mark at its end): then it is a clause already, one a stream cut (the realtime
+    session's `SentenceSplitter(first_clause_chars=...)`), and a first clause is cut once. Only the
+    first piece is cut: later ones are synthesized while earlier ones play. Joined with spaces the
+    pieces give back the input.
     """
     if not pieces:
         return pieces
     first = pieces[0]
-    m = _first_break(_mask(first)[0], 0, len(first), soft_from=MIN_CHARS)  # never inside code
-    if m is None or not any(c.isalnum() for c in first[: m.start()]) or len(first[m.end() :].strip()) < min_rest:
+    if first.rstrip("".join(_CLOSERS))[-1:] not in _END_MARKS:
         return pieces
-    return [first[: m.end()].rstrip(), first[m.end() :].strip(), *pieces[1:]]
+    at = _clause_end(_mask(first)[0], 0, len(first))  # never inside code
+    if at is None or len(first[at:].strip()) < min_rest:
+        return pieces
+    return [first[:at].rstrip(), first[at:].strip(), *pieces[1:]]
 
 
 def sentences(text: str, *, max_chars: int = 300, min_chars: int = MIN_CHARS) -> list[str]:
@@ -433,7 +442,7 @@ def sentences(text: str, *, max_chars: int = 300, min_chars: int = MIN_CHARS) ->
     pieces: list[str] = []
     for raw in merged:
         while len(raw) > max_chars:
-            cut = max((m.end() for m in _CLAUSE_END.finditer(raw, 0, max_chars)), default=0)
+            cut = max((m.end() for m in CLAUSE_MARK.finditer(raw, 0, max_chars)), default=0)
             if cut <= 0:
                 cut = raw.rfind(" ", 0, max_chars) + 1 or max_chars
             pieces.append(raw[:cut].strip())

@@ -18,7 +18,8 @@ from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from gateway.auth import authenticate, load_keys, make_key
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Gateway
-from gateway.realtime import Realtime, realtime_endpoint, realtime_limits
+from gateway.realtime import realtime_endpoint
+from gateway.realtime_shared import Realtime
 from gateway.routes import health, metrics, ready, tokenize, v1_handlers
 from gateway.settings import GatewaySettings
 from gateway.upstreams import make_pools
@@ -99,7 +100,7 @@ def create_app(
             max_json_depth=settings.max_json_depth,
         )
         watchers = [asyncio.create_task(pool.watch(settings.health_interval_s)) for pool in pools.values()]
-        app.state.realtime = Realtime(realtime_limits(settings), registry, timeout=settings.read_timeout)
+        app.state.realtime = Realtime(settings.realtime, registry, timeout=settings.read_timeout, telemetry=telemetry)
         try:
             yield
         finally:

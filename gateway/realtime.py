@@ -1,85 +1,25 @@
 """`/v1/realtime`: OpenAI's Realtime API (GA event protocol) over WebSocket, spoken by june's stack.
 
 This module is the door: the WebSocket route, its keys (Authorization header or the browser's
-`openai-insecure-api-key.<key>` subprotocol), the session count and what every session shares
-(`Realtime`: the VAD model, one HTTP client, metrics). The conversation itself is
-`gateway.realtime_session.RealtimeSession`.
+`openai-insecure-api-key.<key>` subprotocol) and the session count. What every session shares
+(the VAD model, one HTTP client, metrics) is `gateway.realtime_shared.Realtime`; one conversation
+is `gateway.realtime_session.RealtimeSession` (its socket and events), with its input turns
+(`realtime_input`), conversation items (`realtime_conversation`) and replies (`realtime_reply`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import httpx
 from litestar import WebSocket, websocket
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from core.web import OpenAIError
 from gateway.auth import OPEN, ApiKey, authenticate
 from gateway.realtime_events import error_event
-from core.web import OpenAIError
-
-if TYPE_CHECKING:
-    from gateway.vad import SileroVAD
-
 
 SUBPROTOCOL_KEY = "openai-insecure-api-key."
 """Browsers cannot set headers on a WebSocket: they send the key as this subprotocol + key."""
-
-
-@dataclass(frozen=True)
-class RealtimeLimits:
-    """Bounds of every realtime session (from GatewaySettings)."""
-
-    max_event_bytes: int
-    max_buffer_s: float
-    max_session_s: float
-    max_sessions: int
-    max_turns: int
-    max_history_tokens: int
-    transcription_model: str = "whisper-1"
-    llm_pauses_for_tts: bool = True
-
-
-def realtime_limits(settings: Any) -> RealtimeLimits:
-    """The realtime bounds a GatewaySettings asks for."""
-    return RealtimeLimits(
-        max_event_bytes=settings.realtime_max_event_bytes, max_buffer_s=settings.realtime_max_buffer_s,
-        max_session_s=settings.realtime_max_session_s, max_sessions=settings.realtime_max_sessions,
-        max_turns=settings.realtime_max_turns, max_history_tokens=settings.realtime_max_history_tokens,
-        transcription_model=settings.realtime_transcription_model,
-        llm_pauses_for_tts=settings.realtime_llm_pauses_for_tts,
-    )  # fmt: skip
-
-
-class Realtime:
-    """What every realtime session shares: the VAD model, one HTTP client for the loopback calls,
-    the session count and metrics (registered in the gateway's registry). Owned by the app's lifespan."""
-
-    def __init__(self, limits: RealtimeLimits, registry: CollectorRegistry, *, timeout: float) -> None:
-        self.limits = limits
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
-        self.sessions = 0
-        self._vad: SileroVAD | None = None
-        self.active = Gauge("june_realtime_sessions", "Realtime WebSocket sessions open now.", registry=registry)
-        self.events = Counter("june_realtime_events", "Realtime client events received, by type.", ["type"], registry=registry)
-        self.first_audio = Histogram(
-            "june_realtime_first_audio_seconds", "Seconds from the end of a user turn to the first reply audio sent.",
-            buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30), registry=registry,
-        )  # fmt: skip
-
-    @property
-    def vad(self) -> SileroVAD:
-        """The Silero model, loaded on first use (the gateway starts without it)."""
-        if self._vad is None:
-            from gateway.vad import SileroVAD  # numpy, onnxruntime: the realtime extra
-
-            self._vad = SileroVAD()
-        return self._vad
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
 
 def _offered_key(socket: WebSocket) -> tuple[str | None, list[str]]:
@@ -105,16 +45,23 @@ async def realtime_endpoint(socket: WebSocket) -> None:
         key = _authenticate(gateway, socket, sub_key)
         model = socket.query_params.get("model") or "june-realtime"
         if not key.allows(model) and model != "june-realtime":
-            raise OpenAIError(403, f"This API key may not use the model '{model}'.", code="model_not_allowed", param="model")
+            raise OpenAIError(
+                403, f"This API key may not use the model '{model}'.", code="model_not_allowed", param="model"
+            )
     except OpenAIError as e:
         await _refuse(socket, e.message, e.code, 1008, e.type)
         return
     try:
         from gateway.realtime_session import RealtimeSession  # numpy, PyAV, the pipeline: loaded with the first session
     except ImportError as e:  # a gateway installed without the realtime extra still serves everything else
-        await _refuse(socket, f"Realtime is not installed on this gateway (install june[realtime]): {e}", "realtime_unavailable", 1011)
+        await _refuse(
+            socket,
+            f"Realtime is not installed on this gateway (install june[realtime]): {e}",
+            "realtime_unavailable",
+            1011,
+        )
         return
-    if realtime.sessions >= realtime.limits.max_sessions:
+    if realtime.sessions >= realtime.settings.max_sessions:
         await _refuse(socket, "Too many realtime sessions; try again later.", "too_many_sessions", 1013)
         return
     realtime.sessions += 1
@@ -137,6 +84,8 @@ def _authenticate(gateway: Any, socket: WebSocket, sub_key: str | None) -> ApiKe
     return authenticate(header, gateway.keys)
 
 
-async def _refuse(socket: WebSocket, message: str, code: str | None, close_code: int, err_type: str = "invalid_request_error") -> None:
+async def _refuse(
+    socket: WebSocket, message: str, code: str | None, close_code: int, err_type: str = "invalid_request_error"
+) -> None:
     await socket.send_data(json.dumps(error_event(message, code=code or "refused", type_=err_type)))
     await socket.close(code=close_code, reason=message[:120])

@@ -38,10 +38,22 @@ def event(type_: str, **fields: Any) -> dict[str, Any]:
     return {"type": type_, "event_id": new_id("event"), **fields}
 
 
-def error_event(message: str, *, code: str, param: str | None = None, client_event_id: str | None = None,
-                type_: str = "invalid_request_error") -> dict[str, Any]:
+def error_event(
+    message: str,
+    *,
+    code: str,
+    param: str | None = None,
+    client_event_id: str | None = None,
+    type_: str = "invalid_request_error",
+) -> dict[str, Any]:
     """An `error` server event; `client_event_id` names the client event that caused it."""
-    return event("error", error={"type": type_, "code": code, "message": message, "param": param, "event_id": client_event_id})
+    return event(
+        "error", error={"type": type_, "code": code, "message": message, "param": param, "event_id": client_event_id}
+    )
+
+
+class ClientGone(Exception):
+    """The WebSocket is closed: whatever the session was doing for it stops."""
 
 
 class BadEvent(Exception):
@@ -86,18 +98,30 @@ class SessionConfig:
                 raise BadEvent("output_modalities must be ['audio'] or ['text'].", param="session.output_modalities")
             self.output_modalities = ["audio"] if "audio" in modes else ["text"]
         for fmt in (audio_in.get("format"), audio_out.get("format")):
-            if isinstance(fmt, dict) and (fmt.get("type") not in (None, "audio/pcm") or fmt.get("rate", INPUT_RATE) != INPUT_RATE):
-                raise BadEvent("Only audio/pcm at 24000 Hz is supported.", param="session.audio.format", code="unsupported_format")
+            if isinstance(fmt, dict) and (
+                fmt.get("type") not in (None, "audio/pcm") or fmt.get("rate", INPUT_RATE) != INPUT_RATE
+            ):
+                raise BadEvent(
+                    "Only audio/pcm at 24000 Hz is supported.", param="session.audio.format", code="unsupported_format"
+                )
         if "turn_detection" in audio_in or "turn_detection" in session:
             self._turn_detection(audio_in.get("turn_detection", session.get("turn_detection")))
         transcription = audio_in.get("transcription", session.get("input_audio_transcription"))
         if isinstance(transcription, dict):
             if transcription.get("model"):
-                self.transcription_model = _str(transcription["model"], "session.audio.input.transcription.model", limit=64)
+                self.transcription_model = _str(
+                    transcription["model"], "session.audio.input.transcription.model", limit=64
+                )
             if "language" in transcription:
                 language = transcription["language"]
-                self.language = _str(language, "session.audio.input.transcription.language", limit=8) if language else None
-            if self.language and not self.language.lower().startswith("en") and self.transcription_model.endswith(".en"):
+                self.language = (
+                    _str(language, "session.audio.input.transcription.language", limit=8) if language else None
+                )
+            if (
+                self.language
+                and not self.language.lower().startswith("en")
+                and self.transcription_model.endswith(".en")
+            ):
                 self.transcription_model = "whisper-1"  # an English-only model cannot hear other languages
         if "max_output_tokens" in session or "max_response_output_tokens" in session:
             limit = session.get("max_output_tokens", session.get("max_response_output_tokens"))
@@ -113,7 +137,10 @@ class SessionConfig:
             self.vad = None
             return
         if not isinstance(value, dict) or value.get("type", "server_vad") != "server_vad":
-            raise BadEvent("turn_detection.type must be 'server_vad' (or turn_detection null).", param="session.audio.input.turn_detection")
+            raise BadEvent(
+                "turn_detection.type must be 'server_vad' (or turn_detection null).",
+                param="session.audio.input.turn_detection",
+            )
         vad = self.vad or VadOptions()
         if "threshold" in value:
             vad.threshold = _number(value["threshold"], "threshold", 0.0, 1.0)
@@ -131,36 +158,70 @@ class SessionConfig:
         turn = None
         if self.vad is not None:
             turn = {
-                "type": "server_vad", "threshold": self.vad.threshold, "prefix_padding_ms": self.vad.prefix_padding_ms,
-                "silence_duration_ms": self.vad.silence_duration_ms, "create_response": self.create_response,
-                "interrupt_response": self.interrupt_response, "idle_timeout_ms": None,
-            }  # fmt: skip
+                "type": "server_vad",
+                "threshold": self.vad.threshold,
+                "prefix_padding_ms": self.vad.prefix_padding_ms,
+                "silence_duration_ms": self.vad.silence_duration_ms,
+                "create_response": self.create_response,
+                "interrupt_response": self.interrupt_response,
+                "idle_timeout_ms": None,
+            }
         return {
-            "type": "realtime", "object": "realtime.session", "id": session_id, "model": self.model,
-            "output_modalities": self.output_modalities, "instructions": self.instructions,
+            "type": "realtime",
+            "object": "realtime.session",
+            "id": session_id,
+            "model": self.model,
+            "output_modalities": self.output_modalities,
+            "instructions": self.instructions,
             "audio": {
-                "input": {"format": pcm, "transcription": {"model": self.transcription_model, "language": self.language},
-                          "turn_detection": turn, "noise_reduction": None},
+                "input": {
+                    "format": pcm,
+                    "transcription": {"model": self.transcription_model, "language": self.language},
+                    "turn_detection": turn,
+                    "noise_reduction": None,
+                },
                 "output": {"format": pcm, "voice": self.voice, "speed": 1.0},
             },
-            "tools": [], "tool_choice": "auto", "max_output_tokens": self.max_output_tokens or "inf",
-        }  # fmt: skip
+            "tools": [],
+            "tool_choice": "auto",
+            "max_output_tokens": self.max_output_tokens or "inf",
+        }
 
 
 def user_item(item_id: str, content: list[dict[str, Any]]) -> dict[str, Any]:
     """A completed user message item."""
-    return {"id": item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed", "content": content}
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": content,
+    }
 
 
 def assistant_item(item_id: str, transcript: str, *, status: str, audio: bool) -> dict[str, Any]:
     """An assistant message item with one output_audio (or output_text) part."""
     part = {"type": "output_audio", "transcript": transcript} if audio else {"type": "output_text", "text": transcript}
-    return {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant", "status": status,
-            "content": [part] if transcript or status != "in_progress" else []}  # fmt: skip
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "role": "assistant",
+        "status": status,
+        "content": [part] if transcript or status != "in_progress" else [],
+    }
 
 
-def response_object(response_id: str, config: SessionConfig, *, status: str, output: list[dict[str, Any]],
-                    usage: dict[str, Any] | None = None, reason: str | None = None) -> dict[str, Any]:
+def response_object(
+    response_id: str,
+    config: SessionConfig,
+    *,
+    status: str,
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
     """A `realtime.response` as response.created / response.done carry it."""
     details = None
     if status == "cancelled":
@@ -168,21 +229,29 @@ def response_object(response_id: str, config: SessionConfig, *, status: str, out
     elif status == "failed":
         details = {"type": "failed", "error": {"type": "server_error", "code": reason}}
     return {
-        "object": "realtime.response", "id": response_id, "status": status, "status_details": details,
-        "output": output, "conversation_id": "conv_default", "output_modalities": config.output_modalities,
+        "object": "realtime.response",
+        "id": response_id,
+        "status": status,
+        "status_details": details,
+        "output": output,
+        "conversation_id": "conv_default",
+        "output_modalities": config.output_modalities,
         "max_output_tokens": config.max_output_tokens or "inf",
         "audio": {"output": {"format": {"type": "audio/pcm", "rate": INPUT_RATE}, "voice": config.voice}},
-        "usage": usage, "metadata": None,
-    }  # fmt: skip
+        "usage": usage,
+        "metadata": None,
+    }
 
 
 def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     """A RealtimeResponseUsage (text tokens only: june's model reads text, speech is separate)."""
     return {
-        "total_tokens": input_tokens + output_tokens, "input_tokens": input_tokens, "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
         "input_token_details": {"text_tokens": input_tokens, "audio_tokens": 0, "cached_tokens": 0},
         "output_token_details": {"text_tokens": output_tokens, "audio_tokens": 0},
-    }  # fmt: skip
+    }
 
 
 def _obj(value: Any, name: str) -> dict[str, Any]:
@@ -203,5 +272,8 @@ def _str(value: Any, name: str, *, limit: int) -> str:
 
 def _number(value: Any, name: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise BadEvent(f"turn_detection.{name} must be a number in [{low}, {high}].", param=f"session.audio.input.turn_detection.{name}")
+        raise BadEvent(
+            f"turn_detection.{name} must be a number in [{low}, {high}].",
+            param=f"session.audio.input.turn_detection.{name}",
+        )
     return float(value)

@@ -20,6 +20,39 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+class RealtimeSettings(BaseSettings):
+    """/v1/realtime: bounds of every session, the transcription model for spoken turns, LLM/TTS turn-taking."""
+
+    model_config = SettingsConfigDict(env_prefix="JUNE_GATEWAY_REALTIME_", extra="ignore")
+
+    max_event_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Largest /v1/realtime client event (bytes); larger → an `error` event (the socket stays open)."""
+    max_buffer_s: float = Field(60.0, gt=0)
+    """Longest input audio buffer (s): a longer spoken turn is cut and answered; manual mode refuses more."""
+    max_session_s: float = Field(1800.0, gt=0)
+    """Longest /v1/realtime session (s); then `error` session_expired and close (OpenAI allows 60 min)."""
+    max_sessions: int = Field(32, ge=1)
+    """Realtime sessions open at once on this gateway; more are refused (error event, close 1013)."""
+    max_turns: int = Field(8, ge=1)
+    """User/assistant turns a realtime session remembers; once passed, the oldest go down to half
+    (core.history), like the bots' history."""
+    max_history_tokens: int = Field(2000, ge=100)
+    """Tokens (the served model's tokenizer, via /tokenize) a realtime session's conversation may hold."""
+    transcription_model: str = "tiny.en"
+    """Speech service model for spoken turns unless the session picks one: "tiny.en" (English only,
+    about 3x faster than "base", the biggest cut in time to the first reply audio on a CPU) or
+    "whisper-1" (the speech service's default, multilingual). A session whose transcription
+    language is not English gets "whisper-1" instead of an English-only model."""
+
+    llm_pauses_for_tts: bool = True
+    """The LLM and TTS take turns on the CPU instead of sharing it: the reply's LLM stream is closed
+    once a piece (a sentence, or one of the first two clauses) is complete, which stops it in vLLM;
+    the speech service synthesizes that piece with every core (`service_tier` "priority"); then the
+    LLM goes on from the text so far (vLLM's `continue_final_message`, prefix-cached, ~0.1 s). On a
+    CPU box that brings the first audio sooner and keeps the audio ahead of playback. Turn it off
+    when the LLM has a GPU of its own, or is not vLLM."""
+
+
 class GatewaySettings(BaseSettings):
     """Where the gateway listens, which upstreams it fronts, who may call it, how much, how long it waits.
 
@@ -73,31 +106,8 @@ class GatewaySettings(BaseSettings):
     """Deepest nesting of arrays and objects accepted in a JSON body; deeper → 400 (upstreams that
     parse JSON recursively fail with a 500 near 1000)."""
 
-    realtime_max_event_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    """Largest /v1/realtime client event (bytes); larger → an `error` event (the socket stays open)."""
-    realtime_max_buffer_s: float = Field(60.0, gt=0)
-    """Longest input audio buffer (s): a longer spoken turn is cut and answered; manual mode refuses more."""
-    realtime_max_session_s: float = Field(1800.0, gt=0)
-    """Longest /v1/realtime session (s); then `error` session_expired and close (OpenAI allows 60 min)."""
-    realtime_max_sessions: int = Field(32, ge=1)
-    """Realtime sessions open at once on this gateway; more are refused (error event, close 1013)."""
-    realtime_max_turns: int = Field(8, ge=1)
-    """User/assistant turns a realtime session remembers; once passed, the oldest go down to half (core.history), like the bots' history."""
-    realtime_max_history_tokens: int = Field(2000, ge=100)
-    """Tokens (the served model's tokenizer, via /tokenize) a realtime session's conversation may hold."""
-    realtime_transcription_model: str = "tiny.en"
-    """Speech service model for spoken turns unless the session picks one: "tiny.en" (English only,
-    about 3x faster than "base", the biggest cut in time to the first reply audio on a CPU) or
-    "whisper-1" (the speech service's default, multilingual). A session whose transcription
-    language is not English gets "whisper-1" instead of an English-only model."""
-
-    realtime_llm_pauses_for_tts: bool = True
-    """The LLM and TTS take turns on the CPU instead of sharing it: the reply's LLM stream is closed
-    once a piece (a sentence, or one of the first two clauses) is complete, which stops it in vLLM;
-    the speech service synthesizes that piece with every core (`service_tier` "priority"); then the
-    LLM goes on from the text so far (vLLM's `continue_final_message`, prefix-cached, ~0.1 s). On a
-    CPU box that brings the first audio sooner and keeps the audio ahead of playback. Turn it off
-    when the LLM has a GPU of its own, or is not vLLM."""
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    """/v1/realtime's bounds and turn-taking: `RealtimeSettings`, read from JUNE_GATEWAY_REALTIME_*."""
 
     @field_validator("api_keys", "llm_urls", mode="before")
     @classmethod

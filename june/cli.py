@@ -79,8 +79,9 @@ def voice(
         raise typer.BadParameter("give either AUDIO or --say TEXT (one of them)")
     import httpx
 
-    from core.voice import PipelineError
-    from bots.settings import BotSettings, create_pipeline
+    from core.voice_errors import VoiceError
+    from bots.compose import create_pipeline
+    from bots.settings import BotSettings
 
     settings = BotSettings()
     settings = settings.model_copy(
@@ -100,7 +101,7 @@ def voice(
 
     try:
         result = asyncio.run(round_trip())
-    except PipelineError as e:
+    except VoiceError as e:
         console.print(f"[bold red]june voice: {e}[/]")
         raise typer.Exit(1) from e
     except httpx.HTTPError as e:

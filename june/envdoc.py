@@ -90,6 +90,12 @@ def env_name(cls: type[BaseSettings], field: str, info: FieldInfo) -> str:
     return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
 
+def is_nested(info: FieldInfo) -> bool:
+    """Whether a field holds a settings class of its own (e.g. GatewaySettings.realtime), which reads
+    its own variables (its own env_prefix) and is listed as a class of its own."""
+    return inspect.isclass(info.annotation) and issubclass(info.annotation, BaseSettings)
+
+
 def render_default(info: FieldInfo) -> tuple[str, str | None]:
     """(value as written in an env file, note) for a field's default; secrets and None render empty."""
     if _is_secret(info.annotation):
@@ -140,6 +146,8 @@ def render(classes: list[type[BaseSettings]] | None = None) -> str:
         if summary:
             out.append(f"# {summary[0]}")
         for field, info in cls.model_fields.items():
+            if is_nested(info):
+                continue  # a nested settings class reads its own variables: listed as a class of its own
             doc = info.description or docs.get(field)
             if not doc:
                 raise ValueError(f"{cls.__name__}.{field} has no docstring: document it under the field")

@@ -57,7 +57,8 @@ def _percentile(values: list[float], q: float) -> float:
 async def _burst(base_url: str, api_key: str | None, users: int, clip: Path | None, text: str) -> tuple[list[UserResult], int, float]:
     """Run the burst; returns the per-user results, the 429/503 answers seen, and the clip's seconds."""
     from bots.conversation import Reply
-    from bots.settings import BotSettings, create_conversations, create_pipeline, create_store
+    from bots.compose import create_conversations, create_pipeline, create_store
+    from bots.settings import BotSettings
     from bots.status import create_metrics
     from core.audio import decode
 

@@ -14,11 +14,13 @@ from contextlib import asynccontextmanager
 import httpx
 from nextcord.ext import commands
 
+from bots.compose import open_conversations
 from bots.conversation import MediaLimits
 from bots.discord.cog import DiscordContext, JuneCog, intents
 from bots.discord.rest import DiscordREST
-from bots.settings import BotSettings, DiscordSettings, open_conversations
+from bots.settings import BotSettings, DiscordSettings
 from bots.status import create_status_app, start_site
+from core import observability
 from core.observability import configure_logging
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,14 @@ def create_client(ctx: DiscordContext) -> commands.Bot:
 
 @asynccontextmanager
 async def build(bot_settings: BotSettings, discord: DiscordSettings) -> AsyncIterator[DiscordContext]:
-    """What the handlers need (the shared core: `open_conversations`, a Discord REST client), closed on exit."""
-    async with open_conversations(bot_settings, "discord") as conversations, httpx.AsyncClient(timeout=30) as http:
+    """What the handlers need (the shared core: `open_conversations`, a Discord REST client, both
+    traced), closed on exit."""
+    telemetry = observability.setup("discord")
+    async with (
+        open_conversations(bot_settings, "discord", telemetry=telemetry) as conversations,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        telemetry.instrument(http)
         rest = DiscordREST(http, discord.token.get_secret_value(), api_base=discord.api_base)
         limits = MediaLimits(discord.max_voice_seconds, discord.max_file_bytes)
         yield DiscordContext(conversations, rest, frozenset(discord.channels), limits)

@@ -13,7 +13,7 @@ Where voice messages are not allowed (error code 50173) the audio goes as a plai
 the reply text. Text replies are split at Discord's 2000-character limit on sentence ends.
 Every call raises DiscordError on a non-2xx answer or a transport failure.
 
-Posts are retried (stamina) on 429 after the wait Discord names (``retry_after`` in the body, or
+Posts are retried (`core.retry`, over stamina) on 429 after the wait Discord names (``retry_after`` in the body, or
 ``Retry-After``; a wait over `max_wait` gives up), on 5xx and on a connection never made, at
 most `attempts` tries. A post that timed out or lost its connection after it was sent may still
 have been posted: it is not repeated, and its DiscordError says `may_have_arrived`, so no apology
@@ -29,9 +29,9 @@ from typing import Any
 
 import httpx
 import numpy as np
-import stamina
 
 from core.busy import retry_after
+from core.retry import retry
 from core.text import split_message
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,12 @@ class DiscordError(Exception):
     """Discord answered an error (`status`, Discord's JSON error `code` when it sent one) or was unreachable."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, code: int | None = None, may_have_arrived: bool = False,
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        may_have_arrived: bool = False,
         wait: float | None = None,
     ) -> None:
         super().__init__(message)
@@ -78,8 +83,13 @@ class DiscordREST:
     """Discord's REST API for one bot token over the caller's `http` client (its timeout applies)."""
 
     def __init__(
-        self, http: httpx.AsyncClient, token: str, *, api_base: str = "https://discord.com/api/v10",
-        attempts: int = 5, max_wait: float = 60.0,
+        self,
+        http: httpx.AsyncClient,
+        token: str,
+        *,
+        api_base: str = "https://discord.com/api/v10",
+        attempts: int = 5,
+        max_wait: float = 60.0,
     ) -> None:
         self._http = http
         self._api = api_base.rstrip("/")
@@ -114,12 +124,23 @@ class DiscordREST:
             await self._post(f"/channels/{channel_id}/messages", json=payload)
 
     async def send_voice(
-        self, channel_id: int, ogg: bytes, *, duration_secs: float, waveform_b64: str, text: str = "",
+        self,
+        channel_id: int,
+        ogg: bytes,
+        *,
+        duration_secs: float,
+        waveform_b64: str,
+        text: str = "",
         reply_to: int | None = None,
     ) -> bool:
         """Post `ogg` as a voice message; True when it went as one, False when the channel refused
         voice messages (50173) and it went as a plain audio attachment with `text` instead."""
-        attachment = {"id": 0, "filename": "voice-message.ogg", "duration_secs": round(duration_secs, 2), "waveform": waveform_b64}
+        attachment = {
+            "id": 0,
+            "filename": "voice-message.ogg",
+            "duration_secs": round(duration_secs, 2),
+            "waveform": waveform_b64,
+        }
         payload: dict[str, Any] = {"flags": IS_VOICE_MESSAGE, "attachments": [attachment]}
         if reply_to is not None:
             payload["message_reference"] = {"message_id": str(reply_to), "fail_if_not_exists": False}
@@ -148,11 +169,8 @@ class DiscordREST:
 
     async def _post(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """POST, retried as the module docstring says; DiscordError for what is left."""
-        failures = 0
 
-        def backoff(e: Exception) -> bool | float:
-            nonlocal failures
-            failures += 1
+        def classify(e: Exception, failures: int) -> bool | float:
             if failures >= self.attempts or not isinstance(e, DiscordError):
                 return False
             if e.wait is not None:
@@ -162,11 +180,7 @@ class DiscordREST:
                 return e.wait
             return (e.status or 0) >= 500 or (e.status is None and not e.may_have_arrived)
 
-        retrying: Any = stamina.retry_context(on=backoff, attempts=None, timeout=None, wait_initial=0.5, wait_max=10.0)
-        async for attempt in retrying:
-            with attempt:
-                return await self._post_once(path, **kwargs)
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+        return await retry(lambda: self._post_once(path, **kwargs), classify, wait_initial=0.5, wait_max=10.0)
 
     async def _post_once(self, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -184,8 +198,16 @@ class DiscordREST:
             body = body if isinstance(body, dict) else {}
             wait = None
             if response.status_code == 429:
-                wait = body.get("retry_after") if isinstance(body.get("retry_after"), (int, float)) else retry_after(response)
+                wait = (
+                    body.get("retry_after")
+                    if isinstance(body.get("retry_after"), (int, float))
+                    else retry_after(response)
+                )
                 wait = 1.0 if wait is None else float(wait)
-            raise DiscordError(f"POST {path} answered {response.status_code}: {response.text[:300]}",
-                               status=response.status_code, code=body.get("code"), wait=wait)
+            raise DiscordError(
+                f"POST {path} answered {response.status_code}: {response.text[:300]}",
+                status=response.status_code,
+                code=body.get("code"),
+                wait=wait,
+            )
         return response.json() if response.content else {}

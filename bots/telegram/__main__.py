@@ -23,7 +23,8 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bots.conversation import Conversations, MediaLimits
-from bots.settings import BotSettings, TelegramSettings, open_conversations
+from bots.compose import open_conversations
+from bots.settings import BotSettings, TelegramSettings
 from bots.status import BotMetrics, create_status_app, start_site
 from bots.telegram.delivery import RetryRequests
 from bots.telegram.handlers import COMMANDS, create_dispatcher

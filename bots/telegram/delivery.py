@@ -3,7 +3,7 @@ that must not be apologised for.
 
 `RetryRequests` is an aiogram request middleware (``bot.session.middleware(RetryRequests())``), so
 every call through the bot's session (``message.answer``, ``answer_voice``, ``getFile``…) gets it;
-retries run on stamina, as the pipeline's do:
+retries run on `core.retry` (stamina), as the voice client's do:
 
 - 429 (``TelegramRetryAfter``): wait the ``retry_after`` Telegram names, then send again, unless
   that wait is longer than `max_wait` (a flood wait of minutes: give up and let the error show);
@@ -21,15 +21,15 @@ handler to stay quiet. ``getUpdates`` (the poller has its own backoff) and ``sen
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import stamina
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import ClientDecodeError, TelegramNetworkError, TelegramRetryAfter, TelegramServerError
 from aiogram.methods import GetUpdates, Response, SendChatAction, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiohttp import ClientConnectorError
+
+from core.retry import retry
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +62,18 @@ class RetryRequests(BaseRequestMiddleware):
         if type(method) in (GetUpdates, SendChatAction):  # not isinstance: it would narrow away TelegramType
             return await make_request(bot, method)
         name = type(method).__name__
-        failures = 0
 
-        def backoff(e: Exception) -> bool | float:
-            nonlocal failures
-            failures += 1
+        def classify(e: Exception, failures: int) -> bool | float:
             if failures >= self.attempts:
                 return False
             if isinstance(e, TelegramRetryAfter):
                 if e.retry_after > self.max_wait:
-                    log.warning("%s: Telegram asks to wait %s s, longer than %s s: giving up", name, e.retry_after, self.max_wait)
+                    log.warning(
+                        "%s: Telegram asks to wait %s s, longer than %s s: giving up",
+                        name,
+                        e.retry_after,
+                        self.max_wait,
+                    )
                     return False
                 log.info("%s: flood control, retrying in %s s", name, e.retry_after)
                 return float(e.retry_after)
@@ -80,10 +82,6 @@ class RetryRequests(BaseRequestMiddleware):
                 return True
             return False
 
-        retrying: Any = stamina.retry_context(
-            on=backoff, attempts=None, timeout=None, wait_initial=self.wait_initial, wait_max=self.wait_max
+        return await retry(
+            lambda: make_request(bot, method), classify, wait_initial=self.wait_initial, wait_max=self.wait_max
         )
-        async for attempt in retrying:
-            with attempt:
-                return await make_request(bot, method)
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover

@@ -20,7 +20,9 @@ from bots.discord.__main__ import build
 from bots.discord.cog import HELP, DiscordContext, handle_message, intents
 from bots.discord.rest import DiscordREST, waveform
 from bots.history import MemoryStore
-from core.voice import PipelineError, VoicePipeline
+from bots.apologies import apology
+from core.voice import VoicePipeline
+from core.voice_errors import VoiceError
 from bots.settings import BotSettings, DiscordSettings
 from bots.status import create_metrics
 from core.audio import encode
@@ -183,8 +185,8 @@ async def test_gateway_down_gets_an_apology_and_too_big_a_refusal(routes, ctx, s
     await handle_message(message(state, voice=True), ME, ctx)
     await handle_message(message(state, voice=True, size=2 * 10**6), ME, ctx)
 
-    apology, refusal = (json.loads(r.content)["content"] for r in sent(routes))
-    assert apology == PipelineError("transcribe", "").user_message
+    told, refusal = (json.loads(r.content)["content"] for r in sent(routes))
+    assert told == apology(VoiceError("transcribe", ""))
     assert refusal == TOO_BIG.format(mb=0)
     assert routes["cdn"].call_count == 1
     assert ctx.conversations.metrics.value("voice", "error") == 1

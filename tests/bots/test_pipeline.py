@@ -15,8 +15,11 @@ import httpx
 import pytest
 import respx
 
-from core.busy import BUSY, patience
-from core.voice import AUDIO_TOO_BIG, SAMPLE_RATE, UNDECODABLE, EmptyTranscript, PipelineError, VoicePipeline
+from bots.apologies import AUDIO_TOO_BIG, BUSY, UNDECODABLE, apology
+from core.busy import patience
+from core.voice import SAMPLE_RATE, VoicePipeline
+from core.voice_client import VoiceClient
+from core.voice_errors import EmptyTranscript, VoiceError
 from bots.history import to_messages
 from core.audio import decode
 from tests.bots.conftest import GATEWAY, TONE_SECONDS, WAV, is_ogg_opus, ogg_opus_clip, sse, stream_response
@@ -170,7 +173,7 @@ async def test_a_reply_with_nothing_to_speak_goes_as_text(gateway, http, overlap
 
 async def test_reply_that_is_only_reasoning_is_an_error_and_not_spoken(gateway, http):
     gateway["chat"].return_value = stream_response(sse("<think>no answer yet", reasoning="hmm"))
-    with pytest.raises(PipelineError) as caught:
+    with pytest.raises(VoiceError) as caught:
         await make_pipeline(http).run_voice(b"voice", [])
     assert caught.value.stage == "chat"
     assert not gateway["tts"].called
@@ -227,7 +230,7 @@ async def test_empty_transcript_is_its_own_error(gateway, http):
     with pytest.raises(EmptyTranscript) as caught:
         await make_pipeline(http).run_voice(b"silence", [])
     assert caught.value.stage == "transcribe"
-    assert "hear" in caught.value.user_message
+    assert "hear" in apology(caught.value)
     assert not gateway["chat"].called
 
 
@@ -250,10 +253,10 @@ async def test_upstream_failures_become_pipeline_errors_with_their_stage(gateway
         gateway[route].side_effect = failure
     else:
         gateway[route].return_value = failure
-    with pytest.raises(PipelineError) as caught:
+    with pytest.raises(VoiceError) as caught:
         await make_pipeline(http).run_voice(b"voice", [])
     assert caught.value.stage == stage
-    assert GATEWAY not in caught.value.user_message and "50" not in caught.value.user_message
+    assert GATEWAY not in apology(caught.value) and "50" not in apology(caught.value)
 
 
 async def test_only_calls_safe_to_repeat_are_retried(gateway, http):
@@ -266,9 +269,9 @@ async def test_only_calls_safe_to_repeat_are_retried(gateway, http):
     # The model may have started on a request that failed after connecting: never repeated.
     before = gateway["chat"].call_count
     gateway["chat"].side_effect = [httpx.ReadTimeout("slow"), httpx.Response(503), stream_response(sse("x"))]
-    with pytest.raises(PipelineError):
+    with pytest.raises(VoiceError):
         await make_pipeline(http, chat_model="m", retry_attempts=3).run_text("hi", [])
-    with pytest.raises(PipelineError):
+    with pytest.raises(VoiceError):
         await make_pipeline(http, chat_model="m", retry_attempts=3).run_text("hi", [])
     assert gateway["chat"].call_count - before == 2
 
@@ -282,7 +285,7 @@ async def test_unreachable_gateway_is_a_pipeline_error():
 
     async with httpx.AsyncClient(timeout=5) as client:
         pipeline = VoicePipeline(client, base_url=f"http://127.0.0.1:{free_port()}", chat_model="m", retry_attempts=2)
-        with pytest.raises(PipelineError) as caught:
+        with pytest.raises(VoiceError) as caught:
             await pipeline.run_text("hello", [])
     assert caught.value.stage == "chat"
 
@@ -303,8 +306,8 @@ async def test_voice_exchange_through_the_real_gateway(gateway_url: str, tmp_pat
 
 def test_pipeline_imports_no_bot_library():
     code = (
-        "import sys, core.voice, bots.history, bots.settings, bots.conversation; "
-        "print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
+        "import sys, core.voice, core.voice_client, core.reply, bots.history, bots.settings, bots.compose, "
+        "bots.conversation; print([m for m in sys.modules if m.split('.')[0] in ('aiogram', 'nextcord')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -367,16 +370,16 @@ async def test_waiting_for_a_busy_upstream_never_blocks_other_messages(gateway, 
 async def test_a_wait_past_the_deadline_is_told_as_busy_at_once(gateway, http):
     gateway["stt"].return_value = busy(retry_after="60")
     start = time.monotonic()
-    with patience(5.0), pytest.raises(PipelineError) as caught:
+    with patience(5.0), pytest.raises(VoiceError) as caught:
         await make_pipeline(http).run_voice(b"voice", [])
-    assert caught.value.user_message == BUSY and caught.value.stage == "transcribe"
+    assert apology(caught.value) == BUSY and caught.value.stage == "transcribe"
     assert gateway["stt"].call_count == 1 and time.monotonic() - start < 5.0  # not waiting out the deadline
 
     # Without Retry-After, a 503 keeps the bounded exponential retries, and ends as "busy" too.
     gateway["stt"].return_value = busy(retry_after=None)
-    with pytest.raises(PipelineError) as caught:
+    with pytest.raises(VoiceError) as caught:
         await make_pipeline(http, retry_attempts=2).run_voice(b"voice", [])
-    assert caught.value.user_message == BUSY and gateway["stt"].call_count == 3
+    assert apology(caught.value) == BUSY and gateway["stt"].call_count == 3
 
 
 async def test_a_long_wait_is_announced_once(gateway, http):
@@ -399,9 +402,9 @@ async def test_a_long_wait_is_announced_once(gateway, http):
 )
 async def test_audio_speech_refuses_is_told_as_such_not_as_try_again(gateway, http, answer, told):
     gateway["stt"].return_value = answer
-    with pytest.raises(PipelineError) as caught:
+    with pytest.raises(VoiceError) as caught:
         await make_pipeline(http).run_voice(b"\x00garbage", [])
-    assert caught.value.user_message == told and "try again in a moment" not in told
+    assert apology(caught.value) == told and "try again in a moment" not in told
     assert gateway["stt"].call_count == 1  # the same file would fail the same way
 
 
@@ -410,9 +413,9 @@ async def test_speech_refuses_garbage_and_empty_files_as_undecodable(speech_url:
     async with httpx.AsyncClient(timeout=60) as client:
         pipeline = VoicePipeline(client, base_url=speech_url, chat_model="m")
         for data in (b"", b"this is not audio at all" * 20):
-            with pytest.raises(PipelineError) as caught:
+            with pytest.raises(VoiceError) as caught:
                 await pipeline.run_voice(data, [])
-            assert caught.value.user_message == UNDECODABLE, caught.value
+            assert apology(caught.value) == UNDECODABLE, caught.value
 
 
 # --- how the SDK's errors reach the user ------------------------------------------------------
@@ -454,10 +457,15 @@ async def test_sdk_errors_reach_the_user_as_before(gateway, http, route, answers
         if told is None:
             assert (await pipeline.run_voice(b"voice", [])).reply == "Paris."
         else:
-            with pytest.raises(PipelineError) as caught:
+            with pytest.raises(VoiceError) as caught:
                 await pipeline.run_voice(b"voice", [])
-            assert caught.value.user_message == told
+            assert apology(caught.value) == told
             assert detail in caught.value.detail
+            # The status and Retry-After come as data, not only inside the text.
+            status = int(detail.split()[1]) if detail.startswith("answered ") else None
+            assert caught.value.status == status
+            wait = answers[0].headers.get("retry-after") if isinstance(answers[0], httpx.Response) else None
+            assert caught.value.retry_after == (float(wait) if wait else None)
             assert caught.value.stage == {"stt": "transcribe", "chat": "chat", "tts": "speak"}[route]
     assert gateway[route].call_count == calls
 
@@ -472,9 +480,9 @@ async def test_connection_refused_by_a_real_port_is_the_stages_apology():
             (pipeline.chat("hi", []), "chat", CHAT_SORRY),
             (pipeline.speak("Hello there."), "speak", SPEAK_SORRY),
         ]:
-            with pytest.raises(PipelineError) as caught:
+            with pytest.raises(VoiceError) as caught:
                 await call
-            assert (caught.value.stage, caught.value.user_message) == (stage, sorry)
+            assert (caught.value.stage, apology(caught.value)) == (stage, sorry)
             assert "ConnectError" in caught.value.detail
 
 
@@ -492,15 +500,15 @@ async def test_a_server_that_never_answers_times_out_once_for_the_chat():
     try:
         async with httpx.AsyncClient(timeout=0.5) as client:
             pipeline = VoicePipeline(client, base_url=f"http://127.0.0.1:{port}", chat_model="m", retry_attempts=3)
-            with pytest.raises(PipelineError) as caught:
+            with pytest.raises(VoiceError) as caught:
                 await pipeline.chat("hi", [])
-            assert caught.value.stage == "chat" and caught.value.user_message == CHAT_SORRY
+            assert caught.value.stage == "chat" and apology(caught.value) == CHAT_SORRY
             assert "timed out (ReadTimeout)" in caught.value.detail
             assert len(connections) == 1
             # Transcription is safe to repeat: every try times out, then the apology.
-            with pytest.raises(PipelineError) as caught:
+            with pytest.raises(VoiceError) as caught:
                 await pipeline.transcribe(b"voice")
-            assert caught.value.user_message == HEAR_SORRY and len(connections) == 4
+            assert apology(caught.value) == HEAR_SORRY and len(connections) == 4
     finally:
         server.close()
 
@@ -509,12 +517,12 @@ async def test_stream_speech_yields_the_services_bytes_and_maps_busy(gateway, ht
     """The realtime session's speech path: pcm streamed as it comes; a 503 told as busy, not repeated mid-reply."""
     pcm = bytes(range(256)) * 40
     gateway["tts"].side_effect = [httpx.Response(200, content=pcm, headers={"content-type": "audio/pcm"}), busy(503, retry_after=None)]
-    pipeline = make_pipeline(http, voice="af_heart")
-    assert b"".join([chunk async for chunk in pipeline.stream_speech("Hello there.")]) == pcm
+    client = VoiceClient(http, base_url=GATEWAY)
+    assert b"".join([chunk async for chunk in client.stream_speech("Hello there.", voice="af_heart")]) == pcm
     assert sent_json(gateway["tts"]) == {"model": "tts-1", "input": "Hello there.", "voice": "af_heart", "response_format": "pcm"}
-    with pytest.raises(PipelineError) as caught:
-        [chunk async for chunk in pipeline.stream_speech("Hello again.")]
-    assert caught.value.stage == "speak" and caught.value.user_message == BUSY and gateway["tts"].call_count == 2
+    with pytest.raises(VoiceError) as caught:
+        [chunk async for chunk in client.stream_speech("Hello again.")]
+    assert caught.value.stage == "speak" and apology(caught.value) == BUSY and gateway["tts"].call_count == 2
 
 
 async def test_sdk_requests_go_through_the_callers_instrumented_client(gateway):

@@ -20,7 +20,8 @@ import pytest
 import respx
 
 from bots.conversation import DOWNLOAD_FAILED, NOT_ALLOWED, RATE_LIMITED, TOO_BIG, TOO_LONG, TOO_SLOW, UNEXPECTED
-from core.voice import PipelineError
+from bots.apologies import apology
+from core.voice_errors import VoiceError
 from bots.settings import BotSettings, TelegramSettings
 from bots.telegram.__main__ import TelegramBot, build, serve
 from bots.telegram.handlers import GREETING, HELP, TEXT_LIMIT, UNSUPPORTED
@@ -278,8 +279,8 @@ async def test_unreachable_gateway_gets_an_apology_and_polling_goes_on():
 
     # Each apology is the failed stage's own message, not the catch-all for unexpected errors.
     assert [r.params["text"] for r in replies] == [
-        PipelineError("transcribe", "").user_message,
-        PipelineError("chat", "").user_message,
+        apology(VoiceError("transcribe", "")),
+        apology(VoiceError("chat", "")),
     ]
     assert first.params["text"] != UNEXPECTED
     assert not api.calls_to("sendVoice")
@@ -289,7 +290,7 @@ async def test_unreachable_gateway_gets_an_apology_and_polling_goes_on():
 async def test_unexpected_failure_is_apologised_for(gateway):
     async with FakeBotAPI() as api, running_bot(api, fake_settings()) as june:
         await api.enqueue_voice(CHAT, b"OggS-voice")
-        api.files.clear()  # getFile now fails with 400: not a PipelineError
+        api.files.clear()  # getFile now fails with 400: not a VoiceError
         [reply] = await api.wait_for("sendMessage", chat_id=CHAT, timeout=10)
         await api.enqueue_message(CHAT, text="still there?")
         await api.wait_for("sendMessage", chat_id=CHAT, count=2, timeout=10)
@@ -344,10 +345,10 @@ async def test_speech_down_gets_an_apology_and_text_still_works(llm_url: str, lo
         settings = BotSettings(base_url=f"http://127.0.0.1:{port}", max_reply_tokens=16, request_timeout=60, retry_attempts=2)
         async with FakeBotAPI() as api, running_bot(api, settings) as june:
             await api.enqueue_voice(CHAT, ogg_opus_clip(QUESTION, tmp_path))
-            [apology] = await api.wait_for("sendMessage", chat_id=CHAT, timeout=60)
+            [sorry] = await api.wait_for("sendMessage", chat_id=CHAT, timeout=60)
             await api.enqueue_message(CHAT, text="Say hi.")
             [_, text] = await api.wait_for("sendMessage", chat_id=CHAT, count=2, timeout=120)
-    assert apology.params["text"] == PipelineError("transcribe", "").user_message
+    assert sorry.params["text"] == apology(VoiceError("transcribe", ""))
     assert text.params["text"].strip() and not text.params["text"].startswith("Sorry")
     assert june.metrics.value("voice", "error") == 1 and june.metrics.value("text", "reply") == 1
 

@@ -17,8 +17,7 @@ import pytest
 import respx
 
 from bots.conversation import BUSY_NOTICE, DOWNLOAD_FAILED, TOO_SLOW, UNEXPECTED
-from core.busy import BUSY
-from core.voice import UNDECODABLE
+from bots.apologies import BUSY, UNDECODABLE
 from bots.settings import TelegramSettings
 from bots.telegram.__main__ import build, serve
 from bots.telegram.handlers import GREETING, HELP

@@ -362,3 +362,26 @@ def test_lead_clause_and_the_stream_cut_at_the_same_clause_marks_cjk_included():
     assert lead_clause(["はい、わかりました。すぐに始めます。"]) == ["はい、", "わかりました。すぐに始めます。"]
     text = "東京は日本の首都で、世界でも有数の大都市として知られていますね、とても大きいです。"
     assert SentenceSplitter(first_clause_chars=24).feed(text)[0] == "東京は日本の首都で、世界でも有数の大都市として知られていますね、"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        FIRST_CLAUSE,
+        *(text for text, first in SOFT if first is not None),
+        "Well, yes, I think that the answer, in short, is no.",
+        "Sure, the sky is blue because sunlight scatters, mostly in the blue part of the spectrum.",
+        "For dinner tonight, you could make a pasta with tomatoes, garlic and basil, or a salad. Enjoy it!",
+    ],
+)
+def test_a_first_clause_the_stream_cut_is_not_cut_again_by_speech(text: str) -> None:
+    """One first-clause rule: the realtime stream's clause pieces go to speech one request each, and
+    speech (`lead_clause`) leaves a piece that already ends at a clause whole; a whole sentence the
+    stream left whole gets its first clause cut there, once."""
+    splitter = SentenceSplitter(first_clause_chars=MIN_CHARS, clause_pieces=2)
+    pieces = splitter.feed(text) + splitter.flush()
+    clauses = [p for p in pieces[:2] if p[-1] not in ".!?"]
+    assert clauses, pieces
+    for piece in clauses:
+        assert lead_clause(sentences(piece)) == [piece]
+    assert lead_clause(["Sure, I can help with that."]) == ["Sure,", "I can help with that."]

@@ -18,6 +18,7 @@ from openai import AsyncOpenAI
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from gateway.settings import GatewaySettings, RealtimeSettings
 from tests.gateway.conftest import KEYS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -203,7 +204,7 @@ def test_sessions_are_bounded_per_gateway(stub_url: str) -> None:
         async with connect(_ws(url)) as again:  # the slot is free once the first one left
             assert (await _next(again))["type"] == "session.created"
 
-    with serve_in_thread(create_app(gateway_settings(stub_url, realtime_max_sessions=1))) as url:
+    with serve_in_thread(create_app(gateway_settings(stub_url, realtime=RealtimeSettings(max_sessions=1)))) as url:
         anyio.run(run, url)
 
 
@@ -219,3 +220,13 @@ def test_gateway_without_the_realtime_extra_still_starts() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "started" in done.stdout, done.stderr[-2000:]
+
+
+def test_realtime_settings_keep_their_variable_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The realtime settings are a nested model, read from the same JUNE_GATEWAY_REALTIME_* variables."""
+    monkeypatch.setenv("JUNE_GATEWAY_REALTIME_MAX_TURNS", "3")
+    monkeypatch.setenv("JUNE_GATEWAY_REALTIME_LLM_PAUSES_FOR_TTS", "false")
+    monkeypatch.setenv("JUNE_GATEWAY_REALTIME_TRANSCRIPTION_MODEL", "whisper-1")
+    realtime = GatewaySettings().realtime
+    assert (realtime.max_turns, realtime.llm_pauses_for_tts, realtime.transcription_model) == (3, False, "whisper-1")
+    assert realtime.max_sessions == RealtimeSettings.model_fields["max_sessions"].default

@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 from benchmarks.perf.realtime import clip_pcm, stream_pcm
 from gateway.app import create_app
 from gateway.realtime_events import VadOptions
+from gateway.settings import RealtimeSettings
 from gateway.vad import SileroVAD, TurnDetector
 from tests.clips import espeak_wav
 from tests.gateway.conftest import gateway_settings, serve_in_thread
@@ -29,7 +30,7 @@ QUESTION = "What is the capital of Germany?"
 @pytest.fixture(scope="module")
 def short_memory_gw(stub_url: str) -> Iterator[str]:
     """A gateway over the stub whose realtime sessions remember two turns."""
-    with serve_in_thread(create_app(gateway_settings(stub_url, realtime_max_turns=2, read_timeout=10))) as url:
+    with serve_in_thread(create_app(gateway_settings(stub_url, realtime=RealtimeSettings(max_turns=2), read_timeout=10))) as url:
         yield url
 
 
@@ -92,7 +93,7 @@ def test_the_llm_and_tts_take_turns(stub_url: str, stub: StubUpstream, turns: bo
             await _typed_turn(ws, "Why is the sky blue?", log)
         return log
 
-    with serve_in_thread(create_app(gateway_settings(stub_url, realtime_llm_pauses_for_tts=turns, read_timeout=10))) as url:
+    with serve_in_thread(create_app(gateway_settings(stub_url, realtime=RealtimeSettings(llm_pauses_for_tts=turns), read_timeout=10))) as url:
         log = anyio.run(run, url)
     assert log[-1]["response"]["output"][0]["content"][0]["transcript"] == "".join(stub.script)
     deltas = [m["delta"] for m in log if m["type"] == "response.output_audio_transcript.delta"]
@@ -259,3 +260,32 @@ def test_words_after_a_pause_are_not_lost(gw: str, stub: StubUpstream, question:
     # The transcript is of the whole turn (the longest upload), not of what came before the pause.
     assert done["transcript"] == f"{max(len(u.body) for u in uploads)} bytes"
     assert [m["type"] for m in log].count("input_audio_buffer.committed") == 1
+
+
+def test_a_realtime_response_is_one_trace_through_the_gateways_own_routes(stub_url: str) -> None:
+    """The loopback client is traced: the response's span is the parent of its chat and speech calls,
+    and the gateway's server spans for them continue the same trace."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from core.observability import setup
+
+    exporter = InMemorySpanExporter()
+    app = create_app(gateway_settings(stub_url, read_timeout=10), telemetry=setup("gateway", exporter=exporter))
+
+    async def run(url: str) -> None:
+        async with connect(url.replace("http://", "ws://") + "/v1/realtime?model=june") as ws:
+            await _typed_turn(ws, QUESTION, [])
+
+    with serve_in_thread(app) as url:
+        anyio.run(run, url)
+        deadline = time.monotonic() + 10
+        while not [s for s in exporter.get_finished_spans() if s.name == "realtime.response"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    spans = exporter.get_finished_spans()
+    (response,) = [s for s in spans if s.name == "realtime.response"]
+    trace = [s for s in spans if s.context.trace_id == response.context.trace_id]
+    clients = {s.name for s in trace if s.kind == SpanKind.CLIENT and s.parent and s.parent.span_id == response.context.span_id}
+    servers = {s.attributes.get("http.route") for s in trace if s.kind == SpanKind.SERVER}
+    assert {"/v1/chat/completions", "/v1/audio/speech"} <= servers, (clients, servers)
+    assert any("POST" in name for name in clients), clients

@@ -1,0 +1,232 @@
+"""A realtime session's input turn-taking: the input audio buffer, server VAD, early transcription
+and the commit of a turn into a user item.
+
+`input_audio_buffer.append` adds pcm16 mono 24 kHz; with server VAD (`gateway.vad.TurnDetector`)
+speech started / stopped events cut the turns (speech while a reply plays cancels it: barge-in), a
+turn longer than `max_buffer_s` is cut and answered, and outside speech only the prefix padding is
+kept. At a pause inside a turn (about half the silence that ends it) the turn is transcribed
+speculatively: kept when only silence follows, dropped when the user goes on, so the transcript is
+ready when VAD is sure the turn ended. Without VAD the client commits (`input_audio_buffer.commit`)
+and asks for a response itself. A committed turn becomes a user item at once; its transcript fills
+it when ready (a response created meanwhile waits for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from typing import Any
+
+from core.audio import encode, from_pcm16
+from core.voice_client import VoiceClient
+from core.voice_errors import EmptyTranscript, VoiceError
+from gateway.realtime_conversation import Conversation, Item, Send
+from gateway.realtime_events import INPUT_RATE, BadEvent, SessionConfig, event, new_id
+from gateway.realtime_reply import BYTES_PER_MS, Responses, Spawn, error_code, error_message
+from gateway.realtime_shared import Realtime
+from gateway.vad import FRAME_MS, TurnDetector
+
+
+class InputAudio:
+    """One session's input audio buffer and its turn-taking (see module docstring)."""
+
+    def __init__(
+        self,
+        realtime: Realtime,
+        client: VoiceClient,
+        conversation: Conversation,
+        responses: Responses,
+        config: SessionConfig,
+        *,
+        send: Send,
+        spawn: Spawn,
+    ) -> None:
+        self.realtime, self.client, self.conversation, self.responses = realtime, client, conversation, responses
+        self.config = config
+        self._send, self._spawn = send, spawn
+        self.max_buffer_s = realtime.settings.max_buffer_s
+        self.detector: TurnDetector | None = None
+        self.buffer = bytearray()
+        self._buffer_start_ms = 0  # session audio time of buffer[0]
+        self._speech_start_ms: int | None = None
+        self._item_id = new_id("item")  # id of the user item the buffer will become
+        self.transcribing: asyncio.Task[None] | None = None  # the last committed turn's transcription
+        # Transcription started at a pause in the turn: (the buffer then, its task), used when the turn ends there.
+        self._early: tuple[bytes, asyncio.Task[Any]] | None = None
+
+    def configure(self) -> None:
+        """Apply the session config's turn detection (after a session.update)."""
+        if self.detector is not None and self.config.vad is not None:
+            self.detector.options = self.config.vad
+            self.detector.pause_ms = _pause_ms(self.config.vad.silence_duration_ms)
+        elif self.config.vad is None:
+            self.detector, self._speech_start_ms = None, None
+
+    async def append(self, data: dict[str, Any]) -> None:
+        """`input_audio_buffer.append`."""
+        audio = data.get("audio")
+        if not isinstance(audio, str):
+            raise BadEvent("audio must be a base64 string of pcm16 mono 24 kHz.", param="audio")
+        try:
+            pcm = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise BadEvent(f"audio is not valid base64: {e}", param="audio") from e
+        if len(pcm) % 2:
+            raise BadEvent("audio must hold whole 16-bit samples (an even number of bytes).", param="audio")
+        max_bytes = int(self.max_buffer_s * 1000) * BYTES_PER_MS
+        vad = self.config.vad
+        if vad is None and len(self.buffer) + len(pcm) > max_bytes:
+            raise BadEvent(
+                f"The input audio buffer would exceed {self.max_buffer_s:g} s; commit or clear it first.",
+                code="input_audio_buffer_too_large",
+                param="audio",
+            )
+        self.buffer += pcm
+        if vad is None:
+            return
+        if self.detector is None:
+            self.detector = TurnDetector(
+                self.realtime.vad,
+                vad,
+                start_ms=self._end_ms() - len(pcm) // BYTES_PER_MS,
+                pause_ms=_pause_ms(vad.silence_duration_ms),
+            )
+        events = (
+            self.detector.feed(pcm) if len(pcm) < 10 * INPUT_RATE else await asyncio.to_thread(self.detector.feed, pcm)
+        )
+        for kind, ms in events:
+            if kind == "start":
+                await self._speech_started(ms)
+            elif kind == "stop":
+                await self._speech_stopped(ms)
+            elif kind == "pause":  # transcribe now; kept if the turn ends in this silence
+                self._drop_early()
+                snapshot = bytes(self.buffer)
+                self._early = (snapshot, self._spawn(self._transcript_or_error(snapshot)))
+            else:  # "resume": the user went on, so that transcript would miss words
+                self._drop_early()
+        if self._speech_start_ms is None:
+            # Not speaking: keep only what a start could still reach back to (the prefix padding).
+            self._trim_to(self._end_ms() - vad.prefix_padding_ms - 100)
+        elif len(self.buffer) > max_bytes:  # a turn longer than the limit is cut and answered
+            await self._speech_stopped(self._end_ms())
+
+    async def commit(self, data: dict[str, Any]) -> None:
+        """`input_audio_buffer.commit`: the buffer becomes a user turn (no response: the client asks)."""
+        if len(self.buffer) < 100 * BYTES_PER_MS:
+            raise BadEvent(
+                "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, but buffer "
+                f"only has {len(self.buffer) / BYTES_PER_MS:.2f}ms of audio.",
+                code="input_audio_buffer_commit_empty",
+            )
+        self.conversation.turn_ended_at = time.perf_counter()
+        if self.detector is not None:
+            self.detector.reset()
+        self._speech_start_ms = None
+        await self._commit_buffer(respond=False)  # without VAD the client asks with response.create
+
+    async def clear(self, data: dict[str, Any]) -> None:
+        """`input_audio_buffer.clear`."""
+        self._drop_early()
+        self._buffer_start_ms = self._end_ms()
+        self.buffer.clear()
+        self._speech_start_ms = None
+        if self.detector is not None:
+            self.detector.reset()
+        await self._send(event("input_audio_buffer.cleared"))
+
+    def _end_ms(self) -> int:
+        return self._buffer_start_ms + len(self.buffer) // BYTES_PER_MS
+
+    def _trim_to(self, ms: int) -> None:
+        drop = max(0, ms - self._buffer_start_ms) * BYTES_PER_MS
+        if drop:
+            del self.buffer[:drop]
+            self._buffer_start_ms += drop // BYTES_PER_MS
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early[1].cancel()
+            self._early = None
+
+    async def _speech_started(self, ms: int) -> None:
+        self._drop_early()
+        self._speech_start_ms = ms
+        self._trim_to(ms)
+        await self._send(event("input_audio_buffer.speech_started", audio_start_ms=ms, item_id=self._item_id))
+        if self.responses.active is not None and self.config.interrupt_response:
+            await self.responses.cancel("turn_detected")  # barge-in
+
+    async def _speech_stopped(self, ms: int) -> None:
+        self._speech_start_ms = None
+        if self.detector is not None:
+            self.detector.reset()
+        self.conversation.turn_ended_at = time.perf_counter()
+        await self._send(event("input_audio_buffer.speech_stopped", audio_end_ms=ms, item_id=self._item_id))
+        await self._commit_buffer(respond=self.config.create_response)
+
+    async def _commit_buffer(self, *, respond: bool) -> None:
+        """Turn the buffer into a user item: committed + item events now, transcription in a task."""
+        pcm, item_id = bytes(self.buffer), self._item_id
+        self._buffer_start_ms = self._end_ms()
+        self.buffer.clear()
+        self._item_id = new_id("item")
+        await self._send(
+            event("input_audio_buffer.committed", item_id=item_id, previous_item_id=self.conversation.last_item_id)
+        )
+        item = await self.conversation.add_audio_turn(item_id)
+        early, self._early = self._early, None
+        if early is not None and not pcm.startswith(early[0]):  # the buffer changed since the pause
+            early[1].cancel()
+            early = None
+        self.transcribing = self._spawn(self._transcribe(item, pcm, early[1] if early else None))
+        if respond:
+            await self.responses.start(wait_for=self.transcribing)
+
+    async def _transcript_or_error(self, pcm: bytes) -> str | VoiceError:
+        """The transcript of `pcm` (a turn, or the turn up to a pause), or the error to report if it is used."""
+        with self.realtime.tracer.start_as_current_span("realtime.transcription"):
+            try:
+                wav = await asyncio.to_thread(_wav, pcm)
+                return await self.client.transcribe(
+                    wav, filename="turn.wav", model=self.config.transcription_model, language=self.config.language
+                )
+            except VoiceError as e:  # EmptyTranscript included
+                return e
+
+    async def _transcribe(self, item: Item, pcm: bytes, early: asyncio.Task[Any] | None = None) -> None:
+        """Transcribe the committed turn `pcm` into `item`; `early` is the transcription started at
+        the pause where the turn ended (only silence came after it), so its text is the turn's."""
+        kind, ids = "conversation.item.input_audio_transcription", {"item_id": item.id, "content_index": 0}
+        try:
+            result = await (early if early is not None else self._transcript_or_error(pcm))
+            if isinstance(result, VoiceError):
+                raise result
+            text = result
+        except EmptyTranscript:
+            text = ""
+        except VoiceError as e:
+            self.conversation.remove(item)
+            error = {"type": "transcription_error", "code": error_code(e), "message": error_message(e)}
+            await self._send(event(f"{kind}.failed", **ids, error=error))
+            return
+        item.message["content"] = text
+        if not text:
+            self.conversation.remove(item)
+        used = {"type": "duration", "seconds": round(len(pcm) / (2 * INPUT_RATE), 3)}
+        await self._send(event(f"{kind}.completed", **ids, transcript=text, usage=used))
+
+
+def _pause_ms(silence_duration_ms: int) -> int | None:
+    """How long a silence inside a turn must last before the turn is transcribed speculatively: about
+    half the silence that ends a turn, so the transcription runs while VAD waits to be sure (none
+    when that would leave under 100 ms to win)."""
+    pause = max(FRAME_MS * 4, silence_duration_ms // 2)
+    return pause if silence_duration_ms - pause >= 100 else None
+
+
+def _wav(pcm: bytes) -> bytes:
+    """pcm16 mono 24 kHz as a WAV file (what the transcription route takes). CPU: call in a thread."""
+    return encode(from_pcm16(pcm), INPUT_RATE, "wav")

@@ -1,0 +1,55 @@
+"""What every /v1/realtime session shares: its settings (`gateway.settings.RealtimeSettings`), the
+VAD model, one traced HTTP client for the loopback calls, the session count and the metrics
+(`Realtime`, owned by the gateway app's lifespan).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from core.observability import Telemetry
+from gateway.settings import RealtimeSettings
+
+if TYPE_CHECKING:
+    from gateway.vad import SileroVAD
+
+
+class Realtime:
+    """What every realtime session shares: `settings`, the VAD model, one HTTP client for the loopback
+    calls (`timeout` seconds to read, traced by `telemetry`, so a turn's calls join the trace), the
+    session count and metrics (registered in the gateway's `registry`). Owned by the app's lifespan."""
+
+    def __init__(
+        self, settings: RealtimeSettings, registry: CollectorRegistry, *, timeout: float, telemetry: Telemetry
+    ) -> None:
+        self.settings = settings
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
+        telemetry.instrument(self.http)
+        self.tracer = telemetry.tracer("gateway.realtime")  # a span per transcription and per response
+        self.sessions = 0
+        self._vad: SileroVAD | None = None
+        self.active = Gauge("june_realtime_sessions", "Realtime WebSocket sessions open now.", registry=registry)
+        self.events = Counter(
+            "june_realtime_events", "Realtime client events received, by type.", ["type"], registry=registry
+        )
+        self.first_audio = Histogram(
+            "june_realtime_first_audio_seconds",
+            "Seconds from the end of a user turn to the first reply audio sent.",
+            buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+            registry=registry,
+        )
+
+    @property
+    def vad(self) -> SileroVAD:
+        """The Silero model, loaded on first use (the gateway starts without it)."""
+        if self._vad is None:
+            from gateway.vad import SileroVAD  # numpy, onnxruntime: the realtime extra
+
+            self._vad = SileroVAD()
+        return self._vad
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
