@@ -56,6 +56,7 @@ import openai
 from core.busy import Patience, current_patience, retry_after
 from core.retry import Classify
 from core.retry import retry as retry_call
+from core.served import NoServedModel, model_ids
 from core.text import speakable
 from core.voice_errors import BUSY_STATUSES, EmptyTranscript, Stage, VoiceError, status_error, transport_error, where
 
@@ -226,12 +227,9 @@ class VoiceClient:
         """Ids from ``GET /v1/models`` (at least one). Raises VoiceError(stage="chat")."""
         page = await self._call("chat", "idempotent", lambda: self._client.models.list(**self._extra))
         try:
-            ids = [str(m.id) for m in page.data]
-        except (AttributeError, TypeError) as e:
-            raise VoiceError("chat", f"unexpected response body from GET /v1/models: {e}") from e
-        if not ids:
-            raise VoiceError("chat", "the gateway lists no models")
-        return ids
+            return model_ids(page.model_dump())
+        except NoServedModel as e:
+            raise VoiceError("chat", str(e)) from e
 
     def _speech_body(self, text: str, model: str, voice: str | None, response_format: str) -> dict[str, Any]:
         spoken = speakable(text)

@@ -52,10 +52,6 @@ def error_event(
     )
 
 
-class ClientGone(Exception):
-    """The WebSocket is closed: whatever the session was doing for it stops."""
-
-
 class BadEvent(Exception):
     """A client event the session cannot apply: becomes an `error` event, the socket stays open."""
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+from core.disconnect import ClientGone
 from core.reply import ReplyOptions, stream_reply
 from core.text import speakable
 from core.tokens import TokenCounter
@@ -32,7 +33,6 @@ from gateway.realtime_conversation import AssistantItem, Conversation, Send
 from gateway.realtime_events import (
     INPUT_RATE,
     BadEvent,
-    ClientGone,
     SessionConfig,
     assistant_item,
     error_event,

@@ -32,12 +32,13 @@ from typing import Any
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
+from core.disconnect import ClientGone
 from core.tokens import TokenCounter
 from core.voice import DEFAULT_SYSTEM_PROMPT
 from core.voice_client import VoiceClient
 from gateway.auth import ApiKey
 from gateway.realtime_conversation import Conversation
-from gateway.realtime_events import BadEvent, ClientGone, SessionConfig, error_event, event, new_id
+from gateway.realtime_events import BadEvent, SessionConfig, error_event, event, new_id
 from gateway.realtime_input import InputAudio
 from gateway.realtime_reply import Responses
 from gateway.realtime_shared import Realtime
