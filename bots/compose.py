@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 from opentelemetry.trace import Tracer
@@ -21,6 +22,9 @@ from core import observability
 from core.limits import Limiter, Limits, make_limiter
 from core.tokens import TokenCounter
 from core.voice import VoicePipeline
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 def create_pipeline(settings: BotSettings, http: httpx.AsyncClient) -> VoicePipeline:
@@ -49,14 +53,14 @@ def create_counter(settings: BotSettings, http: httpx.AsyncClient) -> TokenCount
     return TokenCounter(http, settings.base_url, api_key=key, model=settings.chat_model)
 
 
-def create_store(settings: BotSettings, redis: object | None = None, counter: TokenCounter | None = None) -> ChatStore:
+def create_store(settings: BotSettings, redis: Redis | None = None, counter: TokenCounter | None = None) -> ChatStore:
     """RedisStore over `redis` (a ``redis.asyncio.Redis``) when given, else a MemoryStore; history
     tokens counted by `counter` (default: the estimate, no server)."""
     bounds = (settings.history_turns, settings.history_tokens, settings.history_ttl)
     return RedisStore(redis, *bounds, counter=counter) if redis is not None else MemoryStore(*bounds, counter=counter)
 
 
-def create_limiter(settings: BotSettings, bot: str, redis: object | None = None) -> Limiter:
+def create_limiter(settings: BotSettings, bot: str, redis: Redis | None = None) -> Limiter:
     """The per-user message limit: in Redis (``june:bots:<bot>:…``, shared by the bot's replicas)
     over `redis` (a ``redis.asyncio.Redis``) when given, else in this process."""
     limits = Limits(requests=settings.rate_limit or None, window_s=settings.rate_window)

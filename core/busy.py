@@ -13,11 +13,11 @@ import contextlib
 import email.utils
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
-import httpx
 
 __all__ = ["Patience", "current_patience", "patience", "retry_after"]
 
@@ -62,7 +62,14 @@ def patience(
         _patience.reset(token)
 
 
-def retry_after(response: httpx.Response) -> float | None:
+class _HasHeaders(Protocol):
+    """What `retry_after` reads of a response: httpx's, or the openai SDK's (typed as httpx2's in openai 3.x)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def retry_after(response: _HasHeaders) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent or bad."""
     value = response.headers.get("retry-after", "").strip()
     if not value:

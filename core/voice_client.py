@@ -97,11 +97,13 @@ class VoiceClient:
         max_wait: float = 120.0,
     ) -> None:
         # The SDK insists on credentials; without a key its Authorization header is left out per request.
+        # openai 3.x types `http_client` as an httpx2 client and takes an httpx one too (its legacy path,
+        # openai/_httpx2.py): june's httpx client carries the OpenTelemetry instrumentation and respx.
         self._client = openai.AsyncOpenAI(
             base_url=f"{base_url.rstrip('/')}/v1",
             api_key=api_key or "unused",
-            http_client=http,
-            timeout=http.timeout,
+            http_client=http,  # type: ignore[arg-type]
+            timeout=http.timeout,  # type: ignore[arg-type]
             max_retries=0,  # june's retries (see _classify), never the SDK's
         )
         self._extra: dict[str, Any] = {} if api_key else {"extra_headers": {"Authorization": openai.omit}}

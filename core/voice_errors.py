@@ -10,7 +10,7 @@ transcription route refused the file with 400/413/415/422: sending it again woul
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import httpx
 import openai
@@ -60,7 +60,22 @@ class EmptyTranscript(VoiceError):
         super().__init__("transcribe", "empty transcript", reason="empty")
 
 
-def where(request: httpx.Request) -> str:
+class _URL(Protocol):
+    @property
+    def path(self) -> str: ...
+
+
+class _Request(Protocol):
+    """What `where` reads of a request: httpx's, or the openai SDK's (typed as httpx2's in openai 3.x)."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def url(self) -> _URL: ...
+
+
+def where(request: _Request) -> str:
     """``METHOD /path`` of `request`, for logs (never shown to users)."""
     return f"{request.method} {request.url.path}"
 

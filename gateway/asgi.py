@@ -12,7 +12,8 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from litestar.types import Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import HTTPScope, Receive, Scope, Send
 from multidict import CIMultiDict
 
 from core.web import OpenAIError
@@ -148,7 +149,7 @@ class BodyStream:
             if message["type"] == "http.disconnect":
                 self.error = _ended_early()
                 raise self.error
-            chunk = message.get("body", b"")
+            chunk: bytes = message.get("body", b"")  # type: ignore[assignment]  # an http.request message's body
             size += len(chunk)
             if size > self.limit:
                 self.error = too_large(self.limit)
@@ -186,4 +187,11 @@ async def send_json(send: Send, payload: object, status: int = 200) -> None:
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def http_scope(scope: Scope) -> HTTPScope:
+    """`scope` as an HTTP scope. Raises TypeError for another kind: the routes that forward serve HTTP only."""
+    if scope["type"] != ScopeType.HTTP:
+        raise TypeError(f"an HTTP route was given a {scope['type']} scope")
+    return scope

@@ -37,6 +37,7 @@ from core.limits import Limiter, RateLimited
 from core.web import OpenAIError, rate_limit_error
 from gateway.asgi import (
     BodyStream,
+    http_scope,
     Incoming,
     read_body,
     request_target,
@@ -111,7 +112,7 @@ class Gateway:
 
         Raises OpenAIError 401 (invalid_api_key), or 400 for a bad Content-Length.
         """
-        incoming = Incoming.parse(scope["headers"])
+        incoming = Incoming.parse(list(scope["headers"]))
         return incoming, authenticate(incoming.authorization, self.keys) if self.keys else OPEN
 
     async def forward(
@@ -135,7 +136,7 @@ class Gateway:
         """
         start = time.perf_counter()
         incoming, key = caller or self.caller(scope)
-        method: str = scope["method"]
+        method: str = http_scope(scope)["method"]
         if incoming.content_length is not None and incoming.content_length > self.max_body_bytes:
             raise too_large(self.max_body_bytes)
         try:
@@ -273,7 +274,7 @@ class Gateway:
         self, scope: Scope, upstream: Upstream, headers: CIMultiDict[str], content: bytes | BodyStream | None
     ) -> tuple[Server, aiohttp.ClientResponse]:
         """The request's method and target sent to a server of `upstream` (see `Pool.request`)."""
-        return await self.pools[upstream].request(scope["method"], request_target(scope), headers, content)
+        return await self.pools[upstream].request(http_scope(scope)["method"], request_target(scope), headers, content)
 
     async def allowed_models(self, scope: Scope, send: Send, key: ApiKey) -> None:
         """Answer GET /v1/models from the LLM upstream's list, keeping only the models `key` may use.
@@ -297,5 +298,6 @@ class Gateway:
 
 def _check_form(key: ApiKey, form: FormScan) -> None:
     # Every `model` field counts: a form may repeat one, and which the upstream reads is its business.
-    for model in form.models or [None]:
+    models: list[str | None] = [*form.models] or [None]
+    for model in models:
         check_model(key, model)

@@ -219,7 +219,7 @@ def response_object(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """A `realtime.response` as response.created / response.done carry it."""
-    details = None
+    details: dict[str, Any] | None = None
     if status == "cancelled":
         details = {"type": "cancelled", "reason": reason or "client_cancelled"}
     elif status == "failed":

@@ -79,7 +79,7 @@ async def _burst(base_url: str, api_key: str | None, users: int, clip: Path | No
         audio = await asyncio.to_thread(clip.read_bytes) if clip else await pipeline.speak(text)
         seconds = len(await asyncio.to_thread(decode, audio, 16000)) / 16000
         filename = clip.name if clip else "voice.ogg"
-        await pipeline.chat_model()  # looked up once, as a running bot would have
+        await pipeline.client.chat_model()  # looked up once, as a running bot would have
         conversations = create_conversations(settings, pipeline, create_store(settings), create_metrics("bench"))
         busy_answers = 0
         start = time.perf_counter()
