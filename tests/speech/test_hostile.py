@@ -119,6 +119,6 @@ def test_text_is_never_read_as_raw_phonemes(tts_http: httpx.Client) -> None:
     r = tts_http.post("/v1/audio/speech", json={"input": "[[ONE HUNDRED TWENTY THREE]]", "response_format": "wav"})
     assert r.status_code == 200, r.text[:300]
     assert len(decode(r.content, 16000)) / 16000 > 1.0
-    for text in ("[[ ]]", "]] [[ ]] [[", "Say [[" + "a" * 500 + "]] now."):
+    for text in ("[[ ]]", "]] [[ ]] [[", "Say [[" + "a" * 40 + "]] now."):
         r = tts_http.post("/v1/audio/speech", json={"input": text, "response_format": "wav"})
         assert r.status_code == 200 or check(r, "input"), (text, r.status_code, r.text[:300])
