@@ -192,13 +192,14 @@ def voice_table(
 
     Raises ValueError naming the installed voices when a target or the default is not one of them.
     """
+    natives = {v.lower(): v for v in voices}
     table = {k.lower(): v for k, v in aliases.items()}
     for name, target in overrides.items():
-        native = target if target in voices else table.get(target.lower())
+        native = natives.get(target.lower()) or table.get(target.lower())
         if native is None:
             raise ValueError(f"voice alias {name!r} → {target!r}: not an installed voice ({', '.join(voices)})")
         table[name.lower()] = native
-    native_default = default if default in voices else table.get(default.lower())
+    native_default = natives.get(default.lower()) or table.get(default.lower())
     if native_default is None:
         raise ValueError(f"default voice {default!r} is not one of {', '.join(voices)}")
     return table, native_default

@@ -174,7 +174,7 @@ class PiperSynthesizer:
         files = find_voices(voices)
         self.voices = tuple(f.name for f in files)
         default = default_voice or self.voices[0]
-        native_default = default if default in self.voices else self.voices[0]
+        native_default = next((v for v in self.voices if v.lower() == default.lower()), self.voices[0])
         self.aliases, self.default_voice = voice_table(
             self.voices, dict.fromkeys(OPENAI_VOICES, native_default), aliases or {}, default
         )

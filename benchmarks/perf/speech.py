@@ -213,8 +213,10 @@ def _compare_engines(
                 if name == default:
                     row.rss_mib = _rss_mib(http)
                 english = sum(lang == "en" for lang in row.languages)
+                timing = f", {row.speed:.1f}× real time, first byte {row.first_byte_s:.2f} s, RSS {row.rss_mib:.0f} MiB"
                 console.print(
                     f"  {engine} · {name}: WER {statistics.mean(row.wers):.3f}, English {english}/{len(row.languages)}"
+                    + (timing if row.speed else "")
                 )
                 rows.append(row)
     return rows
