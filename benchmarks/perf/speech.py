@@ -122,6 +122,7 @@ class EngineRow:
     engine: str
     voice: str
     speed: float | None = None  # audio s per wall s, whole two-sentence reply (×real time)
+    cpu_speed: float | None = None  # audio s per CPU s of the service: what a quiet box gives with one thread
     first_byte_s: float | None = None  # streamed, two-sentence reply
     rss_mib: float | None = None  # the service (engine, no Whisper) after the runs
     wers: list[float] = field(default_factory=list)
@@ -161,14 +162,17 @@ def _engine_service(engine: str) -> Iterator[str]:
         yield url
 
 
-def _rss_mib(http: httpx.Client) -> float:
-    m = re.search(r"^process_resident_memory_bytes ([0-9.e+]+)$", http.get("/metrics").text, re.M)
-    return float(m.group(1)) / 2**20 if m else float("nan")
+def _process_metric(http: httpx.Client, name: str) -> float:
+    """A prometheus-client process metric of the service (`process_resident_memory_bytes`, …)."""
+    m = re.search(rf"^{name} ([0-9.e+]+)$", http.get("/metrics").text, re.M)
+    return float(m.group(1)) if m else float("nan")
 
 
-def _tts_timing(http: httpx.Client, repeats: int, voice: str | None = None) -> tuple[float, float, float]:
-    """Median (first streamed byte s, whole reply s, audio s / wall s) for TWO_SENTENCES as pcm."""
+def _tts_timing(http: httpx.Client, repeats: int, voice: str | None = None) -> tuple[float, float, float, float]:
+    """Medians of (first streamed byte s, whole reply s, audio s / wall s) for TWO_SENTENCES as pcm, and
+    audio s / the service's CPU s over all repeats (independent of other load on the box)."""
     firsts, totals, speeds = [], [], []
+    cpu_before, audio_s = _process_metric(http, "process_cpu_seconds_total"), 0.0
     body = {"input": TWO_SENTENCES, "response_format": "pcm", **({"voice": voice} if voice else {})}
     for _ in range(repeats):
         start = time.perf_counter()
@@ -184,7 +188,9 @@ def _tts_timing(http: httpx.Client, repeats: int, voice: str | None = None) -> t
         firsts.append(first or total)
         totals.append(total)
         speeds.append(len(pcm) / 2 / 24000 / total)
-    return statistics.median(firsts), statistics.median(totals), statistics.median(speeds)
+        audio_s += len(pcm) / 2 / 24000
+    cpu_speed = audio_s / (_process_metric(http, "process_cpu_seconds_total") - cpu_before)
+    return statistics.median(firsts), statistics.median(totals), statistics.median(speeds), cpu_speed
 
 
 def _compare_engines(
@@ -203,7 +209,7 @@ def _compare_engines(
             for name in names:
                 row = EngineRow(engine, name)
                 if name == default:
-                    row.first_byte_s, _, row.speed = _tts_timing(http, repeats, name)
+                    row.first_byte_s, _, row.speed, row.cpu_speed = _tts_timing(http, repeats, name)
                 for reply in REPLIES[:replies]:
                     r = http.post("/v1/audio/speech", json={"input": reply, "voice": name, "response_format": "wav"})
                     r.raise_for_status()
@@ -211,12 +217,17 @@ def _compare_engines(
                     row.wers.append(_wer(reply, heard["text"]))
                     row.languages.append(heard["language"])
                 if name == default:
-                    row.rss_mib = _rss_mib(http)
+                    row.rss_mib = _process_metric(http, "process_resident_memory_bytes") / 2**20
                 english = sum(lang == "en" for lang in row.languages)
-                timing = f", {row.speed:.1f}× real time, first byte {row.first_byte_s:.2f} s, RSS {row.rss_mib:.0f} MiB"
+                timing = ""
+                if row.speed is not None:
+                    timing = (
+                        f", {row.speed:.1f}× real time ({row.cpu_speed:.1f}× per CPU s),"
+                        f" first byte {row.first_byte_s:.2f} s, RSS {row.rss_mib:.0f} MiB"
+                    )
                 console.print(
                     f"  {engine} · {name}: WER {statistics.mean(row.wers):.3f}, English {english}/{len(row.languages)}"
-                    + (timing if row.speed else "")
+                    + timing
                 )
                 rows.append(row)
     return rows
@@ -224,7 +235,10 @@ def _compare_engines(
 
 def _engine_table(rows: list[EngineRow]) -> Table:
     table = Table(title="speech engines, each alone (WER: Whisper base, language detected, not given)")
-    columns = ("engine · voice", "TTS ×real time", "first byte (s)", "RSS (MiB)", "WER", "heard as English", "other")
+    columns = (
+        "engine · voice", "TTS ×real time", "per CPU s", "first byte (s)", "RSS (MiB)", "WER", "heard as English",
+        "other",
+    )  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column in ("engine · voice", "other") else "right")
     for row in rows:
@@ -233,6 +247,7 @@ def _engine_table(rows: list[EngineRow]) -> Table:
         table.add_row(
             f"{row.engine} · {row.voice}",
             f"{row.speed:.1f}×" if row.speed else "",
+            f"{row.cpu_speed:.1f}×" if row.cpu_speed else "",
             f"{row.first_byte_s:.2f}" if row.first_byte_s is not None else "",
             f"{row.rss_mib:.0f}" if row.rss_mib is not None else "",
             f"{statistics.mean(row.wers):.3f}" if row.wers else "",
@@ -276,7 +291,7 @@ def _measure_sequential(http: httpx.Client, repeats: int, res: Results) -> None:
             body = _transcribe(http, paragraph, model)
             rtfs.append((time.perf_counter() - start) / body["duration"])
         res.stt_rtf[model] = statistics.median(rtfs)
-    res.ttfb_streamed, res.ttfb_whole, speed = _tts_timing(http, repeats)
+    res.ttfb_streamed, res.ttfb_whole, speed, _ = _tts_timing(http, repeats)
     res.tts_rtf = 1 / speed
     for phrase in PHRASES:
         res.wer.append(_wer(phrase, _transcribe(http, _speak(http, phrase), "base")["text"]))
