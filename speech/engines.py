@@ -184,6 +184,12 @@ class Synthesizer(Protocol):
 _MIX_PART = re.compile(r"^\s*([\w.-]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
 
+def language_tag(code: str) -> str:
+    """A language code as espeak-ng or Piper write it ("en-us", "en_US") in BCP 47 ("en-US")."""
+    lang, _, region = code.replace("_", "-").partition("-")
+    return f"{lang.lower()}-{region.upper()}" if region else lang.lower()
+
+
 def voice_table(
     voices: tuple[str, ...], aliases: Mapping[str, str], overrides: Mapping[str, str], default: str
 ) -> tuple[dict[str, str], str]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from speech import onnx
-from speech.engines import EngineInputError, Speech, Synthesizer, VoiceMix, voice_table
+from speech.engines import EngineInputError, Speech, Synthesizer, VoiceMix, language_tag, voice_table
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,6 @@ TORCH_ALIASES = {
 }  # fmt: skip
 
 
-def _language(lang: str) -> str:
-    """espeak-ng's "en-us" as BCP 47 "en-US"."""
-    code, _, region = lang.partition("-")
-    return f"{code}-{region.upper()}" if region else code
-
-
 class OnnxSynthesizer:
     """`speech.engines.Synthesizer` on kokoro-onnx with the offline int8 model (loaded in __init__)."""
 
@@ -88,7 +82,7 @@ class OnnxSynthesizer:
         self.aliases, self.default_voice = voice_table(
             self.voices, ONNX_ALIASES, aliases or {}, default_voice or ONNX_DEFAULT_VOICE
         )
-        self.languages = dict.fromkeys(self.voices, _language(lang))
+        self.languages = dict.fromkeys(self.voices, language_tag(lang))
         self._lang = lang
         cores = len(os.sched_getaffinity(0))
         self._kokoro = self._load(threads)
@@ -151,7 +145,7 @@ class TorchSynthesizer:
             self.voices, TORCH_ALIASES, aliases or {}, default_voice or "af_heart"
         )
         # Voices speak with the pipeline's language (its G2P); their first letter is the accent they were made for.
-        self.languages = dict.fromkeys(self.voices, _language(lang))
+        self.languages = dict.fromkeys(self.voices, language_tag(lang))
         lang_code = {"en-us": "a", "en-gb": "b"}.get(lang, lang)
         self._pipeline = KPipeline(lang_code=lang_code, device=None if device == "auto" else device)
         log.info("loaded kokoro torch (%s) in %.2f s", device, time.perf_counter() - start)

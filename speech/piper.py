@@ -29,13 +29,7 @@ from typing import Any
 import numpy as np
 
 from speech import onnx
-from speech.engines import (
-    OPENAI_VOICES,
-    EngineInputError,
-    Speech,
-    VoiceMix,
-    voice_table,
-)
+from speech.engines import OPENAI_VOICES, EngineInputError, Speech, VoiceMix, language_tag, voice_table
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +120,7 @@ def _packaged(spec: str) -> list[VoiceFiles]:
 def _language(config: Mapping[str, Any]) -> str:
     """The voice's language as BCP 47 ("en_US" → "en-US"), from its config."""
     code = (config.get("language") or {}).get("code") or (config.get("espeak") or {}).get("voice", "")
-    lang, _, region = str(code).replace("_", "-").partition("-")
-    return f"{lang}-{region.upper()}" if region else lang
+    return language_tag(str(code))
 
 
 class _Voice:
