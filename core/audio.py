@@ -16,7 +16,8 @@ import numpy as np
 from av.audio.resampler import AudioResampler
 
 __all__ = [
-    "CONTENT_TYPES", "FORMATS", "AudioDecodeError", "AudioTooLong", "StreamEncoder", "decode", "encode", "time_stretch",
+    "CONTENT_TYPES", "FORMATS", "AudioDecodeError", "AudioTooLong", "StreamEncoder", "decode", "encode", "resample",
+    "time_stretch",
 ]  # fmt: skip
 
 
@@ -151,6 +152,24 @@ def time_stretch(samples: np.ndarray, sample_rate: int, factor: float) -> np.nda
             out.append(graph.pull().to_ndarray().reshape(-1))
         except (av.BlockingIOError, av.EOFError):
             break
+    return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
+
+
+def resample(samples: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
+    """Float32 mono `samples` at `sample_rate` Hz converted to `rate` Hz (FFmpeg's swresample).
+
+    Returns float32, shape (m,), m ≈ n * rate / sample_rate; the input itself when the rates match.
+    Raises ValueError for a rate that is not a positive integer.
+    """
+    if sample_rate <= 0 or rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {sample_rate} and {rate}")
+    if sample_rate == rate or not len(samples):
+        return samples
+    resampler = AudioResampler(format="flt", layout="mono", rate=rate)
+    mono = np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(mono, format="flt", layout="mono")
+    frame.sample_rate = sample_rate
+    out = [f.to_ndarray().reshape(-1) for f in [*resampler.resample(frame), *resampler.resample(None)]]
     return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
 
 

@@ -130,7 +130,7 @@ def llm() -> None:
 
 @app.command()
 def speech() -> None:
-    """Serve the speech service (faster-whisper + Kokoro)."""
+    """Serve the speech service (faster-whisper + Piper or Kokoro)."""
     _run_module("speech")
 
 

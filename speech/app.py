@@ -33,8 +33,6 @@ from speech.settings import SpeechSettings
 
 log = logging.getLogger(__name__)
 
-TTS_MODEL = "kokoro"
-"""The synthesizer's name in /v1/models (every TTS model name in a request maps to it)."""
 
 
 def load_transcriber(settings: SpeechSettings, model: str) -> Transcriber:
@@ -56,13 +54,20 @@ def load_transcriber(settings: SpeechSettings, model: str) -> Transcriber:
 
 
 def load_synthesizer(settings: SpeechSettings) -> Synthesizer:
-    """Kokoro on the configured backend (blocking; seconds)."""
-    from speech.kokoro import BACKENDS
+    """The configured engine: Piper with `piper_voices`, or Kokoro on its backend (blocking; seconds)."""
+    voice, aliases = settings.default_voice, settings.voice_aliases
+    if settings.engine == "piper":
+        from speech.piper import PiperSynthesizer
+
+        return PiperSynthesizer(
+            voices=settings.piper_voices, default_voice=voice, threads=settings.tts_threads, aliases=aliases
+        )
+    from speech.kokoro import BACKENDS, TorchSynthesizer
 
     factory = BACKENDS[settings.tts_backend]
-    if settings.tts_backend == "torch":
-        return factory(default_voice=settings.default_voice, lang=settings.tts_lang, device=settings.device)
-    return factory(default_voice=settings.default_voice, lang=settings.tts_lang, threads=settings.tts_threads)
+    if factory is TorchSynthesizer:
+        return factory(default_voice=voice, lang=settings.tts_lang, device=settings.device, aliases=aliases)
+    return factory(default_voice=voice, lang=settings.tts_lang, threads=settings.tts_threads, aliases=aliases)
 
 
 def _audio_error(_: Request, exc: AudioDecodeError) -> Response:
@@ -90,9 +95,11 @@ def build_engines(
     metrics: SpeechMetrics | None = None,
 ) -> Engines:
     """The Engines for `settings`, nothing loaded yet; their pinned models are the ones to preload
-    (`Engines.preloads`): `settings.preload` (default: every configured Whisper model) and Kokoro.
+    (`Engines.preloads`): `settings.preload` (default: every configured Whisper model) and the speech
+    engine, registered under its name ("piper" or "kokoro": the TTS model in /v1/models).
 
-    A given `transcriber`/`synthesizer` is registered as loaded (and pinned) under the default model / "kokoro".
+    A given `transcriber`/`synthesizer` is registered as loaded (and pinned) under the default model /
+    the synthesizer's `engine`.
     `metrics` (default: new ones in a registry of their own) count model calls and the queue.
     """
     transcribers: ModelRegistry[Transcriber] = ModelRegistry(
@@ -100,13 +107,14 @@ def build_engines(
         ttl_s=settings.model_ttl_s,
         pinned=set(settings.preload if settings.preload is not None else settings.configured_whisper_models),
     )
+    tts_model = synthesizer.engine if synthesizer is not None else settings.engine
     synthesizers: ModelRegistry[Synthesizer] = ModelRegistry(
-        {TTS_MODEL: functools.partial(load_synthesizer, settings)}, pinned={TTS_MODEL}
+        {tts_model: functools.partial(load_synthesizer, settings)}, pinned={tts_model}
     )
     if transcriber is not None:
         transcribers.put(settings.whisper_model, transcriber)
     if synthesizer is not None:
-        synthesizers.put(TTS_MODEL, synthesizer)
+        synthesizers.put(tts_model, synthesizer)
     return Engines(
         transcribers,
         synthesizers,

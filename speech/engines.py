@@ -1,8 +1,9 @@
 """The seams between the HTTP layer and the models: Transcriber / Synthesizer Protocols, their results,
 and `Engines`, which runs the blocking model calls in worker threads behind a bounded queue.
 
-Implementations: `speech.whisper.WhisperTranscriber`, `speech.kokoro.OnnxSynthesizer` /
-`speech.kokoro.TorchSynthesizer`. Tests or other hosts may pass any object with the same shape.
+Implementations: `speech.whisper.WhisperTranscriber`; `speech.piper.PiperSynthesizer` (the CPU
+default), `speech.kokoro.OnnxSynthesizer` / `speech.kokoro.TorchSynthesizer`. Tests or other hosts may
+pass any object with the same shape.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ log = logging.getLogger(__name__)
 WHISPER_RATE = 16000
 """Sample rate (Hz) every Transcriber takes."""
 
-PHONEMES_PER_SECOND = 16.0
-"""Kokoro's speaking rate at speed 1, a little under the 16.5-19.6 measured (prose, digits), so the
-estimated duration of a request errs long."""
+OUTPUT_RATE = 24000
+"""Sample rate (Hz) of all synthesized audio: OpenAI's "pcm" is 24 kHz, and the realtime session and
+the bots read it so. A synthesizer with another rate (Piper: 22.05 kHz) is resampled to it."""
+
+OPENAI_VOICES = (
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar",
+)  # fmt: skip
+"""OpenAI's voice names (tts-1 and gpt-4o-mini-tts, https://platform.openai.com/docs/guides/text-to-speech):
+every synthesizer maps each of them onto one of its own voices."""
 
 OPENAI_STT_MODELS = frozenset({"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize"})
 """OpenAI transcription model names: all mean the configured default Whisper model."""
@@ -141,22 +148,33 @@ class Transcriber(Protocol):
 class Synthesizer(Protocol):
     """Text to speech. Blocking and CPU/GPU-bound: call from a worker thread."""
 
+    engine: str
+    """The engine's name ("piper", "kokoro"): /v1/models and /v1/audio/voices list it, metrics label by it."""
     voices: tuple[str, ...]
-    """Native voice names, e.g. ("jf_alpha", …)."""
+    """Native voice names, e.g. ("en_US-joe-medium",) or ("jm_kumo", …)."""
+    languages: Mapping[str, str]
+    """Native voice name → the language (BCP 47, e.g. "en-US") it speaks."""
     aliases: Mapping[str, str]
-    """OpenAI voice name → native voice name."""
+    """OpenAI voice name (each of OPENAI_VOICES) → native voice name."""
     default_voice: str
     """Native voice used when a request names none."""
     native_speeds: tuple[float, float]
     """(lowest, highest) `speed` the model takes; `Engines` time-stretches the audio beyond them."""
+    can_mix: bool
+    """Whether `synthesize` takes a mix of several voices (Kokoro blends style vectors; Piper cannot)."""
+    phonemes_per_second: float
+    """Phonemes (as `phonemes` counts them) spoken per second at speed 1, a little under the measured
+    rate so that the estimated duration of a request errs long (the speech-cost limit)."""
 
     def phonemes(self, text: str) -> int:
         """The phonemes (or, failing a phonemizer, characters) `text` makes: the synthesis cost."""
         ...
 
     def synthesize(self, text: str, *, voice: VoiceMix, speed: float = 1.0, all_cores: bool = False) -> Speech:
-        """Speak `text` with the weighted `voice` mix at `speed` (1.0 normal, within `native_speeds`);
-        `all_cores`: use every core for this call (sooner on an idle box; a GPU backend ignores it).
+        """Speak `text` with the weighted `voice` mix (one voice unless `can_mix`) at `speed` (1.0
+        normal, within `native_speeds`); float32 mono at the engine's own rate (`Engines` resamples it
+        to OUTPUT_RATE). `all_cores`: use every core for this call (sooner on an idle box; a GPU
+        backend ignores it).
 
         Raises EngineInputError when `text` has nothing speakable.
         """
@@ -166,15 +184,44 @@ class Synthesizer(Protocol):
 _MIX_PART = re.compile(r"^\s*([\w.-]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
 
+def language_tag(code: str) -> str:
+    """A language code as espeak-ng or Piper write it ("en-us", "en_US") in BCP 47 ("en-US")."""
+    lang, _, region = code.replace("_", "-").partition("-")
+    return f"{lang.lower()}-{region.upper()}" if region else lang.lower()
+
+
+def voice_table(
+    voices: tuple[str, ...], aliases: Mapping[str, str], overrides: Mapping[str, str], default: str
+) -> tuple[dict[str, str], str]:
+    """An engine's OpenAI-name map with a deployment's `overrides` (OpenAI or any other name → a
+    native voice or an OpenAI name) applied, and the native `default` voice (a native or OpenAI name).
+
+    Raises ValueError naming the installed voices when a target or the default is not one of them.
+    """
+    natives = {v.lower(): v for v in voices}
+    table = {k.lower(): v for k, v in aliases.items()}
+    for name, target in overrides.items():
+        native = natives.get(target.lower()) or table.get(target.lower())
+        if native is None:
+            raise ValueError(f"voice alias {name!r} → {target!r}: not an installed voice ({', '.join(voices)})")
+        table[name.lower()] = native
+    native_default = natives.get(default.lower()) or table.get(default.lower())
+    if native_default is None:
+        raise ValueError(f"default voice {default!r} is not one of {', '.join(voices)}")
+    return table, native_default
+
+
 def resolve_voice(synthesizer: Synthesizer, name: str | None) -> VoiceMix:
     """The weighted native voices for a request's `voice`.
 
-    Accepts a native name, an OpenAI alias, None (→ default) or a mix "jf_alpha(2)+jf_nezumi(1)"
-    (weights default to 1, normalized to sum 1). Case-insensitive.
-    Raises EngineInputError(param="voice") for an unknown name or a malformed mix.
+    Accepts a native name, an OpenAI alias, None (→ default) or, where the engine `can_mix`, a mix
+    "jf_alpha(2)+jf_nezumi(1)" (weights default to 1, normalized to sum 1). Case-insensitive.
+    Raises EngineInputError(param="voice") for an unknown name, a malformed mix, or a mix of
+    several voices on an engine that cannot mix.
     """
     if not name or not name.strip():
         return ((synthesizer.default_voice, 1.0),)
+    natives = {v.lower(): v for v in synthesizer.voices}
     parts: list[tuple[str, float]] = []
     for part in name.split("+"):
         m = _MIX_PART.match(part)
@@ -185,11 +232,17 @@ def resolve_voice(synthesizer: Synthesizer, name: str | None) -> VoiceMix:
         key, weight = m.group(1).lower(), float(m.group(2) or 1)
         if not math.isfinite(weight):  # "1" followed by 400 zeros is inf, and inf / inf is NaN
             raise EngineInputError(f"Voice weight {m.group(2)[:20]!r}… in {name[:80]!r} is too large.", param="voice")
-        native = key if key in synthesizer.voices else synthesizer.aliases.get(key)
+        native = natives.get(key) or synthesizer.aliases.get(key)
         if native is None:
             known = ", ".join([*synthesizer.voices, *synthesizer.aliases])
             raise EngineInputError(f"Unknown voice {m.group(1)!r}; available: {known}.", param="voice")
         parts.append((native, weight))
+    if len(parts) > 1 and not synthesizer.can_mix:
+        raise EngineInputError(
+            f"Voice mixes such as {name[:80]!r} need an engine that can blend voices (Kokoro); this "
+            f"deployment speaks with {synthesizer.engine}. Name one voice: {', '.join(synthesizer.voices)}.",
+            param="voice",
+        )
     total = sum(w for _, w in parts)
     if not math.isfinite(total):
         raise EngineInputError(f"Voice weights in {name[:80]!r} are too large.", param="voice")
@@ -313,8 +366,9 @@ class Engines:
         """Resolve `voice`, cut the speakable part of `text` into sentences and bound the cost.
 
         Raises EngineInputError for an unknown voice (param "voice"), nothing to speak ("input"), or
-        speech estimated longer than `max_speech_s` ("input"): phonemes / PHONEMES_PER_SECOND / speed,
-        so digits and symbols that espeak-ng reads out as many words count as what they cost.
+        speech estimated longer than `max_speech_s` ("input"): phonemes / phonemes_per_second / speed,
+        so digits and symbols that espeak-ng reads out as many words count as what they cost. The
+        rate is the synthesizer's `phonemes_per_second`.
         """
         synth = await self.synthesizer()
         mix = resolve_voice(synth, voice)
@@ -325,7 +379,7 @@ class Engines:
             raise EngineInputError("input has nothing to speak (only markup, code, links or emoji).", param="input")
         if self.max_speech_s is not None:
             phonemes = await anyio.to_thread.run_sync(lambda: sum(synth.phonemes(p) for p in pieces))
-            seconds = phonemes / PHONEMES_PER_SECOND / speed
+            seconds = phonemes / synth.phonemes_per_second / speed
             if seconds > self.max_speech_s:
                 raise EngineInputError(
                     f"input would take about {seconds:.0f} s to speak at speed {speed:g} ({phonemes} phonemes: "
@@ -352,8 +406,8 @@ class Engines:
         The chunks form one continuous `fmt` stream (audio.StreamEncoder). A piece other than the
         first that cannot be spoken is skipped (logged); the first raises EngineInputError. A `speed`
         outside the synthesizer's `native_speeds` is reached by synthesizing at the nearest native
-        speed and time-stretching the audio (audio.time_stretch: same pitch). `all_cores` goes to
-        `Synthesizer.synthesize`.
+        speed and time-stretching the audio (audio.time_stretch: same pitch). The audio is at
+        OUTPUT_RATE whatever the engine's own rate. `all_cores` goes to `Synthesizer.synthesize`.
         """
         low, high = synth.native_speeds
         native = min(max(speed, low), high)
@@ -369,7 +423,7 @@ class Engines:
                 ):
                     try:
                         speech = await anyio.to_thread.run_sync(
-                            lambda p=piece: _stretched(synth.synthesize(p, voice=mix, speed=native, all_cores=all_cores), stretch)
+                            lambda p=piece: _output(synth.synthesize(p, voice=mix, speed=native, all_cores=all_cores), stretch)
                         )
                     except EngineInputError:
                         if i == 0:
@@ -377,7 +431,7 @@ class Engines:
                         log.warning("skipped unspeakable sentence %r", piece)
                         continue
                 elapsed = time.perf_counter() - start
-                self.scheduler.metrics.observe("tts", "kokoro", speech.duration, elapsed)
+                self.scheduler.metrics.observe("tts", synth.engine, speech.duration, elapsed)
                 encoder = encoder or audio.StreamEncoder(fmt, speech.sample_rate)
                 if chunk := await anyio.to_thread.run_sync(encoder.feed, speech.samples):
                     yield chunk
@@ -388,10 +442,10 @@ class Engines:
                 encoder.close()  # no-op after a normal end; frees FFmpeg state when the client went away
 
 
-def _stretched(speech: Speech, factor: float) -> Speech:
-    if factor == 1.0:
-        return speech
-    return Speech(audio.time_stretch(speech.samples, speech.sample_rate, factor), speech.sample_rate)
+def _output(speech: Speech, stretch: float) -> Speech:
+    """`speech` played `stretch` times faster (same pitch), at OUTPUT_RATE."""
+    samples = audio.time_stretch(speech.samples, speech.sample_rate, stretch) if stretch != 1.0 else speech.samples
+    return Speech(audio.resample(samples, speech.sample_rate, OUTPUT_RATE), OUTPUT_RATE)
 
 
 def _renumber(seg: Segment, i: int) -> Segment:

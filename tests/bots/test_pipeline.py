@@ -24,6 +24,7 @@ from bots.history import to_messages
 from core.audio import decode
 from tests.bots.conftest import GATEWAY, TONE_SECONDS, WAV, is_ogg_opus, ogg_opus_clip, sse, stream_response
 from tests.clips import wer
+from tests.conftest import TTS_ENGINES
 
 pytestmark = pytest.mark.anyio
 
@@ -291,10 +292,12 @@ async def test_unreachable_gateway_is_a_pipeline_error():
 
 
 @pytest.mark.slow
-async def test_voice_exchange_through_the_real_gateway(gateway_url: str, tmp_path: Path):
+@pytest.mark.parametrize("engine", TTS_ENGINES)
+async def test_voice_exchange_through_the_real_gateway(gateways, engine: str, tmp_path: Path):
+    """A bot's voice reply, spoken by each speech engine (a gateway and speech service per engine)."""
     clip = ogg_opus_clip(QUESTION, tmp_path)
     async with httpx.AsyncClient(timeout=300) as client:
-        pipeline = VoicePipeline(client, base_url=gateway_url, max_reply_tokens=48)
+        pipeline = VoicePipeline(client, base_url=gateways(engine), max_reply_tokens=48)
         result = await pipeline.run_voice(clip, [])
 
     assert wer(QUESTION, result.transcript) <= 0.2, result.transcript

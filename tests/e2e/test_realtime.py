@@ -16,6 +16,7 @@ from openai import AsyncOpenAI
 
 from benchmarks.perf.realtime import clip_pcm, pcm_wav, stream_pcm
 from tests.clips import espeak_wav, wer
+from tests.conftest import TTS_ENGINES
 
 pytestmark = pytest.mark.slow  # the whole stack: vLLM through `gateway_url`
 
@@ -49,14 +50,18 @@ async def _events_until(conn: Any, done: str, log: list[Any], timeout: float = T
 
 
 def _heard(gateway_url: str, pcm: bytes) -> str:
-    """What Whisper hears in june's reply audio (language=en: the offline voices are Japanese ones)."""
+    """What Whisper hears in june's reply audio (language=en: offline Kokoro's voices are Japanese ones)."""
     response = httpx.post(f"{gateway_url}/v1/audio/transcriptions", files={"file": ("reply.wav", pcm_wav(pcm), "audio/wav")},
                           data={"model": "whisper-1", "language": "en"}, timeout=TIMEOUT)
     response.raise_for_status()
     return response.json()["text"]
 
 
-def test_spoken_turn_through_the_sdk(gateway_url: str, clips: dict[str, bytes]) -> None:
+@pytest.mark.parametrize("engine", TTS_ENGINES)
+def test_spoken_turn_through_the_sdk(gateways: Any, engine: str, clips: dict[str, bytes]) -> None:
+    """A spoken turn, answered in the voice of each speech engine (a gateway per engine)."""
+    gateway_url = gateways(engine)
+
     async def run() -> tuple[list[Any], bytes]:
         client = AsyncOpenAI(base_url=f"{gateway_url}/v1", api_key="unused")
         log: list[Any] = []
@@ -83,7 +88,7 @@ def test_spoken_turn_through_the_sdk(gateway_url: str, clips: dict[str, bytes]) 
     assert "".join(ev.delta for ev in log if ev.type == "response.output_audio_transcript.delta") == reply
     assert done.output[0].content[0].transcript == reply
     assert len(audio) > 24000 * 2 * 0.5  # at least half a second of speech
-    heard_reply = _heard(gateway_url, audio)
+    heard_reply = _heard(gateways(TTS_ENGINES[0]), audio)  # the default service has Whisper loaded
     assert wer(reply, heard_reply) <= 0.3, (reply, heard_reply)
 
 

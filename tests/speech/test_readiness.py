@@ -14,7 +14,7 @@ from tests.conftest import free_port
 def test_june_up_says_which_model_failed_to_preload_and_stops() -> None:
     env = {
         **os.environ,
-        # Kokoro refuses an unknown default voice when it loads: a preload failure in a second.
+        # The speech engine refuses an unknown default voice when it loads: a preload failure in a second.
         "JUNE_SPEECH_DEFAULT_VOICE": "nobody",
         "JUNE_SPEECH_PRELOAD": "[]",  # no Whisper preload: keeps the test short
         "JUNE_SPEECH_PORT": str(free_port()),
@@ -32,5 +32,5 @@ def test_june_up_says_which_model_failed_to_preload_and_stops() -> None:
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert "speech exited with code 3 before it was ready" in out, out
-    assert "june up: speech cannot serve: preloading model 'kokoro' failed (ValueError: default voice 'nobody'" in out, out
+    assert "june up: speech cannot serve: preloading model 'piper' failed (ValueError: default voice 'nobody'" in out, out
     assert "stopped." in out
