@@ -62,10 +62,10 @@ def load_synthesizer(settings: SpeechSettings) -> Synthesizer:
         return PiperSynthesizer(
             voices=settings.piper_voices, default_voice=voice, threads=settings.tts_threads, aliases=aliases
         )
-    from speech.kokoro import BACKENDS, TorchSynthesizer
+    from speech.kokoro import BACKENDS
 
     factory = BACKENDS[settings.tts_backend]
-    if factory is TorchSynthesizer:
+    if settings.tts_backend == "torch":
         return factory(default_voice=voice, lang=settings.tts_lang, device=settings.device, aliases=aliases)
     return factory(default_voice=voice, lang=settings.tts_lang, threads=settings.tts_threads, aliases=aliases)
 

@@ -8,6 +8,7 @@ pass any object with the same shape.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -148,23 +149,48 @@ class Transcriber(Protocol):
 class Synthesizer(Protocol):
     """Text to speech. Blocking and CPU/GPU-bound: call from a worker thread."""
 
-    engine: str
-    """The engine's name ("piper", "kokoro"): /v1/models and /v1/audio/voices list it, metrics label by it."""
-    voices: tuple[str, ...]
-    """Native voice names, e.g. ("en_US-joe-medium",) or ("jm_kumo", …)."""
-    languages: Mapping[str, str]
-    """Native voice name → the language (BCP 47, e.g. "en-US") it speaks."""
-    aliases: Mapping[str, str]
-    """OpenAI voice name (each of OPENAI_VOICES) → native voice name."""
-    default_voice: str
-    """Native voice used when a request names none."""
-    native_speeds: tuple[float, float]
-    """(lowest, highest) `speed` the model takes; `Engines` time-stretches the audio beyond them."""
-    can_mix: bool
-    """Whether `synthesize` takes a mix of several voices (Kokoro blends style vectors; Piper cannot)."""
-    phonemes_per_second: float
-    """Phonemes (as `phonemes` counts them) spoken per second at speed 1, a little under the measured
-    rate so that the estimated duration of a request errs long (the speech-cost limit)."""
+    # Read-only members: an engine may hold them as plain attributes of any narrower type (a dict
+    # for a Mapping), which a settable Protocol attribute would refuse.
+    @property
+    def engine(self) -> str:
+        """The engine's name ("piper", "kokoro"): /v1/models and /v1/audio/voices list it, metrics label by it."""
+        ...
+
+    @property
+    def voices(self) -> tuple[str, ...]:
+        """Native voice names, e.g. ("en_US-joe-medium",) or ("jm_kumo", …)."""
+        ...
+
+    @property
+    def languages(self) -> Mapping[str, str]:
+        """Native voice name → the language (BCP 47, e.g. "en-US") it speaks."""
+        ...
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        """OpenAI voice name (each of OPENAI_VOICES) → native voice name."""
+        ...
+
+    @property
+    def default_voice(self) -> str:
+        """Native voice used when a request names none."""
+        ...
+
+    @property
+    def native_speeds(self) -> tuple[float, float]:
+        """(lowest, highest) `speed` the model takes; `Engines` time-stretches the audio beyond them."""
+        ...
+
+    @property
+    def can_mix(self) -> bool:
+        """Whether `synthesize` takes a mix of several voices (Kokoro blends style vectors; Piper cannot)."""
+        ...
+
+    @property
+    def phonemes_per_second(self) -> float:
+        """Phonemes (as `phonemes` counts them) spoken per second at speed 1, a little under the measured
+        rate so that the estimated duration of a request errs long (the speech-cost limit)."""
+        ...
 
     def phonemes(self, text: str) -> int:
         """The phonemes (or, failing a phonemizer, characters) `text` makes: the synthesis cost."""
@@ -422,9 +448,8 @@ class Engines:
                     "speech.synthesize", attributes={"voice": voice_name, "chars": len(piece)}
                 ):
                     try:
-                        speech = await anyio.to_thread.run_sync(
-                            lambda p=piece: _output(synth.synthesize(p, voice=mix, speed=native, all_cores=all_cores), stretch)
-                        )
+                        speak = functools.partial(synth.synthesize, piece, voice=mix, speed=native, all_cores=all_cores)
+                        speech = await anyio.to_thread.run_sync(lambda: _output(speak(), stretch))  # noqa: B023  # awaited in this iteration
                     except EngineInputError:
                         if i == 0:
                             raise
