@@ -58,7 +58,7 @@ async def realtime_endpoint(socket: WebSocket) -> None:
                 403, f"This API key may not use the model '{model}'.", code="model_not_allowed", param="model"
             )
     except OpenAIError as e:
-        await _refuse(socket, e.message, e.code, 1008, e.type)
+        await _refuse(socket, e.message, e.code, 1008, e.type, param=e.param)
         return
     try:
         from gateway.realtime_session import RealtimeSession  # numpy, PyAV, the pipeline: loaded with the first session
@@ -95,7 +95,13 @@ def _authenticate(gateway: Any, socket: WebSocket, sub_key: str | None) -> ApiKe
 
 
 async def _refuse(
-    socket: WebSocket, message: str, code: str | None, close_code: int, err_type: str = "invalid_request_error"
+    socket: WebSocket,
+    message: str,
+    code: str | None,
+    close_code: int,
+    err_type: str = "invalid_request_error",
+    *,
+    param: str | None = None,
 ) -> None:
-    await socket.send_data(json.dumps(error_event(message, code=code or "refused", type_=err_type)))
+    await socket.send_data(json.dumps(error_event(message, code=code or "refused", param=param, type_=err_type)))
     await socket.close(code=close_code, reason=message[:120])

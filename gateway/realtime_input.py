@@ -192,7 +192,7 @@ class InputAudio:
             early[1].cancel()
             early = None
         running = early[1] if early is not None else self._start_transcription(pcm)
-        self.transcribing = self._spawn(self._transcribe(item, pcm, running))
+        self.transcribing = self._spawn(self._transcribe(item, pcm, running, after=self.transcribing))
         if respond:
             await self.responses.start(wait_for=self.transcribing)
 
@@ -222,11 +222,16 @@ class InputAudio:
             finally:
                 out.put(VoiceError("transcribe", "the transcription stopped"))  # ignored after an end
 
-    async def _transcribe(self, item: Item, pcm: bytes, running: _Transcription) -> None:
+    async def _transcribe(
+        self, item: Item, pcm: bytes, running: _Transcription, *, after: asyncio.Task[None] | None
+    ) -> None:
         """Send `running` (the committed turn `pcm`'s transcription, maybe started at the pause where
         the turn ended: only silence came after it, so its text is the turn's) as delta events, fill
-        `item` with its text and send `.completed` (or `.failed`)."""
+        `item` with its text and send `.completed` (or `.failed`). Its events follow those of the turn
+        before (`after`), so captions come in the order spoken; the transcriptions run side by side."""
         kind, ids = "conversation.item.input_audio_transcription", {"item_id": item.id, "content_index": 0}
+        if after is not None:
+            await asyncio.gather(after, return_exceptions=True)
         while True:
             piece = await running.queue.get()
             if isinstance(piece, str):
