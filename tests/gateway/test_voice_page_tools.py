@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from litestar import Litestar, WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.static_files import create_static_files_router
@@ -49,8 +48,9 @@ async def _function_calls(send: Any, response: dict[str, Any]) -> None:
         for piece in (arguments[:10], arguments[10:]):
             await send(_event("response.function_call_arguments.delta", **at, delta=piece))
         await send(_event("response.function_call_arguments.done", **at, name="calculate", arguments=arguments))
-        await send(_event("response.output_item.done", **ids, output_index=n, item=_call_item(n, "completed", arguments)))
-        await send(_event("conversation.item.done", previous_item_id=None, item=_call_item(n, "completed", arguments)))
+        done = _call_item(n, "completed", arguments)
+        await send(_event("response.output_item.done", **ids, output_index=n, item=done))
+        await send(_event("conversation.item.done", previous_item_id=None, item=done))
     output = [_call_item(n, "completed", a) for n, (_, a) in enumerate(CALLS)]
     await send(_event("response.done", response={**response, "status": "completed", "output": output}))
 
