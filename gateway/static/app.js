@@ -137,6 +137,11 @@ function onEvent(ev) {
       state.userBubbles.set(ev.item_id, bubble("user", "…", "pending"));
       setStatus("Thinking", "busy");
       break;
+    case "conversation.item.input_audio_transcription.delta": {
+      const el = state.userBubbles.get(ev.item_id); // the words as they are transcribed
+      if (el) setText(el, (el.dataset.heard = (el.dataset.heard || "") + ev.delta));
+      break;
+    }
     case "conversation.item.input_audio_transcription.completed": {
       const el = state.userBubbles.get(ev.item_id);
       if (!el) break;

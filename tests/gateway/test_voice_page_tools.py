@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.conftest import require_program
 from tests.gateway.conftest import serve_in_thread
 
 STATIC = Path(__file__).parents[2] / "gateway" / "static"
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "voice-page-tool.png"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 CALLS = [("call_demo1", '{"expression": "12 * 7"}'), ("call_demo2", '{"expression": "1 / 0"}')]
 ANSWER = "12 times 7 is 84, and one divided by zero has no answer."
@@ -120,6 +122,11 @@ def test_page_runs_the_demo_tool_and_shows_each_call(tmp_path: Path) -> None:
         page.wait_for_selector(".bubble.june", timeout=30_000)
         page.click("#settings summary")  # closed again for the screenshot
         page.screenshot(path=str(tmp_path / "tool-card.png"))
+        if os.environ.get("JUNE_SAVE_SCREENSHOT"):  # refresh docs/voice-page-tool.png (shown by the README)
+            from PIL import Image
+
+            shot = Image.open(tmp_path / "tool-card.png").convert("RGB")
+            shot.quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(SCREENSHOT, optimize=True)  # ~20 KB
         cards = page.locator(".tool-card")
         texts = [cards.nth(i).inner_text() for i in range(cards.count())]
         states = [cards.nth(i).get_attribute("class") for i in range(cards.count())]
