@@ -6,7 +6,8 @@ It speaks OpenAI's API through the `openai` SDK (`AsyncOpenAI`) over the caller'
 `httpx.AsyncClient`, so OpenTelemetry's httpx tracing and respx in tests see every request, with
 the SDK's own retries off (the policy below is june's):
 
-- ``client.audio.transcriptions.create`` → ``POST /v1/audio/transcriptions`` → the words said
+- ``client.audio.transcriptions.create`` → ``POST /v1/audio/transcriptions`` → the words said (or,
+  ``stream=True``, its ``transcript.text.delta`` / ``.done`` events as they are decoded)
 - ``client.chat.completions.create(stream=True)`` → ``POST /v1/chat/completions``, streamed (the SDK
   parses the SSE ``data:`` lines)
 - ``client.audio.speech.with_streaming_response.create`` → ``POST /v1/audio/speech`` → WAV (or pcm) bytes
@@ -48,6 +49,7 @@ import mimetypes
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -60,12 +62,20 @@ from core.served import NoServedModel, model_ids
 from core.text import speakable
 from core.voice_errors import BUSY_STATUSES, EmptyTranscript, Stage, VoiceError, status_error, transport_error, where
 
-__all__ = ["Message", "VoiceClient"]
+__all__ = ["Message", "Transcript", "VoiceClient"]
 
 log = logging.getLogger(__name__)
 
 Message = dict[str, str]
 """One chat message as OpenAI's API takes it: ``{"role": "user" | "assistant" | "system", "content": str}``."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The end of a streamed transcription (`VoiceClient.stream_transcription`): the whole `text`."""
+
+    text: str
+
 
 Retry = Literal["never", "connect", "idempotent"]
 _RETRY_STATUSES = frozenset({502, 503, 504})
@@ -134,6 +144,46 @@ class VoiceClient:
         if not isinstance(text, str) or not text.strip():
             raise EmptyTranscript()
         return text.strip()
+
+    async def stream_transcription(
+        self,
+        audio: bytes,
+        *,
+        filename: str = "voice.ogg",
+        model: str = "whisper-1",
+        language: str | None = None,
+        prompt: str | None = None,
+    ) -> AsyncIterator[str | Transcript]:
+        """The words in `audio` as the speech service decodes them (`stream=true`: OpenAI's
+        ``transcript.text.delta`` events, one per kept segment on june's speech service): each delta's
+        text (the second and later start with a space), then the whole transcript as a `Transcript`
+        (its text stripped, possibly empty: silence). `prompt` guides Whisper's spelling. The request
+        is retried while nothing was read; a stream that breaks raises VoiceError(stage="transcribe").
+        """
+        mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        stream = await self._call(
+            "transcribe",
+            "idempotent",
+            lambda: self._client.audio.transcriptions.create(
+                file=(filename, audio, mime),
+                model=model,
+                language=language or openai.omit,
+                prompt=prompt or openai.omit,
+                stream=True,
+                **self._extra,
+            ),
+        )
+        async with stream:
+            try:
+                async for chunk in stream:
+                    if chunk.type == "transcript.text.delta" and chunk.delta:
+                        yield chunk.delta
+                    elif chunk.type == "transcript.text.done":
+                        yield Transcript(chunk.text.strip())
+                        return
+            except (openai.APIError, httpx.HTTPError, ValueError) as e:
+                raise VoiceError("transcribe", f"transcription stream broke: {type(e).__name__}: {e}") from e
+        raise VoiceError("transcribe", "the transcription stream ended without transcript.text.done")
 
     async def stream_chat(
         self,

@@ -31,7 +31,8 @@ def _offered_key(socket: WebSocket) -> tuple[str | None, list[str]]:
 
 @websocket("/realtime")
 async def realtime_endpoint(socket: WebSocket) -> None:
-    """GET /v1/realtime?model=… upgraded to a WebSocket speaking the Realtime API (module docstring).
+    """GET /v1/realtime?model=… (a conversation) or ?intent=transcription (live captions,
+    `gateway.realtime_transcription`) upgraded to a WebSocket speaking the Realtime API (module docstring).
 
     The key comes as `Authorization: Bearer` or as the `openai-insecure-api-key.<key>` subprotocol.
     A refused connection is accepted, told why in an `error` event and closed (1008 policy, 1013 busy),
@@ -43,13 +44,21 @@ async def realtime_endpoint(socket: WebSocket) -> None:
     await socket.accept(subprotocols="realtime" if "realtime" in others or sub_key else None)
     try:
         key = _authenticate(gateway, socket, sub_key)
+        intent = socket.query_params.get("intent")
+        if intent not in (None, "", "transcription"):
+            raise OpenAIError(
+                400,
+                f"Invalid value: '{intent[:64]}'. Supported values are: 'transcription'.",
+                param="intent",
+                code="invalid_value",
+            )
         model = socket.query_params.get("model") or "june-realtime"
         if not key.allows(model) and model != "june-realtime":
             raise OpenAIError(
                 403, f"This API key may not use the model '{model}'.", code="model_not_allowed", param="model"
             )
     except OpenAIError as e:
-        await _refuse(socket, e.message, e.code, 1008, e.type)
+        await _refuse(socket, e.message, e.code, 1008, e.type, param=e.param)
         return
     try:
         from gateway.realtime_session import RealtimeSession  # numpy, PyAV, the pipeline: loaded with the first session
@@ -70,7 +79,8 @@ async def realtime_endpoint(socket: WebSocket) -> None:
         server = socket.scope.get("server") or ("127.0.0.1", 8000)
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(server[0], server[0])
         base_url = f"http://[{host}]:{server[1]}" if ":" in host else f"http://{host}:{server[1]}"
-        session = RealtimeSession(socket, realtime, base_url=base_url, key=key, model=model)
+        kind = "transcription" if intent == "transcription" else "realtime"
+        session = RealtimeSession(socket, realtime, base_url=base_url, key=key, model=model, kind=kind)
         await session.run()
     finally:
         realtime.sessions -= 1
@@ -85,7 +95,13 @@ def _authenticate(gateway: Any, socket: WebSocket, sub_key: str | None) -> ApiKe
 
 
 async def _refuse(
-    socket: WebSocket, message: str, code: str | None, close_code: int, err_type: str = "invalid_request_error"
+    socket: WebSocket,
+    message: str,
+    code: str | None,
+    close_code: int,
+    err_type: str = "invalid_request_error",
+    *,
+    param: str | None = None,
 ) -> None:
-    await socket.send_data(json.dumps(error_event(message, code=code or "refused", type_=err_type)))
+    await socket.send_data(json.dumps(error_event(message, code=code or "refused", param=param, type_=err_type)))
     await socket.close(code=close_code, reason=message[:120])

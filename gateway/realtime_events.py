@@ -74,6 +74,10 @@ class SessionConfig:
     interrupt_response: bool = True
     transcription_model: str = "whisper-1"
     language: str | None = None
+    transcription_prompt: str | None = None
+    """Guides the transcription's spelling (Whisper's `prompt`)."""
+    type: str = "realtime"
+    """"realtime" (a conversation) or "transcription" (captions only, no responses: gateway.realtime_transcription)."""
     max_output_tokens: int | None = None
 
     def apply(self, session: Any) -> None:
@@ -112,6 +116,11 @@ class SessionConfig:
                 language = transcription["language"]
                 self.language = (
                     _str(language, "session.audio.input.transcription.language", limit=8) if language else None
+                )
+            if "prompt" in transcription:
+                prompt = transcription["prompt"]
+                self.transcription_prompt = (
+                    _str(prompt, "session.audio.input.transcription.prompt", limit=2000) if prompt else None
                 )
             if (
                 self.language
@@ -172,7 +181,11 @@ class SessionConfig:
             "audio": {
                 "input": {
                     "format": pcm,
-                    "transcription": {"model": self.transcription_model, "language": self.language},
+                    "transcription": {
+                        "model": self.transcription_model,
+                        "language": self.language,
+                        "prompt": self.transcription_prompt,
+                    },
                     "turn_detection": turn,
                     "noise_reduction": None,
                 },

@@ -9,6 +9,12 @@ speculatively: kept when only silence follows, dropped when the user goes on, so
 ready when VAD is sure the turn ended. Without VAD the client commits (`input_audio_buffer.commit`)
 and asks for a response itself. A committed turn becomes a user item at once; its transcript fills
 it when ready (a response created meanwhile waits for it).
+
+Transcriptions are streamed (`VoiceClient.stream_transcription`: one piece per Whisper segment):
+each piece goes out as `conversation.item.input_audio_transcription.delta` once its turn is
+committed (a speculative transcription keeps its pieces until then), then `.completed`. In a
+transcription session (`gateway.realtime_transcription`) the same turns are only transcribed,
+never answered.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ import time
 from typing import Any
 
 from core.audio import encode, from_pcm16
-from core.voice_client import VoiceClient
-from core.voice_errors import EmptyTranscript, VoiceError
+from core.voice_client import Transcript, VoiceClient
+from core.voice_errors import VoiceError
 from gateway.realtime_conversation import Conversation, Item, Send
 from gateway.realtime_events import INPUT_RATE, BadEvent, SessionConfig, event, new_id
 from gateway.realtime_reply import BYTES_PER_MS, Responses, Spawn, error_code, error_message
@@ -53,8 +59,8 @@ class InputAudio:
         self._speech_start_ms: int | None = None
         self._item_id = new_id("item")  # id of the user item the buffer will become
         self.transcribing: asyncio.Task[None] | None = None  # the last committed turn's transcription
-        # Transcription started at a pause in the turn: (the buffer then, its task), used when the turn ends there.
-        self._early: tuple[bytes, asyncio.Task[Any]] | None = None
+        # Transcription started at a pause in the turn: (the buffer then, it), used when the turn ends there.
+        self._early: tuple[bytes, _Transcription] | None = None
 
     def configure(self) -> None:
         """Apply the session config's turn detection (after a session.update)."""
@@ -104,7 +110,7 @@ class InputAudio:
             elif kind == "pause":  # transcribe now; kept if the turn ends in this silence
                 self._drop_early()
                 snapshot = bytes(self.buffer)
-                self._early = (snapshot, self._spawn(self._transcript_or_error(snapshot)))
+                self._early = (snapshot, self._start_transcription(snapshot))
             else:  # "resume": the user went on, so that transcript would miss words
                 self._drop_early()
         if self._speech_start_ms is None:
@@ -156,7 +162,7 @@ class InputAudio:
         self._speech_start_ms = ms
         self._trim_to(ms)
         await self._send(event("input_audio_buffer.speech_started", audio_start_ms=ms, item_id=self._item_id))
-        if self.responses.active is not None and self.config.interrupt_response:
+        if self.responses.active is not None and self.config.interrupt_response and self._conversing():
             await self.responses.cancel("turn_detected")  # barge-in
 
     async def _speech_stopped(self, ms: int) -> None:
@@ -165,7 +171,11 @@ class InputAudio:
             self.detector.reset()
         self.conversation.turn_ended_at = time.perf_counter()
         await self._send(event("input_audio_buffer.speech_stopped", audio_end_ms=ms, item_id=self._item_id))
-        await self._commit_buffer(respond=self.config.create_response)
+        await self._commit_buffer(respond=self.config.create_response and self._conversing())
+
+    def _conversing(self) -> bool:
+        """A conversation answers its turns; a transcription session only transcribes them."""
+        return self.config.type != "transcription"
 
     async def _commit_buffer(self, *, respond: bool) -> None:
         """Turn the buffer into a user item: committed + item events now, transcription in a task."""
@@ -181,42 +191,85 @@ class InputAudio:
         if early is not None and not pcm.startswith(early[0]):  # the buffer changed since the pause
             early[1].cancel()
             early = None
-        self.transcribing = self._spawn(self._transcribe(item, pcm, early[1] if early else None))
+        running = early[1] if early is not None else self._start_transcription(pcm)
+        self.transcribing = self._spawn(self._transcribe(item, pcm, running, after=self.transcribing))
         if respond:
             await self.responses.start(wait_for=self.transcribing)
 
-    async def _transcript_or_error(self, pcm: bytes) -> str | VoiceError:
-        """The transcript of `pcm` (a turn, or the turn up to a pause), or the error to report if it is used."""
+    def _start_transcription(self, pcm: bytes) -> _Transcription:
+        """Start transcribing `pcm` (a turn, or the turn up to a pause) in a session task."""
+        running = _Transcription()
+        running.task = self._spawn(self._stream_transcript(pcm, running))
+        return running
+
+    async def _stream_transcript(self, pcm: bytes, out: _Transcription) -> None:
+        """Transcribe `pcm` into `out`: its pieces as they come, then its Transcript or the VoiceError
+        to report. Always ends `out`, so whoever waits on it is never left hanging."""
         with self.realtime.tracer.start_as_current_span("realtime.transcription"):
             try:
                 wav = await asyncio.to_thread(_wav, pcm)
-                return await self.client.transcribe(
-                    wav, filename="turn.wav", model=self.config.transcription_model, language=self.config.language
+                pieces = self.client.stream_transcription(
+                    wav,
+                    filename="turn.wav",
+                    model=self.config.transcription_model,
+                    language=self.config.language,
+                    prompt=self.config.transcription_prompt,
                 )
-            except VoiceError as e:  # EmptyTranscript included
-                return e
+                async for piece in pieces:
+                    out.put(piece)
+            except VoiceError as e:
+                out.put(e)
+            finally:
+                out.put(VoiceError("transcribe", "the transcription stopped"))  # ignored after an end
 
-    async def _transcribe(self, item: Item, pcm: bytes, early: asyncio.Task[Any] | None = None) -> None:
-        """Transcribe the committed turn `pcm` into `item`; `early` is the transcription started at
-        the pause where the turn ended (only silence came after it), so its text is the turn's."""
+    async def _transcribe(
+        self, item: Item, pcm: bytes, running: _Transcription, *, after: asyncio.Task[None] | None
+    ) -> None:
+        """Send `running` (the committed turn `pcm`'s transcription, maybe started at the pause where
+        the turn ended: only silence came after it, so its text is the turn's) as delta events, fill
+        `item` with its text and send `.completed` (or `.failed`). Its events follow those of the turn
+        before (`after`), so captions come in the order spoken; the transcriptions run side by side."""
         kind, ids = "conversation.item.input_audio_transcription", {"item_id": item.id, "content_index": 0}
-        try:
-            result = await (early if early is not None else self._transcript_or_error(pcm))
-            if isinstance(result, VoiceError):
-                raise result
-            text = result
-        except EmptyTranscript:
-            text = ""
-        except VoiceError as e:
+        if after is not None:
+            await asyncio.gather(after, return_exceptions=True)
+        while True:
+            piece = await running.queue.get()
+            if isinstance(piece, str):
+                await self._send(event(f"{kind}.delta", **ids, delta=piece))
+                continue
+            break
+        if isinstance(piece, VoiceError):
             self.conversation.remove(item)
-            error = {"type": "transcription_error", "code": error_code(e), "message": error_message(e)}
+            error = {"type": "transcription_error", "code": error_code(piece), "message": error_message(piece)}
             await self._send(event(f"{kind}.failed", **ids, error=error))
             return
+        text = piece.text
         item.message["content"] = text
         if not text:
             self.conversation.remove(item)
         used = {"type": "duration", "seconds": round(len(pcm) / (2 * INPUT_RATE), 3)}
         await self._send(event(f"{kind}.completed", **ids, transcript=text, usage=used))
+
+
+class _Transcription:
+    """One streamed transcription: its pieces (str), then one end (a Transcript or a VoiceError), in
+    `queue` as they come; `task` is the session task that fills it."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str | Transcript | VoiceError] = asyncio.Queue()
+        self.task: asyncio.Task[Any] | None = None
+        self._ended = False
+
+    def cancel(self) -> None:
+        """Stop the transcription (it is not needed any more)."""
+        if self.task is not None:
+            self.task.cancel()
+
+    def put(self, piece: str | Transcript | VoiceError) -> None:
+        """Add a piece or the end (anything after the end is dropped)."""
+        if not self._ended:
+            self._ended = not isinstance(piece, str)
+            self.queue.put_nowait(piece)
 
 
 def _pause_ms(silence_duration_ms: int) -> int | None:

@@ -36,6 +36,7 @@ from core.disconnect import ClientGone
 from core.tokens import TokenCounter
 from core.voice import DEFAULT_SYSTEM_PROMPT
 from core.voice_client import VoiceClient
+from gateway import realtime_transcription as transcription
 from gateway.auth import ApiKey
 from gateway.realtime_conversation import Conversation
 from gateway.realtime_events import BadEvent, SessionConfig, error_event, event, new_id
@@ -49,11 +50,16 @@ log = logging.getLogger(__name__)
 class RealtimeSession:
     """One WebSocket's conversation: reads client events, dispatches them, runs their work as tasks."""
 
-    def __init__(self, socket: WebSocket, realtime: Realtime, *, base_url: str, key: ApiKey, model: str) -> None:
+    def __init__(
+        self, socket: WebSocket, realtime: Realtime, *, base_url: str, key: ApiKey, model: str, kind: str = "realtime"
+    ) -> None:
         self.socket, self.realtime, self.settings = socket, realtime, realtime.settings
         self.id = new_id("sess")
         self.config = SessionConfig(
-            model=model, instructions=DEFAULT_SYSTEM_PROMPT, transcription_model=self.settings.transcription_model
+            model=model,
+            instructions=DEFAULT_SYSTEM_PROMPT,
+            transcription_model=self.settings.transcription_model,
+            type=kind,
         )
         api_key = key.secret.decode() if key.secret else None
         client = VoiceClient(realtime.http, base_url=base_url, api_key=api_key, retry_attempts=2)
@@ -86,7 +92,7 @@ class RealtimeSession:
             "input_audio_buffer.clear": self.input.clear,
             "conversation.item.create": self.conversation.item_create,
             "conversation.item.truncate": self.conversation.truncate,
-            "response.create": lambda data: self.responses.create(data, wait_for=self.input.transcribing),
+            "response.create": self._response_create,
             "response.cancel": self.responses.cancel_event,
         }
 
@@ -105,7 +111,7 @@ class RealtimeSession:
 
     async def run(self) -> None:
         """Serve the socket until the client leaves or the session's time is up."""
-        await self.send(event("session.created", session=self.config.wire(self.id)))
+        await self.send(event("session.created", session=self._wire()))
         try:
             async with asyncio.timeout(self.settings.max_session_s):
                 await self._read_loop()
@@ -190,9 +196,36 @@ class RealtimeSession:
             await self.send(error_event(e.message, code=e.code, param=e.param, client_event_id=client_id))
 
     async def _session_update(self, data: dict[str, Any]) -> None:
-        self.config.apply(data.get("session"))
+        session = data.get("session")
+        kind = transcription.session_type(session, self.config.type)
+        if kind != self.config.type and (self.conversation.items or self.responses.active or self.input.buffer):
+            raise BadEvent(
+                f"This is a {self.config.type} session and its conversation has begun: its type cannot change "
+                "now (connect with ?intent=transcription for a transcription session).",
+                param="session.type",
+            )
+        if kind == "transcription":
+            transcription.check_update(session)
+        self.config.apply(session)
+        self.config.type = kind
         self.input.configure()
-        await self.send(event("session.updated", session=self.config.wire(self.id)))
+        await self.send(event("session.updated", session=self._wire()))
+
+    def _wire(self) -> dict[str, Any]:
+        """The session object as session.created / .updated carry it, for its type."""
+        if self.config.type == "transcription":
+            return transcription.wire(self.config, self.id)
+        return self.config.wire(self.id)
+
+    async def _response_create(self, data: dict[str, Any]) -> None:
+        if self.config.type == "transcription":
+            raise BadEvent(
+                "A transcription session never responds: response.create is not available in it "
+                "(connect with ?model=… for a conversation).",
+                code="unsupported_in_transcription_session",
+                param="type",
+            )
+        await self.responses.create(data, wait_for=self.input.transcribing)
 
     # --- tasks ----------------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 // june's voice page: the browser side of /v1/realtime (OpenAI's Realtime API events over a WebSocket).
 // Mic → AudioWorklet (pcm16 24 kHz) → input_audio_buffer.append; reply audio deltas are queued
 // on a 24 kHz AudioContext as they arrive; speech_started (or a push-to-talk press) stops playback.
+// With the demo tool on (Settings), the session offers june a calculator: a function call is run
+// here, shown as a card in the transcript, and its result sent back (function_call_output) for the answer.
 
 const $ = (id) => document.getElementById(id);
 const RATE = 24000;
-const stats = (window.juneStats = { audioDeltas: 0, samplesPlayed: 0, turns: 0 }); // read by the browser test
+const stats = (window.juneStats = { audioDeltas: 0, samplesPlayed: 0, turns: 0, toolCalls: 0 }); // read by the browser tests
 
 const state = {
   ws: null,
@@ -17,6 +19,8 @@ const state = {
   sources: [],
   reply: null, // { itemId, started, el }
   userBubbles: new Map(), // item id → element
+  toolCards: new Map(), // function_call item id → { el, args }
+  toolOutputs: 0, // function_call_outputs sent for the response in flight (answered at its response.done)
 };
 
 // ---------- UI ----------
@@ -115,6 +119,8 @@ function sendSession() {
       },
       output: $("voice").value ? { voice: $("voice").value } : {},
     },
+    tools: $("tool-demo").value ? [CALCULATOR] : [],
+    tool_choice: $("tool-demo").value || "auto",
   };
   send({ type: "session.update", session });
 }
@@ -131,6 +137,11 @@ function onEvent(ev) {
       state.userBubbles.set(ev.item_id, bubble("user", "…", "pending"));
       setStatus("Thinking", "busy");
       break;
+    case "conversation.item.input_audio_transcription.delta": {
+      const el = state.userBubbles.get(ev.item_id); // the words as they are transcribed
+      if (el) setText(el, (el.dataset.heard = (el.dataset.heard || "") + ev.delta));
+      break;
+    }
     case "conversation.item.input_audio_transcription.completed": {
       const el = state.userBubbles.get(ev.item_id);
       if (!el) break;
@@ -142,6 +153,18 @@ function onEvent(ev) {
     }
     case "response.created":
       state.reply = null;
+      state.toolOutputs = 0;
+      break;
+    case "response.output_item.added":
+      if (ev.item?.type === "function_call") toolCard(ev.item);
+      break;
+    case "response.function_call_arguments.delta": {
+      const card = state.toolCards.get(ev.item_id);
+      if (card) setCardRow(card.el, "args", (card.args += ev.delta));
+      break;
+    }
+    case "response.output_item.done":
+      if (ev.item?.type === "function_call") runTool(ev.item);
       break;
     case "response.output_audio_transcript.delta":
     case "response.output_text.delta":
@@ -163,6 +186,12 @@ function onEvent(ev) {
       }
       if (r.status === "failed") showBanner("june couldn't answer that one. Please try again.");
       state.reply = null;
+      if (state.toolOutputs && r.status === "completed") {
+        state.toolOutputs = 0;
+        send({ type: "response.create" }); // june answers from the tool's result
+        setStatus("Thinking", "busy");
+        break;
+      }
       if (!state.sources.length) setStatus(state.micOn ? "Listening" : "Connected", "ok");
       break;
     }
@@ -173,6 +202,111 @@ function onEvent(ev) {
       } else showBanner(ev.error.message);
       break;
   }
+}
+
+// ---------- the demo tool ----------
+
+const CALCULATOR = {
+  type: "function",
+  name: "calculate",
+  description: "Work out an arithmetic expression with + - * / and parentheses, e.g. (12.5 + 3) * 4. Use it for any sum.",
+  parameters: {
+    type: "object",
+    properties: { expression: { type: "string", description: "The expression, digits and + - * / ( ) only." } },
+    required: ["expression"],
+  },
+};
+
+// Evaluates + - * / and parentheses on decimal numbers with a small recursive-descent parser
+// (never eval): at most 200 characters and 32 levels of nesting; throws Error with a reason.
+function calculate(expression) {
+  if (typeof expression !== "string" || !expression.trim()) throw new Error("expression must be a non-empty string");
+  if (expression.length > 200) throw new Error("expression is longer than 200 characters");
+  const tokens = expression.replace(/×/g, "*").replace(/÷/g, "/").replace(/−/g, "-").match(/\d+(?:\.\d+)?|\.\d+|[-+*/()]|\S/g) || [];
+  let i = 0;
+  const peek = () => tokens[i];
+  const expr = (depth) => {
+    if (depth > 32) throw new Error("expression is nested too deeply");
+    let value = term(depth);
+    while (peek() === "+" || peek() === "-") value = tokens[i++] === "+" ? value + term(depth) : value - term(depth);
+    return value;
+  };
+  const term = (depth) => {
+    let value = factor(depth);
+    while (peek() === "*" || peek() === "/") {
+      const op = tokens[i++];
+      const right = factor(depth);
+      if (op === "/" && right === 0) throw new Error("division by zero");
+      value = op === "*" ? value * right : value / right;
+    }
+    return value;
+  };
+  const factor = (depth) => {
+    const t = tokens[i++];
+    if (t === "-") return -factor(depth + 1);
+    if (t === "+") return factor(depth + 1);
+    if (t === "(") {
+      const value = expr(depth + 1);
+      if (tokens[i++] !== ")") throw new Error("a parenthesis is not closed");
+      return value;
+    }
+    if (t !== undefined && /^(\d|\.\d)/.test(t)) return parseFloat(t);
+    throw new Error(t === undefined ? "the expression ends too soon" : `unexpected '${t}'`);
+  };
+  const value = expr(0);
+  if (i < tokens.length) throw new Error(`unexpected '${tokens[i]}'`);
+  if (!Number.isFinite(value)) throw new Error("the result is not a finite number");
+  return Number(value.toPrecision(12));
+}
+
+const TOOLS = { calculate: (args) => ({ result: calculate(args.expression) }) };
+
+function toolCard(item) {
+  if (state.toolCards.has(item.id)) return state.toolCards.get(item.id);
+  $("hint")?.remove();
+  const el = document.createElement("div");
+  el.className = "tool-card running";
+  el.innerHTML =
+    `<div class="tool-head"><span class="tool-icon" aria-hidden="true">ƒ</span><span class="tool-name"></span>` +
+    `<span class="tool-state">running…</span></div>` +
+    `<dl><dt>arguments</dt><dd class="args"></dd><dt>result</dt><dd class="result">…</dd></dl>`;
+  el.querySelector(".tool-name").textContent = item.name || "tool";
+  $("conversation").append(el);
+  el.scrollIntoView({ block: "end", behavior: "smooth" });
+  const card = { el, args: item.arguments || "" };
+  setCardRow(el, "args", card.args);
+  state.toolCards.set(item.id, card);
+  setStatus(`Using ${item.name}`, "busy");
+  return card;
+}
+
+function setCardRow(el, row, text) {
+  el.querySelector(`.${row}`).textContent = text;
+}
+
+// Runs a finished function call here and sends its output; the answer is asked for at response.done.
+function runTool(item) {
+  const card = toolCard(item);
+  card.args = item.arguments || "";
+  let shown = card.args;
+  let output;
+  try {
+    const args = JSON.parse(card.args || "{}");
+    shown = Object.entries(args).map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ") || "—";
+    const tool = TOOLS[item.name];
+    if (!tool) throw new Error(`this page has no tool named ${item.name}`);
+    output = tool(args);
+  } catch (e) {
+    output = { error: e.message };
+  }
+  setCardRow(card.el, "args", shown);
+  setCardRow(card.el, "result", "error" in output ? `error: ${output.error}` : String(output.result));
+  card.el.classList.remove("running");
+  card.el.classList.toggle("failed", "error" in output);
+  card.el.querySelector(".tool-state").textContent = "error" in output ? "failed" : "done";
+  stats.toolCalls += 1;
+  send({ type: "conversation.item.create", item: { type: "function_call_output", call_id: item.call_id, output: JSON.stringify(output) } });
+  state.toolOutputs += 1;
 }
 
 // ---------- reply audio ----------
@@ -353,4 +487,9 @@ $("key").addEventListener("change", () => {
   state.ws?.close(1000);
 });
 $("voice").addEventListener("change", sendSession);
+$("tool-demo").value = localStorage.getItem("june-tool-demo") || "";
+$("tool-demo").addEventListener("change", () => {
+  localStorage.setItem("june-tool-demo", $("tool-demo").value);
+  sendSession();
+});
 setMicUi();

@@ -18,7 +18,7 @@ import respx
 from bots.apologies import AUDIO_TOO_BIG, BUSY, UNDECODABLE, apology
 from core.busy import patience
 from core.voice import SAMPLE_RATE, VoicePipeline
-from core.voice_client import VoiceClient
+from core.voice_client import Transcript, VoiceClient
 from core.voice_errors import EmptyTranscript, VoiceError
 from bots.history import to_messages
 from core.audio import decode
@@ -526,6 +526,25 @@ async def test_stream_speech_yields_the_services_bytes_and_maps_busy(gateway, ht
     with pytest.raises(VoiceError) as caught:
         [chunk async for chunk in client.stream_speech("Hello again.")]
     assert caught.value.stage == "speak" and apology(caught.value) == BUSY and gateway["tts"].call_count == 2
+
+
+async def test_stream_transcription_yields_deltas_then_the_transcript(gateway, http):
+    """The realtime session's transcription path: OpenAI's transcript.text events as they come; a
+    stream that breaks off or never says done is a transcribe-stage VoiceError; a 503 is retried."""
+    events = [{"type": "transcript.text.delta", "delta": "What is"}, {"type": "transcript.text.delta", "delta": " the time?"},
+              {"type": "transcript.text.done", "text": " What is the time? "}]  # fmt: skip
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode()
+    headers = {"content-type": "text/event-stream"}
+    gateway["stt"].side_effect = [busy(503, retry_after=None), httpx.Response(200, content=body, headers=headers),
+                                  httpx.Response(200, content=body[: body.rindex(b"data:")], headers=headers)]  # fmt: skip
+    client = VoiceClient(http, base_url=GATEWAY)
+    pieces = [p async for p in client.stream_transcription(b"voice", filename="turn.wav", prompt="time")]
+    assert pieces == ["What is", " the time?", Transcript("What is the time?")]
+    sent = gateway["stt"].calls[-1].request.content
+    assert b'name="stream"\r\n\r\ntrue' in sent and b'name="prompt"\r\n\r\ntime' in sent
+    with pytest.raises(VoiceError) as caught:
+        [p async for p in client.stream_transcription(b"voice")]
+    assert caught.value.stage == "transcribe" and "without transcript.text.done" in str(caught.value)
 
 
 async def test_sdk_requests_go_through_the_callers_instrumented_client(gateway):

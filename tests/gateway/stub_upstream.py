@@ -248,6 +248,14 @@ class StubUpstream:
 
         async def _upload(request: Request) -> Response:
             seen = await stub._record(request)
+            if b'name="stream"\r\n\r\ntrue' in seen.body:  # OpenAI's transcript events, two deltas
+                events = [
+                    {"type": "transcript.text.delta", "delta": f"{len(seen.body)}"},
+                    {"type": "transcript.text.delta", "delta": " bytes"},
+                    {"type": "transcript.text.done", "text": f"{len(seen.body)} bytes"},
+                ]
+                sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
+                return Response(sse, media_type="text/event-stream", status_code=200)
             return Response(
                 {
                     "text": f"{len(seen.body)} bytes",

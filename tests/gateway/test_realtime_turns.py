@@ -164,6 +164,13 @@ def test_spoken_turn_is_cut_by_server_vad_and_answered(gw: str, stub: StubUpstre
     upload = next(s for s in stub.seen if s.path == "/v1/audio/transcriptions")
     assert b"RIFF" in upload.body and b"WAVE" in upload.body
     assert log[-1]["response"]["status"] == "completed"
+    # The transcript streams as deltas of the committed item (the stub sends two), then completes.
+    item_id = next(m for m in log if m["type"] == "input_audio_buffer.committed")["item_id"]
+    deltas = [m for m in log if m["type"] == "conversation.item.input_audio_transcription.delta"]
+    completed = types.index("conversation.item.input_audio_transcription.completed")
+    assert len(deltas) == 2 and all(m["item_id"] == item_id and m["content_index"] == 0 for m in deltas)
+    assert types.index("input_audio_buffer.committed") < types.index(deltas[0]["type"]) < completed
+    assert "".join(m["delta"] for m in deltas) == log[completed]["transcript"]
 
 
 @pytest.fixture(scope="module")
