@@ -86,6 +86,8 @@ class RealtimeSession:
             "input_audio_buffer.clear": self.input.clear,
             "conversation.item.create": self.conversation.item_create,
             "conversation.item.truncate": self.conversation.truncate,
+            "conversation.item.retrieve": self.conversation.retrieve,
+            "conversation.item.delete": self.conversation.delete,
             "response.create": lambda data: self.responses.create(data, wait_for=self.input.transcribing),
             "response.cancel": self.responses.cancel_event,
         }
@@ -105,7 +107,7 @@ class RealtimeSession:
 
     async def run(self) -> None:
         """Serve the socket until the client leaves or the session's time is up."""
-        await self.send(event("session.created", session=self.config.wire(self.id)))
+        await self.send(event("session.created", session=self._wire()))
         try:
             async with asyncio.timeout(self.settings.max_session_s):
                 await self._read_loop()
@@ -171,6 +173,8 @@ class RealtimeSession:
                 data = json.loads(raw)
             except ValueError as e:
                 raise BadEvent(f"The event is not valid JSON: {e}", code="invalid_json") from e
+            except RecursionError as e:  # ~1000 nested brackets exhaust json's C decoder: not a ValueError
+                raise BadEvent("The event is nested too deeply to read.", code="invalid_json") from e
             if not isinstance(data, dict) or not isinstance(data.get("type"), str):
                 raise BadEvent(
                     "An event must be a JSON object with a string 'type'.", code="invalid_event", param="type"
@@ -190,9 +194,17 @@ class RealtimeSession:
             await self.send(error_event(e.message, code=e.code, param=e.param, client_event_id=client_id))
 
     async def _session_update(self, data: dict[str, Any]) -> None:
-        self.config.apply(data.get("session"))
+        session = data.get("session")
+        tools = self.responses.tools.updated(session, "session") if isinstance(session, dict) else None
+        self.config.apply(session)  # checks everything else (raises BadEvent) before the tools change
+        if tools is not None:
+            self.responses.tools = tools
         self.input.configure()
-        await self.send(event("session.updated", session=self.config.wire(self.id)))
+        await self.send(event("session.updated", session=self._wire()))
+
+    def _wire(self) -> dict[str, Any]:
+        """The session object with its tools (gateway.realtime_tools.ToolConfig)."""
+        return {**self.config.wire(self.id), **self.responses.tools.wire()}
 
     # --- tasks ----------------------------------------------------------------------------------
 
