@@ -149,6 +149,8 @@ class Responses:
             metadata=_metadata(fields.get("metadata")),
             in_conversation=conversation != "none",
         )
+        if params.forced_here:
+            check_tool_choice(params.tools.choice, params.tools.tools, "response.tool_choice")
         if fields.get("input") is not None:
             params.input = self._input(fields["input"])
         return params
