@@ -237,7 +237,7 @@ def response_object(
 ) -> dict[str, Any]:
     """A `realtime.response` as response.created / response.done carry it (`metadata` as response.create
     gave it; `conversation_id` None for an out-of-band response)."""
-    details = None
+    details: dict[str, Any] | None = None
     if status == "cancelled":
         details = {"type": "cancelled", "reason": reason or "client_cancelled"}
     elif status == "incomplete":

@@ -170,14 +170,12 @@ class Responses:
             if raw.get("type", "message") != "message" or raw.get("role") not in ("user", "assistant", "system"):
                 raise BadEvent(f"{param} must be a text message or an item_reference.", param=f"{param}.type")
             content = raw.get("content")
-            texts = (
-                [p.get("text") or p.get("transcript") for p in content if isinstance(p, dict)]
-                if isinstance(content, list)
-                else []
-            )
-            if not texts or not all(isinstance(t, str) for t in texts):
+            parts = content if isinstance(content, list) else []
+            texts = [p.get("text") or p.get("transcript") if isinstance(p, dict) else None for p in parts]
+            words = [t for t in texts if isinstance(t, str)]
+            if not words or len(words) != len(texts):
                 raise BadEvent(f"{param}.content must hold text parts.", param=f"{param}.content")
-            text = _str(" ".join(texts), f"{param}.content", limit=20000)
+            text = _str(" ".join(words), f"{param}.content", limit=20000)
             items.append(Item(new_id("item"), {"role": raw["role"], "content": text}))
         return items
 
