@@ -62,8 +62,10 @@ def heard(gateway_url: str, pcm: bytes) -> str:
 
 
 def says_the_result(text: str) -> bool:
-    """The spoken answer carries the tool's result (the number; the words around it are the model's)."""
-    return "17" in text or "seventeen" in text.lower()
+    """The answer carries the tool's result: its temperature or its sky, which only the tool's output had
+    (the question names neither; which of the two the model says, and the words around it, are its own)."""
+    text = text.lower()
+    return "17" in text or "seventeen" in text or "rain" in text
 
 
 # --- 1. the official openai SDK, raw events ------------------------------------------------------------
