@@ -32,6 +32,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 """Sends one server event (raises ClientGone once the client has left)."""
 
 
+_NOT_FIRST = ("assistant", "function_call", "function_call_output")
+"""Roles an item trimmed down to the front of the history must not have (a reply or a call without its cause)."""
+
+
 @dataclass(eq=False)
 class Item:
     """One conversation item: its wire `id` and the chat `message` it stands for (its content may be
@@ -107,8 +111,8 @@ class Conversation:
         self.items.insert(self.index_after(after), item)
         sizes = [self.tokens.cached(i.message["content"]) for i in self.items]
         del self.items[: oldest_to_drop(sizes, 2 * self.max_turns, self.max_history_tokens, keep_last=1)]
-        while len(self.items) > 1 and self.items[0].message["role"] != "user" and self.items[0] is not item:
-            self.items.pop(0)  # the conversation starts with the user, as in the bots' history
+        while len(self.items) > 1 and self.items[0].message["role"] in _NOT_FIRST and self.items[0] is not item:
+            self.items.pop(0)  # the history starts with the user (or a system item), as in the bots' history
 
     def index_after(self, after: str | None) -> int:
         """Where an item placed after the item `after` goes (None: the end, "root": the start)."""
