@@ -185,8 +185,8 @@ def test_agents_sdk_realtime_agent_calls_a_tool(gateway_url: str, question_pcm: 
                         raise AssertionError(ev.error)
                     if ev.type == "audio" and any(e.type == "tool_end" for e in events):
                         audio += ev.audio.data
-                    if ev.type == "agent_end" and any(e.type == "tool_end" for e in events):
-                        break
+                    if ev.type == "agent_end" and audio:  # the answer after the tool (the call's own response
+                        break  # ends with an agent_end too, before the tool's output is answered)
             await speaker
         return events, bytes(audio)
 
