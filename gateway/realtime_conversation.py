@@ -107,10 +107,20 @@ class Conversation:
 
     def add(self, item: Item, *, after: str | None = None) -> None:
         """Add `item` at the end, or after the item with id `after` ("root": first); past max_turns pairs or
-        max_history_tokens, drop the oldest down to half of each. Raises BadEvent for an unknown `after`."""
+        max_history_tokens, drop the oldest down to half of each (function items count with the message before
+        them). Raises BadEvent for an unknown `after`."""
         self.items.insert(self.index_after(after), item)
-        sizes = [self.tokens.cached(i.message["content"]) for i in self.items]
-        del self.items[: oldest_to_drop(sizes, 2 * self.max_turns, self.max_history_tokens, keep_last=1)]
+        # A function call and its output belong to the turn before them: counted and dropped with it, so a
+        # call never loses its cause nor an output its call (a turn with calls counts as one item).
+        turns: list[list[Item]] = []
+        for i in self.items:
+            if i.function and turns:
+                turns[-1].append(i)
+            else:
+                turns.append([i])
+        sizes = [sum(self.tokens.cached(i.message["content"]) for i in turn) for turn in turns]
+        drop = oldest_to_drop(sizes, 2 * self.max_turns, self.max_history_tokens, keep_last=1)
+        self.items = [i for turn in turns[drop:] for i in turn]
         while len(self.items) > 1 and self.items[0].message["role"] in _NOT_FIRST and self.items[0] is not item:
             self.items.pop(0)  # the history starts with the user (or a system item), as in the bots' history
 

@@ -13,6 +13,9 @@ import anyio
 import pytest
 from websockets.asyncio.client import connect
 
+from gateway.app import create_app
+from gateway.settings import RealtimeSettings
+from tests.gateway.conftest import gateway_settings, serve_in_thread
 from tests.gateway.stub_upstream import StubUpstream
 from tests.gateway.test_realtime import _assert_error, _next, _still_serves, _ws
 
@@ -272,3 +275,43 @@ def test_a_function_output_over_the_limit_is_refused(gw: str, stub: StubUpstream
             await _still_serves(ws)
 
     anyio.run(run)
+
+
+def test_native_history_keeps_each_tool_message_after_its_call(stub_url: str, stub: StubUpstream) -> None:
+    """JUNE_GATEWAY_REALTIME_TOOL_HISTORY=native: calls are assistant tool_calls, outputs tool messages, and a
+    history trimmed past max_turns never sends a tool message whose call is gone (vLLM refuses it)."""
+    settings = gateway_settings(stub_url, realtime=RealtimeSettings(max_turns=1, tool_history="native"), read_timeout=10)
+    stub.calls = [("get_weather", '{"city": "Paris"}')]
+
+    async def run(url: str) -> None:
+        async with connect(_ws(url)) as ws:
+            await _next(ws, "session.created")
+            await ws.send(json.dumps({"type": "session.update", "session": {**TEXT_ONLY, "tools": [WEATHER], "tool_choice": "required"}}))
+            await ws.send(_user("Weather in Paris?"))
+            await ws.send(json.dumps({"type": "response.create"}))
+            call = (await _next(ws, "response.done"))["response"]["output"][0]
+            output = {"type": "function_call_output", "call_id": call["call_id"], "output": '{"temperature_c": 17}'}
+            await ws.send(json.dumps(_item(output)))
+            await ws.send(json.dumps({"type": "response.create"}))
+            await _next(ws, "response.done")
+            for text in ("And tomorrow?", "Thanks."):
+                await ws.send(_user(text))
+                await ws.send(json.dumps({"type": "response.create", "response": {"tool_choice": "none"}}))
+                assert (await _next(ws, "response.done"))["response"]["status"] == "completed"
+
+    with serve_in_thread(create_app(settings)) as url:
+        anyio.run(run, url)
+    bodies = _chat_bodies(stub)
+    answer = bodies[1]["messages"]
+    assert answer[-2]["role"] == "assistant" and answer[-2]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert answer[-1] == {"role": "tool", "tool_call_id": call_id(answer[-2]), "content": '{"temperature_c": 17}'}
+    for body in bodies:
+        ids: set[str] = set()
+        for message in body["messages"]:
+            ids |= {c["id"] for c in message.get("tool_calls") or []}
+            assert message["role"] != "tool" or message["tool_call_id"] in ids, body["messages"]
+    assert all(m["role"] != "tool" for m in bodies[-1]["messages"])  # trimmed away with its call
+
+
+def call_id(message: dict[str, Any]) -> str:
+    return str(message["tool_calls"][0]["id"])
