@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.text import MIN_CHARS, SentenceSplitter, VisibleStream, strip_reasoning
-from core.voice_client import Message, VoiceClient
+from core.voice_client import VoiceClient
 
 __all__ = ["Reply", "ReplyOptions", "stream_reply"]
 
@@ -36,7 +37,7 @@ __all__ = ["Reply", "ReplyOptions", "stream_reply"]
 class ReplyOptions:
     """How one reply is generated and cut, given per call.
 
-    `max_tokens` / `temperature` go to the chat completion (None: the server's default);
+    `max_tokens` / `temperature` / `tools` go to the chat completion (None: the server's default);
     `clause_pieces` is how many of the first pieces may end at a clause rather than a sentence, once
     they hold `core.text.MIN_CHARS` characters (0: sentences only); `llm_pauses_for_speech` makes the
     LLM and TTS take turns (module docstring).
@@ -46,6 +47,9 @@ class ReplyOptions:
     temperature: float | None = None
     clause_pieces: int = 0
     llm_pauses_for_speech: bool = False
+    tools: Mapping[str, Any] | None = None
+    """Chat-completions `tools` / `tool_choice` for the request (the LLM then does not pause: a call is
+    not continued with `continue_final_message`)."""
 
 
 @dataclass
@@ -69,18 +73,20 @@ class Reply:
 
 async def stream_reply(
     client: VoiceClient,
-    messages: list[Message],
+    messages: Sequence[Mapping[str, Any]],
     speak: Callable[[str], Awaitable[None]],
     options: ReplyOptions,
     *,
     count_tokens: Callable[[str], Awaitable[int]] | None = None,
+    on_tool_call: Callable[[Any], Awaitable[None]] | None = None,
 ) -> Reply:
     """Answer `messages` (system prompt, history, the user's turn), handing each visible piece to
     `speak` as soon as it is complete, one at a time and in order, while the model goes on.
 
     Returns once the model is done and every piece has been spoken. `count_tokens` (tokens of a text
     in the served model's tokenizer) lowers `max_tokens` after each pause of `llm_pauses_for_speech`;
-    without it the limit stays as given. Raises VoiceError from the chat, or whatever `speak`
+    without it the limit stays as given. `on_tool_call` gets each streamed tool-call delta as it comes
+    (`VoiceClient.stream_chat`). Raises VoiceError from the chat, or whatever `speak`
     raises; cancelling it cancels the piece being spoken too.
     """
     reply = Reply()
@@ -112,13 +118,20 @@ async def stream_reply(
                 raw.append(delta)
                 pieces = splitter.feed(visible.feed(delta))
                 put(pieces)
-                if options.llm_pauses_for_speech and pieces:
+                if options.llm_pauses_for_speech and not options.tools and pieces:
                     return False  # closing the stream stops the request in vLLM
         return True
 
     speaking = asyncio.create_task(speaker())
     try:
-        ended = await pour(client.stream_chat(messages, max_tokens=options.max_tokens, temperature=options.temperature))
+        first = client.stream_chat(
+            messages,
+            max_tokens=options.max_tokens,
+            temperature=options.temperature,
+            tools=options.tools,
+            on_tool_call=on_tool_call,
+        )
+        ended = await pour(first)
         while not ended:
             waiting = asyncio.create_task(idle.wait())
             await asyncio.wait({waiting, speaking}, return_when=asyncio.FIRST_COMPLETED)

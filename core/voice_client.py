@@ -48,7 +48,7 @@ import logging
 import mimetypes
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -187,11 +187,13 @@ class VoiceClient:
 
     async def stream_chat(
         self,
-        messages: list[Message],
+        messages: Sequence[Mapping[str, Any]],
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
         reply_so_far: str = "",
+        tools: Mapping[str, Any] | None = None,
+        on_tool_call: Callable[[Any], Awaitable[None]] | None = None,
     ) -> AsyncGenerator[str, None]:
         """The answer to `messages` (system prompt, history and the user's turn, oldest first): its
         raw content deltas as the model generates them (reasoning fields skipped, ``<think>`` text
@@ -200,9 +202,13 @@ class VoiceClient:
         With `reply_so_far` (the start of an answer, e.g. a stream closed early), the model goes on
         from there, and the deltas are what follows it: vLLM's `continue_final_message` with
         `add_generation_prompt` off (https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html).
+        `tools`: chat-completions `tools` / `tool_choice` fields for the request; each streamed tool-call
+        delta (`choices[0].delta.tool_calls[i]`, the SDK's ChoiceDeltaToolCall) is awaited with
+        `on_tool_call` as it comes, in order with the content deltas.
         Raises VoiceError(stage="chat").
         """
         body: dict[str, Any] = {"model": await self.chat_model(), "messages": list(messages), "stream": True}
+        body.update(tools or {})
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         if temperature is not None:
@@ -218,6 +224,9 @@ class VoiceClient:
                 async for chunk in stream:
                     if content := _content(chunk):
                         yield content
+                    if on_tool_call is not None:
+                        for call in _tool_calls(chunk):
+                            await on_tool_call(call)
             except openai.APIError as e:  # an error object in the stream (vLLM), or the connection broke
                 raise VoiceError("chat", f"error in stream: {type(e).__name__}: {str(e)[:300]}") from e
             except httpx.HTTPError as e:
@@ -358,3 +367,10 @@ def _content(chunk: Any) -> str:
     except (AttributeError, TypeError, IndexError) as e:
         raise VoiceError("chat", f"malformed stream chunk: {str(chunk)[:200]!r}") from e
     return content if isinstance(content, str) else ""
+
+
+def _tool_calls(chunk: Any) -> list[Any]:
+    """The tool-call deltas of one streamed chunk (``[]`` when it has none)."""
+    choices = getattr(chunk, "choices", None) or []
+    delta = getattr(choices[0], "delta", None) if choices else None
+    return list(getattr(delta, "tool_calls", None) or [])

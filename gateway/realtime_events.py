@@ -104,6 +104,15 @@ class SessionConfig:
                 raise BadEvent(
                     "Only audio/pcm at 24000 Hz is supported.", param="session.audio.format", code="unsupported_format"
                 )
+        noise = audio_in.get("noise_reduction", session.get("input_audio_noise_reduction"))
+        if noise is not None:
+            raise BadEvent(
+                "noise_reduction is not supported; send null (or leave it out).",
+                param="session.audio.input.noise_reduction",
+                code="unsupported_value",
+            )
+        if session.get("prompt") is not None:
+            raise BadEvent("Stored prompts are not supported; send instructions.", param="session.prompt")
         if "turn_detection" in audio_in or "turn_detection" in session:
             self._turn_detection(audio_in.get("turn_detection", session.get("turn_detection")))
         transcription = audio_in.get("transcription", session.get("input_audio_transcription"))
@@ -141,11 +150,17 @@ class SessionConfig:
         if value is None:
             self.vad = None
             return
-        if not isinstance(value, dict) or value.get("type", "server_vad") != "server_vad":
+        if not isinstance(value, dict) or value.get("type", "server_vad") not in ("server_vad", "semantic_vad"):
             raise BadEvent(
-                "turn_detection.type must be 'server_vad' (or turn_detection null).",
+                "turn_detection.type must be 'server_vad' or 'semantic_vad' (or turn_detection null).",
                 param="session.audio.input.turn_detection",
             )
+        if value.get("type") == "semantic_vad":
+            # A documented fallback (docs/realtime-protocol.md): june has no end-of-turn model, so semantic_vad
+            # (the Agents SDK's and LiveKit's default) runs as server_vad with its defaults, and the session
+            # echoes what runs. Refusing it would refuse those clients' first session.update whole, tools included.
+            value = {k: v for k, v in value.items() if k in ("create_response", "interrupt_response")}
+            self.vad = None
         vad = self.vad or VadOptions()
         if "threshold" in value:
             vad.threshold = _number(value["threshold"], "threshold", 0.0, 1.0)
@@ -230,11 +245,16 @@ def response_object(
     output: list[dict[str, Any]],
     usage: dict[str, Any] | None = None,
     reason: str | None = None,
+    metadata: dict[str, str] | None = None,
+    conversation_id: str | None = "conv_default",
 ) -> dict[str, Any]:
-    """A `realtime.response` as response.created / response.done carry it."""
+    """A `realtime.response` as response.created / response.done carry it (`metadata` as response.create
+    gave it; `conversation_id` None for an out-of-band response)."""
     details: dict[str, Any] | None = None
     if status == "cancelled":
         details = {"type": "cancelled", "reason": reason or "client_cancelled"}
+    elif status == "incomplete":
+        details = {"type": "incomplete", "reason": reason or "max_output_tokens"}
     elif status == "failed":
         details = {"type": "failed", "error": {"type": "server_error", "code": reason}}
     return {
@@ -243,12 +263,12 @@ def response_object(
         "status": status,
         "status_details": details,
         "output": output,
-        "conversation_id": "conv_default",
+        "conversation_id": conversation_id,
         "output_modalities": config.output_modalities,
         "max_output_tokens": config.max_output_tokens or "inf",
         "audio": {"output": {"format": {"type": "audio/pcm", "rate": INPUT_RATE}, "voice": config.voice}},
         "usage": usage,
-        "metadata": None,
+        "metadata": metadata,
     }
 
 

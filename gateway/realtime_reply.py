@@ -20,6 +20,7 @@ import base64
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.disconnect import ClientGone
@@ -29,11 +30,13 @@ from core.tokens import TokenCounter
 from core.voice import DEFAULT_SYSTEM_PROMPT
 from core.voice_client import VoiceClient
 from core.voice_errors import VoiceError
-from gateway.realtime_conversation import AssistantItem, Conversation, Send
+from gateway.realtime_conversation import AssistantItem, Conversation, Item, Send
 from gateway.realtime_events import (
     INPUT_RATE,
     BadEvent,
     SessionConfig,
+    _obj,
+    _str,
     assistant_item,
     error_event,
     event,
@@ -42,6 +45,14 @@ from gateway.realtime_events import (
     usage,
 )
 from gateway.realtime_shared import Realtime
+from gateway.realtime_tools import (
+    ToolCallAssembler,
+    ToolCallLimit,
+    ToolConfig,
+    chat_tools,
+    check_tool_choice,
+    response_choice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +64,27 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
 """Starts a task the session cancels when the client leaves."""
 
 
+@dataclass
+class ResponseParams:
+    """What one `response.create` asks for (`response` fields), checked; None / absent: the session's."""
+
+    config: SessionConfig
+    """The session config with this response's `instructions`, `output_modalities`, `max_output_tokens`."""
+    tools: ToolConfig
+    forced_here: bool = False
+    """`tool_choice` came with this response.create (not from the session)."""
+    metadata: dict[str, str] | None = None
+    in_conversation: bool = True
+    """False for `conversation: "none"`: out of band, nothing added to the conversation, no conversation events."""
+    input: list[Item] | None = None
+    """`input` (its items, references resolved): the context instead of the conversation."""
+
+
 class Responses:
     """response.create / response.cancel and the one response in flight (see module docstring).
 
     `closed()` says whether the client has gone (then a cancelled response ends without events).
+    `tools` is the session's ToolConfig (`session.update` replaces it).
     """
 
     def __init__(
@@ -73,18 +101,83 @@ class Responses:
     ) -> None:
         self.realtime, self.client, self.tokens, self.conversation = realtime, client, tokens, conversation
         self.config = config
+        self.tools = ToolConfig()
         self._send, self._spawn, self._closed = send, spawn, closed
         self.active: asyncio.Task[None] | None = None
         self._cancel_reason = "client_cancelled"
 
     async def create(self, data: dict[str, Any], *, wait_for: asyncio.Task[Any] | None = None) -> None:
-        """`response.create`: answer the newest user turn (once `wait_for`, its transcription, is done)."""
+        """`response.create`: answer the newest user turn or function output (once `wait_for`, its
+        transcription, is done), with the `response` fields' overrides. Raises BadEvent naming the field."""
         if self.active is not None:
             raise BadEvent(
                 "Conversation already has an active response in progress.",
                 code="conversation_already_has_active_response",
             )
-        await self.start(wait_for=wait_for)
+        params = self.params(data.get("response"))
+        await self.start(wait_for=wait_for, params=params)
+
+    def params(self, response: Any) -> ResponseParams:
+        """Check `response.create`'s `response` object (None: all the session's)."""
+        fields = _obj(response, "response")
+        for name in ("prompt", "reasoning"):
+            if fields.get(name) is not None:
+                raise BadEvent(f"response.{name} is not supported.", param=f"response.{name}")
+        config = replace(self.config)
+        if fields.get("instructions") is not None:
+            config.instructions = _str(fields["instructions"], "response.instructions", limit=20000)
+        if fields.get("output_modalities", fields.get("modalities")) is not None:
+            modes = fields.get("output_modalities", fields.get("modalities"))
+            if not isinstance(modes, list) or not modes or not set(modes) <= {"audio", "text"}:
+                raise BadEvent("output_modalities must be ['audio'] or ['text'].", param="response.output_modalities")
+            config.output_modalities = ["audio"] if "audio" in modes else ["text"]
+        if "max_output_tokens" in fields:
+            limit = fields["max_output_tokens"]
+            if limit == "inf" or limit is None:
+                config.max_output_tokens = None
+            elif isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= 4096:
+                config.max_output_tokens = limit
+            else:
+                raise BadEvent("max_output_tokens must be 1..4096 or 'inf'.", param="response.max_output_tokens")
+        conversation = fields.get("conversation", "auto")
+        if conversation not in ("auto", "none", None):
+            raise BadEvent("response.conversation must be 'auto' or 'none'.", param="response.conversation")
+        params = ResponseParams(
+            config,
+            self.tools.updated(fields, "response"),
+            forced_here=fields.get("tool_choice") is not None,
+            metadata=_metadata(fields.get("metadata")),
+            in_conversation=conversation != "none",
+        )
+        if params.forced_here:
+            check_tool_choice(params.tools.choice, params.tools.tools, "response.tool_choice")
+        if fields.get("input") is not None:
+            params.input = self._input(fields["input"])
+        return params
+
+    def _input(self, value: Any) -> list[Item]:
+        """response.input: message items (text) and `item_reference`s to conversation items."""
+        if not isinstance(value, list) or len(value) > 64:
+            raise BadEvent("response.input must be an array of at most 64 items.", param="response.input")
+        items: list[Item] = []
+        for i, raw in enumerate(value):
+            param = f"response.input[{i}]"
+            if not isinstance(raw, dict):
+                raise BadEvent(f"{param} must be an object.", param=param)
+            if raw.get("type") == "item_reference":
+                items.append(self.conversation.find(raw.get("id"), param=f"{param}.id"))
+                continue
+            if raw.get("type", "message") != "message" or raw.get("role") not in ("user", "assistant", "system"):
+                raise BadEvent(f"{param} must be a text message or an item_reference.", param=f"{param}.type")
+            content = raw.get("content")
+            parts = content if isinstance(content, list) else []
+            texts = [p.get("text") or p.get("transcript") if isinstance(p, dict) else None for p in parts]
+            words = [t for t in texts if isinstance(t, str)]
+            if not words or len(words) != len(texts):
+                raise BadEvent(f"{param}.content must hold text parts.", param=f"{param}.content")
+            text = _str(" ".join(words), f"{param}.content", limit=20000)
+            items.append(Item(new_id("item"), {"role": raw["role"], "content": text}))
+        return items
 
     async def cancel_event(self, data: dict[str, Any]) -> None:
         """`response.cancel`."""
@@ -92,11 +185,12 @@ class Responses:
             raise BadEvent("Cancellation failed: no active response found", code="response_cancel_not_active")
         await self.cancel("client_cancelled")
 
-    async def start(self, *, wait_for: asyncio.Task[Any] | None) -> None:
+    async def start(self, *, wait_for: asyncio.Task[Any] | None, params: ResponseParams | None = None) -> None:
         """Start a response (cancelling one in flight: a new turn replaces it)."""
         if self.active is not None:
             await self.cancel("turn_detected")
-        self.active = self._spawn(self._respond(new_id("resp"), wait_for))
+        params = params or ResponseParams(replace(self.config), self.tools)
+        self.active = self._spawn(self._respond(new_id("resp"), params, wait_for))
 
     async def cancel(self, reason: str) -> None:
         """Stop the response in flight, if any; its `response.done` says `reason`."""
@@ -106,37 +200,56 @@ class Responses:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _respond(self, response_id: str, wait_for: asyncio.Task[Any] | None) -> None:
+    async def _respond(self, response_id: str, params: ResponseParams, wait_for: asyncio.Task[Any] | None) -> None:
         """One response, traced as one span (its loopback calls are its children)."""
         with self.realtime.tracer.start_as_current_span("realtime.response", attributes={"june.response": response_id}):
-            await self._run(response_id, wait_for)
+            await self._run(_Response(response_id, params), wait_for)
 
-    async def _run(self, response_id: str, wait_for: asyncio.Task[Any] | None) -> None:
-        """One response: stream the reply, speak each piece as it completes, end with response.done."""
-        audio = self.config.output_modalities == ["audio"]
-        await self._send(
-            event(
-                "response.created", response=response_object(response_id, self.config, status="in_progress", output=[])
-            )
-        )
-        item = AssistantItem(new_id("item"), {"role": "assistant", "content": ""}, response_id=response_id)
+    async def _run(self, r: _Response, wait_for: asyncio.Task[Any] | None) -> None:
+        """One response: stream the reply, speak each piece as it completes, send each function call, end
+        with response.done."""
+        config = r.params.config
+        audio = config.output_modalities == ["audio"]
+        await self._send(event("response.created", response=self._object(r, status="in_progress", output=[])))
+        r.item = AssistantItem(new_id("item"), {"role": "assistant", "content": ""}, response_id=r.id, audio=audio)
         status, reason = "completed", None
         try:
             if wait_for is not None:
                 await asyncio.gather(wait_for, return_exceptions=True)
-            turn = self.conversation.user_turn()
-            if turn is None:
-                status, reason = "cancelled", "no_new_user_input"
-                return
-            user, history = turn
-            await self._open(item, audio)
-            await self._stream(item, [self._system(), *history, user], audio)
+            settings = self.realtime.settings
+            if r.params.input is not None:
+                items, after_output = r.params.input, False
+            else:
+                pending = self.conversation.pending()
+                if pending is None:
+                    status, reason = "cancelled", "no_new_user_input"
+                    return
+                items, after_output = pending
+            tools = r.params.tools
+            choice = response_choice(
+                tools.choice,
+                from_session=not r.params.forced_here,
+                after_output=after_output,
+                auto_calls=settings.auto_tool_calls,
+            )
+            check_tool_choice(choice, tools.tools, "tool_choice")
+            r.tools = chat_tools(tools.tools, choice)
+            r.messages = [self._system(config), *self.conversation.chat(settings.tool_history, items)]
+            if not r.tools:
+                await self._open(r)  # a plain reply: its message item opens at once, as before any tool
+            await self._stream(r)
         except asyncio.CancelledError:
             status, reason = "cancelled", self._cancel_reason
             if self._closed():
                 raise
         except ClientGone:
             return
+        except BadEvent as e:
+            status, reason = "failed", e.code
+            await self._quietly(error_event(e.message, code=e.code, param=e.param))
+        except ToolCallLimit as e:
+            status, reason = "incomplete", "max_output_tokens"
+            await self._quietly(error_event(str(e), code="tool_calls_above_limit", type_="server_error"))
         except VoiceError as e:
             status, reason = "failed", error_code(e)
             await self._quietly(error_event(error_message(e), code=error_code(e), type_="server_error"))
@@ -145,30 +258,73 @@ class Responses:
                 self.active = None
             self._cancel_reason = "client_cancelled"
             if not self._closed():
-                await self._finish(item, status, reason, audio)
+                await self._finish(r, status, reason)
 
-    def _system(self) -> dict[str, str]:
-        return {"role": "system", "content": self.config.instructions or DEFAULT_SYSTEM_PROMPT}
+    @staticmethod
+    def _system(config: SessionConfig) -> dict[str, str]:
+        return {"role": "system", "content": config.instructions or DEFAULT_SYSTEM_PROMPT}
 
-    async def _open(self, item: AssistantItem, audio: bool) -> None:
-        wire = assistant_item(item.id, "", status="in_progress", audio=audio)
-        ids = {"response_id": item.response_id, "output_index": 0}
+    def _object(self, r: _Response, **fields: Any) -> dict[str, Any]:
+        return response_object(
+            r.id,
+            r.params.config,
+            metadata=r.params.metadata,
+            conversation_id="conv_default" if r.params.in_conversation else None,
+            **fields,
+        )
+
+    async def _conversation_event(self, kind: str, r: _Response, wire: dict[str, Any], previous: str | None) -> None:
+        if r.params.in_conversation:
+            await self._send(event(kind, previous_item_id=previous, item=wire))
+
+    async def _open(self, r: _Response) -> None:
+        """The response's message item: output_item.added, conversation.item.added, content_part.added."""
+        item = r.item
+        assert item is not None
+        item.output_index = r.outputs
+        r.outputs += 1
+        wire = assistant_item(item.id, "", status="in_progress", audio=item.audio)
+        ids = {"response_id": item.response_id, "output_index": item.output_index}
         await self._send(event("response.output_item.added", **ids, item=wire))
-        await self._send(event("conversation.item.added", previous_item_id=self.conversation.last_item_id, item=wire))
-        self.conversation.last_item_id = item.id
-        part = {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
+        r.previous[item.id] = self.conversation.last_item_id
+        await self._conversation_event("conversation.item.added", r, wire, self.conversation.last_item_id)
+        part = {"type": "audio", "transcript": ""} if item.audio else {"type": "text", "text": ""}
         await self._send(event("response.content_part.added", **ids, item_id=item.id, content_index=0, part=part))
         item.opened = True
-        self.conversation.add(item)
-        self.conversation.truncatable = item
+        if r.params.in_conversation:
+            self.conversation.last_item_id = item.id
+            self.conversation.add(item)
+            self.conversation.truncatable = item
 
-    async def _stream(self, item: AssistantItem, messages: list[dict[str, str]], audio: bool) -> None:
-        """The reply to `messages`, each piece sent as it is complete (`core.reply.stream_reply`)."""
+    async def _tool_call(self, r: _Response, delta: Any) -> None:
+        """One streamed tool-call delta: its response.* events, and the call's conversation.item.added."""
+        if r.calls is None:
+            r.calls = ToolCallAssembler(r.id, first_output_index=r.outputs)
+        for ev in r.calls.feed(delta):
+            await self._send(ev)
+            if ev["type"] == "response.output_item.added":
+                r.outputs += 1
+                wire = ev["item"]
+                r.previous[wire["id"]] = self.conversation.last_item_id
+                await self._conversation_event("conversation.item.added", r, wire, self.conversation.last_item_id)
+                if r.params.in_conversation:
+                    self.conversation.last_item_id = wire["id"]
+                    item = Item(wire["id"], {"role": "function_call", "content": ""}, wire)
+                    r.call_items[wire["id"]] = item
+                    self.conversation.add(item)
+
+    async def _stream(self, r: _Response) -> None:
+        """The reply to `r.messages`, each piece sent as it is complete (`core.reply.stream_reply`)."""
+        item = r.item
+        assert item is not None
+        audio = item.audio
         pauses = self.realtime.settings.llm_pauses_for_tts
-        ids = {"response_id": item.response_id, "item_id": item.id, "output_index": 0, "content_index": 0}
         kind = "response.output_audio_transcript.delta" if audio else "response.output_text.delta"
 
         async def speak(piece: str) -> None:
+            if not item.opened:
+                await self._open(r)
+            ids = {"response_id": r.id, "item_id": item.id, "output_index": item.output_index, "content_index": 0}
             delta = piece if not item.text else " " + piece
             item.timed.append((item.audio_ms, piece))
             item.text += delta
@@ -176,7 +332,7 @@ class Responses:
             await self._send(event(kind, **ids, delta=delta))
             if audio and speakable(piece):
                 # While the LLM waits (llm_pauses_for_tts), TTS has the box to itself.
-                async for chunk in self._synthesize(piece, priority=pauses):
+                async for chunk in self._synthesize(piece, r.params.config.voice, priority=pauses):
                     if item.first_audio_at is None:
                         item.first_audio_at = time.perf_counter()
                         if self.conversation.turn_ended_at is not None:
@@ -187,18 +343,26 @@ class Responses:
                     )
 
         options = ReplyOptions(
-            max_tokens=self.config.max_output_tokens or 300,
+            max_tokens=r.params.config.max_output_tokens or 300,
             clause_pieces=_CLAUSE_PIECES,
             llm_pauses_for_speech=audio and pauses,
+            tools=r.tools or None,
         )
-        reply = await stream_reply(self.client, messages, speak, options, count_tokens=self.tokens.count)
+        reply = await stream_reply(
+            self.client,
+            r.messages,
+            speak,
+            options,
+            count_tokens=self.tokens.count,
+            on_tool_call=lambda delta: self._tool_call(r, delta),
+        )
         item.final = reply.text
 
-    async def _synthesize(self, piece: str, *, priority: bool) -> AsyncIterator[bytes]:
+    async def _synthesize(self, piece: str, voice: str | None, *, priority: bool) -> AsyncIterator[bytes]:
         """`piece` spoken as pcm16 24 kHz, in deltas of ≤ 100 ms (whole samples) as the speech service
         streams it; `priority` asks for every core (see VoiceClient.stream_speech)."""
         carry = b""
-        chunks = self.client.stream_speech(piece, voice=self.config.voice, response_format="pcm", priority=priority)
+        chunks = self.client.stream_speech(piece, voice=voice, response_format="pcm", priority=priority)
         async for chunk in chunks:
             carry += chunk
             cut = len(carry) - len(carry) % _DELTA_BYTES if len(carry) >= _DELTA_BYTES else len(carry) - len(carry) % 2
@@ -208,8 +372,11 @@ class Responses:
         if len(carry) >= 2:
             yield carry[: len(carry) - len(carry) % 2]
 
-    async def _finish(self, item: AssistantItem, status: str, reason: str | None, audio: bool) -> None:
+    async def _finish(self, r: _Response, status: str, reason: str | None) -> None:
         """The done events; a cancelled reply keeps only what the user can have heard."""
+        item = r.item
+        assert item is not None
+        audio = item.audio
         if status == "cancelled" and item.opened and audio:
             if item.first_audio_at is None:
                 item.text = ""
@@ -221,11 +388,11 @@ class Responses:
         item.message["content"] = item.text
         if not item.text:
             self.conversation.remove(item)
-        wire = assistant_item(
-            item.id, item.text, status="completed" if status == "completed" else "incomplete", audio=audio
-        )
+        done = "completed" if status == "completed" else "incomplete"
+        wire = assistant_item(item.id, item.text, status=done, audio=audio)
+        output: list[tuple[int, dict[str, Any]]] = []
         if item.opened:
-            ids = {"response_id": item.response_id, "item_id": item.id, "output_index": 0, "content_index": 0}
+            ids = {"response_id": r.id, "item_id": item.id, "output_index": item.output_index, "content_index": 0}
             if audio:
                 await self._quietly(event("response.output_audio.done", **ids))
                 await self._quietly(event("response.output_audio_transcript.done", **ids, transcript=item.text))
@@ -235,26 +402,74 @@ class Responses:
                 part = {"type": "text", "text": item.text}
             await self._quietly(event("response.content_part.done", **ids, part=part))
             await self._quietly(
-                event("response.output_item.done", response_id=item.response_id, output_index=0, item=wire)
+                event("response.output_item.done", response_id=r.id, output_index=item.output_index, item=wire)
             )
-            await self._quietly(event("conversation.item.done", previous_item_id=None, item=wire))
-        prompt = [self._system()["content"], *(m["content"] for m in self.conversation.messages())]
-        used = usage(await self.tokens.total(prompt), await self.tokens.count(item.text))
-        output = [wire] if item.opened else []
+            if r.params.in_conversation:
+                previous = r.previous.get(item.id)
+                await self._quietly(event("conversation.item.done", previous_item_id=previous, item=wire))
+            output.append((item.output_index, wire))
+        if r.calls is not None:
+            output += await self._finish_calls(r, r.calls)
+        text = [m.get("content") or "" for m in r.messages]
+        used = usage(await self.tokens.total([str(t) for t in text]), await self.tokens.count(item.text))
+        wires = [w for _, w in sorted(output, key=lambda o: o[0])]
         await self._quietly(
-            event(
-                "response.done",
-                response=response_object(
-                    item.response_id, self.config, status=status, output=output, usage=used, reason=reason
-                ),
-            )
+            event("response.done", response=self._object(r, status=status, output=wires, usage=used, reason=reason))
         )
+
+    async def _finish_calls(self, r: _Response, calls: ToolCallAssembler) -> list[tuple[int, dict[str, Any]]]:
+        """The calls' closing events; each call's conversation item gets its full arguments."""
+        for ev in calls.finish():
+            await self._quietly(ev)
+            if ev["type"] == "response.output_item.done":
+                wire = ev["item"]
+                if (call := r.call_items.get(wire["id"])) is not None:
+                    call.wire, call.message["content"] = wire, wire["arguments"]
+                if r.params.in_conversation:
+                    done = event("conversation.item.done", previous_item_id=r.previous.get(wire["id"]), item=wire)
+                    await self._quietly(done)
+        return [(i, wire) for i, wire in enumerate(calls.items, start=calls.first_output_index)]
 
     async def _quietly(self, payload: dict[str, Any]) -> None:
         try:
             await self._send(payload)
         except ClientGone:
             pass
+
+
+@dataclass(eq=False)
+class _Response:
+    """One response's state while it runs."""
+
+    id: str
+    params: ResponseParams
+    item: AssistantItem | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    tools: dict[str, Any] = field(default_factory=dict)
+    calls: ToolCallAssembler | None = None
+    call_items: dict[str, Item] = field(default_factory=dict)
+    outputs: int = 0
+    """Output items opened so far (the next one's output_index)."""
+    previous: dict[str, str | None] = field(default_factory=dict)
+    """Each output item's previous_item_id in the conversation."""
+
+
+def _metadata(value: Any) -> dict[str, str] | None:
+    """response.metadata as OpenAI bounds it: ≤ 16 string pairs, keys ≤ 64 and values ≤ 512 characters."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or len(value) > 16
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in value.items()
+        )
+    ):
+        raise BadEvent(
+            "response.metadata must be at most 16 string pairs (keys ≤ 64, values ≤ 512 characters).",
+            param="response.metadata",
+        )
+    return dict(value)
 
 
 _STAGE_FAILED = {

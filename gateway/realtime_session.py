@@ -92,6 +92,8 @@ class RealtimeSession:
             "input_audio_buffer.clear": self.input.clear,
             "conversation.item.create": self.conversation.item_create,
             "conversation.item.truncate": self.conversation.truncate,
+            "conversation.item.retrieve": self.conversation.retrieve,
+            "conversation.item.delete": self.conversation.delete,
             "response.create": self._response_create,
             "response.cancel": self.responses.cancel_event,
         }
@@ -177,6 +179,8 @@ class RealtimeSession:
                 data = json.loads(raw)
             except ValueError as e:
                 raise BadEvent(f"The event is not valid JSON: {e}", code="invalid_json") from e
+            except RecursionError as e:  # ~1000 nested brackets exhaust json's C decoder: not a ValueError
+                raise BadEvent("The event is nested too deeply to read.", code="invalid_json") from e
             if not isinstance(data, dict) or not isinstance(data.get("type"), str):
                 raise BadEvent(
                     "An event must be a JSON object with a string 'type'.", code="invalid_event", param="type"
@@ -205,17 +209,25 @@ class RealtimeSession:
                 param="session.type",
             )
         if kind == "transcription":
-            transcription.check_update(session)
-        self.config.apply(session)
+            transcription.check_update(session)  # refuses tools and the other conversation-only fields
+        tools = (
+            self.responses.tools.updated(session, "session")
+            if isinstance(session, dict) and kind != "transcription"
+            else None
+        )
+        self.config.apply(session)  # checks everything else (raises BadEvent) before the tools change
         self.config.type = kind
+        if tools is not None:
+            self.responses.tools = tools
         self.input.configure()
         await self.send(event("session.updated", session=self._wire()))
 
     def _wire(self) -> dict[str, Any]:
-        """The session object as session.created / .updated carry it, for its type."""
+        """The session object as session.created / .updated carry it, for its type (a conversation's
+        with its tools, gateway.realtime_tools.ToolConfig)."""
         if self.config.type == "transcription":
             return transcription.wire(self.config, self.id)
-        return self.config.wire(self.id)
+        return {**self.config.wire(self.id), **self.responses.tools.wire()}
 
     async def _response_create(self, data: dict[str, Any]) -> None:
         if self.config.type == "transcription":

@@ -246,6 +246,27 @@ def chat_tools(tools: Iterable[FunctionTool], choice: ToolChoice) -> dict[str, A
     return {"tools": listed, "tool_choice": chat_tool_choice(choice)}
 
 
+@dataclass
+class ToolConfig:
+    """A session's (or one response's) tools and tool choice, as `session.update` / `response.create` set them."""
+
+    tools: list[FunctionTool] = field(default_factory=list)
+    choice: ToolChoice = "auto"
+
+    def updated(self, fields: Mapping[str, Any], param: str = "session") -> ToolConfig:
+        """A copy with `fields`' `tools` / `tool_choice` applied (absent keys keep theirs; `tools: null` is none).
+        Raises BadEvent naming `PARAM.tools[...]` / `PARAM.tool_choice`."""
+        tools = parse_tools(fields["tools"], f"{param}.tools") if "tools" in fields else self.tools
+        choice = self.choice
+        if "tool_choice" in fields and fields["tool_choice"] is not None:
+            choice = parse_tool_choice(fields["tool_choice"], param=f"{param}.tool_choice")
+        return ToolConfig(tools, choice)
+
+    def wire(self) -> dict[str, Any]:
+        """`tools` and `tool_choice` as the session object and a response echo them."""
+        return {"tools": [t.wire() for t in self.tools], "tool_choice": tool_choice_wire(self.choice)}
+
+
 def response_choice(choice: ToolChoice, *, from_session: bool, after_output: bool, auto_calls: bool) -> ToolChoice:
     """The tool choice one response runs with (a documented deviation from OpenAI, docs/realtime-protocol.md).
 

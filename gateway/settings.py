@@ -51,6 +51,16 @@ class RealtimeSettings(BaseSettings):
     LLM goes on from the text so far (vLLM's `continue_final_message`, prefix-cached, ~0.1 s). On a
     CPU box that brings the first audio sooner and keeps the audio ahead of playback. Turn it off
     when the LLM has a GPU of its own, or is not vLLM."""
+    auto_tool_calls: bool = False
+    """The served model calls tools under `tool_choice: "auto"` (its vLLM tool parser fires). Off (the CPU
+    model, Qwen2.5-Coder-0.5B with hermes, writes the call as JSON text instead): a response whose choice
+    is `auto` is sent no tools, and sessions call tools with `required` or a named function. Turn it on
+    for a model that calls under auto (e.g. a GPU preset with Qwen3 and its parser)."""
+    tool_history: Literal["native", "text"] = "text"
+    """How function calls and their outputs reach the model: "native" (assistant `tool_calls` and `tool`
+    messages, for a model trained on tool use) or "text" (each output as a short user note asking for a
+    spoken answer: the CPU model answers from it 17 times in 18, from `tool` messages 0 in 18;
+    docs/realtime-protocol.md)."""
 
 
 class GatewaySettings(BaseSettings):

@@ -126,10 +126,14 @@ class StubUpstream:
         self.script: list[str] | None = None
         """When set, chat streams send these content deltas instead (SSE_GAP apart); a request with
         vLLM's `continue_final_message` gets what follows its last (assistant) message's text."""
+        self.calls: list[tuple[str, str]] | None = None
+        """When set, a chat stream whose request carries `tools` streams these (name, arguments) tool calls,
+        as vLLM does: the name in one delta, the arguments in two pieces, finish_reason "tool_calls"."""
         self.app = self._build()
 
     def reset(self) -> None:
         self.script = None
+        self.calls = None
         self.seen.clear()
         self.stream_finished.clear()
         self.stream_cut.clear()
@@ -185,6 +189,21 @@ class StubUpstream:
             if not done:
                 self.stream_cut.set()
 
+    async def _tool_calls(self) -> AsyncIterator[bytes]:
+        chunks = [_chunk('{"role":"assistant","content":""}')]
+        for index, (name, arguments) in enumerate(self.calls or []):
+            head = {"index": index, "id": f"chatcmpl-tool-{index}", "type": "function", "function": {"name": name}}
+            chunks.append(_chunk(json.dumps({"tool_calls": [head]})))
+            half = len(arguments) // 2
+            for piece in (arguments[:half], arguments[half:]):
+                chunks.append(_chunk(json.dumps({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})))
+        chunks.append(_chunk("{}", finish='"tool_calls"'))
+        for chunk in chunks:
+            await asyncio.sleep(0.01)
+            yield b"data: " + chunk + b"\n\n"
+        yield b"data: [DONE]\n\n"
+        self.stream_finished.set()
+
     @staticmethod
     async def _audio() -> AsyncIterator[bytes]:
         for i, chunk in enumerate(AUDIO_CHUNKS):
@@ -226,6 +245,8 @@ class StubUpstream:
             if "status" in control:
                 body = {"error": {"message": "stub says no", "type": "invalid_request_error", "param": None, "code": "stub"}}
                 return Response(body, status_code=control["status"])
+            if payload.get("stream") and stub.calls is not None and payload.get("tools"):
+                return Stream(stub._tool_calls(), media_type="text/event-stream", headers={"content-type": "text/event-stream"})
             if payload.get("stream") and stub.script is not None:
                 return Stream(stub._scripted(payload), media_type="text/event-stream", headers={"content-type": "text/event-stream"})
             if payload.get("stream"):

@@ -88,7 +88,7 @@ def test_session_created_and_update_round_trip(gw: str) -> None:
         ({"type": "input_audio_buffer.commit"}, "input_audio_buffer_commit_empty", None),
         ({"type": "response.cancel"}, "response_cancel_not_active", None),
         ({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_image"}]}},
-         "invalid_value", "item.content"),
+         "unsupported_content_type", "item.content[0].type"),
         ({"type": "conversation.item.truncate", "item_id": "item_nope", "content_index": 0, "audio_end_ms": 10}, "item_not_found", "item_id"),
     ],
 )
