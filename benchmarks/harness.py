@@ -42,7 +42,7 @@ from rich.text import Text
 
 from benchmarks import datasets, direct, judge, replica
 from benchmarks.agent import Agent, AgentConfig, Outcome
-from benchmarks.cheats import CHEATS
+from benchmarks.cheats import CHEATS, family
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
 from benchmarks.examples import run_examples, run_written_calls
 from benchmarks.models import Model, ModelError, OpenAIModel, Reply, ScriptedModel
@@ -521,7 +521,11 @@ def selfcheck(
     all_cheats: bool = typer.Option(True, "--all-cheats/--one-cheat-per-task",
                                     help="Every cheat on every task, or each task one cheat in turn (faster)"),
 ) -> None:
-    """Check the grader: canonical solutions must pass every task, empty ones and cheating ones none."""
+    """Check the grader: canonical solutions must pass every task, empty ones and cheating ones none.
+
+    Cheats are counted per family (`benchmarks.cheats.family`). On DataFrameBench tasks graded
+    in-process (`datasets.IN_PROCESS`: not adversarially robust) a cheat that passes is listed, not
+    counted as a failure of the self-check."""
     tasks = _load(dataset, split, data, limit, None)
     names = list(CHEATS)
     if all_cheats:
@@ -536,16 +540,30 @@ def selfcheck(
     env_gaps = {t.id: m for t, (ok, output) in zip(tasks, canonical) if not ok and (m := missing_module(output))}
     broken = [t.id for t, (ok, _) in zip(tasks, canonical) if not ok and t.id not in env_gaps]
     leaky = [t.id for t, (ok, _) in zip(tasks, empty) if ok]
-    fooled = [f"{name} on {t.id}" for (name, t), (ok, _) in zip(cheating, cheats) if ok]
-    table = Table(title=f"self-check: {dataset} ({len(tasks)} tasks, {time.monotonic() - start:.1f} s)")
+    fooled = [f"{name} on {t.id}" for (name, t), (ok, _) in zip(cheating, cheats) if ok and datasets.grading(t) == "isolated"]
+    weak = [f"{name} on {t.id}" for (name, t), (ok, _) in zip(cheating, cheats) if ok and datasets.grading(t) != "isolated"]
+    in_process = [t for t in tasks if datasets.grading(t) != "isolated"]
+    title = f"self-check: {dataset} ({len(tasks)} tasks, {len(in_process)} graded in-process, {time.monotonic() - start:.1f} s)"
+    table = Table(title=title)
     for column in ("", "passed", "of"):
         table.add_column(column)
     table.add_row("canonical solutions", str(sum(ok for ok, _ in canonical)), str(len(tasks)))
     table.add_row("empty solutions", str(len(leaky)), str(len(tasks)))
     table.add_row(f"cheating solutions ({len(names)} kinds)", str(len(fooled)), str(len(cheating)))
+    families: dict[str, list[bool]] = {}
+    for (name, t), (ok, _) in zip(cheating, cheats):
+        if datasets.grading(t) == "isolated":
+            families.setdefault(family(name), []).append(bool(ok))
+    for name, outcomes in families.items():
+        table.add_row(f"  {name}", str(sum(outcomes)), str(len(outcomes)))
+    if in_process:
+        table.add_row("cheating solutions on in-process tasks (not robust)", str(len(weak)),
+                      str(sum(datasets.grading(t) != "isolated" for _, t in cheating)))
     Console().print(table)
     if env_gaps:
         console.print(f"[yellow]{len(env_gaps)} tasks need modules not installed here: {sorted(set(env_gaps.values()))}")
+    if weak:
+        console.print(f"[yellow]cheats passing on tasks graded in-process (not adversarially robust): {weak}")
     if broken or leaky or fooled:
         console.print(f"[red]canonical failing: {broken}\nempty passing: {leaky}\ncheats passing: {fooled}")
         raise typer.Exit(1)

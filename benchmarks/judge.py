@@ -198,6 +198,7 @@ def serve(entry_point: str, path: str = "/tmp/task/solution.py", replica: str | 
             kwargs = decode(request["kwargs"], 0, rich)
             if "random" in request:
                 _set_random_states(request["random"], rich)
+                rich.close_figures(request.get("figures"))
             value = function(*args, **kwargs)  # type: ignore[misc]
         except Exception as e:
             reply = {"raise": [[str(c.__module__), str(c.__qualname__)] for c in type(e).__mro__],
@@ -232,7 +233,7 @@ class Candidate:
         rich = self._rich
         request: dict = {"args": encode(list(args), 0, rich), "kwargs": encode(dict(kwargs), 0, rich)}
         if rich is not None:
-            request["random"] = _random_states(rich)
+            request.update(random=_random_states(rich), figures=rich.open_figures())
         _send(self._out, request)
         reply = _receive(self._in)
         try:

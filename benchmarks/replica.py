@@ -72,8 +72,10 @@ def _unfloat(x: object) -> float:
 
 def encode(value: object, depth: int, recurse: Recurse) -> object:
     """`value` (not plain data) as a tagged list; `recurse` encodes nested values. Raises WireError."""
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal)):
+    if type(value) in (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal):
         return _stdlib(value)
+    if type(value).__name__ == "module" and getattr(value, "__name__", None) in _MODULES:
+        return _module(value, recurse, depth)
     module = type(value).__module__.split(".")[0]
     if module == "numpy":
         return _numpy(value, recurse, depth)
@@ -90,7 +92,27 @@ def encode(value: object, depth: int, recurse: Recurse) -> object:
         axes = np.asarray(value.axes, dtype=object)  # type: ignore[attr-defined]
         where = [figure.axes.index(a) if a is not None else -1 for a in axes.flat]
         return ["sG", type(value).__name__, _figure(figure, recurse, depth), list(axes.shape), where]
+    if module == "sklearn" and _is(value, "sklearn.base.BaseEstimator"):
+        return _estimator(value, recurse, depth)
     raise WireError(f"a value of type {_tag(value)} cannot be compared by the grader")
+
+
+_MODULES = ("matplotlib.pyplot", "matplotlib", "numpy", "pandas", "seaborn", "scipy.stats")
+"""Library modules a solution may return (`return plt, ax`): the judge's own module arrives."""
+
+
+def _module(value: Any, recurse: Recurse, depth: int) -> list:
+    current = None
+    if value.__name__ == "matplotlib.pyplot" and value.get_fignums():
+        current = _figure(value.gcf(), recurse, depth + 1)  # what `plt.gca()` shows the tests
+    return ["mP", value.__name__, current]
+
+
+def _estimator(value: Any, recurse: Recurse, depth: int) -> list:
+    """A scikit-learn estimator: its class, constructor parameters and fitted attributes (`coef_`, ...)."""
+    fitted = {k: v for k, v in vars(value).items() if k.endswith("_") and not k.startswith("_")}
+    params = dict(value.get_params(deep=False))
+    return ["kE", type(value).__module__, type(value).__qualname__, recurse(params, depth + 1), recurse(fitted, depth + 1)]
 
 
 def _stdlib(value: object) -> list:
@@ -182,7 +204,7 @@ def _array(array: Any, recurse: Recurse, depth: int) -> list:
     if isinstance(array, (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)):
         return ["aM", str(array.dtype), _numpy(array._data, recurse, depth + 1), _numpy(array._mask, recurse, depth + 1)]
     if isinstance(array, pd.arrays.StringArray):
-        return ["aS", _numpy(array.to_numpy(dtype=object, na_value=None), recurse, depth + 1)]
+        return ["aS", _numpy(array.to_numpy(dtype=object, na_value=None), recurse, depth + 1), str(array.dtype)]
     if isinstance(array, pd.arrays.PeriodArray):
         return ["aP", _numpy(array.asi8, recurse, depth + 1), array.freqstr]
     raise WireError(f"a pandas array of type {_tag(array)} cannot be compared by the grader")
@@ -316,7 +338,7 @@ def _figure(figure: Any, recurse: Recurse, depth: int) -> dict:
                     axes[i]["colorbar"] = [j, k, str(ax.get_ylabel()), str(ax.get_xlabel())]
     suptitle = figure._suptitle.get_text() if getattr(figure, "_suptitle", None) is not None else None
     return {"size": [float(v) for v in figure.get_size_inches()], "dpi": float(figure.dpi), "axes": axes,
-            "suptitle": suptitle}
+            "suptitle": suptitle, "number": getattr(figure, "number", None)}
 
 
 # --- judge side: tagged data -> genuine objects ---------------------------------------------------
@@ -341,6 +363,10 @@ def decode(data: list, depth: int, recurse: Recurse) -> object:
             return figure if tag == "mF" else figure.axes[int(_num(rest[1]))]
         if tag == "sG":
             return _ungrid(rest, recurse, depth)
+        if tag == "mP":
+            return _unmodule(rest, recurse, depth)
+        if tag == "kE":
+            return _unestimator(rest, recurse, depth)
     except WireError:
         raise
     except (IndexError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
@@ -456,7 +482,9 @@ def _unarray(data: list, recurse: Recurse, depth: int) -> Any:
         mask = _unnumpy(_list(rest[2]), recurse, depth + 1).astype(bool)
         return pd.array(np.where(mask, None, values.astype(object)), dtype=dtype)
     if tag == "aS":
-        return pd.array(_unnumpy(_list(rest[0]), recurse, depth + 1), dtype="string")
+        if rest[1] not in ("str", "string"):
+            raise WireError("malformed string array")
+        return pd.array(_unnumpy(_list(rest[0]), recurse, depth + 1), dtype=rest[1])
     if tag == "aP":
         return pd.arrays.PeriodArray(_unnumpy(_list(rest[0]), recurse, depth + 1), dtype=pd.PeriodDtype(_str(rest[1])))
     raise WireError(f"malformed array tag {tag!r}")
@@ -591,7 +619,66 @@ def _unfigure(d: object, recurse: Recurse, depth: int) -> Any:
             colorbar.ax.set_position([_num(v) for v in _list(a["position"], 4)])
     if d["suptitle"] is not None:
         figure.suptitle(_str(d["suptitle"]))
+    if type(d.get("number")) is int:
+        figure._june_candidate_number = d["number"]  # see `open_figures`
     return figure
+
+
+def open_figures() -> list[int]:
+    """Judge side: the candidate's figure numbers whose rebuilt figures the tests have not closed; the
+    candidate closes the rest before its next call (`close_figures`), as `plt.close()` would have."""
+    import sys
+
+    if "matplotlib.pyplot" not in sys.modules:
+        return []
+    plt = sys.modules["matplotlib.pyplot"]
+    numbers = [getattr(plt.figure(n), "_june_candidate_number", None) for n in plt.get_fignums()]
+    return [n for n in numbers if type(n) is int]
+
+
+def close_figures(keep: object) -> None:
+    """Candidate side: close every pyplot figure whose number is not in `keep`."""
+    import sys
+
+    if "matplotlib.pyplot" not in sys.modules or type(keep) is not list:
+        return
+    plt = sys.modules["matplotlib.pyplot"]
+    for number in plt.get_fignums():
+        if number not in keep:
+            plt.close(number)
+
+
+def _unmodule(rest: list, recurse: Recurse, depth: int) -> Any:
+    import importlib
+
+    name = _str(rest[0])
+    if name not in _MODULES:
+        raise WireError(f"the module {name} cannot cross")
+    if rest[1] is not None:
+        _unfigure(rest[1], recurse, depth + 1)  # the current figure, as the solution left it
+    return importlib.import_module(name)
+
+
+def _unestimator(rest: list, recurse: Recurse, depth: int) -> Any:
+    import sys
+
+    module, qualname = _str(rest[0]), _str(rest[1])
+    found: Any = sys.modules.get(module) if module.split(".")[0] == "sklearn" else None
+    for part in qualname.split(".") if found is not None else []:
+        found = getattr(found, part, None) if part.isidentifier() else None
+    base = sys.modules.get("sklearn.base")
+    if not (isinstance(found, type) and base is not None and issubclass(found, base.BaseEstimator)):
+        raise WireError(f"the estimator {module}.{qualname} cannot cross")
+    params = recurse(rest[2], depth + 1)
+    fitted = recurse(rest[3], depth + 1)
+    if type(params) is not dict or type(fitted) is not dict or not all(type(k) is str for k in [*params, *fitted]):
+        raise WireError("malformed estimator")
+    estimator = found(**params)
+    for key, value in fitted.items():
+        if not key.endswith("_") or key.startswith("_"):
+            raise WireError("malformed estimator")
+        setattr(estimator, key, value)
+    return estimator
 
 
 def _ungrid(rest: list, recurse: Recurse, depth: int) -> Any:
