@@ -39,7 +39,9 @@ from typing import Any
 
 VERDICT = "JUNE-VERDICT"
 MAX_MESSAGE = 64 << 20
-"""Largest encoded call or result, bytes."""
+"""Largest encoded call or result, bytes (plain data: HumanEval, EvalPlus)."""
+MAX_RICH_MESSAGE = 256 << 20
+"""The same for DataFrameBench (a month of log records with their timestamps is 60 MiB)."""
 MAX_DEPTH = 200
 """Deepest nesting of an encoded value."""
 
@@ -119,12 +121,12 @@ def decode(data: object, depth: int = 0, rich: Any = None) -> object:
 
 
 def _send(stream, message: dict) -> None:  # type: ignore[no-untyped-def]
-    stream.write(json.dumps(message).encode() + b"\n")
+    stream.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
     stream.flush()
 
 
-def _receive(stream) -> dict:  # type: ignore[no-untyped-def]
-    line = stream.readline(MAX_MESSAGE)
+def _receive(stream, limit: int = MAX_MESSAGE) -> dict:  # type: ignore[no-untyped-def]
+    line = stream.readline(limit)
     if not line:
         raise EOFError("the solution's process ended")
     if not line.endswith(b"\n"):
@@ -189,7 +191,7 @@ def serve(entry_point: str, path: str = "/tmp/task/solution.py", replica: str | 
     function = _load_solution(path, "solution")[entry_point]
     while True:
         try:
-            request = _receive(wire_in)
+            request = _receive(wire_in, MAX_MESSAGE if rich is None else MAX_RICH_MESSAGE)
         except EOFError:
             return
         reply: dict = {}
@@ -231,11 +233,14 @@ class Candidate:
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         rich = self._rich
-        request: dict = {"args": encode(list(args), 0, rich), "kwargs": encode(dict(kwargs), 0, rich)}
-        if rich is not None:
-            request.update(random=_random_states(rich), figures=rich.open_figures())
-        _send(self._out, request)
-        reply = _receive(self._in)
+        try:  # a solution that dies, hangs up or sends garbage raises nothing a test may expect
+            request: dict = {"args": encode(list(args), 0, rich), "kwargs": encode(dict(kwargs), 0, rich)}
+            if rich is not None:
+                request.update(random=_random_states(rich), figures=rich.open_figures())
+            _send(self._out, request)
+            reply = _receive(self._in, MAX_MESSAGE if rich is None else MAX_RICH_MESSAGE)
+        except (OSError, EOFError, WireError, ValueError) as e:
+            raise Unjudgeable(f"no answer from the solution: {type(e).__name__}: {e}") from None
         try:
             if rich is not None:
                 _set_random_states(reply["random"], rich)
@@ -244,7 +249,7 @@ class Candidate:
             if "raise" not in reply:
                 raise WireError(f"the solution's result cannot cross: {str(reply.get('unencodable'))[:2000]}")
             error, error_args = _error(reply, rich)
-        except (WireError, KeyError, TypeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - whatever rebuilding the reply raised, the test must not catch it
             raise Unjudgeable(f"{type(e).__name__}: {e}") from None
         raise error(*error_args)
 

@@ -369,7 +369,7 @@ def decode(data: list, depth: int, recurse: Recurse) -> object:
             return _unestimator(rest, recurse, depth)
     except WireError:
         raise
-    except (IndexError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
+    except Exception as e:  # noqa: BLE001 - a library refusing a described value: the value is malformed
         raise WireError(f"malformed {tag} value: {type(e).__name__}: {e}") from None
     raise WireError(f"malformed value tag {tag!r}")
 
