@@ -631,8 +631,9 @@ def open_figures() -> list[int]:
 
     if "matplotlib.pyplot" not in sys.modules:
         return []
-    plt = sys.modules["matplotlib.pyplot"]
-    numbers = [getattr(plt.figure(n), "_june_candidate_number", None) for n in plt.get_fignums()]
+    from matplotlib._pylab_helpers import Gcf  # pyplot's registry, read without making a figure current
+
+    numbers = [getattr(manager.canvas.figure, "_june_candidate_number", None) for manager in Gcf.get_all_fig_managers()]
     return [n for n in numbers if type(n) is int]
 
 
