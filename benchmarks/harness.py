@@ -2,8 +2,9 @@
 direct`, see benchmarks/direct.py) on a dataset, graded in the sandbox.
 
 Output of a run in DIR: `results.jsonl` (one line per finished task: task_id, status, passed, verdict,
-steps, prompt_tokens, completion_tokens, wall_s, error; mode 0600) and `trajectories/ID.json` (messages, reasoning,
-final solution, test output), written in `finally` so a crashed task still leaves one. A rerun skips
+grading (`isolated`, adversarially robust, or `in-process`, not: `datasets.grading`), steps,
+prompt_tokens, completion_tokens, wall_s, error; mode 0600) and `trajectories/ID.json` (messages,
+reasoning, final solution, test output), written in `finally` so a crashed task still leaves one. A rerun skips
 tasks already in results.jsonl. Pass/fail comes from the harness running the hidden tests on the
 final solution.py in fresh sandboxes (`grade`, after the agent's sandbox is gone), whatever the agent
 claimed; an agent that hit a limit is graded on what it left. `verdict` is the grader's status:
@@ -283,7 +284,8 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
     draft), instead of asking the model the same question again.
     """
     start = time.monotonic()
-    record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "verdict": None, "steps": 0,
+    record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "verdict": None,
+                              "grading": datasets.grading(task), "steps": 0,
                               "prompt_tokens": 0, "completion_tokens": 0, "wall_s": 0.0, "error": None}
     trajectory: dict[str, Any] = {"task_id": task.id, "dataset": task.dataset, "config": {**config.__dict__, "draft": draft}}
     agent: Agent | None = None

@@ -1,32 +1,38 @@
 """The trusted programs that grade a solution inside sandboxes (stdlib only; sent as source text).
 
-Two ways, by task kind (see `benchmarks.harness.grade`):
+Every task is graded in two sandboxes that cannot see each other's processes (see
+`benchmarks.harness.grade`). The *candidate* sandbox holds solution.py and runs `serve`: it imports
+the solution and answers calls (`entry_point(*args)`) over a pipe. The *judge* sandbox runs the
+hidden tests with a `Candidate` proxy as the entry point, so every comparison happens in a process
+the solution's code never runs in, and the verdict is written there:
 
-- `check` tasks (HumanEval, EvalPlus): two sandboxes that cannot see each other. The *candidate*
-  sandbox holds only solution.py and runs `serve`: it imports the solution and answers calls
-  (`entry_point(*args)`) over a pipe. The *judge* sandbox runs `judge`: it executes the task's
-  prompt (its helpers, e.g. `poly`) and hidden `check` with a proxy as `candidate`, so every
-  comparison happens in a process the solution's code never runs in. Only plain data crosses
-  (None, bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset of exactly those
-  types; numpy scalars become Python ones): an object with its own `__eq__` cannot arrive.
-- `unittest` tasks (DataFrameBench, whose tests inspect live DataFrames and matplotlib Axes): one
-  sandbox runs `run_unittest`, which loads the solution into its own namespace and the tests into
-  another, wraps the entry point so that a value of a type the solution created fails, counts that
-  every test ran and succeeded (a skip is a failure), refuses -O, and checks afterwards that no
-  attribute of a module or class imported before the solution was changed; an audit hook refuses
-  gc and ctypes introspection, tracing, and changing classes of those modules while the tests run.
-  The process is made non-dumpable (no /proc/self/mem, no ptrace by its children). Not airtight:
-  code in the tests' process that walks the interpreter's frames could still reach and mutate the
-  runner's live objects (its test result, say), or write interpreter memory through ctypes; the
-  checks above stop every generic trick in `benchmarks.cheats` but not a cheat written against
-  this runner. `check` tasks have no such gap: nothing of the judge is in the solution's process.
+- `check` tasks (HumanEval, EvalPlus), `judge`: the task's prompt (its helpers, e.g. `poly`) and
+  hidden `check(candidate)`. Only plain data crosses (None, bool, int, float, complex, str, bytes,
+  list, tuple, dict, set, frozenset of exactly those types; numpy scalars become Python ones): an
+  object with its own `__eq__` cannot arrive.
+- `unittest` tasks (DataFrameBench), `judge_unittest`: the task's own imports (its starter), then its
+  unittest classes; every test must run and pass (a skip is a failure). Values cross as
+  `benchmarks.replica` describes them: the judge rebuilds genuine DataFrames, arrays, Axes and
+  Figures with the libraries' constructors, so a type or method of the solution's never arrives.
+  Each call carries the judge's random states (`random`, numpy's global RandomState) in and the
+  solution's back out, and which of the solution's figures the tests have closed, so tests that seed
+  or close plots behave as in one process. The two sandboxes share /tmp and the task dir (tests write
+  files the solution reads); the judge keeps its configuration in its private /dev/shm.
+
+A call whose answer cannot be decoded (the solution died, hung up, sent garbage or something that
+cannot cross) raises `Unjudgeable`, a BaseException: no `assertRaises` or `except Exception` in the
+tests takes it for an error the solution raised.
+
+`run_unittest` is the old way, kept for the DataFrameBench tasks whose tests patch (`unittest.mock`)
+what the solution calls (`benchmarks.datasets.IN_PROCESS`): the tests run in the solution's
+process, with checks against generic tricks (tampered modules and classes, skips, solution-made
+return types, gc/ctypes introspection) but not against a cheat written against this runner (walking
+frames to its nonce, say). Those tasks' results say `grading: in-process`: not adversarially robust.
 
 Either way the verdict is one line, `JUNE-VERDICT <nonce> passed`, written to a pipe the runner was
 given, after every check ran; exit status and output are not the verdict. The nonce is a per-run
-random value. The judge of `check` tasks reads it with the task on stdin (no solution code ever
-runs there). The unittest runner reads it from its own pipe before any solution code exists and
-moves it into the kernel keyring (`_Keyring`), so nothing in the process's memory, frames or fds
-holds it while the solution runs.
+random value the judge reads with the task on stdin (in the isolated modes, no solution code ever
+runs in that process).
 """
 
 from __future__ import annotations

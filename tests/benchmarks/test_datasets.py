@@ -35,6 +35,21 @@ def test_selfcheck_cli_three_lines() -> None:
 
 
 @pytest.mark.usefixtures("bwrap")
+def test_selfcheck_cli_dataframebench_subset() -> None:
+    """The same on DataFrameBench val (2 tasks, one cheat each: CI's subset; every family of cheat is
+    tried on a DataFrameBench task in test_integrity.py, and `june bench selfcheck --dataset
+    dataframebench` runs them all)."""
+    args = ["bench", "selfcheck", "--dataset", "dataframebench", "--split", "val", "--limit", "2", "--one-cheat-per-task",
+            "--workers", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in result.output.splitlines() if ln.count("│") >= 3}
+    assert cells["canonical solutions"] == "2", result.output
+    assert cells["empty solutions"] == "0", result.output
+    assert cells[f"cheating solutions ({len(CHEATS)} kinds)"] == "0", result.output
+
+
+@pytest.mark.usefixtures("bwrap")
 def test_grader_rejects_a_wrong_solution() -> None:
     task = datasets.load("humaneval")[0]
     wrong = task.starter + "    return not any(True for _ in numbers)\n"
