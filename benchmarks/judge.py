@@ -250,6 +250,7 @@ class Candidate:
         try:
             if rich is not None:
                 _set_random_states(reply["random"], rich)
+                rich.new_message()
             if "ok" in reply:
                 return decode(reply["ok"], 0, rich)
             if "raise" not in reply:

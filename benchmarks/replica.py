@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -84,7 +85,9 @@ def encode(value: object, depth: int, recurse: Recurse) -> object:
     if module == "matplotlib" and _is(value, "matplotlib.figure.Figure", "matplotlib.axes._base._AxesBase"):
         figure = value if _is(value, "matplotlib.figure.Figure") else value.figure  # type: ignore[attr-defined]
         described = _figure(figure, recurse, depth)
-        return ["mF", described] if figure is value else ["mA", described, figure.axes.index(value)]  # type: ignore[attr-defined]
+        if figure is value:
+            return ["mF", described]
+        return ["mA", described, figure.axes.index(value)]  # type: ignore[attr-defined]
     if module == "seaborn" and _is(value, "seaborn.axisgrid.Grid"):
         import numpy as np
 
@@ -112,7 +115,8 @@ def _estimator(value: Any, recurse: Recurse, depth: int) -> list:
     """A scikit-learn estimator: its class, constructor parameters and fitted attributes (`coef_`, ...)."""
     fitted = {k: v for k, v in vars(value).items() if k.endswith("_") and not k.startswith("_")}
     params = dict(value.get_params(deep=False))
-    return ["kE", type(value).__module__, type(value).__qualname__, recurse(params, depth + 1), recurse(fitted, depth + 1)]
+    kind = type(value)
+    return ["kE", kind.__module__, kind.__qualname__, recurse(params, depth + 1), recurse(fitted, depth + 1)]
 
 
 def _stdlib(value: object) -> list:
@@ -180,7 +184,8 @@ def _index(index: Any, recurse: Recurse, depth: int) -> list:
         return ["pR", index.start, index.stop, index.step, recurse(index.name, depth + 1)]
     if isinstance(index, pd.MultiIndex):
         return ["pMI", [_index(level, recurse, depth + 1) for level in index.levels],
-                [_numpy(codes, recurse, depth + 1) for codes in index.codes], [recurse(n, depth + 1) for n in index.names]]
+                [_numpy(codes, recurse, depth + 1) for codes in index.codes],
+                [recurse(n, depth + 1) for n in index.names]]
     freq = getattr(index, "freqstr", None) if isinstance(index, pd.DatetimeIndex) else None
     return ["pI", _array(index.array, recurse, depth + 1), recurse(index.name, depth + 1), freq]
 
@@ -202,7 +207,8 @@ def _array(array: Any, recurse: Recurse, depth: int) -> list:
     if isinstance(array, pd.arrays.TimedeltaArray):
         return ["aTD", _numpy(array.asi8, recurse, depth + 1), array.unit]
     if isinstance(array, (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)):
-        return ["aM", str(array.dtype), _numpy(array._data, recurse, depth + 1), _numpy(array._mask, recurse, depth + 1)]
+        return ["aM", str(array.dtype), _numpy(array._data, recurse, depth + 1),
+                _numpy(array._mask, recurse, depth + 1)]
     if isinstance(array, pd.arrays.StringArray):
         return ["aS", _numpy(array.to_numpy(dtype=object, na_value=None), recurse, depth + 1), str(array.dtype)]
     if isinstance(array, pd.arrays.PeriodArray):
@@ -250,8 +256,9 @@ def _artist(artist: Any) -> dict:
 def _patch(patch: Any, recurse: Recurse, depth: int) -> dict:
     from matplotlib import patches as mpatches
 
+    hatch = patch.get_hatch()
     common = {**_artist(patch), "facecolor": _color(patch.get_facecolor()), "edgecolor": _color(patch.get_edgecolor()),
-              "linewidth": float(patch.get_linewidth()), "hatch": patch.get_hatch() if type(patch.get_hatch()) is str else None}
+              "linewidth": float(patch.get_linewidth()), "hatch": hatch if type(hatch) is str else None}
     if type(patch) is mpatches.Rectangle:
         x, y = patch.get_xy()
         return {**common, "kind": "Rectangle", "xy": [_float(float(x)), _float(float(y))],
@@ -272,18 +279,18 @@ def _collection(collection: Any, figure: Any, recurse: Recurse, depth: int) -> d
     array = collection.get_array()
     colorbar = getattr(collection, "colorbar", None)
     offsets = collection.get_offsets()
+    offsets = offsets if isinstance(offsets, np.ma.MaskedArray) else np.asarray(offsets, dtype=float)
+    sizes = collection.get_sizes() if hasattr(collection, "get_sizes") else []
+    in_figure = colorbar is not None and colorbar.ax in figure.axes
     kind = type(collection).__name__
-    described = {**_artist(collection), "kind": kind,
-                 "offsets": _numpy(offsets if isinstance(offsets, np.ma.MaskedArray) else np.asarray(offsets, dtype=float),
-                                   recurse, depth + 1),
+    described = {**_artist(collection), "kind": kind, "offsets": _numpy(offsets, recurse, depth + 1),
                  "array": None if array is None else _numpy(array, recurse, depth + 1),
                  "cmap": str(collection.get_cmap().name), "clim": [_float(float(v)) if v is not None else None
                                                                    for v in collection.get_clim()],
                  "facecolors": _colors(collection.get_facecolor()), "edgecolors": _colors(collection.get_edgecolor()),
-                 "sizes": [float(s) for s in np.asarray(collection.get_sizes() if hasattr(collection, "get_sizes") else [],
-                                                        dtype=float).ravel()],
+                 "sizes": [float(s) for s in np.asarray(sizes, dtype=float).ravel()],
                  "paths": [_path(p, recurse, depth + 1) for p in collection.get_paths()[:10000]],
-                 "colorbar": figure.axes.index(colorbar.ax) if colorbar is not None and colorbar.ax in figure.axes else None}
+                 "colorbar": figure.axes.index(colorbar.ax) if in_figure else None}
     if kind == "QuadMesh":
         described["coordinates"] = _numpy(np.asarray(collection.get_coordinates(), dtype=float), recurse, depth + 1)
     return described
@@ -343,6 +350,15 @@ def _figure(figure: Any, recurse: Recurse, depth: int) -> dict:
 
 # --- judge side: tagged data -> genuine objects ---------------------------------------------------
 
+_MESSAGE: dict[str, Any] = {}
+"""The figures rebuilt from the message being decoded, by description (`new_message` empties it)."""
+
+
+def new_message() -> None:
+    """Judge side, before decoding a reply: figures of earlier replies are not reused."""
+    _MESSAGE.clear()
+
+
 def decode(data: list, depth: int, recurse: Recurse) -> object:
     """The object `encode` described, rebuilt with the libraries' own constructors. Raises WireError."""
     tag, rest = data[0], data[1:]
@@ -359,7 +375,8 @@ def decode(data: list, depth: int, recurse: Recurse) -> object:
         if tag.startswith("p"):
             return _unpandas(data, recurse, depth)
         if tag in ("mF", "mA"):
-            figure = _unfigure(rest[0], recurse, depth)
+            key = json.dumps(rest[0], sort_keys=True)  # two Axes of one figure: one figure
+            figure = _MESSAGE.get(key) or _MESSAGE.setdefault(key, _unfigure(rest[0], recurse, depth))
             return figure if tag == "mF" else figure.axes[int(_num(rest[1]))]
         if tag == "sG":
             return _ungrid(rest, recurse, depth)
@@ -430,8 +447,9 @@ def _unpandas(data: list, recurse: Recurse, depth: int) -> Any:
         frame.columns = columns
         return frame
     if tag == "pS":
-        return pd.Series(_unarray(_list(rest[0]), recurse, depth + 1), index=_unindex(_list(rest[1]), recurse, depth + 1),
-                         name=recurse(rest[2], depth + 1), copy=False)
+        index = _unindex(_list(rest[1]), recurse, depth + 1)
+        return pd.Series(_unarray(_list(rest[0]), recurse, depth + 1), index=index, name=recurse(rest[2], depth + 1),
+                         copy=False)
     if tag in ("pR", "pMI", "pI"):
         return _unindex(data, recurse, depth)
     if tag.startswith("a"):
@@ -444,17 +462,22 @@ def _unindex(data: list, recurse: Recurse, depth: int) -> Any:
 
     tag, rest = data[0], data[1:]
     if tag == "pR":
-        return pd.RangeIndex(int(_num(rest[0])), int(_num(rest[1])), int(_num(rest[2])), name=recurse(rest[3], depth + 1))
+        start, stop, step = (int(_num(v)) for v in rest[:3])
+        return pd.RangeIndex(start, stop, step, name=recurse(rest[3], depth + 1))
     if tag == "pMI":
         return pd.MultiIndex(levels=[_unindex(_list(level), recurse, depth + 1) for level in _list(rest[0])],
                              codes=[_unnumpy(_list(c), recurse, depth + 1) for c in _list(rest[1])],
                              names=[recurse(n, depth + 1) for n in _list(rest[2])], verify_integrity=True)
     if tag == "pI":
-        index = pd.Index(_unarray(_list(rest[0]), recurse, depth + 1), name=recurse(rest[1], depth + 1), tupleize_cols=False)
+        values = _unarray(_list(rest[0]), recurse, depth + 1)
+        index = pd.Index(values, name=recurse(rest[1], depth + 1), tupleize_cols=False)
         if rest[2] is not None:
             index = pd.DatetimeIndex(index, freq=_str(rest[2]))
         return index
     raise WireError(f"malformed index tag {tag!r}")
+
+
+_MASKED = ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64", "boolean")
 
 
 def _unarray(data: list, recurse: Recurse, depth: int) -> Any:
@@ -465,8 +488,9 @@ def _unarray(data: list, recurse: Recurse, depth: int) -> Any:
     if tag == "a":
         return _unnumpy(_list(rest[0]), recurse, depth + 1)
     if tag == "aC":
-        return pd.Categorical.from_codes(_unnumpy(_list(rest[1]), recurse, depth + 1),
-                                         categories=_unindex(_list(rest[0]), recurse, depth + 1), ordered=rest[2] is True)
+        categories = _unindex(_list(rest[0]), recurse, depth + 1)
+        return pd.Categorical.from_codes(_unnumpy(_list(rest[1]), recurse, depth + 1), categories=categories,
+                                         ordered=rest[2] is True)
     if tag == "aDT":
         values = _unnumpy(_list(rest[0]), recurse, depth + 1).astype(f"M8[{_str(rest[1])}]")
         array = pd.array(values)
@@ -475,8 +499,7 @@ def _unarray(data: list, recurse: Recurse, depth: int) -> Any:
         return pd.array(_unnumpy(_list(rest[0]), recurse, depth + 1).astype(f"m8[{_str(rest[1])}]"))
     if tag == "aM":
         dtype = pd.api.types.pandas_dtype(_str(rest[0]))
-        if not isinstance(dtype, pd.api.extensions.ExtensionDtype) or dtype.name not in (
-                "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64", "boolean"):
+        if not isinstance(dtype, pd.api.extensions.ExtensionDtype) or dtype.name not in _MASKED:
             raise WireError(f"masked arrays of dtype {dtype} cannot cross")
         values = _unnumpy(_list(rest[1]), recurse, depth + 1)
         mask = _unnumpy(_list(rest[2]), recurse, depth + 1).astype(bool)
@@ -574,8 +597,9 @@ def _unaxes(figure: Any, d: dict, recurse: Recurse, depth: int) -> Any:
     for c in _list(d["collections"]):
         _uncollection(c, ax, recurse, depth + 1)
     for image in _list(d["images"]):
-        ax.imshow(_unnumpy(_list(image["array"]), recurse, depth + 1), extent=[_num(v) for v in _list(image["extent"], 4)],
-                  cmap=_str(image["cmap"]), **_common(image))
+        extent = [_num(v) for v in _list(image["extent"], 4)]
+        ax.imshow(_unnumpy(_list(image["array"]), recurse, depth + 1), extent=extent, cmap=_str(image["cmap"]),
+                  **_common(image))
     for t in _list(d["texts"]):
         ax.text(_unfloat(t["x"]), _unfloat(t["y"]), _str(t["text"]), ha=_str(t["ha"]), va=_str(t["va"]),
                 color=_rgba(t["color"]), fontsize=_num(t["fontsize"]), visible=t["visible"] is True)
