@@ -17,7 +17,10 @@ the solution's code never runs in, and the verdict is written there:
   Each call carries the judge's random states (`random`, numpy's global RandomState) in and the
   solution's back out, and which of the solution's figures the tests have closed, so tests that seed
   or close plots behave as in one process. The two sandboxes share /tmp and the task dir (tests write
-  files the solution reads); the judge keeps its configuration in its private /dev/shm.
+  files the solution reads); the judge keeps its configuration in its private /dev/shm. Not ruled
+  out: a solution that leaves a process running can rewrite, between two calls, a file a test wrote
+  there and reads back later, as it could when the tests ran in its process; and it sets the random
+  states the tests see after a call, as any solution drawing from them does.
 
 A call whose answer cannot be decoded (the solution died, hung up, sent garbage or something that
 cannot cross) raises `Unjudgeable`, a BaseException: no `assertRaises` or `except Exception` in the

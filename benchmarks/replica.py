@@ -53,6 +53,12 @@ def _num(value: object) -> float:
     return float(value)
 
 
+def _int(value: object) -> int:
+    if type(value) is not int:
+        raise WireError("malformed value: an integer was expected")
+    return value
+
+
 def _list(value: object, size: int | None = None) -> list:
     if type(value) is not list or (size is not None and len(value) != size):
         raise WireError("malformed value: a list was expected")
@@ -377,7 +383,7 @@ def decode(data: list, depth: int, recurse: Recurse) -> object:
         if tag in ("mF", "mA"):
             key = json.dumps(rest[0], sort_keys=True)  # two Axes of one figure: one figure
             figure = _MESSAGE.get(key) or _MESSAGE.setdefault(key, _unfigure(rest[0], recurse, depth))
-            return figure if tag == "mF" else figure.axes[int(_num(rest[1]))]
+            return figure if tag == "mF" else figure.axes[_int(rest[1])]
         if tag == "sG":
             return _ungrid(rest, recurse, depth)
         if tag == "mP":
@@ -406,12 +412,12 @@ def _unnumpy(data: list, recurse: Recurse, depth: int) -> Any:
     tag, rest = data[0], data[1:]
     if tag == "nA":
         dtype = _undtype(rest[0])
-        shape = tuple(int(_num(n)) for n in _list(rest[1]))
+        shape = tuple(_int(n) for n in _list(rest[1]))
         return np.frombuffer(bytes.fromhex(_str(rest[2])), dtype=dtype).reshape(shape).copy()
     if tag == "nS":
         return np.frombuffer(bytes.fromhex(_str(rest[1])), dtype=_undtype(rest[0]))[0]
     if tag == "nO":
-        shape = tuple(int(_num(n)) for n in _list(rest[0]))
+        shape = tuple(_int(n) for n in _list(rest[0]))
         items = [recurse(v, depth + 1) for v in _list(rest[1])]
         array = np.empty(len(items), dtype=object)
         array[:] = items if items else []
@@ -433,11 +439,11 @@ def _unpandas(data: list, recurse: Recurse, depth: int) -> Any:
     if tag == "pNA":
         return pd.NA
     if tag == "pT":
-        stamp = pd.Timestamp(int(_num(rest[0])), unit="ns", tz=None if rest[2] is None else "UTC")
+        stamp = pd.Timestamp(_int(rest[0]), unit="ns", tz=None if rest[2] is None else "UTC")
         stamp = stamp if rest[2] is None else stamp.tz_convert(_str(rest[2]))
         return stamp.as_unit(_str(rest[1]))
     if tag == "pt":
-        return pd.Timedelta(int(_num(rest[0])), unit="ns").as_unit(_str(rest[1]))
+        return pd.Timedelta(_int(rest[0]), unit="ns").as_unit(_str(rest[1]))
     if tag == "pD":
         arrays = [_unarray(_list(a), recurse, depth + 1) for a in _list(rest[0])]
         columns, index = _unindex(_list(rest[1]), recurse, depth + 1), _unindex(_list(rest[2]), recurse, depth + 1)
@@ -462,7 +468,7 @@ def _unindex(data: list, recurse: Recurse, depth: int) -> Any:
 
     tag, rest = data[0], data[1:]
     if tag == "pR":
-        start, stop, step = (int(_num(v)) for v in rest[:3])
+        start, stop, step = (_int(v) for v in rest[:3])
         return pd.RangeIndex(start, stop, step, name=recurse(rest[3], depth + 1))
     if tag == "pMI":
         return pd.MultiIndex(levels=[_unindex(_list(level), recurse, depth + 1) for level in _list(rest[0])],
@@ -604,7 +610,7 @@ def _unaxes(figure: Any, d: dict, recurse: Recurse, depth: int) -> Any:
         ax.text(_unfloat(t["x"]), _unfloat(t["y"]), _str(t["text"]), ha=_str(t["ha"]), va=_str(t["va"]),
                 color=_rgba(t["color"]), fontsize=_num(t["fontsize"]), visible=t["visible"] is True)
     for c in _list(d["containers"]):
-        ax.containers.append(BarContainer([patches[int(_num(i))] for i in _list(c["patches"])], label=_str(c["label"]),
+        ax.containers.append(BarContainer([patches[_int(i)] for i in _list(c["patches"])], label=_str(c["label"]),
                                           orientation=_str(c["orientation"])))
     for loc, title in d["titles"].items():
         if title:
@@ -637,7 +643,7 @@ def _unfigure(d: object, recurse: Recurse, depth: int) -> Any:
     for ax, a in zip(axes, described):
         if a["colorbar"] is not None:
             j, k, ylabel, xlabel = _list(a["colorbar"], 4)
-            colorbar = figure.colorbar(axes[int(_num(j))].collections[int(_num(k))], cax=ax)
+            colorbar = figure.colorbar(axes[_int(j)].collections[_int(k)], cax=ax)
             ax.set_ylabel(_str(ylabel))
             ax.set_xlabel(_str(xlabel))
             colorbar.ax.set_position([_num(v) for v in _list(a["position"], 4)])
@@ -715,9 +721,9 @@ def _ungrid(rest: list, recurse: Recurse, depth: int) -> Any:
     if kind is None:
         raise WireError(f"a seaborn {rest[0]} cannot cross")
     figure = _unfigure(rest[1], recurse, depth + 1)
-    where = [int(_num(i)) for i in _list(rest[3])]
+    where = [_int(i) for i in _list(rest[3])]
     axes = np.array([figure.axes[i] if i >= 0 else None for i in where], dtype=object)
     grid = kind.__new__(kind)  # the grid's own attributes: its figure and Axes, nothing the solution made
     grid._figure = figure
-    grid.axes = axes.reshape(tuple(int(_num(n)) for n in _list(rest[2])))
+    grid.axes = axes.reshape(tuple(_int(n) for n in _list(rest[2])))
     return grid

@@ -32,7 +32,7 @@ def test_frames_series_and_arrays_keep_their_values_and_dtypes() -> None:
     pd.testing.assert_series_equal(cross(series), series)
     assert cross(series).index.freq == series.index.freq
     for value in (np.float32(1.25), np.int64(-3), np.bool_(True), np.datetime64("2021-01-01", "D"),
-                  pd.Timestamp("2021-01-01 12:00", tz="UTC"), pd.Timedelta("3h"), pd.NaT):
+                  pd.Timestamp("2021-01-01 12:00", tz="UTC"), pd.Timestamp(1764927000123456789), pd.Timedelta("3h"), pd.NaT):
         back = cross(value)
         assert type(back) is type(value) and (back == value or value is pd.NaT), (value, back)
     array = np.arange(12, dtype=">i4").reshape(3, 4)
