@@ -225,6 +225,10 @@ def serve(entry_point: str, path: str = "/tmp/task/solution.py", replica: str | 
                 reply = {"unencodable": f"{type(e).__name__}: {e}"[:2000]}
         if "random" in request:
             reply["random"] = _random_states(rich)
+            try:  # what the call did to its arguments (`my_list.append(12)`), for the judge to apply
+                reply["arguments"] = encode([args, kwargs], 0, rich)
+            except Exception:  # noqa: BLE001 - unencodable now: the judge's arguments stay as they were
+                pass
         _send(wire_out, reply)
 
 
@@ -254,6 +258,8 @@ class Candidate:
             if rich is not None:
                 _set_random_states(reply["random"], rich)
                 rich.new_message()
+                if "arguments" in reply:
+                    _write_back([*args, *kwargs.values()], decode(reply["arguments"], 0, rich))
             if "ok" in reply:
                 return decode(reply["ok"], 0, rich)
             if "raise" not in reply:
@@ -262,6 +268,27 @@ class Candidate:
         except Exception as e:  # noqa: BLE001 - whatever rebuilding the reply raised, the test must not catch it
             raise Unjudgeable(f"{type(e).__name__}: {e}") from None
         raise error(*error_args)
+
+
+def _write_back(originals: list, arguments: object) -> None:
+    """Apply to the test's own list, dict, set and bytearray arguments what the call did to them in the
+    candidate (in place, as in one process). Other arguments are left as they were."""
+    if type(arguments) is not list or len(arguments) != 2 or type(arguments[0]) is not list \
+            or type(arguments[1]) is not dict:
+        raise WireError("malformed arguments")
+    for original, after in zip(originals, [*arguments[0], *arguments[1].values()]):
+        if type(original) is not type(after) or type(original) not in (list, bytearray, dict, set):
+            continue
+        try:
+            if original == after:
+                continue
+        except Exception:  # noqa: BLE001 - items without a plain truth value (arrays): compared as unchanged
+            continue
+        if type(original) in (list, bytearray):
+            original[:] = after  # type: ignore[index]
+        elif type(original) in (dict, set):
+            original.clear()  # type: ignore[attr-defined]
+            original.update(after)  # type: ignore[attr-defined]
 
 
 def _error(reply: dict, rich: Any) -> tuple[type, tuple]:
@@ -286,8 +313,8 @@ def _error(reply: dict, rich: Any) -> tuple[type, tuple]:
                 args = tuple(decoded) if type(decoded) is list else args
             try:
                 found(*args)
-            except Exception:  # noqa: BLE001 - a class that wants other arguments: the message only
-                return RuntimeError, (message,)
+            except Exception:  # noqa: BLE001 - a class that wants other arguments (JSONDecodeError): its base
+                continue
             return found, args
     return RuntimeError, (f"{mro[0][1] if mro else 'an error'} in the solution: {message}",)
 

@@ -17,6 +17,7 @@ any type not handled here (the message names it).
 
 from __future__ import annotations
 
+import collections
 import datetime
 import decimal
 import json
@@ -81,6 +82,11 @@ def encode(value: object, depth: int, recurse: Recurse) -> object:
     """`value` (not plain data) as a tagged list; `recurse` encodes nested values. Raises WireError."""
     if type(value) in (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal):
         return _stdlib(value)
+    mapping: Any = value
+    if type(mapping) in (collections.Counter, collections.OrderedDict):
+        return ["cC" if type(mapping) is collections.Counter else "cO", recurse(dict(mapping), depth + 1)]
+    if type(mapping) is collections.defaultdict and mapping.default_factory in _FACTORIES.values():
+        return ["cD", mapping.default_factory.__name__, recurse(dict(mapping), depth + 1)]
     if type(value).__name__ == "module" and getattr(value, "__name__", None) in _MODULES:
         return _module(value, recurse, depth)
     module = type(value).__module__.split(".")[0]
@@ -106,6 +112,8 @@ def encode(value: object, depth: int, recurse: Recurse) -> object:
     raise WireError(f"a value of type {_tag(value)} cannot be compared by the grader")
 
 
+_FACTORIES = {"int": int, "float": float, "str": str, "list": list, "dict": dict, "set": set, "tuple": tuple}
+"""The default factories a defaultdict may carry (by name)."""
 _MODULES = ("matplotlib.pyplot", "matplotlib", "numpy", "pandas", "seaborn", "scipy.stats")
 """Library modules a solution may return (`return plt, ax`): the judge's own module arrives."""
 
@@ -376,6 +384,13 @@ def decode(data: list, depth: int, recurse: Recurse) -> object:
             return datetime.timedelta(days=_num(rest[0]), seconds=_num(rest[1]), microseconds=_num(rest[2]))
         if tag == "dD":
             return decimal.Decimal(_str(rest[0]))
+        if tag in ("cC", "cO", "cD"):
+            items = recurse(rest[-1], depth + 1)
+            if type(items) is not dict:
+                raise WireError("malformed mapping")
+            if tag == "cD":
+                return collections.defaultdict(_FACTORIES[_str(rest[0])], items)
+            return (collections.Counter if tag == "cC" else collections.OrderedDict)(items)
         if tag.startswith("n"):
             return _unnumpy(data, recurse, depth)
         if tag.startswith("p"):
