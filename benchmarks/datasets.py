@@ -31,6 +31,12 @@ NEEDS_DOCKER = ("swebench-lite", "swebench-verified")
 """Datasets that load but cannot be graded in the bubblewrap sandbox (see `needs_docker`)."""
 
 Kind = Literal["check", "unittest", "swebench"]
+Grading = Literal["isolated", "in-process"]
+
+IN_PROCESS = frozenset({"DFB/B0011", "DFB/B0049", "DFB/B0065", "DFB/B0082", "DFB/B0090"})
+"""DataFrameBench tasks whose tests patch (`unittest.mock`) what the solution calls, or assert on
+those patches: they only work with the tests in the solution's process, where a cheat written against
+the runner can forge a pass (`benchmarks.judge.run_unittest`). Every other task is graded isolated."""
 
 
 class DatasetUnavailable(RuntimeError):
@@ -56,6 +62,12 @@ class Task:
     kind: Kind = "check"
     memory_mb: int = 2048
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def grading(task: Task) -> Grading:
+    """How the task's tests are run: `isolated` (the tests in a judge sandbox that never runs the
+    solution's code: adversarially robust) or `in-process` (the tests in the solution's process: not)."""
+    return "in-process" if task.kind == "unittest" and task.id in IN_PROCESS else "isolated"
 
 
 def needs_docker(dataset: str) -> str:

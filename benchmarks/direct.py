@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from benchmarks import datasets
 from benchmarks.datasets import Task
 from benchmarks.models import Model, ModelError, Reply
 
@@ -235,7 +236,8 @@ def solve(task: Task, model: Model, config: DirectConfig, out_dir: Path) -> dict
     from benchmarks.harness import finish, grade  # grade: the one grading entry point; late: harness imports this module
 
     start = time.monotonic()
-    record: dict[str, Any] = {"task_id": task.id, "mode": "direct", "status": "error", "passed": False, "verdict": None, "steps": 0,
+    record: dict[str, Any] = {"task_id": task.id, "mode": "direct", "status": "error", "passed": False, "verdict": None,
+                              "grading": datasets.grading(task), "steps": 0,
                               "prompt_tokens": 0, "completion_tokens": 0, "wall_s": 0.0, "error": None,
                               "samples": config.samples, "correct": 0}
     chat = messages(task)

@@ -2,8 +2,9 @@
 direct`, see benchmarks/direct.py) on a dataset, graded in the sandbox.
 
 Output of a run in DIR: `results.jsonl` (one line per finished task: task_id, status, passed, verdict,
-steps, prompt_tokens, completion_tokens, wall_s, error; mode 0600) and `trajectories/ID.json` (messages, reasoning,
-final solution, test output), written in `finally` so a crashed task still leaves one. A rerun skips
+grading (`isolated`, adversarially robust, or `in-process`, not: `datasets.grading`), steps,
+prompt_tokens, completion_tokens, wall_s, error; mode 0600) and `trajectories/ID.json` (messages,
+reasoning, final solution, test output), written in `finally` so a crashed task still leaves one. A rerun skips
 tasks already in results.jsonl. Pass/fail comes from the harness running the hidden tests on the
 final solution.py in fresh sandboxes (`grade`, after the agent's sandbox is gone), whatever the agent
 claimed; an agent that hit a limit is graded on what it left. `verdict` is the grader's status:
@@ -40,9 +41,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from benchmarks import datasets, direct, judge
+from benchmarks import datasets, direct, judge, replica
 from benchmarks.agent import Agent, AgentConfig, Outcome
-from benchmarks.cheats import CHEATS
+from benchmarks.cheats import CHEATS, family
 from benchmarks.datasets import SOLUTION_FILE, DatasetUnavailable, Task
 from benchmarks.examples import run_examples, run_written_calls
 from benchmarks.models import Model, ModelError, OpenAIModel, Reply, ScriptedModel
@@ -112,6 +113,7 @@ class Grade(tuple):  # type: ignore[type-arg]
 
 
 _JUDGE_SOURCE = Path(judge.__file__).read_text()
+_REPLICA_SOURCE = Path(replica.__file__).read_text()
 
 
 def _feed(fd: int, data: bytes) -> threading.Thread:
@@ -149,8 +151,11 @@ def grade(task: Task, solution: str, wall_s: float = 60.0) -> Grade:
 
     The verdict is a per-run random nonce the trusted runner writes to a pipe of its own after every
     check ran (`benchmarks.judge`); exit codes and output of the solution's code count for nothing.
-    `check` tasks run the tests in a judge sandbox and the solution in another, talking over pipes;
-    `unittest` tasks run the tests in the solution's process. The tests are never files the
+    The tests run in a judge sandbox and the solution in another, talking over pipes: plain data for
+    `check` tasks, values described by `benchmarks.replica` for `unittest` tasks (DataFrameBench),
+    whose two sandboxes also share /tmp and the task dir (tests write files the solution reads).
+    DataFrameBench tasks whose tests patch what the solution calls (`datasets.IN_PROCESS`) run their
+    tests in the solution's process instead: not adversarially robust. The tests are never files the
     solution's user could read. Raises DatasetUnavailable for SWE-bench tasks (they need Docker).
     """
     if task.kind not in ("check", "unittest"):
@@ -162,45 +167,61 @@ def grade(task: Task, solution: str, wall_s: float = 60.0) -> Grade:
                             "entry_point": task.entry_point, "prompt": task.prompt}
     boot = ["python", "-I", "-c", judge.BOOT]
     try:
-        with throwaway({SOLUTION_FILE: solution}, limits, prefix="june-grade-") as sandbox:
-            if task.kind == "unittest":
-                nonce_r, nonce_w = os.pipe()
-                os.write(nonce_w, nonce.encode())
-                os.close(nonce_w)
-                blob.update(mode="run_unittest", preload=["numpy", "pandas", *task.meta.get("libs", [])], nonce_fd=nonce_r)
-                del blob["nonce"]
+        if task.kind == "unittest" and datasets.grading(task) == "in-process":
+            with throwaway({SOLUTION_FILE: solution}, limits, prefix="june-grade-") as sandbox:
+                blob.update(mode="run_unittest", preload=["numpy", "pandas", *task.meta.get("libs", [])])
                 stdin_r, stdin_w = os.pipe()
-                runner = sandbox.start(boot, stdin=stdin_r, pass_fds=(verdict_out, nonce_r))
-                for fd in (stdin_r, nonce_r, verdict_out):
+                runner = sandbox.start(boot, stdin=stdin_r, pass_fds=(verdict_out,))
+                for fd in (stdin_r, verdict_out):
                     os.close(fd)
                 _feed(stdin_w, json.dumps(blob).encode())
                 results = [runner.wait()]
                 output = results[0].output
-            else:
-                with throwaway(limits=limits, prefix="june-judge-") as judge_box:
-                    to_candidate_r, to_candidate_w = os.pipe()
-                    from_candidate_r, from_candidate_w = os.pipe()
-                    serve = ["python", "-I", "-c", f"{_JUDGE_SOURCE}\nserve(sys.argv[1])\n", task.entry_point]
-                    candidate = sandbox.start(serve, stdin=to_candidate_r, stdout=from_candidate_w)
-                    os.close(to_candidate_r)
-                    os.close(from_candidate_w)
-                    blob.update(mode="judge", to_candidate_fd=to_candidate_w, from_candidate_fd=from_candidate_r)
-                    stdin_r, stdin_w = os.pipe()
-                    runner = judge_box.start(boot, stdin=stdin_r, pass_fds=(to_candidate_w, from_candidate_r, verdict_out))
-                    for fd in (stdin_r, to_candidate_w, from_candidate_r, verdict_out):
-                        os.close(fd)
-                    _feed(stdin_w, json.dumps(blob).encode())
-                    judged = runner.wait()
-                    candidate.kill()
-                    served = candidate.wait(timeout=10)
-                    results = [judged, served]
-                    output = f"{judged.output}\n--- the solution's own output ---\n{served.output}"
+        else:
+            with throwaway(limits=limits, prefix="june-grade-") as shared:
+                if task.kind == "unittest":
+                    shared.write(f"task/{SOLUTION_FILE}", solution)
+                    candidate_box = judge_box = Sandbox(shared.workdir / "task", limits, tmp=shared.workdir)
+                    blob.update(mode="judge_unittest", replica=_REPLICA_SOURCE, prompt=task.starter,
+                                preload=["numpy", "pandas", "matplotlib.pyplot", *task.meta.get("libs", [])])
+                    serve_args = [task.entry_point, f"{TASK_DIR}/{SOLUTION_FILE}", _REPLICA_SOURCE]
+                    judged, served = _two_sandboxes(blob, boot, candidate_box, judge_box, serve_args, verdict_out)
+                else:
+                    shared.write(SOLUTION_FILE, solution)
+                    with throwaway(limits=limits, prefix="june-judge-") as judge_box:
+                        blob.update(mode="judge")
+                        judged, served = _two_sandboxes(blob, boot, shared, judge_box, [task.entry_point], verdict_out)
+                results = [judged, served]
+                output = f"{judged.output}\n--- the solution's own output ---\n{served.output}"
     except BaseException:
         with contextlib.suppress(OSError):
             os.close(verdict_in)
         raise
     passed = _verdict(verdict_in, nonce)
     return Grade(passed, output[-3000:], _status(passed, *results))
+
+
+def _two_sandboxes(blob: dict[str, Any], boot: list[str], candidate_box: Sandbox, judge_box: Sandbox,
+                   serve_args: list[str], verdict_out: int) -> tuple[Result, Result]:
+    """The candidate (`judge.serve SERVE_ARGS`) and the judge (`blob`'s mode) talking over two pipes;
+    closes `verdict_out` here. Returns both Results (the candidate killed once the judge is done)."""
+    to_candidate_r, to_candidate_w = os.pipe()
+    from_candidate_r, from_candidate_w = os.pipe()
+    serve = ["python", "-I", "-c", f"{_JUDGE_SOURCE}\nserve(*sys.argv[1:])\n", *serve_args]
+    candidate = candidate_box.start(serve, stdin=to_candidate_r, stdout=from_candidate_w)
+    os.close(to_candidate_r)
+    os.close(from_candidate_w)
+    blob.update(to_candidate_fd=to_candidate_w, from_candidate_fd=from_candidate_r)
+    stdin_r, stdin_w = os.pipe()
+    try:
+        runner = judge_box.start(boot, stdin=stdin_r, pass_fds=(to_candidate_w, from_candidate_r, verdict_out))
+    finally:
+        for fd in (stdin_r, to_candidate_w, from_candidate_r, verdict_out):
+            os.close(fd)
+    _feed(stdin_w, json.dumps(blob).encode())
+    judged = runner.wait()
+    candidate.kill()
+    return judged, candidate.wait(timeout=10)
 
 
 def missing_module(output: str) -> str | None:
@@ -263,7 +284,8 @@ def solve(task: Task, model: Model, config: AgentConfig, out_dir: Path, command_
     draft), instead of asking the model the same question again.
     """
     start = time.monotonic()
-    record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "verdict": None, "steps": 0,
+    record: dict[str, Any] = {"task_id": task.id, "status": "error", "passed": False, "verdict": None,
+                              "grading": datasets.grading(task), "steps": 0,
                               "prompt_tokens": 0, "completion_tokens": 0, "wall_s": 0.0, "error": None}
     trajectory: dict[str, Any] = {"task_id": task.id, "dataset": task.dataset, "config": {**config.__dict__, "draft": draft}}
     agent: Agent | None = None
@@ -501,7 +523,11 @@ def selfcheck(
     all_cheats: bool = typer.Option(True, "--all-cheats/--one-cheat-per-task",
                                     help="Every cheat on every task, or each task one cheat in turn (faster)"),
 ) -> None:
-    """Check the grader: canonical solutions must pass every task, empty ones and cheating ones none."""
+    """Check the grader: canonical solutions must pass every task, empty ones and cheating ones none.
+
+    Cheats are counted per family (`benchmarks.cheats.family`). On DataFrameBench tasks graded
+    in-process (`datasets.IN_PROCESS`: not adversarially robust) a cheat that passes is listed, not
+    counted as a failure of the self-check."""
     tasks = _load(dataset, split, data, limit, None)
     names = list(CHEATS)
     if all_cheats:
@@ -516,16 +542,30 @@ def selfcheck(
     env_gaps = {t.id: m for t, (ok, output) in zip(tasks, canonical) if not ok and (m := missing_module(output))}
     broken = [t.id for t, (ok, _) in zip(tasks, canonical) if not ok and t.id not in env_gaps]
     leaky = [t.id for t, (ok, _) in zip(tasks, empty) if ok]
-    fooled = [f"{name} on {t.id}" for (name, t), (ok, _) in zip(cheating, cheats) if ok]
-    table = Table(title=f"self-check: {dataset} ({len(tasks)} tasks, {time.monotonic() - start:.1f} s)")
+    fooled = [f"{name} on {t.id}" for (name, t), (ok, _) in zip(cheating, cheats) if ok and datasets.grading(t) == "isolated"]
+    weak = [f"{name} on {t.id}" for (name, t), (ok, _) in zip(cheating, cheats) if ok and datasets.grading(t) != "isolated"]
+    in_process = [t for t in tasks if datasets.grading(t) != "isolated"]
+    title = f"self-check: {dataset} ({len(tasks)} tasks, {len(in_process)} graded in-process, {time.monotonic() - start:.1f} s)"
+    table = Table(title=title)
     for column in ("", "passed", "of"):
         table.add_column(column)
     table.add_row("canonical solutions", str(sum(ok for ok, _ in canonical)), str(len(tasks)))
     table.add_row("empty solutions", str(len(leaky)), str(len(tasks)))
     table.add_row(f"cheating solutions ({len(names)} kinds)", str(len(fooled)), str(len(cheating)))
+    families: dict[str, list[bool]] = {}
+    for (name, t), (ok, _) in zip(cheating, cheats):
+        if datasets.grading(t) == "isolated":
+            families.setdefault(family(name), []).append(bool(ok))
+    for name, outcomes in families.items():
+        table.add_row(f"  {name}", str(sum(outcomes)), str(len(outcomes)))
+    if in_process:
+        table.add_row("cheating solutions on in-process tasks (not robust)", str(len(weak)),
+                      str(sum(datasets.grading(t) != "isolated" for _, t in cheating)))
     Console().print(table)
     if env_gaps:
         console.print(f"[yellow]{len(env_gaps)} tasks need modules not installed here: {sorted(set(env_gaps.values()))}")
+    if weak:
+        console.print(f"[yellow]cheats passing on tasks graded in-process (not adversarially robust): {weak}")
     if broken or leaky or fooled:
         console.print(f"[red]canonical failing: {broken}\nempty passing: {leaky}\ncheats passing: {fooled}")
         raise typer.Exit(1)

@@ -1,32 +1,41 @@
 """The trusted programs that grade a solution inside sandboxes (stdlib only; sent as source text).
 
-Two ways, by task kind (see `benchmarks.harness.grade`):
+Every task is graded in two sandboxes that cannot see each other's processes (see
+`benchmarks.harness.grade`). The *candidate* sandbox holds solution.py and runs `serve`: it imports
+the solution and answers calls (`entry_point(*args)`) over a pipe. The *judge* sandbox runs the
+hidden tests with a `Candidate` proxy as the entry point, so every comparison happens in a process
+the solution's code never runs in, and the verdict is written there:
 
-- `check` tasks (HumanEval, EvalPlus): two sandboxes that cannot see each other. The *candidate*
-  sandbox holds only solution.py and runs `serve`: it imports the solution and answers calls
-  (`entry_point(*args)`) over a pipe. The *judge* sandbox runs `judge`: it executes the task's
-  prompt (its helpers, e.g. `poly`) and hidden `check` with a proxy as `candidate`, so every
-  comparison happens in a process the solution's code never runs in. Only plain data crosses
-  (None, bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset of exactly those
-  types; numpy scalars become Python ones): an object with its own `__eq__` cannot arrive.
-- `unittest` tasks (DataFrameBench, whose tests inspect live DataFrames and matplotlib Axes): one
-  sandbox runs `run_unittest`, which loads the solution into its own namespace and the tests into
-  another, wraps the entry point so that a value of a type the solution created fails, counts that
-  every test ran and succeeded (a skip is a failure), refuses -O, and checks afterwards that no
-  attribute of a module or class imported before the solution was changed; an audit hook refuses
-  gc and ctypes introspection, tracing, and changing classes of those modules while the tests run.
-  The process is made non-dumpable (no /proc/self/mem, no ptrace by its children). Not airtight:
-  code in the tests' process that walks the interpreter's frames could still reach and mutate the
-  runner's live objects (its test result, say), or write interpreter memory through ctypes; the
-  checks above stop every generic trick in `benchmarks.cheats` but not a cheat written against
-  this runner. `check` tasks have no such gap: nothing of the judge is in the solution's process.
+- `check` tasks (HumanEval, EvalPlus), `judge`: the task's prompt (its helpers, e.g. `poly`) and
+  hidden `check(candidate)`. Only plain data crosses (None, bool, int, float, complex, str, bytes,
+  list, tuple, dict, set, frozenset of exactly those types; numpy scalars become Python ones): an
+  object with its own `__eq__` cannot arrive.
+- `unittest` tasks (DataFrameBench), `judge_unittest`: the task's own imports (its starter), then its
+  unittest classes; every test must run and pass (a skip is a failure). Values cross as
+  `benchmarks.replica` describes them: the judge rebuilds genuine DataFrames, arrays, Axes and
+  Figures with the libraries' constructors, so a type or method of the solution's never arrives.
+  Each call carries the judge's random states (`random`, numpy's global RandomState) in and the
+  solution's back out, and which of the solution's figures the tests have closed, so tests that seed
+  or close plots behave as in one process. The two sandboxes share /tmp and the task dir (tests write
+  files the solution reads); the judge keeps its configuration in its private /dev/shm. Not ruled
+  out: a solution that leaves a process running can rewrite, between two calls, a file a test wrote
+  there and reads back later, as it could when the tests ran in its process; and it sets the random
+  states the tests see after a call, as any solution drawing from them does.
+
+A call whose answer cannot be decoded (the solution died, hung up, sent garbage or something that
+cannot cross) raises `Unjudgeable`, a BaseException: no `assertRaises` or `except Exception` in the
+tests takes it for an error the solution raised.
+
+`run_unittest` is the old way, kept for the DataFrameBench tasks whose tests patch (`unittest.mock`)
+what the solution calls (`benchmarks.datasets.IN_PROCESS`): the tests run in the solution's
+process, with checks against generic tricks (tampered modules and classes, skips, solution-made
+return types, gc/ctypes introspection) but not against a cheat written against this runner (walking
+frames to its nonce, say). Those tasks' results say `grading: in-process`: not adversarially robust.
 
 Either way the verdict is one line, `JUNE-VERDICT <nonce> passed`, written to a pipe the runner was
 given, after every check ran; exit status and output are not the verdict. The nonce is a per-run
-random value. The judge of `check` tasks reads it with the task on stdin (no solution code ever
-runs there). The unittest runner reads it from its own pipe before any solution code exists and
-moves it into the kernel keyring (`_Keyring`), so nothing in the process's memory, frames or fds
-holds it while the solution runs.
+random value the judge reads with the task on stdin (in the isolated modes, no solution code ever
+runs in that process).
 """
 
 from __future__ import annotations
@@ -35,10 +44,13 @@ import json
 import math
 import os
 import sys
+from typing import Any
 
 VERDICT = "JUNE-VERDICT"
 MAX_MESSAGE = 64 << 20
-"""Largest encoded call or result, bytes."""
+"""Largest encoded call or result, bytes (plain data: HumanEval, EvalPlus)."""
+MAX_RICH_MESSAGE = 256 << 20
+"""The same for DataFrameBench (a month of log records with their timestamps is 60 MiB)."""
 MAX_DEPTH = 200
 """Deepest nesting of an encoded value."""
 
@@ -47,8 +59,10 @@ class WireError(TypeError):
     """A value that may not cross between the candidate and the judge."""
 
 
-def encode(value: object, depth: int = 0) -> object:
-    """`value` as JSON-able tagged data; raises WireError for anything but plain built-in data."""
+def encode(value: object, depth: int = 0, rich: Any = None) -> object:
+    """`value` as JSON-able tagged data. Raises WireError for anything but plain built-in data (numpy
+    scalars become Python ones), unless `rich` (the `benchmarks.replica` module, DataFrameBench) is
+    given: then numpy, pandas, matplotlib and seaborn values are described by it, numpy scalars kept."""
     if depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
     kind = type(value)
@@ -68,9 +82,11 @@ def encode(value: object, depth: int = 0) -> object:
         return ["y" if kind is bytes else "Y", value.hex()]
     if kind in (list, tuple, set, frozenset):
         tag = {list: "l", tuple: "t", set: "S", frozenset: "F"}[kind]
-        return [tag, [encode(v, depth + 1) for v in value]]
+        return [tag, [encode(v, depth + 1, rich) for v in value]]
     if kind is dict:
-        return ["d", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]]
+        return ["d", [[encode(k, depth + 1, rich), encode(v, depth + 1, rich)] for k, v in value.items()]]
+    if rich is not None:
+        return rich.encode(value, depth, lambda v, d: encode(v, d, rich))
     module = getattr(kind, "__module__", "")
     if module == "numpy" and hasattr(value, "item") and not hasattr(value, "shape") or module == "numpy" and getattr(value, "shape", None) == ():
         return encode(value.item(), depth)  # type: ignore[attr-defined]
@@ -81,8 +97,8 @@ def _float(text: str) -> float:
     return float(text) if text in ("nan", "inf", "-inf") else float.fromhex(text)
 
 
-def decode(data: object, depth: int = 0) -> object:
-    """The value `encode` made; raises WireError for anything malformed."""
+def decode(data: object, depth: int = 0, rich: Any = None) -> object:
+    """The value `encode` made (with the same `rich`); raises WireError for anything malformed."""
     if depth > MAX_DEPTH or not isinstance(data, list) or not data or not isinstance(data[0], str):
         raise WireError("malformed value")
     tag, rest = data[0], data[1:]
@@ -102,22 +118,24 @@ def decode(data: object, depth: int = 0) -> object:
         if tag in ("y", "Y"):
             return (bytes if tag == "y" else bytearray)(bytes.fromhex(rest[0]))
         if tag in ("l", "t", "S", "F") and type(rest[0]) is list:
-            items = [decode(v, depth + 1) for v in rest[0]]
+            items = [decode(v, depth + 1, rich) for v in rest[0]]
             return {"l": list, "t": tuple, "S": set, "F": frozenset}[tag](items)
         if tag == "d" and type(rest[0]) is list:
-            return {decode(k, depth + 1): decode(v, depth + 1) for k, v in rest[0]}
+            return {decode(k, depth + 1, rich): decode(v, depth + 1, rich) for k, v in rest[0]}
+        if rich is not None and len(tag) >= 2:
+            return rich.decode(data, depth, lambda v, d: decode(v, d, rich))
     except (IndexError, ValueError, TypeError) as e:
         raise WireError(f"malformed value: {e}") from None
     raise WireError(f"malformed value tag {tag!r}")
 
 
 def _send(stream, message: dict) -> None:  # type: ignore[no-untyped-def]
-    stream.write(json.dumps(message).encode() + b"\n")
+    stream.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
     stream.flush()
 
 
-def _receive(stream) -> dict:  # type: ignore[no-untyped-def]
-    line = stream.readline(MAX_MESSAGE)
+def _receive(stream, limit: int = MAX_MESSAGE) -> dict:  # type: ignore[no-untyped-def]
+    line = stream.readline(limit)
     if not line:
         raise EOFError("the solution's process ended")
     if not line.endswith(b"\n"):
@@ -136,8 +154,41 @@ def _load_solution(path: str, name: str) -> dict:
     return namespace
 
 
-def serve(entry_point: str, path: str = "/tmp/task/solution.py") -> None:
-    """The candidate sandbox: answer `{"args", "kwargs"}` calls on stdin with `{"ok"}` or `{"raise"}` on stdout."""
+def _module(name: str, source: str) -> Any:
+    """A module made from source text (how `benchmarks.replica` reaches a sandbox)."""
+    import types
+
+    module = types.ModuleType(name)
+    exec(compile(source, f"{name}.py", "exec"), module.__dict__)
+    return module
+
+
+def _random_states(rich: Any) -> dict:
+    """The global random states a DataFrameBench test seeds (`random`, numpy's legacy RandomState), encoded."""
+    import random
+
+    states: dict = {"random": encode(random.getstate(), 0, rich)}
+    if "numpy" in sys.modules:
+        import numpy as np
+
+        states["numpy"] = encode(np.random.get_state(legacy=True), 0, rich)
+    return states
+
+
+def _set_random_states(states: dict, rich: Any) -> None:
+    import random
+
+    random.setstate(decode(states["random"], 0, rich))  # type: ignore[arg-type]
+    if "numpy" in states:
+        import numpy as np
+
+        np.random.set_state(decode(states["numpy"], 0, rich))  # type: ignore[arg-type]
+
+
+def serve(entry_point: str, path: str = "/tmp/task/solution.py", replica: str | None = None) -> None:
+    """The candidate sandbox: answer `{"args", "kwargs"}` calls on stdin with `{"ok"}`, `{"raise"}` or
+    `{"unencodable"}` on stdout. With `replica` (its source: DataFrameBench) values are described by
+    `benchmarks.replica`, and each call carries the judge's random states in and the new ones back out."""
     wire_in = os.fdopen(os.dup(0), "rb")
     wire_out = os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_RDONLY)
@@ -145,41 +196,127 @@ def serve(entry_point: str, path: str = "/tmp/task/solution.py") -> None:
     os.dup2(2, 1)  # the solution's prints go to the log, not into the wire
     sys.stdin = open(os.devnull)
     sys.stdout = sys.stderr
+    rich = None if replica is None else _module("replica", replica)
     function = _load_solution(path, "solution")[entry_point]
     while True:
         try:
-            request = _receive(wire_in)
+            request = _receive(wire_in, MAX_MESSAGE if rich is None else MAX_RICH_MESSAGE)
         except EOFError:
             return
+        reply: dict = {}
         try:
-            args = decode(request["args"])
-            kwargs = decode(request["kwargs"])
+            args = decode(request["args"], 0, rich)
+            kwargs = decode(request["kwargs"], 0, rich)
+            if "random" in request:
+                _set_random_states(request["random"], rich)
+                rich.close_figures(request.get("figures"))
             value = function(*args, **kwargs)  # type: ignore[misc]
-            reply = {"ok": encode(value)}
         except Exception as e:
-            reply = {"raise": type(e).__name__, "message": str(e)[:2000]}
+            reply = {"raise": [[str(c.__module__), str(c.__qualname__)] for c in type(e).__mro__],
+                     "message": str(e)[:2000]}
+            try:
+                reply["args"] = encode(list(e.args), 0, rich)
+            except Exception:  # noqa: BLE001 - the message is enough
+                pass
+        else:
+            try:
+                reply = {"ok": encode(value, 0, rich)}
+            except Exception as e:  # noqa: BLE001 - not an exception of the solution's: no test may catch it
+                reply = {"unencodable": f"{type(e).__name__}: {e}"[:2000]}
+        if "random" in request:
+            reply["random"] = _random_states(rich)
+            try:  # what the call did to its arguments (`my_list.append(12)`), for the judge to apply
+                reply["arguments"] = encode([args, kwargs], 0, rich)
+            except Exception:  # noqa: BLE001 - unencodable now: the judge's arguments stay as they were
+                pass
         _send(wire_out, reply)
+
+
+class Unjudgeable(BaseException):
+    """The solution's result could not cross (or came malformed): the test errs, and no `except
+    Exception` or `assertRaises` in the tests can take it for an error the solution raised."""
 
 
 class Candidate:
     """The judge's stand-in for the solution's function: each call goes over the wire."""
 
-    def __init__(self, name: str, wire_out, wire_in) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, name: str, wire_out, wire_in, rich: Any = None) -> None:  # type: ignore[no-untyped-def]
         self.__name__ = self.__qualname__ = name
-        self._out, self._in = wire_out, wire_in
+        self._out, self._in, self._rich = wire_out, wire_in, rich
 
     def __call__(self, *args: object, **kwargs: object) -> object:
-        _send(self._out, {"args": encode(list(args)), "kwargs": encode(dict(kwargs))})
-        reply = _receive(self._in)
-        if "ok" in reply:
-            return decode(reply["ok"])
-        import builtins
+        rich = self._rich
+        try:  # a solution that dies, hangs up or sends garbage raises nothing a test may expect
+            request: dict = {"args": encode(list(args), 0, rich), "kwargs": encode(dict(kwargs), 0, rich)}
+            if rich is not None:
+                request.update(random=_random_states(rich), figures=rich.open_figures())
+            _send(self._out, request)
+            reply = _receive(self._in, MAX_MESSAGE if rich is None else MAX_RICH_MESSAGE)
+        except (OSError, EOFError, WireError, ValueError) as e:
+            raise Unjudgeable(f"no answer from the solution: {type(e).__name__}: {e}") from None
+        try:
+            if rich is not None:
+                _set_random_states(reply["random"], rich)
+                rich.new_message()
+                if "arguments" in reply:
+                    _write_back([*args, *kwargs.values()], decode(reply["arguments"], 0, rich))
+            if "ok" in reply:
+                return decode(reply["ok"], 0, rich)
+            if "raise" not in reply:
+                raise WireError(f"the solution's result cannot cross: {str(reply.get('unencodable'))[:2000]}")
+            error, error_args = _error(reply, rich)
+        except Exception as e:  # noqa: BLE001 - whatever rebuilding the reply raised, the test must not catch it
+            raise Unjudgeable(f"{type(e).__name__}: {e}") from None
+        raise error(*error_args)
 
-        name = str(reply.get("raise", "Exception"))
-        error = getattr(builtins, name, None)
-        if not (isinstance(error, type) and issubclass(error, Exception)):
-            error = RuntimeError
-        raise error(f"{name} in the solution: {reply.get('message', '')}")
+
+def _write_back(originals: list, arguments: object) -> None:
+    """Apply to the test's own list, dict, set and bytearray arguments what the call did to them in the
+    candidate (in place, as in one process). Other arguments are left as they were."""
+    if type(arguments) is not list or len(arguments) != 2 or type(arguments[0]) is not list \
+            or type(arguments[1]) is not dict:
+        raise WireError("malformed arguments")
+    for original, after in zip(originals, [*arguments[0], *arguments[1].values()]):
+        if type(original) is not type(after) or type(original) not in (list, bytearray, dict, set):
+            continue
+        try:
+            if original == after:
+                continue
+        except Exception:  # noqa: BLE001 - items without a plain truth value (arrays): compared as unchanged
+            continue
+        if type(original) in (list, bytearray):
+            original[:] = after  # type: ignore[index]
+        elif type(original) in (dict, set):
+            original.clear()  # type: ignore[attr-defined]
+            original.update(after)  # type: ignore[attr-defined]
+
+
+def _error(reply: dict, rich: Any) -> tuple[type, tuple]:
+    """The class of the error the solution raised and its arguments: the first class of its MRO that
+    exists on this side (builtins, or a library already imported), else RuntimeError with the message."""
+    import builtins
+
+    mro = reply["raise"]
+    message = str(reply.get("message", ""))
+    if type(mro) is str:
+        mro = [["builtins", mro]]
+    for module, qualname in mro if type(mro) is list else []:
+        if type(module) is not str or type(qualname) is not str or not all(p.isidentifier() for p in qualname.split(".")):
+            continue
+        found: Any = builtins if module == "builtins" else sys.modules.get(module)
+        for part in qualname.split(".") if found is not None else []:
+            found = getattr(found, part, None)
+        if isinstance(found, type) and issubclass(found, Exception) and found.__module__ == module:
+            args: tuple = (f"{mro[0][1]} in the solution: {message}",)
+            if rich is not None and "args" in reply:
+                decoded = decode(reply["args"], 0, rich)
+                args = tuple(decoded) if type(decoded) is list else args
+            try:
+                found(*args)
+            except Exception:  # noqa: BLE001 - a class that wants other arguments (JSONDecodeError): its base
+                continue
+            return found, args
+    return RuntimeError, (f"{mro[0][1] if mro else 'an error'} in the solution: {message}",)
 
 
 def _verdict(fd: int, nonce: str) -> None:
@@ -199,6 +336,51 @@ def judge(blob: dict) -> None:
     namespace[blob["entry_point"]] = candidate
     exec(compile(blob["test"], "test", "exec"), namespace)
     namespace["check"](candidate)
+    _verdict(blob["verdict_fd"], blob["nonce"])
+
+
+def judge_unittest(blob: dict) -> None:
+    """The judge sandbox of a DataFrameBench task: its unittest classes, with a `Candidate` (values
+    carried by `benchmarks.replica`) as the entry point, then the verdict if every test ran and passed
+    (a skip, an expected failure or an unexpected success is not a pass)."""
+    if sys.flags.optimize:
+        raise SystemExit("refusing to judge under -O: asserts would be stripped")
+    import tempfile
+
+    # /tmp and the task dir are shared with the candidate (tests write files the solution reads): the
+    # judge's configuration (matplotlib's, fontconfig's) lives in its private /dev/shm instead.
+    home = tempfile.mkdtemp(dir="/dev/shm")
+    os.environ.update(HOME=home, MPLCONFIGDIR=home, XDG_CONFIG_HOME=home, XDG_CACHE_HOME=home)
+    import unittest
+
+    rich = _module("replica", blob["replica"])
+    for name in blob.get("preload", []):
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - a missing library shows in the tests
+            pass
+    wire_out = os.fdopen(blob["to_candidate_fd"], "wb")
+    wire_in = os.fdopen(blob["from_candidate_fd"], "rb")
+    namespace: dict = {"__name__": "__tests__"}
+    exec(compile(blob["prompt"], "prompt", "exec"), namespace)  # the task's own imports (trusted)
+    namespace[blob["entry_point"]] = Candidate(blob["entry_point"], wire_out, wire_in, rich)
+    exec(compile(blob["test"], "tests", "exec"), namespace)
+    suite = unittest.TestSuite()
+    for case in [v for v in namespace.values() if isinstance(v, type) and issubclass(v, unittest.TestCase)
+                 and v.__module__ == "__tests__"]:
+        suite.addTests(unittest.TestLoader().loadTestsFromTestCase(case))
+    expected = suite.countTestCases()
+    result = unittest.TestResult()
+    suite.run(result)
+    problems = [f"{test}: {text}" for test, text in result.failures + result.errors]
+    problems += [f"{test}: skipped ({why})" for test, why in result.skipped]
+    if result.expectedFailures or result.unexpectedSuccesses:
+        problems.append("expected failures are not passes")
+    if expected == 0 or result.testsRun != expected:
+        problems.append(f"{result.testsRun} of {expected} tests ran")
+    if problems:
+        print("\n".join(problems)[-20000:], file=sys.stderr)
+        return
     _verdict(blob["verdict_fd"], blob["nonce"])
 
 
@@ -249,8 +431,7 @@ def run_unittest(blob: dict) -> None:
     import ctypes
     import unittest
 
-    keep = _Keyring(blob.pop("nonce_fd"))  # the nonce leaves this process's memory before the solution exists
-    verdict_fd = blob.pop("verdict_fd")
+    nonce, verdict_fd = blob.pop("nonce"), blob.pop("verdict_fd")  # in memory: this mode is not robust
     for name in blob.get("preload", []):
         try:
             __import__(name)
@@ -328,51 +509,7 @@ def run_unittest(blob: dict) -> None:
     if problems:
         print("\n".join(problems)[-20000:], file=sys.stderr)
         return
-    verdict(verdict_fd, keep.take())
-
-
-class _Keyring:
-    """Holds the nonce in the kernel (a `user` key in this process's keyring), not in memory the
-    solution could scan: reading it back needs a syscall through ctypes, which the audit hook refuses
-    while the tests run, and a child process does not possess the key. Where keys are not available
-    (a seccomp filter), the nonce stays in this object: weaker.
-
-    Not airtight: code that writes interpreter memory through ctypes (numpy carries a reference to
-    it) could disable the audit hook first. Tests in the solution's process cannot be made safe
-    against that; `check` tasks are graded out of process for this reason."""
-
-    _CALLS = {"x86_64": (248, 250), "aarch64": (217, 219)}
-
-    def __init__(self, fd: int) -> None:
-        import ctypes
-        import platform
-
-        libc = ctypes.CDLL(None)  # not kept: no resolved `syscall` is left for the solution to call
-        libc.syscall.restype = ctypes.c_long
-        buffer = ctypes.create_string_buffer(128)
-        size = os.readv(fd, [buffer])
-        os.close(fd)
-        self._size = size
-        self._fallback = b""
-        add_key, self._keyctl = self._CALLS.get(platform.machine(), (None, None))
-        key = -1
-        if add_key is not None:
-            key = libc.syscall(add_key, b"user", b"june-nonce", buffer, ctypes.c_size_t(size), ctypes.c_int(-2))
-        if key < 0:
-            self._fallback = bytes(buffer.raw[:size])
-        self._key = key
-        ctypes.memset(buffer, 0, 128)
-
-    def take(self) -> str:
-        import ctypes
-
-        if self._key < 0:
-            return self._fallback.decode()
-        libc = ctypes.CDLL(None)  # resolved only now, after the audit hook was disarmed
-        libc.syscall.restype = ctypes.c_long
-        buffer = ctypes.create_string_buffer(128)
-        size = libc.syscall(self._keyctl, 11, self._key, buffer, 128)  # KEYCTL_READ
-        return buffer.raw[:size].decode() if size > 0 else ""
+    verdict(verdict_fd, nonce)
 
 
 def _all_types() -> set[int]:

