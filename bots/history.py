@@ -159,7 +159,9 @@ class RedisStore:
 
     async def add(self, chat: str, user: str, assistant: str) -> None:
         key, prefs = self._keys(chat)
-        turns = await bound([*await self._turns(chat), (user, assistant)], self.max_turns, self.max_tokens, self.counter)
+        turns = await bound(
+            [*await self._turns(chat), (user, assistant)], self.max_turns, self.max_tokens, self.counter
+        )
         async with self._redis.pipeline(transaction=True) as tx:
             tx.delete(key)
             if turns:

@@ -38,7 +38,9 @@ class BotMetrics:
 
     def value(self, kind: str, outcome: Outcome) -> float:
         """Current count (for /status and tests)."""
-        got = self.registry.get_sample_value("june_bot_messages_total", {"bot": self.bot, "kind": kind, "outcome": outcome})
+        got = self.registry.get_sample_value(
+            "june_bot_messages_total", {"bot": self.bot, "kind": kind, "outcome": outcome}
+        )
         return got or 0.0
 
 

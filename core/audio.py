@@ -137,11 +137,15 @@ def time_stretch(samples: np.ndarray, sample_rate: int, factor: float) -> np.nda
     if factor == 1.0 or not len(samples):
         return samples
     graph = av.filter.Graph()
-    nodes = [graph.add_abuffer(format="flt", sample_rate=sample_rate, layout="mono", time_base=Fraction(1, sample_rate))]
+    nodes = [
+        graph.add_abuffer(format="flt", sample_rate=sample_rate, layout="mono", time_base=Fraction(1, sample_rate))
+    ]
     nodes += [graph.add("atempo", f"{step:.6f}") for step in _atempo_steps(factor)]
     nodes.append(graph.add("abuffersink"))
     graph.link_nodes(*nodes).configure()
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono")
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
+    )
     frame.sample_rate = sample_rate
     frame.pts = 0
     graph.push(frame)

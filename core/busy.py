@@ -18,8 +18,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
-
 __all__ = ["Patience", "current_patience", "patience", "retry_after"]
+
 
 @dataclass
 class Patience:

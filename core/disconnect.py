@@ -65,9 +65,7 @@ class DisconnectWatch:
             self.arm()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> bool:
         self.disarm()
         return self._scope.__exit__(kind, error, tb)
 

@@ -249,7 +249,9 @@ class NoLimits:
         return None
 
 
-def make_limiter(limits: Limits, *, redis: Redis | None = None, prefix: str = "june", clock: Clock = time.time) -> Limiter:
+def make_limiter(
+    limits: Limits, *, redis: Redis | None = None, prefix: str = "june", clock: Clock = time.time
+) -> Limiter:
     """NoLimits when `limits` sets nothing, else RedisLimiter over `redis` (shared by replicas; keys
     under `prefix`, e.g. "june:gateway") when given, else MemoryLimiter."""
     if not limits.active:

@@ -83,7 +83,9 @@ class Telemetry:
         HTTPXClientInstrumentor.instrument_client(client, tracer_provider=self.tracer_provider)
         return client
 
-    def server_spans(self, exclude: Collection[str] = ("/health", "/metrics", "/ready")) -> Callable[[ASGIApp], ASGIApp]:
+    def server_spans(
+        self, exclude: Collection[str] = ("/health", "/metrics", "/ready")
+    ) -> Callable[[ASGIApp], ASGIApp]:
         """Litestar middleware: a SERVER span per HTTP request, continuing an incoming W3C `traceparent`.
 
         Pass it in `Litestar(middleware=[...])`. The span is named "{method} {route template}"
@@ -185,12 +187,18 @@ class HttpMetrics:
     Paths in `exclude` are not counted.
     """
 
-    def __init__(self, registry: CollectorRegistry, app: str, *, prefix: str, exclude: Collection[str] = ("/metrics",)) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, app: str, *, prefix: str, exclude: Collection[str] = ("/metrics",)
+    ) -> None:
         labels = ["method", "path", "status_code", "app_name"]
         self.app, self.exclude = app, frozenset(exclude)
         self.requests = Counter(f"{prefix}_requests", "Total requests", labels, registry=registry)
-        self.duration = Histogram(f"{prefix}_request_duration_seconds", "Request duration, in seconds", labels, registry=registry)
-        self.in_progress = Gauge(f"{prefix}_requests_in_progress", "Total requests currently in progress", labels, registry=registry)
+        self.duration = Histogram(
+            f"{prefix}_request_duration_seconds", "Request duration, in seconds", labels, registry=registry
+        )
+        self.in_progress = Gauge(
+            f"{prefix}_requests_in_progress", "Total requests currently in progress", labels, registry=registry
+        )
         self.errors = Counter(f"{prefix}_requests_error", "Total errors in requests", labels, registry=registry)
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
@@ -226,7 +234,9 @@ class HttpMetrics:
 
 def _callers_context(scope: Any) -> context.Context | None:
     """The trace context an HTTP request's W3C `traceparent`/`tracestate` headers carry; None without them."""
-    carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"] if name in _TRACE_HEADERS}
+    carrier = {
+        name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"] if name in _TRACE_HEADERS
+    }
     return propagate.extract(carrier) if carrier else None
 
 

@@ -134,8 +134,14 @@ def free_port() -> int:
 
 @contextmanager
 def running(
-    argv: list[str], *, ready_url: str, env: Mapping[str, str] | None = None, log: Path | None = None,
-    timeout: float = 120, name: str = "service", cpus: set[int] | None = None,
+    argv: list[str],
+    *,
+    ready_url: str,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    timeout: float = 120,
+    name: str = "service",
+    cpus: set[int] | None = None,
 ) -> Iterator[subprocess.Popen]:
     """`argv` as a child process (our environment plus `env`; output to `log`, else dropped),
     yielded once `ready_url` answers 200, and stopped afterwards: SIGTERM, then SIGKILL after 30 s.
@@ -145,7 +151,9 @@ def running(
     """
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     with open(log, "wb") if log is not None else open(os.devnull, "wb") as out:
-        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin)
+        proc = subprocess.Popen(
+            argv, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin
+        )
         try:
             wait_ready(ready_url, timeout=timeout, proc=proc, name=name)
             yield proc

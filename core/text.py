@@ -35,8 +35,8 @@ from sentencex import get_sentence_boundaries
 
 __all__ = [
     "CLAUSE_MARK",
-    "SOFT_CLAUSE",
     "MIN_CHARS",
+    "SOFT_CLAUSE",
     "SentenceSplitter",
     "VisibleStream",
     "lead_clause",
@@ -61,6 +61,7 @@ _MARKS = re.compile(r"[`*#|~]|(?<!\w)_|_(?!\w)")
 _SPACES = re.compile(r"[ \t]+")
 # Emoji and pictographs: "So" symbols plus joiners/selectors/skin tones/keycap that belong to them.
 _EMOJI_EXTRA = {"\u200d", "\ufe0e", "\ufe0f", "\u20e3"}
+
 
 def _strip_emoji(text: str) -> str:
     return "".join(
@@ -93,8 +94,6 @@ def speakable(text: str) -> str:
     text = _strip_emoji(text)
     lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
     return "\n".join(line for line in lines if line)
-
-
 
 
 # --- Reasoning ---------------------------------------------------------------------------------
@@ -338,7 +337,9 @@ class SentenceSplitter:
     `sentences(text, max_chars=∞)` up to the last-short-piece rule there.
     """
 
-    def __init__(self, min_chars: int = MIN_CHARS, *, first_clause_chars: int | None = None, clause_pieces: int = 1) -> None:
+    def __init__(
+        self, min_chars: int = MIN_CHARS, *, first_clause_chars: int | None = None, clause_pieces: int = 1
+    ) -> None:
         self.min_chars = min_chars
         self.first_clause_chars = first_clause_chars
         self.clause_pieces = clause_pieces
@@ -351,7 +352,11 @@ class SentenceSplitter:
         out: list[str] = []
         self._buffer += text
         while True:  # each of the first `clause_pieces` pieces may end at a clause
-            clause = self._first_clause() if self.first_clause_chars and self._returned + len(out) < self.clause_pieces else None
+            clause = (
+                self._first_clause()
+                if self.first_clause_chars and self._returned + len(out) < self.clause_pieces
+                else None
+            )
             if clause is None:
                 out += self._take(_boundaries(self._buffer, final=False))
                 break
@@ -366,7 +371,9 @@ class SentenceSplitter:
         it, so that speech can start before the sentence is complete. Decided on the text up to the
         mark (or the word and the space after it) alone, so chunking still does not change the pieces."""
         masked, open_at = _mask(self._buffer)
-        at = _clause_end(masked, self._done, open_at, min_chars=max(1, (self.first_clause_chars or 0) - len(self._short)))
+        at = _clause_end(
+            masked, self._done, open_at, min_chars=max(1, (self.first_clause_chars or 0) - len(self._short))
+        )
         if at is None or any(self._done < end < at for end in _boundaries(self._buffer[:at], final=True)):
             return None
         return at
@@ -405,10 +412,10 @@ class SentenceSplitter:
 def lead_clause(pieces: list[str], *, min_rest: int = MIN_CHARS) -> list[str]:
     """`pieces` with the first one cut at its first clause (`_clause_end`, the stream's rule: after
     its first clause mark, ", ", "; ", ": ", " — ", or before a SOFT_CLAUSE word once MIN_CHARS
-    precede it), so that clause is synthesized, and its audio sent, on its own: the first audio byte then waits for a clause of speech instead of a whole
-    sentence. Synthesis time grows with the audio's length, so "Sure, I can help with that." starts
-    after "Sure," (0.6 s of audio) rather than all 1.5 s of it, and "The sky is blue because …" after
-    "The sky is blue".
+    precede it), so that clause is synthesized, and its audio sent, on its own: the first audio byte
+    then waits for a clause of speech instead of a whole sentence. Synthesis time grows with the
+    audio's length, so "Sure, I can help with that." starts after "Sure," (0.6 s of audio) rather
+    than all 1.5 s of it, and "The sky is blue because …" after "The sky is blue".
 
     Not cut when the rest would be shorter than `min_rest` characters ("Yes, sir.": nothing to win,
     and a lone short word sounds clipped), when there is no clause, or when the piece does not end a
@@ -450,7 +457,6 @@ def sentences(text: str, *, max_chars: int = 300, min_chars: int = MIN_CHARS) ->
         if raw:
             pieces.append(raw)
     return pieces
-
 
 
 def split_message(text: str, limit: int) -> list[str]:

@@ -132,7 +132,12 @@ class TokenCounter:
                 )
                 if response.status_code in (404, 405, 501):
                     self._unsupported_until = time.monotonic() + self._retry_after
-                    log.warning("%s/tokenize answered %d: counting tokens by estimate for %.0f s", self._base_url, response.status_code, self._retry_after)
+                    log.warning(
+                        "%s/tokenize answered %d: counting tokens by estimate for %.0f s",
+                        self._base_url,
+                        response.status_code,
+                        self._retry_after,
+                    )
                     return None
                 response.raise_for_status()
                 counted = response.json()["count"]

@@ -30,7 +30,7 @@ from core.text import speakable, strip_reasoning
 from core.voice_client import Message, VoiceClient
 from core.voice_errors import VoiceError
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "PipelineResult", "SAMPLE_RATE", "Timings", "VoicePipeline"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "SAMPLE_RATE", "PipelineResult", "Timings", "VoicePipeline"]
 
 log = logging.getLogger(__name__)
 

@@ -68,7 +68,11 @@ def rate_limit_error(exc: RateLimited) -> OpenAIError:
     """OpenAI's 429 for a refused limit: type rate_limit_error, code rate_limit_exceeded, and
     Retry-After (whole seconds, at least 1)."""
     return OpenAIError(
-        429, str(exc), type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": str(exc.retry_after)}
+        429,
+        str(exc),
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        headers={"Retry-After": str(exc.retry_after)},
     )
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
 from core.observability import configure_logging, setup
 from core.web import serve
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
 
 
 def main(settings: GatewaySettings | None = None) -> None:

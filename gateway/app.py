@@ -15,6 +15,9 @@ from litestar.static_files import create_static_files_router
 from litestar.types import Guard
 from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
+from core.limits import Limiter, Limits, make_limiter
+from core.observability import Telemetry, new_registry, setup
+from core.web import exception_handlers
 from gateway.auth import authenticate, load_keys, make_key
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Gateway
@@ -23,9 +26,6 @@ from gateway.realtime_shared import Realtime
 from gateway.routes import health, metrics, ready, tokenize, v1_handlers
 from gateway.settings import GatewaySettings
 from gateway.upstreams import make_pools
-from core.limits import Limiter, Limits, make_limiter
-from core.observability import Telemetry, new_registry, setup
-from core.web import exception_handlers
 
 
 def limits_from(settings: GatewaySettings) -> Limits:
@@ -52,7 +52,9 @@ def metrics_guard(settings: GatewaySettings) -> list[Guard]:
 
 def static_page() -> Router:
     """The voice chat page (gateway/static, no build step) at `/`."""
-    return create_static_files_router(path="/", directories=[Path(__file__).parent / "static"], html_mode=True, name="page")
+    return create_static_files_router(
+        path="/", directories=[Path(__file__).parent / "static"], html_mode=True, name="page"
+    )
 
 
 def create_app(
@@ -71,7 +73,10 @@ def create_app(
     keys = load_keys(settings.api_keys, settings.api_keys_file)
     # No total: a generation may stream for as long as it keeps sending.
     timeout = aiohttp.ClientTimeout(
-        total=None, connect=settings.connect_timeout, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+        total=None,
+        connect=settings.connect_timeout,
+        sock_connect=settings.connect_timeout,
+        sock_read=settings.read_timeout,
     )
 
     @asynccontextmanager
@@ -79,7 +84,9 @@ def create_app(
         # Recorded traces get OpenTelemetry's CLIENT span per upstream call, with W3C traceparent
         # injected; unrecorded ones no hooks at all (a caller's traceparent then passes unchanged).
         traced = [create_trace_config(tracer_provider=telemetry.tracer_provider)] if telemetry.recording else []
-        pools = make_pools({"llm": settings.llm_upstreams(), "speech": [settings.speech_url]}, timeout=timeout, trace_configs=traced)
+        pools = make_pools(
+            {"llm": settings.llm_upstreams(), "speech": [settings.speech_url]}, timeout=timeout, trace_configs=traced
+        )
         limits = limits_from(settings)
         redis = None
         if limiter is None and limits.active and settings.limits_backend == "redis":

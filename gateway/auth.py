@@ -60,7 +60,9 @@ def parse_keys_file(text: str) -> list[ApiKey]:
             continue
         fields = line.split()
         if len(fields) > 2:
-            raise ValueError(f"keys file line {number}: expected 'KEY' or 'KEY model1,model2', got {len(fields)} fields")
+            raise ValueError(
+                f"keys file line {number}: expected 'KEY' or 'KEY model1,model2', got {len(fields)} fields"
+            )
         models = [m.strip() for m in fields[1].split(",") if m.strip()] if len(fields) == 2 else None
         keys.append(make_key(fields[0], models))
     return keys
@@ -138,6 +140,4 @@ def check_model(key: ApiKey, model: str | None) -> None:
 
 def model_forbidden(key: ApiKey, model: str) -> OpenAIError:
     """The 403 for a key using a model outside its allow-list (OpenAI's permission_error envelope)."""
-    return OpenAIError(
-        403, f"This API key may not use the model '{model}'.", param="model", code="model_not_allowed"
-    )
+    return OpenAIError(403, f"This API key may not use the model '{model}'.", param="model", code="model_not_allowed")

@@ -93,12 +93,21 @@ def json_model(body: bytes, *, max_depth: int) -> str | None:
         raise _invalid(f"The request body must be a JSON object, not {_json_kind(value)}.")
     model = value.get("model")
     if model is not None and not isinstance(model, str):
-        raise OpenAIError(400, f"`model` must be a string, not {_json_kind(model)}.", param="model", code="invalid_value")
+        raise OpenAIError(
+            400, f"`model` must be a string, not {_json_kind(model)}.", param="model", code="invalid_value"
+        )
     return model
 
 
 def _json_kind(value: object) -> str:
-    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    kinds = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }
     return kinds.get(type(value), "null")
 
 

@@ -45,7 +45,10 @@ class GatewayMetrics:
             ["upstream", "url"], registry=r,
         )  # fmt: skip
         self.inflight = Gauge(
-            "june_gateway_upstream_inflight", "Requests in flight to each upstream server.", ["upstream", "url"], registry=r
+            "june_gateway_upstream_inflight",
+            "Requests in flight to each upstream server.",
+            ["upstream", "url"],
+            registry=r,
         )
 
     def error(self, key: str, model: str, route: str, status: int, code: str | None) -> None:

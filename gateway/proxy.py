@@ -37,8 +37,8 @@ from core.limits import Limiter, RateLimited
 from core.web import OpenAIError, rate_limit_error
 from gateway.asgi import (
     BodyStream,
-    http_scope,
     Incoming,
+    http_scope,
     read_body,
     request_target,
     response_headers,
@@ -116,8 +116,15 @@ class Gateway:
         return incoming, authenticate(incoming.authorization, self.keys) if self.keys else OPEN
 
     async def forward(
-        self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, route: str, *,
-        body: BodyKind | None = None, caller: tuple[Incoming, ApiKey] | None = None,
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        upstream: Upstream,
+        route: str,
+        *,
+        body: BodyKind | None = None,
+        caller: tuple[Incoming, ApiKey] | None = None,
     ) -> None:
         """Send the request to a server of `upstream` (same method, path, query, body) and relay its answer.
 

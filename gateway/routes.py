@@ -16,10 +16,10 @@ from litestar.handlers import ASGIRouteHandler, asgi
 from litestar.types import Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from core.web import OpenAIError
 from gateway.auth import model_forbidden
 from gateway.proxy import BodyKind, Gateway
 from gateway.upstreams import Pool, Upstream
-from core.web import OpenAIError
 
 
 @get("/health", sync_to_thread=False)
@@ -57,7 +57,9 @@ def _gateway(scope: Scope) -> Gateway:
 
 
 def _method_not_allowed(allowed: str) -> OpenAIError:
-    return OpenAIError(405, f"Method not allowed; use {allowed}.", code="method_not_allowed", headers={"Allow": allowed})
+    return OpenAIError(
+        405, f"Method not allowed; use {allowed}.", code="method_not_allowed", headers={"Allow": allowed}
+    )
 
 
 def proxied(path: str, upstream: Upstream, method: str, body: BodyKind | None = None) -> ASGIRouteHandler:
@@ -85,7 +87,11 @@ async def _models(scope: Scope, receive: Receive, send: Send) -> None:
         raise _method_not_allowed("GET")
     gateway = _gateway(scope)
     caller = _incoming, key = gateway.caller(scope)
-    model = unquote((scope.get("raw_path") or scope["path"].encode()).decode("latin-1")).removeprefix("/v1/models").strip("/")
+    model = (
+        unquote((scope.get("raw_path") or scope["path"].encode()).decode("latin-1"))
+        .removeprefix("/v1/models")
+        .strip("/")
+    )
     if model:
         if not key.allows(model):
             raise model_forbidden(key, model)

@@ -88,7 +88,7 @@ class GatewaySettings(BaseSettings):
     metrics_key: SecretStr | None = None
     """When set, GET /metrics wants `Authorization: Bearer <this>`; unset = open (scrapers inside the network)."""
     requests_per_minute: int | None = Field(None, ge=1)
-    """POST requests (completions, audio) each key may start per window (JUNE_GATEWAY_REQUESTS_PER_MINUTE); None = unlimited."""
+    """POST requests (completions, audio) each key may start per window; None = unlimited."""
     completion_tokens_per_minute: int | None = Field(None, ge=1)
     """Completion tokens each key may use per window, counted from upstream `usage`; None = unlimited."""
     concurrent_requests: int | None = Field(None, ge=1)

@@ -18,8 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from gateway.realtime_events import INPUT_RATE, VadOptions
 from core.audio import from_pcm16
+from gateway.realtime_events import INPUT_RATE, VadOptions
 
 _MODEL_RATE = 16000
 _FRAME = 512  # model samples per frame at 16 kHz = 32 ms
@@ -33,7 +33,9 @@ def silero_model_path() -> Path:
     """Path of faster-whisper's bundled silero_vad_v6.onnx. Raises FileNotFoundError when absent."""
     spec = importlib.util.find_spec("faster_whisper")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("faster-whisper is not installed (it carries the Silero VAD model): install june[realtime]")
+        raise FileNotFoundError(
+            "faster-whisper is not installed (it carries the Silero VAD model): install june[realtime]"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "silero_vad_v6.onnx"
     if not path.is_file():
         raise FileNotFoundError(f"no Silero VAD model at {path}")
@@ -54,7 +56,9 @@ class SileroVAD:
             str(path or silero_model_path()), providers=["CPUExecutionProvider"], sess_options=options
         )
 
-    def probabilities(self, frames: np.ndarray, state: np.ndarray, context: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def probabilities(
+        self, frames: np.ndarray, state: np.ndarray, context: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Speech probability (0..1) for each row of `frames` (n × 512 float32 at 16 kHz), in order.
 
         `state` is the (2, 1, 1, 128) h/c pair and `context` the last 64 samples before the first
@@ -86,7 +90,9 @@ class TurnDetector:
     the turn can be transcribed while the detector waits to be sure it ended.
     """
 
-    def __init__(self, model: SileroVAD, options: VadOptions, *, start_ms: int = 0, pause_ms: int | None = None) -> None:
+    def __init__(
+        self, model: SileroVAD, options: VadOptions, *, start_ms: int = 0, pause_ms: int | None = None
+    ) -> None:
         self.model = model
         self.pause_ms = pause_ms
         self._paused = False

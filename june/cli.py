@@ -1,8 +1,8 @@
 """The `june` command (typer): start the stack or one service, and run a voice round trip.
 
-    uv run june up                       # speech + LLM + gateway (+ bots with tokens), Ctrl-C stops
-    uv run june voice in.ogg -o out.ogg  # one voice round trip against a running stack
-    uv run june llm | speech | gateway | telegram | discord   # one service in the foreground
+uv run june up                       # speech + LLM + gateway (+ bots with tokens), Ctrl-C stops
+uv run june voice in.ogg -o out.ogg  # one voice round trip against a running stack
+uv run june llm | speech | gateway | telegram | discord   # one service in the foreground
 """
 
 from __future__ import annotations
@@ -58,16 +58,25 @@ def up(
 
 @app.command()
 def voice(
-    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="Where to write the spoken reply (OGG/Opus).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", dir_okay=False, help="Where to write the spoken reply (OGG/Opus).")
+    ],
     audio: Annotated[
-        Path | None, typer.Argument(help="Voice message: any format the speech service decodes.", exists=True, dir_okay=False)
+        Path | None,
+        typer.Argument(help="Voice message: any format the speech service decodes.", exists=True, dir_okay=False),
     ] = None,
-    say: Annotated[str | None, typer.Option(help="Instead of AUDIO: this question, spoken first by june's own TTS.")] = None,
+    say: Annotated[
+        str | None, typer.Option(help="Instead of AUDIO: this question, spoken first by june's own TTS.")
+    ] = None,
     language: Annotated[
         str | None, typer.Option(help="ISO 639-1 language of the message [default: detected; 'en' with --say].")
     ] = None,
-    base_url: Annotated[str | None, typer.Option(help="Gateway base URL [default: JUNE_BOT_BASE_URL or http://127.0.0.1:8000].")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="JUNE_API_KEY", help="Gateway API key, if it needs one.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Gateway base URL [default: JUNE_BOT_BASE_URL or http://127.0.0.1:8000].")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="JUNE_API_KEY", help="Gateway API key, if it needs one.")
+    ] = None,
 ) -> None:
     """Send one voice message through transcribe → chat → speak and print each stage's time.
 
@@ -79,9 +88,9 @@ def voice(
         raise typer.BadParameter("give either AUDIO or --say TEXT (one of them)")
     import httpx
 
-    from core.voice_errors import VoiceError
     from bots.compose import create_pipeline
     from bots.settings import BotSettings
+    from core.voice_errors import VoiceError
 
     settings = BotSettings()
     settings = settings.model_copy(

@@ -59,7 +59,10 @@ def settings_classes(modules: tuple[str, ...] = SETTINGS_MODULES) -> list[type[B
         classes = [
             obj
             for obj in vars(module).values()
-            if inspect.isclass(obj) and issubclass(obj, BaseSettings) and obj is not BaseSettings and obj.__module__ == name
+            if inspect.isclass(obj)
+            and issubclass(obj, BaseSettings)
+            and obj is not BaseSettings
+            and obj.__module__ == name
         ]
         found += sorted(classes, key=lambda c: inspect.getsourcelines(c)[1])
     return found

@@ -182,7 +182,9 @@ def _tool_call(client: httpx.Client, state: _State) -> str:
 
 
 def _speech(client: httpx.Client, state: _State) -> str:
-    r = client.post("/v1/audio/speech", json={"model": "tts-1", "input": SPOKEN, "voice": "alloy", "response_format": "wav"})
+    r = client.post(
+        "/v1/audio/speech", json={"model": "tts-1", "input": SPOKEN, "voice": "alloy", "response_format": "wav"}
+    )
     r.raise_for_status()
     if not r.content.startswith(b"RIFF") or len(r.content) < 1000:
         raise CheckFailed(f"not a WAV file: {len(r.content)} bytes starting {r.content[:8]!r}")
@@ -222,15 +224,23 @@ def report(results: list[Check], base_url: str, console: Console) -> bool:
 
 
 def smoke(
-    base_url: Annotated[str, typer.Option(envvar="JUNE_SMOKE_BASE_URL", help="The deployment's base URL (without /v1).")] = "http://127.0.0.1:8000",
-    key: Annotated[str | None, typer.Option(envvar="JUNE_SMOKE_KEY", help="API key (Bearer), if the gateway needs one.")] = None,
-    model: Annotated[str | None, typer.Option(help="Chat model to check [default: the first one /v1/models lists].")] = None,
+    base_url: Annotated[
+        str, typer.Option(envvar="JUNE_SMOKE_BASE_URL", help="The deployment's base URL (without /v1).")
+    ] = "http://127.0.0.1:8000",
+    key: Annotated[
+        str | None, typer.Option(envvar="JUNE_SMOKE_KEY", help="API key (Bearer), if the gateway needs one.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Chat model to check [default: the first one /v1/models lists].")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds each request may take.")] = 120.0,
 ) -> None:
     """Check models, chat, streaming, a tool call, speech and transcription against a running deployment."""
     console = Console(highlight=False)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    with httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)) as client:
+    with httpx.Client(
+        base_url=base_url.rstrip("/"), headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
+    ) as client:
         ok = report(run_checks(client, model), base_url, console)
     raise typer.Exit(0 if ok else 1)
 

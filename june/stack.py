@@ -36,7 +36,10 @@ _PHASES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"joining .*parts", re.I), "joining model parts"),
     (re.compile(r"GGUF tensors.*?(\d+)/(\d+)", re.I), "converting {}/{} tensors"),
     (re.compile(r"converting .* to safetensors", re.I), "converting the model (about a minute)"),
-    (re.compile(r"Loading safetensors checkpoint shards|Loading weights|loading (whisper|model|kokoro)", re.I), "loading weights"),
+    (
+        re.compile(r"Loading safetensors checkpoint shards|Loading weights|loading (whisper|model|kokoro)", re.I),
+        "loading weights",
+    ),
     (re.compile(r"loaded model '([^']+)'", re.I), "loaded {}"),
     (re.compile(r"KV cache|warm|compil|profil|graph", re.I), "warming up"),
     (re.compile(r"Started server process|Application startup|Uvicorn running", re.I), "serving, checking readiness"),

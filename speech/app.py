@@ -21,9 +21,9 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 
 from core import observability
+from core.audio import AudioDecodeError, AudioTooLong
 from core.web import error_body, exception_handlers
 from speech import routes
-from core.audio import AudioDecodeError, AudioTooLong
 from speech.engines import EngineInputError, Engines, Synthesizer, Transcriber
 from speech.guards import HallucinationGuard
 from speech.metrics import SpeechMetrics
@@ -32,7 +32,6 @@ from speech.scheduler import Scheduler
 from speech.settings import SpeechSettings
 
 log = logging.getLogger(__name__)
-
 
 
 def load_transcriber(settings: SpeechSettings, model: str) -> Transcriber:
@@ -91,7 +90,10 @@ def _engine_error(_: Request, exc: EngineInputError) -> Response:
 
 
 def build_engines(
-    settings: SpeechSettings, *, transcriber: Transcriber | None = None, synthesizer: Synthesizer | None = None,
+    settings: SpeechSettings,
+    *,
+    transcriber: Transcriber | None = None,
+    synthesizer: Synthesizer | None = None,
     metrics: SpeechMetrics | None = None,
 ) -> Engines:
     """The Engines for `settings`, nothing loaded yet; their pinned models are the ones to preload
@@ -154,7 +156,9 @@ def create_app(
                 # A service that cannot serve says so and stops: /ready reports the failure for
                 # a moment (pollers such as `june up` read why), then the process exits non-zero
                 # (`speech.__main__`) for a supervisor to see, instead of "Loading models" forever.
-                log.error("cannot serve: preloading model %r failed (%s); stopping", name, engines.preload_failures[name])
+                log.error(
+                    "cannot serve: preloading model %r failed (%s); stopping", name, engines.preload_failures[name]
+                )
                 await anyio.sleep(settings.preload_failure_grace_s)
                 os.kill(os.getpid(), signal.SIGTERM)
 

@@ -23,10 +23,10 @@ import numpy as np
 from opentelemetry import trace
 
 from core import audio
+from core.text import lead_clause, sentences, speakable
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry
 from speech.scheduler import NEW, Priority, Scheduler, Ticket
-from core.text import lead_clause, sentences, speakable
 
 log = logging.getLogger(__name__)
 
@@ -340,9 +340,7 @@ class Engines:
         """
         name = self.model_name(options.model)
         await ticket.start()
-        samples = await anyio.to_thread.run_sync(
-            lambda: audio.decode(data, WHISPER_RATE, max_seconds=self.max_audio_s)
-        )
+        samples = await anyio.to_thread.run_sync(lambda: audio.decode(data, WHISPER_RATE, max_seconds=self.max_audio_s))
         duration = round(len(samples) / WHISPER_RATE, 3)
         if not len(samples):
             yield Transcript("", options.language or "", 0.0, task=options.task)
@@ -374,7 +372,11 @@ class Engines:
         elapsed = time.perf_counter() - start
         self.scheduler.metrics.observe("stt", name, duration, elapsed)
         log.info(
-            "transcribed %.2f s with %s in %.2f s (%.1fx real time)", duration, name, elapsed, duration / max(elapsed, 1e-6)
+            "transcribed %.2f s with %s in %.2f s (%.1fx real time)",
+            duration,
+            name,
+            elapsed,
+            duration / max(elapsed, 1e-6),
         )
         text = " ".join(s.text for s in kept if s.text)
         yield Transcript(text, language, duration, tuple(kept), task=options.task)

@@ -15,7 +15,10 @@ class SpeechMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry if registry is not None else CollectorRegistry()
         self.audio_seconds = Counter(
-            "june_speech_audio_seconds", "Seconds of audio transcribed (stt) or synthesized (tts).", ["kind", "model"], registry=r
+            "june_speech_audio_seconds",
+            "Seconds of audio transcribed (stt) or synthesized (tts).",
+            ["kind", "model"],
+            registry=r,
         )
         self.model_seconds = Histogram(
             "june_speech_model_call_seconds",
@@ -31,8 +34,12 @@ class SpeechMetrics:
             buckets=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5),
             registry=r,
         )
-        self.queue_depth = Gauge("june_speech_queue_depth", "Requests admitted and waiting for or holding a model slot.", registry=r)
-        self.rejected = Counter("june_speech_rejected", "Requests refused with 503 because the queue was full.", registry=r)
+        self.queue_depth = Gauge(
+            "june_speech_queue_depth", "Requests admitted and waiting for or holding a model slot.", registry=r
+        )
+        self.rejected = Counter(
+            "june_speech_rejected", "Requests refused with 503 because the queue was full.", registry=r
+        )
         self.abandoned = Counter(
             "june_speech_abandoned",
             "Requests stopped because their client disconnected: "

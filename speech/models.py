@@ -83,7 +83,9 @@ class ModelRegistry(Generic[T]):
             async with entry.lock:
                 if entry.model is None:
                     start = time.perf_counter()
-                    entry.model = await anyio.to_thread.run_sync(self.loaders[name], abandon_on_cancel=abandon_on_cancel)
+                    entry.model = await anyio.to_thread.run_sync(
+                        self.loaders[name], abandon_on_cancel=abandon_on_cancel
+                    )
                     log.info("loaded model %r in %.2f s", name, time.perf_counter() - start)
         entry.last_used = time.monotonic()
         return entry.model

@@ -22,9 +22,9 @@ from litestar.datastructures import State, UploadFile
 from litestar.response import ServerSentEvent, Stream
 from pydantic import ValidationError
 
+from core.audio import CONTENT_TYPES
 from core.disconnect import ClientGone, DisconnectWatch
 from core.web import OpenAIError
-from core.audio import CONTENT_TYPES
 from speech.engines import EngineInputError, Engines, Segment, TranscribeOptions, Transcript
 from speech.scheduler import FINISHING, Ticket
 from speech.schemas import (

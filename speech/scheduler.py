@@ -108,7 +108,9 @@ class Scheduler:
     Async-only: use from the event loop.
     """
 
-    def __init__(self, slots: int, max_queue: int, initial_service_s: float = 2.0, *, metrics: SpeechMetrics | None = None) -> None:
+    def __init__(
+        self, slots: int, max_queue: int, initial_service_s: float = 2.0, *, metrics: SpeechMetrics | None = None
+    ) -> None:
         self.metrics = metrics or SpeechMetrics()
         self.slots = slots
         self.max_queue = max_queue
@@ -117,7 +119,9 @@ class Scheduler:
         self.in_use = 0
         """Slots held right now."""
         self._admitted: dict[Priority, int] = {FINISHING: 0, NEW: 0}
-        self._waiting: list[tuple[Priority, int, anyio.Event, Ticket]] = []  # heap: (priority, arrival, granted, ticket)
+        self._waiting: list[
+            tuple[Priority, int, anyio.Event, Ticket]
+        ] = []  # heap: (priority, arrival, granted, ticket)
         self._arrivals = itertools.count()
         self.metrics.slots.set(slots)
 

@@ -46,7 +46,9 @@ def run_service(
     log_path = log_dir / f"{name}.log"
     with contextlib.ExitStack() as stack:
         try:
-            proc = stack.enter_context(running([sys.executable, *args], ready_url=ready_url, env=env, log=log_path, timeout=timeout, name=name))
+            proc = stack.enter_context(
+                running([sys.executable, *args], ready_url=ready_url, env=env, log=log_path, timeout=timeout, name=name)
+            )
         except ServiceFailed as e:
             tail = log_path.read_text(errors="replace")[-4000:]
             pytest.fail(f"{e}\n--- {name} log ---\n{tail}")
@@ -191,7 +193,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        [
+            redis_server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )

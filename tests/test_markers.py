@@ -26,13 +26,14 @@ def test_a_test_that_starts_vllm_must_be_marked_slow(pytester: pytest.Pytester) 
     pytester.makeini("[pytest]\nmarkers =\n    slow: starts vLLM\n")
     pytester.makepyfile(
         test_unmarked=(
-            "def test_direct(llm_url): pass\ndef test_through_gateway(gateway_url): pass\n"
-            "def test_other(): pass\n"
+            "def test_direct(llm_url): pass\ndef test_through_gateway(gateway_url): pass\ndef test_other(): pass\n"
         ),
     )
     result = pytester.runpytest("--collect-only", "-q")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*not marked*slow*", "*test_unmarked.py::test_direct", "*test_unmarked.py::test_through_gateway"])
+    result.stderr.fnmatch_lines(
+        ["*not marked*slow*", "*test_unmarked.py::test_direct", "*test_unmarked.py::test_through_gateway"]
+    )
     assert "test_other" not in result.stderr.str()
 
 

@@ -95,12 +95,19 @@ def test_server_spans_name_the_route_and_keep_the_status_errors_included():
     async def health() -> dict:
         return {}
 
-    with serve_in_thread(Litestar([item, health], middleware=[tel.server_spans()], exception_handlers=exception_handlers)) as url:
+    with serve_in_thread(
+        Litestar([item, health], middleware=[tel.server_spans()], exception_handlers=exception_handlers)
+    ) as url:
         assert httpx.get(f"{url}/items/7").status_code == 200
         assert httpx.get(f"{url}/items/0").status_code == 502
         assert httpx.get(f"{url}/health").status_code == 200
     ok, failed = exporter.get_finished_spans()  # /health has none
-    assert (ok.name, ok.kind, ok.attributes["http.route"], ok.attributes["http.target"]) == ("GET /items/{item_id}", SpanKind.SERVER, "/items/{item_id}", "/items/7")
+    assert (ok.name, ok.kind, ok.attributes["http.route"], ok.attributes["http.target"]) == (
+        "GET /items/{item_id}",
+        SpanKind.SERVER,
+        "/items/{item_id}",
+        "/items/7",
+    )
     assert ok.attributes["http.status_code"] == 200 and ok.status.status_code == StatusCode.UNSET
     assert failed.attributes["http.status_code"] == 502 and failed.status.status_code == StatusCode.ERROR
 
@@ -113,13 +120,25 @@ def test_with_nothing_recorded_requests_get_no_span_but_continue_the_callers_tra
     @get("/where")
     async def where() -> dict:
         ctx = trace.get_current_span().get_span_context()
-        return {"valid": ctx.is_valid, "trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}", "remote": ctx.is_remote}
+        return {
+            "valid": ctx.is_valid,
+            "trace_id": f"{ctx.trace_id:032x}",
+            "span_id": f"{ctx.span_id:016x}",
+            "remote": ctx.is_remote,
+        }
 
     with serve_in_thread(Litestar([where], middleware=[tel.server_spans()])) as url:
-        traced = httpx.get(f"{url}/where", headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}).json()
+        traced = httpx.get(
+            f"{url}/where", headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+        ).json()
         plain = httpx.get(f"{url}/where").json()
     # The caller's own span is current (logs carry its trace id); the service minted none of its own.
-    assert traced == {"valid": True, "trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331", "remote": True}
+    assert traced == {
+        "valid": True,
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "span_id": "b7ad6b7169203331",
+        "remote": True,
+    }
     assert plain["valid"] is False
 
 
@@ -146,7 +165,9 @@ def test_one_trace_from_client_through_two_services():
         async def close_client(app: Litestar) -> None:
             await app.state.http.aclose()
 
-        front = Litestar([relay], middleware=[front_tel.server_spans()], on_startup=[open_client], on_shutdown=[close_client])
+        front = Litestar(
+            [relay], middleware=[front_tel.server_spans()], on_startup=[open_client], on_shutdown=[close_client]
+        )
         with serve_in_thread(front) as front_url:
             caller = observability.setup("caller", exporter=exporter, json_logs=False)
             with caller.instrument(httpx.Client()) as client:
@@ -223,7 +244,11 @@ def test_request_metrics_are_served():
     with serve_in_thread(app) as url:
         assert httpx.get(f"{url}/hello").status_code == 200
         text = httpx.get(f"{url}/metrics").text
-    line = next(row for row in text.splitlines() if row.startswith("june_http_requests_total{") and 'app_name="metrics-test"' in row)
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith("june_http_requests_total{") and 'app_name="metrics-test"' in row
+    )
     assert 'path="/hello"' in line and 'status_code="200"' in line and line.endswith(" 1.0")
 
 

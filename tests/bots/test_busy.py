@@ -17,8 +17,19 @@ def answered(value: str | None) -> httpx.Response:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("3", 3.0), (" 2 ", 2.0), ("0", 0.0), ("-5", 0.0), ("1.5", 1.5), (None, None), ("", None),
-     ("soon", None), ("inf", None), ("nan", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+    [
+        ("3", 3.0),
+        (" 2 ", 2.0),
+        ("0", 0.0),
+        ("-5", 0.0),
+        ("1.5", 1.5),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("inf", None),
+        ("nan", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+    ],
 )
 def test_retry_after_values(value, seconds):
     assert retry_after(answered(value)) == seconds

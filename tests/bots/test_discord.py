@@ -10,22 +10,22 @@ import json
 import mimetypes
 
 import httpx
-import numpy as np
 import nextcord
+import numpy as np
 import pytest
 import respx
 
+from bots.apologies import apology
 from bots.conversation import BUSY_NOTICE, DOWNLOAD_FAILED, TOO_BIG, TOO_LONG, UNEXPECTED, Conversations, MediaLimits
 from bots.discord.__main__ import build
 from bots.discord.cog import HELP, DiscordContext, handle_message, intents
 from bots.discord.rest import DiscordREST, waveform
 from bots.history import MemoryStore
-from bots.apologies import apology
-from core.voice import VoicePipeline
-from core.voice_errors import VoiceError
 from bots.settings import BotSettings, DiscordSettings
 from bots.status import create_metrics
 from core.audio import encode
+from core.voice import VoicePipeline
+from core.voice_errors import VoiceError
 from tests.bots.conftest import GATEWAY, TONE_SECONDS, is_ogg_opus
 
 pytestmark = pytest.mark.anyio
@@ -89,26 +89,56 @@ def message(
     a voice message, with `audio` an audio file attachment of that name (both served from CDN)."""
     if guild:
         g = nextcord.Guild(data={"id": str(GUILD), "name": "g", "channels": [], "roles": []}, state=state)
-        channel = nextcord.TextChannel(state=state, guild=g, data={
-            "id": str(TEXT_CHANNEL), "type": 0, "name": "general", "position": 0, "guild_id": str(GUILD)})
+        channel = nextcord.TextChannel(
+            state=state,
+            guild=g,
+            data={"id": str(TEXT_CHANNEL), "type": 0, "name": "general", "position": 0, "guild_id": str(GUILD)},
+        )
     else:
-        channel = nextcord.DMChannel(me=state.user, state=state, data={"id": str(DM), "type": 1, "recipients": [USER_PAYLOAD]})
+        channel = nextcord.DMChannel(
+            me=state.user, state=state, data={"id": str(DM), "type": 1, "recipients": [USER_PAYLOAD]}
+        )
     attachments = []
     if voice:
-        attachments.append({
-            "id": "1", "filename": "voice-message.ogg", "size": len(VOICE) if size is None else size, "url": CDN,
-            "proxy_url": CDN, "content_type": "audio/ogg", "duration_secs": 1.0, "waveform": "AAAA",
-        })
+        attachments.append(
+            {
+                "id": "1",
+                "filename": "voice-message.ogg",
+                "size": len(VOICE) if size is None else size,
+                "url": CDN,
+                "proxy_url": CDN,
+                "content_type": "audio/ogg",
+                "duration_secs": 1.0,
+                "waveform": "AAAA",
+            }
+        )
     if audio:
-        attachments.append({
-            "id": "2", "filename": audio, "size": len(VOICE) if size is None else size, "url": CDN,
-            "proxy_url": CDN, "content_type": mimetypes.guess_type(audio)[0],
-        })
+        attachments.append(
+            {
+                "id": "2",
+                "filename": audio,
+                "size": len(VOICE) if size is None else size,
+                "url": CDN,
+                "proxy_url": CDN,
+                "content_type": mimetypes.guess_type(audio)[0],
+            }
+        )
     data = {
-        "id": "9001", "channel_id": str(channel.id), "author": USER_PAYLOAD, "content": content,
-        "attachments": attachments, "embeds": [], "mentions": mentions or [], "mention_roles": [], "pinned": False,
-        "mention_everyone": False, "tts": False, "type": type, "timestamp": "2026-01-01T00:00:00+00:00",
-        "edited_timestamp": None, "flags": 8192 if voice else 0,
+        "id": "9001",
+        "channel_id": str(channel.id),
+        "author": USER_PAYLOAD,
+        "content": content,
+        "attachments": attachments,
+        "embeds": [],
+        "mentions": mentions or [],
+        "mention_roles": [],
+        "pinned": False,
+        "mention_everyone": False,
+        "tts": False,
+        "type": type,
+        "timestamp": "2026-01-01T00:00:00+00:00",
+        "edited_timestamp": None,
+        "flags": 8192 if voice else 0,
     }
     if guild:
         data["guild_id"] = str(GUILD)
@@ -118,8 +148,10 @@ def message(
 def parts(request: httpx.Request) -> dict[str, bytes]:
     """A multipart/form-data body by field name."""
     raw = b"Content-Type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + request.content
-    return {p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
-            for p in email.message_from_bytes(raw).get_payload()}
+    return {
+        p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
+        for p in email.message_from_bytes(raw).get_payload()
+    }
 
 
 def sent(routes) -> list[httpx.Request]:
@@ -169,12 +201,17 @@ async def test_text_is_answered_where_june_is_mentioned_only(routes, ctx, state)
     assert not routes["send"].called and not routes["chat"].called
 
     mention = {**USER_PAYLOAD, "id": str(ME), "username": "June", "bot": True}
-    await handle_message(message(state, guild=True, content=f"<@{ME}> What is the capital of France?", mentions=[mention]), ME, ctx)
+    await handle_message(
+        message(state, guild=True, content=f"<@{ME}> What is the capital of France?", mentions=[mention]), ME, ctx
+    )
     [reply] = sent(routes)
     body = json.loads(reply.content)
     assert str(reply.url) == f"{API}/channels/{TEXT_CHANNEL}/messages"
     assert body["content"] == "Paris." and body["message_reference"]["message_id"] == "9001"
-    assert json.loads(routes["chat"].calls.last.request.content)["messages"][-1]["content"] == "What is the capital of France?"
+    assert (
+        json.loads(routes["chat"].calls.last.request.content)["messages"][-1]["content"]
+        == "What is the capital of France?"
+    )
 
     await handle_message(message(state, content=f"<@{ME}>"), ME, ctx)  # a bare mention: the help text
     assert json.loads(sent(routes)[-1].content)["content"] == HELP
@@ -220,7 +257,10 @@ async def test_built_from_settings_as_python_m_bots_discord_builds_it(routes, st
         await handle_message(message(state, guild=True, content="Hello everyone"), ME, ctx)  # no mention needed here
 
     [reply] = sent(routes)
-    assert str(reply.url) == f"{API}/channels/{TEXT_CHANNEL}/messages" and reply.headers["authorization"] == "Bot bot-token"
+    assert (
+        str(reply.url) == f"{API}/channels/{TEXT_CHANNEL}/messages"
+        and reply.headers["authorization"] == "Bot bot-token"
+    )
     assert json.loads(reply.content)["content"] == "Paris."
     assert ctx.limits == MediaLimits(2, discord.max_file_bytes)
     assert ctx.conversations.metrics.bot == "discord" and ctx.conversations.metrics.value("text", "reply") == 1
@@ -268,7 +308,11 @@ async def test_each_message_is_one_span_with_its_outcome(routes, state):
     assert [s.attributes["june.outcome"] for s in spans] == ["reply", "error"]
     assert spans[0].attributes["june.chat"] == f"discord:{DM}" and spans[0].attributes["june.kind"] == "text"
     # The gateway requests are children of the message's span (one trace per message).
-    children = [s for s in exporter.get_finished_spans() if s.parent is not None and s.parent.span_id == spans[0].context.span_id]
+    children = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.parent is not None and s.parent.span_id == spans[0].context.span_id
+    ]
     assert children
 
 

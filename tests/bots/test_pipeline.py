@@ -16,12 +16,12 @@ import pytest
 import respx
 
 from bots.apologies import AUDIO_TOO_BIG, BUSY, UNDECODABLE, apology
+from bots.history import to_messages
+from core.audio import decode
 from core.busy import patience
 from core.voice import SAMPLE_RATE, VoicePipeline
 from core.voice_client import Transcript, VoiceClient
 from core.voice_errors import EmptyTranscript, VoiceError
-from bots.history import to_messages
-from core.audio import decode
 from tests.bots.conftest import GATEWAY, TONE_SECONDS, WAV, is_ogg_opus, ogg_opus_clip, sse, stream_response
 from tests.clips import wer
 from tests.conftest import TTS_ENGINES
@@ -112,8 +112,12 @@ async def test_first_sentence_is_synthesised_while_the_rest_is_generated(gateway
 
 async def test_reasoning_is_never_spoken_nor_sent_back(gateway, http):
     gateway["chat"].return_value = stream_response(
-        sse("<thi", "nk>The user wants SECRET-1.</th", "ink>**Paris** is the `capital`.\n# Done",
-            reasoning="SECRET-2 chain of thought")
+        sse(
+            "<thi",
+            "nk>The user wants SECRET-1.</th",
+            "ink>**Paris** is the `capital`.\n# Done",
+            reasoning="SECRET-2 chain of thought",
+        )
     )
     pipeline = make_pipeline(http)
 
@@ -150,10 +154,11 @@ async def test_what_cannot_be_spoken_never_reaches_speech(gateway, http):
     assert result.audio_seconds == pytest.approx(TONE_SECONDS, abs=0.05)
 
 
-
 @pytest.mark.parametrize("overlap", [True, False])
 async def test_code_blocks_between_prose_are_shown_but_not_spoken(gateway, http, overlap):
-    reply = "Here is how to add two numbers:\n```python\ndef add(a, b):\n    return a + b\n```\nIt returns the sum of both."
+    reply = (
+        "Here is how to add two numbers:\n```python\ndef add(a, b):\n    return a + b\n```\nIt returns the sum of both."
+    )
     gateway["chat"].return_value = stream_response(sse(*[reply[i : i + 7] for i in range(0, len(reply), 7)]))
     result = await make_pipeline(http, overlap=overlap).run_voice(b"voice", [])
     assert result.reply == reply and result.audio is not None
@@ -319,7 +324,9 @@ def test_pipeline_imports_no_bot_library():
 def busy(status: int = 503, retry_after: str | None = "1") -> httpx.Response:
     """What the gateway or speech answers when its queue is full."""
     headers = {"Retry-After": retry_after} if retry_after is not None else {}
-    return httpx.Response(status, json={"error": {"message": "busy", "type": "server_error", "code": "server_busy"}}, headers=headers)
+    return httpx.Response(
+        status, json={"error": {"message": "busy", "type": "server_error", "code": "server_busy"}}, headers=headers
+    )
 
 
 def timed(responses: list[httpx.Response], times: list[float]):
@@ -397,9 +404,25 @@ async def test_a_long_wait_is_announced_once(gateway, http):
 @pytest.mark.parametrize(
     ("answer", "told"),
     [
-        (httpx.Response(415, json={"error": {"message": "Could not decode audio", "param": "file", "code": "invalid_audio"}}), UNDECODABLE),
-        (httpx.Response(400, json={"error": {"message": "Audio file is empty.", "param": "file", "code": "empty_file"}}), UNDECODABLE),
-        (httpx.Response(400, json={"error": {"message": "Audio is longer than 1500 s.", "param": "file", "code": "audio_too_long"}}), AUDIO_TOO_BIG),
+        (
+            httpx.Response(
+                415, json={"error": {"message": "Could not decode audio", "param": "file", "code": "invalid_audio"}}
+            ),
+            UNDECODABLE,
+        ),
+        (
+            httpx.Response(
+                400, json={"error": {"message": "Audio file is empty.", "param": "file", "code": "empty_file"}}
+            ),
+            UNDECODABLE,
+        ),
+        (
+            httpx.Response(
+                400,
+                json={"error": {"message": "Audio is longer than 1500 s.", "param": "file", "code": "audio_too_long"}},
+            ),
+            AUDIO_TOO_BIG,
+        ),
         (httpx.Response(413, json={"error": {"message": "too big", "code": "request_too_large"}}), AUDIO_TOO_BIG),
     ],
 )
@@ -448,9 +471,20 @@ HEAR_SORRY = "Sorry, I couldn't understand that voice message right now. Please 
         ("chat", [httpx.ReadTimeout("slow"), stream_response(sse("x"))], CHAT_SORRY, 1, "timed out (ReadTimeout)"),
         ("stt", [httpx.ReadTimeout("slow")] * 3, HEAR_SORRY, 3, "timed out (ReadTimeout)"),
         # BadRequest: the same request would fail again; the apology, not "busy", no retry.
-        ("chat", [httpx.Response(400, json={"error": {"message": "too many tokens", "code": "context_length_exceeded"}})],
-         CHAT_SORRY, 1, "answered 400"),
-        ("stt", [httpx.Response(400, json={"error": {"message": "Audio file is empty.", "param": "file"}})], UNDECODABLE, 1, "answered 400"),
+        (
+            "chat",
+            [httpx.Response(400, json={"error": {"message": "too many tokens", "code": "context_length_exceeded"}})],
+            CHAT_SORRY,
+            1,
+            "answered 400",
+        ),
+        (
+            "stt",
+            [httpx.Response(400, json={"error": {"message": "Audio file is empty.", "param": "file"}})],
+            UNDECODABLE,
+            1,
+            "answered 400",
+        ),
     ],
 )
 async def test_sdk_errors_reach_the_user_as_before(gateway, http, route, answers, told, calls, detail):
@@ -519,10 +553,18 @@ async def test_a_server_that_never_answers_times_out_once_for_the_chat():
 async def test_stream_speech_yields_the_services_bytes_and_maps_busy(gateway, http):
     """The realtime session's speech path: pcm streamed as it comes; a 503 told as busy, not repeated mid-reply."""
     pcm = bytes(range(256)) * 40
-    gateway["tts"].side_effect = [httpx.Response(200, content=pcm, headers={"content-type": "audio/pcm"}), busy(503, retry_after=None)]
+    gateway["tts"].side_effect = [
+        httpx.Response(200, content=pcm, headers={"content-type": "audio/pcm"}),
+        busy(503, retry_after=None),
+    ]
     client = VoiceClient(http, base_url=GATEWAY)
     assert b"".join([chunk async for chunk in client.stream_speech("Hello there.", voice="af_heart")]) == pcm
-    assert sent_json(gateway["tts"]) == {"model": "tts-1", "input": "Hello there.", "voice": "af_heart", "response_format": "pcm"}
+    assert sent_json(gateway["tts"]) == {
+        "model": "tts-1",
+        "input": "Hello there.",
+        "voice": "af_heart",
+        "response_format": "pcm",
+    }
     with pytest.raises(VoiceError) as caught:
         [chunk async for chunk in client.stream_speech("Hello again.")]
     assert caught.value.stage == "speak" and apology(caught.value) == BUSY and gateway["tts"].call_count == 2
@@ -531,12 +573,18 @@ async def test_stream_speech_yields_the_services_bytes_and_maps_busy(gateway, ht
 async def test_stream_transcription_yields_deltas_then_the_transcript(gateway, http):
     """The realtime session's transcription path: OpenAI's transcript.text events as they come; a
     stream that breaks off or never says done is a transcribe-stage VoiceError; a 503 is retried."""
-    events = [{"type": "transcript.text.delta", "delta": "What is"}, {"type": "transcript.text.delta", "delta": " the time?"},
-              {"type": "transcript.text.done", "text": " What is the time? "}]  # fmt: skip
+    events = [
+        {"type": "transcript.text.delta", "delta": "What is"},
+        {"type": "transcript.text.delta", "delta": " the time?"},
+        {"type": "transcript.text.done", "text": " What is the time? "},
+    ]
     body = "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode()
     headers = {"content-type": "text/event-stream"}
-    gateway["stt"].side_effect = [busy(503, retry_after=None), httpx.Response(200, content=body, headers=headers),
-                                  httpx.Response(200, content=body[: body.rindex(b"data:")], headers=headers)]  # fmt: skip
+    gateway["stt"].side_effect = [
+        busy(503, retry_after=None),
+        httpx.Response(200, content=body, headers=headers),
+        httpx.Response(200, content=body[: body.rindex(b"data:")], headers=headers),
+    ]
     client = VoiceClient(http, base_url=GATEWAY)
     pieces = [p async for p in client.stream_transcription(b"voice", filename="turn.wav", prompt="time")]
     assert pieces == ["What is", " the time?", Transcript("What is the time?")]

@@ -19,12 +19,12 @@ import httpx
 import pytest
 import respx
 
-from bots.conversation import DOWNLOAD_FAILED, NOT_ALLOWED, RATE_LIMITED, TOO_BIG, TOO_LONG, TOO_SLOW, UNEXPECTED
 from bots.apologies import apology
-from core.voice_errors import VoiceError
+from bots.conversation import DOWNLOAD_FAILED, NOT_ALLOWED, RATE_LIMITED, TOO_BIG, TOO_LONG, TOO_SLOW, UNEXPECTED
 from bots.settings import BotSettings, TelegramSettings
 from bots.telegram.__main__ import TelegramBot, build, serve
 from bots.telegram.handlers import GREETING, HELP, TEXT_LIMIT, UNSUPPORTED
+from core.voice_errors import VoiceError
 from tests.bots.conftest import GATEWAY, is_ogg_opus, ogg_opus_clip, sse, stream_response
 from tests.bots.fake_bot_api import TOKEN, FakeBotAPI
 from tests.bots.test_pipeline import QUESTION
@@ -174,10 +174,18 @@ async def test_commands_and_unsupported_messages(gateway):
         await api.enqueue_message(CHAT, text="/start")
         await api.enqueue_message(CHAT, text="/help")
         await api.enqueue_message(CHAT, text="/reset")
-        await api.enqueue_message(CHAT, sticker={
-            "file_id": "s", "file_unique_id": "us", "type": "regular", "width": 1, "height": 1,
-            "is_animated": False, "is_video": False,
-        })
+        await api.enqueue_message(
+            CHAT,
+            sticker={
+                "file_id": "s",
+                "file_unique_id": "us",
+                "type": "regular",
+                "width": 1,
+                "height": 1,
+                "is_animated": False,
+                "is_video": False,
+            },
+        )
         replies = await api.wait_for("sendMessage", chat_id=CHAT, count=4, timeout=10)
         await api.enqueue_message(CHAT, text="/status")
         status = (await api.wait_for("sendMessage", chat_id=CHAT, count=5, timeout=10))[-1]
@@ -190,7 +198,10 @@ async def test_commands_and_unsupported_messages(gateway):
 
 
 async def test_limits_get_a_friendly_reply_without_downloading(gateway):
-    async with FakeBotAPI() as api, running_bot(api, fake_settings(), max_voice_seconds=30, max_file_bytes=1000) as june:
+    async with (
+        FakeBotAPI() as api,
+        running_bot(api, fake_settings(), max_voice_seconds=30, max_file_bytes=1000) as june,
+    ):
         await api.enqueue_voice(CHAT, b"OggS-long", duration=31)
         await api.enqueue_voice(CHAT, b"OggS-big", duration=3, file_size=5000)
         replies = await api.wait_for("sendMessage", chat_id=CHAT, count=2)
@@ -302,8 +313,11 @@ async def test_unexpected_failure_is_apologised_for(gateway):
 async def test_webhook_mode_checks_the_secret_token(gateway):
     port = free_port()
     config = TelegramSettings(
-        token=TOKEN, webhook_url="https://june.example/telegram/webhook", webhook_secret="s3cret",
-        host="127.0.0.1", port=port,
+        token=TOKEN,
+        webhook_url="https://june.example/telegram/webhook",
+        webhook_secret="s3cret",
+        host="127.0.0.1",
+        port=port,
     )
     async with FakeBotAPI() as api:
         config = config.model_copy(update={"api_server": api.url})
@@ -318,10 +332,12 @@ async def test_webhook_mode_checks_the_secret_token(gateway):
                             await client.get(f"http://127.0.0.1:{port}/health")
                             break
                         await asyncio.sleep(0.1)
-                    forged = await client.post(url, json=api.update(CHAT, "forged"),
-                                               headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
-                    real = await client.post(url, json=api.update(CHAT, "Hello"),
-                                             headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"})
+                    forged = await client.post(
+                        url, json=api.update(CHAT, "forged"), headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+                    )
+                    real = await client.post(
+                        url, json=api.update(CHAT, "Hello"), headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"}
+                    )
                     [reply] = await api.wait_for("sendMessage", chat_id=CHAT, timeout=10)
             finally:
                 task.cancel()
@@ -338,11 +354,15 @@ async def test_speech_down_gets_an_apology_and_text_still_works(llm_url: str, lo
     """A real gateway whose speech upstream is a closed port: voice → apology; the bot keeps answering."""
     port = free_port()
     env = {
-        "JUNE_GATEWAY_HOST": "127.0.0.1", "JUNE_GATEWAY_PORT": str(port),
-        "JUNE_GATEWAY_LLM_URL": llm_url, "JUNE_GATEWAY_SPEECH_URL": f"http://127.0.0.1:{free_port()}",
+        "JUNE_GATEWAY_HOST": "127.0.0.1",
+        "JUNE_GATEWAY_PORT": str(port),
+        "JUNE_GATEWAY_LLM_URL": llm_url,
+        "JUNE_GATEWAY_SPEECH_URL": f"http://127.0.0.1:{free_port()}",
     }
     with run_service("gateway-no-speech", ["-m", "gateway"], env, f"http://127.0.0.1:{port}/health", logs_dir):
-        settings = BotSettings(base_url=f"http://127.0.0.1:{port}", max_reply_tokens=16, request_timeout=60, retry_attempts=2)
+        settings = BotSettings(
+            base_url=f"http://127.0.0.1:{port}", max_reply_tokens=16, request_timeout=60, retry_attempts=2
+        )
         async with FakeBotAPI() as api, running_bot(api, settings) as june:
             await api.enqueue_voice(CHAT, ogg_opus_clip(QUESTION, tmp_path))
             [sorry] = await api.wait_for("sendMessage", chat_id=CHAT, timeout=60)

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import respx
 
-from bots.conversation import BUSY_NOTICE, DOWNLOAD_FAILED, TOO_SLOW, UNEXPECTED
 from bots.apologies import BUSY, UNDECODABLE
+from bots.conversation import BUSY_NOTICE, DOWNLOAD_FAILED, TOO_SLOW, UNEXPECTED
 from bots.settings import TelegramSettings
 from bots.telegram.__main__ import build, serve
 from bots.telegram.handlers import GREETING, HELP
@@ -35,7 +35,9 @@ def gateway(gateway: respx.MockRouter) -> respx.MockRouter:
 
 
 def busy(retry_after: str = "1") -> httpx.Response:
-    return httpx.Response(503, json={"error": {"message": "busy", "code": "server_busy"}}, headers={"Retry-After": retry_after})
+    return httpx.Response(
+        503, json={"error": {"message": "busy", "code": "server_busy"}}, headers={"Retry-After": retry_after}
+    )
 
 
 async def settle(api: FakeBotAPI, chat: int, seconds: float = 1.0) -> list[str]:
@@ -43,7 +45,9 @@ async def settle(api: FakeBotAPI, chat: int, seconds: float = 1.0) -> list[str]:
     while True:
         before = len(api.calls)
         await asyncio.sleep(seconds)
-        if len(api.calls) == before or all(c.method.lower() in ("getupdates", "sendchataction") for c in api.calls[before:]):
+        if len(api.calls) == before or all(
+            c.method.lower() in ("getupdates", "sendchataction") for c in api.calls[before:]
+        ):
             return api.replies(chat)
 
 

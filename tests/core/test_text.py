@@ -8,7 +8,14 @@ import random
 import pytest
 
 from core.text import (
-    MIN_CHARS, SentenceSplitter, VisibleStream, lead_clause, sentences, speakable, split_message, strip_reasoning,
+    MIN_CHARS,
+    SentenceSplitter,
+    VisibleStream,
+    lead_clause,
+    sentences,
+    speakable,
+    split_message,
+    strip_reasoning,
 )  # fmt: skip
 
 
@@ -112,28 +119,58 @@ CASES = [
     # abbreviations
     ("Use a tool, e.g. a hammer. Then stop.", ["Use a tool, e.g. a hammer.", "Then stop."]),
     ("The best one, i.e. this one, wins. Next.", ["The best one, i.e. this one, wins.", "Next."]),
-    ("Ask Dr. Smith and Mr. Brown on Main St. today. Bye now.", ["Ask Dr. Smith and Mr. Brown on Main St. today.", "Bye now."]),
+    (
+        "Ask Dr. Smith and Mr. Brown on Main St. today. Bye now.",
+        ["Ask Dr. Smith and Mr. Brown on Main St. today.", "Bye now."],
+    ),
     ("Buy milk, eggs, etc. and bread. Then go.", ["Buy milk, eggs, etc. and bread.", "Then go."]),
-    ("Meet me at 5 p.m. today. It was 5 p.m. Then we left.", ["Meet me at 5 p.m. today.", "It was 5 p.m.", "Then we left."]),
+    (
+        "Meet me at 5 p.m. today. It was 5 p.m. Then we left.",
+        ["Meet me at 5 p.m. today.", "It was 5 p.m.", "Then we left."],
+    ),
     ("He lives in the U.S. now. Ok.", ["He lives in the U.S. now.", "Ok."]),
     # decimals and version numbers
-    ("Pi is 3.14 and v1.2.3 is out. Version 2.0. Next one.", ["Pi is 3.14 and v1.2.3 is out.", "Version 2.0.", "Next one."]),
+    (
+        "Pi is 3.14 and v1.2.3 is out. Version 2.0. Next one.",
+        ["Pi is 3.14 and v1.2.3 is out.", "Version 2.0.", "Next one."],
+    ),
     # URLs and e-mail addresses
-    ("See https://example.com/a.b?c=d. Mail a.b@c.org. Then www.x.io/Y. Done.",
-     ["See https://example.com/a.b?c=d.", "Mail a.b@c.org.", "Then www.x.io/Y.", "Done."]),
+    (
+        "See https://example.com/a.b?c=d. Mail a.b@c.org. Then www.x.io/Y. Done.",
+        ["See https://example.com/a.b?c=d.", "Mail a.b@c.org.", "Then www.x.io/Y.", "Done."],
+    ),
     # ellipses
-    ("Wait... what? Really… yes. I think… maybe. So... Done.", ["Wait... what?", "Really… yes.", "I think… maybe.", "So...", "Done."]),
+    (
+        "Wait... what? Really… yes. I think… maybe. So... Done.",
+        ["Wait... what?", "Really… yes.", "I think… maybe.", "So...", "Done."],
+    ),
     # CJK end marks with no space after
     ("你好。今天天气很好！是吗？好的", ["你好。", "今天天气很好！", "是吗？", "好的"]),
     ("これは本です。「本当？」はい。", ["これは本です。", "「本当？」", "はい。"]),
     # code: inline and fenced
     ("Call `a.b()` first. Then `x. Y` works.", ["Call `a.b()` first.", "Then `x. Y` works."]),
-    ("Run this:\n```python\nx = 1. \n\ny = x.real\n```\nDone. Ok now.", ["Run this:", "```python\nx = 1. \n\ny = x.real\n```", "Done.", "Ok now."]),
+    (
+        "Run this:\n```python\nx = 1. \n\ny = x.real\n```\nDone. Ok now.",
+        ["Run this:", "```python\nx = 1. \n\ny = x.real\n```", "Done.", "Ok now."],
+    ),
     # quotes and brackets after the end mark
-    ('He said "Stop." Then left. She asked “Why?” Nobody knew. Did it fall?) Yes (see above). Next.',
-     ['He said "Stop."', "Then left.", "She asked “Why?”", "Nobody knew.", "Did it fall?)", "Yes (see above).", "Next."]),
+    (
+        'He said "Stop." Then left. She asked “Why?” Nobody knew. Did it fall?) Yes (see above). Next.',
+        [
+            'He said "Stop."',
+            "Then left.",
+            "She asked “Why?”",
+            "Nobody knew.",
+            "Did it fall?)",
+            "Yes (see above).",
+            "Next.",
+        ],
+    ),
     # newlines and paragraphs; no cut without a space after the mark
-    ("Line one\nLine two. And\n\nPara two.\n- item\nHi.Then a.b stays.", ["Line one", "Line two.", "And", "Para two.", "- item", "Hi.Then a.b stays."]),
+    (
+        "Line one\nLine two. And\n\nPara two.\n- item\nHi.Then a.b stays.",
+        ["Line one", "Line two.", "And", "Para two.", "- item", "Hi.Then a.b stays."],
+    ),
 ]
 
 
@@ -178,8 +215,23 @@ def test_sentence_splitter_emits_sentences_as_soon_as_they_end():
 
 def test_a_code_block_is_never_cut_and_comes_out_whole_once_closed():
     splitter = SentenceSplitter(min_chars=4)
-    said = [splitter.feed(piece) for piece in ["Add them:\n```python\n", "def add(a, b):\n", "return a + b\n", "``` That is all. ", "Use ```x.``` freely. "]]
-    assert said == [["Add them:"], [], [], ["```python\ndef add(a, b):\nreturn a + b\n``` That is all."], ["Use ```x.``` freely."]]
+    said = [
+        splitter.feed(piece)
+        for piece in [
+            "Add them:\n```python\n",
+            "def add(a, b):\n",
+            "return a + b\n",
+            "``` That is all. ",
+            "Use ```x.``` freely. ",
+        ]
+    ]
+    assert said == [
+        ["Add them:"],
+        [],
+        [],
+        ["```python\ndef add(a, b):\nreturn a + b\n``` That is all."],
+        ["Use ```x.``` freely."],
+    ]
     assert splitter.flush() == []
 
 
@@ -199,7 +251,10 @@ def test_sentences_split_merge_and_cut() -> None:
 def test_short_pieces_join_the_next_one_in_one_place():
     """The minimum length for speech is one rule: the stream splitter's default is MIN_CHARS too."""
     assert SentenceSplitter().min_chars == MIN_CHARS
-    assert pieces("Hi. Ok. This is a longer sentence. Yes!", MIN_CHARS) == ["Hi. Ok. This is a longer sentence.", "Yes!"]
+    assert pieces("Hi. Ok. This is a longer sentence. Yes!", MIN_CHARS) == [
+        "Hi. Ok. This is a longer sentence.",
+        "Yes!",
+    ]
 
 
 def test_split_message_prefers_sentence_ends_and_keeps_every_word():
@@ -239,7 +294,10 @@ def test_stream_output_does_not_depend_on_chunking_for_random_text(seed: int) ->
 
 @pytest.mark.parametrize(
     "text",
-    ["Inc. ？ p.m. Dr.    。 Fig. v1.2.3", "Yes! - e.g. # fine. `a.b()`    Inc. ？ \n\n U.S. - e.g. < e.g. 。 ！ vs. p.m. Hi.Then i.e."],
+    [
+        "Inc. ？ p.m. Dr.    。 Fig. v1.2.3",
+        "Yes! - e.g. # fine. `a.b()`    Inc. ？ \n\n U.S. - e.g. < e.g. 。 ！ vs. p.m. Hi.Then i.e.",
+    ],
 )
 def test_sentences_already_returned_stay_context_for_the_next_cut(text: str) -> None:
     """sentencex reads the line before a cut too; fed one character at a time, the stream keeps it."""
@@ -267,7 +325,10 @@ def test_a_reply_may_start_with_its_first_clause_however_it_is_chunked():
             out += splitter.feed(FIRST_CLAUSE[i : i + n])
             i += n
         assert out + splitter.flush() == want
-    assert SentenceSplitter().feed(FIRST_CLAUSE)[0] == "The moon is about 384,000 kilometers away from Earth, which is roughly thirty Earths lined up."
+    assert (
+        SentenceSplitter().feed(FIRST_CLAUSE)[0]
+        == "The moon is about 384,000 kilometers away from Earth, which is roughly thirty Earths lined up."
+    )
 
 
 def test_only_the_first_piece_is_a_clause_and_only_a_long_enough_one():
@@ -313,7 +374,10 @@ SOFT = [
     ("I think that it will rain later this evening.", None),  # "I think" is under MIN_CHARS
     ("The thatched roof kept everyone dry all winter.", None),  # a word that starts with "that"
     ("Use `if x but y` in the code when it is ready.", "Use `if x but y` in the code"),  # never inside code
-    ("Please run `make clean because it helps` first, then build it.", "Please run `make clean because it helps` first,"),
+    (
+        "Please run `make clean because it helps` first, then build it.",
+        "Please run `make clean because it helps` first,",
+    ),
 ]
 
 
@@ -336,7 +400,12 @@ def test_the_first_two_pieces_may_be_clauses_however_the_text_is_chunked() -> No
     """Realtime replies speak their first two pieces as clauses, so the second's audio is not left
     waiting for the end of a long sentence while the first one plays."""
     text = "For dinner tonight, you could make a pasta with tomatoes, garlic and basil, or a salad. Enjoy it!"
-    want = ["For dinner tonight,", "you could make a pasta with tomatoes,", "garlic and basil, or a salad.", "Enjoy it!"]
+    want = [
+        "For dinner tonight,",
+        "you could make a pasta with tomatoes,",
+        "garlic and basil, or a salad.",
+        "Enjoy it!",
+    ]
     whole = SentenceSplitter(first_clause_chars=MIN_CHARS, clause_pieces=2)
     assert whole.feed(text) + whole.flush() == want
     one = SentenceSplitter(first_clause_chars=MIN_CHARS)
@@ -361,7 +430,10 @@ def test_lead_clause_cuts_before_a_conjunction_as_the_stream_does(text: str, fir
 def test_lead_clause_and_the_stream_cut_at_the_same_clause_marks_cjk_included():
     assert lead_clause(["はい、わかりました。すぐに始めます。"]) == ["はい、", "わかりました。すぐに始めます。"]
     text = "東京は日本の首都で、世界でも有数の大都市として知られていますね、とても大きいです。"
-    assert SentenceSplitter(first_clause_chars=24).feed(text)[0] == "東京は日本の首都で、世界でも有数の大都市として知られていますね、"
+    assert (
+        SentenceSplitter(first_clause_chars=24).feed(text)[0]
+        == "東京は日本の首都で、世界でも有数の大都市として知られていますね、"
+    )
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,9 @@ def _find(docs: list[dict], kind: str | None, name: str, *, where: Path, kinds: 
     hits = [
         d
         for d in docs
-        if d["metadata"].get("name") == name and (kind is None or d["kind"] == kind) and (kinds is None or d["kind"] in kinds)
+        if d["metadata"].get("name") == name
+        and (kind is None or d["kind"] == kind)
+        and (kinds is None or d["kind"] in kinds)
     ]
     if len(hits) != 1:
         raise KustomizeError(f"{where}: {len(hits)} resources match {kind or kinds} {name!r}")
@@ -100,10 +102,12 @@ def _json_patch(doc: dict, op: dict, where: Path) -> None:
 def _set_image(docs: list[dict], image: dict) -> None:
     for d in docs:
         spec = d.get("spec", {})
-        pod = spec.get("template", {}).get("spec") or spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec")
+        pod = spec.get("template", {}).get("spec") or spec.get("jobTemplate", {}).get("spec", {}).get(
+            "template", {}
+        ).get("spec")
         for c in (pod or {}).get("containers", []) + (pod or {}).get("initContainers", []):
             ref = c["image"]
             slash = ref.rfind("/")
-            name, tag = (ref.rsplit(":", 1) if ref.rfind(":") > slash else (ref, ""))
+            name, tag = ref.rsplit(":", 1) if ref.rfind(":") > slash else (ref, "")
             if name == image["name"]:
                 c["image"] = f"{image.get('newName', name)}:{image.get('newTag', tag or 'latest')}"

@@ -40,7 +40,9 @@ def compose_schema() -> dict:
 def gpu_vllm_argv() -> tuple[list[str], dict[str, str]]:
     """What `june llm` runs for the default GPU preset on 0.0.0.0:8000, minus `python -m module`."""
     preset = get_preset(GPU_PRESET)
-    argv, env = vllm_command(LLMSettings(host="0.0.0.0", port=8000, model=GPU_PRESET), preset, preset.model, base_env={})
+    argv, env = vllm_command(
+        LLMSettings(host="0.0.0.0", port=8000, model=GPU_PRESET), preset, preset.model, base_env={}
+    )
     assert argv[1:3] == ["-m", VLLM_MODULE]
     return argv[3:], env
 
@@ -53,7 +55,10 @@ def test_compose_file_matches_the_compose_spec(path):
 
 
 def test_schema_check_can_fail(compose):
-    broken = {**compose, "services": {**compose["services"], "gateway": {**compose["services"]["gateway"], "ports": "8000"}}}
+    broken = {
+        **compose,
+        "services": {**compose["services"], "gateway": {**compose["services"]["gateway"], "ports": "8000"}},
+    }
     assert list(jsonschema.Draft202012Validator(compose_schema()).iter_errors(broken))
 
 
@@ -157,7 +162,7 @@ def test_service_healthy_waits_for_ready_where_it_exists(compose):
     waited = set()
     for name, service in compose["services"].items():
         depends = service.get("depends_on") or {}
-        for dep, how in (depends.items() if isinstance(depends, dict) else []):  # a list: started, not healthy
+        for dep, how in depends.items() if isinstance(depends, dict) else []:  # a list: started, not healthy
             if isinstance(how, dict) and how.get("condition") == "service_healthy":
                 waited.add(dep)
                 check = health_check(compose, dep)

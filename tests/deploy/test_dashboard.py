@@ -14,7 +14,12 @@ from tests.deploy.conftest import DEPLOY, ROOT
 DASHBOARD = DEPLOY / "observability" / "grafana" / "dashboards" / "june.json"
 SUFFIXES = ("_bucket", "_total", "_count", "_sum")
 # june_http_* come from Telemetry.litestar_metrics (core.observability.HttpMetrics, prefix june_http).
-LITESTAR = {"june_http_requests", "june_http_request_duration_seconds", "june_http_requests_in_progress", "june_http_requests_error"}
+LITESTAR = {
+    "june_http_requests",
+    "june_http_request_duration_seconds",
+    "june_http_requests_in_progress",
+    "june_http_requests_error",
+}
 
 
 def queried_metrics() -> set[str]:
@@ -46,7 +51,11 @@ def test_dashboard_covers_the_brief():
 
 def test_june_metrics_are_defined_in_the_code():
     source = june_source()
-    missing = [m for m in queried_metrics() if m.startswith("june_") and base_name(m) not in LITESTAR and f'"{base_name(m)}"' not in source]
+    missing = [
+        m
+        for m in queried_metrics()
+        if m.startswith("june_") and base_name(m) not in LITESTAR and f'"{base_name(m)}"' not in source
+    ]
     assert not missing, f"the dashboard queries metrics no service defines: {missing}"
     assert 'prefix="june_http"' in (ROOT / "core" / "observability.py").read_text()
 

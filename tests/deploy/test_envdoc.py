@@ -17,7 +17,9 @@ from tests.deploy.kustomize import build
 def test_env_example_matches_settings():
     committed = (DEPLOY / "env.example").read_text()
     fresh = envdoc.render()
-    diff = "".join(difflib.unified_diff(committed.splitlines(True), fresh.splitlines(True), "deploy/env.example", "rendered"))
+    diff = "".join(
+        difflib.unified_diff(committed.splitlines(True), fresh.splitlines(True), "deploy/env.example", "rendered")
+    )
     assert not diff, f"deploy/env.example is stale; run `python -m june.envdoc > deploy/env.example`:\n{diff}"
 
 
@@ -25,7 +27,14 @@ def test_every_field_of_every_settings_class_is_listed():
     text = envdoc.render()
     classes = envdoc.settings_classes()
     names = {c.__name__ for c in classes}
-    assert {"SpeechSettings", "GatewaySettings", "RealtimeSettings", "LLMSettings", "BotSettings", "TelegramSettings"} <= names
+    assert {
+        "SpeechSettings",
+        "GatewaySettings",
+        "RealtimeSettings",
+        "LLMSettings",
+        "BotSettings",
+        "TelegramSettings",
+    } <= names
     for cls in classes:
         for field, info in cls.model_fields.items():
             if envdoc.is_nested(info):
@@ -75,7 +84,9 @@ def test_deploy_files_set_only_known_settings():
         used |= dict.fromkeys(service.get("environment", {}), f"compose {name}")
     for overlay in (K8S / "base", *(K8S / "overlays").iterdir()):
         for doc in build(overlay):
-            used |= dict.fromkeys({**doc.get("data", {}), **doc.get("stringData", {})}, f"k8s {doc['metadata']['name']}")
+            used |= dict.fromkeys(
+                {**doc.get("data", {}), **doc.get("stringData", {})}, f"k8s {doc['metadata']['name']}"
+            )
             for c in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
                 used |= {e["name"]: f"k8s {doc['metadata']['name']}" for e in c.get("env", [])}
     for dockerfile in (ROOT / "deploy").glob("*.Dockerfile"):

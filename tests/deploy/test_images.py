@@ -75,7 +75,11 @@ def _imports(module: str, *, lazy: bool = True) -> set[str]:
     tree = ast.parse(path.read_text())
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
-    skipped = [n for n in ast.walk(tree) if _type_checking(n) or (not lazy and isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]
+    skipped = [
+        n
+        for n in ast.walk(tree)
+        if _type_checking(n) or (not lazy and isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    ]
     skip = {id(n) for node in skipped for n in ast.walk(node)}
     for node in ast.walk(tree):
         if id(node) in skip:
@@ -165,7 +169,12 @@ def test_each_target_installs_its_own_extra(target: str) -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_each_target_copies_only_the_packages_it_imports(target: str) -> None:
-    needed = {m.split(".")[0] for t, (_, entries) in TARGETS.items() if build_stage(t) is build_stage(target) for m in closure(tuple(entries))[0]}
+    needed = {
+        m.split(".")[0]
+        for t, (_, entries) in TARGETS.items()
+        if build_stage(t) is build_stage(target)
+        for m in closure(tuple(entries))[0]
+    }
     stage = build_stage(target)
     copied = {m.group(1) for line in stage.lines if (m := re.fullmatch(r"COPY (\w+) \./\1", line))}
     assert copied == needed, f"{stage.name} should COPY exactly {sorted(needed)} (imported), copies {sorted(copied)}"
@@ -176,7 +185,9 @@ def test_each_target_installs_what_its_code_imports(target: str) -> None:
     extra, entries = TARGETS[target]
     installed = installed_by([extra, *OPTIONAL_EXTRAS.get(target, [])])
     _, third = closure(tuple(entries))
-    missing = {name for name in third if not (_providers().get(name, {_normal(name)}) & {_normal(d) for d in installed})}
+    missing = {
+        name for name in third if not (_providers().get(name, {_normal(name)}) & {_normal(d) for d in installed})
+    }
     assert not missing, f"target {target} (extra {extra}) imports {sorted(missing)}, which its extra does not install"
 
 

@@ -95,7 +95,11 @@ def test_speech_and_gateway_autoscale(rendered):
 def test_services_select_pods_and_name_their_ports(rendered):
     workloads = [d for d in rendered if pod_spec(d)]
     for svc in (d for d in rendered if d["kind"] == "Service"):
-        matches = [w for w in workloads if svc["spec"]["selector"].items() <= w["spec"]["template"]["metadata"]["labels"].items()]
+        matches = [
+            w
+            for w in workloads
+            if svc["spec"]["selector"].items() <= w["spec"]["template"]["metadata"]["labels"].items()
+        ]
         assert len(matches) == 1, svc["metadata"]["name"]
         ports = {p["name"] for c in pod_spec(matches[0])["containers"] for p in c.get("ports", [])}
         for port in svc["spec"]["ports"]:
@@ -129,7 +133,10 @@ def test_only_the_gateway_reaches_vllm_and_speech(base):
         (rule,) = policy["spec"]["ingress"]
         pods = [f["podSelector"]["matchLabels"] for f in rule["from"] if "podSelector" in f]
         assert pods == [{"app.kubernetes.io/name": "gateway"}]
-        assert all("podSelector" in f or f["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"} for f in rule["from"])
+        assert all(
+            "podSelector" in f or f["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+            for f in rule["from"]
+        )
         assert rule["ports"] == [{"protocol": "TCP", "port": port}]
 
 
@@ -148,7 +155,9 @@ def test_scale_out_overlay(scale_out):
     telegram = get(scale_out, "Deployment", "telegram-bot")
     assert telegram["spec"]["replicas"] == 2
     (c,) = pod_spec(telegram)["containers"]
-    assert any(e["name"] == "JUNE_TELEGRAM_WEBHOOK_URL" for e in c["env"]), "more than one Telegram replica needs a webhook"
+    assert any(e["name"] == "JUNE_TELEGRAM_WEBHOOK_URL" for e in c["env"]), (
+        "more than one Telegram replica needs a webhook"
+    )
     (gw,) = pod_spec(get(scale_out, "Deployment", "gateway"))["containers"]
     assert gw["image"] == "registry.example.com/june/june-gateway:0.1.0"
 
@@ -170,7 +179,13 @@ def test_readiness_waits_for_ready_where_a_pod_reports_its_own(base):
     # speech's /health answers while its models load; /ready only once they are in memory. The
     # gateway's /ready reports the upstreams every replica shares, so its pods stay on /health
     # (see gateway.yaml); vLLM's /health already waits for the model, the bots have no /ready.
-    expected = {"speech": "/ready", "gateway": "/health", "vllm": "/health", "telegram-bot": "/health", "discord-bot": "/health"}
+    expected = {
+        "speech": "/ready",
+        "gateway": "/health",
+        "vllm": "/health",
+        "telegram-bot": "/health",
+        "discord-bot": "/health",
+    }
     for name, path in expected.items():
         (c,) = pod_spec(get(base, "Deployment", name))["containers"]
         assert _probe_path(c, "readinessProbe") == path, name

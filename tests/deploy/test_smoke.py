@@ -39,7 +39,17 @@ def test_closed_port_fails_readably_without_a_traceback():
 
 @respx.mock(base_url="http://gw.test", assert_all_called=False)
 def test_a_refusing_gateway_is_reported_per_check(respx_mock):
-    refusal = httpx.Response(401, json={"error": {"message": "Invalid API key", "type": "authentication_error", "param": None, "code": "invalid_api_key"}})
+    refusal = httpx.Response(
+        401,
+        json={
+            "error": {
+                "message": "Invalid API key",
+                "type": "authentication_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        },
+    )
     respx_mock.get("/v1/models").mock(return_value=refusal)
     respx_mock.post("/v1/audio/speech").mock(return_value=refusal)
     with httpx.Client(base_url="http://gw.test") as client:

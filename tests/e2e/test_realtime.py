@@ -51,8 +51,12 @@ async def _events_until(conn: Any, done: str, log: list[Any], timeout: float = T
 
 def _heard(gateway_url: str, pcm: bytes) -> str:
     """What Whisper hears in june's reply audio (language=en: offline Kokoro's voices are Japanese ones)."""
-    response = httpx.post(f"{gateway_url}/v1/audio/transcriptions", files={"file": ("reply.wav", pcm_wav(pcm), "audio/wav")},
-                          data={"model": "whisper-1", "language": "en"}, timeout=TIMEOUT)
+    response = httpx.post(
+        f"{gateway_url}/v1/audio/transcriptions",
+        files={"file": ("reply.wav", pcm_wav(pcm), "audio/wav")},
+        data={"model": "whisper-1", "language": "en"},
+        timeout=TIMEOUT,
+    )
     response.raise_for_status()
     return response.json()["text"]
 
@@ -74,10 +78,20 @@ def test_spoken_turn_through_the_sdk(gateways: Any, engine: str, clips: dict[str
 
     log, audio = anyio.run(run)
     types = [ev.type for ev in log]
-    for expected in ("session.created", "session.updated", "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-                     "input_audio_buffer.committed", "conversation.item.input_audio_transcription.completed", "response.created",
-                     "response.output_audio.delta", "response.output_audio_transcript.delta", "response.output_audio.done",
-                     "response.output_audio_transcript.done", "response.done"):
+    for expected in (
+        "session.created",
+        "session.updated",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.input_audio_transcription.completed",
+        "response.created",
+        "response.output_audio.delta",
+        "response.output_audio_transcript.delta",
+        "response.output_audio.done",
+        "response.output_audio_transcript.done",
+        "response.done",
+    ):
         assert expected in types, (expected, types)
     heard_user = next(ev.transcript for ev in log if ev.type == "conversation.item.input_audio_transcription.completed")
     assert wer(QUESTION, heard_user) <= 0.3, heard_user
@@ -99,15 +113,24 @@ def test_barge_in_cancels_the_reply(gateway_url: str, clips: dict[str, bytes]) -
         async with client.realtime.connect(model="june") as conn:
             await conn.session.update(session={**SESSION, "max_output_tokens": 400})  # type: ignore[arg-type]
             # A long reply, so that it is still being generated and spoken when the user talks over it.
-            await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
-                {"type": "input_text", "text": "Tell me a long story about a dragon, at least ten sentences."}]})
+            await conn.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [
+                        {"type": "input_text", "text": "Tell me a long story about a dragon, at least ten sentences."}
+                    ],
+                }
+            )
             await conn.response.create()
             async with asyncio.timeout(TIMEOUT):
                 async for ev in conn:  # wait until the reply is playing
                     log.append((time.monotonic(), ev))
                     if ev.type == "response.output_audio.delta":
                         break
-            sender = asyncio.create_task(stream_pcm(clips[INTERRUPTION], lambda b64: conn.input_audio_buffer.append(audio=b64)))
+            sender = asyncio.create_task(
+                stream_pcm(clips[INTERRUPTION], lambda b64: conn.input_audio_buffer.append(audio=b64))
+            )
             async with asyncio.timeout(TIMEOUT):
                 async for ev in conn:  # until the interruption is answered in full
                     log.append((time.monotonic(), ev))
@@ -127,22 +150,34 @@ def test_barge_in_cancels_the_reply(gateway_url: str, clips: dict[str, bytes]) -
     assert events[first_done].response.status == "cancelled"
     assert events[first_done].response.status_details.reason == "turn_detected"
     # No audio of the first reply after the barge-in was seen, and it stopped at once.
-    assert not [ev for ev in events[first_done:] if ev.type == "response.output_audio.delta" and ev.response_id == first_id]
+    assert not [
+        ev for ev in events[first_done:] if ev.type == "response.output_audio.delta" and ev.response_id == first_id
+    ]
     assert log[first_done][0] - log[barge][0] < 1.0
     # The assistant item keeps what was heard: no more than the transcript sent before the barge-in.
-    sent = "".join(ev.delta for ev in events[:barge] if ev.type == "response.output_audio_transcript.delta" and ev.response_id == first_id)
+    sent = "".join(
+        ev.delta
+        for ev in events[:barge]
+        if ev.type == "response.output_audio_transcript.delta" and ev.response_id == first_id
+    )
     kept = events[first_done].response.output[0].content[0].transcript
     assert kept and sent.startswith(kept)
     # The interruption is answered in full.
     second = events[-1].response
     assert second.id != first_id and second.status == "completed"
-    heard = next(ev.transcript for ev in reversed(events) if ev.type == "conversation.item.input_audio_transcription.completed")
+    heard = next(
+        ev.transcript for ev in reversed(events) if ev.type == "conversation.item.input_audio_transcription.completed"
+    )
     assert wer(INTERRUPTION, heard) <= 0.3, heard
 
 
 def _inflight(gateway_url: str) -> float:
     text = httpx.get(f"{gateway_url}/metrics").text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("june_gateway_upstream_inflight{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("june_gateway_upstream_inflight{")
+    )
 
 
 def test_a_client_that_vanishes_mid_reply_stops_the_work(gateway_url: str) -> None:
@@ -150,9 +185,26 @@ def test_a_client_that_vanishes_mid_reply_stops_the_work(gateway_url: str) -> No
 
     async def run() -> None:
         async with connect(gateway_url.replace("http", "ws") + "/v1/realtime") as ws:
-            await ws.send(json.dumps({"type": "session.update", "session": {"instructions": "Write a very long story.", "max_output_tokens": 2000}}))
-            await ws.send(json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                                                                                   "content": [{"type": "input_text", "text": "Tell me a long story about a dragon."}]}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "session.update",
+                        "session": {"instructions": "Write a very long story.", "max_output_tokens": 2000},
+                    }
+                )
+            )
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "conversation.item.create",
+                        "item": {
+                            "type": "message",
+                            "role": "user",
+                            "content": [{"type": "input_text", "text": "Tell me a long story about a dragon."}],
+                        },
+                    }
+                )
+            )
             await ws.send(json.dumps({"type": "response.create"}))
             async with asyncio.timeout(TIMEOUT):
                 while json.loads(await ws.recv())["type"] != "response.output_audio_transcript.delta":

@@ -57,7 +57,9 @@ def _browser(chromium: str, *extra: str) -> Iterator[object]:
 
 
 def test_page_talks_with_june(chromium: str, gateway_url: str, mic_wav: Path) -> None:
-    with _browser(chromium, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={mic_wav}") as browser:
+    with _browser(
+        chromium, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={mic_wav}"
+    ) as browser:
         page = browser.new_page(viewport={"width": 760, "height": 620})
         page.goto(gateway_url)
         assert page.title().startswith("june")

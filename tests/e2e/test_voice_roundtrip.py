@@ -11,8 +11,8 @@ import anyio
 import httpx
 import pytest
 
-from core.voice import VoicePipeline
 from core.audio import decode, encode
+from core.voice import VoicePipeline
 from tests.clips import espeak_wav, wer
 
 pytestmark = pytest.mark.slow  # the whole stack: vLLM through `gateway_url`
@@ -91,7 +91,10 @@ def test_june_voice_says_the_question_itself(gateway_url: str, tmp_path: Path) -
 
 def test_june_voice_needs_audio_or_say(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "june", "voice", "-o", str(tmp_path / "a.ogg")], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "june", "voice", "-o", str(tmp_path / "a.ogg")],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "--say" in done.stdout + done.stderr
@@ -101,9 +104,20 @@ def test_june_voice_reports_a_stack_that_is_down(question_ogg: Path, tmp_path: P
     from tests.conftest import free_port
 
     done = subprocess.run(
-        [sys.executable, "-m", "june", "voice", str(question_ogg), "-o", str(tmp_path / "a.ogg"),
-         "--base-url", f"http://127.0.0.1:{free_port()}"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "june",
+            "voice",
+            str(question_ogg),
+            "-o",
+            str(tmp_path / "a.ogg"),
+            "--base-url",
+            f"http://127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert "june voice:" in done.stdout

@@ -151,7 +151,9 @@ class StubUpstream:
         self.seen.append(seen)
         return seen
 
-    async def _sse(self, repeat: int, usage: bool = False, reasoning: bool = False, die_after: int | None = None) -> AsyncIterator[bytes]:
+    async def _sse(
+        self, repeat: int, usage: bool = False, reasoning: bool = False, die_after: int | None = None
+    ) -> AsyncIterator[bytes]:
         chunks = SSE_CONTENT[:1] + SSE_CONTENT[1:] * repeat + SSE_END
         if usage:
             chunks = [*chunks[:-1], SSE_USAGE, *chunks[-1:]]
@@ -243,19 +245,34 @@ class StubUpstream:
                 except TimeoutError:
                     pass
             if "status" in control:
-                body = {"error": {"message": "stub says no", "type": "invalid_request_error", "param": None, "code": "stub"}}
+                body = {
+                    "error": {"message": "stub says no", "type": "invalid_request_error", "param": None, "code": "stub"}
+                }
                 return Response(body, status_code=control["status"])
             if payload.get("stream") and stub.calls is not None and payload.get("tools"):
-                return Stream(stub._tool_calls(), media_type="text/event-stream", headers={"content-type": "text/event-stream"})
+                return Stream(
+                    stub._tool_calls(), media_type="text/event-stream", headers={"content-type": "text/event-stream"}
+                )
             if payload.get("stream") and stub.script is not None:
-                return Stream(stub._scripted(payload), media_type="text/event-stream", headers={"content-type": "text/event-stream"})
+                return Stream(
+                    stub._scripted(payload),
+                    media_type="text/event-stream",
+                    headers={"content-type": "text/event-stream"},
+                )
             if payload.get("stream"):
                 usage = bool((payload.get("stream_options") or {}).get("include_usage"))
                 return Stream(
-                    stub._sse(control.get("repeat", 1), usage, bool(control.get("reasoning")), control.get("die_after")),
+                    stub._sse(
+                        control.get("repeat", 1), usage, bool(control.get("reasoning")), control.get("die_after")
+                    ),
                     media_type="text/event-stream",
                     # Exactly this content-type (Litestar would add "; charset=utf-8" to a media_type).
-                    headers={"content-type": "text/event-stream", "x-stub": "sse", "cache-control": "no-cache", "x-upstream": stub.name},
+                    headers={
+                        "content-type": "text/event-stream",
+                        "x-stub": "sse",
+                        "cache-control": "no-cache",
+                        "x-upstream": stub.name,
+                    },
                 )
             headers = {"x-stub": "chat", "x-upstream": stub.name}
             if "set_cookie" in control:

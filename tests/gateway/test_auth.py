@@ -28,7 +28,12 @@ def test_health_needs_no_key(keyed_gw: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/audio/transcriptions"), ("GET", "/v1/audio/voices")],
+    [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/audio/transcriptions"),
+        ("GET", "/v1/audio/voices"),
+    ],
 )
 def test_missing_key_is_rejected_before_the_upstream(keyed_gw: str, stub: StubUpstream, method: str, path: str) -> None:
     r = httpx.request(method, f"{keyed_gw}{path}", content=b"{}" if method == "POST" else None)

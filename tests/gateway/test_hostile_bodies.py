@@ -17,7 +17,9 @@ from tests.gateway.stub_upstream import MODEL, OTHER_MODEL, StubUpstream
 
 JSON_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/audio/speech")
 FORM_ROUTES = ("/v1/audio/transcriptions", "/v1/audio/translations")
-VALID = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "caf\u00e9 [1, {2}]"}], "stream": False}).encode()
+VALID = json.dumps(
+    {"model": MODEL, "messages": [{"role": "user", "content": "caf\u00e9 [1, {2}]"}], "stream": False}
+).encode()
 
 
 def _nested(depth: int, kind: str) -> bytes:
@@ -99,12 +101,17 @@ def test_malformed_json_bodies_are_400s_that_never_reach_the_upstream(gw: str, s
 
 
 def client_ok(gw: str) -> bool:
-    return httpx.post(f"{gw}/v1/chat/completions", content=VALID, headers={"content-type": "application/json"}).status_code == 200
+    return (
+        httpx.post(f"{gw}/v1/chat/completions", content=VALID, headers={"content-type": "application/json"}).status_code
+        == 200
+    )
 
 
 def test_what_passes_reaches_the_upstream_byte_for_byte(gw: str, stub: StubUpstream) -> None:
     # Deep but within the limit, big integers Python also reads, escapes, non-ASCII: all valid JSON.
-    body = _in_field(b'{"deep": ' + _nested(60, "array") + b', "n": ' + b"9" * 4300 + b', "s": "\\u00e9\\ud83d\\ude00 \xe2\x9c\x93"}')
+    body = _in_field(
+        b'{"deep": ' + _nested(60, "array") + b', "n": ' + b"9" * 4300 + b', "s": "\\u00e9\\ud83d\\ude00 \xe2\x9c\x93"}'
+    )
     r = httpx.post(f"{gw}/v1/chat/completions", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
     assert stub.seen[-1].body == body
@@ -114,16 +121,37 @@ def test_json_size_and_depth_are_settings(stub_url: str, stub: StubUpstream) -> 
     settings = gateway_settings(stub_url, max_json_bytes=4096, max_json_depth=8)
     with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url) as client:
         big = _in_field(b'"' + b"a" * 5000 + b'"')
-        error = _assert_envelope(client.post("/v1/chat/completions", content=big, headers={"content-type": "application/json"}), 413)
+        error = _assert_envelope(
+            client.post("/v1/chat/completions", content=big, headers={"content-type": "application/json"}), 413
+        )
         assert error["code"] == "request_too_large" and "4096" in error["message"]
-        chunked = client.post("/v1/chat/completions", content=iter([big[:3000], big[3000:]]), headers={"content-type": "application/json"})
+        chunked = client.post(
+            "/v1/chat/completions", content=iter([big[:3000], big[3000:]]), headers={"content-type": "application/json"}
+        )
         assert _assert_envelope(chunked, 413)["code"] == "request_too_large"  # no Content-Length to go by
-        error = _assert_envelope(client.post("/v1/chat/completions", content=_in_field(_nested(8, "array")), headers={"content-type": "application/json"}), 400)
+        error = _assert_envelope(
+            client.post(
+                "/v1/chat/completions",
+                content=_in_field(_nested(8, "array")),
+                headers={"content-type": "application/json"},
+            ),
+            400,
+        )
         assert "8 levels" in error["message"]
-        assert client.post("/v1/chat/completions", content=_in_field(_nested(7, "array")), headers={"content-type": "application/json"}).status_code == 200
+        assert (
+            client.post(
+                "/v1/chat/completions",
+                content=_in_field(_nested(7, "array")),
+                headers={"content-type": "application/json"},
+            ).status_code
+            == 200
+        )
         # Audio uploads keep the larger body limit.
         form = _form([("model", "whisper-1"), ("file", ("a.wav", b"R" * 10_000))])
-        assert client.post("/v1/audio/transcriptions", content=form, headers={"content-type": FORM_TYPE}).status_code == 200
+        assert (
+            client.post("/v1/audio/transcriptions", content=form, headers={"content-type": FORM_TYPE}).status_code
+            == 200
+        )
     assert len(stub.seen) == 2
 
 
@@ -154,10 +182,18 @@ def _chat(model: object) -> bytes:
 
 @pytest.mark.parametrize(
     "content_type",
-    ["application/json", "Application/JSON", "APPLICATION/JSON; charset=UTF-8", "application/json ;charset=utf-8", "application/json;foo=\"a;b\""],
+    [
+        "application/json",
+        "Application/JSON",
+        "APPLICATION/JSON; charset=UTF-8",
+        "application/json ;charset=utf-8",
+        'application/json;foo="a;b"',
+    ],
 )
 @pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/completions"])
-def test_the_allow_list_holds_for_any_spelling_of_json(allow_gw: str, stub: StubUpstream, content_type: str, route: str) -> None:
+def test_the_allow_list_holds_for_any_spelling_of_json(
+    allow_gw: str, stub: StubUpstream, content_type: str, route: str
+) -> None:
     r = httpx.post(f"{allow_gw}{route}", content=_chat(MODEL), headers={**_auth(), "content-type": content_type})
     assert (r.status_code, r.json()["error"]["code"]) == (403, "model_not_allowed")
     assert stub.seen == []
@@ -166,10 +202,13 @@ def test_the_allow_list_holds_for_any_spelling_of_json(allow_gw: str, stub: Stub
 
 
 @pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/jsonx", "application/json-seq", "json", "", None]
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/jsonx", "application/json-seq", "json", "", None],
 )
 @pytest.mark.parametrize("route", JSON_ROUTES)
-def test_json_endpoints_refuse_other_media_types_with_415(allow_gw: str, stub: StubUpstream, content_type: str | None, route: str) -> None:
+def test_json_endpoints_refuse_other_media_types_with_415(
+    allow_gw: str, stub: StubUpstream, content_type: str | None, route: str
+) -> None:
     headers = _auth("sk-all") | ({"content-type": content_type} if content_type is not None else {})
     r = httpx.post(f"{allow_gw}{route}", content=_chat(MODEL), headers=headers)
     error = _assert_envelope(r, 415)
@@ -179,21 +218,33 @@ def test_json_endpoints_refuse_other_media_types_with_415(allow_gw: str, stub: S
 
 @pytest.mark.parametrize("route", FORM_ROUTES)
 @pytest.mark.parametrize("content_type", ["application/json", "text/plain", "audio/wav"])
-def test_upload_endpoints_refuse_other_media_types_with_415(allow_gw: str, stub: StubUpstream, route: str, content_type: str) -> None:
-    r = httpx.post(f"{allow_gw}{route}", content=b'{"model": "whisper-1"}', headers=_auth("sk-all") | {"content-type": content_type})
+def test_upload_endpoints_refuse_other_media_types_with_415(
+    allow_gw: str, stub: StubUpstream, route: str, content_type: str
+) -> None:
+    r = httpx.post(
+        f"{allow_gw}{route}",
+        content=b'{"model": "whisper-1"}',
+        headers=_auth("sk-all") | {"content-type": content_type},
+    )
     assert _assert_envelope(r, 415)["code"] == "unsupported_media_type"
     assert stub.seen == []
 
 
 def test_two_content_types_are_refused(allow_gw: str, stub: StubUpstream) -> None:
     # The gateway would read the body by one and the upstream by the other.
-    headers = [("authorization", f"Bearer {RESTRICTED}"), ("content-type", "text/plain"), ("content-type", "application/json")]
+    headers = [
+        ("authorization", f"Bearer {RESTRICTED}"),
+        ("content-type", "text/plain"),
+        ("content-type", "application/json"),
+    ]
     r = httpx.post(f"{allow_gw}/v1/chat/completions", content=_chat(MODEL), headers=headers)
     _assert_envelope(r, 400)
     assert stub.seen == []
 
 
-@pytest.mark.parametrize("body", [b'{"messages": []}', b'{"model": null, "messages": []}', b'{"model": "", "messages": []}'])
+@pytest.mark.parametrize(
+    "body", [b'{"messages": []}', b'{"model": null, "messages": []}', b'{"model": "", "messages": []}']
+)
 @pytest.mark.parametrize("route", JSON_ROUTES)
 def test_a_restricted_key_must_name_its_model(allow_gw: str, stub: StubUpstream, body: bytes, route: str) -> None:
     # vLLM and speech serve their default model when none is named, which the key may not use.
@@ -201,7 +252,12 @@ def test_a_restricted_key_must_name_its_model(allow_gw: str, stub: StubUpstream,
     error = _assert_envelope(r, 400)
     assert (error["param"], error["code"]) == ("model", "missing_model")
     assert stub.seen == []
-    assert httpx.post(f"{allow_gw}{route}", content=body, headers=_auth("sk-all") | {"content-type": "application/json"}).status_code == 200
+    assert (
+        httpx.post(
+            f"{allow_gw}{route}", content=body, headers=_auth("sk-all") | {"content-type": "application/json"}
+        ).status_code
+        == 200
+    )
 
 
 def test_speech_json_is_held_to_the_allow_list(allow_gw: str, stub: StubUpstream) -> None:
@@ -216,7 +272,9 @@ def _form(fields: list[tuple[str, object]], boundary: str = BOUNDARY) -> bytes:
     for name, value in fields:
         if isinstance(value, tuple):
             filename, data = value
-            head = f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\nContent-Type: audio/wav\r\n'
+            head = (
+                f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\nContent-Type: audio/wav\r\n'
+            )
         else:
             head, data = f'Content-Disposition: form-data; name="{name}"\r\n', str(value).encode()
         out += f"--{boundary}\r\n{head}\r\n".encode() + data + b"\r\n"
@@ -273,6 +331,8 @@ def test_malformed_uploads_of_a_restricted_key_are_400s(allow_gw: str, stub: Stu
 
 def test_a_form_without_a_boundary_is_a_400_for_a_restricted_key(allow_gw: str, stub: StubUpstream) -> None:
     body = _form([("model", "whisper-1"), ("file", AUDIO)])
-    r = httpx.post(f"{allow_gw}/v1/audio/transcriptions", content=body, headers=_auth() | {"content-type": "multipart/form-data"})
+    r = httpx.post(
+        f"{allow_gw}/v1/audio/transcriptions", content=body, headers=_auth() | {"content-type": "multipart/form-data"}
+    )
     assert _assert_envelope(r, 400)["code"] == "invalid_multipart"
     assert stub.seen == []

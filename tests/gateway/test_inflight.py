@@ -50,7 +50,9 @@ def _finished(gw: str) -> None:
         assert c.post("/v1/chat/completions", json=CHAT).status_code == 200
         assert c.post("/v1/chat/completions", json={**CHAT, "stream": True}).status_code == 200
         assert c.post("/v1/audio/transcriptions", content=FORM, headers={"content-type": FORM_TYPE}).status_code == 200
-        assert c.post("/v1/audio/speech", json={"model": "tts-1", "input": "hi", "voice": "af_heart"}).status_code == 200
+        assert (
+            c.post("/v1/audio/speech", json={"model": "tts-1", "input": "hi", "voice": "af_heart"}).status_code == 200
+        )
 
 
 def _failed(gw: str) -> None:
@@ -67,7 +69,9 @@ def _left_before_headers(gw: str) -> None:
 
 
 def _left_mid_stream(gw: str) -> None:
-    with httpx.stream("POST", f"{gw}/v1/chat/completions", json={**CHAT, "stream": True, "stub": {"repeat": 40}}, timeout=10) as r:
+    with httpx.stream(
+        "POST", f"{gw}/v1/chat/completions", json={**CHAT, "stream": True, "stub": {"repeat": 40}}, timeout=10
+    ) as r:
         next(r.iter_raw())
     with httpx.stream("POST", f"{gw}/v1/audio/speech", json={"model": "tts-1", "input": "hi"}, timeout=10) as r:
         next(r.iter_raw())
@@ -136,15 +140,26 @@ def test_uploads_the_gateway_cuts_short_give_their_count_back(stub_url: str, tmp
     # cuts the upload off when the model (after 16 KB of audio) is not allowed.
     keys = tmp_path / "keys.txt"
     keys.write_text("sk-only-whisper whisper-1\n")
-    forbidden = FORM_HEAD + b"RIFF" * 4096 + (
-        f'\r\n--{BOUNDARY}\r\n'
-        f'Content-Disposition: form-data; name="model"\r\n\r\nlarge-v3\r\n--{BOUNDARY}--\r\n'
-    ).encode()
+    forbidden = (
+        FORM_HEAD
+        + b"RIFF" * 4096
+        + (
+            f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\nlarge-v3\r\n--{BOUNDARY}--\r\n'
+        ).encode()
+    )
     headers = {"authorization": "Bearer sk-only-whisper", "content-type": FORM_TYPE}
-    with serve_in_thread(create_app(gateway_settings(stub_url, api_keys_file=keys))) as gw, httpx.Client(base_url=gw) as c:
+    with (
+        serve_in_thread(create_app(gateway_settings(stub_url, api_keys_file=keys))) as gw,
+        httpx.Client(base_url=gw) as c,
+    ):
         for _ in range(3):
             pieces = [forbidden[i : i + 4096] for i in range(0, len(forbidden), 4096)]
             assert c.post("/v1/audio/transcriptions", content=iter(pieces), headers=headers).status_code == 403
-        assert c.post("/v1/audio/transcriptions", content=FORM.replace(b"whisper-1", b"large-v3"), headers=headers).status_code == 403
+        assert (
+            c.post(
+                "/v1/audio/transcriptions", content=FORM.replace(b"whisper-1", b"large-v3"), headers=headers
+            ).status_code
+            == 403
+        )
         assert c.post("/v1/audio/transcriptions", content=FORM, headers=headers).status_code == 200
         assert _settled(gw) == {"llm": 0, "speech": 0}

@@ -39,7 +39,9 @@ def _auth(key: str) -> dict[str, str]:
 
 def _chat(url: str, key: str, model: str) -> httpx.Response:
     return httpx.post(
-        f"{url}/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi"}]}, headers=_auth(key)
+        f"{url}/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+        headers=_auth(key),
     )
 
 

@@ -29,7 +29,9 @@ def _keys(*names: str) -> list[SecretStr]:
 
 
 def _post(url: str, key: str, body: dict | None = None, **kw: object) -> httpx.Response:
-    return httpx.post(f"{url}/v1/chat/completions", json=body or CHAT, headers={"authorization": f"Bearer {key}"}, timeout=10, **kw)
+    return httpx.post(
+        f"{url}/v1/chat/completions", json=body or CHAT, headers={"authorization": f"Bearer {key}"}, timeout=10, **kw
+    )
 
 
 def _assert_429(r: httpx.Response, max_retry: float) -> int:
@@ -136,7 +138,9 @@ def test_concurrent_requests_limit_and_release(one_at_a_time_gw: str, stub: Stub
 
 def test_a_client_leaving_mid_stream_frees_its_slot(one_at_a_time_gw: str) -> None:
     body = {**CHAT, "stream": True, "stub": {"repeat": 40}}
-    with httpx.stream("POST", f"{one_at_a_time_gw}/v1/chat/completions", json=body, headers={"authorization": "Bearer sk-c"}) as r:
+    with httpx.stream(
+        "POST", f"{one_at_a_time_gw}/v1/chat/completions", json=body, headers={"authorization": "Bearer sk-c"}
+    ) as r:
         pieces = r.iter_raw()  # kept: dropping the iterator would close the connection already
         next(pieces)
         _assert_429(_post(one_at_a_time_gw, "sk-c"), 1)

@@ -70,10 +70,15 @@ def test_rejections_are_counted(metered_gw: str) -> None:
     # An unknown model label stays "-": only models the upstream accepted become label values.
     before = _samples(metered_gw)
     auth = {"authorization": f"Bearer {KEY}"}
-    httpx.post(f"{metered_gw}/v1/chat/completions", json={**CHAT, "model": "made-up", "stub": {"status": 404}}, headers=auth)
+    httpx.post(
+        f"{metered_gw}/v1/chat/completions", json={**CHAT, "model": "made-up", "stub": {"status": 404}}, headers=auth
+    )
     after = _samples(metered_gw)
     assert not any(dict(labels).get("model") == "made-up" for _, labels in after)
-    key = ("june_gateway_errors_total", frozenset({"key": KEY_ID, "model": "-", "route": "/v1/chat/completions", "code": "404"}.items()))
+    key = (
+        "june_gateway_errors_total",
+        frozenset({"key": KEY_ID, "model": "-", "route": "/v1/chat/completions", "code": "404"}.items()),
+    )
     assert after.get(key, 0) - before.get(key, 0) == 1
 
 

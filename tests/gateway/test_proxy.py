@@ -231,7 +231,9 @@ def test_wrong_method_is_a_405_envelope(gw: str, stub: StubUpstream) -> None:
 def test_upstream_dying_mid_stream_breaks_the_client_connection(gw: str, stub: StubUpstream) -> None:
     # The status line is out already: a truncated body (no clean end, no [DONE]) is the only honest signal.
     received = b""
-    with httpx.stream("POST", f"{gw}/v1/chat/completions", json={**CHAT, "stream": True, "stub": {"repeat": 5, "die_after": 2}}) as r:
+    with httpx.stream(
+        "POST", f"{gw}/v1/chat/completions", json={**CHAT, "stream": True, "stub": {"repeat": 5, "die_after": 2}}
+    ) as r:
         assert r.status_code == 200
         with pytest.raises(httpx.RemoteProtocolError):
             for chunk in r.iter_raw():

@@ -59,16 +59,32 @@ def test_session_created_and_update_round_trip(gw: str) -> None:
             assert created["type"] == "session.created"
             assert created["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
             assert created["session"]["audio"]["input"]["turn_detection"]["type"] == "server_vad"
-            update = {"type": "session.update", "session": {"type": "realtime", "audio": {
-                "input": {"turn_detection": {"type": "server_vad", "threshold": 0.7, "prefix_padding_ms": 200, "silence_duration_ms": 300},
-                          "transcription": {"model": "whisper-1", "language": "en"}},
-                "output": {"voice": "alloy"}}}}
+            update = {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {
+                        "input": {
+                            "turn_detection": {
+                                "type": "server_vad",
+                                "threshold": 0.7,
+                                "prefix_padding_ms": 200,
+                                "silence_duration_ms": 300,
+                            },
+                            "transcription": {"model": "whisper-1", "language": "en"},
+                        },
+                        "output": {"voice": "alloy"},
+                    },
+                },
+            }
             await ws.send(json.dumps(update))
             session = (await _next(ws))["session"]
             vad = session["audio"]["input"]["turn_detection"]
             assert (vad["threshold"], vad["prefix_padding_ms"], vad["silence_duration_ms"]) == (0.7, 200, 300)
             assert session["audio"]["output"]["voice"] == "alloy"
-            await ws.send(json.dumps({"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}))
+            await ws.send(
+                json.dumps({"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}})
+            )
             assert (await _next(ws))["session"]["audio"]["input"]["turn_detection"] is None
 
     anyio.run(run)
@@ -78,21 +94,47 @@ def test_session_created_and_update_round_trip(gw: str) -> None:
     ("event", "code", "param"),
     [
         ({"type": "input_audio_buffer.append", "audio": "not base64!!"}, "invalid_value", "audio"),
-        ({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\x01\x02\x03").decode()}, "invalid_value", "audio"),
+        (
+            {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\x01\x02\x03").decode()},
+            "invalid_value",
+            "audio",
+        ),
         ({"type": "input_audio_buffer.append"}, "invalid_value", "audio"),
         ({"type": "conversation.item.delete_everything"}, "invalid_value", "type"),
         ({"no": "type"}, "invalid_event", "type"),
-        ({"type": "session.update", "session": {"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 7}}}}},
-         "invalid_value", "session.audio.input.turn_detection.threshold"),
-        ({"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}}, "unsupported_format", None),
+        (
+            {
+                "type": "session.update",
+                "session": {"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 7}}}},
+            },
+            "invalid_value",
+            "session.audio.input.turn_detection.threshold",
+        ),
+        (
+            {"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}},
+            "unsupported_format",
+            None,
+        ),
         ({"type": "input_audio_buffer.commit"}, "input_audio_buffer_commit_empty", None),
         ({"type": "response.cancel"}, "response_cancel_not_active", None),
-        ({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_image"}]}},
-         "unsupported_content_type", "item.content[0].type"),
-        ({"type": "conversation.item.truncate", "item_id": "item_nope", "content_index": 0, "audio_end_ms": 10}, "item_not_found", "item_id"),
+        (
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_image"}]},
+            },
+            "unsupported_content_type",
+            "item.content[0].type",
+        ),
+        (
+            {"type": "conversation.item.truncate", "item_id": "item_nope", "content_index": 0, "audio_end_ms": 10},
+            "item_not_found",
+            "item_id",
+        ),
     ],
 )
-def test_bad_event_gets_an_error_event_and_the_session_goes_on(gw: str, event: dict, code: str, param: str | None) -> None:
+def test_bad_event_gets_an_error_event_and_the_session_goes_on(
+    gw: str, event: dict, code: str, param: str | None
+) -> None:
     async def run() -> None:
         async with connect(_ws(gw)) as ws:
             await _next(ws, "session.created")
@@ -135,7 +177,9 @@ def test_manual_buffer_is_bounded(gw: str) -> None:
     async def run() -> None:
         async with connect(_ws(gw), max_size=None) as ws:
             await _next(ws, "session.created")
-            await ws.send(json.dumps({"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}))
+            await ws.send(
+                json.dumps({"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}})
+            )
             await _next(ws, "session.updated")
             second = base64.b64encode(bytes(48000 * 2)).decode()  # 2 s of silence per event
             for _ in range(30):  # 60 s: the limit

@@ -31,7 +31,9 @@ TEXT_ONLY = {"output_modalities": ["text"]}
 
 def _user(text: str, **item: Any) -> str:
     content = [{"type": "input_text", "text": text}]
-    return json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": content, **item}})
+    return json.dumps(
+        {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": content, **item}}
+    )
 
 
 async def _collect(ws: Any, until: str = "response.done", timeout: float = 20) -> list[dict[str, Any]]:
@@ -74,10 +76,15 @@ def test_a_function_call_round_trip_in_openais_event_order(gw: str, stub: StubUp
 
     first, placed, second = anyio.run(run)
     kinds = [e["type"] for e in first]
-    assert "error" not in kinds and not any(k.startswith(("response.output_text", "response.output_audio")) for k in kinds)
+    assert "error" not in kinds and not any(
+        k.startswith(("response.output_text", "response.output_audio")) for k in kinds
+    )
     done = first[-1]["response"]
     assert done["status"] == "completed" and done["usage"]["total_tokens"] > 0
-    assert [(o["type"], o["name"]) for o in done["output"]] == [("function_call", "get_weather"), ("function_call", "get_time")]
+    assert [(o["type"], o["name"]) for o in done["output"]] == [
+        ("function_call", "get_weather"),
+        ("function_call", "get_time"),
+    ]
     previous = "item_question"
     for index, call in enumerate(done["output"]):
         mine = [e for e in first if e.get("item_id") == call["id"] or e.get("item", {}).get("id") == call["id"]]
@@ -101,7 +108,10 @@ def test_a_function_call_round_trip_in_openais_event_order(gw: str, stub: StubUp
     assert second[-1]["response"]["status"] == "completed"
     assert second[-1]["response"]["output"][0]["content"][0]["text"] == "Hello ✓"
     asked, answered = _chat_bodies(stub)
-    assert asked["tool_choice"] == "required" and [t["function"]["name"] for t in asked["tools"]] == ["get_weather", "get_time"]
+    assert asked["tool_choice"] == "required" and [t["function"]["name"] for t in asked["tools"]] == [
+        "get_weather",
+        "get_time",
+    ]
     assert "tools" not in answered  # the session's forced choice is none for the answer (else clients loop)
     notes = [m["content"] for m in answered["messages"] if m["role"] == "user"]
     assert any("17" in n for n in notes) and any("14:05" in n for n in notes)
@@ -181,7 +191,12 @@ def test_semantic_vad_falls_back_to_server_vad_and_keeps_the_tools(gw: str) -> N
                 "model": "gpt-realtime",
                 "tracing": "auto",
                 "tools": [WEATHER],
-                "audio": {"input": {"turn_detection": {"type": "semantic_vad", "eagerness": "medium"}, "noise_reduction": None}},
+                "audio": {
+                    "input": {
+                        "turn_detection": {"type": "semantic_vad", "eagerness": "medium"},
+                        "noise_reduction": None,
+                    }
+                },
             }
             await ws.send(json.dumps({"type": "session.update", "session": session}))
             return (await _next(ws))["session"]
@@ -197,7 +212,11 @@ def test_calls_past_the_limit_end_the_response_incomplete(gw: str, stub: StubUps
     async def run() -> list[dict[str, Any]]:
         async with connect(_ws(gw)) as ws:
             await _next(ws, "session.created")
-            await ws.send(json.dumps({"type": "session.update", "session": {**TEXT_ONLY, "tools": [WEATHER], "tool_choice": "required"}}))
+            await ws.send(
+                json.dumps(
+                    {"type": "session.update", "session": {**TEXT_ONLY, "tools": [WEATHER], "tool_choice": "required"}}
+                )
+            )
             await ws.send(_user("Weather everywhere?"))
             await ws.send(json.dumps({"type": "response.create"}))
             events = await _collect(ws)
@@ -217,25 +236,74 @@ def _item(item: dict[str, Any], **event: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("event", "code", "param"),
     [
-        (_item({"type": "function_call_output", "call_id": "call_nope", "output": "{}"}), "invalid_tool_call_id", "item.call_id"),
-        (_item({"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{not json"}), "invalid_value", "item.arguments"),
-        (_item({"type": "function_call", "call_id": "c1", "name": "get weather!", "arguments": "{}"}), "invalid_value", "item.name"),
-        ({"type": "session.update", "session": {"tools": [{**WEATHER, "parameters": {"type": "string"}}]}}, "invalid_value", "session.tools[0].parameters.type"),
-        ({"type": "session.update", "session": {"tools": [{**WEATHER, "parameters": [1]}]}}, "invalid_value", "session.tools[0].parameters"),
-        ({"type": "session.update", "session": {"tools": [{**WEATHER, "name": f"f{i}"} for i in range(65)]}}, "tools_above_max_size", "session.tools"),
-        ({"type": "session.update", "session": {"tools": [{"type": "mcp", "server_label": "x"}]}}, "unsupported_tool_type", "session.tools[0].type"),
+        (
+            _item({"type": "function_call_output", "call_id": "call_nope", "output": "{}"}),
+            "invalid_tool_call_id",
+            "item.call_id",
+        ),
+        (
+            _item({"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{not json"}),
+            "invalid_value",
+            "item.arguments",
+        ),
+        (
+            _item({"type": "function_call", "call_id": "c1", "name": "get weather!", "arguments": "{}"}),
+            "invalid_value",
+            "item.name",
+        ),
+        (
+            {"type": "session.update", "session": {"tools": [{**WEATHER, "parameters": {"type": "string"}}]}},
+            "invalid_value",
+            "session.tools[0].parameters.type",
+        ),
+        (
+            {"type": "session.update", "session": {"tools": [{**WEATHER, "parameters": [1]}]}},
+            "invalid_value",
+            "session.tools[0].parameters",
+        ),
+        (
+            {"type": "session.update", "session": {"tools": [{**WEATHER, "name": f"f{i}"} for i in range(65)]}},
+            "tools_above_max_size",
+            "session.tools",
+        ),
+        (
+            {"type": "session.update", "session": {"tools": [{"type": "mcp", "server_label": "x"}]}},
+            "unsupported_tool_type",
+            "session.tools[0].type",
+        ),
         ({"type": "session.update", "session": {"tool_choice": "sometimes"}}, "invalid_value", "session.tool_choice"),
-        ({"type": "session.update", "session": {"audio": {"input": {"noise_reduction": {"type": "near_field"}}}}}, "unsupported_value", "session.audio.input.noise_reduction"),
+        (
+            {"type": "session.update", "session": {"audio": {"input": {"noise_reduction": {"type": "near_field"}}}}},
+            "unsupported_value",
+            "session.audio.input.noise_reduction",
+        ),
         ({"type": "conversation.item.retrieve", "item_id": "item_nope"}, "item_not_found", "item_id"),
         ({"type": "conversation.item.delete", "item_id": "item_nope"}, "item_not_found", "item_id"),
         ({**json.loads(_user("Hi.")), "previous_item_id": "item_nope"}, "item_not_found", "previous_item_id"),
-        ({"type": "response.create", "response": {"tools": [WEATHER], "tool_choice": {"type": "function", "name": "nope"}}}, "invalid_value", "response.tool_choice.name"),
+        (
+            {
+                "type": "response.create",
+                "response": {"tools": [WEATHER], "tool_choice": {"type": "function", "name": "nope"}},
+            },
+            "invalid_value",
+            "response.tool_choice.name",
+        ),
         ({"type": "response.create", "response": {"metadata": {"k": 1}}}, "invalid_value", "response.metadata"),
-        ({"type": "response.create", "response": {"conversation": "conv_other"}}, "invalid_value", "response.conversation"),
-        ({"type": "response.create", "response": {"input": [{"type": "item_reference", "id": "item_nope"}]}}, "item_not_found", "response.input[0].id"),
+        (
+            {"type": "response.create", "response": {"conversation": "conv_other"}},
+            "invalid_value",
+            "response.conversation",
+        ),
+        (
+            {"type": "response.create", "response": {"input": [{"type": "item_reference", "id": "item_nope"}]}},
+            "item_not_found",
+            "response.input[0].id",
+        ),
     ],
 )
-def test_bad_function_and_item_events_get_an_error_and_the_session_goes_on(gw: str, event: dict, code: str, param: str) -> None:
+def test_bad_function_and_item_events_get_an_error_and_the_session_goes_on(
+    gw: str, event: dict, code: str, param: str
+) -> None:
     async def run() -> None:
         async with connect(_ws(gw)) as ws:
             await _next(ws, "session.created")
@@ -265,7 +333,11 @@ def test_a_function_output_over_the_limit_is_refused(gw: str, stub: StubUpstream
     async def run() -> None:
         async with connect(_ws(gw)) as ws:
             await _next(ws, "session.created")
-            await ws.send(json.dumps({"type": "session.update", "session": {**TEXT_ONLY, "tools": [WEATHER], "tool_choice": "required"}}))
+            await ws.send(
+                json.dumps(
+                    {"type": "session.update", "session": {**TEXT_ONLY, "tools": [WEATHER], "tool_choice": "required"}}
+                )
+            )
             await ws.send(_user("Weather?"))
             await ws.send(json.dumps({"type": "response.create"}))
             call = (await _next(ws, "response.done"))["response"]["output"][0]
@@ -280,13 +352,19 @@ def test_a_function_output_over_the_limit_is_refused(gw: str, stub: StubUpstream
 def test_native_history_keeps_each_tool_message_after_its_call(stub_url: str, stub: StubUpstream) -> None:
     """JUNE_GATEWAY_REALTIME_TOOL_HISTORY=native: calls are assistant tool_calls, outputs tool messages, and a
     history trimmed past max_turns never sends a tool message whose call is gone (vLLM refuses it)."""
-    settings = gateway_settings(stub_url, realtime=RealtimeSettings(max_turns=1, tool_history="native"), read_timeout=10)
+    settings = gateway_settings(
+        stub_url, realtime=RealtimeSettings(max_turns=1, tool_history="native"), read_timeout=10
+    )
     stub.calls = [("get_weather", '{"city": "Paris"}')]
 
     async def run(url: str) -> None:
         async with connect(_ws(url)) as ws:
             await _next(ws, "session.created")
-            await ws.send(json.dumps({"type": "session.update", "session": {**TEXT_ONLY, "tools": [WEATHER], "tool_choice": "required"}}))
+            await ws.send(
+                json.dumps(
+                    {"type": "session.update", "session": {**TEXT_ONLY, "tools": [WEATHER], "tool_choice": "required"}}
+                )
+            )
             await ws.send(_user("Weather in Paris?"))
             await ws.send(json.dumps({"type": "response.create"}))
             call = (await _next(ws, "response.done"))["response"]["output"][0]

@@ -60,7 +60,7 @@ def bad(call: Any, *args: Any, **kwargs: Any) -> BadEvent:
 
 def test_tools_round_trip_to_the_session_and_to_chat_completions() -> None:
     tools = parse_tools([WEATHER, {"type": "function", "name": "now"}])
-    assert [t.wire() for t in tools][0] == WEATHER
+    assert tools[0].wire() == WEATHER
     assert tools[1].parameters == {"type": "object", "properties": {}}  # no parameters: a function of nothing
     fields = chat_tools(tools, parse_tool_choice("required", tools))
     assert fields["tool_choice"] == "required"

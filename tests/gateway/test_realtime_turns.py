@@ -30,7 +30,9 @@ QUESTION = "What is the capital of Germany?"
 @pytest.fixture(scope="module")
 def short_memory_gw(stub_url: str) -> Iterator[str]:
     """A gateway over the stub whose realtime sessions remember two turns."""
-    with serve_in_thread(create_app(gateway_settings(stub_url, realtime=RealtimeSettings(max_turns=2), read_timeout=10))) as url:
+    with serve_in_thread(
+        create_app(gateway_settings(stub_url, realtime=RealtimeSettings(max_turns=2), read_timeout=10))
+    ) as url:
         yield url
 
 
@@ -65,10 +67,21 @@ def test_typed_turn_streams_the_reply_in_openais_event_order(short_memory_gw: st
 
     log = anyio.run(run)
     types = [m["type"] for m in log]
-    order = ["session.created", "conversation.item.added", "conversation.item.done", "response.created", "response.output_item.added",
-             "response.content_part.added", "response.output_audio_transcript.delta", "response.output_audio.delta",
-             "response.output_audio.done", "response.output_audio_transcript.done", "response.content_part.done",
-             "response.output_item.done", "response.done"]
+    order = [
+        "session.created",
+        "conversation.item.added",
+        "conversation.item.done",
+        "response.created",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_audio_transcript.delta",
+        "response.output_audio.delta",
+        "response.output_audio.done",
+        "response.output_audio_transcript.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.done",
+    ]
     positions = [types.index(t) for t in order]
     assert positions == sorted(positions), types
     done = log[-1]["response"]
@@ -93,7 +106,9 @@ def test_the_llm_and_tts_take_turns(stub_url: str, stub: StubUpstream, turns: bo
             await _typed_turn(ws, "Why is the sky blue?", log)
         return log
 
-    with serve_in_thread(create_app(gateway_settings(stub_url, realtime=RealtimeSettings(llm_pauses_for_tts=turns), read_timeout=10))) as url:
+    with serve_in_thread(
+        create_app(gateway_settings(stub_url, realtime=RealtimeSettings(llm_pauses_for_tts=turns), read_timeout=10))
+    ) as url:
         log = anyio.run(run, url)
     assert log[-1]["response"]["output"][0]["content"][0]["transcript"] == "".join(stub.script)
     deltas = [m["delta"] for m in log if m["type"] == "response.output_audio_transcript.delta"]
@@ -107,9 +122,15 @@ def test_the_llm_and_tts_take_turns(stub_url: str, stub: StubUpstream, turns: bo
         return
     assert stub.stream_cut.is_set()  # a stream was closed after "The sky is blue"
     assert [s.path.rsplit("/", 1)[1] for s in calls] == ["completions", "speech"] * 3
-    assert [body["input"] for body in speech] == ["The sky is blue", "because air scatters blue light.", "Sunsets are red."]
+    assert [body["input"] for body in speech] == [
+        "The sky is blue",
+        "because air scatters blue light.",
+        "Sunsets are red.",
+    ]
     assert all(body["service_tier"] == "priority" for body in speech)  # TTS has every core while the LLM waits
-    for spoken, resumed in zip(calls[1::2], calls[2::2], strict=False):  # the last TTS call is followed by none; after the whole of the piece's audio (2 gaps)
+    for spoken, resumed in zip(
+        calls[1::2], calls[2::2], strict=False
+    ):  # the last TTS call is followed by none; after the whole of the piece's audio (2 gaps)
         assert resumed.at - spoken.at >= 2 * AUDIO_GAP
     first, *continued = chats
     assert [body["messages"][-1] for body in continued] == [
@@ -144,21 +165,33 @@ def test_spoken_turn_is_cut_by_server_vad_and_answered(gw: str, stub: StubUpstre
         log: list[dict[str, Any]] = []
         async with connect(gw.replace("http", "ws") + "/v1/realtime") as ws:
             # No session.update first: audio is taken with the defaults (server VAD on), as OpenAI does.
-            await stream_pcm(question, lambda b64: ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64})), pace=0)
+            await stream_pcm(
+                question, lambda b64: ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64})), pace=0
+            )
             await _until(ws, "response.done", log)
         return log
 
     log = anyio.run(run)
     types = [m["type"] for m in log]
-    for kind in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped", "input_audio_buffer.committed",
-                 "conversation.item.input_audio_transcription.completed", "response.created", "response.done"):
+    for kind in (
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.input_audio_transcription.completed",
+        "response.created",
+        "response.done",
+    ):
         assert kind in types, types
     started = next(m for m in log if m["type"] == "input_audio_buffer.speech_started")
     stopped = next(m for m in log if m["type"] == "input_audio_buffer.speech_stopped")
     assert 0 <= started["audio_start_ms"] <= 300  # the clip starts after 0.3 s of silence, minus prefix padding
     clip_ms = len(question) // 48
     assert clip_ms - 1000 < stopped["audio_end_ms"] <= clip_ms  # speech ends 1 s before the clip does
-    assert started["item_id"] == stopped["item_id"] == next(m for m in log if m["type"] == "input_audio_buffer.committed")["item_id"]
+    assert (
+        started["item_id"]
+        == stopped["item_id"]
+        == next(m for m in log if m["type"] == "input_audio_buffer.committed")["item_id"]
+    )
     # The committed turn reached transcription as a WAV of the speech (with the prefix padding): the
     # stub answers with its size.
     upload = next(s for s in stub.seen if s.path == "/v1/audio/transcriptions")
@@ -216,7 +249,12 @@ def test_vad_reports_a_pause_before_the_stop_and_a_resume_when_speech_goes_on(va
     assert [kind for kind, _ in events] == ["start", "pause", "stop"]
     assert 200 <= events[2][1] - events[1][1] <= 300  # the pause comes 250 ms of silence before the stop
     # Speech, a short silence (a pause, not an end), speech again: one turn.
-    kinds = [kind for kind, _ in _chunks(_two_parts(question), TurnDetector(vad, VadOptions(silence_duration_ms=900), pause_ms=450))]
+    kinds = [
+        kind
+        for kind, _ in _chunks(
+            _two_parts(question), TurnDetector(vad, VadOptions(silence_duration_ms=900), pause_ms=450)
+        )
+    ]
     assert kinds[:2] == ["start", "pause"] and "resume" in kinds and kinds.count("stop") == 1 and kinds[-1] == "stop"
     assert kinds.index("resume") < kinds.index("stop")
 
@@ -239,9 +277,13 @@ def _spoken_turn(gw: str, pcm: bytes, silence_ms: int = 500) -> tuple[list[dict[
 
         async with connect(gw.replace("http", "ws") + "/v1/realtime") as ws:
             vad = {"type": "server_vad", "silence_duration_ms": silence_ms}
-            await ws.send(json.dumps({"type": "session.update", "session": {"audio": {"input": {"turn_detection": vad}}}}))
+            await ws.send(
+                json.dumps({"type": "session.update", "session": {"audio": {"input": {"turn_detection": vad}}}})
+            )
             reader = asyncio.create_task(read())
-            await stream_pcm(pcm, lambda b64: ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64})), pace=1.0)
+            await stream_pcm(
+                pcm, lambda b64: ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64})), pace=1.0
+            )
             async with asyncio.timeout(20):
                 await reader
         return log, arrived
@@ -249,7 +291,9 @@ def _spoken_turn(gw: str, pcm: bytes, silence_ms: int = 500) -> tuple[list[dict[
     return anyio.run(run)
 
 
-def test_a_turn_is_transcribed_while_vad_waits_to_be_sure_it_ended(gw: str, stub: StubUpstream, question: bytes) -> None:
+def test_a_turn_is_transcribed_while_vad_waits_to_be_sure_it_ended(
+    gw: str, stub: StubUpstream, question: bytes
+) -> None:
     stub.reset()
     log, arrived = _spoken_turn(gw, question)
     uploads = [s for s in stub.seen if s.path == "/v1/audio/transcriptions"]
@@ -287,12 +331,17 @@ def test_a_realtime_response_is_one_trace_through_the_gateways_own_routes(stub_u
     with serve_in_thread(app) as url:
         anyio.run(run, url)
         deadline = time.monotonic() + 10
-        while not [s for s in exporter.get_finished_spans() if s.name == "realtime.response"] and time.monotonic() < deadline:
+        while (
+            not [s for s in exporter.get_finished_spans() if s.name == "realtime.response"]
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
     spans = exporter.get_finished_spans()
     (response,) = [s for s in spans if s.name == "realtime.response"]
     trace = [s for s in spans if s.context.trace_id == response.context.trace_id]
-    clients = {s.name for s in trace if s.kind == SpanKind.CLIENT and s.parent and s.parent.span_id == response.context.span_id}
+    clients = {
+        s.name for s in trace if s.kind == SpanKind.CLIENT and s.parent and s.parent.span_id == response.context.span_id
+    }
     servers = {s.attributes.get("http.route") for s in trace if s.kind == SpanKind.SERVER}
     assert {"/v1/chat/completions", "/v1/audio/speech"} <= servers, (clients, servers)
     assert any("POST" in name for name in clients), clients

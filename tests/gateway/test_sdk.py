@@ -19,9 +19,7 @@ def _client(base: str, key: str) -> openai.OpenAI:
 
 def test_chat_stream_through_the_gateway(keyed_gw: str) -> None:
     client = _client(keyed_gw, KEYS[1])
-    stream = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
-    )
+    stream = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True)
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == SSE_TEXT

@@ -8,8 +8,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from gateway.app import create_app
 from core.observability import setup
+from gateway.app import create_app
 from tests.gateway.conftest import gateway_settings, serve_in_thread
 from tests.gateway.stub_upstream import StubUpstream
 
@@ -50,8 +50,13 @@ def test_with_traces_off_the_client_traceparent_passes_through_unchanged(
     assert not telemetry.recording
     with serve_in_thread(create_app(gateway_settings(stub_url), telemetry=telemetry)) as url:
         for headers in ({"traceparent": CLIENT_TRACE, "tracestate": "vendor=1"}, {}):
-            r = httpx.post(f"{url}/v1/chat/completions", json={"model": "m", "messages": []}, headers=headers, trust_env=False)
+            r = httpx.post(
+                f"{url}/v1/chat/completions", json={"model": "m", "messages": []}, headers=headers, trust_env=False
+            )
             assert r.status_code == 200
     traced, plain = stub.seen
-    assert [(k, v) for k, v in traced.headers if k in ("traceparent", "tracestate")] == [("traceparent", CLIENT_TRACE), ("tracestate", "vendor=1")]
+    assert [(k, v) for k, v in traced.headers if k in ("traceparent", "tracestate")] == [
+        ("traceparent", CLIENT_TRACE),
+        ("tracestate", "vendor=1"),
+    ]
     assert plain.header("traceparent") is None  # no id minted for a request nobody traces

@@ -89,7 +89,9 @@ def test_least_busy_routing_and_a_dead_upstream_taken_out_and_back() -> None:
 
 
 def test_all_upstreams_down_is_a_502_envelope_and_unready(caplog: pytest.LogCaptureFixture) -> None:
-    settings = gateway_settings(f"http://127.0.0.1:{free_port()}", llm_urls=[f"http://127.0.0.1:{free_port()}" for _ in range(2)])
+    settings = gateway_settings(
+        f"http://127.0.0.1:{free_port()}", llm_urls=[f"http://127.0.0.1:{free_port()}" for _ in range(2)]
+    )
     # Litestar's logging config replaces the root handlers (caplog's too): listen on "gateway" itself.
     logging.getLogger("gateway").addHandler(caplog.handler)
     try:

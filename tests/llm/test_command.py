@@ -70,7 +70,9 @@ def test_gpu_command_uses_hub_id_parsers_and_settings() -> None:
     assert flag(argv, "--reasoning-parser") == "qwen3" and flag(argv, "--tool-call-parser") == "hermes"
     assert "--enforce-eager" not in argv
     assert argv[-4:] == ["--max-num-seqs", "8", "--kv-cache-dtype", "fp8"]
-    assert "VLLM_CPU_KVCACHE_SPACE" not in env and "HF_HUB_OFFLINE" not in env and "JUNE_LLM_CPU_IDLE_SPIN_MS" not in env
+    assert (
+        "VLLM_CPU_KVCACHE_SPACE" not in env and "HF_HUB_OFFLINE" not in env and "JUNE_LLM_CPU_IDLE_SPIN_MS" not in env
+    )
 
 
 def test_coder_preset_uses_the_qwen3_coder_tool_parser() -> None:

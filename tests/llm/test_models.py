@@ -91,7 +91,9 @@ def test_converted_model_is_built_once_and_reused() -> None:
     assert time.monotonic() - start < 1.0
 
 
-def test_the_15b_preset_is_chosen_by_name_only_and_packaged_in_its_own_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_15b_preset_is_chosen_by_name_only_and_packaged_in_its_own_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import tomllib
 
     from june.llm.models import QWEN25_CODER_15B
@@ -102,7 +104,11 @@ def test_the_15b_preset_is_chosen_by_name_only_and_packaged_in_its_own_extra(mon
     monkeypatch.setenv("JUNE_LLM_MODEL", CPU_PRESET_15B)
     settings = LLMSettings(_env_file=None)
     preset = get_preset(settings.model)
-    assert (preset.offline, preset.served_model_name, preset.device) == (QWEN25_CODER_15B, "qwen2.5-coder-1.5b-instruct", "cpu")
+    assert (preset.offline, preset.served_model_name, preset.device) == (
+        QWEN25_CODER_15B,
+        "qwen2.5-coder-1.5b-instruct",
+        "cpu",
+    )
     assert check_fit(preset, [], settings, vllm_flavour="cpu").ok
     assert resolve_preset(LLMSettings(_env_file=None, model="auto"), []).name == CPU_PRESET  # never the default
 

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def client(gateway_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", http_client=httpx.Client(timeout=120), max_retries=0)
+    return openai.OpenAI(
+        base_url=f"{gateway_url}/v1", api_key="unused", http_client=httpx.Client(timeout=120), max_retries=0
+    )
 
 
 def test_tool_call_through_the_gateway(client: openai.OpenAI) -> None:

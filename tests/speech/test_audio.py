@@ -134,7 +134,15 @@ def flac_with_declared_samples(samples: np.ndarray, rate: int, declared: int | N
 def wav_header_only(rate: int, data_bytes: int) -> bytes:
     """A PCM s16 mono WAV at `rate` Hz with `data_bytes` of silence."""
     fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, 2 * rate, 2, 16)
-    return b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", data_bytes) + b"\0" * data_bytes
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_bytes)
+        + b"\0" * data_bytes
+    )
 
 
 @pytest.mark.parametrize(
@@ -143,7 +151,9 @@ def wav_header_only(rate: int, data_bytes: int) -> bytes:
         pytest.param(flac_with_declared_samples(np.zeros(3600, np.int16), 1), id="flac-1h-at-1Hz"),
         pytest.param(wav_header_only(1, 32_000), id="wav-4h-at-1Hz"),
         pytest.param(wav_header_only(8000, 16000 * 40), id="wav-40s-at-8kHz"),
-        pytest.param(flac_with_declared_samples(np.zeros(8000, np.int16), 8000, declared=8000 * 7200), id="flac-declares-2h"),
+        pytest.param(
+            flac_with_declared_samples(np.zeros(8000, np.int16), 8000, declared=8000 * 7200), id="flac-declares-2h"
+        ),
     ],
 )
 def test_audio_declaring_more_than_the_limit_is_refused_before_decoding(data: bytes) -> None:

@@ -43,7 +43,9 @@ def nested(depth: int, kind: str) -> str:
 
 def bad_utf8(rng: random.Random) -> bytes:
     # Lone continuation bytes, truncated sequences, overlong forms, surrogates encoded, 0xff/0xfe.
-    return rng.choice([b"\x80", b"\xc3", b"\xe2\x82", b"\xc0\xaf", b"\xed\xa0\x80", b"\xff\xfe", b"\xf8\x88\x80\x80\x80"])
+    return rng.choice(
+        [b"\x80", b"\xc3", b"\xe2\x82", b"\xc0\xaf", b"\xed\xa0\x80", b"\xff\xfe", b"\xf8\x88\x80\x80\x80"]
+    )
 
 
 @pytest.mark.parametrize("seed", range(3))

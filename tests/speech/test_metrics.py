@@ -21,8 +21,12 @@ def sample(text: str, line: str) -> float | None:
 
 def test_two_speech_apps_in_one_process_keep_their_own_metrics():
     # No lifespan (no `with`): no model is loaded; the routes below need none.
-    one = create_app(SpeechSettings(max_concurrency=1, max_queue=0), telemetry=observability.setup("speech", json_logs=False))
-    two = create_app(SpeechSettings(max_concurrency=3, max_queue=0), telemetry=observability.setup("speech", json_logs=False))
+    one = create_app(
+        SpeechSettings(max_concurrency=1, max_queue=0), telemetry=observability.setup("speech", json_logs=False)
+    )
+    two = create_app(
+        SpeechSettings(max_concurrency=3, max_queue=0), telemetry=observability.setup("speech", json_logs=False)
+    )
     held = one.state.engines.admit()
     with pytest.raises(Busy):
         one.state.engines.admit()  # the queue of app one is full: counted as rejected there only

@@ -296,7 +296,9 @@ def test_all_cores_synthesis_runs_on_a_session_with_a_thread_per_core() -> None:
 
     cores = len(os.sched_getaffinity(0))
     synth = OnnxSynthesizer(threads=1)
-    threads = {name: getattr(synth, name).sess.get_session_options().intra_op_num_threads for name in ("_kokoro", "_all_cores")}
+    threads = {
+        name: getattr(synth, name).sess.get_session_options().intra_op_num_threads for name in ("_kokoro", "_all_cores")
+    }
     assert threads == {"_kokoro": 1, "_all_cores": cores}
     voice = ((synth.default_voice, 1.0),)
     one, every = (synth.synthesize("Good morning.", voice=voice, all_cores=flag).samples for flag in (False, True))

@@ -32,5 +32,7 @@ def test_june_up_says_which_model_failed_to_preload_and_stops() -> None:
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert "speech exited with code 3 before it was ready" in out, out
-    assert "june up: speech cannot serve: preloading model 'piper' failed (ValueError: default voice 'nobody'" in out, out
+    assert "june up: speech cannot serve: preloading model 'piper' failed (ValueError: default voice 'nobody'" in out, (
+        out
+    )
     assert "stopped." in out

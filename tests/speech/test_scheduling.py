@@ -49,9 +49,10 @@ def test_requests_are_served_whole_in_arrival_order(speech_url: str, sentence: n
     def one(i: int) -> None:
         files = {"file": ("two.wav", clip)}
         fields = {"model": "tiny.en", "stream": "true"}
-        with httpx.Client(base_url=speech_url, timeout=300) as h, h.stream(
-            "POST", "/v1/audio/transcriptions", files=files, data=fields
-        ) as r:
+        with (
+            httpx.Client(base_url=speech_url, timeout=300) as h,
+            h.stream("POST", "/v1/audio/transcriptions", files=files, data=fields) as r,
+        ):
             assert r.status_code == 200, r.read()
             for line in r.iter_lines():
                 if kind := re.search(r'"type": "transcript\.text\.(delta|done)"', line):
@@ -90,7 +91,9 @@ def test_a_client_that_leaves_gives_up_its_queue_place_and_its_slot(speech_url: 
             time.sleep(0.1)
         for t in leavers:
             t.join(60)
-        r = http.post("/v1/audio/transcriptions", files={"file": ("one.wav", spoken(sentence, 1))}, data={"model": "tiny.en"})
+        r = http.post(
+            "/v1/audio/transcriptions", files={"file": ("one.wav", spoken(sentence, 1))}, data={"model": "tiny.en"}
+        )
         assert r.status_code == 200 and "kitchen" in r.json()["text"].lower(), r.text
         # The leavers' places are gone: nothing admitted is left once this request is answered.
         assert metric(http, "june_speech_queue_depth") == 0.0

@@ -138,9 +138,7 @@ def test_streamed_transcription_events(client: openai.OpenAI, clip_wav: bytes) -
 
 
 @pytest.mark.parametrize("said_twice", ["Turn on the lights. Turn on the lights.", "I said no. I said no."])
-def test_a_sentence_said_twice_is_transcribed_twice(
-    client: openai.OpenAI, tmp_path: Path, said_twice: str
-) -> None:
+def test_a_sentence_said_twice_is_transcribed_twice(client: openai.OpenAI, tmp_path: Path, said_twice: str) -> None:
     """The hallucination guard drops Whisper's repetition loops, not a user who repeats themselves.
 
     The property is "heard twice", not Whisper's exact words: int8 Whisper hears a word differently
@@ -207,9 +205,14 @@ def test_every_speech_format_streams_in_sentence_chunks(tts_url: str, fmt: str) 
     """The reply arrives in several chunks (one per sentence) that join into one decodable file; pcm
     is at 24 kHz whatever the engine's own rate."""
     chunks: list[bytes] = []
-    with httpx.Client(timeout=120) as h, h.stream(
-        "POST", f"{tts_url}/v1/audio/speech", json={"input": TWO_SENTENCES, "voice": "alloy", "response_format": fmt}
-    ) as r:
+    with (
+        httpx.Client(timeout=120) as h,
+        h.stream(
+            "POST",
+            f"{tts_url}/v1/audio/speech",
+            json={"input": TWO_SENTENCES, "voice": "alloy", "response_format": fmt},
+        ) as r,
+    ):
         assert r.status_code == 200
         assert "content-length" not in r.headers  # chunked: sent while later sentences synthesize
         chunks = [c for c in r.iter_raw() if c]
@@ -231,7 +234,7 @@ def test_speech_sse_events(tts_client: openai.OpenAI, client: openai.OpenAI, eng
         model="gpt-4o-mini-tts", voice=voice, input=TWO_SENTENCES, response_format="mp3", stream_format="sse",
     ) as r:  # fmt: skip
         assert r.headers["content-type"].startswith("text/event-stream")
-        events = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: ")]
+        events = [json.loads(line[len("data: ") :]) for line in r.iter_lines() if line.startswith("data: ")]
     assert [e["type"] for e in events] == ["core.audio.delta"] * (len(events) - 1) + ["core.audio.done"]
     assert len(events) >= 3 and events[-1]["usage"]["input_tokens"] == len(TWO_SENTENCES)
     mp3 = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
@@ -349,11 +352,11 @@ def test_ready_and_metrics(http: httpx.Client, clip_wav: bytes) -> None:
     assert transcribe(http, clip_wav, "c.wav").status_code == 200
     text = http.get("/metrics").text
     for name in (
-        "june_speech_audio_seconds_total{kind=\"stt\",model=\"base\"}",
+        'june_speech_audio_seconds_total{kind="stt",model="base"}',
         "june_speech_real_time_factor_bucket",
         "june_speech_model_call_seconds_count",
         "june_speech_queue_depth",
-        "_requests_total{app_name=\"speech\"",  # per-request metrics of core.observability
+        '_requests_total{app_name="speech"',  # per-request metrics of core.observability
     ):
         assert name in text, name
 
@@ -417,7 +420,7 @@ def test_first_clause_is_streamed_on_its_own(tts_client: openai.OpenAI, client: 
     with tts_client.audio.speech.with_streaming_response.create(
         model="tts-1", voice="alloy", input=reply, response_format="pcm", stream_format="sse"
     ) as r:
-        events = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: ")]
+        events = [json.loads(line[len("data: ") :]) for line in r.iter_lines() if line.startswith("data: ")]
     chunks = [base64.b64decode(e["audio"]) for e in events[:-1]]
 
     def pcm(text: str) -> bytes:
