@@ -22,7 +22,7 @@ from typing import Any, Literal
 from benchmarks.models import ContextFull, Model, ModelError, ModelTimeout, Reply, ToolCall
 from benchmarks.sandbox import TASK_DIR
 from benchmarks.tools import SCHEMAS, Submitted, Tools
-from core.text import strip_reasoning
+from core.reasoning import strip_reasoning
 
 Status = Literal["submitted", "step_limit", "token_limit", "context_limit", "time_limit", "repeated", "error"]
 

@@ -2,7 +2,7 @@
 (`gateway.realtime_reply`): LLM deltas → visible text → sentence (or clause) pieces → speech.
 
 `stream_reply` streams the chat completion (`VoiceClient.stream_chat`), cuts reasoning out as it
-comes (`core.text.VisibleStream`), cuts the visible text into pieces (`core.text.SentenceSplitter`:
+comes (`core.reasoning.VisibleStream`), cuts the visible text into pieces (`core.text.SentenceSplitter`:
 sentences, and with `ReplyOptions.clause_pieces` the first pieces at a clause, the one first-clause
 rule that speech's `lead_clause` keeps) and hands each piece, in order, to the caller's `speak`
 while the model goes on generating. `speak` decides what speech is: the pipeline starts a synthesis
@@ -16,7 +16,7 @@ and the LLM then goes on from the text so far (vLLM's `continue_final_message`, 
 The late ``</think>`` fix-up: a reasoning model may show that earlier text was reasoning only at a
 stray ``</think>`` (its template opened the block in the prompt). The pieces already spoken are then
 not the reply; `Reply.rewritten` says so and `Reply.text` is the whole content with reasoning
-removed (`core.text.strip_reasoning`), what the caller stores and, if it likes, speaks again.
+removed (`core.reasoning.strip_reasoning`), what the caller stores and, if it likes, speaks again.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.text import MIN_CHARS, SentenceSplitter, VisibleStream, strip_reasoning
+from core.reasoning import VisibleStream, strip_reasoning
+from core.text import MIN_CHARS, SentenceSplitter
 from core.voice_client import VoiceClient
 
 __all__ = ["Reply", "ReplyOptions", "stream_reply"]

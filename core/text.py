@@ -1,12 +1,10 @@
-"""Text shared by speech and the bots: reasoning removed, what is read aloud, sentences, message pieces.
+"""The one sentence splitter that speech, the bots, the realtime session and message splitting share.
 
-LLM replies arrive as Markdown with emoji, sometimes with ``<think>`` reasoning; Kokoro would spell
-out "asterisk", "hash" or an emoji's name. `strip_reasoning` / `VisibleStream` drop the reasoning
-(whole or streamed), `speakable` keeps the words, and one sentence splitter cuts text into pieces
-small enough to synthesize one by one, so the first is spoken while the rest are still generated or
-synthesized: `SentenceSplitter` on a stream (the bots' overlap, the realtime session), `sentences`
-on whole text (the speech service), `split_message` for chat-message limits. All three use the same
-boundaries (`_boundaries`).
+Text is cut into pieces small enough to synthesize one by one, so the first is spoken while the rest
+are still generated or synthesized: `SentenceSplitter` on a stream (the bots' overlap, the realtime
+session), `sentences` on whole text (the speech service), `split_message` for chat-message limits.
+All three use the same boundaries (`_boundaries`); `lead_clause` and the stream share one
+first-clause rule (`_clause_end`). (What is read aloud is core.speakable; reasoning, core.reasoning.)
 
 Where a sentence ends is decided by sentencex (Wikimedia, PyPI; Rust, no dependencies, ~4 MB,
 ≈0.5 ms per 1000 characters): it knows abbreviations ("e.g.", "Dr.", "5 p.m.", "U.S.", "etc."),
@@ -29,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 
 from sentencex import get_sentence_boundaries
 
@@ -38,145 +35,10 @@ __all__ = [
     "MIN_CHARS",
     "SOFT_CLAUSE",
     "SentenceSplitter",
-    "VisibleStream",
     "lead_clause",
     "sentences",
-    "speakable",
     "split_message",
-    "strip_reasoning",
 ]
-
-_FENCE = re.compile(r"```.*?(```|$)", re.S)  # code blocks are not read; unterminated ones to the end
-_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_URL = re.compile(r"https?://\S+")
-_HTML = re.compile(r"</?[a-zA-Z][^>]*>")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*", re.M)
-_QUOTE = re.compile(r"^\s*>+\s?", re.M)
-_BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+", re.M)
-_RULE = re.compile(r"^\s*(?:[-*_]\s*){3,}$", re.M)
-_TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{3,}.*$", re.M)
-_EMPHASIS = re.compile(r"(\*{1,3}|_{2,3}|~~)(?=\S)(.+?)(?<=\S)\1")
-_MARKS = re.compile(r"[`*#|~]|(?<!\w)_|_(?!\w)")
-_SPACES = re.compile(r"[ \t]+")
-# Emoji and pictographs: "So" symbols plus joiners/selectors/skin tones/keycap that belong to them.
-_EMOJI_EXTRA = {"\u200d", "\ufe0e", "\ufe0f", "\u20e3"}
-
-
-def _strip_emoji(text: str) -> str:
-    return "".join(
-        ch
-        for ch in text
-        if ch not in _EMOJI_EXTRA
-        and not (unicodedata.category(ch) == "So" or 0x1F3FB <= ord(ch) <= 0x1F3FF or 0xE0020 <= ord(ch) <= 0xE007F)
-    )
-
-
-def speakable(text: str) -> str:
-    """`text` without Markdown syntax, code blocks, URLs, HTML tags or emoji; line breaks kept.
-
-    Link and emphasis text is kept ("[docs](http://x)" → "docs", "**bold**" → "bold").
-    May return "" (e.g. for "🎉" or a code block only).
-    """
-    text = _FENCE.sub(" ", text)
-    text = _IMAGE.sub(r"\1", text)
-    text = _LINK.sub(r"\1", text)
-    text = _URL.sub(" ", text)
-    text = _HTML.sub(" ", text)
-    text = _RULE.sub("", text)
-    text = _TABLE_SEP.sub("", text)
-    text = _HEADING.sub("", text)
-    text = _QUOTE.sub("", text)
-    text = _BULLET.sub("", text)
-    for _ in range(2):  # nested emphasis such as ***x*** or **_x_**
-        text = _EMPHASIS.sub(r"\2", text)
-    text = _MARKS.sub(" ", text)
-    text = _strip_emoji(text)
-    lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
-    return "\n".join(line for line in lines if line)
-
-
-# --- Reasoning ---------------------------------------------------------------------------------
-
-# <think> and </think>, any case, with stray whitespace inside the brackets ("< /think >").
-_TAG = re.compile(r"<\s{0,2}(/?)\s{0,2}think\s{0,2}>", re.I)
-_BLOCK = re.compile(_TAG.pattern.replace("(/?)", "") + r".*?" + _TAG.pattern.replace("(/?)", "/"), re.I | re.S)
-# What the end of a delta may hold of a tag still being streamed ("<", "</thi", "<think ").
-_PARTIAL_TAG = re.compile(r"<\s{0,2}/?\s{0,2}(?:t(?:h(?:i(?:n(?:k\s{0,2})?)?)?)?)?", re.I)
-
-
-def strip_reasoning(content: str) -> str:
-    """`content` without reasoning, stripped: ``<think>…</think>`` blocks removed, then
-
-    - an unterminated ``<think>`` drops everything after it (the model ran out of tokens mid-thought),
-    - a stray ``</think>`` drops everything before it (chat templates such as Qwen3's open the block
-      in the prompt, so only the closing tag reaches the content).
-
-    Tags match in any case and with whitespace inside ("<THINK>", "</ think>"). Used for what the
-    bots store and show, the realtime session's final text and the coding agent's next prompt.
-    """
-    text = _BLOCK.sub("", content)
-    closes = [m for m in _TAG.finditer(text) if m.group(1)]
-    if closes:
-        text = text[closes[-1].end() :]
-    if opened := _TAG.search(text):
-        text = text[: opened.start()]
-    return text.strip()
-
-
-class VisibleStream:
-    """Turns streamed content deltas into the text the user may see, reasoning cut out on the fly.
-
-    ``feed(delta)`` returns the newly visible text; ``feed("", final=True)`` ends the stream. Text
-    inside ``<think>…</think>`` is held back and dropped once the block closes; a possibly partial
-    tag at the end (``"<thi"``) is held until the next delta decides it. A stray ``</think>``
-    (template-opened reasoning) discards what came before it that was not yet returned;
-    `strip_reasoning` on the whole content stays the reference for what is stored.
-    """
-
-    def __init__(self) -> None:
-        self._pending = ""  # received, not yet decided
-        self._in_think = False
-
-    def feed(self, delta: str, *, final: bool = False) -> str:
-        self._pending += delta
-        out: list[str] = []
-        while self._pending:
-            # In reasoning only its end counts; outside, an opening or a stray closing tag.
-            tag = next((m for m in _TAG.finditer(self._pending) if m.group(1) or not self._in_think), None)
-            if self._in_think:
-                if tag is None:
-                    # Keep only a possible partial closing tag; the rest is reasoning.
-                    self._pending = self._pending[len(self._pending) - _partial_tag_suffix(self._pending) :]
-                    break
-                self._pending = self._pending[tag.end() :]
-                self._in_think = False
-                continue
-            if tag is not None and tag.group(1):
-                out.clear()  # reasoning opened by the template: what came before was thinking
-                self._pending = self._pending[tag.end() :]
-                continue
-            if tag is not None:
-                out.append(self._pending[: tag.start()])
-                self._pending = self._pending[tag.end() :]
-                self._in_think = True
-                continue
-            keep = 0 if final else _partial_tag_suffix(self._pending)
-            out.append(self._pending[: len(self._pending) - keep])
-            self._pending = self._pending[len(self._pending) - keep :]
-            break
-        if final:
-            self._pending = ""
-        return "".join(out)
-
-
-def _partial_tag_suffix(text: str) -> int:
-    """Length of the suffix of `text` that may still become a think tag (0 if none)."""
-    start = text.rfind("<", max(0, len(text) - 16))
-    return len(text) - start if start >= 0 and _PARTIAL_TAG.fullmatch(text, start) else 0
-
-
-# --- Sentences ---------------------------------------------------------------------------------
 
 MIN_CHARS = 12
 """Pieces shorter than this are joined to the next one, for speech, the bots and the realtime path:

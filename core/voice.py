@@ -25,8 +25,9 @@ import httpx
 import numpy as np
 
 from core.audio import AudioDecodeError, decode, encode
+from core.reasoning import strip_reasoning
 from core.reply import ReplyOptions, stream_reply
-from core.text import speakable, strip_reasoning
+from core.speakable import speakable
 from core.voice_client import Message, VoiceClient
 from core.voice_errors import VoiceError
 
@@ -72,7 +73,7 @@ class PipelineResult:
     """What one exchange produced.
 
     `transcript` is the user's words (the text itself for `run_text`); `reply` is the answer as
-    sent and stored in history, reasoning removed (speech gets what `core.text.speakable` keeps);
+    sent and stored in history, reasoning removed (speech gets what `core.speakable.speakable` keeps);
     `audio` is the spoken reply as OGG/Opus bytes (48 kHz mono) and `samples` the same as float32
     PCM at SAMPLE_RATE, both None when speech was not asked for or nothing in the reply is speakable
     (only code, links or emoji: the answer then goes as text).
@@ -219,7 +220,7 @@ class VoicePipeline:
         return reply, np.concatenate(parts), t_chat, first
 
     async def speak(self, text: str) -> bytes:
-        """`text` spoken as OGG/Opus bytes (what `core.text.speakable` keeps of it). Raises VoiceError."""
+        """`text` spoken as OGG/Opus bytes (what `core.speakable.speakable` keeps of it). Raises VoiceError."""
         samples = await self._synthesize(text)
         return await asyncio.to_thread(encode, samples, SAMPLE_RATE, "opus")
 

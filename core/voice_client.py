@@ -59,7 +59,7 @@ from core.busy import Patience, current_patience, retry_after
 from core.retry import Classify
 from core.retry import retry as retry_call
 from core.served import NoServedModel, model_ids
-from core.text import speakable
+from core.speakable import speakable
 from core.voice_errors import BUSY_STATUSES, EmptyTranscript, Stage, VoiceError, status_error, transport_error, where
 
 __all__ = ["Message", "Transcript", "VoiceClient"]
@@ -235,7 +235,7 @@ class VoiceClient:
                 raise VoiceError("chat", f"malformed stream chunk: {e}") from e
 
     async def speech(self, text: str, *, model: str = "tts-1", voice: str | None = None) -> bytes:
-        """`text` spoken (what `core.text.speakable` keeps of it) as one WAV file (16-bit mono
+        """`text` spoken (what `core.speakable.speakable` keeps of it) as one WAV file (16-bit mono
         24 kHz from june's speech service). `voice` None: the speech service's default. Retried as an
         idempotent call. Raises VoiceError(stage="speak")."""
         body = self._speech_body(text, model, voice, "wav")
@@ -255,7 +255,7 @@ class VoiceClient:
         response_format: Literal["pcm", "wav"] = "pcm",
         priority: bool = False,
     ) -> AsyncIterator[bytes]:
-        """`text` spoken (what `core.text.speakable` keeps of it), as the speech service streams it:
+        """`text` spoken (what `core.speakable.speakable` keeps of it), as the speech service streams it:
         pcm is 16-bit mono 24 kHz, in pieces of any size (a piece may end mid-sample). `priority`:
         `service_tier` "priority", for audio a listener waits for while the box has nothing else to do
         (june's speech service then uses every core).

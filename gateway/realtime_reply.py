@@ -25,7 +25,7 @@ from typing import Any
 
 from core.disconnect import ClientGone
 from core.reply import ReplyOptions, stream_reply
-from core.text import speakable
+from core.speakable import speakable
 from core.tokens import TokenCounter
 from core.voice import DEFAULT_SYSTEM_PROMPT
 from core.voice_client import VoiceClient

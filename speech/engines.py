@@ -23,7 +23,8 @@ import numpy as np
 from opentelemetry import trace
 
 from core import audio
-from core.text import lead_clause, sentences, speakable
+from core.speakable import speakable
+from core.text import lead_clause, sentences
 from speech.guards import HallucinationGuard
 from speech.models import ModelRegistry
 from speech.scheduler import NEW, Priority, Scheduler, Ticket

@@ -7,16 +7,9 @@ import random
 
 import pytest
 
-from core.text import (
-    MIN_CHARS,
-    SentenceSplitter,
-    VisibleStream,
-    lead_clause,
-    sentences,
-    speakable,
-    split_message,
-    strip_reasoning,
-)  # fmt: skip
+from core.reasoning import VisibleStream, strip_reasoning
+from core.speakable import speakable
+from core.text import MIN_CHARS, SentenceSplitter, lead_clause, sentences, split_message
 
 
 def pieces(text: str, min_chars: int = 0) -> list[str]:
