@@ -35,8 +35,6 @@ from gateway.realtime_events import (
     INPUT_RATE,
     BadEvent,
     SessionConfig,
-    _obj,
-    _str,
     assistant_item,
     error_event,
     event,
@@ -44,6 +42,7 @@ from gateway.realtime_events import (
     response_object,
     usage,
 )
+from gateway.realtime_params import ResponseParams, response_params
 from gateway.realtime_shared import Realtime
 from gateway.realtime_tools import (
     ToolCallAssembler,
@@ -62,22 +61,6 @@ _CLAUSE_PIECES = 2  # the first two pieces may end at a clause, so neither waits
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
 """Starts a task the session cancels when the client leaves."""
-
-
-@dataclass
-class ResponseParams:
-    """What one `response.create` asks for (`response` fields), checked; None / absent: the session's."""
-
-    config: SessionConfig
-    """The session config with this response's `instructions`, `output_modalities`, `max_output_tokens`."""
-    tools: ToolConfig
-    forced_here: bool = False
-    """`tool_choice` came with this response.create (not from the session)."""
-    metadata: dict[str, str] | None = None
-    in_conversation: bool = True
-    """False for `conversation: "none"`: out of band, nothing added to the conversation, no conversation events."""
-    input: list[Item] | None = None
-    """`input` (its items, references resolved): the context instead of the conversation."""
 
 
 class Responses:
@@ -114,70 +97,8 @@ class Responses:
                 "Conversation already has an active response in progress.",
                 code="conversation_already_has_active_response",
             )
-        params = self.params(data.get("response"))
+        params = response_params(data.get("response"), self.config, self.tools, self.conversation)
         await self.start(wait_for=wait_for, params=params)
-
-    def params(self, response: Any) -> ResponseParams:
-        """Check `response.create`'s `response` object (None: all the session's)."""
-        fields = _obj(response, "response")
-        for name in ("prompt", "reasoning"):
-            if fields.get(name) is not None:
-                raise BadEvent(f"response.{name} is not supported.", param=f"response.{name}")
-        config = replace(self.config)
-        if fields.get("instructions") is not None:
-            config.instructions = _str(fields["instructions"], "response.instructions", limit=20000)
-        if fields.get("output_modalities", fields.get("modalities")) is not None:
-            modes = fields.get("output_modalities", fields.get("modalities"))
-            if not isinstance(modes, list) or not modes or not set(modes) <= {"audio", "text"}:
-                raise BadEvent("output_modalities must be ['audio'] or ['text'].", param="response.output_modalities")
-            config.output_modalities = ["audio"] if "audio" in modes else ["text"]
-        if "max_output_tokens" in fields:
-            limit = fields["max_output_tokens"]
-            if limit == "inf" or limit is None:
-                config.max_output_tokens = None
-            elif isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= 4096:
-                config.max_output_tokens = limit
-            else:
-                raise BadEvent("max_output_tokens must be 1..4096 or 'inf'.", param="response.max_output_tokens")
-        conversation = fields.get("conversation", "auto")
-        if conversation not in ("auto", "none", None):
-            raise BadEvent("response.conversation must be 'auto' or 'none'.", param="response.conversation")
-        params = ResponseParams(
-            config,
-            self.tools.updated(fields, "response"),
-            forced_here=fields.get("tool_choice") is not None,
-            metadata=_metadata(fields.get("metadata")),
-            in_conversation=conversation != "none",
-        )
-        if params.forced_here:
-            check_tool_choice(params.tools.choice, params.tools.tools, "response.tool_choice")
-        if fields.get("input") is not None:
-            params.input = self._input(fields["input"])
-        return params
-
-    def _input(self, value: Any) -> list[Item]:
-        """response.input: message items (text) and `item_reference`s to conversation items."""
-        if not isinstance(value, list) or len(value) > 64:
-            raise BadEvent("response.input must be an array of at most 64 items.", param="response.input")
-        items: list[Item] = []
-        for i, raw in enumerate(value):
-            param = f"response.input[{i}]"
-            if not isinstance(raw, dict):
-                raise BadEvent(f"{param} must be an object.", param=param)
-            if raw.get("type") == "item_reference":
-                items.append(self.conversation.find(raw.get("id"), param=f"{param}.id"))
-                continue
-            if raw.get("type", "message") != "message" or raw.get("role") not in ("user", "assistant", "system"):
-                raise BadEvent(f"{param} must be a text message or an item_reference.", param=f"{param}.type")
-            content = raw.get("content")
-            parts = content if isinstance(content, list) else []
-            texts = [p.get("text") or p.get("transcript") if isinstance(p, dict) else None for p in parts]
-            words = [t for t in texts if isinstance(t, str)]
-            if not words or len(words) != len(texts):
-                raise BadEvent(f"{param}.content must hold text parts.", param=f"{param}.content")
-            text = _str(" ".join(words), f"{param}.content", limit=20000)
-            items.append(Item(new_id("item"), {"role": raw["role"], "content": text}))
-        return items
 
     async def cancel_event(self, data: dict[str, Any]) -> None:
         """`response.cancel`."""
@@ -452,24 +373,6 @@ class _Response:
     """Output items opened so far (the next one's output_index)."""
     previous: dict[str, str | None] = field(default_factory=dict)
     """Each output item's previous_item_id in the conversation."""
-
-
-def _metadata(value: Any) -> dict[str, str] | None:
-    """response.metadata as OpenAI bounds it: ≤ 16 string pairs, keys ≤ 64 and values ≤ 512 characters."""
-    if value is None:
-        return None
-    if (
-        not isinstance(value, dict)
-        or len(value) > 16
-        or not all(
-            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in value.items()
-        )
-    ):
-        raise BadEvent(
-            "response.metadata must be at most 16 string pairs (keys ≤ 64, values ≤ 512 characters).",
-            param="response.metadata",
-        )
-    return dict(value)
 
 
 _STAGE_FAILED = {
