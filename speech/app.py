@@ -24,10 +24,11 @@ from core import observability
 from core.audio import AudioDecodeError, AudioTooLong
 from core.web import error_body, exception_handlers
 from speech import routes
-from speech.engines import EngineInputError, Engines, Synthesizer, Transcriber
+from speech.engines import EngineInputError, Synthesizer, Transcriber
 from speech.guards import HallucinationGuard
 from speech.metrics import SpeechMetrics
 from speech.models import ModelRegistry
+from speech.runtime import Engines
 from speech.scheduler import Scheduler
 from speech.settings import SpeechSettings
 

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from speech import onnx
-from speech.engines import EngineInputError, Speech, Synthesizer, VoiceMix, language_tag, voice_table
+from speech.engines import EngineInputError, Speech, Synthesizer, VoiceMix
+from speech.voices import language_tag, voice_table
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class OnnxSynthesizer:
         threads: int = 1,
         aliases: Mapping[str, str] | None = None,
     ) -> None:
-        """Load the model (seconds). `aliases` override the OpenAI-name map (see engines.voice_table);
+        """Load the model (seconds). `aliases` override the OpenAI-name map (see voices.voice_table);
         raises ValueError for a default or alias target that is not one of ONNX_VOICES."""
         start = time.perf_counter()
         self.aliases, self.default_voice = voice_table(

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from speech import onnx
-from speech.engines import OPENAI_VOICES, EngineInputError, Speech, VoiceMix, language_tag, voice_table
+from speech.engines import OPENAI_VOICES, EngineInputError, Speech, VoiceMix
+from speech.voices import language_tag, voice_table
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ class PiperSynthesizer:
 
     def synthesize(self, text: str, *, voice: VoiceMix, speed: float = 1.0, all_cores: bool = False) -> Speech:
         """Float32 mono speech at the voice's rate; espeak-ng's sentences within `text` joined.
-        `voice` must be one voice (engines.resolve_voice refuses mixes); `speed` within NATIVE_SPEEDS.
+        `voice` must be one voice (voices.resolve_voice refuses mixes); `speed` within NATIVE_SPEEDS.
         Raises EngineInputError when `text` has no speakable phonemes."""
         from piper import SynthesisConfig
 

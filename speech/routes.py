@@ -25,7 +25,8 @@ from pydantic import ValidationError
 from core.audio import CONTENT_TYPES
 from core.disconnect import ClientGone, DisconnectWatch
 from core.web import OpenAIError
-from speech.engines import EngineInputError, Engines, Segment, TranscribeOptions, Transcript
+from speech.engines import EngineInputError, Segment, TranscribeOptions, Transcript
+from speech.runtime import Engines
 from speech.scheduler import FINISHING, Ticket
 from speech.schemas import (
     TRANSCRIPTION_FORMATS,

@@ -11,12 +11,13 @@ import pytest
 
 from core.web import OpenAIError
 from speech.app import build_engines
-from speech.engines import OPENAI_VOICES, EngineInputError, resolve_voice, voice_table
+from speech.engines import OPENAI_VOICES, EngineInputError
 from speech.kokoro import ONNX_ALIASES, ONNX_VOICES, TORCH_ALIASES, TORCH_VOICES
 from speech.models import ModelRegistry, UnknownModel
 from speech.piper import find_voices
 from speech.scheduler import FINISHING, NEW, Scheduler
 from speech.settings import SpeechSettings
+from speech.voices import resolve_voice, voice_table
 from speech.whisper import BASE_MODEL_BYTES, WhisperTranscriber, assemble_base, resolve_model
 
 
