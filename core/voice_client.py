@@ -127,17 +127,7 @@ class VoiceClient:
         """The words in `audio` (any container the speech service decodes; `filename` names it),
         stripped. `language` (ISO 639-1) hints Whisper, None lets it detect. Raises EmptyTranscript
         for silence, VoiceError otherwise."""
-        mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        result = await self._call(
-            "transcribe",
-            "idempotent",
-            lambda: self._client.audio.transcriptions.create(
-                file=(filename, audio, mime),
-                model=model,
-                language=language or openai.omit,
-                **self._extra,
-            ),
-        )
+        result = await self._call("transcribe", "idempotent", self._transcription(audio, filename, model, language))
         if not isinstance(result, openai.BaseModel) or "text" not in result.model_fields_set:
             raise VoiceError("transcribe", f"unexpected response body: {str(result)[:300]!r}")
         text = getattr(result, "text", None)
@@ -160,18 +150,10 @@ class VoiceClient:
         (its text stripped, possibly empty: silence). `prompt` guides Whisper's spelling. The request
         is retried while nothing was read; a stream that breaks raises VoiceError(stage="transcribe").
         """
-        mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         stream = await self._call(
             "transcribe",
             "idempotent",
-            lambda: self._client.audio.transcriptions.create(
-                file=(filename, audio, mime),
-                model=model,
-                language=language or openai.omit,
-                prompt=prompt or openai.omit,
-                stream=True,
-                **self._extra,
-            ),
+            self._transcription(audio, filename, model, language, prompt=prompt or openai.omit, stream=True),
         )
         async with stream:
             try:
@@ -184,6 +166,16 @@ class VoiceClient:
             except (openai.APIError, httpx.HTTPError, ValueError) as e:
                 raise VoiceError("transcribe", f"transcription stream broke: {type(e).__name__}: {e}") from e
         raise VoiceError("transcribe", "the transcription stream ended without transcript.text.done")
+
+    def _transcription(
+        self, audio: bytes, filename: str, model: str, language: str | None, **fields: Any
+    ) -> Callable[[], Awaitable[Any]]:
+        """One POST /v1/audio/transcriptions of `audio` (its MIME type guessed from `filename`), as a
+        call `_call` may repeat; `fields` are the request's other fields (prompt, stream)."""
+        mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        return lambda: self._client.audio.transcriptions.create(
+            file=(filename, audio, mime), model=model, language=language or openai.omit, **fields, **self._extra
+        )
 
     async def stream_chat(
         self,
