@@ -23,9 +23,12 @@ import decimal
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, cast
 
 Recurse = Callable[[object, int], object]
+TimeUnit = Literal["s", "ms", "us", "ns"]
+"""The units a pandas Timestamp or Timedelta holds its value in (`Timestamp.unit`)."""
+_TIME_UNITS: tuple[TimeUnit, ...] = ("s", "ms", "us", "ns")
 
 
 class WireError(TypeError):
@@ -49,7 +52,7 @@ def _str(value: object) -> str:
 
 
 def _num(value: object) -> float:
-    if type(value) not in (int, float) or isinstance(value, bool):
+    if not isinstance(value, (int, float)) or type(value) not in (int, float):  # a bool is no number here
         raise WireError("malformed value: a number was expected")
     return float(value)
 
@@ -70,6 +73,13 @@ def _float(x: float) -> object:
     return x if math.isfinite(x) else repr(x)
 
 
+def _unit(value: object) -> TimeUnit:
+    unit = _str(value)
+    if unit not in _TIME_UNITS:
+        raise WireError(f"malformed time unit {unit!r}")
+    return unit
+
+
 def _unfloat(x: object) -> float:
     if type(x) is str and x in ("nan", "inf", "-inf"):
         return float(x)
@@ -83,11 +93,12 @@ def encode(value: object, depth: int, recurse: Recurse) -> object:
     """`value` (not plain data) as a tagged list; `recurse` encodes nested values. Raises WireError."""
     if type(value) in (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal):
         return _stdlib(value)
-    mapping: Any = value
-    if type(mapping) in (collections.Counter, collections.OrderedDict):
-        return ["cC" if type(mapping) is collections.Counter else "cO", recurse(dict(mapping), depth + 1)]
-    if type(mapping) is collections.defaultdict and mapping.default_factory in _FACTORIES.values():
-        return ["cD", mapping.default_factory.__name__, recurse(dict(mapping), depth + 1)]
+    live: Any = value  # a library's object, its class checked by name (`_is`): typed as what it proves to be
+    if type(live) in (collections.Counter, collections.OrderedDict):
+        return ["cC" if type(live) is collections.Counter else "cO", recurse(dict(live), depth + 1)]
+    factory = live.default_factory if type(live) is collections.defaultdict else None
+    if factory is not None and factory in _FACTORIES.values():
+        return ["cD", factory.__name__, recurse(dict(live), depth + 1)]
     if type(value).__name__ == "module" and getattr(value, "__name__", None) in _MODULES:
         return _module(value, recurse, depth)
     module = type(value).__module__.split(".")[0]
@@ -96,17 +107,17 @@ def encode(value: object, depth: int, recurse: Recurse) -> object:
     if module == "pandas":
         return _pandas(value, recurse, depth)
     if module == "matplotlib" and _is(value, "matplotlib.figure.Figure", "matplotlib.axes._base._AxesBase"):
-        figure = value if _is(value, "matplotlib.figure.Figure") else value.figure  # type: ignore[attr-defined]
+        figure = live if _is(live, "matplotlib.figure.Figure") else live.figure
         described = _figure(figure, recurse, depth)
-        if figure is value:
+        if figure is live:
             return ["mF", described]
-        return ["mA", described, figure.axes.index(value)]  # type: ignore[attr-defined]
+        return ["mA", described, figure.axes.index(live)]
     if module == "seaborn" and _is(value, "seaborn.axisgrid.Grid"):
         import numpy as np
 
-        figure = value.figure  # type: ignore[attr-defined]
-        axes = np.asarray(value.axes, dtype=object)  # type: ignore[attr-defined]
-        where = [figure.axes.index(a) if a is not None else -1 for a in axes.flat]
+        figure = live.figure
+        axes = np.asarray(live.axes, dtype=np.object_)
+        where = [figure.axes.index(a) if a is not None else -1 for a in axes.ravel().tolist()]  # the Axes, in order
         return ["sG", type(value).__name__, _figure(figure, recurse, depth), list(axes.shape), where]
     if module == "sklearn" and _is(value, "sklearn.base.BaseEstimator"):
         return _estimator(value, recurse, depth)
@@ -139,12 +150,13 @@ def _stdlib(value: object) -> list:
         return ["dD", str(value)]
     if isinstance(value, datetime.timedelta):
         return ["dT", value.days, value.seconds, value.microseconds]
-    if type(value) not in (datetime.datetime, datetime.date, datetime.time):
+    if not isinstance(value, (datetime.date, datetime.time)) or type(value) not in _DATETIMES:
         raise WireError(f"a value of type {_tag(value)} cannot be compared by the grader")
-    return [
-        "d" + {datetime.datetime: "t", datetime.date: "d", datetime.time: "h"}[type(value)],  # type: ignore[index]
-        value.isoformat(),
-    ]  # type: ignore[attr-defined]
+    return ["d" + _DATETIMES[type(value)], value.isoformat()]
+
+
+_DATETIMES: dict[type, str] = {datetime.datetime: "t", datetime.date: "d", datetime.time: "h"}
+"""The datetime classes that cross (exactly these, no subclass), by the letter that tags them."""
 
 
 def _dtype(dtype: Any) -> str:
@@ -234,20 +246,26 @@ def _array(array: Any, recurse: Recurse, depth: int) -> list:
             bool(array.ordered),
         ]
     if isinstance(array, pd.arrays.DatetimeArray):
-        return ["aDT", _numpy(array.asi8, recurse, depth + 1), array.unit, None if array.tz is None else str(array.tz)]
+        # asi8 (pandas-stubs omit it): the int64 values, UTC for a tz-aware array; np.asarray gives Timestamps there
+        i8 = array.asi8  # type: ignore[attr-defined]
+        return ["aDT", _numpy(i8, recurse, depth + 1), array.unit, None if array.tz is None else str(array.tz)]
     if isinstance(array, pd.arrays.TimedeltaArray):
-        return ["aTD", _numpy(array.asi8, recurse, depth + 1), array.unit]
+        return ["aTD", _numpy(array.asi8, recurse, depth + 1), array.unit]  # type: ignore[attr-defined]  # as above
     if isinstance(array, (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)):
         return [
             "aM",
             str(array.dtype),
-            _numpy(array._data, recurse, depth + 1),
-            _numpy(array._mask, recurse, depth + 1),
+            # The values and mask as stored, no fill under the mask (pandas has no public view; stubs omit them)
+            _numpy(array._data, recurse, depth + 1),  # type: ignore[union-attr]
+            _numpy(array._mask, recurse, depth + 1),  # type: ignore[union-attr]
         ]
     if isinstance(array, pd.arrays.StringArray):
-        return ["aS", _numpy(array.to_numpy(dtype=object, na_value=None), recurse, depth + 1), str(array.dtype)]
+        # None for a missing string; pandas takes any scalar as na_value, pandas-stubs' Scalar leaves None out
+        strings = array.to_numpy(dtype=object, na_value=None)  # type: ignore[arg-type]
+        return ["aS", _numpy(strings, recurse, depth + 1), str(array.dtype)]
     if isinstance(array, pd.arrays.PeriodArray):
-        return ["aP", _numpy(array.asi8, recurse, depth + 1), array.freqstr]
+        # The int64 ordinals (stubs omit asi8); np.asarray would give Period objects
+        return ["aP", _numpy(array.asi8, recurse, depth + 1), array.freqstr]  # type: ignore[attr-defined]
     raise WireError(f"a pandas array of type {_tag(array)} cannot be compared by the grader")
 
 
@@ -341,7 +359,7 @@ def _collection(collection: Any, figure: Any, recurse: Recurse, depth: int) -> d
     offsets = collection.get_offsets()
     offsets = offsets if isinstance(offsets, np.ma.MaskedArray) else np.asarray(offsets, dtype=float)
     sizes = collection.get_sizes() if hasattr(collection, "get_sizes") else []
-    in_figure = colorbar is not None and colorbar.ax in figure.axes
+    colorbar_axes = figure.axes.index(colorbar.ax) if colorbar is not None and colorbar.ax in figure.axes else None
     kind = type(collection).__name__
     described = {
         **_artist(collection),
@@ -354,7 +372,7 @@ def _collection(collection: Any, figure: Any, recurse: Recurse, depth: int) -> d
         "edgecolors": _colors(collection.get_edgecolor()),
         "sizes": [float(s) for s in np.asarray(sizes, dtype=float).ravel()],
         "paths": [_path(p, recurse, depth + 1) for p in collection.get_paths()[:10000]],
-        "colorbar": figure.axes.index(colorbar.ax) if in_figure else None,
+        "colorbar": colorbar_axes,
     }
     if kind == "QuadMesh":
         described["coordinates"] = _numpy(np.asarray(collection.get_coordinates(), dtype=float), recurse, depth + 1)
@@ -461,8 +479,9 @@ def decode(data: list, depth: int, recurse: Recurse) -> object:
     tag, rest = data[0], data[1:]
     try:
         if tag in ("dt", "dd", "dh"):
-            kind = {"dt": datetime.datetime, "dd": datetime.date, "dh": datetime.time}[tag]
-            return kind.fromisoformat(_str(rest[0]))
+            kinds: dict[str, type[datetime.date] | type[datetime.time]]
+            kinds = {"dt": datetime.datetime, "dd": datetime.date, "dh": datetime.time}
+            return kinds[tag].fromisoformat(_str(rest[0]))
         if tag == "dT":
             return datetime.timedelta(days=_num(rest[0]), seconds=_num(rest[1]), microseconds=_num(rest[2]))
         if tag == "dD":
@@ -540,9 +559,9 @@ def _unpandas(data: list, recurse: Recurse, depth: int) -> Any:
     if tag == "pT":
         stamp = pd.Timestamp(_int(rest[0]), unit="ns", tz=None if rest[2] is None else "UTC")
         stamp = stamp if rest[2] is None else stamp.tz_convert(_str(rest[2]))
-        return stamp.as_unit(_str(rest[1]))
+        return stamp.as_unit(_unit(rest[1]))
     if tag == "pt":
-        return pd.Timedelta(_int(rest[0]), unit="ns").as_unit(_str(rest[1]))
+        return pd.Timedelta(_int(rest[0]), unit="ns").as_unit(_unit(rest[1]))
     if tag == "pD":
         arrays = [_unarray(_list(a), recurse, depth + 1) for a in _list(rest[0])]
         columns, index = _unindex(_list(rest[1]), recurse, depth + 1), _unindex(_list(rest[2]), recurse, depth + 1)
@@ -613,7 +632,9 @@ def _unarray(data: list, recurse: Recurse, depth: int) -> Any:
             raise WireError(f"masked arrays of dtype {dtype} cannot cross")
         values = _unnumpy(_list(rest[1]), recurse, depth + 1)
         mask = _unnumpy(_list(rest[2]), recurse, depth + 1).astype(bool)
-        return pd.array(np.where(mask, None, values.astype(object)), dtype=dtype)
+        filled = np.where(mask, np.array(None), values.astype(object))  # None under the mask
+        # pandas-stubs type pd.array's dtype per concrete dtype class; this is one of _MASKED, checked above
+        return pd.array(filled, dtype=dtype)  # type: ignore[call-overload]
     if tag == "aS":
         if rest[1] not in ("str", "string"):
             raise WireError("malformed string array")
@@ -662,8 +683,9 @@ def _unpatch(d: dict, recurse: Recurse, depth: int) -> Any:
         x, y = (_unfloat(v) for v in _list(d["xy"], 2))
         return mpatches.Rectangle((x, y), _unfloat(d["width"]), _unfloat(d["height"]), angle=_num(d["angle"]), **style)
     if d["kind"] == "Wedge":
+        cx, cy = (_num(c) for c in _list(d["center"], 2))
         return mpatches.Wedge(
-            tuple(_num(c) for c in _list(d["center"], 2)),
+            (cx, cy),
             _num(d["r"]),
             _num(d["theta1"]),
             _num(d["theta2"]),
@@ -702,15 +724,18 @@ def _uncollection(d: dict, ax: Any, recurse: Recurse, depth: int) -> Any:
         "facecolors": np.array([_rgba(c) for c in _list(d["facecolors"])]).reshape(-1, 4),
         "edgecolors": np.array([_rgba(c) for c in _list(d["edgecolors"])]).reshape(-1, 4),
     }
+    collection: mcollections.Collection
     if kind == "QuadMesh":
-        collection = mcollections.QuadMesh(_unnumpy(_list(d["coordinates"]), recurse, depth + 1), **style)
+        coordinates = _unnumpy(_list(d["coordinates"]), recurse, depth + 1)
+        collection = mcollections.QuadMesh(coordinates, facecolors=style["facecolors"], edgecolors=style["edgecolors"])
     elif kind == "LineCollection":
         collection = mcollections.LineCollection([p.vertices for p in paths], colors=style["edgecolors"])
     else:  # drawn as the paths they were: a PathCollection keeps its offsets and sizes
         collection = mcollections.PathCollection(paths, sizes=[_num(s) for s in _list(d["sizes"])], **style)
     collection.set_offsets(offsets)
     if not isinstance(offsets, np.ma.MaskedArray):
-        collection._offsets = np.asarray(offsets, dtype=float)
+        # As described, shape included (set_offsets makes a (2,) pair (1, 2)); no public setter skips that
+        collection._offsets = np.asarray(offsets, dtype=float)  # type: ignore[union-attr]
     if d["array"] is not None:
         collection.set_array(_unnumpy(_list(d["array"]), recurse, depth + 1))
     collection.set_cmap(_str(d["cmap"]))
@@ -765,7 +790,8 @@ def _unaxes(figure: Any, d: dict, recurse: Recurse, depth: int) -> Any:
             BarContainer(
                 [patches[_int(i)] for i in _list(c["patches"])],
                 label=_str(c["label"]),
-                orientation=_str(c["orientation"]),
+                # Carried as the candidate's container held it (matplotlib stores it unchecked; "None" when unset)
+                orientation=cast(Literal["vertical", "horizontal"], _str(c["orientation"])),
             )
         )
     for loc, title in d["titles"].items():
@@ -788,6 +814,10 @@ def _unaxes(figure: Any, d: dict, recurse: Recurse, depth: int) -> Any:
     return ax
 
 
+_CANDIDATE_NUMBER = "_june_candidate_number"
+"""The attribute of a rebuilt Figure that holds the candidate's figure number (`open_figures` reads it)."""
+
+
 def _unfigure(d: object, recurse: Recurse, depth: int) -> Any:
     import matplotlib.pyplot as plt
 
@@ -796,17 +826,18 @@ def _unfigure(d: object, recurse: Recurse, depth: int) -> Any:
     figure = plt.figure(figsize=tuple(_num(v) for v in _list(d["size"], 2)), dpi=_num(d["dpi"]))
     described = [a for a in _list(d["axes"]) if type(a) is dict]
     axes = [_unaxes(figure, a, recurse, depth + 1) for a in described]
-    for ax, a in zip(axes, described):
+    for ax, a in zip(axes, described, strict=True):
         if a["colorbar"] is not None:
             j, k, ylabel, xlabel = _list(a["colorbar"], 4)
             colorbar = figure.colorbar(axes[_int(j)].collections[_int(k)], cax=ax)
             ax.set_ylabel(_str(ylabel))
             ax.set_xlabel(_str(xlabel))
-            colorbar.ax.set_position([_num(v) for v in _list(a["position"], 4)])
+            x0, y0, width, height = (_num(v) for v in _list(a["position"], 4))
+            colorbar.ax.set_position((x0, y0, width, height))
     if d["suptitle"] is not None:
         figure.suptitle(_str(d["suptitle"]))
     if type(d.get("number")) is int:
-        figure._june_candidate_number = d["number"]  # see `open_figures`
+        setattr(figure, _CANDIDATE_NUMBER, d["number"])  # see `open_figures`
     return figure
 
 
@@ -819,7 +850,7 @@ def open_figures() -> list[int]:
         return []
     from matplotlib._pylab_helpers import Gcf  # pyplot's registry, read without making a figure current
 
-    numbers = [getattr(manager.canvas.figure, "_june_candidate_number", None) for manager in Gcf.get_all_fig_managers()]
+    numbers = [getattr(manager.canvas.figure, _CANDIDATE_NUMBER, None) for manager in Gcf.get_all_fig_managers()]
     return [n for n in numbers if type(n) is int]
 
 
