@@ -93,7 +93,7 @@ def encode(value: object, depth: int, recurse: Recurse) -> object:
     """`value` (not plain data) as a tagged list; `recurse` encodes nested values. Raises WireError."""
     if type(value) in (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal):
         return _stdlib(value)
-    live: Any = value  # a library's object, its class checked by name (`_is`): typed as what it proves to be
+    live: Any = value  # its class is checked below by type() or by qualified name (`_is`), which mypy cannot follow
     if type(live) in (collections.Counter, collections.OrderedDict):
         return ["cC" if type(live) is collections.Counter else "cO", recurse(dict(live), depth + 1)]
     factory = live.default_factory if type(live) is collections.defaultdict else None
