@@ -23,9 +23,12 @@ import decimal
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, cast
 
 Recurse = Callable[[object, int], object]
+TimeUnit = Literal["s", "ms", "us", "ns"]
+"""The units a pandas Timestamp or Timedelta holds its value in (`Timestamp.unit`)."""
+_TIME_UNITS: tuple[TimeUnit, ...] = ("s", "ms", "us", "ns")
 
 
 class WireError(TypeError):
@@ -49,7 +52,7 @@ def _str(value: object) -> str:
 
 
 def _num(value: object) -> float:
-    if type(value) not in (int, float) or isinstance(value, bool):
+    if not isinstance(value, (int, float)) or type(value) not in (int, float):  # a bool is no number here
         raise WireError("malformed value: a number was expected")
     return float(value)
 
@@ -70,6 +73,13 @@ def _float(x: float) -> object:
     return x if math.isfinite(x) else repr(x)
 
 
+def _unit(value: object) -> TimeUnit:
+    unit = _str(value)
+    if unit not in _TIME_UNITS:
+        raise WireError(f"malformed time unit {unit!r}")
+    return unit
+
+
 def _unfloat(x: object) -> float:
     if type(x) is str and x in ("nan", "inf", "-inf"):
         return float(x)
@@ -78,15 +88,17 @@ def _unfloat(x: object) -> float:
 
 # --- candidate side: live objects -> tagged data --------------------------------------------------
 
+
 def encode(value: object, depth: int, recurse: Recurse) -> object:
     """`value` (not plain data) as a tagged list; `recurse` encodes nested values. Raises WireError."""
     if type(value) in (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal):
         return _stdlib(value)
-    mapping: Any = value
-    if type(mapping) in (collections.Counter, collections.OrderedDict):
-        return ["cC" if type(mapping) is collections.Counter else "cO", recurse(dict(mapping), depth + 1)]
-    if type(mapping) is collections.defaultdict and mapping.default_factory in _FACTORIES.values():
-        return ["cD", mapping.default_factory.__name__, recurse(dict(mapping), depth + 1)]
+    live: Any = value  # its class is checked below by type() or by qualified name (`_is`), which mypy cannot follow
+    if type(live) in (collections.Counter, collections.OrderedDict):
+        return ["cC" if type(live) is collections.Counter else "cO", recurse(dict(live), depth + 1)]
+    factory = live.default_factory if type(live) is collections.defaultdict else None
+    if factory is not None and factory in _FACTORIES.values():
+        return ["cD", factory.__name__, recurse(dict(live), depth + 1)]
     if type(value).__name__ == "module" and getattr(value, "__name__", None) in _MODULES:
         return _module(value, recurse, depth)
     module = type(value).__module__.split(".")[0]
@@ -95,17 +107,17 @@ def encode(value: object, depth: int, recurse: Recurse) -> object:
     if module == "pandas":
         return _pandas(value, recurse, depth)
     if module == "matplotlib" and _is(value, "matplotlib.figure.Figure", "matplotlib.axes._base._AxesBase"):
-        figure = value if _is(value, "matplotlib.figure.Figure") else value.figure  # type: ignore[attr-defined]
+        figure = live if _is(live, "matplotlib.figure.Figure") else live.figure
         described = _figure(figure, recurse, depth)
-        if figure is value:
+        if figure is live:
             return ["mF", described]
-        return ["mA", described, figure.axes.index(value)]  # type: ignore[attr-defined]
+        return ["mA", described, figure.axes.index(live)]
     if module == "seaborn" and _is(value, "seaborn.axisgrid.Grid"):
         import numpy as np
 
-        figure = value.figure  # type: ignore[attr-defined]
-        axes = np.asarray(value.axes, dtype=object)  # type: ignore[attr-defined]
-        where = [figure.axes.index(a) if a is not None else -1 for a in axes.flat]
+        figure = live.figure
+        axes = np.asarray(live.axes, dtype=np.object_)
+        where = [figure.axes.index(a) if a is not None else -1 for a in axes.ravel().tolist()]  # the Axes, in order
         return ["sG", type(value).__name__, _figure(figure, recurse, depth), list(axes.shape), where]
     if module == "sklearn" and _is(value, "sklearn.base.BaseEstimator"):
         return _estimator(value, recurse, depth)
@@ -138,10 +150,13 @@ def _stdlib(value: object) -> list:
         return ["dD", str(value)]
     if isinstance(value, datetime.timedelta):
         return ["dT", value.days, value.seconds, value.microseconds]
-    if type(value) not in (datetime.datetime, datetime.date, datetime.time):
+    if not isinstance(value, (datetime.date, datetime.time)) or type(value) not in _DATETIMES:
         raise WireError(f"a value of type {_tag(value)} cannot be compared by the grader")
-    return ["d" + {datetime.datetime: "t", datetime.date: "d", datetime.time: "h"}[type(value)],  # type: ignore[index]
-            value.isoformat()]  # type: ignore[attr-defined]
+    return ["d" + _DATETIMES[type(value)], value.isoformat()]
+
+
+_DATETIMES: dict[type, str] = {datetime.datetime: "t", datetime.date: "d", datetime.time: "h"}
+"""The datetime classes that cross (exactly these, no subclass), by the letter that tags them."""
 
 
 def _dtype(dtype: Any) -> str:
@@ -154,8 +169,11 @@ def _numpy(value: Any, recurse: Recurse, depth: int) -> list:
     import numpy as np
 
     if isinstance(value, np.ma.MaskedArray):
-        return ["nM", _numpy(np.asarray(value.data), recurse, depth + 1),
-                _numpy(np.ma.getmaskarray(value), recurse, depth + 1)]
+        return [
+            "nM",
+            _numpy(np.asarray(value.data), recurse, depth + 1),
+            _numpy(np.ma.getmaskarray(value), recurse, depth + 1),
+        ]
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             return ["nO", list(value.shape), [recurse(v, depth + 1) for v in value.flat]]
@@ -182,8 +200,12 @@ def _pandas(value: Any, recurse: Recurse, depth: int) -> list:
         arrays = [_array(value.iloc[:, i].array, recurse, depth + 1) for i in range(value.shape[1])]
         return ["pD", arrays, _index(value.columns, recurse, depth + 1), _index(value.index, recurse, depth + 1)]
     if isinstance(value, pd.Series):
-        return ["pS", _array(value.array, recurse, depth + 1), _index(value.index, recurse, depth + 1),
-                recurse(value.name, depth + 1)]
+        return [
+            "pS",
+            _array(value.array, recurse, depth + 1),
+            _index(value.index, recurse, depth + 1),
+            recurse(value.name, depth + 1),
+        ]
     if isinstance(value, pd.Index):
         return _index(value, recurse, depth)
     if isinstance(value, pd.api.extensions.ExtensionArray):
@@ -197,9 +219,12 @@ def _index(index: Any, recurse: Recurse, depth: int) -> list:
     if isinstance(index, pd.RangeIndex):
         return ["pR", index.start, index.stop, index.step, recurse(index.name, depth + 1)]
     if isinstance(index, pd.MultiIndex):
-        return ["pMI", [_index(level, recurse, depth + 1) for level in index.levels],
-                [_numpy(codes, recurse, depth + 1) for codes in index.codes],
-                [recurse(n, depth + 1) for n in index.names]]
+        return [
+            "pMI",
+            [_index(level, recurse, depth + 1) for level in index.levels],
+            [_numpy(codes, recurse, depth + 1) for codes in index.codes],
+            [recurse(n, depth + 1) for n in index.names],
+        ]
     freq = getattr(index, "freqstr", None) if isinstance(index, pd.DatetimeIndex) else None
     return ["pI", _array(index.array, recurse, depth + 1), recurse(index.name, depth + 1), freq]
 
@@ -214,19 +239,33 @@ def _array(array: Any, recurse: Recurse, depth: int) -> list:
     if isinstance(array, pd.arrays.NumpyExtensionArray):
         return ["a", _numpy(array.to_numpy(), recurse, depth)]
     if isinstance(array, pd.Categorical):
-        return ["aC", _index(array.categories, recurse, depth + 1), _numpy(array.codes, recurse, depth + 1),
-                bool(array.ordered)]
+        return [
+            "aC",
+            _index(array.categories, recurse, depth + 1),
+            _numpy(array.codes, recurse, depth + 1),
+            bool(array.ordered),
+        ]
     if isinstance(array, pd.arrays.DatetimeArray):
-        return ["aDT", _numpy(array.asi8, recurse, depth + 1), array.unit, None if array.tz is None else str(array.tz)]
+        # asi8 (pandas-stubs omit it): the int64 values, UTC for a tz-aware array; np.asarray gives Timestamps there
+        i8 = array.asi8  # type: ignore[attr-defined]
+        return ["aDT", _numpy(i8, recurse, depth + 1), array.unit, None if array.tz is None else str(array.tz)]
     if isinstance(array, pd.arrays.TimedeltaArray):
-        return ["aTD", _numpy(array.asi8, recurse, depth + 1), array.unit]
+        return ["aTD", _numpy(array.asi8, recurse, depth + 1), array.unit]  # type: ignore[attr-defined]  # as above
     if isinstance(array, (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)):
-        return ["aM", str(array.dtype), _numpy(array._data, recurse, depth + 1),
-                _numpy(array._mask, recurse, depth + 1)]
+        return [
+            "aM",
+            str(array.dtype),
+            # The values and mask as stored, no fill under the mask (pandas has no public view; stubs omit them)
+            _numpy(array._data, recurse, depth + 1),  # type: ignore[union-attr]
+            _numpy(array._mask, recurse, depth + 1),  # type: ignore[union-attr]
+        ]
     if isinstance(array, pd.arrays.StringArray):
-        return ["aS", _numpy(array.to_numpy(dtype=object, na_value=None), recurse, depth + 1), str(array.dtype)]
+        # None for a missing string; pandas takes any scalar as na_value, pandas-stubs' Scalar leaves None out
+        strings = array.to_numpy(dtype=object, na_value=None)  # type: ignore[arg-type]
+        return ["aS", _numpy(strings, recurse, depth + 1), str(array.dtype)]
     if isinstance(array, pd.arrays.PeriodArray):
-        return ["aP", _numpy(array.asi8, recurse, depth + 1), array.freqstr]
+        # The int64 ordinals (stubs omit asi8); np.asarray would give Period objects
+        return ["aP", _numpy(array.asi8, recurse, depth + 1), array.freqstr]  # type: ignore[attr-defined]
     raise WireError(f"a pandas array of type {_tag(array)} cannot be compared by the grader")
 
 
@@ -247,10 +286,16 @@ def _colors(colors: Any) -> list:
 
 def _text(text: Any) -> dict:
     x, y = text.get_position()
-    return {"text": str(text.get_text()), "x": _float(float(x)) if isinstance(x, (int, float)) else 0.0,
-            "y": _float(float(y)) if isinstance(y, (int, float)) else 0.0, "ha": str(text.get_ha()),
-            "va": str(text.get_va()), "color": _color(text.get_color()), "fontsize": float(text.get_fontsize()),
-            "visible": bool(text.get_visible())}
+    return {
+        "text": str(text.get_text()),
+        "x": _float(float(x)) if isinstance(x, (int, float)) else 0.0,
+        "y": _float(float(y)) if isinstance(y, (int, float)) else 0.0,
+        "ha": str(text.get_ha()),
+        "va": str(text.get_va()),
+        "color": _color(text.get_color()),
+        "fontsize": float(text.get_fontsize()),
+        "visible": bool(text.get_visible()),
+    }
 
 
 def _path(path: Any, recurse: Recurse, depth: int) -> list:
@@ -262,26 +307,45 @@ def _path(path: Any, recurse: Recurse, depth: int) -> list:
 
 def _artist(artist: Any) -> dict:
     label = artist.get_label()
-    return {"label": label if type(label) is str else str(label), "visible": bool(artist.get_visible()),
-            "alpha": artist.get_alpha() if isinstance(artist.get_alpha(), float) else None,
-            "zorder": float(artist.get_zorder())}
+    return {
+        "label": label if type(label) is str else str(label),
+        "visible": bool(artist.get_visible()),
+        "alpha": artist.get_alpha() if isinstance(artist.get_alpha(), float) else None,
+        "zorder": float(artist.get_zorder()),
+    }
 
 
 def _patch(patch: Any, recurse: Recurse, depth: int) -> dict:
     from matplotlib import patches as mpatches
 
     hatch = patch.get_hatch()
-    common = {**_artist(patch), "facecolor": _color(patch.get_facecolor()), "edgecolor": _color(patch.get_edgecolor()),
-              "linewidth": float(patch.get_linewidth()), "hatch": hatch if type(hatch) is str else None}
+    common = {
+        **_artist(patch),
+        "facecolor": _color(patch.get_facecolor()),
+        "edgecolor": _color(patch.get_edgecolor()),
+        "linewidth": float(patch.get_linewidth()),
+        "hatch": hatch if type(hatch) is str else None,
+    }
     if type(patch) is mpatches.Rectangle:
         x, y = patch.get_xy()
-        return {**common, "kind": "Rectangle", "xy": [_float(float(x)), _float(float(y))],
-                "width": _float(float(patch.get_width())), "height": _float(float(patch.get_height())),
-                "angle": float(patch.get_angle())}
+        return {
+            **common,
+            "kind": "Rectangle",
+            "xy": [_float(float(x)), _float(float(y))],
+            "width": _float(float(patch.get_width())),
+            "height": _float(float(patch.get_height())),
+            "angle": float(patch.get_angle()),
+        }
     if type(patch) is mpatches.Wedge:
-        return {**common, "kind": "Wedge", "center": [float(c) for c in patch.center], "r": float(patch.r),
-                "theta1": float(patch.theta1), "theta2": float(patch.theta2),
-                "width": None if patch.width is None else float(patch.width)}
+        return {
+            **common,
+            "kind": "Wedge",
+            "center": [float(c) for c in patch.center],
+            "r": float(patch.r),
+            "theta1": float(patch.theta1),
+            "theta2": float(patch.theta2),
+            "width": None if patch.width is None else float(patch.width),
+        }
     # Anything else keeps its outline in data coordinates (a Polygon, PathPatch, Circle, ...).
     path = patch.get_path().transformed(patch.get_patch_transform())
     return {**common, "kind": "Path", "path": _path(path, recurse, depth + 1)}
@@ -295,24 +359,31 @@ def _collection(collection: Any, figure: Any, recurse: Recurse, depth: int) -> d
     offsets = collection.get_offsets()
     offsets = offsets if isinstance(offsets, np.ma.MaskedArray) else np.asarray(offsets, dtype=float)
     sizes = collection.get_sizes() if hasattr(collection, "get_sizes") else []
-    in_figure = colorbar is not None and colorbar.ax in figure.axes
+    colorbar_axes = figure.axes.index(colorbar.ax) if colorbar is not None and colorbar.ax in figure.axes else None
     kind = type(collection).__name__
-    described = {**_artist(collection), "kind": kind, "offsets": _numpy(offsets, recurse, depth + 1),
-                 "array": None if array is None else _numpy(array, recurse, depth + 1),
-                 "cmap": str(collection.get_cmap().name), "clim": [_float(float(v)) if v is not None else None
-                                                                   for v in collection.get_clim()],
-                 "facecolors": _colors(collection.get_facecolor()), "edgecolors": _colors(collection.get_edgecolor()),
-                 "sizes": [float(s) for s in np.asarray(sizes, dtype=float).ravel()],
-                 "paths": [_path(p, recurse, depth + 1) for p in collection.get_paths()[:10000]],
-                 "colorbar": figure.axes.index(colorbar.ax) if in_figure else None}
+    described = {
+        **_artist(collection),
+        "kind": kind,
+        "offsets": _numpy(offsets, recurse, depth + 1),
+        "array": None if array is None else _numpy(array, recurse, depth + 1),
+        "cmap": str(collection.get_cmap().name),
+        "clim": [_float(float(v)) if v is not None else None for v in collection.get_clim()],
+        "facecolors": _colors(collection.get_facecolor()),
+        "edgecolors": _colors(collection.get_edgecolor()),
+        "sizes": [float(s) for s in np.asarray(sizes, dtype=float).ravel()],
+        "paths": [_path(p, recurse, depth + 1) for p in collection.get_paths()[:10000]],
+        "colorbar": colorbar_axes,
+    }
     if kind == "QuadMesh":
         described["coordinates"] = _numpy(np.asarray(collection.get_coordinates(), dtype=float), recurse, depth + 1)
     return described
 
 
 def _ticks(axis: Any) -> dict:
-    return {"ticks": [_float(float(t)) for t in axis.get_ticklocs()],
-            "labels": [str(t.get_text()) for t in axis.get_ticklabels()]}
+    return {
+        "ticks": [_float(float(t)) for t in axis.get_ticklocs()],
+        "labels": [str(t.get_text()) for t in axis.get_ticklabels()],
+    }
 
 
 def _axes(ax: Any, figure: Any, recurse: Recurse, depth: int) -> dict:
@@ -324,26 +395,51 @@ def _axes(ax: Any, figure: Any, recurse: Recurse, depth: int) -> dict:
     described = {
         "position": [float(v) for v in ax.get_position().bounds],
         "titles": {loc: str(ax.get_title(loc=loc)) for loc in ("left", "center", "right")},
-        "xlabel": str(ax.get_xlabel()), "ylabel": str(ax.get_ylabel()),
-        "xscale": str(ax.get_xscale()), "yscale": str(ax.get_yscale()),
-        "xlim": [_float(float(v)) for v in ax.get_xlim()], "ylim": [_float(float(v)) for v in ax.get_ylim()],
-        "xticks": _ticks(ax.xaxis), "yticks": _ticks(ax.yaxis),
-        "lines": [{**_artist(line), "x": recurse(line.get_xdata(orig=True), depth + 1),
-                   "y": recurse(line.get_ydata(orig=True), depth + 1), "color": _color(line.get_color()),
-                   "linestyle": str(line.get_linestyle()), "linewidth": float(line.get_linewidth()),
-                   "marker": str(line.get_marker()) if line.get_marker() is not None else "None",
-                   "markersize": float(line.get_markersize())} for line in ax.lines],
+        "xlabel": str(ax.get_xlabel()),
+        "ylabel": str(ax.get_ylabel()),
+        "xscale": str(ax.get_xscale()),
+        "yscale": str(ax.get_yscale()),
+        "xlim": [_float(float(v)) for v in ax.get_xlim()],
+        "ylim": [_float(float(v)) for v in ax.get_ylim()],
+        "xticks": _ticks(ax.xaxis),
+        "yticks": _ticks(ax.yaxis),
+        "lines": [
+            {
+                **_artist(line),
+                "x": recurse(line.get_xdata(orig=True), depth + 1),
+                "y": recurse(line.get_ydata(orig=True), depth + 1),
+                "color": _color(line.get_color()),
+                "linestyle": str(line.get_linestyle()),
+                "linewidth": float(line.get_linewidth()),
+                "marker": str(line.get_marker()) if line.get_marker() is not None else "None",
+                "markersize": float(line.get_markersize()),
+            }
+            for line in ax.lines
+        ],
         "patches": [_patch(p, recurse, depth + 1) for p in patches],
         "collections": [_collection(c, figure, recurse, depth + 1) for c in ax.collections],
         "texts": [_text(t) for t in ax.texts],
-        "images": [{**_artist(image), "array": _numpy(image.get_array(), recurse, depth + 1),
-                    "extent": [float(v) for v in image.get_extent()], "cmap": str(image.get_cmap().name)}
-                   for image in ax.images],
-        "containers": [{"label": str(c.get_label()), "orientation": str(getattr(c, "orientation", "vertical")),
-                        "patches": [patches.index(p) for p in c.patches if p in patches]}
-                       for c in ax.containers if isinstance(c, BarContainer)],
-        "legend": None if legend is None else {"texts": [str(t.get_text()) for t in legend.get_texts()],
-                                               "title": str(legend.get_title().get_text())},
+        "images": [
+            {
+                **_artist(image),
+                "array": _numpy(image.get_array(), recurse, depth + 1),
+                "extent": [float(v) for v in image.get_extent()],
+                "cmap": str(image.get_cmap().name),
+            }
+            for image in ax.images
+        ],
+        "containers": [
+            {
+                "label": str(c.get_label()),
+                "orientation": str(getattr(c, "orientation", "vertical")),
+                "patches": [patches.index(p) for p in c.patches if p in patches],
+            }
+            for c in ax.containers
+            if isinstance(c, BarContainer)
+        ],
+        "legend": None
+        if legend is None
+        else {"texts": [str(t.get_text()) for t in legend.get_texts()], "title": str(legend.get_title().get_text())},
         "colorbar": None,
     }
     return described
@@ -358,8 +454,13 @@ def _figure(figure: Any, recurse: Recurse, depth: int) -> dict:
                 if colorbar is not None and colorbar.ax is ax:
                     axes[i]["colorbar"] = [j, k, str(ax.get_ylabel()), str(ax.get_xlabel())]
     suptitle = figure._suptitle.get_text() if getattr(figure, "_suptitle", None) is not None else None
-    return {"size": [float(v) for v in figure.get_size_inches()], "dpi": float(figure.dpi), "axes": axes,
-            "suptitle": suptitle, "number": getattr(figure, "number", None)}
+    return {
+        "size": [float(v) for v in figure.get_size_inches()],
+        "dpi": float(figure.dpi),
+        "axes": axes,
+        "suptitle": suptitle,
+        "number": getattr(figure, "number", None),
+    }
 
 
 # --- judge side: tagged data -> genuine objects ---------------------------------------------------
@@ -378,8 +479,9 @@ def decode(data: list, depth: int, recurse: Recurse) -> object:
     tag, rest = data[0], data[1:]
     try:
         if tag in ("dt", "dd", "dh"):
-            kind = {"dt": datetime.datetime, "dd": datetime.date, "dh": datetime.time}[tag]
-            return kind.fromisoformat(_str(rest[0]))
+            kinds: dict[str, type[datetime.date] | type[datetime.time]]
+            kinds = {"dt": datetime.datetime, "dd": datetime.date, "dh": datetime.time}
+            return kinds[tag].fromisoformat(_str(rest[0]))
         if tag == "dT":
             return datetime.timedelta(days=_num(rest[0]), seconds=_num(rest[1]), microseconds=_num(rest[2]))
         if tag == "dD":
@@ -438,8 +540,9 @@ def _unnumpy(data: list, recurse: Recurse, depth: int) -> Any:
         array[:] = items if items else []
         return array.reshape(shape)
     if tag == "nM":
-        return np.ma.MaskedArray(_unnumpy(_list(rest[0]), recurse, depth + 1),
-                                 mask=_unnumpy(_list(rest[1]), recurse, depth + 1))
+        return np.ma.MaskedArray(
+            _unnumpy(_list(rest[0]), recurse, depth + 1), mask=_unnumpy(_list(rest[1]), recurse, depth + 1)
+        )
     if tag == "nD":
         return _undtype(rest[0])
     raise WireError(f"malformed value tag {tag!r}")
@@ -456,9 +559,9 @@ def _unpandas(data: list, recurse: Recurse, depth: int) -> Any:
     if tag == "pT":
         stamp = pd.Timestamp(_int(rest[0]), unit="ns", tz=None if rest[2] is None else "UTC")
         stamp = stamp if rest[2] is None else stamp.tz_convert(_str(rest[2]))
-        return stamp.as_unit(_str(rest[1]))
+        return stamp.as_unit(_unit(rest[1]))
     if tag == "pt":
-        return pd.Timedelta(_int(rest[0]), unit="ns").as_unit(_str(rest[1]))
+        return pd.Timedelta(_int(rest[0]), unit="ns").as_unit(_unit(rest[1]))
     if tag == "pD":
         arrays = [_unarray(_list(a), recurse, depth + 1) for a in _list(rest[0])]
         columns, index = _unindex(_list(rest[1]), recurse, depth + 1), _unindex(_list(rest[2]), recurse, depth + 1)
@@ -469,8 +572,9 @@ def _unpandas(data: list, recurse: Recurse, depth: int) -> Any:
         return frame
     if tag == "pS":
         index = _unindex(_list(rest[1]), recurse, depth + 1)
-        return pd.Series(_unarray(_list(rest[0]), recurse, depth + 1), index=index, name=recurse(rest[2], depth + 1),
-                         copy=False)
+        return pd.Series(
+            _unarray(_list(rest[0]), recurse, depth + 1), index=index, name=recurse(rest[2], depth + 1), copy=False
+        )
     if tag in ("pR", "pMI", "pI"):
         return _unindex(data, recurse, depth)
     if tag.startswith("a"):
@@ -486,9 +590,12 @@ def _unindex(data: list, recurse: Recurse, depth: int) -> Any:
         start, stop, step = (_int(v) for v in rest[:3])
         return pd.RangeIndex(start, stop, step, name=recurse(rest[3], depth + 1))
     if tag == "pMI":
-        return pd.MultiIndex(levels=[_unindex(_list(level), recurse, depth + 1) for level in _list(rest[0])],
-                             codes=[_unnumpy(_list(c), recurse, depth + 1) for c in _list(rest[1])],
-                             names=[recurse(n, depth + 1) for n in _list(rest[2])], verify_integrity=True)
+        return pd.MultiIndex(
+            levels=[_unindex(_list(level), recurse, depth + 1) for level in _list(rest[0])],
+            codes=[_unnumpy(_list(c), recurse, depth + 1) for c in _list(rest[1])],
+            names=[recurse(n, depth + 1) for n in _list(rest[2])],
+            verify_integrity=True,
+        )
     if tag == "pI":
         values = _unarray(_list(rest[0]), recurse, depth + 1)
         index = pd.Index(values, name=recurse(rest[1], depth + 1), tupleize_cols=False)
@@ -510,8 +617,9 @@ def _unarray(data: list, recurse: Recurse, depth: int) -> Any:
         return _unnumpy(_list(rest[0]), recurse, depth + 1)
     if tag == "aC":
         categories = _unindex(_list(rest[0]), recurse, depth + 1)
-        return pd.Categorical.from_codes(_unnumpy(_list(rest[1]), recurse, depth + 1), categories=categories,
-                                         ordered=rest[2] is True)
+        return pd.Categorical.from_codes(
+            _unnumpy(_list(rest[1]), recurse, depth + 1), categories=categories, ordered=rest[2] is True
+        )
     if tag == "aDT":
         values = _unnumpy(_list(rest[0]), recurse, depth + 1).astype(f"M8[{_str(rest[1])}]")
         array = pd.array(values)
@@ -524,7 +632,9 @@ def _unarray(data: list, recurse: Recurse, depth: int) -> Any:
             raise WireError(f"masked arrays of dtype {dtype} cannot cross")
         values = _unnumpy(_list(rest[1]), recurse, depth + 1)
         mask = _unnumpy(_list(rest[2]), recurse, depth + 1).astype(bool)
-        return pd.array(np.where(mask, None, values.astype(object)), dtype=dtype)
+        filled = np.where(mask, np.array(None), values.astype(object))  # None under the mask
+        # pandas-stubs type pd.array's dtype per concrete dtype class; this is one of _MASKED, checked above
+        return pd.array(filled, dtype=dtype)  # type: ignore[call-overload]
     if tag == "aS":
         if rest[1] not in ("str", "string"):
             raise WireError("malformed string array")
@@ -544,33 +654,60 @@ def _unpath(data: object, recurse: Recurse, depth: int) -> Any:
     from matplotlib.path import Path
 
     vertices, codes = _list(data, 2)
-    return Path(_unnumpy(_list(vertices), recurse, depth + 1),
-                None if codes is None else _unnumpy(_list(codes), recurse, depth + 1))
+    return Path(
+        _unnumpy(_list(vertices), recurse, depth + 1),
+        None if codes is None else _unnumpy(_list(codes), recurse, depth + 1),
+    )
 
 
 def _common(d: dict) -> dict:
-    return {"label": _str(d["label"]), "visible": d["visible"] is True, "zorder": _num(d["zorder"]),
-            "alpha": None if d["alpha"] is None else _num(d["alpha"])}
+    return {
+        "label": _str(d["label"]),
+        "visible": d["visible"] is True,
+        "zorder": _num(d["zorder"]),
+        "alpha": None if d["alpha"] is None else _num(d["alpha"]),
+    }
 
 
 def _unpatch(d: dict, recurse: Recurse, depth: int) -> Any:
     from matplotlib import patches as mpatches
 
-    style = {**_common(d), "facecolor": _rgba(d["facecolor"]), "edgecolor": _rgba(d["edgecolor"]),
-             "linewidth": _num(d["linewidth"]), "hatch": None if d["hatch"] is None else _str(d["hatch"])}
+    style = {
+        **_common(d),
+        "facecolor": _rgba(d["facecolor"]),
+        "edgecolor": _rgba(d["edgecolor"]),
+        "linewidth": _num(d["linewidth"]),
+        "hatch": None if d["hatch"] is None else _str(d["hatch"]),
+    }
     if d["kind"] == "Rectangle":
         x, y = (_unfloat(v) for v in _list(d["xy"], 2))
         return mpatches.Rectangle((x, y), _unfloat(d["width"]), _unfloat(d["height"]), angle=_num(d["angle"]), **style)
     if d["kind"] == "Wedge":
-        return mpatches.Wedge(tuple(_num(c) for c in _list(d["center"], 2)), _num(d["r"]), _num(d["theta1"]),
-                              _num(d["theta2"]), width=None if d["width"] is None else _num(d["width"]), **style)
+        cx, cy = (_num(c) for c in _list(d["center"], 2))
+        return mpatches.Wedge(
+            (cx, cy),
+            _num(d["r"]),
+            _num(d["theta1"]),
+            _num(d["theta2"]),
+            width=None if d["width"] is None else _num(d["width"]),
+            **style,
+        )
     if d["kind"] == "Path":
         return mpatches.PathPatch(_unpath(d["path"], recurse, depth), **style)
     raise WireError(f"malformed patch kind {d['kind']!r}")
 
 
-_COLLECTIONS = ("PathCollection", "PolyCollection", "LineCollection", "QuadMesh", "FillBetweenPolyCollection",
-                "EventCollection", "PatchCollection", "CircleCollection", "RegularPolyCollection")
+_COLLECTIONS = (
+    "PathCollection",
+    "PolyCollection",
+    "LineCollection",
+    "QuadMesh",
+    "FillBetweenPolyCollection",
+    "EventCollection",
+    "PatchCollection",
+    "CircleCollection",
+    "RegularPolyCollection",
+)
 
 
 def _uncollection(d: dict, ax: Any, recurse: Recurse, depth: int) -> Any:
@@ -583,17 +720,22 @@ def _uncollection(d: dict, ax: Any, recurse: Recurse, depth: int) -> Any:
     paths = [_unpath(p, recurse, depth) for p in _list(d["paths"])]
     offsets = _unnumpy(_list(d["offsets"]), recurse, depth + 1)
     common = _common(d)
-    style = {"facecolors": np.array([_rgba(c) for c in _list(d["facecolors"])]).reshape(-1, 4),
-             "edgecolors": np.array([_rgba(c) for c in _list(d["edgecolors"])]).reshape(-1, 4)}
+    style = {
+        "facecolors": np.array([_rgba(c) for c in _list(d["facecolors"])]).reshape(-1, 4),
+        "edgecolors": np.array([_rgba(c) for c in _list(d["edgecolors"])]).reshape(-1, 4),
+    }
+    collection: mcollections.Collection
     if kind == "QuadMesh":
-        collection = mcollections.QuadMesh(_unnumpy(_list(d["coordinates"]), recurse, depth + 1), **style)
+        coordinates = _unnumpy(_list(d["coordinates"]), recurse, depth + 1)
+        collection = mcollections.QuadMesh(coordinates, facecolors=style["facecolors"], edgecolors=style["edgecolors"])
     elif kind == "LineCollection":
         collection = mcollections.LineCollection([p.vertices for p in paths], colors=style["edgecolors"])
     else:  # drawn as the paths they were: a PathCollection keeps its offsets and sizes
         collection = mcollections.PathCollection(paths, sizes=[_num(s) for s in _list(d["sizes"])], **style)
     collection.set_offsets(offsets)
     if not isinstance(offsets, np.ma.MaskedArray):
-        collection._offsets = np.asarray(offsets, dtype=float)
+        # As described, shape included (set_offsets makes a (2,) pair (1, 2)); no public setter skips that
+        collection._offsets = np.asarray(offsets, dtype=float)  # type: ignore[union-attr]
     if d["array"] is not None:
         collection.set_array(_unnumpy(_list(d["array"]), recurse, depth + 1))
     collection.set_cmap(_str(d["cmap"]))
@@ -611,22 +753,47 @@ def _unaxes(figure: Any, d: dict, recurse: Recurse, depth: int) -> Any:
     if d["colorbar"] is not None:
         return ax  # filled by its colorbar once every Axes exists
     for line in _list(d["lines"]):
-        ax.plot(recurse(line["x"], depth + 1), recurse(line["y"], depth + 1), color=_rgba(line["color"]),
-                linestyle=_str(line["linestyle"]), linewidth=_num(line["linewidth"]), marker=_str(line["marker"]),
-                markersize=_num(line["markersize"]), **_common(line))
+        ax.plot(
+            recurse(line["x"], depth + 1),
+            recurse(line["y"], depth + 1),
+            color=_rgba(line["color"]),
+            linestyle=_str(line["linestyle"]),
+            linewidth=_num(line["linewidth"]),
+            marker=_str(line["marker"]),
+            markersize=_num(line["markersize"]),
+            **_common(line),
+        )
     patches = [ax.add_patch(_unpatch(p, recurse, depth + 1)) for p in _list(d["patches"])]
     for c in _list(d["collections"]):
         _uncollection(c, ax, recurse, depth + 1)
     for image in _list(d["images"]):
         extent = [_num(v) for v in _list(image["extent"], 4)]
-        ax.imshow(_unnumpy(_list(image["array"]), recurse, depth + 1), extent=extent, cmap=_str(image["cmap"]),
-                  **_common(image))
+        ax.imshow(
+            _unnumpy(_list(image["array"]), recurse, depth + 1),
+            extent=extent,
+            cmap=_str(image["cmap"]),
+            **_common(image),
+        )
     for t in _list(d["texts"]):
-        ax.text(_unfloat(t["x"]), _unfloat(t["y"]), _str(t["text"]), ha=_str(t["ha"]), va=_str(t["va"]),
-                color=_rgba(t["color"]), fontsize=_num(t["fontsize"]), visible=t["visible"] is True)
+        ax.text(
+            _unfloat(t["x"]),
+            _unfloat(t["y"]),
+            _str(t["text"]),
+            ha=_str(t["ha"]),
+            va=_str(t["va"]),
+            color=_rgba(t["color"]),
+            fontsize=_num(t["fontsize"]),
+            visible=t["visible"] is True,
+        )
     for c in _list(d["containers"]):
-        ax.containers.append(BarContainer([patches[_int(i)] for i in _list(c["patches"])], label=_str(c["label"]),
-                                          orientation=_str(c["orientation"])))
+        ax.containers.append(
+            BarContainer(
+                [patches[_int(i)] for i in _list(c["patches"])],
+                label=_str(c["label"]),
+                # Carried as the candidate's container held it (matplotlib stores it unchecked; "None" when unset)
+                orientation=cast(Literal["vertical", "horizontal"], _str(c["orientation"])),
+            )
+        )
     for loc, title in d["titles"].items():
         if title:
             ax.set_title(_str(title), loc=_str(loc))
@@ -647,6 +814,10 @@ def _unaxes(figure: Any, d: dict, recurse: Recurse, depth: int) -> Any:
     return ax
 
 
+_CANDIDATE_NUMBER = "_june_candidate_number"
+"""The attribute of a rebuilt Figure that holds the candidate's figure number (`open_figures` reads it)."""
+
+
 def _unfigure(d: object, recurse: Recurse, depth: int) -> Any:
     import matplotlib.pyplot as plt
 
@@ -655,17 +826,18 @@ def _unfigure(d: object, recurse: Recurse, depth: int) -> Any:
     figure = plt.figure(figsize=tuple(_num(v) for v in _list(d["size"], 2)), dpi=_num(d["dpi"]))
     described = [a for a in _list(d["axes"]) if type(a) is dict]
     axes = [_unaxes(figure, a, recurse, depth + 1) for a in described]
-    for ax, a in zip(axes, described):
+    for ax, a in zip(axes, described, strict=True):
         if a["colorbar"] is not None:
             j, k, ylabel, xlabel = _list(a["colorbar"], 4)
             colorbar = figure.colorbar(axes[_int(j)].collections[_int(k)], cax=ax)
             ax.set_ylabel(_str(ylabel))
             ax.set_xlabel(_str(xlabel))
-            colorbar.ax.set_position([_num(v) for v in _list(a["position"], 4)])
+            x0, y0, width, height = (_num(v) for v in _list(a["position"], 4))
+            colorbar.ax.set_position((x0, y0, width, height))
     if d["suptitle"] is not None:
         figure.suptitle(_str(d["suptitle"]))
     if type(d.get("number")) is int:
-        figure._june_candidate_number = d["number"]  # see `open_figures`
+        setattr(figure, _CANDIDATE_NUMBER, d["number"])  # see `open_figures`
     return figure
 
 
@@ -678,7 +850,7 @@ def open_figures() -> list[int]:
         return []
     from matplotlib._pylab_helpers import Gcf  # pyplot's registry, read without making a figure current
 
-    numbers = [getattr(manager.canvas.figure, "_june_candidate_number", None) for manager in Gcf.get_all_fig_managers()]
+    numbers = [getattr(manager.canvas.figure, _CANDIDATE_NUMBER, None) for manager in Gcf.get_all_fig_managers()]
     return [n for n in numbers if type(n) is int]
 
 
