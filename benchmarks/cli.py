@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import typer
 
-from benchmarks import harness, report
+from benchmarks import report, run, selfcheck
 from benchmarks.perf import gateway, load, pipeline, realtime, speech, vllm_serve
 
-bench = typer.Typer(help="Benchmarks: the coding agent on public datasets, and the stack's speed.", no_args_is_help=True)
+bench = typer.Typer(
+    help="Benchmarks: the coding agent on public datasets, and the stack's speed.", no_args_is_help=True
+)
 
-# The coding agent on public datasets (harness.py, report.py).
-bench.command("run")(harness.run)
+# The coding agent on public datasets (run.py, selfcheck.py, report.py).
+bench.command("run")(run.run)
 bench.command("report")(report.report)
-bench.command("selfcheck")(harness.selfcheck)
+bench.command("selfcheck")(selfcheck.selfcheck)
 # Performance of the stack (perf/).
 bench.command("speech")(speech.speech)
 bench.command("gateway")(gateway.gateway)

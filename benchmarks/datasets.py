@@ -49,7 +49,7 @@ class Task:
 
     `prompt` is the problem as the dataset states it; `starter` the initial solution.py; `canonical`
     a full solution.py that passes; `test` the hidden test code (HumanEval's `check(candidate)`, or
-    unittest classes), which `benchmarks.harness.grade` runs without ever writing it where the solution can read it.
+    unittest classes), which `benchmarks.grading.grade` runs without ever writing it where the solution can read it.
     """
 
     id: str

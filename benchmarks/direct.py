@@ -28,16 +28,21 @@ from typing import Any, Literal
 
 from benchmarks import datasets
 from benchmarks.datasets import Task
+from benchmarks.grading import grade
 from benchmarks.models import Model, ModelError, Reply
+from benchmarks.results import finish
 
 Status = Literal["answered", "truncated", "no_code", "error"]
 
 SYSTEM = "You are a helpful assistant good at coding."
 """EvalPlus's system message for chat endpoints (gen/util/openai_request.py)."""
-INSTRUCTION = "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+INSTRUCTION = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+)
 """EvalPlus's `instruction_prefix` for instruct models (codegen.py)."""
 
-_FENCE = re.compile(r"^[ \t]*```[ \t]*(\w*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.S | re.M)  # a reply cut at max_tokens may lack the closing fence
+# A reply cut at max_tokens may lack the closing fence.
+_FENCE = re.compile(r"^[ \t]*```[ \t]*(\w*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.S | re.M)
 _PYTHON_TAGS = {"", "python", "py", "python3"}
 
 
@@ -123,7 +128,9 @@ def sanitize(code: str, entry_point: str | None = None) -> str:
     for node in ast.parse(extracted).body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             imports.append(node)
-        elif isinstance(node, ast.ClassDef) or (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _has_return(node)):
+        elif isinstance(node, ast.ClassDef) or (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _has_return(node)
+        ):
             definitions.setdefault(node.name, node)
         elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             definitions.setdefault(node.targets[0].id, node)
@@ -163,7 +170,10 @@ def defines(code: str, entry_point: str) -> bool:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
         return False
-    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == entry_point for n in tree.body)
+    return any(
+        isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == entry_point
+        for n in tree.body
+    )
 
 
 def program(task: Task, code: str) -> str:
@@ -216,8 +226,12 @@ def recorded_answer(task: Task, run_dir: Path) -> tuple[Reply, str] | None:
     sample = samples[0]
     if sample.get("finish_reason") != "stop" or not isinstance(sample.get("reply"), str):
         return None
-    reply = Reply(content=sample["reply"], prompt_tokens=int(result.get("prompt_tokens") or 0),
-                  completion_tokens=int(result.get("completion_tokens") or 0), finish_reason="stop")
+    reply = Reply(
+        content=sample["reply"],
+        prompt_tokens=int(result.get("prompt_tokens") or 0),
+        completion_tokens=int(result.get("completion_tokens") or 0),
+        finish_reason="stop",
+    )
     return reply, extract(reply.content, task.entry_point)
 
 
@@ -233,16 +247,31 @@ def solve(task: Task, model: Model, config: DirectConfig, out_dir: Path) -> dict
     tokens, wall_s, error) plus `samples` and `correct` (how many passed) for pass@k; `status` and
     `passed` are the first sample's. trajectories/ID.json keeps each reply, its code and test output.
     """
-    from benchmarks.harness import finish, grade  # grade: the one grading entry point; late: harness imports this module
-
     start = time.monotonic()
-    record: dict[str, Any] = {"task_id": task.id, "mode": "direct", "status": "error", "passed": False, "verdict": None,
-                              "grading": datasets.grading(task), "steps": 0,
-                              "prompt_tokens": 0, "completion_tokens": 0, "wall_s": 0.0, "error": None,
-                              "samples": config.samples, "correct": 0}
+    record: dict[str, Any] = {
+        "task_id": task.id,
+        "mode": "direct",
+        "status": "error",
+        "passed": False,
+        "verdict": None,
+        "grading": datasets.grading(task),
+        "steps": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "wall_s": 0.0,
+        "error": None,
+        "samples": config.samples,
+        "correct": 0,
+    }
     chat = messages(task)
-    trajectory: dict[str, Any] = {"task_id": task.id, "dataset": task.dataset, "mode": "direct",
-                                  "config": config.__dict__, "messages": chat, "samples": []}
+    trajectory: dict[str, Any] = {
+        "task_id": task.id,
+        "dataset": task.dataset,
+        "mode": "direct",
+        "config": config.__dict__,
+        "messages": chat,
+        "samples": [],
+    }
     try:
         for i in range(config.samples):
             reply, code = answer(task, model, config.max_wall_s)
@@ -251,13 +280,21 @@ def solve(task: Task, model: Model, config: DirectConfig, out_dir: Path) -> dict
             record["completion_tokens"] += reply.completion_tokens
             result = grade(task, program(task, code))
             record["correct"] += result.passed
-            trajectory["samples"].append({"reply": reply.content, "finish_reason": reply.finish_reason, "code": code,
-                                          "passed": result.passed, "verdict": result.status, "test_output": result.detail})
+            trajectory["samples"].append(
+                {
+                    "reply": reply.content,
+                    "finish_reason": reply.finish_reason,
+                    "code": code,
+                    "passed": result.passed,
+                    "verdict": result.status,
+                    "test_output": result.detail,
+                }
+            )
             if i == 0:
                 record.update(status=_status(reply, code, task), passed=result.passed, verdict=result.status)
     except ModelError as e:
         record["error"] = str(e)
-    except Exception as e:  # one task's crash must never end the batch
+    except Exception as e:  # noqa: BLE001 - one task's crash must never end the batch
         record["error"] = f"{type(e).__name__}: {e}"
         trajectory["traceback"] = traceback.format_exc()
     finally:

@@ -1,7 +1,7 @@
 """The trusted programs that grade a solution inside sandboxes (stdlib only; sent as source text).
 
 Every task is graded in two sandboxes that cannot see each other's processes (see
-`benchmarks.harness.grade`). The *candidate* sandbox holds solution.py and runs `serve`: it imports
+`benchmarks.grading.grade`). The *candidate* sandbox holds solution.py and runs `serve`: it imports
 the solution and answers calls (`entry_point(*args)`) over a pipe. The *judge* sandbox runs the
 hidden tests with a `Candidate` proxy as the entry point, so every comparison happens in a process
 the solution's code never runs in, and the verdict is written there:

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.harness import RESULTS, parse_results
+from benchmarks.results import RESULTS, parse_results
 
 PER_TASK = ("steps", "prompt_tokens", "completion_tokens", "wall_s")
 """Record fields summarized per task (mean, p50, p95)."""
@@ -128,7 +128,12 @@ def plot(records: list[dict[str, Any]], path: Path, title: str) -> Path:
     ax2.set_xlabel("task (sorted by time)")
     ax2.set_ylabel("wall time, s")
     twin = ax2.twinx()
-    twin.plot(list(xs), [(r.get("prompt_tokens") or 0) + (r.get("completion_tokens") or 0) for r in ordered], "k.", label="tokens")
+    twin.plot(
+        list(xs),
+        [(r.get("prompt_tokens") or 0) + (r.get("completion_tokens") or 0) for r in ordered],
+        "k.",
+        label="tokens",
+    )
     twin.set_ylabel("tokens (prompt + completion)")
     ax2.set_title("time and tokens per task")
     fig.suptitle(title)
@@ -160,7 +165,9 @@ def report(
     cells = [dict(_rows(s)) for s in summaries]
     labels = dict.fromkeys(label for c in cells for label in c)
     for label in labels:
-        table.add_row(label, *(c.get(label, "0" if label.startswith(("status", "verdict", "graded")) else "") for c in cells))
+        table.add_row(
+            label, *(c.get(label, "0" if label.startswith(("status", "verdict", "graded")) else "") for c in cells)
+        )
     console.print(table)
     for run_dir, records in zip(run_dirs, runs, strict=True):
         console.print(f"plot: {plot(records, run_dir / 'report.png', str(run_dir))}")
@@ -169,5 +176,7 @@ def report(
         common = sorted(a.keys() & b.keys())
         only_a = [t for t in common if a[t] and not b[t]]
         only_b = [t for t in common if b[t] and not a[t]]
-        console.print(f"{len(common)} tasks in both; passed only in {run_dirs[0]}: {only_a or 'none'}; "
-                      f"only in {run_dirs[1]}: {only_b or 'none'}")
+        console.print(
+            f"{len(common)} tasks in both; passed only in {run_dirs[0]}: {only_a or 'none'}; "
+            f"only in {run_dirs[1]}: {only_b or 'none'}"
+        )

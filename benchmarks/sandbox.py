@@ -62,11 +62,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from benchmarks.cgroups import JOIN, Cgroups, sweep_cgroups
 
 SANDBOX_UID = 65534
 TASK_DIR = "/tmp/task"
@@ -257,99 +258,13 @@ def check_available() -> None:
         raise SandboxUnavailable(f"missing {', '.join(missing)}: apt install bubblewrap util-linux")
 
 
-# --- cgroups -------------------------------------------------------------------------------------
-
-_CGROUP_FS = Path("/sys/fs/cgroup")
-
-
-def _cgroup_base(controller: str) -> Path | None:
-    """The writable cgroup v1 folder june's per-run groups go under, or None (non-root, v2, read-only)."""
-    if os.geteuid() != 0 or not (_CGROUP_FS / controller / "cgroup.procs").exists():
-        return None
-    base = _CGROUP_FS / controller / "june"
-    try:
-        base.mkdir(exist_ok=True)
-    except OSError:
-        return None
-    return base
-
-
-class _Cgroups:
-    """One run's cgroup v1 groups (memory, pids, cpu) where the host allows them; `procs` are the
-    cgroup.procs files a process joins before exec'ing the sandbox."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.dirs: dict[str, Path] = {}
-        name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        settings = {
-            "memory": [("memory.limit_in_bytes", limits.memory_mb << 20), ("memory.memsw.limit_in_bytes", limits.memory_mb << 20)],
-            "pids": [("pids.max", limits.nproc)],
-            "cpu": [("cpu.cfs_period_us", 100_000), ("cpu.cfs_quota_us", max(int(limits.cpus * 100_000), 1000))],
-        }
-        for controller, values in settings.items():
-            base = _cgroup_base(controller)
-            if base is None:
-                continue
-            folder = base / name
-            try:
-                folder.mkdir()
-            except OSError:
-                continue
-            self.dirs[controller] = folder
-            for file, value in values:
-                with contextlib.suppress(OSError):  # memsw exists only with swap accounting
-                    (folder / file).write_text(str(value))
-
-    @property
-    def procs(self) -> list[str]:
-        return [str(d / "cgroup.procs") for d in self.dirs.values()]
-
-    def _count(self, controller: str, file: str, key: str) -> int:
-        folder = self.dirs.get(controller)
-        if folder is None:
-            return 0
-        with contextlib.suppress(OSError, ValueError):
-            for line in (folder / file).read_text().splitlines():
-                name, _, value = line.partition(" ")
-                if name == key:
-                    return int(value)
-        return 0
-
-    def memory_hit(self) -> bool:
-        return self._count("memory", "memory.oom_control", "oom_kill") > 0
-
-    def pids_hit(self) -> bool:
-        return self._count("pids", "pids.events", "max") > 0
-
-    def close(self) -> None:
-        """Kill whatever is left in the groups, then remove them (bounded: a few seconds at most)."""
-        deadline = time.monotonic() + 5
-        for folder in self.dirs.values():
-            while time.monotonic() < deadline:
-                try:
-                    pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
-                except OSError:
-                    break
-                for pid in pids:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-                    break
-                time.sleep(0.05)
-
-
-_JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
-"""sh: join each cgroup.procs file given before `--`, then exec the rest (so nothing runs outside them)."""
-
-
 # --- running --------------------------------------------------------------------------------------
 
 
 class Running:
     """A started sandboxed command: `wait()` returns its Result (killing it at the wall-clock limit)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], stream: IO[bytes] | None, limits: Limits, cgroups: _Cgroups,
+    def __init__(self, proc: subprocess.Popen[bytes], stream: IO[bytes] | None, limits: Limits, cgroups: Cgroups,
                  workdir: Path, start: float) -> None:
         self.proc, self.limits, self.cgroups, self.workdir, self.start = proc, limits, cgroups, workdir, start
         self.kept = bytearray()
@@ -470,11 +385,11 @@ class Sandbox:
         stderr when `stdout` is a given fd) is captured up to `limits.output_bytes`."""
         limits = limits or self.limits
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
-        cgroups = _Cgroups(limits)
+        cgroups = Cgroups(limits.memory_mb, limits.nproc, limits.cpus)
         seccomp = _filter_fd()
         full = self.argv(argv, limits, cgroups="pids" in cgroups.dirs, seccomp_fd=seccomp)
         if cgroups.procs:
-            full = ["/bin/sh", "-c", _JOIN, "sh", *cgroups.procs, "--", *full]
+            full = ["/bin/sh", "-c", JOIN, "sh", *cgroups.procs, "--", *full]
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -708,14 +623,7 @@ def sweep() -> int:
             else:
                 remove_tree(path)
             removed += 1
-    for controller in ("memory", "pids", "cpu"):
-        for folder in (_CGROUP_FS / controller / "june").glob("*-*"):
-            pid = folder.name.split("-")[0]
-            if pid.isdigit() and not _alive(int(pid)):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-                    removed += 1
-    return removed
+    return removed + sweep_cgroups(_alive)
 
 
 @contextlib.contextmanager

@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 
 from benchmarks import datasets
 from benchmarks.agent import AgentConfig, parse_fallback
+from benchmarks.agent_mode import solve
+from benchmarks.batch import run_batch
 from benchmarks.datasets import Task
-from benchmarks.harness import RESULTS, run_batch, solve
 from benchmarks.models import ScriptedModel
+from benchmarks.results import RESULTS
 from benchmarks.sandbox import Limits, conceal, remove_tree
 from june.cli import app
 

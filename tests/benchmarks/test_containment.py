@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.sandbox import Limits, Sandbox, UnsafePath, _cgroup_base, conceal, remove_tree, throwaway
+from benchmarks.cgroups import cgroup_base
+from benchmarks.sandbox import Limits, Sandbox, UnsafePath, conceal, remove_tree, throwaway
 
 pytestmark = pytest.mark.usefixtures("bwrap")
 SECRET = "sk-june-test-secret-4f1c"
@@ -147,7 +148,7 @@ def test_task_dir_size_and_inodes_are_bounded() -> None:
 
 
 def test_total_memory_of_all_processes_is_bounded() -> None:
-    if _cgroup_base("memory") is None:
+    if cgroup_base("memory") is None:
         pytest.skip("no writable memory cgroup here: memory is bounded per process only (see benchmarks/sandbox.py)")
     # Each hog holds long enough for all three to overlap even on a loaded machine (slow starts).
     # (The OOM killer may pick an earlier hog, so all three can have allocated; not all three live on.)

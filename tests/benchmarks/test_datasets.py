@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from benchmarks import datasets
 from benchmarks.cheats import CHEATS
 from benchmarks.datasets import DatasetUnavailable
-from benchmarks.harness import grade
+from benchmarks.grading import grade
 from june.cli import app
 
 

@@ -178,7 +178,7 @@ def test_cli_rejects_greedy_samples_and_unknown_modes(tmp_path: Path) -> None:
 
 
 def test_sampling_fields_override_the_servers_defaults() -> None:
-    from benchmarks.harness import sampling
+    from benchmarks.run import sampling
 
     assert sampling(0.0, 1.0) == {"repetition_penalty": 1.0}  # greedy, no penalty, as published
     assert sampling(0.8, None) == {"top_p": 0.95, "top_k": -1}  # EvalPlus's sampling; server's penalty kept
@@ -199,7 +199,8 @@ def test_shuffle_runs_a_seeded_random_sample(tmp_path: Path) -> None:
 
 
 def test_an_agent_run_takes_its_draft_from_a_recorded_direct_run(task: Task, tmp_path: Path) -> None:
-    from benchmarks.harness import AgentConfig, solve as agent_solve
+    from benchmarks.agent import AgentConfig
+    from benchmarks.agent_mode import solve as agent_solve
     from benchmarks.sandbox import Limits
 
     direct_dir, agent_dir = tmp_path / "direct", tmp_path / "agent"

@@ -13,7 +13,7 @@ import pytest
 from benchmarks import datasets, judge
 from benchmarks.cheats import CHEATS, family
 from benchmarks.datasets import Task
-from benchmarks.harness import Grade, grade
+from benchmarks.grading import Grade, grade
 
 pytestmark = pytest.mark.usefixtures("bwrap")
 

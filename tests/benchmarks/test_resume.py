@@ -15,10 +15,11 @@ import pytest
 
 from benchmarks import datasets
 from benchmarks.agent import AgentConfig
-from benchmarks.harness import RESULTS, run_batch, solve
+from benchmarks.agent_mode import solve
+from benchmarks.batch import run_batch
 from benchmarks.models import ScriptedModel
+from benchmarks.results import RESULTS
 from benchmarks.sandbox import Limits
-
 
 pytestmark = pytest.mark.usefixtures("bwrap")
 

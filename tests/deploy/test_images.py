@@ -194,7 +194,7 @@ def test_each_target_installs_what_its_code_imports(target: str) -> None:
 def test_the_bench_extra_installs_what_bench_run_report_and_selfcheck_import() -> None:
     """`uv sync --no-default-groups --extra bench` is enough for the harness (it lacked openai)."""
     installed = {_normal(d) for d in installed_by(["bench"])}
-    _, third = closure(("benchmarks.harness", "benchmarks.report", "benchmarks.direct"))
+    _, third = closure(("benchmarks.run", "benchmarks.selfcheck", "benchmarks.report", "benchmarks.direct"))
     optional = {"datasets"}  # SWE-bench from the hub, only where it is installed (benchmarks/datasets.py)
     missing = {name for name in third - optional if not (_providers().get(name, {_normal(name)}) & installed)}
     assert not missing, f"the bench extra does not install {sorted(missing)}"
