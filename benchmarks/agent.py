@@ -41,9 +41,13 @@ and you get its output back. Write files with a heredoc (cat <<'EOF' > file.py .
 interactive editor. When the work is complete, reply with a block whose last line is `submit`."""
 
 FORMAT_ERROR = "No tool call found. Call exactly one tool (bash, editor or submit); call submit when you are done."
-FORMAT_ERROR_TEXT = "No command found. Reply with exactly one ```bash block (closed with ```); its last line `submit` ends the task."
+FORMAT_ERROR_TEXT = (
+    "No command found. Reply with exactly one ```bash block (closed with ```); its last line `submit` ends the task."
+)
 
-_BASH_BLOCK = re.compile(r"^```(?:bash|sh|shell)?[ \t]*\n(.*?)(?:^```|\Z)", re.S | re.M)  # a reply cut at max_tokens may lack the closing fence
+_BASH_BLOCK = re.compile(
+    r"^```(?:bash|sh|shell)?[ \t]*\n(.*?)(?:^```|\Z)", re.S | re.M
+)  # a reply cut at max_tokens may lack the closing fence
 _OTHER_BLOCK = re.compile(r"^```(?!bash|sh|shell)\w+[ \t]*\n.*?^```[ \t]*$", re.S | re.M)
 
 
@@ -161,7 +165,9 @@ class Agent:
             ]
         out.messages.append(message)
         if not calls:
-            out.messages.append({"role": "user", "content": FORMAT_ERROR if self.config.native_tools else FORMAT_ERROR_TEXT})
+            out.messages.append(
+                {"role": "user", "content": FORMAT_ERROR if self.config.native_tools else FORMAT_ERROR_TEXT}
+            )
             return None
         submitted = False
         observations = []

@@ -72,8 +72,10 @@ def grading(task: Task) -> Grading:
 
 def needs_docker(dataset: str) -> str:
     """Why `dataset` (SWE-bench) cannot run here: what is missing."""
-    return (f"{dataset} cannot be graded here: SWE-bench tasks run in each repository's Docker image (the official "
-            "`swebench` harness), and june's bubblewrap sandbox has no Docker; refusing before the first model call")
+    return (
+        f"{dataset} cannot be graded here: SWE-bench tasks run in each repository's Docker image (the official "
+        "`swebench` harness), and june's bubblewrap sandbox has no Docker; refusing before the first model call"
+    )
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -117,8 +119,10 @@ def dataframebench(split: str = "test") -> list[Task]:
         raise DatasetUnavailable("DataFrameBench tests need pandas: install june's `bench` extra")
     tasks = []
     for r in _jsonl(DATA_DIR / "dataframebench" / f"{split}.jsonl.gz"):
-        prompt = r["prompt"].replace("{library_import}", "import pandas as pd").replace(
-            "{library_instruction}", "Use pandas as the data processing library in your solution."
+        prompt = (
+            r["prompt"]
+            .replace("{library_import}", "import pandas as pd")
+            .replace("{library_instruction}", "Use pandas as the data processing library in your solution.")
         )
         tasks.append(
             Task(
@@ -137,7 +141,7 @@ def dataframebench(split: str = "test") -> list[Task]:
     return tasks
 
 
-_DIFF_TEST = '''
+_DIFF_TEST = """
 import copy as _copy, math as _math
 
 _REF = {{}}
@@ -162,7 +166,7 @@ def check(candidate):
         want = reference(*_copy.deepcopy(args))
         got = candidate(*_copy.deepcopy(args))
         assert _same(got, want), f"input {{args!r:.200}}: got {{got!r:.200}}, want {{want!r:.200}}"
-'''
+"""
 
 
 def evalplus(path: Path, name: str) -> list[Task]:

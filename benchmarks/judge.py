@@ -59,7 +59,7 @@ class WireError(TypeError):
     """A value that may not cross between the candidate and the judge."""
 
 
-def encode(value: object, depth: int = 0, rich: Any = None) -> object:
+def encode(value: Any, depth: int = 0, rich: Any = None) -> list[Any]:
     """`value` as JSON-able tagged data. Raises WireError for anything but plain built-in data (numpy
     scalars become Python ones), unless `rich` (the `benchmarks.replica` module, DataFrameBench) is
     given: then numpy, pandas, matplotlib and seaborn values are described by it, numpy scalars kept."""
@@ -81,15 +81,18 @@ def encode(value: object, depth: int = 0, rich: Any = None) -> object:
     if kind in (bytes, bytearray):
         return ["y" if kind is bytes else "Y", value.hex()]
     if kind in (list, tuple, set, frozenset):
-        tag = {list: "l", tuple: "t", set: "S", frozenset: "F"}[kind]
+        tags: dict[type, str] = {list: "l", tuple: "t", set: "S", frozenset: "F"}
+        tag = tags[kind]
         return [tag, [encode(v, depth + 1, rich) for v in value]]
     if kind is dict:
         return ["d", [[encode(k, depth + 1, rich), encode(v, depth + 1, rich)] for k, v in value.items()]]
     if rich is not None:
         return rich.encode(value, depth, lambda v, d: encode(v, d, rich))
     module = getattr(kind, "__module__", "")
-    if module == "numpy" and hasattr(value, "item") and not hasattr(value, "shape") or module == "numpy" and getattr(value, "shape", None) == ():
-        return encode(value.item(), depth)  # type: ignore[attr-defined]
+    if (module == "numpy" and hasattr(value, "item") and not hasattr(value, "shape")) or (
+        module == "numpy" and getattr(value, "shape", None) == ()
+    ):
+        return encode(value.item(), depth)
     raise WireError(f"a value of type {module}.{kind.__qualname__} cannot be compared by the grader (plain data only)")
 
 
@@ -129,12 +132,12 @@ def decode(data: object, depth: int = 0, rich: Any = None) -> object:
     raise WireError(f"malformed value tag {tag!r}")
 
 
-def _send(stream, message: dict) -> None:  # type: ignore[no-untyped-def]
+def _send(stream, message: dict) -> None:
     stream.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
     stream.flush()
 
 
-def _receive(stream, limit: int = MAX_MESSAGE) -> dict:  # type: ignore[no-untyped-def]
+def _receive(stream, limit: int = MAX_MESSAGE) -> dict:
     line = stream.readline(limit)
     if not line:
         raise EOFError("the solution's process ended")
@@ -196,7 +199,7 @@ def serve(entry_point: str, path: str = "/tmp/task/solution.py", replica: str | 
     os.dup2(2, 1)  # the solution's prints go to the log, not into the wire
     sys.stdin = open(os.devnull)
     sys.stdout = sys.stderr
-    rich = None if replica is None else _module("replica", replica)
+    rich: Any = None if replica is None else _module("replica", replica)
     function = _load_solution(path, "solution")[entry_point]
     while True:
         try:
@@ -210,10 +213,12 @@ def serve(entry_point: str, path: str = "/tmp/task/solution.py", replica: str | 
             if "random" in request:
                 _set_random_states(request["random"], rich)
                 rich.close_figures(request.get("figures"))
-            value = function(*args, **kwargs)  # type: ignore[misc]
-        except Exception as e:
-            reply = {"raise": [[str(c.__module__), str(c.__qualname__)] for c in type(e).__mro__],
-                     "message": str(e)[:2000]}
+            value = function(*args, **kwargs)  # type: ignore[misc, arg-type]  # the wire's list and dict; else TypeError, sent back
+        except Exception as e:  # noqa: BLE001  # whatever the solution raises goes back to the judge's test
+            reply = {
+                "raise": [[str(c.__module__), str(c.__qualname__)] for c in type(e).__mro__],
+                "message": str(e)[:2000],
+            }
             try:
                 reply["args"] = encode(list(e.args), 0, rich)
             except Exception:  # noqa: BLE001 - the message is enough
@@ -240,7 +245,7 @@ class Unjudgeable(BaseException):
 class Candidate:
     """The judge's stand-in for the solution's function: each call goes over the wire."""
 
-    def __init__(self, name: str, wire_out, wire_in, rich: Any = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, name: str, wire_out, wire_in, rich: Any = None) -> None:
         self.__name__ = self.__qualname__ = name
         self._out, self._in, self._rich = wire_out, wire_in, rich
 
@@ -273,10 +278,15 @@ class Candidate:
 def _write_back(originals: list, arguments: object) -> None:
     """Apply to the test's own list, dict, set and bytearray arguments what the call did to them in the
     candidate (in place, as in one process). Other arguments are left as they were."""
-    if type(arguments) is not list or len(arguments) != 2 or type(arguments[0]) is not list \
-            or type(arguments[1]) is not dict:
+    if (
+        type(arguments) is not list
+        or len(arguments) != 2
+        or type(arguments[0]) is not list
+        or type(arguments[1]) is not dict
+    ):
         raise WireError("malformed arguments")
-    for original, after in zip(originals, [*arguments[0], *arguments[1].values()]):
+    # strict=False: the reply comes from the solution's side; a shorter or longer list changes no argument it lacks.
+    for original, after in zip(originals, [*arguments[0], *arguments[1].values()], strict=False):
         if type(original) is not type(after) or type(original) not in (list, bytearray, dict, set):
             continue
         try:
@@ -285,10 +295,10 @@ def _write_back(originals: list, arguments: object) -> None:
         except Exception:  # noqa: BLE001 - items without a plain truth value (arrays): compared as unchanged
             continue
         if type(original) in (list, bytearray):
-            original[:] = after  # type: ignore[index]
+            original[:] = after
         elif type(original) in (dict, set):
-            original.clear()  # type: ignore[attr-defined]
-            original.update(after)  # type: ignore[attr-defined]
+            original.clear()
+            original.update(after)
 
 
 def _error(reply: dict, rich: Any) -> tuple[type, tuple]:
@@ -301,7 +311,11 @@ def _error(reply: dict, rich: Any) -> tuple[type, tuple]:
     if type(mro) is str:
         mro = [["builtins", mro]]
     for module, qualname in mro if type(mro) is list else []:
-        if type(module) is not str or type(qualname) is not str or not all(p.isidentifier() for p in qualname.split(".")):
+        if (
+            type(module) is not str
+            or type(qualname) is not str
+            or not all(p.isidentifier() for p in qualname.split("."))
+        ):
             continue
         found: Any = builtins if module == "builtins" else sys.modules.get(module)
         for part in qualname.split(".") if found is not None else []:
@@ -366,8 +380,11 @@ def judge_unittest(blob: dict) -> None:
     namespace[blob["entry_point"]] = Candidate(blob["entry_point"], wire_out, wire_in, rich)
     exec(compile(blob["test"], "tests", "exec"), namespace)
     suite = unittest.TestSuite()
-    for case in [v for v in namespace.values() if isinstance(v, type) and issubclass(v, unittest.TestCase)
-                 and v.__module__ == "__tests__"]:
+    for case in [
+        v
+        for v in namespace.values()
+        if isinstance(v, type) and issubclass(v, unittest.TestCase) and v.__module__ == "__tests__"
+    ]:
         suite.addTests(unittest.TestLoader().loadTestsFromTestCase(case))
     expected = suite.countTestCases()
     result = unittest.TestResult()
@@ -386,16 +403,33 @@ def judge_unittest(blob: dict) -> None:
 
 # --- unittest tasks: the tests in the solution's process ------------------------------------------
 
-_REFUSED = ("gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames", "sys.settrace",
-            "sys.setprofile", "sys.addaudithook", "cpython.PyInterpreterState_Clear", "cpython._PySys_ClearAuditHooks")
+_REFUSED = (
+    "gc.get_objects",
+    "gc.get_referrers",
+    "gc.get_referents",
+    "sys._current_frames",
+    "sys.settrace",
+    "sys.setprofile",
+    "sys.addaudithook",
+    "cpython.PyInterpreterState_Clear",
+    "cpython._PySys_ClearAuditHooks",
+)
 
 
 def _code(attrs: dict) -> dict:
     """The attributes that are code (functions, classes, modules, descriptors), not data or caches."""
     import types
 
-    kinds = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, staticmethod,
-             classmethod, property)
+    kinds = (
+        type,
+        types.ModuleType,
+        types.FunctionType,
+        types.BuiltinFunctionType,
+        types.MethodType,
+        staticmethod,
+        classmethod,
+        property,
+    )
     return {k: v for k, v in list(attrs.items()) if isinstance(v, kinds)}
 
 
@@ -443,7 +477,10 @@ def run_unittest(blob: dict) -> None:
         except Exception:  # noqa: BLE001
             pass
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no /proc/self/mem, no ptrace by peers
-    test_case, test_suite, test_loader, test_result = unittest.TestCase, unittest.TestSuite, unittest.TestLoader, unittest.TestResult
+    test_case: type[unittest.TestCase] = unittest.TestCase
+    test_suite: type[unittest.TestSuite] = unittest.TestSuite
+    test_loader: type[unittest.TestLoader] = unittest.TestLoader
+    test_result: type[unittest.TestResult] = unittest.TestResult
     known_types = frozenset(_all_types())
     # Everything used after the solution loads is bound here, so rebinding the runner's globals
     # (reachable through frames) changes nothing.
@@ -465,8 +502,8 @@ def run_unittest(blob: dict) -> None:
     sys.addaudithook(hook)
     del ctypes
 
-    def typed(function):  # type: ignore[no-untyped-def]
-        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def typed(function):
+        def wrapper(*args, **kwargs):
             value = function(*args, **kwargs)
             check_types(value, known_types, 0)
             return value
@@ -478,16 +515,18 @@ def run_unittest(blob: dict) -> None:
     tests["__name__"] = "__tests__"
     tests[blob["entry_point"]] = typed(solution[blob["entry_point"]])
     exec(compile(blob["test"], "tests", "exec"), tests)
-    cases = [v for v in tests.values() if isinstance(v, type) and issubclass(v, test_case) and v.__module__ == "__tests__"]
+    cases = [
+        v for v in tests.values() if isinstance(v, type) and issubclass(v, test_case) and v.__module__ == "__tests__"
+    ]
     suite = test_suite()
     for case in cases:
         suite.addTests(test_loader().loadTestsFromTestCase(case))
     expected = suite.countTestCases()
 
-    class Result(test_result):
+    class Result(test_result):  # type: ignore[valid-type, misc]  # bound before the solution loads (tamper-proof)
         passed = 0
 
-        def addSuccess(self, test):  # type: ignore[no-untyped-def]
+        def addSuccess(self, test):
             super().addSuccess(test)
             Result.passed += 1
 
@@ -519,7 +558,7 @@ def _all_types() -> set[int]:
     while todo:
         cls = todo.pop()
         try:
-            subclasses = type.__subclasses__(cls)
+            subclasses: list[type] = type.__subclasses__(cls)
         except TypeError:
             continue
         for sub in subclasses:
@@ -529,7 +568,7 @@ def _all_types() -> set[int]:
     return seen
 
 
-def _check_types(value: object, known: set, depth: int) -> None:
+def _check_types(value: object, known: frozenset[int] | set[int], depth: int) -> None:
     """Refuse a returned value (or a value in a returned list/tuple/dict/set) of a class created after
     the libraries were loaded, i.e. by the solution: its `__eq__` could say anything."""
     if id(type(value)) not in known:
@@ -538,14 +577,16 @@ def _check_types(value: object, known: set, depth: int) -> None:
     if isinstance(attrs, dict):  # `df.equals = lambda *a: True` on a real DataFrame
         for name, attr in list(attrs.items())[:500]:
             if callable(attr) and callable(getattr(type(value), name, None)) and id(type(attr)) not in known:
-                raise TypeError(f"the solution replaced the method {name} of the {type(value).__qualname__} it returned")
+                raise TypeError(
+                    f"the solution replaced the method {name} of the {type(value).__qualname__} it returned"
+                )
             if type(attr).__name__ == "function" and getattr(attr, "__module__", None) == "solution":
                 raise TypeError(f"the solution attached its own {name} to the {type(value).__qualname__} it returned")
     if depth < 3 and type(value) in (list, tuple, set, frozenset):
         for item in list(value)[:1000]:  # type: ignore[call-overload]
             _check_types(item, known, depth + 1)
     elif depth < 3 and type(value) is dict:
-        for key, item in list(value.items())[:1000]:  # type: ignore[attr-defined]
+        for key, item in list(value.items())[:1000]:
             _check_types(key, known, depth + 1)
             _check_types(item, known, depth + 1)
 

@@ -80,7 +80,10 @@ class OpenAIModel:
         # (openai/_httpx2.py, its legacy path), as core.voice gives it.
         http = httpx.Client()
         self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=self.api_key, max_retries=2, http_client=http  # type: ignore[arg-type]
+            base_url=self.base_url,
+            api_key=self.api_key,
+            max_retries=2,
+            http_client=http,  # type: ignore[arg-type]
         )
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], timeout: float) -> Reply:
@@ -151,9 +154,7 @@ class ScriptedModel:
             raise ModelError(f"script exhausted after {len(self.steps)} steps")
         step = self.steps[index]
         wanted = step.get("tool_calls") or ([step] if "tool" in step else [])
-        calls = [
-            ToolCall(f"call_{index}_{i}", c["tool"], json.dumps(c.get("args", {}))) for i, c in enumerate(wanted)
-        ]
+        calls = [ToolCall(f"call_{index}_{i}", c["tool"], json.dumps(c.get("args", {}))) for i, c in enumerate(wanted)]
         content = step.get("content", "")
         prompt_chars = sum(len(str(m.get("content") or "")) for m in messages)
         return Reply(

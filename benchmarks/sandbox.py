@@ -28,9 +28,10 @@ side (which runs as root in CI) into following what it made. Contained:
   processes together (memory cgroup, tmpfs pages included), process count (pids), CPU share
   (cpu quota). Without them (non-root, cgroup v2 without delegation) the memory bound is per
   process only (nproc x memory_mb in total) and the process count is RLIMIT_NPROC in the sandbox's
-  user namespace (as root, a nested unprivileged bwrap gives the sandbox its own). As root the task dir is its own tmpfs mount (size and inode limits; removing it
-  is one unmount, whatever tree the sandbox built); otherwise it is a plain folder bounded only per
-  file and removed by an iterative walk that never follows links.
+  user namespace (as root, a nested unprivileged bwrap gives the sandbox its own). As root the task
+  dir is its own tmpfs mount (size and inode limits; removing it is one unmount, whatever tree the
+  sandbox built); otherwise it is a plain folder bounded only per file and removed by an iterative
+  walk that never follows links.
 - **Host side**: every host read, write and listing in the task dir (`read_bytes`, `write`,
   `listdir`, `kind`) walks the path one component at a time with O_NOFOLLOW and O_NONBLOCK, takes
   regular files only (no symlink, FIFO, device or socket), and reads at most a bounded size.
@@ -83,8 +84,24 @@ ENV = {
     "OMP_NUM_THREADS": "1",
 }
 """The whole environment inside a sandbox (PATH gets the Python's bin folder in front)."""
-ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "timezone", "passwd", "group",
-       "nsswitch.conf", "fonts", "ssl", "ca-certificates", "mime.types", "os-release", "debian_version", "matplotlibrc")
+ETC = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "localtime",
+    "timezone",
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "fonts",
+    "ssl",
+    "ca-certificates",
+    "mime.types",
+    "os-release",
+    "debian_version",
+    "matplotlibrc",
+)
 """The /etc entries bound in (programs and libraries need them; nothing secret or host-specific)."""
 HOST_BLOCK_BYTES = 16 << 20
 """The most the host reads of one sandbox file (the editor's view, the solution)."""
@@ -264,8 +281,15 @@ def check_available() -> None:
 class Running:
     """A started sandboxed command: `wait()` returns its Result (killing it at the wall-clock limit)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], stream: IO[bytes] | None, limits: Limits, cgroups: Cgroups,
-                 workdir: Path, start: float) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        stream: IO[bytes] | None,
+        limits: Limits,
+        cgroups: Cgroups,
+        workdir: Path,
+        start: float,
+    ) -> None:
         self.proc, self.limits, self.cgroups, self.workdir, self.start = proc, limits, cgroups, workdir, start
         self.kept = bytearray()
         self.dropped = 0
@@ -276,7 +300,7 @@ class Running:
         if stream is None:
             return
         with stream:
-            while chunk := stream.read1(65536):
+            while chunk := stream.read1(65536):  # type: ignore[attr-defined]  # Popen's pipes are BufferedReaders
                 room = max(self.limits.output_bytes - len(self.kept), 0)
                 self.kept.extend(chunk[:room])
                 self.dropped += len(chunk) - min(len(chunk), room)
@@ -338,7 +362,9 @@ class Sandbox:
     the task dir goes through `read_bytes`, `write`, `listdir` and `kind`, which never follow links.
     """
 
-    def __init__(self, workdir: Path, limits: Limits | None = None, hide: Iterable[Path] = (), tmp: Path | None = None) -> None:
+    def __init__(
+        self, workdir: Path, limits: Limits | None = None, hide: Iterable[Path] = (), tmp: Path | None = None
+    ) -> None:
         """`tmp`: a host folder (holding `workdir`) bound as /tmp instead of a private tmpfs, for two
         sandboxes that must see each other's files (a DataFrameBench judge and its candidate)."""
         self.workdir = Path(workdir).resolve()
@@ -346,11 +372,21 @@ class Sandbox:
         self.hide = [Path(p).resolve() for p in hide]
         self.tmp = None if tmp is None else Path(tmp).resolve()
 
-    def argv(self, command: list[str], limits: Limits, cgroups: bool = False, seccomp_fd: int | None = None) -> list[str]:
+    def argv(
+        self, command: list[str], limits: Limits, cgroups: bool = False, seccomp_fd: int | None = None
+    ) -> list[str]:
         """The full command line: bwrap [+ setpriv when root] + prlimit + command; `seccomp_fd` is an fd
         holding `seccomp_filter()` (bwrap refuses to start, exit status 1, when it cannot install it)."""
         root = os.geteuid() == 0
-        bwrap = [shutil.which("bwrap") or "bwrap", *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        bwrap = [
+            shutil.which("bwrap") or "bwrap",
+            *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+        ]
         if not root:
             bwrap += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         # /tmp first: a Python or venv that lives under /tmp (a CI checkout, say) is bound on top of it.
@@ -367,20 +403,50 @@ class Sandbox:
             bwrap += ["--setenv", key, value]
         drop: list[str] = []
         if root:
-            drop = ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
-                    "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-        rlimits = [f"--cpu={limits.cpu_s}", f"--as={limits.memory_mb << 20}", f"--fsize={limits.file_mb << 20}", "--core=0"]
+            drop = [
+                "setpriv",
+                f"--reuid={SANDBOX_UID}",
+                f"--regid={SANDBOX_UID}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+            ]
+        rlimits = [
+            f"--cpu={limits.cpu_s}",
+            f"--as={limits.memory_mb << 20}",
+            f"--fsize={limits.file_mb << 20}",
+            "--core=0",
+        ]
         if not (root and cgroups):
             # No pids cgroup: RLIMIT_NPROC counts per user namespace, so the sandbox gets one of its own
             # (as root: a nested unprivileged bwrap after setpriv; otherwise the bwrap above).
             rlimits.append(f"--nproc={limits.nproc}")
             if root:
-                drop += [bwrap[0], "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-                         "--bind", "/", "/", "--die-with-parent", "--"]
+                drop += [
+                    bwrap[0],
+                    "--unshare-user",
+                    "--uid",
+                    str(SANDBOX_UID),
+                    "--gid",
+                    str(SANDBOX_UID),
+                    "--bind",
+                    "/",
+                    "/",
+                    "--die-with-parent",
+                    "--",
+                ]
         return [*bwrap, "--", *drop, "prlimit", *rlimits, "--", *command]
 
-    def start(self, command: str | list[str], *, limits: Limits | None = None, stdin: int | None = None,
-              stdout: int | None = None, pass_fds: tuple[int, ...] = ()) -> Running:
+    def start(
+        self,
+        command: str | list[str],
+        *,
+        limits: Limits | None = None,
+        stdin: int | None = None,
+        stdout: int | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> Running:
         """Start `command` (a string goes to `bash -c`) in the task dir. Output (stdout and stderr, or only
         stderr when `stdout` is a given fd) is captured up to `limits.output_bytes`."""
         limits = limits or self.limits
@@ -418,7 +484,7 @@ class Sandbox:
         text = str(relative)
         for prefix in (TASK_DIR, str(self.workdir)):
             if text == prefix or text.startswith(prefix + "/"):
-                text = text[len(prefix):]
+                text = text[len(prefix) :]
                 break
         else:
             if text.startswith("/"):
@@ -467,7 +533,15 @@ class Sandbox:
                 mode = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False).st_mode
         except (FileNotFoundError, NotADirectoryError):
             return "missing"
-        return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "symlink" if stat.S_ISLNK(mode) else "other"
+        return (
+            "dir"
+            if stat.S_ISDIR(mode)
+            else "file"
+            if stat.S_ISREG(mode)
+            else "symlink"
+            if stat.S_ISLNK(mode)
+            else "other"
+        )
 
     def read_bytes(self, relative: str | Path, max_bytes: int = HOST_BLOCK_BYTES) -> bytes:
         """The content of a regular file in the task dir. Raises UnsafePath for a link, FIFO, device,
@@ -477,7 +551,9 @@ class Sandbox:
             raise UnsafePath(f"{relative} is a folder")
         with self._parent(parts) as dfd:
             try:
-                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dfd)
+                fd = os.open(
+                    parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dfd
+                )
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENXIO):
                     raise UnsafePath(f"{relative} is a symlink or a socket (not followed)") from None
@@ -501,8 +577,12 @@ class Sandbox:
             raise UnsafePath(f"{relative} is a folder")
         with self._parent(parts, create=True) as dfd:
             try:
-                fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
-                             0o644, dir_fd=dfd)
+                fd = os.open(
+                    parts[-1],
+                    os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                    0o644,
+                    dir_fd=dfd,
+                )
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENXIO):
                     raise UnsafePath(f"{relative} is a symlink or a FIFO (not followed)") from None
@@ -627,8 +707,12 @@ def sweep() -> int:
 
 
 @contextlib.contextmanager
-def throwaway(files: dict[str, str] | None = None, limits: Limits | None = None, prefix: str = "june-task-",
-              hide: Iterable[Path] = ()) -> Iterator[Sandbox]:
+def throwaway(
+    files: dict[str, str] | None = None,
+    limits: Limits | None = None,
+    prefix: str = "june-task-",
+    hide: Iterable[Path] = (),
+) -> Iterator[Sandbox]:
     """A fresh task dir holding `files` (relative path -> text), owned by the sandbox user; removed
     afterwards (as root: its own tmpfs, bounded by `limits.disk_mb` and `limits.inodes`, unmounted).
     Its name carries this process's pid, so that `sweep` can remove it if this process is killed."""

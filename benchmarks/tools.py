@@ -43,7 +43,10 @@ SCHEMAS: list[dict[str, Any]] = [
                     "command": {"type": "string", "enum": ["view", "create", "str_replace"]},
                     "path": {"type": "string", "description": f"Relative to {TASK_DIR}, or absolute inside it."},
                     "file_text": {"type": "string", "description": "create: the whole new file."},
-                    "old_str": {"type": "string", "description": "str_replace: exact text to replace (must occur once)."},
+                    "old_str": {
+                        "type": "string",
+                        "description": "str_replace: exact text to replace (must occur once).",
+                    },
                     "new_str": {"type": "string", "description": "str_replace: the replacement."},
                 },
                 "required": ["command", "path"],
@@ -100,7 +103,9 @@ class Tools:
                     raise ToolError(f"the text cannot be written as UTF-8 ({e.reason} at position {e.start})") from None
                 except UnsafePath as e:
                     raise ToolError(str(e)) from None
-                except OSError as e:  # e.g. create on a folder, a full task dir: the model's mistake, told without host paths
+                except (
+                    OSError
+                ) as e:  # e.g. create on a folder, a full task dir: the model's mistake, told without host paths
                     raise ToolError(f"{args.get('path')}: {e.strerror or type(e).__name__}") from None
             if name == "submit":
                 raise Submitted()
@@ -117,8 +122,15 @@ class Tools:
         result = self.sandbox.run(command, limits=limits)
         return clip(f"exit code: {result.returncode}\n{result.output}")
 
-    def editor(self, command: str, path: str, file_text: str | None = None, old_str: str | None = None,
-               new_str: str | None = None, **_: Any) -> str:
+    def editor(
+        self,
+        command: str,
+        path: str,
+        file_text: str | None = None,
+        old_str: str | None = None,
+        new_str: str | None = None,
+        **_: Any,
+    ) -> str:
         """The editor on the host, through the sandbox's link-refusing file access (`Sandbox.read_bytes` etc.)."""
         if not isinstance(path, str):
             raise ToolError("path must be a string")

@@ -103,13 +103,17 @@ def stub_app(ttft_s: float = 0.0, tpot_s: float = 0.0) -> ASGIApp:
             return
         body = await _read_all(receive)
         if scope["path"] == "/health":
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
             await send({"type": "http.response.body", "body": b"{}"})
             return
         request = json.loads(body) if body else {}
         tokens = int(request.get("max_tokens") or 16)
         if request.get("stream"):
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+            )
             for i in range(tokens):
                 if ttft_s or tpot_s:
                     await asyncio.sleep(tpot_s if i else ttft_s)
@@ -158,7 +162,9 @@ async def _batch(base: str, body: dict, concurrency: int, requests: int, headers
     headers = {**headers, "content-type": "application/json"}
     url = f"{base}/v1/chat/completions"
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=300)) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=300)
+    ) as session:
 
         async def one() -> float:
             start = time.perf_counter()
@@ -186,8 +192,16 @@ async def _batch(base: str, body: dict, concurrency: int, requests: int, headers
 
 
 def measure(
-    direct: str, through: dict[str, tuple[str, int | None]], *, model: str, concurrencies: list[int], requests: int,
-    max_tokens: int, api_key: str | None, upstream: str = "", rounds: int = 3,
+    direct: str,
+    through: dict[str, tuple[str, int | None]],
+    *,
+    model: str,
+    concurrencies: list[int],
+    requests: int,
+    max_tokens: int,
+    api_key: str | None,
+    upstream: str = "",
+    rounds: int = 3,
 ) -> list[dict]:
     """Rows per mode, concurrency and proxy in `through` (name → (base URL, pid or None)): direct
     and proxied p50/p99 first byte (ms), added (ms), throughput ratio, and the proxy process's CPU
@@ -201,7 +215,12 @@ def measure(
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     paths = {"direct": (direct, None), **through}
     for stream in (False, True):
-        body = {"model": model, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": max_tokens, "stream": stream}
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": "Say hi."}],
+            "max_tokens": max_tokens,
+            "stream": stream,
+        }
         for c in concurrencies:
             per_round = max(-(-requests // rounds), MIN_WAVES * c)
             runs = {name: Run([], 0.0) for name in paths}
@@ -234,7 +253,23 @@ def measure(
 
 def print_table(rows: list[dict], console: Console) -> None:
     table = Table(title="Gateway overhead: same upstream, direct vs through the gateway (and a bare relay)")
-    for name in ("upstream", "mode", "conc", "n", "via", "direct p50", "via p50", "added p50", "direct p99", "via p99", "added p99", "direct rps", "via rps", "ratio", "cpu/req"):
+    for name in (
+        "upstream",
+        "mode",
+        "conc",
+        "n",
+        "via",
+        "direct p50",
+        "via p50",
+        "added p50",
+        "direct p99",
+        "via p99",
+        "added p99",
+        "direct rps",
+        "via rps",
+        "ratio",
+        "cpu/req",
+    ):
         table.add_column(name, justify="right")
     for r in rows:
         table.add_row(
@@ -248,7 +283,9 @@ def print_table(rows: list[dict], console: Console) -> None:
         "times in ms to the first body byte; cpu/req: the proxy process's CPU ms per request; relay: a bare 20-line\n"
         "aiohttp relay with no keys, limits, metrics or traces, the cost of the extra hop alone on this machine"
     )
-    console.print(f"goal: added p50 < 1 ms, ratio >= 0.97x; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    console.print(
+        f"goal: added p50 < 1 ms, ratio >= 0.97x; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
 
 def relay_app(upstream: str) -> ASGIApp:
@@ -262,7 +299,11 @@ def relay_app(upstream: str) -> ASGIApp:
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
-                sessions.append(aiohttp.ClientSession(upstream, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept")))
+                sessions.append(
+                    aiohttp.ClientSession(
+                        upstream, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept")
+                    )
+                )
                 await send({"type": "lifespan.startup.complete"})
             await sessions[0].close()
             await send({"type": "lifespan.shutdown.complete"})
@@ -271,7 +312,13 @@ def relay_app(upstream: str) -> ASGIApp:
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k != b"host"]
         async with sessions[0].request(scope["method"], scope["path"], data=body, headers=headers) as r:
             hop = (b"transfer-encoding", b"connection", b"date", b"server")
-            await send({"type": "http.response.start", "status": r.status, "headers": [(k.lower(), v) for k, v in r.raw_headers if k.lower() not in hop]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": r.status,
+                    "headers": [(k.lower(), v) for k, v in r.raw_headers if k.lower() not in hop],
+                }
+            )
             async for chunk in r.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
@@ -317,7 +364,9 @@ def split_cpus(pin: bool) -> tuple[set[int], set[int]] | None:
 
 
 def gateway(
-    upstream: Annotated[str | None, typer.Option(help="Measure this OpenAI server (base URL, no /v1) instead of the built-in stubs.")] = None,
+    upstream: Annotated[
+        str | None, typer.Option(help="Measure this OpenAI server (base URL, no /v1) instead of the built-in stubs.")
+    ] = None,
     stub: Annotated[
         list[str],
         typer.Option(help="Built-in upstreams to measure: instant, paced."),
@@ -329,11 +378,20 @@ def gateway(
         list[int],
         typer.Option("--concurrency", "-c", help="Concurrency levels."),
     ] = [1, 8, 64],  # noqa: B006 - typer reads the default, never mutates it
-    requests: Annotated[int, typer.Option(help=f"Requests per (mode, concurrency) and path; at least {MIN_WAVES}x the concurrency per round.")] = 400,
-    rounds: Annotated[int, typer.Option(min=1, help="Rounds in which direct and proxied runs take turns (their times pooled).")] = 3,
+    requests: Annotated[
+        int,
+        typer.Option(
+            help=f"Requests per (mode, concurrency) and path; at least {MIN_WAVES}x the concurrency per round."
+        ),
+    ] = 400,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds in which direct and proxied runs take turns (their times pooled).")
+    ] = 3,
     max_tokens: Annotated[int, typer.Option(help="max_tokens per request (the stubs send this many tokens).")] = 16,
     out: Annotated[Path | None, typer.Option(dir_okay=False, help="Also write the rows as JSON here.")] = None,
-    relay: Annotated[bool, typer.Option(help="Also measure a bare aiohttp relay: the cost of the extra hop alone.")] = True,
+    relay: Annotated[
+        bool, typer.Option(help="Also measure a bare aiohttp relay: the cost of the extra hop alone.")
+    ] = True,
     pin: Annotated[
         bool,
         typer.Option(
@@ -349,7 +407,9 @@ def gateway(
         ),
     ] = True,
     serve_stub: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve a stub on this port.")] = None,
-    serve_relay: Annotated[int | None, typer.Option(hidden=True, help="Internal: serve the bare relay on this port.")] = None,
+    serve_relay: Annotated[
+        int | None, typer.Option(hidden=True, help="Internal: serve the bare relay on this port.")
+    ] = None,
 ) -> None:
     """Gateway overhead: added time to first byte (p50/p99), throughput ratio and CPU per request, streaming and not."""
     port = serve_relay if serve_relay is not None else serve_stub
@@ -387,20 +447,48 @@ def gateway(
         if other_cpus:
             os.sched_setaffinity(0, other_cpus)  # the load generator, and the stubs it starts
         for label, stub_argv in targets:
-            rows += _measure_target(label, stub_argv, upstream, relay, proxy_cpus, logs, console, model=model, concurrencies=concurrency, requests=requests, max_tokens=max_tokens, rounds=rounds)
+            rows += _measure_target(
+                label,
+                stub_argv,
+                upstream,
+                relay,
+                proxy_cpus,
+                logs,
+                console,
+                model=model,
+                concurrencies=concurrency,
+                requests=requests,
+                max_tokens=max_tokens,
+                rounds=rounds,
+            )
     for row in rows:
         row["proxy_cpus"] = sorted(proxy_cpus) if proxy_cpus else None
         row["idle_polling"] = polling
     print_table(rows, console)
-    where = f"the proxies on CPU {sorted(split[0])}, load generator and stub on CPUs {sorted(split[1])}" if split else "everything on all CPUs (--no-pin)"
-    idle = "idle CPUs polled (cpu_dma_latency held at 0)" if polling else f"idle CPUs free to halt ({'--no-poll-idle' if not poll_idle else 'cpu_dma_latency not writable'})"
+    where = (
+        f"the proxies on CPU {sorted(split[0])}, load generator and stub on CPUs {sorted(split[1])}"
+        if split
+        else "everything on all CPUs (--no-pin)"
+    )
+    idle = (
+        "idle CPUs polled (cpu_dma_latency held at 0)"
+        if polling
+        else f"idle CPUs free to halt ({'--no-poll-idle' if not poll_idle else 'cpu_dma_latency not writable'})"
+    )
     console.print(f"layout: {where}; {idle}")
     if out is not None:
         out.write_text(json.dumps(rows, indent=2))
 
 
 def _measure_target(
-    label: str, stub_argv: list[str] | None, upstream: str | None, relay: bool, proxy_cpus: set[int] | None, logs: Path, console: Console, **measure_args: Any,
+    label: str,
+    stub_argv: list[str] | None,
+    upstream: str | None,
+    relay: bool,
+    proxy_cpus: set[int] | None,
+    logs: Path,
+    console: Console,
+    **measure_args: Any,
 ) -> list[dict]:
     """Start the stub (unless measuring `upstream`), the gateway and the bare relay, and measure them."""
     with ExitStack() as stack:
@@ -409,14 +497,28 @@ def _measure_target(
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             argv = [*stub_argv[:-1], stub_argv[-1].format(port=port)]
-            stack.enter_context(running(argv, ready_url=f"{url}/health", log=logs / f"stub-{label}.log", timeout=60, name=f"{label} stub"))
+            stack.enter_context(
+                running(
+                    argv, ready_url=f"{url}/health", log=logs / f"stub-{label}.log", timeout=60, name=f"{label} stub"
+                )
+            )
         port = free_port()
         env = {
             "JUNE_GATEWAY_HOST": "127.0.0.1", "JUNE_GATEWAY_PORT": str(port),
             "JUNE_GATEWAY_LLM_URL": url, "JUNE_GATEWAY_SPEECH_URL": url, "JUNE_GATEWAY_API_KEYS": "",
         }  # fmt: skip
         gw = f"http://127.0.0.1:{port}"
-        proc = stack.enter_context(running([sys.executable, "-m", "gateway"], ready_url=f"{gw}/health", env=env, log=logs / "gateway.log", timeout=60, name="gateway", cpus=proxy_cpus))
+        proc = stack.enter_context(
+            running(
+                [sys.executable, "-m", "gateway"],
+                ready_url=f"{gw}/health",
+                env=env,
+                log=logs / "gateway.log",
+                timeout=60,
+                name="gateway",
+                cpus=proxy_cpus,
+            )
+        )
         through: dict[str, tuple[str, int | None]] = {"gateway": (gw, proc.pid)}
         if relay:
             port = free_port()
@@ -424,7 +526,16 @@ def _measure_target(
                 "from benchmarks.perf.gateway import gateway; "
                 f"gateway(serve_relay={port}, upstream={url!r}, concurrency=[1], stub=[])"
             )
-            relayed = stack.enter_context(running([sys.executable, "-c", code], ready_url=f"http://127.0.0.1:{port}/health", log=logs / "relay.log", timeout=60, name="relay", cpus=proxy_cpus))
+            relayed = stack.enter_context(
+                running(
+                    [sys.executable, "-c", code],
+                    ready_url=f"http://127.0.0.1:{port}/health",
+                    log=logs / "relay.log",
+                    timeout=60,
+                    name="relay",
+                    cpus=proxy_cpus,
+                )
+            )
             through["relay"] = (f"http://127.0.0.1:{port}", relayed.pid)
         console.print(f"{label}: upstream {url}, gateway {gw} (logs in {logs})")
         return measure(url, through, api_key=None, upstream=label if stub_argv is not None else "given", **measure_args)

@@ -54,10 +54,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-async def _burst(base_url: str, api_key: str | None, users: int, clip: Path | None, text: str) -> tuple[list[UserResult], int, float]:
+async def _burst(
+    base_url: str, api_key: str | None, users: int, clip: Path | None, text: str
+) -> tuple[list[UserResult], int, float]:
     """Run the burst; returns the per-user results, the 429/503 answers seen, and the clip's seconds."""
-    from bots.conversation import Reply
     from bots.compose import create_conversations, create_pipeline, create_store
+    from bots.conversation import Reply
     from bots.settings import BotSettings
     from bots.status import create_metrics
     from core.audio import decode
@@ -102,12 +104,27 @@ async def _burst(base_url: str, api_key: str | None, users: int, clip: Path | No
 
 
 def load(
-    gateway: Annotated[str | None, typer.Option(help="Gateway base URL [default: JUNE_BOT_BASE_URL, else the one `june up` serves: http://127.0.0.1:8000].")] = None,
-    users: Annotated[int, typer.Option("--users", "-n", min=1, max=500, help="Users sending one voice message each, all at once.")] = 20,
-    clip: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="The voice message (any format speech decodes).")] = None,
-    text: Annotated[str, typer.Option(help="Without --clip: what the voice message says (spoken by the gateway's speech first).")] = "What is the capital of France?",
-    api_key: Annotated[str | None, typer.Option(envvar="JUNE_API_KEY", help="Gateway API key, if it needs one.")] = None,
-    out: Annotated[Path | None, typer.Option(dir_okay=False, writable=True, help="Also write the results here as JSON.")] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="Gateway base URL [default: JUNE_BOT_BASE_URL, else the one `june up` serves: http://127.0.0.1:8000]."
+        ),
+    ] = None,
+    users: Annotated[
+        int, typer.Option("--users", "-n", min=1, max=500, help="Users sending one voice message each, all at once.")
+    ] = 20,
+    clip: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="The voice message (any format speech decodes).")
+    ] = None,
+    text: Annotated[
+        str, typer.Option(help="Without --clip: what the voice message says (spoken by the gateway's speech first).")
+    ] = "What is the capital of France?",
+    api_key: Annotated[
+        str | None, typer.Option(envvar="JUNE_API_KEY", help="Gateway API key, if it needs one.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(dir_okay=False, writable=True, help="Also write the results here as JSON.")
+    ] = None,
 ) -> None:
     """N concurrent voice round trips through the bots' core: time to reply audio, apologies, 503s."""
     from bots.settings import BotSettings
@@ -125,26 +142,50 @@ def load(
     apologies = sum(r.outcome == "apology" for r in results)
     first_s, max_s = min(voice, default=math.nan), max(voice, default=math.nan)
     summary = {
-        "gateway": base_url, "users": users, "clip_s": round(clip_s, 2),
-        "voice_replies": len(voice), "text_replies": sum(r.outcome == "text" for r in results),
-        "apologies": apologies, "refused": sum(r.outcome == "refused" for r in results),
-        "busy_notices": sum(r.notices for r in results), "busy_answers": busy_answers,
-        "first_s": first_s, "p50_s": _percentile(voice, 0.5), "p95_s": _percentile(voice, 0.95), "max_s": max_s,
-        "target_met": len(voice) == users and apologies == 0 and first_s <= TARGET["first_s"] and max_s <= TARGET["last_s"],
+        "gateway": base_url,
+        "users": users,
+        "clip_s": round(clip_s, 2),
+        "voice_replies": len(voice),
+        "text_replies": sum(r.outcome == "text" for r in results),
+        "apologies": apologies,
+        "refused": sum(r.outcome == "refused" for r in results),
+        "busy_notices": sum(r.notices for r in results),
+        "busy_answers": busy_answers,
+        "first_s": first_s,
+        "p50_s": _percentile(voice, 0.5),
+        "p95_s": _percentile(voice, 0.95),
+        "max_s": max_s,
+        "target_met": len(voice) == users
+        and apologies == 0
+        and first_s <= TARGET["first_s"]
+        and max_s <= TARGET["last_s"],
     }
     table = Table(title=f"{users} voice messages of {clip_s:.1f} s at once via {base_url}")
-    for column in ("voice replies", "apologies", "refused", "busy notices", "429/503 seen",
-                   "first s", "p50 s", "p95 s", "max s"):
+    for column in (
+        "voice replies",
+        "apologies",
+        "refused",
+        "busy notices",
+        "429/503 seen",
+        "first s",
+        "p50 s",
+        "p95 s",
+        "max s",
+    ):
         table.add_column(column, justify="right")
-    table.add_row(*(str(summary[k]) for k in ("voice_replies", "apologies", "refused", "busy_notices", "busy_answers")),
-                  *(f"{summary[k]:.1f}" for k in ("first_s", "p50_s", "p95_s", "max_s")))
+    table.add_row(
+        *(str(summary[k]) for k in ("voice_replies", "apologies", "refused", "busy_notices", "busy_answers")),
+        *(f"{summary[k]:.1f}" for k in ("first_s", "p50_s", "p95_s", "max_s")),
+    )
     console = Console()
     console.print(table)
     for r in results:
         if r.outcome != "voice":
             console.print(f"user {r.user}: {r.outcome} after {r.seconds:.1f} s: {r.reply}")
-    console.print(f"target (all voice, 0 apologies, first ≤ {TARGET['first_s']:.0f} s, last ≤ {TARGET['last_s']:.0f} s): "
-                  + ("met" if summary["target_met"] else "not met"))
+    console.print(
+        f"target (all voice, 0 apologies, first ≤ {TARGET['first_s']:.0f} s, last ≤ {TARGET['last_s']:.0f} s): "
+        + ("met" if summary["target_met"] else "not met")
+    )
     if out is not None:
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}
         out.write_text(json.dumps({"summary": clean, "users": [asdict(r) for r in results]}, indent=2))

@@ -45,8 +45,14 @@ async def _measure(
     results: dict[str, list[PipelineResult]] = {"sequential": [], "overlapped": []}
     async with httpx.AsyncClient(timeout=timeout) as http:
         pipelines = {
-            mode: VoicePipeline(http, base_url=base_url, system_prompt=SYSTEM, max_reply_tokens=max_tokens,
-                                overlap=(mode == "overlapped"), temperature=temperature)
+            mode: VoicePipeline(
+                http,
+                base_url=base_url,
+                system_prompt=SYSTEM,
+                max_reply_tokens=max_tokens,
+                overlap=(mode == "overlapped"),
+                temperature=temperature,
+            )
             for mode in results
         }
         await pipelines["sequential"].run_text("Say OK.", [], speak=True)  # warm-up: model lookup, caches
@@ -58,17 +64,31 @@ async def _measure(
 
 
 def pipeline(
-    gateway: Annotated[str | None, typer.Option(help="Gateway base URL (OpenAI paths under /v1) [default: the one `june up` serves, JUNE_GATEWAY_HOST/PORT: http://127.0.0.1:8000].")] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="Gateway base URL (OpenAI paths under /v1) [default: the one `june up` serves, JUNE_GATEWAY_HOST/PORT: http://127.0.0.1:8000]."
+        ),
+    ] = None,
     rounds: Annotated[int, typer.Option(min=1, help="Passes over the prompts, per mode.")] = 1,
     max_tokens: Annotated[int, typer.Option(min=8, help="max_tokens per reply.")] = 80,
     timeout: Annotated[float, typer.Option(help="Seconds per gateway request.")] = 300.0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (0: both modes get the same replies).")] = 0.0,
+    temperature: Annotated[
+        float, typer.Option(help="Sampling temperature (0: both modes get the same replies).")
+    ] = 0.0,
 ) -> None:
     """Time to audio ready, sequential vs overlapped (stream + per-sentence synthesis)."""
     gateway = gateway or gateway_url()
     results = asyncio.run(_measure(gateway, rounds, max_tokens, timeout, temperature))
     table = Table(title=f"Voice pipeline via {gateway} ({len(PROMPTS) * rounds} replies per mode)")
-    for column in ("mode", "audio ready p50 s", "mean s", "first sentence to TTS p50 s", "audio s (mean)", "reply chars"):
+    for column in (
+        "mode",
+        "audio ready p50 s",
+        "mean s",
+        "first sentence to TTS p50 s",
+        "audio s (mean)",
+        "reply chars",
+    ):
         table.add_column(column, justify="right" if column != "mode" else "left")
     p50: dict[str, float] = {}
     for mode, runs in results.items():
@@ -76,7 +96,9 @@ def pipeline(
         firsts = [r.timings.first_sentence for r in runs if r.timings.first_sentence is not None]
         p50[mode] = statistics.median(totals)
         table.add_row(
-            mode, f"{p50[mode]:.2f}", f"{statistics.mean(totals):.2f}",
+            mode,
+            f"{p50[mode]:.2f}",
+            f"{statistics.mean(totals):.2f}",
             f"{statistics.median(firsts):.2f}" if firsts else "-",
             f"{statistics.mean(r.audio_seconds for r in runs):.1f}",
             f"{statistics.mean(len(r.reply) for r in runs):.0f}",

@@ -35,7 +35,9 @@ def clip_pcm(path: Path, *, lead_s: float = 0.3, tail_s: float = 1.0) -> bytes:
     return encode(padded, RATE, "pcm")
 
 
-async def stream_pcm(pcm: bytes, append: Callable[[str], Awaitable[None]], *, chunk_ms: int = 40, pace: float = 1.0) -> None:
+async def stream_pcm(
+    pcm: bytes, append: Callable[[str], Awaitable[None]], *, chunk_ms: int = 40, pace: float = 1.0
+) -> None:
     """Send `pcm` through `append(base64)` in `chunk_ms` pieces at `pace` × real time (0: as fast as possible)."""
     step = chunk_ms * RATE * 2 // 1000
     loop = asyncio.get_running_loop()
@@ -135,12 +137,16 @@ class _Events:
 
 async def _speak_clip(http: httpx.AsyncClient, text: str) -> bytes:
     """`text` spoken by june's own TTS as pcm16 24 kHz (the user's voice in this benchmark)."""
-    response = await http.post("/v1/audio/speech", json={"model": "tts-1", "input": text, "voice": "echo", "response_format": "pcm"})
+    response = await http.post(
+        "/v1/audio/speech", json={"model": "tts-1", "input": text, "voice": "echo", "response_format": "pcm"}
+    )
     response.raise_for_status()
     return response.content
 
 
-async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None, timeout: float, stt_model: str | None) -> Run:
+async def _measure(
+    gateway: str, n_turns: int, n_barge: int, api_key: str | None, timeout: float, stt_model: str | None
+) -> Run:
     from openai import AsyncOpenAI
 
     silence = bytes(int(RATE * 2 * 1.0))  # 1 s after each turn: server VAD needs to hear the pause
@@ -164,15 +170,27 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
             await stream_pcm(silence, lambda b64: append(audio=b64))
             i, t, _ = await events.wait_for(lambda ev: ev.type == "input_audio_buffer.speech_stopped", mark, timeout)
             speech_stopped = t - end
-            i, t, _ = await events.wait_for(lambda ev: ev.type == "conversation.item.input_audio_transcription.completed", mark, timeout)
+            i, t, _ = await events.wait_for(
+                lambda ev: ev.type == "conversation.item.input_audio_transcription.completed", mark, timeout
+            )
             transcribed = t - end
             i, t, created = await events.wait_for(lambda ev: ev.type == "response.created", mark, timeout)
             rid = created.response.id
-            i, t, _ = await events.wait_for(lambda ev, rid=rid: ev.type == "response.output_audio_transcript.delta" and ev.response_id == rid, i, timeout)
+            i, t, _ = await events.wait_for(
+                lambda ev, rid=rid: ev.type == "response.output_audio_transcript.delta" and ev.response_id == rid,
+                i,
+                timeout,
+            )
             first_text = t - end
-            i, t, _ = await events.wait_for(lambda ev, rid=rid: ev.type == "response.output_audio.delta" and ev.response_id == rid, i, timeout)
+            i, t, _ = await events.wait_for(
+                lambda ev, rid=rid: ev.type == "response.output_audio.delta" and ev.response_id == rid, i, timeout
+            )
             first_audio = t - end
-            i, t, done = await events.wait_for(lambda ev, rid=rid: ev.type == "response.output_audio_transcript.done" and ev.response_id == rid, i, timeout)
+            i, t, done = await events.wait_for(
+                lambda ev, rid=rid: ev.type == "response.output_audio_transcript.done" and ev.response_id == rid,
+                i,
+                timeout,
+            )
             transcript_done = t - end
             await events.wait_for(lambda ev, rid=rid: ev.type == "response.done" and ev.response.id == rid, i, timeout)
             stalled = playback_stalls(events.log[mark:], rid)
@@ -193,12 +211,20 @@ async def _measure(gateway: str, n_turns: int, n_barge: int, api_key: str | None
             await conn.response.create()
             i, _, created = await events.wait_for(lambda ev: ev.type == "response.created", mark, timeout)
             rid = created.response.id
-            await events.wait_for(lambda ev, rid=rid: ev.type == "response.output_audio.delta" and ev.response_id == rid, i, timeout)
+            await events.wait_for(
+                lambda ev, rid=rid: ev.type == "response.output_audio.delta" and ev.response_id == rid, i, timeout
+            )
             barge = await _barge_in(events, append, clips[INTERRUPTION], rid, timeout)
             run.barge_ins.append(barge)
             await stream_pcm(silence, lambda b64: append(audio=b64))
-            await events.wait_for(lambda ev, rid=rid: ev.type == "response.done" and ev.response.id != rid, mark, timeout)
-            console.print(f"barge-in {n + 1}: stopped after {barge.cancelled:.2f} s" if barge.cancelled is not None else f"barge-in {n + 1}: the reply had ended")
+            await events.wait_for(
+                lambda ev, rid=rid: ev.type == "response.done" and ev.response.id != rid, mark, timeout
+            )
+            console.print(
+                f"barge-in {n + 1}: stopped after {barge.cancelled:.2f} s"
+                if barge.cancelled is not None
+                else f"barge-in {n + 1}: the reply had ended"
+            )
         events.task.cancel()
     return run
 
@@ -234,7 +260,9 @@ async def _barge_in(events: _Events, append: Any, clip: bytes, rid: str, timeout
     if done.response.status == "cancelled":  # else the reply ended before the user spoke: nothing to stop
         barge.cancelled = max(0.0, t - start)
     await sender
-    barge.audio_after_done = sum(1 for _, ev in events.log[i:] if ev.type == "response.output_audio.delta" and ev.response_id == rid)
+    barge.audio_after_done = sum(
+        1 for _, ev in events.log[i:] if ev.type == "response.output_audio.delta" and ev.response_id == rid
+    )
     return barge
 
 
@@ -276,13 +304,25 @@ console = Console()
 
 
 def realtime(
-    gateway: Annotated[str | None, typer.Option(help="Gateway base URL (OpenAI paths under /v1) [default: the one `june up` serves, JUNE_GATEWAY_HOST/PORT: http://127.0.0.1:8000].")] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="Gateway base URL (OpenAI paths under /v1) [default: the one `june up` serves, JUNE_GATEWAY_HOST/PORT: http://127.0.0.1:8000]."
+        ),
+    ] = None,
     turns: Annotated[int, typer.Option(min=1, help="Spoken turns answered in full.")] = 20,
     barge_ins: Annotated[int, typer.Option(min=0, help="Extra turns interrupted while the reply plays.")] = 5,
-    api_key: Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="Key, when the gateway has keys.")] = None,
-    stt_model: Annotated[str | None, typer.Option(help="Transcription model for the turns (a speech service model id; default: the gateway's).")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="OPENAI_API_KEY", help="Key, when the gateway has keys.")
+    ] = None,
+    stt_model: Annotated[
+        str | None,
+        typer.Option(help="Transcription model for the turns (a speech service model id; default: the gateway's)."),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each event.")] = 300.0,
-    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the PNG plot.")] = Path("realtime-bench.png"),
+    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the PNG plot.")] = Path(
+        "realtime-bench.png"
+    ),
 ) -> None:
     """Live voice latency: end of speech → first reply audio / → transcript done, barge-in → stop (p50/p95)."""
     gateway = gateway or gateway_url()
@@ -297,7 +337,11 @@ def realtime(
         ("  TTS first chunk (first text → first audio)", [t.first_audio - t.first_text for t in every], ""),
         ("playback stalls after the first audio, per turn", [t.stalled for t in every], ""),
         ("barge-in → speech_started (client stops playback)", [b.speech_started for b in run.barge_ins], "≤ 0.3"),
-        ("barge-in → reply cancelled (response.done)", [b.cancelled for b in run.barge_ins if b.cancelled is not None], ""),
+        (
+            "barge-in → reply cancelled (response.done)",
+            [b.cancelled for b in run.barge_ins if b.cancelled is not None],
+            "",
+        ),
     ]
     table = Table(
         title=f"/v1/realtime via {gateway}: {len(every)} turns, {len(run.barge_ins)} barge-ins, "

@@ -142,7 +142,13 @@ def _service(url: str | None) -> Iterator[str]:
         "JUNE_SPEECH_PRELOAD": '["tiny.en", "base"]',
         "JUNE_SPEECH_MAX_QUEUE": "64",
     }
-    with running([sys.executable, "-m", "speech"], ready_url=f"http://127.0.0.1:{port}/ready", env=env, timeout=300, name="speech"):
+    with running(
+        [sys.executable, "-m", "speech"],
+        ready_url=f"http://127.0.0.1:{port}/ready",
+        env=env,
+        timeout=300,
+        name="speech",
+    ):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -312,7 +318,9 @@ async def _throughput(url: str, concurrency: int, clip: bytes) -> tuple[float, f
                     files, data = {"file": ("a.wav", clip)}, {"model": "tiny.en"}
                     r = await http.post("/v1/audio/transcriptions", files=files, data=data)
                 else:
-                    r = await http.post("/v1/audio/speech", json={"input": "Yes, right away.", "response_format": "opus"})
+                    r = await http.post(
+                        "/v1/audio/speech", json={"input": "Yes, right away.", "response_format": "opus"}
+                    )
                 if r.status_code == 503:
                     busy += 1
                 else:
@@ -348,6 +356,7 @@ async def _burst(url: str, n: int, clip: bytes) -> tuple[list[float], int]:
 def _measure_burst(http: httpx.Client, base: str, n: int, res: Results) -> None:
     clip = _speak(http, TWO_SENTENCES)
     _transcribe(http, clip, "base")  # warm-up
+
     def solo() -> float:
         start = time.perf_counter()
         _transcribe(http, clip, "base")
@@ -366,8 +375,12 @@ def _burst_rows(table: Table, res: Results, n: int) -> None:
     solo, finishes, busy = res.burst
     table.add_row("STT base alone (s, median of 2 before + 2 after)", f"{solo:.2f}", "")
     if finishes:
-        table.add_row(f"burst of {n}: first finish (s, ×alone)", f"{finishes[0]:.2f} ({finishes[0] / solo:.2f}×)", "≤ 1.5×")
-        table.add_row(f"burst of {n}: median / last finish (s)", f"{statistics.median(finishes):.2f} / {finishes[-1]:.2f}", "")
+        table.add_row(
+            f"burst of {n}: first finish (s, ×alone)", f"{finishes[0]:.2f} ({finishes[0] / solo:.2f}×)", "≤ 1.5×"
+        )
+        table.add_row(
+            f"burst of {n}: median / last finish (s)", f"{statistics.median(finishes):.2f} / {finishes[-1]:.2f}", ""
+        )
         # Load-independent: served whole in order, the first ends after 1/n of the burst (0.125 for 8);
         # sharing the CPU, every request ends near the end (→ 1).
         table.add_row(f"burst of {n}: first / last finish", f"{finishes[0] / finishes[-1]:.2f}", f"≈ 1/{n}")

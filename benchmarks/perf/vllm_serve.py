@@ -34,7 +34,14 @@ _RUNNER = (
 
 
 def bench_argv(
-    base_url: str, model: str, tokenizer: str, concurrency: int, prompts: int, input_len: int, output_len: int, result: Path
+    base_url: str,
+    model: str,
+    tokenizer: str,
+    concurrency: int,
+    prompts: int,
+    input_len: int,
+    output_len: int,
+    result: Path,
 ) -> list[str]:
     """The `vllm bench serve` arguments for one concurrency level (chat endpoint, random dataset)."""
     return [
@@ -68,17 +75,26 @@ def _default_tokenizer(base_url: str, model: str) -> str:
     try:
         served = httpx.get(f"{base_url.rstrip('/')}/v1/models", timeout=10).raise_for_status().json()["data"]
     except (httpx.HTTPError, KeyError, ValueError) as e:
-        raise typer.BadParameter(f"cannot list {base_url}/v1/models ({e}): pass --tokenizer", param_hint="--tokenizer") from e
+        raise typer.BadParameter(
+            f"cannot list {base_url}/v1/models ({e}): pass --tokenizer", param_hint="--tokenizer"
+        ) from e
     roots = [m.get("root") or m["id"] for m in served if m.get("id") == model]
     if not roots:
-        raise typer.BadParameter(f"{base_url} serves no model {model!r}: pass --model or --tokenizer", param_hint="--model")
+        raise typer.BadParameter(
+            f"{base_url} serves no model {model!r}: pass --model or --tokenizer", param_hint="--model"
+        )
     return roots[0]
 
 
 def serve(
-    base_url: Annotated[str, typer.Option(help="OpenAI server base URL without /v1 (vLLM, or the gateway).")] = "http://127.0.0.1:8002",
+    base_url: Annotated[
+        str, typer.Option(help="OpenAI server base URL without /v1 (vLLM, or the gateway).")
+    ] = "http://127.0.0.1:8002",
     model: Annotated[str, typer.Option(help="Served model name.")] = "qwen2.5-coder-0.5b-instruct",
-    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer folder or hub id (default: the served model's folder, from /v1/models).")] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(help="Tokenizer folder or hub id (default: the served model's folder, from /v1/models)."),
+    ] = None,
     concurrency: Annotated[
         list[int],
         typer.Option("--concurrency", "-c", help="Concurrency levels."),
@@ -97,7 +113,10 @@ def serve(
             result = Path(tmp) / f"c{c}.json"
             argv = bench_argv(base_url, model, tokenizer, c, prompts, input_len, output_len, result)
             console.print(f"[bold]concurrency {c}[/]: vllm bench serve {' '.join(argv)}")
-            env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1" if Path(tokenizer).is_dir() else "0")}
+            env = {
+                **os.environ,
+                "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1" if Path(tokenizer).is_dir() else "0"),
+            }
             proc = subprocess.run([sys.executable, "-c", _RUNNER, *argv], env=env, check=False)
             if proc.returncode != 0 or not result.is_file():
                 console.print(f"[red]vllm bench serve failed at concurrency {c} (exit {proc.returncode})[/]")

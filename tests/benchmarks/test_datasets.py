@@ -26,9 +26,13 @@ def test_bundled_sizes() -> None:
 def test_selfcheck_cli_three_lines() -> None:
     """canonical all passed, empty and cheating none, through `june bench selfcheck` (12 tasks, one cheat
     each, to keep CI short; `june bench selfcheck` itself runs all 164 with every cheat)."""
-    result = CliRunner().invoke(app, ["bench", "selfcheck", "--dataset", "humaneval", "--limit", "12", "--one-cheat-per-task"])
+    result = CliRunner().invoke(
+        app, ["bench", "selfcheck", "--dataset", "humaneval", "--limit", "12", "--one-cheat-per-task"]
+    )
     assert result.exit_code == 0, result.output
-    cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in result.output.splitlines() if ln.count("│") >= 3}
+    cells = {
+        ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in result.output.splitlines() if ln.count("│") >= 3
+    }
     assert cells["canonical solutions"] == "12", result.output
     assert cells["empty solutions"] == "0", result.output
     assert cells[f"cheating solutions ({len(CHEATS)} kinds)"] == "0", result.output
@@ -39,11 +43,24 @@ def test_selfcheck_cli_dataframebench_subset() -> None:
     """The same on DataFrameBench val (2 tasks, one cheat each: CI's subset; every family of cheat is
     tried on a DataFrameBench task in test_integrity.py, and `june bench selfcheck --dataset
     dataframebench` runs them all)."""
-    args = ["bench", "selfcheck", "--dataset", "dataframebench", "--split", "val", "--limit", "2", "--one-cheat-per-task",
-            "--workers", "2"]
+    args = [
+        "bench",
+        "selfcheck",
+        "--dataset",
+        "dataframebench",
+        "--split",
+        "val",
+        "--limit",
+        "2",
+        "--one-cheat-per-task",
+        "--workers",
+        "2",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in result.output.splitlines() if ln.count("│") >= 3}
+    cells = {
+        ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in result.output.splitlines() if ln.count("│") >= 3
+    }
     assert cells["canonical solutions"] == "2", result.output
     assert cells["empty solutions"] == "0", result.output
     assert cells[f"cheating solutions ({len(CHEATS)} kinds)"] == "0", result.output
@@ -71,9 +88,13 @@ def test_dataframebench_task_with_installed_libraries() -> None:
 @pytest.mark.usefixtures("bwrap")
 def test_evalplus_file_differential_tests(tmp_path: Path) -> None:
     record = {
-        "task_id": "Mbpp/2", "entry_point": "add", "prompt": '"""Add two numbers."""\n',
+        "task_id": "Mbpp/2",
+        "entry_point": "add",
+        "prompt": '"""Add two numbers."""\n',
         "canonical_solution": "def add(a, b):\n    return a + b\n",
-        "base_input": [[1, 2], [0.1, 0.2]], "plus_input": [[10**6, -3]], "atol": 0,
+        "base_input": [[1, 2], [0.1, 0.2]],
+        "plus_input": [[10**6, -3]],
+        "atol": 0,
     }
     path = tmp_path / "MbppPlus.jsonl"
     path.write_text(json.dumps(record) + "\n")
@@ -86,9 +107,17 @@ def test_evalplus_file_differential_tests(tmp_path: Path) -> None:
 
 
 def test_swebench_from_a_local_file_or_a_clear_error(tmp_path: Path) -> None:
-    instance = {"instance_id": "astropy__astropy-12907", "repo": "astropy/astropy", "base_commit": "d16bfe0",
-                "problem_statement": "Fix separability.", "patch": "diff --git a/x b/x", "test_patch": "diff --git a/t b/t",
-                "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]", "version": "4.3"}
+    instance = {
+        "instance_id": "astropy__astropy-12907",
+        "repo": "astropy/astropy",
+        "base_commit": "d16bfe0",
+        "problem_statement": "Fix separability.",
+        "patch": "diff --git a/x b/x",
+        "test_patch": "diff --git a/t b/t",
+        "FAIL_TO_PASS": "[]",
+        "PASS_TO_PASS": "[]",
+        "version": "4.3",
+    }
     path = tmp_path / "lite.jsonl"
     path.write_text(json.dumps(instance) + "\n")
     (task,) = datasets.load("swebench-lite", path=path)

@@ -33,7 +33,9 @@ def task(tasks: dict[str, Task]) -> Task:
     return tasks["HumanEval/0"]  # has_close_elements
 
 
-def run(task: Task, steps: list[dict[str, Any]], tmp_path: Path, samples: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
+def run(
+    task: Task, steps: list[dict[str, Any]], tmp_path: Path, samples: int = 1
+) -> tuple[dict[str, Any], dict[str, Any]]:
     record = solve(task, ScriptedModel(steps), DirectConfig(samples=samples), tmp_path)
     trajectory = json.loads((tmp_path / "trajectories" / f"{task.id.replace('/', '_')}.json").read_text())
     return record, trajectory
@@ -73,7 +75,12 @@ def test_several_code_blocks(task: Task, tmp_path: Path) -> None:
     record, trajectory = run(task, [{"content": reply}], tmp_path)
     assert record["passed"], trajectory["samples"][0]["test_output"]
     code = trajectory["samples"][0]["code"]
-    assert "def close" in code and "import combinations" in code and "assert" not in code and "python solution.py" not in code
+    assert (
+        "def close" in code
+        and "import combinations" in code
+        and "assert" not in code
+        and "python solution.py" not in code
+    )
 
 
 def test_no_code_block(task: Task, tmp_path: Path) -> None:
@@ -145,7 +152,10 @@ def test_sanitize_matches_evalplus_on_its_own_cases() -> None:
         "    return math.floor(helper(y))\nprint(f(3))\nif __name__ == '__main__':\n"
         "    f(1)\n"
     )
-    assert sanitize(code, "f") == "import math\nX = 2\ndef helper(y):\n    return y * X\ndef f(y):\n    return math.floor(helper(y))"
+    assert (
+        sanitize(code, "f")
+        == "import math\nX = 2\ndef helper(y):\n    return y * X\ndef f(y):\n    return math.floor(helper(y))"
+    )
     assert extract("```py\ndef f():\n    return 1\n```", "f") == "def f():\n    return 1"
 
 
@@ -153,7 +163,20 @@ def test_cli_direct_run_and_comparison_with_an_agent_run(tmp_path: Path) -> None
     script = tmp_path / "direct.json"
     script.write_text(json.dumps([{"content": f"```python\n{FUNCTION}```"}]))
     direct_out = tmp_path / "direct"
-    argv = ["bench", "run", "--mode", "direct", "--model", f"scripted:{script}", "--limit", "2", "--workers", "2", "--out", str(direct_out)]
+    argv = [
+        "bench",
+        "run",
+        "--mode",
+        "direct",
+        "--model",
+        f"scripted:{script}",
+        "--limit",
+        "2",
+        "--workers",
+        "2",
+        "--out",
+        str(direct_out),
+    ]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     assert "tasks/min" in result.output and "ETA" in result.output  # the progress bar's rate and time left
@@ -164,7 +187,9 @@ def test_cli_direct_run_and_comparison_with_an_agent_run(tmp_path: Path) -> None
     agent_script = tmp_path / "agent.json"
     agent_script.write_text(json.dumps([{"tool": "submit"}]))
     agent_out = tmp_path / "agent"
-    result = CliRunner().invoke(app, ["bench", "run", "--model", f"scripted:{agent_script}", "--limit", "2", "--out", str(agent_out)])
+    result = CliRunner().invoke(
+        app, ["bench", "run", "--model", f"scripted:{agent_script}", "--limit", "2", "--out", str(agent_out)]
+    )
     assert result.exit_code == 0, result.output
     report = CliRunner().invoke(app, ["bench", "report", str(direct_out), str(agent_out)], terminal_width=200)
     assert report.exit_code == 0, report.output
@@ -189,8 +214,22 @@ def test_shuffle_runs_a_seeded_random_sample(tmp_path: Path) -> None:
     script.write_text(json.dumps([{"content": f"```python\n{FUNCTION}```"}]))
 
     def ids(seed: int, out: str) -> list[str]:
-        argv = ["bench", "run", "--mode", "direct", "--model", f"scripted:{script}", "--limit", "3", "--workers", "1",
-                "--shuffle", str(seed), "--out", str(tmp_path / out)]
+        argv = [
+            "bench",
+            "run",
+            "--mode",
+            "direct",
+            "--model",
+            f"scripted:{script}",
+            "--limit",
+            "3",
+            "--workers",
+            "1",
+            "--shuffle",
+            str(seed),
+            "--out",
+            str(tmp_path / out),
+        ]
         assert CliRunner().invoke(app, argv).exit_code == 0
         return [r["task_id"] for r in load(tmp_path / out)]
 
@@ -209,7 +248,9 @@ def test_an_agent_run_takes_its_draft_from_a_recorded_direct_run(task: Task, tmp
     assert record["passed"]
     # The scripted model would answer WRONG if asked: the draft must be the recorded reply instead.
     model = ScriptedModel([{"content": f"```python\n{WRONG}```"}])
-    result = agent_solve(task, model, AgentConfig(), agent_dir, Limits(wall_s=30, cpu_s=30), draft=True, draft_from=direct_dir)
+    result = agent_solve(
+        task, model, AgentConfig(), agent_dir, Limits(wall_s=30, cpu_s=30), draft=True, draft_from=direct_dir
+    )
     trajectory = json.loads((agent_dir / "trajectories" / f"{task.id.replace('/', '_')}.json").read_text())
     assert result["passed"] and result.get("examples_passed")
     assert trajectory["draft"]["reply"] == reply and trajectory["draft"]["draft_from"] == str(direct_dir)

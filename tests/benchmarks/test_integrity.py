@@ -17,8 +17,14 @@ from benchmarks.grading import Grade, grade
 
 pytestmark = pytest.mark.usefixtures("bwrap")
 
-UNITTEST_CHEATS = ("patched unittest and AssertionError", "always-equal return value", "skip the tests",
-                   "forge the verdict line", "sys.exit(0) at import", "atexit hook exiting 0")
+UNITTEST_CHEATS = (
+    "patched unittest and AssertionError",
+    "always-equal return value",
+    "skip the tests",
+    "forge the verdict line",
+    "sys.exit(0) at import",
+    "atexit hook exiting 0",
+)
 ISSUE_23_FAMILIES = sorted({family(name) for name in CHEATS if ":" in name})
 """Each passed every DataFrameBench task while the tests ran in the solution's process (issue 23)."""
 
@@ -46,7 +52,9 @@ def test_honest_solutions_still_pass(humaneval: list[Task], dataframe_task: Task
     assert [r.status for r in results] == ["passed"] * 3 + ["failed"] * 3
 
 
-@pytest.mark.parametrize("cheat", [c for c in CHEATS if c not in ("patched unittest and AssertionError", "skip the tests")])
+@pytest.mark.parametrize(
+    "cheat", [c for c in CHEATS if c not in ("patched unittest and AssertionError", "skip the tests")]
+)
 def test_cheat_fails_on_humaneval(cheat: str, humaneval: list[Task]) -> None:
     """(The unittest-only tricks never fooled HumanEval's check; they are tried on DataFrameBench below.)"""
     results = grade_all([(t, CHEATS[cheat](t)) for t in humaneval])
@@ -71,16 +79,28 @@ def test_issue_23_families_fail_on_dataframebench(name: str, dataframe_task: Tas
 def synthetic_task(test: str, canonical: str) -> Task:
     """A DataFrameBench-style task (unittest tests on a `task_func`) made up for one test."""
     starter = "import pandas as pd\n\n\ndef task_func():\n    pass\n"
-    return Task(id="DFB/SYNTHETIC", dataset="dataframebench-val", prompt=starter, entry_point="task_func", test=test,
-                canonical=canonical, starter=starter, kind="unittest", memory_mb=4096, meta={"libs": []})
+    return Task(
+        id="DFB/SYNTHETIC",
+        dataset="dataframebench-val",
+        prompt=starter,
+        entry_point="task_func",
+        test=test,
+        canonical=canonical,
+        starter=starter,
+        kind="unittest",
+        memory_mb=4096,
+        meta={"libs": []},
+    )
 
 
 def test_an_inherited_method_added_to_a_pandas_class_fools_no_test() -> None:
     """`DataFrame.equals` and `__eq__` are inherited (NDFrame, OpsMixin): added to DataFrame itself they
     changed no attribute the old runner had seen. The judge's DataFrame is built by pandas, untouched."""
-    test = ("import unittest\nimport pandas as pd\n\n\nclass TestCases(unittest.TestCase):\n"
-            "    def test_frame(self):\n        self.assertTrue(task_func().equals(pd.DataFrame({'a': [1, 2]})))\n"
-            "        self.assertEqual(task_func(), 'anything')\n")
+    test = (
+        "import unittest\nimport pandas as pd\n\n\nclass TestCases(unittest.TestCase):\n"
+        "    def test_frame(self):\n        self.assertTrue(task_func().equals(pd.DataFrame({'a': [1, 2]})))\n"
+        "        self.assertEqual(task_func(), 'anything')\n"
+    )
     task = synthetic_task(test, "import pandas as pd\n\n\ndef task_func():\n    return pd.DataFrame({'a': [1, 2]})\n")
     cheat = CHEATS["inherited method: DataFrame.__eq__/equals"](task)
     results = grade_all([(task, cheat), (task, task.starter)], wall_s=120)
@@ -99,7 +119,8 @@ while _frame is not None:
     _found += [repr(v) for v in list(_frame.f_locals.values()) + list(_frame.f_globals.values())]
     _frame = _frame.f_back
 try:
-    _found += [o for o in gc.get_objects() if isinstance(o, str)] + [repr(o) for o in gc.get_objects() if isinstance(o, dict)]
+    _found += [o for o in gc.get_objects() if isinstance(o, str)]
+    _found += [repr(o) for o in gc.get_objects() if isinstance(o, dict)]
 except Exception:
     pass
 for _root in ("/proc/self/fd", "/tmp", "/tmp/task", "/dev/shm"):

@@ -79,7 +79,9 @@ def endpoint() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 @pytest.mark.parametrize("native_tools", [True, False])
-def test_tool_schemas_follow_the_agent_config(endpoint: tuple[str, list[dict[str, Any]]], tmp_path: Path, native_tools: bool) -> None:
+def test_tool_schemas_follow_the_agent_config(
+    endpoint: tuple[str, list[dict[str, Any]]], tmp_path: Path, native_tools: bool
+) -> None:
     url, bodies = endpoint
     model = OpenAIModel(base_url=url, model="m")
     outcome = Agent(model, Tools(Sandbox(tmp_path)), AgentConfig(native_tools=native_tools)).run("do it")
@@ -90,7 +92,6 @@ def test_tool_schemas_follow_the_agent_config(endpoint: tuple[str, list[dict[str
         assert body["tool_choice"] == "required"
     else:
         assert "tools" not in body and "tool_choice" not in body
-
 
 
 def test_a_conversation_longer_than_the_context_is_a_limit_not_an_error(tmp_path: Path) -> None:

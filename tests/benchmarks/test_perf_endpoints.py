@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 from typer.testing import CliRunner
@@ -17,7 +18,7 @@ from tests.conftest import free_port
 class _Refuser(http.server.BaseHTTPRequestHandler):
     """A stand-in gateway that records each request line and answers 503."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def _refuse(self) -> None:
         self.seen.append(f"{self.command} {self.path}")

@@ -33,14 +33,32 @@ def test_bench_gateway_measures_both_proxies_against_a_paced_stub(tmp_path: Path
         # 2 rounds of 8 / 2 requests each, at least MIN_WAVES x the concurrency a round.
         assert r["proxy_cpus"] == proxy_cpus
         assert r["idle_polling"] is os.access(CPU_LATENCY_QOS, os.W_OK)
-        assert r["requests"] == 2 * max(4, MIN_WAVES * r["concurrency"]) and r["gateway_rps"] > 0 and r["gateway_cpu_ms"] >= 0  # /proc ticks are 10 ms
+        assert (
+            r["requests"] == 2 * max(4, MIN_WAVES * r["concurrency"])
+            and r["gateway_rps"] > 0
+            and r["gateway_cpu_ms"] >= 0
+        )  # /proc ticks are 10 ms
         # json: the whole answer after ttft + 5 tpot; stream: the first token after ttft.
         floor_ms = 20 + 5 * 2 if r["mode"] == "json" else 20
         assert r["direct_p50_ms"] >= floor_ms and r["gateway_p50_ms"] >= floor_ms
 
 
 def test_an_out_path_that_is_a_folder_is_refused_before_measuring(tmp_path: Path) -> None:
-    args = ["bench", "gateway", "--stub", "instant", "-c", "1", "--requests", "4", "--rounds", "1", "--no-relay", "--out", str(tmp_path)]
+    args = [
+        "bench",
+        "gateway",
+        "--stub",
+        "instant",
+        "-c",
+        "1",
+        "--requests",
+        "4",
+        "--rounds",
+        "1",
+        "--no-relay",
+        "--out",
+        str(tmp_path),
+    ]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "is a directory" in result.output, result.output
     assert "Gateway overhead" not in result.output  # nothing was measured only to be lost
@@ -50,7 +68,9 @@ def _cpu_latency_target_us() -> int:
     return struct.unpack("=i", CPU_LATENCY_QOS.read_bytes()[:4])[0]
 
 
-@pytest.mark.skipif(not os.access(CPU_LATENCY_QOS, os.W_OK), reason="needs a writable /dev/cpu_dma_latency (root on Linux)")
+@pytest.mark.skipif(
+    not os.access(CPU_LATENCY_QOS, os.W_OK), reason="needs a writable /dev/cpu_dma_latency (root on Linux)"
+)
 def test_idle_polling_holds_the_cpu_latency_target_at_zero_and_lets_go() -> None:
     before = _cpu_latency_target_us()
     with idle_polling() as held:

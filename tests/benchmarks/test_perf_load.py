@@ -11,15 +11,12 @@ import numpy as np
 import respx
 from typer.testing import CliRunner
 
-from june.cli import app
 from core.audio import encode
+from june.cli import app
 
 GATEWAY = "http://gateway.test"
 WAV = encode(0.3 * np.sin(np.linspace(0, 440 * 2 * np.pi, 24000)), 24000, "wav")  # 1 s tone
-SSE = (
-    b'data: {"choices": [{"index": 0, "delta": {"content": "Paris."}}]}\n\n'
-    b"data: [DONE]\n\n"
-)
+SSE = b'data: {"choices": [{"index": 0, "delta": {"content": "Paris."}}]}\n\ndata: [DONE]\n\n'
 
 
 def test_bench_load_measures_every_user_and_counts_busy_answers(tmp_path: Path) -> None:
@@ -29,10 +26,13 @@ def test_bench_load_measures_every_user_and_counts_busy_answers(tmp_path: Path) 
     with respx.mock(assert_all_called=True) as router:
         router.get(f"{GATEWAY}/v1/models").respond(json={"data": [{"id": "june-test"}]})
         router.post(f"{GATEWAY}/v1/audio/transcriptions").side_effect = [busy, ok, ok, ok]
-        router.post(f"{GATEWAY}/v1/chat/completions").respond(content=SSE, headers={"content-type": "text/event-stream"})
+        router.post(f"{GATEWAY}/v1/chat/completions").respond(
+            content=SSE, headers={"content-type": "text/event-stream"}
+        )
         router.post(f"{GATEWAY}/v1/audio/speech").respond(content=WAV, headers={"content-type": "audio/wav"})
-        result = CliRunner().invoke(app, ["bench", "load", "--gateway", GATEWAY, "-n", "3", "--out", str(out)],
-                                    env={"COLUMNS": "200"})
+        result = CliRunner().invoke(
+            app, ["bench", "load", "--gateway", GATEWAY, "-n", "3", "--out", str(out)], env={"COLUMNS": "200"}
+        )
     assert result.exit_code == 0, result.output
     assert "voice messages of 1.0 s at once" in result.output and "target" in result.output
     report = json.loads(out.read_text())

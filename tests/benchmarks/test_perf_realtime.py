@@ -24,7 +24,9 @@ def _audio(ms: int, response_id: str = "resp_1") -> SimpleNamespace:
         ([(0.0, 100)], 0.0),
     ],
 )
-def test_stalls_are_the_gaps_after_the_audio_so_far_has_played(arrivals: list[tuple[float, int]], stalled: float) -> None:
+def test_stalls_are_the_gaps_after_the_audio_so_far_has_played(
+    arrivals: list[tuple[float, int]], stalled: float
+) -> None:
     log = [(t, _audio(ms)) for t, ms in arrivals]
     assert playback_stalls(log, "resp_1") == pytest.approx(stalled)
 

@@ -21,8 +21,25 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bwrap")]
 
 def test_three_humaneval_tasks_against_the_cpu_model(gateway_url: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    argv = ["bench", "run", "--model", f"{gateway_url}/v1/qwen2.5-coder-0.5b-instruct", "--limit", "3",
-            "--workers", "3", "--no-draft", "--max-steps", "2", "--max-reply-tokens", "200", "--max-wall", "150", "--out", str(out)]
+    argv = [
+        "bench",
+        "run",
+        "--model",
+        f"{gateway_url}/v1/qwen2.5-coder-0.5b-instruct",
+        "--limit",
+        "3",
+        "--workers",
+        "3",
+        "--no-draft",
+        "--max-steps",
+        "2",
+        "--max-reply-tokens",
+        "200",
+        "--max-wall",
+        "150",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -40,15 +57,35 @@ def test_direct_mode_on_three_humaneval_tasks_against_the_cpu_model(llm_url: str
     with httpx.Client(timeout=30) as http:
         name = served_model(http, llm_url)
     out = tmp_path / "direct"
-    argv = ["bench", "run", "--mode", "direct", "--model", f"{llm_url}/v1/{name}", "--limit", "3", "--workers", "3",
-            "--max-reply-tokens", "300", "--max-wall", "300", "--out", str(out)]
+    argv = [
+        "bench",
+        "run",
+        "--mode",
+        "direct",
+        "--model",
+        f"{llm_url}/v1/{name}",
+        "--limit",
+        "3",
+        "--workers",
+        "3",
+        "--max-reply-tokens",
+        "300",
+        "--max-wall",
+        "300",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(r["task_id"] for r in records) == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     for record in records:
         assert record["status"] in {"answered", "truncated", "no_code"}, record
-        assert record["steps"] == record["samples"] == 1 and record["prompt_tokens"] > 0 and record["completion_tokens"] > 0
+        assert (
+            record["steps"] == record["samples"] == 1
+            and record["prompt_tokens"] > 0
+            and record["completion_tokens"] > 0
+        )
         trajectory = json.loads((out / "trajectories" / f"{record['task_id'].replace('/', '_')}.json").read_text())
         sample = trajectory["samples"][0]
         assert sample["reply"] and sample["finish_reason"] in {"stop", "length"} and "test_output" in sample

@@ -8,12 +8,12 @@ import json
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-from benchmarks import judge, replica  # noqa: E402
+from benchmarks import judge, replica
 
 
 def cross(value: object) -> object:
@@ -21,18 +21,34 @@ def cross(value: object) -> object:
 
 
 def test_frames_series_and_arrays_keep_their_values_and_dtypes() -> None:
-    frame = pd.DataFrame({"i": [1, 2, 3], "f": [0.5, np.nan, 2.0], "s": ["a", None, "c"], "b": [True, False, True],
-                          "t": pd.to_datetime(["2021-01-01", None, "2021-03-01"]).tz_localize("Europe/Paris"),
-                          "c": pd.Categorical(["x", "y", "x"], ordered=True), "n": pd.array([1, None, 3], dtype="Int64")},
-                         index=pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1)], names=["k", "j"]))
+    frame = pd.DataFrame(
+        {
+            "i": [1, 2, 3],
+            "f": [0.5, np.nan, 2.0],
+            "s": ["a", None, "c"],
+            "b": [True, False, True],
+            "t": pd.to_datetime(["2021-01-01", None, "2021-03-01"]).tz_localize("Europe/Paris"),
+            "c": pd.Categorical(["x", "y", "x"], ordered=True),
+            "n": pd.array([1, None, 3], dtype="Int64"),
+        },
+        index=pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1)], names=["k", "j"]),
+    )
     back = cross(frame)
     assert type(back) is pd.DataFrame and back.dtypes.to_dict() == frame.dtypes.to_dict()
     pd.testing.assert_frame_equal(back, frame)
     series = pd.Series([1.5, 2.5], index=pd.date_range("2020-01-01", periods=2, freq="D"), name=("a", 1))
     pd.testing.assert_series_equal(cross(series), series)
     assert cross(series).index.freq == series.index.freq
-    for value in (np.float32(1.25), np.int64(-3), np.bool_(True), np.datetime64("2021-01-01", "D"),
-                  pd.Timestamp("2021-01-01 12:00", tz="UTC"), pd.Timestamp(1764927000123456789), pd.Timedelta("3h"), pd.NaT):
+    for value in (
+        np.float32(1.25),
+        np.int64(-3),
+        np.bool_(True),
+        np.datetime64("2021-01-01", "D"),
+        pd.Timestamp("2021-01-01 12:00", tz="UTC"),
+        pd.Timestamp(1764927000123456789),
+        pd.Timedelta("3h"),
+        pd.NaT,
+    ):
         back = cross(value)
         assert type(back) is type(value) and (back == value or value is pd.NaT), (value, back)
     array = np.arange(12, dtype=">i4").reshape(3, 4)
@@ -64,16 +80,19 @@ def test_a_plot_arrives_as_a_genuine_axes_with_what_tests_read() -> None:
     plt.close("all")
 
 
-@pytest.mark.parametrize("forged", [
-    ["nA", "|O", [1], "00" * 8],  # an object array from raw bytes: pointers
-    ["nA", "[('a', '<i4')]", [1], "00" * 4],  # a structured dtype
-    ["pD", [], ["pR", 0, 3, 1, ["n"]], ["pR", 0, 0, 1, ["n"]]],  # more columns than arrays
-    ["aM", "object", ["nA", "<i8", [1], "00" * 8], ["nA", "|b1", [1], "00"]],
-    ["kE", "os", "system", ["d", []], ["d", []]],  # not an estimator
-    ["mP", "os", None],  # not a library module the grader carries
-    ["sG", "Foo", {}, [1], [0]],
-    ["zz"],
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        ["nA", "|O", [1], "00" * 8],  # an object array from raw bytes: pointers
+        ["nA", "[('a', '<i4')]", [1], "00" * 4],  # a structured dtype
+        ["pD", [], ["pR", 0, 3, 1, ["n"]], ["pR", 0, 0, 1, ["n"]]],  # more columns than arrays
+        ["aM", "object", ["nA", "<i8", [1], "00" * 8], ["nA", "|b1", [1], "00"]],
+        ["kE", "os", "system", ["d", []], ["d", []]],  # not an estimator
+        ["mP", "os", None],  # not a library module the grader carries
+        ["sG", "Foo", {}, [1], [0]],
+        ["zz"],
+    ],
+)
 def test_forged_descriptions_are_refused(forged: list) -> None:
     with pytest.raises(judge.WireError):
         judge.decode(forged, 0, replica)

@@ -22,8 +22,16 @@ def test_wilson_interval() -> None:
 def write_run(path: Path, passed: list[bool], status: str = "submitted") -> Path:
     path.mkdir()
     rows = [
-        {"task_id": f"T/{i}", "status": status if ok else "step_limit", "passed": ok, "steps": 3,
-         "prompt_tokens": 1000 + i, "completion_tokens": 100, "wall_s": 2.0 + i, "error": None}
+        {
+            "task_id": f"T/{i}",
+            "status": status if ok else "step_limit",
+            "passed": ok,
+            "steps": 3,
+            "prompt_tokens": 1000 + i,
+            "completion_tokens": 100,
+            "wall_s": 2.0 + i,
+            "error": None,
+        }
         for i, ok in enumerate(passed)
     ]
     rows.append({**rows[0], "passed": not rows[0]["passed"]})  # a later line for the same task wins

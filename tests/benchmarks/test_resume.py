@@ -37,7 +37,9 @@ def lines(out: Path) -> list[dict]:
 
 def test_finished_tasks_are_skipped(tmp_path: Path) -> None:
     tasks = datasets.load("humaneval")[:3]
-    (tmp_path / RESULTS).write_text(json.dumps({"task_id": tasks[0].id, "status": "submitted", "passed": True}) + "\n{\"torn")
+    (tmp_path / RESULTS).write_text(
+        json.dumps({"task_id": tasks[0].id, "status": "submitted", "passed": True}) + '\n{"torn'
+    )
     models: list[ScriptedModel] = []
 
     def solve_one(task: datasets.Task) -> dict:
@@ -54,8 +56,22 @@ def test_cli_run_killed_midway_resumes(tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text(json.dumps([{"tool": "bash", "args": {"command": "sleep 1"}}, {"tool": "submit"}]))
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "june", "bench", "run", "--model", f"scripted:{script}", "--limit", "3", "--no-draft",
-            "--workers", "1", "--out", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "june",
+        "bench",
+        "run",
+        "--model",
+        f"scripted:{script}",
+        "--limit",
+        "3",
+        "--no-draft",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+    ]
     first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
     while not ((out / RESULTS).exists() and lines(out)) and time.monotonic() < deadline:

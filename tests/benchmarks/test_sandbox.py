@@ -199,8 +199,10 @@ def test_bound_etc_files_are_readable() -> None:
     """/etc was created 0700 (as root) so the files bound into it were unreachable (fontconfig's
     'Cannot load default config file', no passwd entry for the sandbox user)."""
     with throwaway() as sb:
-        result = sb.run("stat -c %a /etc; python -c 'import pwd; print(pwd.getpwuid(65534).pw_name)'; "
-                        "ls /etc/ssl >/dev/null && echo ssl-ok; fc-match -q sans 2>&1 | head -1; echo done")
+        result = sb.run(
+            "stat -c %a /etc; python -c 'import pwd; print(pwd.getpwuid(65534).pw_name)'; "
+            "ls /etc/ssl >/dev/null && echo ssl-ok; fc-match -q sans 2>&1 | head -1; echo done"
+        )
     assert result.output.split()[:3] == ["755", "nobody", "ssl-ok"], result.output
     assert "Cannot load default config file" not in result.output, result.output
 
@@ -221,8 +223,12 @@ def test_the_keyring_filter_is_never_silently_skipped(monkeypatch: pytest.Monkey
     os.lseek(garbage, 0, os.SEEK_SET)
     marker = tmp_path / "ran"
     try:
-        done = subprocess.run(Sandbox(tmp_path).argv(["touch", "/tmp/task/ran"], Limits(), seccomp_fd=garbage),
-                              pass_fds=(garbage,), capture_output=True, timeout=60)
+        done = subprocess.run(
+            Sandbox(tmp_path).argv(["touch", "/tmp/task/ran"], Limits(), seccomp_fd=garbage),
+            pass_fds=(garbage,),
+            capture_output=True,
+            timeout=60,
+        )
     finally:
         os.close(garbage)
     assert done.returncode != 0 and not marker.exists(), done
