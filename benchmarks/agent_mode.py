@@ -14,13 +14,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks import datasets, direct
+from benchmarks import direct
 from benchmarks.agent import Agent, AgentConfig, Outcome
 from benchmarks.datasets import SOLUTION_FILE, Task
 from benchmarks.examples import run_examples, run_written_calls
 from benchmarks.grading import grade, missing_module
 from benchmarks.models import Model, ModelError, Reply
-from benchmarks.results import finish
+from benchmarks.results import finish, new_record
 from benchmarks.sandbox import TASK_DIR, Limits, Sandbox, throwaway
 from benchmarks.tools import Tools
 
@@ -117,18 +117,7 @@ def solve(
     draft), instead of asking the model the same question again.
     """
     start = time.monotonic()
-    record: dict[str, Any] = {
-        "task_id": task.id,
-        "status": "error",
-        "passed": False,
-        "verdict": None,
-        "grading": datasets.grading(task),
-        "steps": 0,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "wall_s": 0.0,
-        "error": None,
-    }
+    record = new_record(task)
     trajectory: dict[str, Any] = {
         "task_id": task.id,
         "dataset": task.dataset,

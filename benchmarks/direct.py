@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks import datasets
 from benchmarks.datasets import Task
 from benchmarks.grading import grade
 from benchmarks.models import Model, ModelError, Reply
-from benchmarks.results import finish
+from benchmarks.results import finish, new_record
 
 Status = Literal["answered", "truncated", "no_code", "error"]
 
@@ -248,21 +247,7 @@ def solve(task: Task, model: Model, config: DirectConfig, out_dir: Path) -> dict
     `passed` are the first sample's. trajectories/ID.json keeps each reply, its code and test output.
     """
     start = time.monotonic()
-    record: dict[str, Any] = {
-        "task_id": task.id,
-        "mode": "direct",
-        "status": "error",
-        "passed": False,
-        "verdict": None,
-        "grading": datasets.grading(task),
-        "steps": 0,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "wall_s": 0.0,
-        "error": None,
-        "samples": config.samples,
-        "correct": 0,
-    }
+    record = {**new_record(task, mode="direct"), "samples": config.samples, "correct": 0}
     chat = messages(task)
     trajectory: dict[str, Any] = {
         "task_id": task.id,

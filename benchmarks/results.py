@@ -16,7 +16,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import datasets
+from benchmarks.datasets import Task
+
 RESULTS = "results.jsonl"
+
+
+def new_record(task: Task, **first: Any) -> dict[str, Any]:
+    """`task`'s results.jsonl record before it runs: status "error", nothing passed or spent. `first`
+    fields (e.g. ``mode="direct"``) stand right after task_id; the caller fills in the rest as it goes."""
+    return {
+        "task_id": task.id,
+        **first,
+        "status": "error",
+        "passed": False,
+        "verdict": None,
+        "grading": datasets.grading(task),
+        "steps": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "wall_s": 0.0,
+        "error": None,
+    }
 
 
 def write_private(path: Path, text: str, append: bool = False) -> None:
