@@ -46,4 +46,4 @@ def parse_class(value: str | None, default: RequestClass = DEFAULT_CLASS) -> Req
     for known in CLASSES:
         if text == known:
             return known
-    raise ValueError(f"{HEADER} must be one of {', '.join(CLASSES)}; got {value[:40]!r}.")
+    raise ValueError(f"{HEADER} must be one of {', '.join(CLASSES)}; got {(value or '')[:40]!r}.")

@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from core.limits import Limiter, Limits, make_limiter
 from core.observability import Telemetry, new_registry, setup
 from core.web import exception_handlers
+from gateway.admission import Admission
 from gateway.auth import authenticate, load_keys, make_key
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Gateway
@@ -97,17 +98,32 @@ def create_app(
         # This app's metrics only (GatewayMetrics, Realtime), served on its /metrics; made per
         # lifespan so an app started twice (tests) registers its collectors afresh.
         registry = new_registry()
-        app.state.gateway = Gateway(
+        counters = GatewayMetrics(registry)
+        app.state.gateway = gateway = Gateway(
             keys=tuple(keys),
             pools=pools,
             limiter=limiter or make_limiter(limits, redis=redis, prefix="june:gateway"),
-            metrics=GatewayMetrics(registry),
+            metrics=counters,
             max_body_bytes=settings.max_body_bytes,
             max_json_bytes=settings.max_json_bytes,
             max_json_depth=settings.max_json_depth,
+            admission=Admission(
+                counters,
+                hold_s=settings.live_hold_s,
+                batch_concurrency=settings.batch_concurrency,
+                batch_queue=settings.batch_queue,
+            ),
+            llm_priority=settings.llm_priority,
         )
         watchers = [asyncio.create_task(pool.watch(settings.health_interval_s)) for pool in pools.values()]
-        app.state.realtime = Realtime(settings.realtime, registry, timeout=settings.read_timeout, telemetry=telemetry)
+        app.state.realtime = Realtime(
+            settings.realtime,
+            registry,
+            timeout=settings.read_timeout,
+            telemetry=telemetry,
+            admission=gateway.admission,
+            live_proof=gateway.live_proof,
+        )
         try:
             yield
         finally:

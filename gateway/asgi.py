@@ -16,8 +16,10 @@ from litestar.enums import ScopeType
 from litestar.types import HTTPScope, Receive, Scope, Send
 from multidict import CIMultiDict
 
+from core.priority import HEADER
 from core.web import OpenAIError
 from gateway.bodies import FormScan
+from gateway.classes import LIVE_PROOF
 
 # RFC 9110 §7.6.1: connection-specific headers, meaningful for one hop only.
 HOP_BY_HOP = frozenset(
@@ -36,7 +38,9 @@ HOP_BY_HOP = frozenset(
 # host: the upstream's own; authorization: the gateway's key, not the upstream's; expect: the
 # client's 100-continue was answered by our server already. content-length stays: a streamed
 # upload goes on with the client's length rather than chunked.
-_DROP_FROM_REQUEST = HOP_BY_HOP | {"host", "authorization", "expect"}
+# x-june-class and x-june-live: read here; the gateway sends the class it resolved instead.
+_CLASS, _LIVE = HEADER.lower(), LIVE_PROOF.lower()
+_DROP_FROM_REQUEST = HOP_BY_HOP | {"host", "authorization", "expect", _CLASS, _LIVE}
 # date and server are set by our own server.
 _DROP_FROM_RESPONSE = frozenset(name.encode() for name in HOP_BY_HOP | {"date", "server"})
 
@@ -55,6 +59,10 @@ class Incoming:
     content_type: str = ""
     content_length: int | None = None
     chunked: bool = False
+    request_class: str | None = None
+    """The X-June-Class the client asked for (`gateway.classes.resolve_class` judges it)."""
+    live_proof: str | None = None
+    """The X-June-Live a realtime session's loopback call carries."""
 
     @classmethod
     def parse(cls, raw: list[tuple[bytes, bytes]]) -> Incoming:
@@ -80,6 +88,10 @@ class Incoming:
                     raise OpenAIError(400, "Content-Length is not a number.") from None
             elif name == "transfer-encoding":
                 incoming.chunked = True
+            elif name == _CLASS:
+                incoming.request_class = value
+            elif name == _LIVE:
+                incoming.live_proof = value
         incoming.forward.extend((k, v) for k, v in pairs if k not in drop)
         return incoming
 

@@ -1,7 +1,8 @@
 """API keys: where they come from, how a request's key is found, and which models it may use.
 
 Keys come from settings (`api_keys`) and/or a file (`api_keys_file`, one per line:
-`KEY` or `KEY model1,model2`). No keys at all means an open gateway. Each key has an `id`
+`KEY`, `KEY model1,model2`, and/or `class=batch|interactive|live` after the key: the request class
+its requests get, `core.priority`). No keys at all means an open gateway. Each key has an `id`
 ("key-" + 8 hex digits of its sha256) for metrics labels and limit counters: the key itself is
 never logged, labelled or stored in Redis.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from core.priority import DEFAULT_CLASS, RequestClass, parse_class
 from core.web import OpenAIError
 
 ANONYMOUS = "anonymous"
@@ -32,6 +34,8 @@ class ApiKey:
     """A stable, non-secret name for metrics and limits: "key-" + sha256(key)[:8]."""
     models: frozenset[str] | None = None
     """Models this key may use; None = all."""
+    request_class: RequestClass = DEFAULT_CLASS
+    """The class of its requests (`core.priority`) unless one asks for a lower one; the highest it may ask for."""
 
     def allows(self, model: str | None) -> bool:
         """Whether this key may use `model` (a request without a model is left to the upstream)."""
@@ -42,29 +46,44 @@ OPEN = ApiKey(b"", ANONYMOUS)
 """What an open gateway's requests run as: all models, limits per gateway."""
 
 
-def make_key(secret: str, models: Sequence[str] | None = None) -> ApiKey:
+def make_key(secret: str, models: Sequence[str] | None = None, request_class: RequestClass = DEFAULT_CLASS) -> ApiKey:
     """An ApiKey for `secret`, with an allow-list when `models` is given."""
     raw = secret.encode()
-    return ApiKey(raw, "key-" + hashlib.sha256(raw).hexdigest()[:8], frozenset(models) if models else None)
+    digest = "key-" + hashlib.sha256(raw).hexdigest()[:8]
+    return ApiKey(raw, digest, frozenset(models) if models else None, request_class)
+
+
+_LINE = "'KEY', 'KEY model1,model2', 'KEY class=batch' or 'KEY model1,model2 class=batch'"
 
 
 def parse_keys_file(text: str) -> list[ApiKey]:
-    """Keys from a keys file: per line `KEY` or `KEY model1,model2`; blank lines and `#` comments skipped.
+    """Keys from a keys file: per line `KEY`, then optionally `model1,model2` (the allow-list) and/or
+    `class=live|interactive|batch` (its request class); blank lines and `#` comments skipped.
 
-    Raises ValueError naming the line for more than two fields.
+    Raises ValueError naming the line for more fields, a repeated field or an unknown class.
     """
     keys = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        fields = line.split()
-        if len(fields) > 2:
-            raise ValueError(
-                f"keys file line {number}: expected 'KEY' or 'KEY model1,model2', got {len(fields)} fields"
-            )
-        models = [m.strip() for m in fields[1].split(",") if m.strip()] if len(fields) == 2 else None
-        keys.append(make_key(fields[0], models))
+        key, *rest = line.split()
+        models: list[str] | None = None
+        request_class: RequestClass | None = None
+        for field in rest:
+            if field.startswith("class="):
+                try:
+                    chosen = parse_class(field.removeprefix("class="), default=DEFAULT_CLASS)
+                except ValueError as e:
+                    raise ValueError(f"keys file line {number}: {e}") from None
+                if request_class is not None:
+                    raise ValueError(f"keys file line {number}: class= given twice; expected {_LINE}")
+                request_class = chosen
+            elif models is None:
+                models = [m.strip() for m in field.split(",") if m.strip()]
+            else:
+                raise ValueError(f"keys file line {number}: expected {_LINE}, got {len(rest) + 1} fields")
+        keys.append(make_key(key, models, request_class or DEFAULT_CLASS))
     return keys
 
 

@@ -17,6 +17,7 @@ forms with), and the bytes that complete the form are held back until the model 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -69,7 +70,21 @@ def _deeper_than(value: object, limit: int) -> bool:
 
 
 def json_model(body: bytes, *, max_depth: int) -> str | None:
-    """The top-level `model` of a JSON object body; None when absent or null.
+    """The top-level `model` of a JSON object body; None when absent or null (see `json_fields`)."""
+    return json_fields(body, max_depth=max_depth).model
+
+
+@dataclass(frozen=True, slots=True)
+class JsonFields:
+    """What the gateway reads of a JSON body: its `model` and OpenAI's `service_tier` (None when absent
+    or not a string: the upstream judges the rest)."""
+
+    model: str | None
+    service_tier: str | None = None
+
+
+def json_fields(body: bytes, *, max_depth: int) -> JsonFields:
+    """The top-level `model` and `service_tier` of a JSON object body.
 
     Raises OpenAIError 400 (code invalid_json) for an empty body, bytes that are not strict JSON
     (RFC 8259: no NaN/Infinity, no lone surrogates, UTF-8 only), numbers out of range (integers
@@ -96,7 +111,8 @@ def json_model(body: bytes, *, max_depth: int) -> str | None:
         raise OpenAIError(
             400, f"`model` must be a string, not {_json_kind(model)}.", param="model", code="invalid_value"
         )
-    return model
+    tier = value.get("service_tier")
+    return JsonFields(model, tier if isinstance(tier, str) else None)
 
 
 def _json_kind(value: object) -> str:

@@ -2,7 +2,8 @@
 
 Labels: `key` is the key's id ("key-1a2b3c4d", or "anonymous"), never the key; `model` is the
 request's model when the upstream accepted it (status < 400), else "-" (a client cannot grow the
-label set by sending made-up model names); `route` is the /v1 path.
+label set by sending made-up model names); `route` is the /v1 path; `class` is the request class
+(live, interactive, batch: `core.priority`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,24 @@ class GatewayMetrics:
             ["upstream", "url"],
             registry=r,
         )
+        self.class_wait = Histogram(
+            "june_gateway_class_queue_seconds",
+            "Seconds a request waited in the gateway's admission before going upstream, by request class.",
+            ["class"], buckets=_LATENCY, registry=r,
+        )  # fmt: skip
+        self.class_service = Histogram(
+            "june_gateway_class_service_seconds",
+            "Seconds from admission to the end of the response, by request class.",
+            ["class"], buckets=_LATENCY, registry=r,
+        )  # fmt: skip
+        self.class_admitted = Counter(
+            "june_gateway_class_admitted", "Requests admitted to an upstream, by request class.", ["class"], registry=r
+        )
+        self.class_refused = Counter(
+            "june_gateway_class_refused",
+            "Requests refused by admission (503 server_busy: the class's queue was full), by request class.",
+            ["class"], registry=r,
+        )  # fmt: skip
 
     def error(self, key: str, model: str, route: str, status: int, code: str | None) -> None:
         """Count a request refused or failed before a response body was relayed."""

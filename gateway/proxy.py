@@ -20,10 +20,11 @@ upstream sessions adds a CLIENT span and W3C traceparent to each upstream call (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import aiohttp
@@ -34,7 +35,9 @@ from opentelemetry.trace import StatusCode
 
 from core.disconnect import DisconnectWatch
 from core.limits import Limiter, RateLimited
+from core.priority import HEADER, VLLM_PRIORITY, RequestClass
 from core.web import OpenAIError, rate_limit_error
+from gateway.admission import Admission
 from gateway.asgi import (
     BodyStream,
     Incoming,
@@ -46,7 +49,8 @@ from gateway.asgi import (
     too_large,
 )
 from gateway.auth import OPEN, ApiKey, authenticate, check_model
-from gateway.bodies import JSON, MULTIPART, FormScan, json_model, media_type, unsupported
+from gateway.bodies import JSON, MULTIPART, FormScan, JsonFields, json_fields, media_type, unsupported
+from gateway.classes import LiveProof, resolve_class
 from gateway.metrics import GatewayMetrics
 from gateway.upstreams import BROKE_OFF, Pool, Server, Upstream, why
 from gateway.usage import UsageScanner
@@ -106,6 +110,13 @@ class Gateway:
     max_json_bytes: int = 8 * 1024 * 1024
     """Largest JSON body (it is parsed whole); see GatewaySettings."""
     max_json_depth: int = 64
+    admission: Admission | None = None
+    """Admission by request class (`gateway.admission`); None: every request goes at once."""
+    live_proof: LiveProof = field(default_factory=LiveProof)
+    """The secret this gateway's realtime sessions prove their live calls with (`gateway.classes`)."""
+    llm_priority: bool = False
+    """Send each chat/completions request's class to the LLM as vLLM's `priority` field (vLLM must run
+    `--scheduling-policy priority`, or it refuses any priority but 0)."""
 
     def caller(self, scope: Scope) -> tuple[Incoming, ApiKey]:
         """The request's headers and the caller's ApiKey (OPEN for an open gateway).
@@ -147,7 +158,9 @@ class Gateway:
         if incoming.content_length is not None and incoming.content_length > self.max_body_bytes:
             raise too_large(self.max_body_bytes)
         try:
-            model, content = await self._read(receive, incoming, key, body if method == "POST" else None)
+            fields, content = await self._read(receive, incoming, key, body if method == "POST" else None)
+            live = self.live_proof.holds(incoming.live_proof)
+            request_class = resolve_class(incoming.request_class, fields.service_tier, key, live=live)
             admitted = method == "POST"
             if admitted:
                 try:
@@ -157,17 +170,23 @@ class Gateway:
         except OpenAIError as e:  # refused before the upstream was asked (429 included)
             self.metrics.error(key.id, "-", route, e.status_code, e.code)
             raise
+        trace.get_current_span().set_attribute("june.request_class", request_class)
+        incoming.forward[HEADER] = request_class
+        if self.llm_priority and route in _USAGE_ROUTES and isinstance(content, bytes):
+            content = with_priority(content, VLLM_PRIORITY[request_class])
+            incoming.forward["Content-Length"] = str(len(content))
         # With the body read, a client that leaves from here on cancels the upstream request, even
         # before it answers (a long non-streamed generation). An upload streams on: watched once sent.
         watch = DisconnectWatch(receive, armed=not isinstance(content, BodyStream))
-        exchange = _Exchange(key, model, route, start)
+        exchange = _Exchange(key, fields.model, route, start)
         try:
             with watch:
-                server, response = await self.send_upstream(scope, upstream, incoming.forward, content)
-                exchange.server, exchange.response = server, response
-                if isinstance(content, BodyStream) and content.done:
-                    watch.arm()
-                await self._relay(send, exchange, watch)
+                async with self._admission(request_class if admitted else None):
+                    server, response = await self.send_upstream(scope, upstream, incoming.forward, content)
+                    exchange.server, exchange.response = server, response
+                    if isinstance(content, BodyStream) and content.done:
+                        watch.arm()
+                    await self._relay(send, exchange, watch)
             exchange.gone = watch.gone  # the watch's own cancel: the request is over, not the server
         except OpenAIError as e:
             self.metrics.error(key.id, "-", route, e.status_code, e.code)
@@ -175,10 +194,17 @@ class Gateway:
         finally:
             await self._finish(exchange, admitted)
 
+    def _admission(self, request_class: RequestClass | None) -> contextlib.AbstractAsyncContextManager[None]:
+        """The admission of a `request_class` request (None, or no `admission`: at once)."""
+        if request_class is None or self.admission is None:
+            return contextlib.nullcontext()
+        return self.admission.admit(request_class)
+
     async def _read(
         self, receive: Receive, incoming: Incoming, key: ApiKey, body: BodyKind | None
-    ) -> tuple[str | None, bytes | BodyStream | None]:
-        """The request's model (JSON bodies) and its content for the upstream: bytes, a stream or None.
+    ) -> tuple[JsonFields, bytes | BodyStream | None]:
+        """The request's JSON fields (model, service_tier: JSON bodies) and its content for the
+        upstream: bytes, a stream or None.
 
         Raises OpenAIError 400/403/413/415 as `forward` describes.
         """
@@ -186,23 +212,24 @@ class Gateway:
         if body == "json":
             if kind != JSON:
                 if not incoming.has_body and not incoming.content_type:
-                    json_model(b"", max_depth=self.max_json_depth)  # raises: an empty body
+                    json_fields(b"", max_depth=self.max_json_depth)  # raises: an empty body
                 raise unsupported(incoming.content_type, JSON)
             limit = min(self.max_body_bytes, self.max_json_bytes)
             if incoming.content_length is not None and incoming.content_length > limit:
                 raise too_large(limit)
             content = await read_body(receive, limit)
-            model = json_model(content, max_depth=self.max_json_depth)
-            check_model(key, model)
-            return model, content
+            fields = json_fields(content, max_depth=self.max_json_depth)
+            check_model(key, fields.model)
+            return fields, content
+        none = JsonFields(None)
         if body == "multipart":
             if kind != MULTIPART:
                 raise unsupported(incoming.content_type, MULTIPART)
             if key.models is None:  # nothing to check: the upload streams through untouched
-                return None, BodyStream(receive, self.max_body_bytes)
+                return none, BodyStream(receive, self.max_body_bytes)
             form = FormScan(options.get("boundary", ""))
-            return None, BodyStream(receive, self.max_body_bytes, form, lambda f: _check_form(key, f))
-        return None, BodyStream(receive, self.max_body_bytes) if incoming.has_body else None
+            return none, BodyStream(receive, self.max_body_bytes, form, lambda f: _check_form(key, f))
+        return none, BodyStream(receive, self.max_body_bytes) if incoming.has_body else None
 
     async def _relay(self, send: Send, exchange: _Exchange, watch: DisconnectWatch) -> None:
         """Relay the upstream's status, headers and body to the client as they arrive.
@@ -301,6 +328,17 @@ class Gateway:
         listing = json.loads(body)
         listing["data"] = [m for m in listing.get("data", []) if key.allows(m.get("id"))]
         await send_json(send, listing)
+
+
+def with_priority(body: bytes, priority: int) -> bytes:
+    """A JSON object `body` (checked by `json_fields`) with `"priority": priority` as its last member,
+    so it wins over a `priority` the client sent (JSON parsers keep a repeated name's last value, as
+    vLLM's does); every other byte is unchanged."""
+    head = body.rstrip()
+    assert head.endswith(b"}"), "json_fields accepted only an object"
+    inner = head[:-1].rstrip()
+    separator = b"" if inner.endswith(b"{") else b","
+    return inner + separator + b'"priority":' + str(priority).encode() + b"}"
 
 
 def _check_form(key: ApiKey, form: FormScan) -> None:

@@ -70,8 +70,14 @@ async def realtime_endpoint(socket: WebSocket) -> None:
             1011,
         )
         return
-    if realtime.sessions >= realtime.settings.max_sessions:
-        await _refuse(socket, "Too many realtime sessions; try again later.", "too_many_sessions", 1013)
+    limit = realtime.settings.session_limit
+    if realtime.sessions >= limit:
+        retry = realtime.settings.busy_retry_s
+        message = (
+            f"The server is busy: it already serves {limit} realtime sessions, as many as it answers in time. "
+            f"Try again in about {retry} s."
+        )
+        await _refuse(socket, message, "too_many_sessions", 1013, "server_error")
         return
     realtime.sessions += 1
     realtime.active.inc()

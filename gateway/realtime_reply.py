@@ -122,8 +122,11 @@ class Responses:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _respond(self, response_id: str, params: ResponseParams, wait_for: asyncio.Task[Any] | None) -> None:
-        """One response, traced as one span (its loopback calls are its children)."""
-        with self.realtime.tracer.start_as_current_span("realtime.response", attributes={"june.response": response_id}):
+        """One response, traced as one span (its loopback calls are its children), live work while it runs."""
+        with (
+            self.realtime.tracer.start_as_current_span("realtime.response", attributes={"june.response": response_id}),
+            self.realtime.live_work(),
+        ):
             await self._run(_Response(response_id, params), wait_for)
 
     async def _run(self, r: _Response, wait_for: asyncio.Task[Any] | None) -> None:

@@ -5,12 +5,16 @@ VAD model, one traced HTTP client for the loopback calls, the session count and 
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from core.observability import Telemetry
+from core.priority import HEADER
+from gateway.admission import Admission
+from gateway.classes import LIVE_PROOF, LiveProof
 from gateway.settings import RealtimeSettings
 
 if TYPE_CHECKING:
@@ -19,14 +23,25 @@ if TYPE_CHECKING:
 
 class Realtime:
     """What every realtime session shares: `settings`, the VAD model, one HTTP client for the loopback
-    calls (`timeout` seconds to read, traced by `telemetry`, so a turn's calls join the trace), the
-    session count and metrics (registered in the gateway's `registry`). Owned by the app's lifespan."""
+    calls (`timeout` seconds to read, traced by `telemetry`, so a turn's calls join the trace; each
+    marked live with `live_proof`), the gateway's `admission` (a response in flight is live work),
+    the session count and metrics (registered in the gateway's `registry`). Owned by the app's lifespan."""
 
     def __init__(
-        self, settings: RealtimeSettings, registry: CollectorRegistry, *, timeout: float, telemetry: Telemetry
+        self,
+        settings: RealtimeSettings,
+        registry: CollectorRegistry,
+        *,
+        timeout: float,
+        telemetry: Telemetry,
+        admission: Admission | None = None,
+        live_proof: LiveProof | None = None,
     ) -> None:
         self.settings = settings
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
+        self.admission = admission
+        # Every loopback call is live work (core.priority), proven with the gateway's secret.
+        live = {HEADER: "live", LIVE_PROOF: live_proof.secret} if live_proof is not None else {}
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0), headers=live)
         telemetry.instrument(self.http)
         self.tracer = telemetry.tracer("gateway.realtime")  # a span per transcription and per response
         self.sessions = 0
@@ -50,6 +65,11 @@ class Realtime:
 
             self._vad = SileroVAD()
         return self._vad
+
+    def live_work(self) -> contextlib.AbstractContextManager[None]:
+        """Mark a realtime response in flight as live work for the gateway's admission (other classes
+        hold back: `gateway.admission`); a no-op without one."""
+        return self.admission.live_work() if self.admission is not None else contextlib.nullcontext()
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,8 +32,10 @@ class RealtimeSettings(BaseSettings):
     """Longest input audio buffer (s): a longer spoken turn is cut and answered; manual mode refuses more."""
     max_session_s: float = Field(1800.0, gt=0)
     """Longest /v1/realtime session (s); then `error` session_expired and close (OpenAI allows 60 min)."""
-    max_sessions: int = Field(32, ge=1)
-    """Realtime sessions open at once on this gateway; more are refused (error event, close 1013)."""
+    max_sessions: int | None = Field(None, ge=1)
+    """Realtime sessions (conversations and transcription sessions) open at once on this gateway; one
+    more is refused with an `error` event (code too_many_sessions, saying when to retry) and close
+    1013. None: `session_limit`'s default for this machine's cores."""
     max_turns: int = Field(8, ge=1)
     """User/assistant turns a realtime session remembers; once passed, the oldest go down to half
     (core.history), like the bots' history."""
@@ -43,6 +46,16 @@ class RealtimeSettings(BaseSettings):
     about 3x faster than "base", the biggest cut in time to the first reply audio on a CPU) or
     "whisper-1" (the speech service's default, multilingual). A session whose transcription
     language is not English gets "whisper-1" instead of an English-only model."""
+
+    busy_retry_s: int = Field(30, ge=1)
+    """Seconds a client refused for too many sessions is told to wait before it tries again."""
+
+    @property
+    def session_limit(self) -> int:
+        """`max_sessions`, or one live session per 2 CPU cores, at least 2: on the 2-core CPU defaults
+        one spoken turn takes both cores for about a second, so two talking sessions already overlap
+        some turns; a GPU host (more cores, the models off the CPU) serves more."""
+        return self.max_sessions or max(2, (os.cpu_count() or 2) // 2)
 
     llm_pauses_for_tts: bool = True
     """The LLM and TTS take turns on the CPU instead of sharing it: the reply's LLM stream is closed
@@ -115,6 +128,19 @@ class GatewaySettings(BaseSettings):
     max_json_depth: int = Field(64, ge=2, le=500)
     """Deepest nesting of arrays and objects accepted in a JSON body; deeper → 400 (upstreams that
     parse JSON recursively fail with a 500 near 1000)."""
+
+    live_hold_s: float = Field(5.0, ge=0)
+    """Seconds an interactive or batch request may wait to start while live work (a /v1/realtime turn)
+    is in flight, so it does not take the cores the live turn needs; then it goes anyway. 0: never wait
+    (e.g. every stage has a GPU of its own). See gateway.admission."""
+    batch_concurrency: int = Field(1, ge=1)
+    """Batch requests (X-June-Class: batch, service_tier flex, or a batch key) in flight at once; more wait."""
+    batch_queue: int = Field(64, ge=0)
+    """Batch requests that may wait for a place; beyond → 503 server_busy with Retry-After."""
+    llm_priority: bool = True
+    """Send each chat/completions request's class to the LLM as vLLM's per-request `priority` (live 0,
+    interactive 10, batch 20; lower first). june's vLLM runs `--scheduling-policy priority`; turn this
+    off for an LLM server that does not (vLLM with the default fcfs policy refuses a priority but 0)."""
 
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     """/v1/realtime's bounds and turn-taking: `RealtimeSettings`, read from JUNE_GATEWAY_REALTIME_*."""

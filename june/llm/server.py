@@ -75,6 +75,8 @@ def vllm_command(
     if preset.enforce_eager:
         argv.append("--enforce-eager")
     argv.append("--enable-prefix-caching" if preset.prefix_caching else "--no-enable-prefix-caching")
+    # Each request's class arrives as its `priority` (the gateway's llm_priority; core.priority).
+    argv += ["--scheduling-policy", "priority"]
     if preset.tool_call_parser:
         argv += ["--enable-auto-tool-choice", "--tool-call-parser", preset.tool_call_parser]
     if preset.reasoning_parser:

@@ -42,7 +42,11 @@ def serve_in_thread(app: object, port: int | None = None) -> Iterator[str]:
 
 
 def gateway_settings(upstream: str, **overrides: object) -> GatewaySettings:
-    values: dict = {"llm_url": upstream, "speech_url": upstream, "connect_timeout": 1.0, "read_timeout": READ_TIMEOUT}
+    # The stub is not vLLM: bodies reach it byte for byte unless a test turns llm_priority on (test_classes).
+    values: dict = {
+        "llm_url": upstream, "speech_url": upstream, "connect_timeout": 1.0, "read_timeout": READ_TIMEOUT,
+        "llm_priority": False,
+    }  # fmt: skip
     return GatewaySettings(**{**values, **overrides})
 
 

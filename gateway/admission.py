@@ -1,0 +1,137 @@
+"""When a request may go upstream, by its class (`core.priority`): live first, batch bounded.
+
+The stages of a CPU box share its cores, so the gateway keeps other work from starting while a
+live turn runs, instead of leaving every stage to share the CPU out evenly:
+
+- live goes at once. While live work is in flight (a live request, or a realtime response being
+  produced: `Admission.live_work`), interactive and batch requests wait before they start, each at
+  most `hold_s` seconds; then they go anyway, so a steady stream of live turns cannot starve them.
+  Requests already running go on (the upstreams order their own queues by class too).
+- batch: at most `batch_concurrency` in flight at once (per gateway); `batch_queue` more wait in
+  arrival order; beyond that, 503 ``server_busy`` with a Retry-After from the recent batch service
+  time.
+
+Every request's wait and service time, admissions and refusals are counted per class
+(`gateway.metrics.GatewayMetrics`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Iterator
+
+from core.priority import RequestClass
+from core.web import OpenAIError
+from gateway.metrics import GatewayMetrics
+
+__all__ = ["Admission"]
+
+
+class Admission:
+    """The gateway's admission by class (module docstring); one per gateway, async-only."""
+
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        *,
+        hold_s: float = 5.0,
+        batch_concurrency: int = 1,
+        batch_queue: int = 64,
+        initial_batch_s: float = 10.0,
+    ) -> None:
+        self.metrics = metrics
+        self.hold_s = hold_s
+        self.batch_concurrency = batch_concurrency
+        self.batch_queue = batch_queue
+        self.live = 0
+        """Live requests and realtime responses in flight now."""
+        self.batch_running = 0
+        self.batch_waiting = 0
+        self.mean_batch_s = initial_batch_s
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    @contextlib.contextmanager
+    def live_work(self) -> Iterator[None]:
+        """Mark live work in flight for the block (other classes hold back meanwhile)."""
+        self.live += 1
+        try:
+            yield
+        finally:
+            self.live -= 1
+            self._notify()
+
+    def retry_after(self) -> int:
+        """Seconds until a batch place is likely free: waiting × mean batch service time / concurrency."""
+        return max(1, math.ceil((self.batch_waiting + 1) * self.mean_batch_s / self.batch_concurrency))
+
+    @contextlib.asynccontextmanager
+    async def admit(self, request_class: RequestClass) -> AsyncIterator[None]:
+        """Wait until a `request_class` request may start, hold its place for the block, count it.
+
+        Raises OpenAIError 503 (code server_busy, Retry-After) when `batch_queue` batch requests
+        already wait. A caller cancelled while waiting leaves the queue.
+        """
+        label = request_class
+        arrived = time.perf_counter()
+        if request_class == "batch" and self.batch_waiting >= self.batch_queue:
+            self.metrics.class_refused.labels(label).inc()
+            retry = self.retry_after()
+            raise OpenAIError(
+                503,
+                f"{self.batch_waiting} batch requests are already waiting; retry in about {retry} s.",
+                code="server_busy",
+                headers={"Retry-After": str(retry)},
+            )
+        if request_class == "live":
+            with self.live_work():
+                self._admitted(label, arrived)
+                yield
+                self.metrics.class_service.labels(label).observe(time.perf_counter() - arrived)
+            return
+        if request_class == "batch":
+            self.batch_waiting += 1
+            try:
+                await self._wait(arrived, batch=True)
+            finally:
+                self.batch_waiting -= 1
+            self.batch_running += 1
+        else:
+            await self._wait(arrived, batch=False)
+        started = self._admitted(label, arrived)
+        try:
+            yield
+        finally:
+            served = time.perf_counter() - started
+            self.metrics.class_service.labels(label).observe(served)
+            if request_class == "batch":
+                self.batch_running -= 1
+                self.mean_batch_s = 0.7 * self.mean_batch_s + 0.3 * served
+                self._notify()
+
+    def _admitted(self, label: str, arrived: float) -> float:
+        now = time.perf_counter()
+        self.metrics.class_admitted.labels(label).inc()
+        self.metrics.class_wait.labels(label).observe(now - arrived)
+        return now
+
+    async def _wait(self, arrived: float, *, batch: bool) -> None:
+        """Return once no live work holds this request back (or it has waited `hold_s`) and, for
+        batch, a batch place is free."""
+        deadline = arrived + self.hold_s
+        while True:
+            now = time.perf_counter()
+            held = self.live > 0 and now < deadline
+            full = batch and self.batch_running >= self.batch_concurrency
+            if not held and not full:
+                return
+            changed = self._changed
+            timeout = deadline - now if held else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout)

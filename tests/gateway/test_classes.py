@@ -1,0 +1,231 @@
+"""Request classes through the real gateway (in front of the stub): who may ask for which, what the
+upstreams are told (X-June-Class, vLLM's `priority`), admission by class, and the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from core.priority import VLLM_PRIORITY
+from gateway.app import create_app
+from gateway.auth import make_key, parse_keys_file
+from gateway.classes import LIVE_PROOF, resolve_class
+from tests.gateway.conftest import gateway_settings, serve_in_thread
+from tests.gateway.stub_upstream import MODEL, StubUpstream
+
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _chat(**extra: object) -> dict:
+    return {**CHAT, **extra}
+
+
+def _class_seen(stub: StubUpstream) -> list[str | None]:
+    return [s.header("x-june-class") for s in stub.seen if s.method == "POST"]
+
+
+@pytest.fixture
+def prio_gw(stub_url: str, tmp_path: Path) -> Iterator[tuple[str, object]]:
+    """A keyed gateway that sends vLLM priorities; yields (url, app) so a test can read the live proof."""
+    keys = tmp_path / "keys"
+    keys.write_text("sk-user\nsk-batch class=batch\nsk-agent class=live\n")
+    app = create_app(
+        gateway_settings(stub_url, api_keys_file=keys, llm_priority=True, live_hold_s=10.0, read_timeout=10.0)
+    )
+    with serve_in_thread(app) as url:
+        yield url, app
+
+
+def _auth(key: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **headers}
+
+
+def test_a_key_asks_for_its_class_or_a_lower_one() -> None:
+    user, batch = make_key("a"), make_key("b", request_class="batch")
+    assert resolve_class(None, None, user, live=False) == "interactive"
+    assert resolve_class("Batch ", None, user, live=False) == "batch"
+    assert resolve_class(None, "flex", user, live=False) == "batch"  # OpenAI's flex processing
+    assert resolve_class("interactive", "flex", user, live=False) == "interactive"  # the header wins
+    assert resolve_class(None, None, batch, live=False) == "batch"
+    assert resolve_class(None, None, user, live=True) == "live"  # a realtime session's own call
+    for asked, key in (("live", user), ("interactive", batch), ("live", batch)):
+        with pytest.raises(Exception) as refused:
+            resolve_class(asked, None, key, live=False)
+        assert getattr(refused.value, "status_code", None) == 403, asked
+    with pytest.raises(Exception) as bad:
+        resolve_class("urgent", None, user, live=False)
+    assert getattr(bad.value, "status_code", None) == 400
+
+
+def test_keys_file_class_field() -> None:
+    keys = parse_keys_file("a\nb m1,m2 class=batch\nc class=live m1\n")
+    assert [(k.request_class, k.models) for k in keys] == [
+        ("interactive", None),
+        ("batch", frozenset({"m1", "m2"})),
+        ("live", frozenset({"m1"})),
+    ]
+    for line in ("d class=urgent", "e class=batch class=live", "f m1 m2"):
+        with pytest.raises(ValueError, match="line 1"):
+            parse_keys_file(line)
+
+
+def test_upstreams_are_told_the_class_and_vllm_its_priority(prio_gw: tuple[str, object], stub: StubUpstream) -> None:
+    url, _ = prio_gw
+    with httpx.Client(base_url=url, timeout=10) as http:
+        # A client's own `priority` cannot jump the queue: the gateway's comes last, and JSON keeps the last.
+        sent = json.dumps(_chat(priority=-100)).encode() + b"\n"
+        ok = http.post(
+            "/v1/chat/completions", content=sent, headers=_auth("sk-user", **{"Content-Type": "application/json"})
+        )
+        assert ok.status_code == 200, ok.text
+        http.post("/v1/chat/completions", json=_chat(), headers=_auth("sk-user", **{"X-June-Class": "batch"}))
+        http.post("/v1/chat/completions", json=_chat(service_tier="flex"), headers=_auth("sk-user"))
+        http.post("/v1/chat/completions", json=_chat(), headers=_auth("sk-batch"))
+        http.post("/v1/chat/completions", json=_chat(), headers=_auth("sk-agent"))
+    assert _class_seen(stub) == ["interactive", "batch", "batch", "batch", "live"]
+    priorities = [json.loads(s.body)["priority"] for s in stub.seen]
+    assert priorities == [VLLM_PRIORITY[c] for c in ("interactive", "batch", "batch", "batch", "live")]
+    first = stub.seen[0].body
+    assert first == sent.rstrip()[:-1] + b',"priority":10}'  # the client's bytes, then the class's
+    assert all(s.header(LIVE_PROOF) is None for s in stub.seen)
+
+
+def test_live_needs_the_gateways_proof(prio_gw: tuple[str, object], stub: StubUpstream) -> None:
+    url, _ = prio_gw
+    with httpx.Client(base_url=url, timeout=10) as http:
+        for headers in ({"X-June-Class": "live"}, {"X-June-Class": "live", LIVE_PROOF: "guess"}):
+            refused = http.post("/v1/chat/completions", json=_chat(), headers=_auth("sk-user", **headers))
+            assert refused.status_code == 403, refused.text
+            error = refused.json()["error"]
+            assert (error["code"], error["param"], error["type"]) == (
+                "class_not_allowed",
+                "X-June-Class",
+                "permission_error",
+            )
+        bad = http.post("/v1/chat/completions", json=_chat(), headers=_auth("sk-user", **{"X-June-Class": "vip"}))
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_value"
+        batch = http.post(
+            "/v1/chat/completions", json=_chat(), headers=_auth("sk-batch", **{"X-June-Class": "interactive"})
+        )
+        assert batch.status_code == 403
+    assert stub.seen == []  # nothing refused reached an upstream
+
+
+def test_while_live_work_runs_other_classes_wait_then_go(prio_gw: tuple[str, object], stub: StubUpstream) -> None:
+    url, app = prio_gw
+    proof = app.state.gateway.live_proof.secret  # type: ignore[attr-defined]
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+            live = asyncio.create_task(
+                http.post(
+                    "/v1/chat/completions",
+                    json=_chat(stub={"sleep": 1.0}),
+                    headers=_auth("sk-user", **{"X-June-Class": "live", LIVE_PROOF: proof}),
+                )
+            )
+            await asyncio.sleep(0.3)  # the live request is at the stub now
+            sent = time.monotonic()
+            other = await http.post("/v1/chat/completions", json=_chat(), headers=_auth("sk-user"))
+            assert other.status_code == 200 and (await live).status_code == 200
+            return sent
+
+    sent = asyncio.run(run())
+    live_seen, other_seen = stub.seen
+    assert other_seen.header("x-june-class") == "interactive"
+    # The interactive request reached the stub only once the live one had been answered (1 s of sleep).
+    assert other_seen.at - live_seen.at >= 0.9 and other_seen.at - sent >= 0.5
+
+
+def test_held_requests_are_not_starved(stub_url: str, stub: StubUpstream) -> None:
+    app = create_app(gateway_settings(stub_url, live_hold_s=0.3, read_timeout=10.0))
+    with serve_in_thread(app) as url:
+        proof = app.state.gateway.live_proof.secret
+
+        async def run() -> None:
+            async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+                headers = {"X-June-Class": "live", LIVE_PROOF: proof}
+                live = asyncio.create_task(
+                    http.post("/v1/chat/completions", json=_chat(stub={"sleep": 3.0}), headers=headers)
+                )
+                await asyncio.sleep(0.3)
+                other = await http.post("/v1/chat/completions", json=_chat())
+                assert other.status_code == 200
+                assert not live.done()  # answered while the live request still ran: held 0.3 s at most
+                await live
+
+        asyncio.run(run())
+    assert _class_seen(stub) == ["live", "interactive"]
+
+
+def test_batch_runs_one_at_a_time_and_a_full_queue_says_when_to_retry(stub_url: str, stub: StubUpstream) -> None:
+    app = create_app(gateway_settings(stub_url, batch_concurrency=1, batch_queue=1))
+    batch = {"X-June-Class": "batch"}
+    with serve_in_thread(app) as url:
+
+        async def run() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+                calls = []
+                for _ in range(3):
+                    calls.append(
+                        asyncio.create_task(
+                            http.post("/v1/chat/completions", json=_chat(stub={"sleep": 0.5}), headers=batch)
+                        )
+                    )
+                    await asyncio.sleep(0.1)
+                interactive = await http.post("/v1/chat/completions", json=_chat())  # not held by batch
+                assert interactive.status_code == 200
+                return [await c for c in calls]
+
+        first, second, third = asyncio.run(run())
+        metrics = httpx.get(f"{url}/metrics").text
+    assert first.status_code == second.status_code == 200
+    assert third.status_code == 503 and third.json()["error"]["code"] == "server_busy"
+    assert int(third.headers["retry-after"]) >= 1
+    batch_seen = [s for s in stub.seen if s.header("x-june-class") == "batch"]
+    assert len(batch_seen) == 2 and batch_seen[1].at - batch_seen[0].at >= 0.45  # one after the other
+    assert 'june_gateway_class_admitted_total{class="batch"} 2.0' in metrics
+    assert 'june_gateway_class_admitted_total{class="interactive"} 1.0' in metrics
+    assert 'june_gateway_class_refused_total{class="batch"} 1.0' in metrics
+    assert 'june_gateway_class_queue_seconds_count{class="batch"} 2.0' in metrics
+    assert 'june_gateway_class_service_seconds_count{class="interactive"} 1.0' in metrics
+
+
+def test_a_realtime_sessions_calls_are_live(stub_url: str, stub: StubUpstream) -> None:
+    app = create_app(gateway_settings(stub_url, llm_priority=True))
+    with serve_in_thread(app) as url:
+
+        async def run() -> None:
+            ws_url = url.replace("http", "ws") + "/v1/realtime?model=june"
+            async with connect(ws_url) as ws:
+
+                async def next_of(kind: str) -> dict:
+                    while True:
+                        message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                        if message["type"] in (kind, "error"):
+                            return message
+
+                await next_of("session.created")
+                await ws.send(
+                    json.dumps(
+                        {"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}}
+                    )
+                )
+                item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}
+                await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+                await ws.send(json.dumps({"type": "response.create"}))
+                done = await next_of("response.done")
+                assert done["type"] == "response.done", done
+
+        asyncio.run(run())
+    chats = [s for s in stub.seen if s.path == "/v1/chat/completions"]
+    assert chats and all(s.header("x-june-class") == "live" for s in chats)
+    assert all(json.loads(s.body)["priority"] == VLLM_PRIORITY["live"] for s in chats)
+    assert all(s.header(LIVE_PROOF) is None for s in stub.seen)  # the proof never leaves the gateway
