@@ -13,6 +13,8 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from core.priority import HEADER
+
 ToolChoice = Literal["auto", "required", "none"]
 
 
@@ -84,6 +86,7 @@ class OpenAIModel:
             api_key=self.api_key,
             max_retries=2,
             http_client=http,  # type: ignore[arg-type]
+            default_headers={HEADER: "batch"},  # nobody waits on one benchmark request: live and bots go first
         )
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], timeout: float) -> Reply:
