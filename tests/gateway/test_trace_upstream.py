@@ -39,6 +39,7 @@ def test_upstream_gets_one_traceparent_from_the_gateway_client_span(stub_url: st
     assert client_span.attributes["http.method"] == "POST"
     assert client_span.attributes["http.status_code"] == 200
     assert client_span.attributes["http.url"].endswith("/v1/chat/completions")
+    assert server_span.attributes["june.request_class"] == "interactive"  # the class shows in the trace
 
 
 def test_with_traces_off_the_client_traceparent_passes_through_unchanged(
