@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import logging
+import math
+import statistics
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +22,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.perf.background import Background, BackgroundResult, BackgroundSpec
 from benchmarks.perf.endpoints import gateway_url
+from benchmarks.perf.wer import corpus_wer, wer
 
 RATE = 24000
 
@@ -87,6 +93,10 @@ class Turn:
     transcript: str
     stalled: float
     """Seconds a client playing the reply from its first audio delta would have waited for audio (underruns)."""
+    prompt: str = ""
+    """What the user said (the text the clip was spoken from)."""
+    heard: str = ""
+    """What the server heard: `conversation.item.input_audio_transcription.completed`'s transcript."""
 
 
 @dataclass
@@ -101,8 +111,21 @@ class BargeIn:
 
 @dataclass
 class Run:
+    """One realtime session's measurements: `label` "idle" or "busy", `stt_model` None for the gateway's default."""
+
+    label: str = "idle"
+    stt_model: str | None = None
     turns: list[Turn] = field(default_factory=list)
     barge_ins: list[BargeIn] = field(default_factory=list)
+    background: BackgroundResult | None = None
+    """The background work that ran through the turns of a busy run."""
+
+    def title(self) -> str:
+        return f"{self.label}, STT {self.stt_model or 'default'}"
+
+    def input_wer(self) -> float:
+        """Corpus WER of what the server heard against the prompts, over every turn (NaN without turns)."""
+        return corpus_wer([t.prompt for t in self.turns], [t.heard for t in self.turns])
 
 
 class _Events:
@@ -144,16 +167,30 @@ async def _speak_clip(http: httpx.AsyncClient, text: str) -> bytes:
     return response.content
 
 
+async def _clips(gateway: str, api_key: str | None, timeout: float) -> dict[str, bytes]:
+    """Every prompt (and the interruption) spoken once, as pcm16 24 kHz."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(base_url=gateway, headers=headers, timeout=timeout) as http:
+        return {text: await _speak_clip(http, text) for text in [*PROMPTS, INTERRUPTION]}
+
+
 async def _measure(
-    gateway: str, n_turns: int, n_barge: int, api_key: str | None, timeout: float, stt_model: str | None
+    gateway: str,
+    clips: dict[str, bytes],
+    n_turns: int,
+    n_barge: int,
+    api_key: str | None,
+    timeout: float,
+    run: Run,
+    background: Background | None = None,
 ) -> Run:
+    """One realtime session: `n_turns` spoken turns then `n_barge` barge-ins, into `run`. With
+    `background`, it is started once the session is set up, just before the first turn, and its chat
+    loops are stopped when the last turn has ended (the caller waits for the rest of it)."""
     from openai import AsyncOpenAI
 
     silence = bytes(int(RATE * 2 * 1.0))  # 1 s after each turn: server VAD needs to hear the pause
-    run = Run()
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    async with httpx.AsyncClient(base_url=gateway, headers=headers, timeout=timeout) as http:
-        clips = {text: await _speak_clip(http, text) for text in [*PROMPTS, INTERRUPTION]}
+    stt_model = run.stt_model
     client = AsyncOpenAI(base_url=f"{gateway}/v1", api_key=api_key or "unused", max_retries=0)
     async with client.realtime.connect(model="june") as conn:
         events = _Events(conn)
@@ -162,6 +199,8 @@ async def _measure(
             "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300},
         }}})  # fmt: skip
         append = conn.input_audio_buffer.append
+        if background is not None:
+            await asyncio.to_thread(background.start)
         for n in range(n_turns):
             text = PROMPTS[n % len(PROMPTS)]
             mark = len(events.log)
@@ -170,7 +209,7 @@ async def _measure(
             await stream_pcm(silence, lambda b64: append(audio=b64))
             i, t, _ = await events.wait_for(lambda ev: ev.type == "input_audio_buffer.speech_stopped", mark, timeout)
             speech_stopped = t - end
-            i, t, _ = await events.wait_for(
+            i, t, heard = await events.wait_for(
                 lambda ev: ev.type == "conversation.item.input_audio_transcription.completed", mark, timeout
             )
             transcribed = t - end
@@ -195,11 +234,14 @@ async def _measure(
             await events.wait_for(lambda ev, rid=rid: ev.type == "response.done" and ev.response.id == rid, i, timeout)
             stalled = playback_stalls(events.log[mark:], rid)
             turn = Turn(speech_stopped, transcribed, first_text, first_audio, transcript_done, done.transcript, stalled)
+            turn.prompt, turn.heard = text, heard.transcript
             run.turns.append(turn)
             console.print(
-                f"turn {n + 1}: first audio {turn.first_audio:.2f} s, stalls {turn.stalled:.2f} s"
-                f" — {turn.transcript[:60]!r}"
+                f"{run.label} turn {n + 1}: first audio {turn.first_audio:.2f} s, stalls {turn.stalled:.2f} s,"
+                f" heard {turn.heard[:50]!r} (WER {wer(text, turn.heard):.2f}) — {turn.transcript[:60]!r}"
             )
+        if background is not None:
+            background.stop_loops()
         if n_barge:
             story = "You are June. Asked for a story, tell a long one."
             await conn.session.update(session={"type": "realtime", "instructions": story, "max_output_tokens": 400})
@@ -267,35 +309,57 @@ async def _barge_in(events: _Events, append: Any, clip: bytes, rid: str, timeout
 
 
 def _pct(values: list[float], q: float) -> float:
+    """The `q` (0–1) quantile by nearest rank; NaN for no values."""
+    if not values:
+        return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _plot(run: Run, out: Path) -> None:
-    import matplotlib
+IDLE_GOAL_P50 = 1.2
+"""Issue 25's goal, 2 cores: end of speech → first reply audio p50 on an idle stack (seconds)."""
+BUSY_GOAL = {"p50": 1.25, "p95": 2.0}
+"""Issue 25's goals under the background load, as multiples of the idle p50: busy p50 and busy p95."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    turns = run.turns
-    parts = {
+def _stages(turns: list[Turn]) -> dict[str, list[float]]:
+    """Where each turn's time to first audio went: VAD tail, STT, LLM first sentence, TTS first chunk."""
+    return {
         "VAD tail (end of speech → speech_stopped)": [t.speech_stopped for t in turns],
         "STT (→ transcript)": [t.transcribed - t.speech_stopped for t in turns],
         "LLM first sentence": [t.first_text - t.transcribed for t in turns],
         "TTS first chunk": [t.first_audio - t.first_text for t in turns],
     }
-    fig, ax = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
-    bottom = [0.0] * len(turns)
-    for label, values in parts.items():
-        ax[0].bar(range(1, len(turns) + 1), values, bottom=bottom, label=label)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    ax[0].axhline(2.0, color="grey", ls="--", lw=1, label="goal p50 2.0 s")
-    ax[0].set(title="End of user speech → first reply audio, per turn", xlabel="turn", ylabel="seconds")
-    ax[0].legend(fontsize=8)
-    stops = [b.cancelled for b in run.barge_ins if b.cancelled is not None]
-    ax[1].boxplot([stops or [0.0]], tick_labels=["barge-in → reply stopped"])
-    ax[1].axhline(0.3 + 0.0, color="grey", ls="--", lw=1)
-    ax[1].set(title="Barge-in", ylabel="seconds")
+
+
+def _plot(runs: list[Run], out: Path) -> None:
+    """Stacked per-turn bars (one panel per run, same scale: idle and busy side by side) and, when
+    there were barge-ins, their stop times."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stops = [b.cancelled for r in runs for b in r.barge_ins if b.cancelled is not None]
+    barge = any(r.barge_ins for r in runs)
+    widths = [max(3, len(r.turns)) for r in runs] + ([2] if barge else [])
+    fig, axes = plt.subplots(
+        1, len(widths), figsize=(4 + 0.5 * sum(widths), 4.5), gridspec_kw={"width_ratios": widths}, squeeze=False
+    )
+    top = max((t.first_audio for r in runs for t in r.turns), default=1.0) * 1.1
+    for ax, run in zip(axes[0], runs, strict=False):
+        bottom = [0.0] * len(run.turns)
+        for label, values in _stages(run.turns).items():
+            ax.bar(range(1, len(run.turns) + 1), values, bottom=bottom, label=label)
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        ax.axhline(IDLE_GOAL_P50, color="grey", ls="--", lw=1, label=f"idle goal p50 {IDLE_GOAL_P50} s")
+        ax.set(title=run.title(), xlabel="turn", ylabel="seconds, end of speech → first reply audio", ylim=(0, top))
+        ax.set_xticks(range(1, len(run.turns) + 1))
+    axes[0][0].legend(fontsize=7)
+    if barge:
+        ax = axes[0][-1]
+        ax.boxplot([stops or [0.0]], tick_labels=["barge-in → reply stopped"])
+        ax.set(title="Barge-in", ylabel="seconds")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
 
@@ -303,38 +367,13 @@ def _plot(run: Run, out: Path) -> None:
 console = Console()
 
 
-def realtime(
-    gateway: Annotated[
-        str | None,
-        typer.Option(
-            help="Gateway base URL (OpenAI paths under /v1) [default: the one `june up` serves, JUNE_GATEWAY_HOST/PORT: http://127.0.0.1:8000]."
-        ),
-    ] = None,
-    turns: Annotated[int, typer.Option(min=1, help="Spoken turns answered in full.")] = 20,
-    barge_ins: Annotated[int, typer.Option(min=0, help="Extra turns interrupted while the reply plays.")] = 5,
-    api_key: Annotated[
-        str | None, typer.Option(envvar="OPENAI_API_KEY", help="Key, when the gateway has keys.")
-    ] = None,
-    stt_model: Annotated[
-        str | None,
-        typer.Option(help="Transcription model for the turns (a speech service model id; default: the gateway's)."),
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each event.")] = 300.0,
-    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the PNG plot.")] = Path(
-        "realtime-bench.png"
-    ),
-) -> None:
-    """Live voice latency: end of speech → first reply audio / → transcript done, barge-in → stop (p50/p95)."""
-    gateway = gateway or gateway_url()
-    run = asyncio.run(_measure(gateway, turns, barge_ins, api_key, timeout, stt_model))
-    full = every = run.turns
+def _single_table(gateway: str, run: Run) -> Table:
+    """One run in detail: p50/p95 of each measure."""
+    every = run.turns
     rows: list[tuple[str, list[float], str]] = [
-        ("end of speech → first reply audio", [t.first_audio for t in every], "p50 ≤ 2.0"),
-        ("end of speech → reply transcript done", [t.transcript_done for t in full], ""),
-        ("  VAD tail (→ speech_stopped)", [t.speech_stopped for t in every], ""),
-        ("  STT (speech_stopped → transcript)", [t.transcribed - t.speech_stopped for t in every], ""),
-        ("  LLM first sentence (transcript → first text)", [t.first_text - t.transcribed for t in every], ""),
-        ("  TTS first chunk (first text → first audio)", [t.first_audio - t.first_text for t in every], ""),
+        ("end of speech → first reply audio", [t.first_audio for t in every], f"p50 ≤ {IDLE_GOAL_P50}"),
+        ("end of speech → reply transcript done", [t.transcript_done for t in every], ""),
+        *((f"  {label}", values, "") for label, values in _stages(every).items()),
         ("playback stalls after the first audio, per turn", [t.stalled for t in every], ""),
         ("barge-in → speech_started (client stops playback)", [b.speech_started for b in run.barge_ins], "≤ 0.3"),
         (
@@ -345,15 +384,251 @@ def realtime(
     ]
     table = Table(
         title=f"/v1/realtime via {gateway}: {len(every)} turns, {len(run.barge_ins)} barge-ins, "
-        f"STT {stt_model or 'gateway default'}"
+        f"STT {run.stt_model or 'gateway default'}"
     )
     for column in ("seconds", "p50", "p95", "n", "goal"):
         table.add_column(column, justify="left" if column == "seconds" else "right")
     for label, values, goal in rows:
         if values:
             table.add_row(label, f"{_pct(values, 0.5):.2f}", f"{_pct(values, 0.95):.2f}", str(len(values)), goal)
-    console.print(table)
-    leaked = sum(b.audio_after_done for b in run.barge_ins)
+    return table
+
+
+def _idle_for(run: Run, runs: list[Run]) -> Run | None:
+    """The idle run with the same STT model as `run` (what a busy run is compared with)."""
+    return next((r for r in runs if r.label == "idle" and r.stt_model == run.stt_model and r.turns), None)
+
+
+def _runs_table(gateway: str, runs: list[Run]) -> Table:
+    """One row per run (idle and busy): first audio p50/p95, busy/idle ratios, stages p50/p95, input WER."""
+    table = Table(
+        title=f"/v1/realtime via {gateway}: idle and busy runs (seconds; a/b = p50/p95)",
+        caption="first audio: end of speech → first reply audio; ×idle: busy p50 and p95 over the idle p50 "
+        "(goals ≤ 1.25×, ≤ 2×); VAD tail, STT, LLM first sentence, TTS first chunk: its parts; done: → reply "
+        "transcript done; stalls: playback underruns per turn; WER: input transcript vs the prompts",
+    )
+    columns = [
+        "run",
+        "turns",
+        "p50",
+        "p95",
+        "p50 ×idle",
+        "p95 ×idle",
+        "VAD",
+        "STT",
+        "LLM",
+        "TTS",
+        "done",
+        "stalls",
+        "WER",
+    ]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for run in runs:
+        first = [t.first_audio for t in run.turns]
+        idle = _idle_for(run, runs)
+        ratios = ["", ""]
+        if run.label == "busy" and idle is not None and first:
+            base = _pct([t.first_audio for t in idle.turns], 0.5)
+            ratios = [f"{_pct(first, 0.5) / base:.2f}×", f"{_pct(first, 0.95) / base:.2f}×"]
+        both = [f"{_pct(v, 0.5):.2f}/{_pct(v, 0.95):.2f}" for v in _stages(run.turns).values()]
+        done = [t.transcript_done for t in run.turns]
+        stalls = [t.stalled for t in run.turns]
+        table.add_row(
+            run.title(), str(len(run.turns)), f"{_pct(first, 0.5):.2f}", f"{_pct(first, 0.95):.2f}", *ratios, *both,
+            f"{_pct(done, 0.5):.2f}/{_pct(done, 0.95):.2f}", f"{_pct(stalls, 0.5):.2f}/{_pct(stalls, 0.95):.2f}",
+            f"{run.input_wer():.3f}",
+        )  # fmt: skip
+    return table
+
+
+def _background_table(runs: list[Run]) -> Table:
+    """The background work of each busy run: the burst's replies and times, the chat loops' completions."""
+    table = Table(
+        title="Background work during the busy runs (seconds from its start)",
+        caption="burst: bot users, voice replies, apologies, refusals, 429/503 answers, first and last reply; "
+        "chat: batch-class completions done, failed, mean and p95 time, the class header as sent",
+    )
+    columns = [
+        "run",
+        "users",
+        "voice",
+        "apologies",
+        "refused",
+        "429/503",
+        "first",
+        "last",
+        "chats",
+        "errors",
+        "mean",
+        "p95",
+        "class",
+    ]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for run in runs:
+        bg = run.background
+        if bg is None:
+            continue
+        voice = [u.seconds for u in bg.burst if u.outcome == "voice"]
+        chats = bg.chat_seconds
+        table.add_row(
+            run.title(), str(len(bg.burst)), str(len(voice)), str(sum(u.outcome == "apology" for u in bg.burst)),
+            str(sum(u.outcome == "refused" for u in bg.burst)), str(bg.burst_busy_answers),
+            f"{min(voice, default=math.nan):.1f}", f"{max(voice, default=math.nan):.1f}",
+            str(len(chats)), str(len(bg.chat_errors)),
+            f"{statistics.fmean(chats) if chats else math.nan:.1f}", f"{_pct(chats, 0.95):.1f}", bg.class_header,
+        )  # fmt: skip
+    return table
+
+
+def _goals(runs: list[Run]) -> list[str]:
+    """Issue 25's goals, met or not, for each run they apply to."""
+    lines = []
+    for run in runs:
+        first = [t.first_audio for t in run.turns]
+        if not first:
+            continue
+        if run.label == "idle":
+            p50 = _pct(first, 0.5)
+            lines.append(
+                f"{run.title()}: p50 {p50:.2f} s ≤ {IDLE_GOAL_P50} s: {'met' if p50 <= IDLE_GOAL_P50 else 'not met'}"
+            )
+        elif (idle := _idle_for(run, runs)) is not None:
+            base = _pct([t.first_audio for t in idle.turns], 0.5)
+            for q, limit in BUSY_GOAL.items():
+                ratio = _pct(first, 0.95 if q == "p95" else 0.5) / base
+                lines.append(
+                    f"{run.title()}: {q} {ratio:.2f}× idle p50 ≤ {limit}×: {'met' if ratio <= limit else 'not met'}"
+                )
+    return lines
+
+
+def _summary(run: Run) -> dict[str, Any]:
+    """A run as JSON: every turn and barge-in, the input WER and the background's results."""
+    out = asdict(run)
+    out["input_wer"] = run.input_wer()
+    return out
+
+
+async def _measure_all(
+    gateway: str,
+    n_turns: int,
+    n_barge: int,
+    api_key: str | None,
+    timeout: float,
+    stt_models: list[str | None],
+    busy: BackgroundSpec | None,
+) -> list[Run]:
+    """An idle run (and, with `busy`, a busy one) per STT model, the same turns in each; barge-ins in
+    the first run only."""
+    clips = await _clips(gateway, api_key, timeout)
+    runs: list[Run] = []
+    for model in stt_models:
+        for label in ("idle", "busy") if busy else ("idle",):
+            run = Run(label=label, stt_model=model)
+            background = Background(gateway, api_key, busy, timeout=timeout) if busy and label == "busy" else None
+            barge = n_barge if not runs else 0
+            try:
+                await _measure(gateway, clips, n_turns, barge, api_key, timeout, run, background)
+            finally:
+                if background is not None:
+                    console.print("busy turns done; waiting for the background burst to finish")
+                    run.background = await asyncio.to_thread(background.join, timeout)
+            runs.append(run)
+    return runs
+
+
+def realtime(
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="Gateway base URL (OpenAI paths under /v1) [default: the one `june up` serves, JUNE_GATEWAY_HOST/PORT: http://127.0.0.1:8000]."
+        ),
+    ] = None,
+    turns: Annotated[int, typer.Option(min=1, help="Spoken turns answered in full (per run).")] = 20,
+    barge_ins: Annotated[
+        int, typer.Option(min=0, help="Extra turns interrupted while the reply plays (in the first run only).")
+    ] = 5,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="OPENAI_API_KEY", help="Key, when the gateway has keys.")
+    ] = None,
+    stt_model: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Transcription model for the turns (a speech service model id; default: the gateway's). "
+            "Repeat it to run the same turns with each (e.g. tiny.en and base; with --busy, idle and busy for each)."
+        ),
+    ] = None,
+    busy: Annotated[
+        bool,
+        typer.Option(
+            help="Run the turns twice in one run: on the idle stack, then while the background load runs through "
+            "the same gateway (a `june bench load` burst of --busy-users voice messages, plus --busy-chat-loops "
+            "looping chat completions sent with X-June-Class: batch)."
+        ),
+    ] = False,
+    busy_users: Annotated[int, typer.Option(min=0, max=500, help="--busy: bot users in the background burst.")] = 10,
+    busy_chat_loops: Annotated[
+        int, typer.Option(min=0, max=64, help="--busy: looping batch-class chat completions in the background.")
+    ] = 1,
+    busy_chat_max_tokens: Annotated[
+        int, typer.Option(min=1, max=4096, help="--busy: max_tokens of each background chat completion.")
+    ] = 160,
+    busy_clip: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="--busy: the burst's voice message [default: spoken text]."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each event.")] = 300.0,
+    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the PNG plot.")] = Path(
+        "realtime-bench.png"
+    ),
+    json_out: Annotated[
+        Path | None, typer.Option("--json", dir_okay=False, help="Also write every turn and summary here as JSON.")
+    ] = None,
+) -> None:
+    """Live voice latency: end of speech → first reply audio / → transcript done, barge-in → stop (p50/p95),
+    input-transcript WER; with --busy, idle and busy side by side and the background work's own times."""
+    gateway = gateway or gateway_url()
+    spec = BackgroundSpec(busy_users, busy_chat_loops, busy_chat_max_tokens, busy_clip) if busy else None
+    models: list[str | None] = list(dict.fromkeys(stt_model)) if stt_model else [None]
+    # stamina logs each scheduled retry of the burst as a warning; the background table counts them instead.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
+    runs = asyncio.run(_measure_all(gateway, turns, barge_ins, api_key, timeout, models, spec))
+    wide = max(console.width, 140)  # one row per run: wrapped cells read worse than a wide line
+    if len(runs) == 1:
+        console.print(_single_table(gateway, runs[0]))
+    else:
+        console.print(_runs_table(gateway, runs), width=wide)
+    for run in runs:
+        console.print(f"input transcript WER, {run.title()}: {run.input_wer():.3f} over {len(run.turns)} turns")
+    if spec is not None:
+        console.print(f"background: {spec.describe()}")
+        console.print(_background_table(runs), width=wide)
+        for run in runs:
+            if run.background is not None and run.background.error:
+                console.print(f"[bold red]{run.title()}: background failed: {run.background.error}[/]")
+            for u in run.background.burst if run.background else []:
+                if u.outcome != "voice":
+                    console.print(f"{run.title()}: burst user {u.user}: {u.outcome} after {u.seconds:.1f} s: {u.reply}")
+    for line in _goals(runs):
+        console.print(line)
+    leaked = sum(b.audio_after_done for r in runs for b in r.barge_ins)
     console.print(f"audio deltas of a cancelled reply after its response.done: {leaked}")
-    _plot(run, out)
+    _plot(runs, out)
     console.print(f"plot written to {out}")
+    if json_out is not None:
+        report: dict[str, Any] = {"gateway": gateway, "background": asdict(spec) if spec else None}
+        report |= {"goals": _goals(runs), "runs": [_summary(r) for r in runs]}
+        json_out.write_text(json.dumps(_no_nan(report), indent=2, default=str))
+
+
+def _no_nan(value: Any) -> Any:
+    """`value` with every NaN float as None (JSON has no NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value
