@@ -10,7 +10,7 @@ Two kinds of work, started together (`Background.start`) just before the busy li
   after another until `stop_loops` (the last busy turn has ended); the completion in flight then
   finishes and counts.
 
-It runs in a thread of its own with its own event loop, so its client-side work (OGG/Opus encoding,
+The load runs in a thread of its own with its own event loop, so its client-side work (OGG/Opus encoding,
 JSON) never delays the timestamps the live turns are measured by. A gateway that refuses the class
 header (a 4xx naming it) gets the loops' requests without it, and the report says so.
 """

@@ -31,6 +31,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.perf.cpu_job import cpu_job
 from benchmarks.perf.endpoints import gateway_url
 
 if TYPE_CHECKING:
@@ -159,6 +160,9 @@ def load(
     out: Annotated[
         Path | None, typer.Option(dir_okay=False, writable=True, help="Also write the results here as JSON.")
     ] = None,
+    cpu: Annotated[
+        bool, typer.Option("--cpu-job/--no-cpu-job", help="Run one other CPU-bound process for the whole burst.")
+    ] = False,
 ) -> None:
     """N concurrent voice round trips through the bots' core: time to reply audio, apologies, 503s."""
     from bots.settings import BotSettings
@@ -168,7 +172,8 @@ def load(
     try:
         # stamina logs each scheduled retry as a warning; the table counts them (429/503 seen) instead.
         logging.getLogger("stamina").setLevel(logging.ERROR)
-        results, busy_answers, clip_s = asyncio.run(_burst(base_url, api_key, users, clip, text))
+        with cpu_job(cpu):
+            results, busy_answers, clip_s = asyncio.run(_burst(base_url, api_key, users, clip, text))
     except Exception as e:  # the clip could not be made: nothing was measured
         Console().print(f"[bold red]june bench load: could not prepare the voice message via {base_url}: {e}[/]")
         raise typer.Exit(1) from e
@@ -178,6 +183,7 @@ def load(
     summary = {
         "gateway": base_url,
         "users": users,
+        "cpu_job": cpu,
         "clip_s": round(clip_s, 2),
         "voice_replies": len(voice),
         "text_replies": sum(r.outcome == "text" for r in results),
@@ -194,7 +200,10 @@ def load(
         and first_s <= TARGET["first_s"]
         and max_s <= TARGET["last_s"],
     }
-    table = Table(title=f"{users} voice messages of {clip_s:.1f} s at once via {base_url}")
+    table = Table(
+        title=f"{users} voice messages of {clip_s:.1f} s at once via {base_url}"
+        + (", one other CPU job running" if cpu else "")
+    )
     for column in (
         "voice replies",
         "apologies",

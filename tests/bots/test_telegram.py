@@ -26,7 +26,7 @@ from bots.telegram.__main__ import TelegramBot, build, serve
 from bots.telegram.handlers import GREETING, HELP, TEXT_LIMIT, UNSUPPORTED
 from core.voice_errors import VoiceError
 from tests.bots.conftest import GATEWAY, is_ogg_opus, ogg_opus_clip, sse, stream_response
-from tests.bots.fake_bot_api import TOKEN, FakeBotAPI
+from benchmarks.perf.fake_bot_api import TOKEN, FakeBotAPI
 from tests.bots.test_pipeline import QUESTION
 from tests.clips import wer
 from tests.conftest import free_port, run_service
