@@ -16,13 +16,13 @@ import httpx
 import pytest
 import respx
 
+from benchmarks.perf.fake_bot_api import TOKEN, FakeBotAPI
 from bots.apologies import BUSY, UNDECODABLE
 from bots.conversation import BUSY_NOTICE, DOWNLOAD_FAILED, TOO_SLOW, UNEXPECTED
 from bots.settings import TelegramSettings
 from bots.telegram.__main__ import build, serve
 from bots.telegram.handlers import GREETING, HELP
 from tests.bots.conftest import is_ogg_opus
-from benchmarks.perf.fake_bot_api import TOKEN, FakeBotAPI
 from tests.bots.test_telegram import CHAT, answer, fake_settings, running_bot
 
 pytestmark = pytest.mark.anyio
