@@ -595,16 +595,16 @@ def realtime(
     # stamina logs each scheduled retry of the burst as a warning; the background table counts them instead.
     logging.getLogger("stamina").setLevel(logging.ERROR)
     runs = asyncio.run(_measure_all(gateway, turns, barge_ins, api_key, timeout, models, spec))
-    wide = max(console.width, 140)  # one row per run: wrapped cells read worse than a wide line
+    wide = Console(width=max(console.width, 150))  # one row per run: cut cells read worse than a long line
     if len(runs) == 1:
         console.print(_single_table(gateway, runs[0]))
     else:
-        console.print(_runs_table(gateway, runs), width=wide)
+        wide.print(_runs_table(gateway, runs))
     for run in runs:
         console.print(f"input transcript WER, {run.title()}: {run.input_wer():.3f} over {len(run.turns)} turns")
     if spec is not None:
         console.print(f"background: {spec.describe()}")
-        console.print(_background_table(runs), width=wide)
+        wide.print(_background_table(runs))
         for run in runs:
             if run.background is not None and run.background.error:
                 console.print(f"[bold red]{run.title()}: background failed: {run.background.error}[/]")
