@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import math
@@ -121,7 +122,8 @@ class Run:
     """The background work that ran through the turns of a busy run."""
 
     def title(self) -> str:
-        return f"{self.label}, STT {self.stt_model or 'default'}"
+        """How the tables name the run: "idle, STT tiny.en", "busy, STT default", "burst alone"."""
+        return self.label if self.label == "burst alone" else f"{self.label}, STT {self.stt_model or 'default'}"
 
     def input_wer(self) -> float:
         """Corpus WER of what the server heard against the prompts, over every turn (NaN without turns)."""
@@ -340,6 +342,7 @@ def _plot(runs: list[Run], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    runs = [r for r in runs if r.turns]
     stops = [b.cancelled for r in runs for b in r.barge_ins if b.cancelled is not None]
     barge = any(r.barge_ins for r in runs)
     widths = [max(3, len(r.turns)) for r in runs] + ([2] if barge else [])
@@ -353,14 +356,16 @@ def _plot(runs: list[Run], out: Path) -> None:
             ax.bar(range(1, len(run.turns) + 1), values, bottom=bottom, label=label)
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.axhline(IDLE_GOAL_P50, color="grey", ls="--", lw=1, label=f"idle goal p50 {IDLE_GOAL_P50} s")
-        ax.set(title=run.title(), xlabel="turn", ylabel="seconds, end of speech → first reply audio", ylim=(0, top))
+        ax.set(title=run.title(), xlabel="turn", ylim=(0, top))
         ax.set_xticks(range(1, len(run.turns) + 1))
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].set_ylabel("seconds, end of speech → first reply audio")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     if barge:
         ax = axes[0][-1]
         ax.boxplot([stops or [0.0]], tick_labels=["barge-in → reply stopped"])
         ax.set(title="Barge-in", ylabel="seconds")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(out, dpi=90)
 
 
@@ -425,6 +430,8 @@ def _runs_table(gateway: str, runs: list[Run]) -> Table:
     for column in columns:
         table.add_column(column, justify="left" if column == "run" else "right")
     for run in runs:
+        if not run.turns:
+            continue
         first = [t.first_audio for t in run.turns]
         idle = _idle_for(run, runs)
         ratios = ["", ""]
@@ -476,16 +483,35 @@ def _background_table(runs: list[Run]) -> Table:
             run.title(), str(len(bg.burst)), str(len(voice)), str(sum(u.outcome == "apology" for u in bg.burst)),
             str(sum(u.outcome == "refused" for u in bg.burst)), str(bg.burst_busy_answers),
             f"{min(voice, default=math.nan):.1f}", f"{max(voice, default=math.nan):.1f}",
-            str(len(chats)), str(len(bg.chat_errors)),
-            f"{statistics.fmean(chats) if chats else math.nan:.1f}", f"{_pct(chats, 0.95):.1f}", bg.class_header,
+            *((str(len(chats)), str(len(bg.chat_errors)), f"{statistics.fmean(chats):.1f}" if chats else "",
+               f"{_pct(chats, 0.95):.1f}" if chats else "", bg.class_header)
+              if chats or bg.chat_errors else ("", "", "", "", "")),
         )  # fmt: skip
     return table
+
+
+def _last_reply(run: Run) -> float:
+    """When the last voice reply of `run`'s background burst came (NaN: none, or no burst)."""
+    voice = [u.seconds for u in run.background.burst if u.outcome == "voice"] if run.background else []
+    return max(voice, default=math.nan)
 
 
 def _goals(runs: list[Run]) -> list[str]:
     """Issue 25's goals, met or not, for each run they apply to."""
     lines = []
+    alone = next((r for r in runs if r.label == "burst alone"), None)
     for run in runs:
+        if run.label == "busy" and run.background is not None and run.background.burst:
+            bg = run.background
+            voice = sum(u.outcome == "voice" for u in bg.burst)
+            every = voice == len(bg.burst)
+            lines.append(f"{run.title()}: burst {voice}/{len(bg.burst)} voice replies: {'met' if every else 'not met'}")
+            if alone is not None and not math.isnan(base := _last_reply(alone)):
+                ratio = _last_reply(run) / base
+                lines.append(
+                    f"{run.title()}: burst last reply {ratio:.2f}× its time alone ({base:.1f} s) ≤ 2×: "
+                    + ("met" if ratio <= 2 else "not met")
+                )
         first = [t.first_audio for t in run.turns]
         if not first:
             continue
@@ -519,11 +545,18 @@ async def _measure_all(
     timeout: float,
     stt_models: list[str | None],
     busy: BackgroundSpec | None,
+    burst_alone: bool = False,
 ) -> list[Run]:
     """An idle run (and, with `busy`, a busy one) per STT model, the same turns in each; barge-ins in
-    the first run only."""
+    the first run only. With `burst_alone`, first the background's burst by itself (no turns, no chat
+    loops): the idle time its busy twin is compared with."""
     clips = await _clips(gateway, api_key, timeout)
     runs: list[Run] = []
+    if busy and burst_alone and busy.users:
+        alone = Background(gateway, api_key, dataclasses.replace(busy, chat_loops=0), timeout=timeout)
+        console.print(f"the background burst alone: {busy.users} voice messages")
+        await asyncio.to_thread(alone.start)
+        runs.append(Run(label="burst alone", background=await asyncio.to_thread(alone.join, timeout)))
     for model in stt_models:
         for label in ("idle", "busy") if busy else ("idle",):
             run = Run(label=label, stt_model=model)
@@ -575,6 +608,13 @@ def realtime(
     busy_chat_max_tokens: Annotated[
         int, typer.Option(min=1, max=4096, help="--busy: max_tokens of each background chat completion.")
     ] = 160,
+    busy_burst_alone: Annotated[
+        bool,
+        typer.Option(
+            help="--busy: first send the background burst by itself (no turns, no chat loops), to compare the "
+            "busy burst's last reply with (goal: ≤ 2× its time alone)."
+        ),
+    ] = False,
     busy_clip: Annotated[
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="--busy: the burst's voice message [default: spoken text]."),
@@ -594,14 +634,15 @@ def realtime(
     models: list[str | None] = list(dict.fromkeys(stt_model)) if stt_model else [None]
     # stamina logs each scheduled retry of the burst as a warning; the background table counts them instead.
     logging.getLogger("stamina").setLevel(logging.ERROR)
-    runs = asyncio.run(_measure_all(gateway, turns, barge_ins, api_key, timeout, models, spec))
+    runs = asyncio.run(_measure_all(gateway, turns, barge_ins, api_key, timeout, models, spec, busy_burst_alone))
     wide = Console(width=max(console.width, 150))  # one row per run: cut cells read worse than a long line
-    if len(runs) == 1:
+    if len(runs) == 1:  # without --busy and with one model: each measure in detail
         console.print(_single_table(gateway, runs[0]))
     else:
         wide.print(_runs_table(gateway, runs))
     for run in runs:
-        console.print(f"input transcript WER, {run.title()}: {run.input_wer():.3f} over {len(run.turns)} turns")
+        if run.turns:
+            console.print(f"input transcript WER, {run.title()}: {run.input_wer():.3f} over {len(run.turns)} turns")
     if spec is not None:
         console.print(f"background: {spec.describe()}")
         wide.print(_background_table(runs))

@@ -49,13 +49,15 @@ def test_busy_mode_measures_idle_and_busy_turns_and_the_background(gateway_url: 
     the background's burst and chat loop counted. Structure only: timings belong to the benchmark."""
     plot, report = tmp_path / "realtime.png", tmp_path / "realtime.json"
     args = ["bench", "realtime", "--gateway", gateway_url, "--turns", "1", "--barge-ins", "0", "--busy"]
-    args += ["--busy-users", "2", "--busy-chat-max-tokens", "16", "--out", str(plot), "--json", str(report)]
+    args += ["--busy-users", "2", "--busy-chat-max-tokens", "16", "--busy-burst-alone"]
+    args += ["--out", str(plot), "--json", str(report)]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "idle, STT default" in result.output and "busy, STT default" in result.output
     assert "Background work during the busy runs" in result.output and "input transcript WER" in result.output
-    idle, busy = json.loads(report.read_text())["runs"]
-    assert (idle["label"], busy["label"]) == ("idle", "busy")
+    alone, idle, busy = json.loads(report.read_text())["runs"]
+    assert (alone["label"], idle["label"], busy["label"]) == ("burst alone", "idle", "busy")
+    assert not alone["turns"] and len(alone["background"]["burst"]) == 2 and not alone["background"]["chat_seconds"]
     for run in (idle, busy):
         [turn] = run["turns"]
         assert turn["prompt"] == PROMPTS[0] and turn["heard"].strip() and turn["transcript"].strip()
@@ -66,4 +68,5 @@ def test_busy_mode_measures_idle_and_busy_turns_and_the_background(gateway_url: 
     assert background["error"] is None and background["class_header"] == "batch"
     assert len(background["burst"]) == 2 and {u["outcome"] for u in background["burst"]} <= {"voice", "apology"}
     assert len(background["chat_seconds"]) + len(background["chat_errors"]) >= 1
+    assert "burst last reply" in result.output  # compared with the burst alone
     assert plot.read_bytes().startswith(b"\x89PNG")
