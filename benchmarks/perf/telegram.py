@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.perf.cpu_job import cpu_job
-from benchmarks.perf.endpoints import gateway_url
+from benchmarks.perf.endpoints import gateway_url, speech_url
 from benchmarks.perf.load import _percentile
 
 if TYPE_CHECKING:
@@ -202,7 +202,10 @@ def telegram(
     ] = "What is the capital of France?",
     speech: Annotated[
         str | None,
-        typer.Option(help="The speech service's base URL, to count the requests it refused (its /metrics)."),
+        typer.Option(
+            help="The speech service's base URL, to count the requests it refused (its /metrics) [default: with "
+            "no --gateway either, the one `june up` serves, JUNE_SPEECH_HOST/PORT: http://127.0.0.1:8001]."
+        ),
     ] = None,
     api_key: Annotated[
         str | None, typer.Option(envvar="JUNE_API_KEY", help="Gateway API key, if it needs one.")
@@ -216,6 +219,8 @@ def telegram(
 
     bot = BotSettings()
     base_url = gateway or (bot.base_url if "base_url" in bot.model_fields_set else gateway_url())
+    if speech is None and gateway is None and "base_url" not in bot.model_fields_set:
+        speech = speech_url()  # the stack `june up` serves on this machine
     logging.getLogger("stamina").setLevel(logging.ERROR)  # retries are counted (429/503), not logged
     try:
         results, counters = asyncio.run(_burst(base_url, speech, api_key, users, clip, text, cpu))
