@@ -260,8 +260,10 @@ def telegram(
     busy = counters["gateway_busy_answers"]
     console.print(f"429/503 answers from the gateway (its /metrics, per route): {busy if busy is not None else 'n/a'}")
     if speech:
+        rejected = counters["speech_rejected"]
         console.print(
-            f"requests the speech service refused (june_speech_rejected_total): {counters['speech_rejected']}"
+            "requests the speech service refused (its june_speech_rejected_total): "
+            + (f"{rejected}" if rejected is not None else f"n/a ({speech}/metrics could not be read)")
         )
     for r in results:
         if r.outcome != "voice":
