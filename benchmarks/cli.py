@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from benchmarks import report, run, selfcheck
-from benchmarks.perf import gateway, load, pipeline, realtime, speech, vllm_serve
+from benchmarks.perf import gateway, load, pipeline, realtime, speech, telegram, vllm_serve
 
 bench = typer.Typer(
     help="Benchmarks: the coding agent on public datasets, and the stack's speed.", no_args_is_help=True
@@ -25,3 +25,4 @@ bench.command("serve")(vllm_serve.serve)
 bench.command("pipeline")(pipeline.pipeline)
 bench.command("load")(load.load)
 bench.command("realtime")(realtime.realtime)
+bench.command("telegram")(telegram.telegram)

@@ -1,4 +1,4 @@
-"""Spoken test clips (espeak-ng, shipped under tests/data/clips) and WER scoring (jiwer).
+"""Spoken test clips (espeak-ng, shipped under tests/data/clips) and WER scoring (benchmarks.perf.wer).
 
 Each clip is made once by espeak-ng (Debian package) and kept in tests/data/clips, keyed by text,
 voice and rate, so the suite runs on a machine without espeak-ng; a new text needs espeak-ng once.
@@ -7,12 +7,13 @@ voice and rate, so the suite runs on a machine without espeak-ng; a new text nee
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import jiwer
+from benchmarks.perf.wer import normalize, wer
+
+__all__ = ["CLIPS_DIR", "espeak_wav", "normalize", "wer"]
 
 CLIPS_DIR = Path(__file__).parent / "data" / "clips"
 
@@ -31,17 +32,3 @@ def espeak_wav(text: str, path: Path, *, voice: str = "en-us", wpm: int = 150) -
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(shipped), text], check=True)
     shutil.copyfile(shipped, path)
     return path
-
-
-def normalize(text: str) -> str:
-    """Lower-case, drop punctuation and collapse spaces, so WER counts words only."""
-    text = re.sub(r"[^a-z0-9' ]+", " ", text.lower())
-    return " ".join(text.split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate of `hypothesis` against `reference` after `normalize`; 0.0 is perfect."""
-    ref, hyp = normalize(reference), normalize(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    return jiwer.wer(ref, hyp)

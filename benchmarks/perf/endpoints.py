@@ -16,3 +16,11 @@ def gateway_url() -> str:
 
     settings = GatewaySettings()
     return local_url(settings.host, settings.port)
+
+
+def speech_url() -> str:
+    """The speech service's base URL as `june up` serves it: its settings from ``JUNE_SPEECH_*``."""
+    from speech.settings import SpeechSettings
+
+    settings = SpeechSettings()
+    return local_url(settings.host, settings.port)

@@ -16,20 +16,26 @@ The issue's target for 20 users sending a 2 s message on the CPU defaults: 20 vo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.perf.cpu_job import cpu_job
 from benchmarks.perf.endpoints import gateway_url
+
+if TYPE_CHECKING:
+    from bots.conversation import Conversations
 
 TARGET = {"first_s": 10.0, "last_s": 120.0}
 """The issue's burst target (20 users, 2 s messages): every reply a voice reply, first and last within these."""
@@ -54,36 +60,22 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-async def _burst(
-    base_url: str, api_key: str | None, users: int, clip: Path | None, text: str
-) -> tuple[list[UserResult], int, float]:
-    """Run the burst; returns the per-user results, the 429/503 answers seen, and the clip's seconds."""
-    from bots.compose import create_conversations, create_pipeline, create_store
-    from bots.conversation import Reply
-    from bots.settings import BotSettings
-    from bots.status import create_metrics
-    from core.audio import decode
+class Burst:
+    """A burst made ready by `prepared_burst`: `await burst.run()` sends every user's message at once."""
 
-    updates = {"base_url": base_url, "rate_limit": 0, "allowed_ids": []}
-    settings = BotSettings()
-    if api_key:
-        updates["api_key"] = api_key
-    settings = settings.model_copy(update=updates)
-    busy_answers = 0
+    def __init__(self, conversations: Conversations, audio: bytes, filename: str, users: int, clip_s: float) -> None:
+        self.conversations = conversations
+        self.audio = audio
+        self.filename = filename
+        self.users = users
+        self.clip_s = clip_s
+        """The voice message's length in seconds."""
+        self.busy_answers = 0
+        """429/503 answers the gateway gave since `run` began (each waited out or turned into a reply)."""
 
-    async def count_busy(response: httpx.Response) -> None:
-        nonlocal busy_answers
-        if response.status_code in (429, 503):
-            busy_answers += 1
-
-    async with httpx.AsyncClient(timeout=settings.request_timeout, event_hooks={"response": [count_busy]}) as http:
-        pipeline = create_pipeline(settings, http)
-        audio = await asyncio.to_thread(clip.read_bytes) if clip else await pipeline.speak(text)
-        seconds = len(await asyncio.to_thread(decode, audio, 16000)) / 16000
-        filename = clip.name if clip else "voice.ogg"
-        await pipeline.client.chat_model()  # looked up once, as a running bot would have
-        conversations = create_conversations(settings, pipeline, create_store(settings), create_metrics("bench"))
-        busy_answers = 0
+    async def run(self) -> list[UserResult]:
+        """Every user sends the message at the same moment; results in user order, `seconds` from this call."""
+        self.busy_answers = 0
         start = time.perf_counter()
 
         async def user(i: int) -> UserResult:
@@ -93,14 +85,57 @@ async def _burst(
                 notices.append(notice)
 
             async def fetch() -> bytes:
-                return audio
+                return self.audio
 
-            reply: Reply = await conversations.voice(f"bench:{i}", f"user-{i}", fetch, filename=filename, notify=notify)
+            reply = await self.conversations.voice(
+                f"bench:{i}", f"user-{i}", fetch, filename=self.filename, notify=notify
+            )
             outcome = {"reply": "voice" if reply.audio else "text", "error": "apology"}.get(reply.outcome, "refused")
             return UserResult(i, outcome, time.perf_counter() - start, reply.text[:200], len(notices))
 
-        results = await asyncio.gather(*(user(i) for i in range(users)))
-    return list(results), busy_answers, seconds
+        return list(await asyncio.gather(*(user(i) for i in range(self.users))))
+
+
+@contextlib.asynccontextmanager
+async def prepared_burst(
+    base_url: str, api_key: str | None, users: int, clip: Path | None, text: str
+) -> AsyncIterator[Burst]:
+    """The bots' core configured from JUNE_BOT_* against `base_url` (no rate limit, no allow-list),
+    with the voice message made (`clip`, or `text` spoken by the gateway) and the chat model looked
+    up, as a running bot has them; the HTTP client closes when the block ends. Raises what the
+    gateway's answers raise while preparing (httpx.HTTPError, openai.APIError)."""
+    from bots.compose import create_conversations, create_pipeline, create_store
+    from bots.settings import BotSettings
+    from bots.status import create_metrics
+    from core.audio import decode
+
+    updates: dict[str, object] = {"base_url": base_url, "rate_limit": 0, "allowed_ids": []}
+    if api_key:
+        updates["api_key"] = api_key
+    settings = BotSettings().model_copy(update=updates)
+    burst: Burst | None = None
+
+    async def count_busy(response: httpx.Response) -> None:
+        if burst is not None and response.status_code in (429, 503):
+            burst.busy_answers += 1
+
+    async with httpx.AsyncClient(timeout=settings.request_timeout, event_hooks={"response": [count_busy]}) as http:
+        pipeline = create_pipeline(settings, http)
+        audio = await asyncio.to_thread(clip.read_bytes) if clip else await pipeline.speak(text)
+        seconds = len(await asyncio.to_thread(decode, audio, 16000)) / 16000
+        await pipeline.client.chat_model()  # looked up once, as a running bot would have
+        conversations = create_conversations(settings, pipeline, create_store(settings), create_metrics("bench"))
+        burst = Burst(conversations, audio, clip.name if clip else "voice.ogg", users, seconds)
+        yield burst
+
+
+async def _burst(
+    base_url: str, api_key: str | None, users: int, clip: Path | None, text: str
+) -> tuple[list[UserResult], int, float]:
+    """Run the burst; returns the per-user results, the 429/503 answers seen, and the clip's seconds."""
+    async with prepared_burst(base_url, api_key, users, clip, text) as burst:
+        results = await burst.run()
+    return results, burst.busy_answers, burst.clip_s
 
 
 def load(
@@ -125,6 +160,9 @@ def load(
     out: Annotated[
         Path | None, typer.Option(dir_okay=False, writable=True, help="Also write the results here as JSON.")
     ] = None,
+    cpu: Annotated[
+        bool, typer.Option("--cpu-job/--no-cpu-job", help="Run one other CPU-bound process for the whole burst.")
+    ] = False,
 ) -> None:
     """N concurrent voice round trips through the bots' core: time to reply audio, apologies, 503s."""
     from bots.settings import BotSettings
@@ -134,7 +172,8 @@ def load(
     try:
         # stamina logs each scheduled retry as a warning; the table counts them (429/503 seen) instead.
         logging.getLogger("stamina").setLevel(logging.ERROR)
-        results, busy_answers, clip_s = asyncio.run(_burst(base_url, api_key, users, clip, text))
+        with cpu_job(cpu):
+            results, busy_answers, clip_s = asyncio.run(_burst(base_url, api_key, users, clip, text))
     except Exception as e:  # the clip could not be made: nothing was measured
         Console().print(f"[bold red]june bench load: could not prepare the voice message via {base_url}: {e}[/]")
         raise typer.Exit(1) from e
@@ -144,6 +183,7 @@ def load(
     summary = {
         "gateway": base_url,
         "users": users,
+        "cpu_job": cpu,
         "clip_s": round(clip_s, 2),
         "voice_replies": len(voice),
         "text_replies": sum(r.outcome == "text" for r in results),
@@ -160,7 +200,10 @@ def load(
         and first_s <= TARGET["first_s"]
         and max_s <= TARGET["last_s"],
     }
-    table = Table(title=f"{users} voice messages of {clip_s:.1f} s at once via {base_url}")
+    table = Table(
+        title=f"{users} voice messages of {clip_s:.1f} s at once via {base_url}"
+        + (", one other CPU job running" if cpu else "")
+    )
     for column in (
         "voice replies",
         "apologies",

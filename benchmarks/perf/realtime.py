@@ -1,5 +1,8 @@
 """`june bench realtime`: spoken turns replayed into /v1/realtime at real-time pace, latency per turn.
 
+With `--busy`, the same turns on the idle stack and then under the background load of
+benchmarks/perf/background.py; results, tables, goals and the plot are benchmarks/perf/realtime_report.py.
+
 The helpers at the top (clip → pcm16 24 kHz, paced streaming, pcm → WAV) are shared with the tests.
 """
 
@@ -7,18 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
+import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from benchmarks.perf.background import Background, BackgroundSpec
 from benchmarks.perf.endpoints import gateway_url
+from benchmarks.perf.realtime_report import (
+    BargeIn,
+    Run,
+    Turn,
+    background_table,
+    goals,
+    no_nan,
+    plot_runs,
+    runs_table,
+    single_table,
+    summary,
+)
+from benchmarks.perf.wer import wer
 
 RATE = 24000
 
@@ -55,6 +74,8 @@ def pcm_wav(pcm: bytes) -> bytes:
     return encode(from_pcm16(pcm), RATE, "wav")
 
 
+console = Console()
+
 # --- the benchmark ---------------------------------------------------------------------------------
 
 
@@ -73,36 +94,6 @@ PROMPTS = [
 INTERRUPTION = "Wait, tell me something else."
 LONG_REQUEST = "Tell me a long story about a dragon, at least ten sentences."
 INSTRUCTIONS = "You are June, a voice assistant. Answer in one or two short spoken sentences."
-
-
-@dataclass
-class Turn:
-    """Seconds from the end of the user's speech (last speech sample sent) to each event of the turn."""
-
-    speech_stopped: float
-    transcribed: float
-    first_text: float
-    first_audio: float
-    transcript_done: float
-    transcript: str
-    stalled: float
-    """Seconds a client playing the reply from its first audio delta would have waited for audio (underruns)."""
-
-
-@dataclass
-class BargeIn:
-    """Seconds from the first sample of the interrupting speech to the server noticing it and to the reply's end."""
-
-    speech_started: float
-    cancelled: float | None = None
-    """None when the reply ended before the user spoke: nothing to stop."""
-    audio_after_done: int = 0
-
-
-@dataclass
-class Run:
-    turns: list[Turn] = field(default_factory=list)
-    barge_ins: list[BargeIn] = field(default_factory=list)
 
 
 class _Events:
@@ -144,16 +135,30 @@ async def _speak_clip(http: httpx.AsyncClient, text: str) -> bytes:
     return response.content
 
 
+async def _clips(gateway: str, api_key: str | None, timeout: float) -> dict[str, bytes]:
+    """Every prompt (and the interruption) spoken once, as pcm16 24 kHz."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(base_url=gateway, headers=headers, timeout=timeout) as http:
+        return {text: await _speak_clip(http, text) for text in [*PROMPTS, INTERRUPTION]}
+
+
 async def _measure(
-    gateway: str, n_turns: int, n_barge: int, api_key: str | None, timeout: float, stt_model: str | None
+    gateway: str,
+    clips: dict[str, bytes],
+    n_turns: int,
+    n_barge: int,
+    api_key: str | None,
+    timeout: float,
+    run: Run,
+    background: Background | None = None,
 ) -> Run:
+    """One realtime session: `n_turns` spoken turns then `n_barge` barge-ins, into `run`. With
+    `background`, it is started once the session is set up, just before the first turn, and its chat
+    loops are stopped when the last turn has ended (the caller waits for the rest of it)."""
     from openai import AsyncOpenAI
 
     silence = bytes(int(RATE * 2 * 1.0))  # 1 s after each turn: server VAD needs to hear the pause
-    run = Run()
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    async with httpx.AsyncClient(base_url=gateway, headers=headers, timeout=timeout) as http:
-        clips = {text: await _speak_clip(http, text) for text in [*PROMPTS, INTERRUPTION]}
+    stt_model = run.stt_model
     client = AsyncOpenAI(base_url=f"{gateway}/v1", api_key=api_key or "unused", max_retries=0)
     async with client.realtime.connect(model="june") as conn:
         events = _Events(conn)
@@ -162,6 +167,8 @@ async def _measure(
             "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300},
         }}})  # fmt: skip
         append = conn.input_audio_buffer.append
+        if background is not None:
+            await asyncio.to_thread(background.start)
         for n in range(n_turns):
             text = PROMPTS[n % len(PROMPTS)]
             mark = len(events.log)
@@ -170,7 +177,7 @@ async def _measure(
             await stream_pcm(silence, lambda b64: append(audio=b64))
             i, t, _ = await events.wait_for(lambda ev: ev.type == "input_audio_buffer.speech_stopped", mark, timeout)
             speech_stopped = t - end
-            i, t, _ = await events.wait_for(
+            i, t, heard = await events.wait_for(
                 lambda ev: ev.type == "conversation.item.input_audio_transcription.completed", mark, timeout
             )
             transcribed = t - end
@@ -195,11 +202,14 @@ async def _measure(
             await events.wait_for(lambda ev, rid=rid: ev.type == "response.done" and ev.response.id == rid, i, timeout)
             stalled = playback_stalls(events.log[mark:], rid)
             turn = Turn(speech_stopped, transcribed, first_text, first_audio, transcript_done, done.transcript, stalled)
+            turn.prompt, turn.heard = text, heard.transcript
             run.turns.append(turn)
             console.print(
-                f"turn {n + 1}: first audio {turn.first_audio:.2f} s, stalls {turn.stalled:.2f} s"
-                f" — {turn.transcript[:60]!r}"
+                f"{run.label} turn {n + 1}: first audio {turn.first_audio:.2f} s, stalls {turn.stalled:.2f} s,"
+                f" heard {turn.heard[:50]!r} (WER {wer(text, turn.heard):.2f}) — {turn.transcript[:60]!r}"
             )
+        if background is not None:
+            background.stop_loops()
         if n_barge:
             story = "You are June. Asked for a story, tell a long one."
             await conn.session.update(session={"type": "realtime", "instructions": story, "max_output_tokens": 400})
@@ -266,41 +276,39 @@ async def _barge_in(events: _Events, append: Any, clip: bytes, rid: str, timeout
     return barge
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _plot(run: Run, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    turns = run.turns
-    parts = {
-        "VAD tail (end of speech → speech_stopped)": [t.speech_stopped for t in turns],
-        "STT (→ transcript)": [t.transcribed - t.speech_stopped for t in turns],
-        "LLM first sentence": [t.first_text - t.transcribed for t in turns],
-        "TTS first chunk": [t.first_audio - t.first_text for t in turns],
-    }
-    fig, ax = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
-    bottom = [0.0] * len(turns)
-    for label, values in parts.items():
-        ax[0].bar(range(1, len(turns) + 1), values, bottom=bottom, label=label)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    ax[0].axhline(2.0, color="grey", ls="--", lw=1, label="goal p50 2.0 s")
-    ax[0].set(title="End of user speech → first reply audio, per turn", xlabel="turn", ylabel="seconds")
-    ax[0].legend(fontsize=8)
-    stops = [b.cancelled for b in run.barge_ins if b.cancelled is not None]
-    ax[1].boxplot([stops or [0.0]], tick_labels=["barge-in → reply stopped"])
-    ax[1].axhline(0.3 + 0.0, color="grey", ls="--", lw=1)
-    ax[1].set(title="Barge-in", ylabel="seconds")
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-
-
-console = Console()
+async def _measure_all(
+    gateway: str,
+    n_turns: int,
+    n_barge: int,
+    api_key: str | None,
+    timeout: float,
+    stt_models: list[str | None],
+    busy: BackgroundSpec | None,
+    burst_alone: bool = False,
+) -> list[Run]:
+    """An idle run (and, with `busy`, a busy one) per STT model, the same turns in each; barge-ins in
+    the first run only. With `burst_alone`, first the background's burst by itself (no turns, no chat
+    loops): the idle time its busy twin is compared with."""
+    clips = await _clips(gateway, api_key, timeout)
+    runs: list[Run] = []
+    if busy and burst_alone and busy.users:
+        alone = Background(gateway, api_key, dataclasses.replace(busy, chat_loops=0), timeout=timeout)
+        console.print(f"the background burst alone: {busy.users} voice messages")
+        await asyncio.to_thread(alone.start)
+        runs.append(Run(label="burst alone", background=await asyncio.to_thread(alone.join, timeout)))
+    for model in stt_models:
+        for label in ("idle", "busy") if busy else ("idle",):
+            run = Run(label=label, stt_model=model)
+            background = Background(gateway, api_key, busy, timeout=timeout) if busy and label == "busy" else None
+            barge = n_barge if not runs else 0
+            try:
+                await _measure(gateway, clips, n_turns, barge, api_key, timeout, run, background)
+            finally:
+                if background is not None:
+                    console.print("busy turns done; waiting for the background burst to finish")
+                    run.background = await asyncio.to_thread(background.join, timeout)
+            runs.append(run)
+    return runs
 
 
 def realtime(
@@ -310,50 +318,86 @@ def realtime(
             help="Gateway base URL (OpenAI paths under /v1) [default: the one `june up` serves, JUNE_GATEWAY_HOST/PORT: http://127.0.0.1:8000]."
         ),
     ] = None,
-    turns: Annotated[int, typer.Option(min=1, help="Spoken turns answered in full.")] = 20,
-    barge_ins: Annotated[int, typer.Option(min=0, help="Extra turns interrupted while the reply plays.")] = 5,
+    turns: Annotated[int, typer.Option(min=1, help="Spoken turns answered in full (per run).")] = 20,
+    barge_ins: Annotated[
+        int, typer.Option(min=0, help="Extra turns interrupted while the reply plays (in the first run only).")
+    ] = 5,
     api_key: Annotated[
         str | None, typer.Option(envvar="OPENAI_API_KEY", help="Key, when the gateway has keys.")
     ] = None,
     stt_model: Annotated[
-        str | None,
-        typer.Option(help="Transcription model for the turns (a speech service model id; default: the gateway's)."),
+        list[str] | None,
+        typer.Option(
+            help="Transcription model for the turns (a speech service model id; default: the gateway's). "
+            "Repeat it to run the same turns with each (e.g. tiny.en and base; with --busy, idle and busy for each)."
+        ),
+    ] = None,
+    busy: Annotated[
+        bool,
+        typer.Option(
+            help="Run the turns twice in one run: on the idle stack, then while the background load runs through "
+            "the same gateway (a `june bench load` burst of --busy-users voice messages, plus --busy-chat-loops "
+            "looping chat completions sent with X-June-Class: batch)."
+        ),
+    ] = False,
+    busy_users: Annotated[int, typer.Option(min=0, max=500, help="--busy: bot users in the background burst.")] = 10,
+    busy_chat_loops: Annotated[
+        int, typer.Option(min=0, max=64, help="--busy: looping batch-class chat completions in the background.")
+    ] = 1,
+    busy_chat_max_tokens: Annotated[
+        int, typer.Option(min=1, max=4096, help="--busy: max_tokens of each background chat completion.")
+    ] = 160,
+    busy_burst_alone: Annotated[
+        bool,
+        typer.Option(
+            help="--busy: first send the background burst by itself (no turns, no chat loops), to compare the "
+            "busy burst's last reply with (goal: ≤ 2× its time alone)."
+        ),
+    ] = False,
+    busy_clip: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="--busy: the burst's voice message [default: spoken text]."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each event.")] = 300.0,
     out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the PNG plot.")] = Path(
         "realtime-bench.png"
     ),
+    json_out: Annotated[
+        Path | None, typer.Option("--json", dir_okay=False, help="Also write every turn and summary here as JSON.")
+    ] = None,
 ) -> None:
-    """Live voice latency: end of speech → first reply audio / → transcript done, barge-in → stop (p50/p95)."""
+    """Live voice latency: end of speech → first reply audio / → transcript done, barge-in → stop (p50/p95),
+    input-transcript WER; with --busy, idle and busy side by side and the background work's own times."""
     gateway = gateway or gateway_url()
-    run = asyncio.run(_measure(gateway, turns, barge_ins, api_key, timeout, stt_model))
-    full = every = run.turns
-    rows: list[tuple[str, list[float], str]] = [
-        ("end of speech → first reply audio", [t.first_audio for t in every], "p50 ≤ 2.0"),
-        ("end of speech → reply transcript done", [t.transcript_done for t in full], ""),
-        ("  VAD tail (→ speech_stopped)", [t.speech_stopped for t in every], ""),
-        ("  STT (speech_stopped → transcript)", [t.transcribed - t.speech_stopped for t in every], ""),
-        ("  LLM first sentence (transcript → first text)", [t.first_text - t.transcribed for t in every], ""),
-        ("  TTS first chunk (first text → first audio)", [t.first_audio - t.first_text for t in every], ""),
-        ("playback stalls after the first audio, per turn", [t.stalled for t in every], ""),
-        ("barge-in → speech_started (client stops playback)", [b.speech_started for b in run.barge_ins], "≤ 0.3"),
-        (
-            "barge-in → reply cancelled (response.done)",
-            [b.cancelled for b in run.barge_ins if b.cancelled is not None],
-            "",
-        ),
-    ]
-    table = Table(
-        title=f"/v1/realtime via {gateway}: {len(every)} turns, {len(run.barge_ins)} barge-ins, "
-        f"STT {stt_model or 'gateway default'}"
-    )
-    for column in ("seconds", "p50", "p95", "n", "goal"):
-        table.add_column(column, justify="left" if column == "seconds" else "right")
-    for label, values, goal in rows:
-        if values:
-            table.add_row(label, f"{_pct(values, 0.5):.2f}", f"{_pct(values, 0.95):.2f}", str(len(values)), goal)
-    console.print(table)
-    leaked = sum(b.audio_after_done for b in run.barge_ins)
+    spec = BackgroundSpec(busy_users, busy_chat_loops, busy_chat_max_tokens, busy_clip) if busy else None
+    models: list[str | None] = list(dict.fromkeys(stt_model)) if stt_model else [None]
+    # stamina logs each scheduled retry of the burst as a warning; the background table counts them instead.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
+    runs = asyncio.run(_measure_all(gateway, turns, barge_ins, api_key, timeout, models, spec, busy_burst_alone))
+    wide = Console(width=max(console.width, 150))  # one row per run: cut cells read worse than a long line
+    if len(runs) == 1:  # without --busy and with one model: each measure in detail
+        console.print(single_table(gateway, runs[0]))
+    else:
+        wide.print(runs_table(gateway, runs))
+    for run in runs:
+        if run.turns:
+            console.print(f"input transcript WER, {run.title()}: {run.input_wer():.3f} over {len(run.turns)} turns")
+    if spec is not None:
+        console.print(f"background: {spec.describe()}")
+        wide.print(background_table(runs))
+        for run in runs:
+            if run.background is not None and run.background.error:
+                console.print(f"[bold red]{run.title()}: background failed: {run.background.error}[/]")
+            for u in run.background.burst if run.background else []:
+                if u.outcome != "voice":
+                    console.print(f"{run.title()}: burst user {u.user}: {u.outcome} after {u.seconds:.1f} s: {u.reply}")
+    for line in goals(runs):
+        console.print(line)
+    leaked = sum(b.audio_after_done for r in runs for b in r.barge_ins)
     console.print(f"audio deltas of a cancelled reply after its response.done: {leaked}")
-    _plot(run, out)
+    plot_runs(runs, out)
     console.print(f"plot written to {out}")
+    if json_out is not None:
+        report: dict[str, Any] = {"gateway": gateway, "background": asdict(spec) if spec else None}
+        report |= {"goals": goals(runs), "runs": [summary(r) for r in runs]}
+        json_out.write_text(json.dumps(no_nan(report), indent=2, default=str))

@@ -9,7 +9,7 @@ a queue deep enough for the throughput runs, then measures over HTTP, as clients
   (june sends each sentence as it is ready) vs whole (the whole reply synthesized first, i.e. what a
   non-streaming server gives: the request's total time);
 - throughput (requests/s, p50 latency) of mixed STT (tiny.en) + TTS requests at concurrency 1/4/16;
-- TTS → STT round-trip WER (jiwer, after lower-casing and dropping punctuation) over `PHRASES`,
+- TTS → STT round-trip WER (benchmarks.perf.wer: jiwer on words, lower-cased, punctuation dropped) over `PHRASES`,
   Whisper base with language="en" (the offline Kokoro voices are Japanese speaking English);
 - a burst: `--burst` identical transcriptions (base, a two-sentence clip) sent at once, against one alone:
   when the first, the median and the last finish. Requests hold a model slot from their first to
@@ -45,6 +45,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.perf.wer import wer
 from core.procs import free_port, running
 
 PARAGRAPH = (
@@ -220,7 +221,7 @@ def _compare_engines(
                     r = http.post("/v1/audio/speech", json={"input": reply, "voice": name, "response_format": "wav"})
                     r.raise_for_status()
                     heard = _transcribe(stt, r.content, "base", language=None)
-                    row.wers.append(_wer(reply, heard["text"]))
+                    row.wers.append(wer(reply, heard["text"]))
                     row.languages.append(heard["language"])
                 if name == default:
                     row.rss_mib = _process_metric(http, "process_resident_memory_bytes") / 2**20
@@ -263,16 +264,6 @@ def _engine_table(rows: list[EngineRow]) -> Table:
     return table
 
 
-def _normalize(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
-
-
-def _wer(ref: str, hyp: str) -> float:
-    import jiwer
-
-    return float(jiwer.wer(_normalize(ref), _normalize(hyp) or "-"))
-
-
 def _speak(http: httpx.Client, text: str, fmt: str = "wav") -> bytes:
     r = http.post("/v1/audio/speech", json={"input": text, "voice": "alloy", "response_format": fmt})
     r.raise_for_status()
@@ -300,7 +291,7 @@ def _measure_sequential(http: httpx.Client, repeats: int, res: Results) -> None:
     res.ttfb_streamed, res.ttfb_whole, speed, _ = _tts_timing(http, repeats)
     res.tts_rtf = 1 / speed
     for phrase in PHRASES:
-        res.wer.append(_wer(phrase, _transcribe(http, _speak(http, phrase), "base")["text"]))
+        res.wer.append(wer(phrase, _transcribe(http, _speak(http, phrase), "base")["text"]))
 
 
 async def _throughput(url: str, concurrency: int, clip: bytes) -> tuple[float, float, int]:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import respx
 
+from benchmarks.perf.fake_bot_api import TOKEN, FakeBotAPI
 from bots.apologies import apology
 from bots.conversation import DOWNLOAD_FAILED, NOT_ALLOWED, RATE_LIMITED, TOO_BIG, TOO_LONG, TOO_SLOW, UNEXPECTED
 from bots.settings import BotSettings, TelegramSettings
@@ -26,7 +27,6 @@ from bots.telegram.__main__ import TelegramBot, build, serve
 from bots.telegram.handlers import GREETING, HELP, TEXT_LIMIT, UNSUPPORTED
 from core.voice_errors import VoiceError
 from tests.bots.conftest import GATEWAY, is_ogg_opus, ogg_opus_clip, sse, stream_response
-from tests.bots.fake_bot_api import TOKEN, FakeBotAPI
 from tests.bots.test_pipeline import QUESTION
 from tests.clips import wer
 from tests.conftest import free_port, run_service

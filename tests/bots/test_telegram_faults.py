@@ -1,7 +1,7 @@
 """The Telegram bot when things go wrong: Telegram's 429/5xx and slow uploads, SIGTERM with messages
 in flight, a busy gateway, broken files, and messages that are not for June.
 
-Real aiogram against the fake Bot API server (tests/bots/fake_bot_api.py), the real pipeline;
+Real aiogram against the fake Bot API server (benchmarks/perf/fake_bot_api.py), the real pipeline;
 the gateway answered by respx (or the real speech service where its own answer matters).
 """
 
@@ -16,13 +16,13 @@ import httpx
 import pytest
 import respx
 
+from benchmarks.perf.fake_bot_api import TOKEN, FakeBotAPI
 from bots.apologies import BUSY, UNDECODABLE
 from bots.conversation import BUSY_NOTICE, DOWNLOAD_FAILED, TOO_SLOW, UNEXPECTED
 from bots.settings import TelegramSettings
 from bots.telegram.__main__ import build, serve
 from bots.telegram.handlers import GREETING, HELP
 from tests.bots.conftest import is_ogg_opus
-from tests.bots.fake_bot_api import TOKEN, FakeBotAPI
 from tests.bots.test_telegram import CHAT, answer, fake_settings, running_bot
 
 pytestmark = pytest.mark.anyio

@@ -1,4 +1,5 @@
-"""A fake Telegram Bot API server on 127.0.0.1 (aiohttp), for driving a real aiogram bot in tests.
+"""A fake Telegram Bot API server on 127.0.0.1 (aiohttp), for driving a real aiogram bot in tests and
+in `june bench telegram`.
 
 Implements what June's bot uses, with the real wire shapes (https://core.telegram.org/bots/api):
 ``POST /bot<token>/<method>`` (form, multipart or JSON body) → ``{"ok": true, "result": ...}`` for
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 BOT_ID = 424242
 TOKEN = f"{BOT_ID}:TEST-token-for-june"
@@ -68,6 +69,8 @@ class Call:
     files: dict[str, bytes] = field(default_factory=dict)
     failed: bool = False
     """The fake answered this call with an injected fault (Telegram did not carry it out)."""
+    at: float = field(default_factory=time.perf_counter)
+    """When the call arrived (`time.perf_counter()`)."""
 
 
 class FakeBotAPI:
@@ -179,7 +182,8 @@ class FakeBotAPI:
             media["length"] = 240
         else:
             media["mime_type"] = "audio/ogg"
-        return await self.enqueue_message(chat_id, **{kind: media})
+        content: dict[str, Any] = {kind: media}
+        return await self.enqueue_message(chat_id, **content)
 
     def update(self, chat_id: int, text: str) -> dict[str, Any]:
         """A text-message update as Telegram would POST it to a webhook (not queued)."""
@@ -226,6 +230,20 @@ class FakeBotAPI:
                     await asyncio.wait_for(self._changed.wait(), left)
                 except TimeoutError:
                     pass
+
+    async def wait_until(self, done: Callable[[list[Call]], bool], timeout: float) -> bool:
+        """Wait until `done(calls)` holds (checked at each new call); False when `timeout` seconds passed first."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while not done(self.calls):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(self._changed.wait(), left)
+                except TimeoutError:
+                    pass
+        return True
 
     # --- the server -------------------------------------------------------------------------------
 
@@ -346,6 +364,8 @@ async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, 
     if request.content_type == "multipart/form-data":
         reader = await request.multipart()
         async for part in reader:
+            if not isinstance(part, BodyPartReader):  # a nested multipart: the Bot API never sends one
+                continue
             if part.filename is not None:
                 files[part.name or ""] = bytes(await part.read())
             else:
