@@ -275,12 +275,13 @@ class Scheduler:
             raise
 
     def should_yield(self, ticket: Ticket) -> bool:
-        """Whether a request of a higher class than running `ticket` waits for the normal slot it holds."""
+        """Whether a request of a higher class than running `ticket` waits for the normal slot it holds
+        (its own class: aging orders the queue but does not preempt, so a class stays first come,
+        first served)."""
         if ticket.slot != "normal" or ticket.cls == "live":
             return False
-        now = time.monotonic()
         rank = RANK[ticket.cls]
-        return any(self._rank(t, now) < rank for t in self._waiting)
+        return any(RANK[t.cls] < rank for t in self._waiting)
 
     async def requeue(self, ticket: Ticket) -> None:
         """`ticket` gives its slot to the first waiter and waits for one again with its original place."""
