@@ -112,6 +112,9 @@ class Engines:
         """Wait for `ticket`'s model slot, decode `data` and yield each kept Segment as Whisper
         decodes it, then the Transcript. The caller releases `ticket`.
 
+        After each segment, higher-class work may take the slot (`Ticket.checkpoint`); the transcription
+        resumes where it stopped once it gets a slot back. Non-live work runs on the background lane
+        (`lanes`, `background_transcribers`).
         Hallucinated segments (see speech.guards) are dropped; ids are renumbered 0… over kept ones.
         Raises audio.AudioDecodeError for undecodable bytes, audio.AudioTooLong past `max_audio_s`,
         EngineInputError for bad options — all before the first yield.
@@ -213,7 +216,8 @@ class Engines:
         all_cores: bool = False,
     ) -> AsyncGenerator[bytes]:
         """Wait for `ticket`'s model slot, then synthesize `pieces` one by one and yield the encoded
-        bytes of each as soon as it is ready. The caller releases `ticket`.
+        bytes of each as soon as it is ready, giving the slot to higher-class work between two pieces
+        when it waits (`Ticket.checkpoint`). The caller releases `ticket`.
 
         The chunks form one continuous `fmt` stream (audio.StreamEncoder). A piece other than the
         first that cannot be spoken is skipped (logged); the first raises EngineInputError. A `speed`

@@ -16,7 +16,10 @@ Live work never waits behind other work:
   other one at a lower OS priority);
 - a running request of a lower class gives its slot up at its next unit boundary (between Whisper
   segments, between sentences: `Ticket.checkpoint`) when a higher class waits for one, and waits
-  again with its original arrival, so it goes on as soon as that work is done.
+  again with its original arrival, so it goes on as soon as that work is done. Whisper decodes a
+  30-second window of speech per model call (several segments at once), so a transcription gives
+  way at most one window's compute later; a 20 s clip is one window, and the live slot is what
+  keeps a live turn from waiting behind it.
 
 No starvation: within a class it is first come, first served, and a batch request that has waited
 `aging_s` seconds ranks as interactive (ahead of every interactive request that arrived after it)
