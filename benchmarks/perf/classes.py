@@ -16,8 +16,8 @@ spoken by the service's own voice. The configurations, one after the other in on
 
 Prints one row per configuration: live STT and TTS p50 / max idle and busy (seconds), busy p50 /
 idle p50, the live transcripts' WER busy (jiwer), the background requests completed per minute, and
-the 1-minute load average (`os.getloadavg`) at the end of the busy phase; numbers move with the
-box's other load, so compare rows of one run.
+the 1-minute load average (`os.getloadavg`) at the end of the idle and of the busy phase; numbers
+move with the box's other load, so compare rows of one run.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class Row:
     heard_busy: list[str] = field(default_factory=list)
     background_done: int = 0
     busy_s: float = 0.0
+    load_idle: float = 0.0
     load: float = 0.0
 
 
@@ -171,6 +172,7 @@ def measure(name: str, turns: int) -> Row:
         for _ in range(turns):
             row.stt_idle.append(_live_stt(http, live_clip, classes)[0])
             row.tts_idle.append(_live_tts(http, classes))
+        row.load_idle = os.getloadavg()[0]
         stop, done = threading.Event(), [0]
         started = time.perf_counter()
         threads = _background(url, classes, batch_clip, stop, done)
@@ -209,7 +211,7 @@ def classes(
     if unknown := [n for n in names if n not in CONFIGS]:
         raise typer.BadParameter(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
     rows = []
-    console = Console()
+    console = Console(width=max(160, Console().width))  # the table's 12 columns, also when piped
     for name in names:
         console.print(f"[bold]{name}[/bold] …")
         rows.append(row := measure(name, turns))
@@ -220,7 +222,7 @@ def classes(
     table = Table(title=f"Live work in the speech service, idle vs busy ({turns} turns each; seconds)")
     for col in (
         "config", "STT idle p50", "STT busy p50", "STT busy max", "STT busy/idle", "TTS idle p50", "TTS busy p50",
-        "TTS busy max", "TTS busy/idle", "live WER busy", "background /min", "load 1m",
+        "TTS busy max", "TTS busy/idle", "live WER busy", "background /min", "load idle, busy",
     ):  # fmt: skip
         table.add_column(col, justify="right")
     for r in rows:
@@ -236,6 +238,6 @@ def classes(
             f"{_p50(r.tts_busy) / _p50(r.tts_idle):.1f}×",
             f"{_wer(r.heard_busy):.2f}",
             f"{60 * r.background_done / r.busy_s:.1f}",
-            f"{r.load:.2f}",
+            f"{r.load_idle:.2f}, {r.load:.2f}",
         )
     console.print(table)
