@@ -109,7 +109,7 @@ class SpeechSettings(BaseSettings):
     background_nice: int = 10
     """How much lower the OS priority (nice) of the threads that run non-live model calls is, so live
     work wins the cores it shares with them (Linux; speech.lanes). Non-live transcriptions then run on
-    a second instance of their Whisper model built on such a thread (base: about 100 MB more), loaded
+    a second instance of their Whisper model built on such a thread (RSS measured +148 MiB for base), loaded
     on first use and unloaded after `model_ttl_s` idle. 0: one priority and one instance for all."""
     retry_after_s: int = 2
     """Service time (seconds) assumed per request for the 503's Retry-After until requests have
