@@ -11,7 +11,9 @@ What runs where: a call computes in the calling thread for decoding (PyAV), Sile
 features and Piper / Kokoro ONNX with one intra-op thread (`tts_threads` 1, the default). Whisper's
 own compute runs on CTranslate2's worker and OpenMP threads, created when the model is built, which
 take the priority of the thread that built them: `Engines` builds a second instance of each
-Whisper model on a background thread for background work (`load`).
+Whisper model on a background thread for background work (`load`). Not covered: a speech call
+with `all_cores` (`service_tier` "priority") computes on its onnxruntime session's own pool,
+built at startup at the process's priority, whatever the request's class.
 
 Linux only (per-thread nice); elsewhere, or with `nice` 0, everything runs on anyio's threads.
 """
