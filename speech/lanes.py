@@ -74,9 +74,12 @@ class Lanes:
         """`fn(*args)` on `cls`'s lane; cancelling waits for it to finish (as anyio.to_thread.run_sync)."""
         if not self.background(cls):
             return await anyio.to_thread.run_sync(fn, *args)
-        assert self._pool is not None
-        future = self._pool.submit(fn, *args)
-        return await anyio.to_thread.run_sync(future.result)
+        pool = self._pool
+        assert pool is not None
+        # Submitted from the anyio thread, not before it: anyio may raise a pending cancellation
+        # before its thread starts, and `fn` must then not run on, unawaited (a generator's cleanup
+        # would free an encoder that `fn` still uses).
+        return await anyio.to_thread.run_sync(lambda: pool.submit(fn, *args).result())
 
     def load(self, build: Callable[[], T]) -> T:
         """`build()` on a background thread, blocking until done: an object whose own threads

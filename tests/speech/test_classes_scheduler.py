@@ -1,13 +1,19 @@
 """The scheduler by request class, in process (no server, no model): who gets a slot first, the live
-slot, giving way at a unit boundary, aging, and admission per class. Checked by order, never by time.
+slot, giving way at a unit boundary, aging, and admission per class; and the lanes that run model
+calls. Checked by order, never by time.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import threading
 
 import anyio
 import pytest
 
 from core.priority import RequestClass
+from speech.lanes import Lanes
 from speech.scheduler import FINISHING, NEW, Busy, Priority, Scheduler, Ticket
 
 
@@ -188,5 +194,29 @@ def test_each_class_has_its_own_admission_bound_and_retry_after() -> None:
         for t in batch + interactive + live:
             t.release()
         assert scheduler.pending == 0 and scheduler.admitted == {"live": 0, "interactive": 0, "batch": 0}
+
+    anyio.run(main)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_lanes_run_non_live_calls_on_niced_threads_and_a_cancelled_call_not_at_all() -> None:
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def main() -> None:
+        lanes = Lanes(nice=3, workers=1)
+        own = nice()
+        try:
+            assert await lanes.run("live", nice) == own
+            assert await lanes.run("interactive", nice) == await lanes.run("batch", nice) == min(19, own + 3)
+            assert lanes.load(nice) == min(19, own + 3)  # what a background Whisper instance is built on
+            ran = threading.Event()
+            with anyio.CancelScope() as scope:
+                scope.cancel()  # the client left before the call began: it must not run on, unawaited
+                await lanes.run("batch", ran.set)
+            assert await lanes.run("batch", nice) == min(19, own + 3)  # the pool's one thread is free again
+            assert not ran.is_set()
+        finally:
+            lanes.close()
 
     anyio.run(main)
