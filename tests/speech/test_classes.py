@@ -23,11 +23,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from core.audio import decode
+from core.observability import setup
 from core.procs import free_port
+from speech.app import create_app
+from speech.settings import SpeechSettings
 from tests.clips import espeak_wav
 from tests.conftest import run_service
+from tests.gateway.conftest import serve_in_thread
 from tests.speech.test_scheduling import SENTENCE, metric, spoken
 
 LONG_TEXT = " ".join(f"This is sentence number {n} of a long answer about the kitchen lights." for n in range(1, 25))
@@ -403,3 +408,20 @@ def test_non_live_model_work_runs_on_lower_priority_threads(
         live = cpu_by_nice(pid, lambda: run("live"))
     assert batch.get(own + 10, 0) > 0.8 * sum(batch.values()), batch
     assert live.get(own, 0) > 0.8 * sum(live.values()), live
+
+
+def test_speech_spans_carry_the_request_class(sentence: np.ndarray) -> None:
+    exporter = InMemorySpanExporter()
+    app = create_app(SpeechSettings(preload=[]), telemetry=setup("speech", exporter=exporter))
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=120) as http:
+        body = {"model": "tts-1", "voice": "alloy", "input": "Sure. Here it is."}
+        assert http.post("/v1/audio/speech", json=body, headers={"X-June-Class": "live"}).status_code == 200
+        files = {"file": ("c.wav", spoken(sentence, 1))}
+        r = http.post(
+            "/v1/audio/transcriptions", files=files, data={"model": "tiny.en"}, headers={"X-June-Class": "batch"}
+        )
+        assert r.status_code == 200 and kitchens(r.json()["text"]) == 1, r.text
+    classes = {
+        (s.name, s.attributes.get("class")) for s in exporter.get_finished_spans() if s.name.startswith("speech.")
+    }
+    assert classes == {("speech.synthesize", "live"), ("speech.transcribe", "batch")}, classes
