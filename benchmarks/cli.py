@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from benchmarks import report, run, selfcheck
-from benchmarks.perf import gateway, load, pipeline, realtime, speech, telegram, vllm_serve
+from benchmarks.perf import classes, gateway, load, pipeline, realtime, speech, telegram, vllm_serve
 
 bench = typer.Typer(
     help="Benchmarks: the coding agent on public datasets, and the stack's speed.", no_args_is_help=True
@@ -20,6 +20,7 @@ bench.command("report")(report.report)
 bench.command("selfcheck")(selfcheck.selfcheck)
 # Performance of the stack (perf/).
 bench.command("speech")(speech.speech)
+bench.command("classes")(classes.classes)
 bench.command("gateway")(gateway.gateway)
 bench.command("serve")(vllm_serve.serve)
 bench.command("pipeline")(pipeline.pipeline)

@@ -26,6 +26,7 @@ from core.web import error_body, exception_handlers
 from speech import routes
 from speech.engines import EngineInputError, Synthesizer, Transcriber
 from speech.guards import HallucinationGuard
+from speech.lanes import Lanes
 from speech.metrics import SpeechMetrics
 from speech.models import ModelRegistry
 from speech.runtime import Engines
@@ -102,8 +103,10 @@ def build_engines(
     engine, registered under its name ("piper" or "kokoro": the TTS model in /v1/models).
 
     A given `transcriber`/`synthesizer` is registered as loaded (and pinned) under the default model /
-    the synthesizer's `engine`.
+    the synthesizer's `engine` (and then serves every class: no background Whisper instances).
     `metrics` (default: new ones in a registry of their own) count model calls and the queue.
+    With `background_nice` > 0 (Linux), non-live model calls run on lower-priority threads and
+    non-live transcriptions on Whisper instances built there (see speech.lanes).
     """
     transcribers: ModelRegistry[Transcriber] = ModelRegistry(
         {n: functools.partial(load_transcriber, settings, n) for n in settings.configured_whisper_models},
@@ -118,17 +121,37 @@ def build_engines(
         transcribers.put(settings.whisper_model, transcriber)
     if synthesizer is not None:
         synthesizers.put(tts_model, synthesizer)
+    lanes = Lanes(settings.background_nice, workers=settings.slots + 2)
+    background: ModelRegistry[Transcriber] | None = None
+    if lanes.enabled and transcriber is None:
+        background = ModelRegistry(
+            {
+                n: functools.partial(lanes.load, functools.partial(load_transcriber, settings, n))
+                for n in settings.configured_whisper_models
+            },
+            ttl_s=settings.model_ttl_s,
+        )
+    scheduler = Scheduler(
+        settings.slots,
+        settings.max_queue,
+        settings.retry_after_s,
+        live_slots=settings.live_slots,
+        aging_s=settings.batch_aging_s,
+        metrics=metrics,
+    )
     return Engines(
         transcribers,
         synthesizers,
         settings.whisper_model,
-        Scheduler(settings.slots, settings.max_queue, settings.retry_after_s, metrics=metrics),
+        scheduler,
         max_audio_s=settings.max_audio_seconds,
         max_speech_s=settings.max_speech_seconds,
         lead_clause=settings.tts_lead_clause,
         guard=HallucinationGuard(
             settings.no_speech_threshold, settings.logprob_threshold, settings.compression_ratio_threshold
         ),
+        lanes=lanes,
+        background_transcribers=background,
     )
 
 
@@ -167,10 +190,13 @@ def create_app(
             for registry, name in engines.preloads():
                 tg.start_soon(load, registry, name)
             tg.start_soon(engines.transcribers.reap_forever)
+            if engines.background_transcribers is not None:
+                tg.start_soon(engines.background_transcribers.reap_forever)
             try:
                 yield
             finally:
                 tg.cancel_scope.cancel()
+                engines.lanes.close()
 
     return Litestar(
         route_handlers=[*routes.HANDLERS, metrics_controller],

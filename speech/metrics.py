@@ -37,8 +37,36 @@ class SpeechMetrics:
         self.queue_depth = Gauge(
             "june_speech_queue_depth", "Requests admitted and waiting for or holding a model slot.", registry=r
         )
+        self.admitted = Counter(
+            "june_speech_admitted", "Requests admitted to the queue, by request class.", ["class"], registry=r
+        )
         self.rejected = Counter(
-            "june_speech_rejected", "Requests refused with 503 because the queue was full.", registry=r
+            "june_speech_rejected",
+            "Requests refused with 503 because the queue of their request class was full.",
+            ["class"],
+            registry=r,
+        )
+        waits = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
+        self.queue_wait = Histogram(
+            "june_speech_queue_wait_seconds",
+            "Seconds a request waited for a model slot in all (preemptions included), by request class.",
+            ["class"],
+            buckets=waits,
+            registry=r,
+        )
+        self.service = Histogram(
+            "june_speech_service_seconds",
+            "Seconds a request held a model slot in all, by request class.",
+            ["class"],
+            buckets=waits,
+            registry=r,
+        )
+        self.preempted = Counter(
+            "june_speech_preempted",
+            "Times a running request gave its slot up to a higher request class between two units "
+            "(Whisper segments, sentences), by the class that gave way.",
+            ["class"],
+            registry=r,
         )
         self.abandoned = Counter(
             "june_speech_abandoned",

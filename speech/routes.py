@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from core.audio import CONTENT_TYPES
 from core.disconnect import ClientGone, DisconnectWatch
+from core.priority import HEADER, RequestClass, parse_class
 from core.web import OpenAIError
 from speech.engines import EngineInputError, Segment, TranscribeOptions, Transcript
 from speech.runtime import Engines
@@ -55,6 +56,15 @@ async def _cancelled_if_client_leaves(request: Request, ticket: Ticket) -> Async
     if watch.gone:
         ticket.abandon()
         raise ClientGone
+
+
+def _request_class(request: Request) -> RequestClass:
+    """The request's class from its X-June-Class header (none: interactive); 400 naming the header
+    for another value."""
+    try:
+        return parse_class(request.headers.get(HEADER))
+    except ValueError as e:
+        raise OpenAIError(400, str(e), param=HEADER, code="invalid_value") from e
 
 
 def _text_field(form: Any, name: str) -> str | None:
@@ -122,6 +132,7 @@ def _speech_request(body: bytes) -> SpeechRequest:
 async def _transcription(request: Request, state: State, task: str) -> Response:
     settings: SpeechSettings = state.settings
     engines: Engines = state.engines
+    cls = _request_class(request)
     form = await _form(request)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
@@ -160,7 +171,7 @@ async def _transcription(request: Request, state: State, task: str) -> Response:
         task="translate" if task == "translate" else "transcribe",
         word_timestamps="word" in granularities,
     )
-    ticket = engines.admit()
+    ticket = engines.admit(cls)
     if stream in ("true", "1"):
         try:
             items = engines.transcribe_stream(data, options, ticket)
@@ -202,10 +213,11 @@ async def _transcript_events(
 @post(["/transcribe", "/v1/audio/transcriptions"], status_code=200)
 async def transcribe(request: Request, state: State) -> Response:
     """Multipart `file` (+ `model`, `language`, `prompt`, `temperature`, `response_format`,
-    `timestamp_granularities[]`, `stream`) → transcript in the asked format, or SSE events.
+    `timestamp_granularities[]`, `stream`) → transcript in the asked format, or SSE events. The
+    X-June-Class header (live, interactive, batch; none: interactive) orders it in the queue.
 
-    400 for a missing/empty file or bad field (param names it), 413 over the upload limit, 415 for
-    undecodable audio, 503 + Retry-After when the queue is full.
+    400 for a missing/empty file or bad field or class (param names it), 413 over the upload limit,
+    415 for undecodable audio, 503 + Retry-After when the queue of its class is full.
     """
     return await _transcription(request, state, "transcribe")
 
@@ -223,17 +235,20 @@ async def speak(request: Request, state: State) -> Response:
     The text is cut into sentences and each is sent as soon as it is synthesized: chunked audio
     (stream_format "audio"; the chunks form one file: see audio.StreamEncoder) or SSE events
     (stream_format "sse"). opus is OGG/Opus 48 kHz served as audio/ogg; pcm is raw s16le mono 24 kHz.
-    400 for empty or too long input, unknown voice or unspeakable text; 503 when the queue is full.
+    The X-June-Class header orders it in the queue, as for `transcribe`.
+    400 for empty or too long input, unknown voice, unspeakable text or a bad class; 503 when the
+    queue of its class is full.
     """
     settings: SpeechSettings = state.settings
     engines: Engines = state.engines
+    cls = _request_class(request)
     data = _speech_request(await request.body())
     if not data.input.strip():
         raise OpenAIError(400, "input must not be empty.", param="input", code="empty_input")
     if len(data.input) > settings.max_input_chars:
         raise OpenAIError(400, f"input is longer than {settings.max_input_chars} characters.", param="input")
     fmt = data.response_format
-    ticket = engines.admit(FINISHING)  # a voice reply's last stage goes before new transcriptions
+    ticket = engines.admit(cls, FINISHING)  # a voice reply's last stage goes before new transcriptions
     chunks: AsyncGenerator[bytes] | None = None
     try:
         async with _cancelled_if_client_leaves(request, ticket):
@@ -334,7 +349,7 @@ async def health(state: State) -> dict[str, Any]:
     return {
         "status": "ok", "whisper_model": settings.whisper_model, "tts_engine": settings.engine,
         "tts_backend": settings.tts_backend,
-        "slots": state.engines.scheduler.slots,
+        "slots": state.engines.scheduler.slots, "live_slots": state.engines.scheduler.live_slots,
     }  # fmt: skip
 
 

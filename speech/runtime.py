@@ -1,6 +1,7 @@
 """`Engines`: the speech models at run time. The model registries behind the scheduler, with each
-blocking model call (decode, transcribe, synthesize, encode) in a worker thread, so the event loop
-never waits on a model.
+blocking model call (decode, transcribe, synthesize, encode) in a worker thread of the request's
+lane (`speech.lanes`: live at the process's priority, other classes on lower-priority threads), so
+the event loop never waits on a model.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import anyio.to_thread
 from opentelemetry import trace
 
 from core import audio
+from core.priority import DEFAULT_CLASS, RequestClass
 from core.speakable import speakable
 from core.text import lead_clause, sentences
 from speech.engines import (
@@ -33,6 +35,7 @@ from speech.engines import (
     VoiceMix,
 )
 from speech.guards import HallucinationGuard
+from speech.lanes import Lanes
 from speech.models import ModelRegistry
 from speech.scheduler import NEW, Priority, Scheduler, Ticket
 from speech.voices import resolve_voice
@@ -44,10 +47,11 @@ log = logging.getLogger(__name__)
 class Engines:
     """The model registries plus the scheduler in front of them; stored on `app.state`.
 
-    A request is admitted (`scheduler.admit()`, Busy when full) and passes its Ticket to
-    `transcribe_stream` / `speak_stream`, which hold a model slot from before decoding to the last
-    segment or sentence (see speech.scheduler). Model calls run in worker threads; the async methods
-    never block the loop.
+    A request is admitted (`scheduler.admit(cls, priority)`, Busy when its class is full) and passes
+    its Ticket to `transcribe_stream` / `speak_stream`, which hold a model slot from before decoding
+    to the last segment or sentence, giving it up between two when higher-class work waits (see
+    speech.scheduler). Model calls run in worker threads of the ticket's lane (`lanes`); the async
+    methods never block the loop.
     """
 
     transcribers: ModelRegistry[Transcriber]
@@ -64,16 +68,27 @@ class Engines:
     preload_failures: dict[str, str] = field(default_factory=dict)
     """Model name → why preloading it failed ("ExceptionType: message"); the service then stops."""
     tracer: trace.Tracer = field(default_factory=lambda: trace.get_tracer("speech"))
+    lanes: Lanes = field(default_factory=lambda: Lanes(0))
+    background_transcribers: ModelRegistry[Transcriber] | None = None
+    """The same Whisper models as `transcribers`, built on a background-lane thread (so that
+    CTranslate2's threads run at its lower priority), loaded on first use and unloaded after the
+    idle TTL: non-live transcriptions use these when the lane exists; None: `transcribers` for all."""
 
     def preloads(self) -> list[tuple[ModelRegistry[Any], str]]:
         """(registry, name) of each model to load at startup and keep loaded: the registries' pinned
         models, Whisper first, each registry in configuration order."""
         return [(r, n) for r in (self.transcribers, self.synthesizers) for n in r.names if n in r.pinned]
 
-    def admit(self, priority: Priority = NEW) -> Ticket:
-        """A place in the queue (see `Scheduler.admit`: FINISHING for speech, NEW for transcriptions);
-        raises Busy when full."""
-        return self.scheduler.admit(priority)
+    def admit(self, cls: RequestClass = DEFAULT_CLASS, priority: Priority = NEW) -> Ticket:
+        """A place in the queue for a request of class `cls` (see `Scheduler.admit`: FINISHING for
+        speech, NEW for transcriptions); raises Busy when the class's queue is full."""
+        return self.scheduler.admit(cls, priority)
+
+    def _whisper(self, cls: RequestClass) -> ModelRegistry[Transcriber]:
+        """The registry whose instances serve `cls`: background ones off the live lane."""
+        if self.background_transcribers is not None and self.lanes.background(cls):
+            return self.background_transcribers
+        return self.transcribers
 
     def model_name(self, requested: str | None) -> str:
         """The configured Whisper model for a request's `model` (OpenAI names → the default).
@@ -97,40 +112,49 @@ class Engines:
         """Wait for `ticket`'s model slot, decode `data` and yield each kept Segment as Whisper
         decodes it, then the Transcript. The caller releases `ticket`.
 
+        After each segment, higher-class work may take the slot (`Ticket.checkpoint`); the transcription
+        resumes where it stopped once it gets a slot back. Non-live work runs on the background lane
+        (`lanes`, `background_transcribers`).
         Hallucinated segments (see speech.guards) are dropped; ids are renumbered 0… over kept ones.
         Raises audio.AudioDecodeError for undecodable bytes, audio.AudioTooLong past `max_audio_s`,
         EngineInputError for bad options — all before the first yield.
         """
         name = self.model_name(options.model)
+        cls = ticket.cls
         await ticket.start()
-        samples = await anyio.to_thread.run_sync(lambda: audio.decode(data, WHISPER_RATE, max_seconds=self.max_audio_s))
+        samples = await self.lanes.run(cls, lambda: audio.decode(data, WHISPER_RATE, max_seconds=self.max_audio_s))
         duration = round(len(samples) / WHISPER_RATE, 3)
         if not len(samples):
             yield Transcript("", options.language or "", 0.0, task=options.task)
             return
-        model = await self.transcribers.get(name)
-        self.transcribers.acquire(name)
+        registry = self._whisper(cls)
+        model = await registry.get(name)
+        registry.acquire(name)
         guard = replace(self.guard)  # a fresh one per transcription (it remembers the previous segment)
         kept: list[Segment] = []
         start = time.perf_counter()
         # Not a "current" span: this generator may be resumed from another task's context.
         span = self.tracer.start_span(
-            "speech.transcribe", attributes={"model": name, "audio.seconds": duration, "task": options.task}
+            "speech.transcribe",
+            attributes={"model": name, "audio.seconds": duration, "task": options.task, "class": cls},
         )
         try:
-            language, segments = await anyio.to_thread.run_sync(model.start, samples, options)
+            language, segments = await self.lanes.run(cls, model.start, samples, options)
             done = object()
-            while (seg := await anyio.to_thread.run_sync(next, segments, done)) is not done:
+            while (seg := await self.lanes.run(cls, next, segments, done)) is not done:
                 assert isinstance(seg, Segment)
                 if (ok := guard.check(seg)) is None:
                     why = guard.reason(seg) or guard.loop_reason(seg)
                     log.info("dropped segment %r as hallucination (%s)", seg.text, why)
-                    continue
-                ok = _renumber(ok, len(kept))
-                kept.append(ok)
-                yield ok
+                else:
+                    ok = _renumber(ok, len(kept))
+                    kept.append(ok)
+                    yield ok
+                # Higher-class work may take the slot before the next segment; the decoder's state
+                # waits in `segments` meanwhile.
+                await ticket.checkpoint()
         finally:
-            self.transcribers.release(name)
+            registry.release(name)
             span.end()
         elapsed = time.perf_counter() - start
         self.scheduler.metrics.observe("stt", name, duration, elapsed)
@@ -192,7 +216,8 @@ class Engines:
         all_cores: bool = False,
     ) -> AsyncGenerator[bytes]:
         """Wait for `ticket`'s model slot, then synthesize `pieces` one by one and yield the encoded
-        bytes of each as soon as it is ready. The caller releases `ticket`.
+        bytes of each as soon as it is ready, giving the slot to higher-class work between two pieces
+        when it waits (`Ticket.checkpoint`). The caller releases `ticket`.
 
         The chunks form one continuous `fmt` stream (audio.StreamEncoder). A piece other than the
         first that cannot be spoken is skipped (logged); the first raises EngineInputError. A `speed`
@@ -205,16 +230,19 @@ class Engines:
         stretch = speed / native
         encoder: audio.StreamEncoder | None = None
         voice_name = "+".join(f"{n}({w:.2f})" for n, w in mix)
+        cls = ticket.cls
         await ticket.start()
         try:
             for i, piece in enumerate(pieces):
+                if i:
+                    await ticket.checkpoint()  # higher-class work may take the slot between sentences
                 start = time.perf_counter()
                 with self.tracer.start_as_current_span(
-                    "speech.synthesize", attributes={"voice": voice_name, "chars": len(piece)}
+                    "speech.synthesize", attributes={"voice": voice_name, "chars": len(piece), "class": cls}
                 ):
                     try:
                         speak = functools.partial(synth.synthesize, piece, voice=mix, speed=native, all_cores=all_cores)
-                        speech = await anyio.to_thread.run_sync(lambda: _output(speak(), stretch))  # noqa: B023  # awaited in this iteration
+                        speech = await self.lanes.run(cls, lambda: _output(speak(), stretch))  # noqa: B023  # awaited in this iteration
                     except EngineInputError:
                         if i == 0:
                             raise
@@ -223,9 +251,9 @@ class Engines:
                 elapsed = time.perf_counter() - start
                 self.scheduler.metrics.observe("tts", synth.engine, speech.duration, elapsed)
                 encoder = encoder or audio.StreamEncoder(fmt, speech.sample_rate)
-                if chunk := await anyio.to_thread.run_sync(encoder.feed, speech.samples):
+                if chunk := await self.lanes.run(cls, encoder.feed, speech.samples):
                     yield chunk
-            if encoder is not None and (tail := await anyio.to_thread.run_sync(encoder.close)):
+            if encoder is not None and (tail := await self.lanes.run(cls, encoder.close)):
                 yield tail
         finally:
             if encoder is not None:

@@ -89,10 +89,28 @@ class SpeechSettings(BaseSettings):
     with that."; the whole reply costs about 15 % more CPU, one more call). False: whole sentences only."""
 
     max_concurrency: int | None = None
-    """Model slots: requests (a whole transcription or speech) served at once; more wait in arrival
-    order. None: 2 on a GPU, else one per 4 CPU cores, at least 1 (see speech.scheduler.default_slots)."""
-    max_queue: int = 8
-    """Requests that may wait for a model slot; beyond slots + `max_queue` → 503 + Retry-After."""
+    """Model slots: requests (a transcription or a speech) served at once, of any class; more wait by
+    class (the X-June-Class header: live, interactive, batch), then speech before transcriptions, then
+    arrival (speech.scheduler). None: 2 on a GPU, else one per 4 CPU cores, at least 1 (see
+    speech.scheduler.default_slots)."""
+    live_slots: int = 1
+    """More slots that serve only live requests (/v1/realtime turns), so a live turn starts at once
+    while other work holds the normal slots; 0: live work waits for a slot like the rest (first in line,
+    and a running lower-class request gives its slot up at its next segment or sentence)."""
+    max_queue: int = 32
+    """Requests of each class that may wait for a model slot; beyond slots + `max_queue` (live: +
+    `live_slots`) of that class → 503 + Retry-After. 32 holds a burst of 20 bot voice messages (each
+    a transcription, then a speech) with room for other clients; a client refused loses its place and
+    retries after Retry-After, which costs a burst far more than waiting. The bound keeps memory
+    bounded: a queued upload is at most `max_upload_bytes`."""
+    batch_aging_s: float = 30.0
+    """Seconds a waiting batch request waits before it ranks as interactive (and goes ahead of newer
+    interactive requests): batch work slows down under interactive load but still finishes."""
+    background_nice: int = 10
+    """How much lower the OS priority (nice) of the threads that run non-live model calls is, so live
+    work wins the cores it shares with them (Linux; speech.lanes). Non-live transcriptions then run on
+    a second instance of their Whisper model built on such a thread (RSS measured +148 MiB for base), loaded
+    on first use and unloaded after `model_ttl_s` idle. 0: one priority and one instance for all."""
     retry_after_s: int = 2
     """Service time (seconds) assumed per request for the 503's Retry-After until requests have
     finished; then Retry-After is requests in × their recent mean service time / slots."""

@@ -212,7 +212,7 @@ def test_retry_after_follows_the_queue_and_the_measured_service_time() -> None:
         assert e.value.headers == {"Retry-After": "9"}  # 6 in × 3 s / 2 slots
         for t in tickets[:2]:
             await t.start()
-        scheduler.mean_service_s = 10.0  # as measured after slow requests
+        scheduler.mean_service_s["interactive"] = 10.0  # as measured after slow requests
         assert scheduler.retry_after() == 30
         for t in tickets:
             t.release()
@@ -226,15 +226,15 @@ def test_speech_goes_before_new_transcriptions_and_each_kind_in_arrival_order() 
     arrived earlier (NEW), so the first user's reply does not queue behind every later message."""
 
     async def main() -> None:
-        scheduler = Scheduler(slots=1, max_queue=2)
+        scheduler = Scheduler(slots=1, max_queue=4)
         running = scheduler.admit()
         await running.start()
         order: list[str] = []
         kinds = [("stt-1", NEW), ("stt-2", NEW), ("speech-1", FINISHING), ("speech-2", FINISHING)]
-        tickets = {name: scheduler.admit(priority) for name, priority in kinds}
+        tickets = {name: scheduler.admit("interactive", priority) for name, priority in kinds}
         with pytest.raises(OpenAIError):
-            scheduler.admit(NEW)  # 1 slot + 2 queued transcriptions: full for new work …
-        extra = scheduler.admit(FINISHING)  # … while a reply under way still gets its place
+            scheduler.admit("interactive", FINISHING)  # 1 slot + 4 queued: full for interactive work …
+        extra = scheduler.admit("batch")  # … while another class has its own places
 
         async def serve(name: str) -> None:
             ticket = tickets[name]

@@ -1,0 +1,94 @@
+"""`Lanes`: which threads run a request's blocking model calls, by request class.
+
+The scheduler orders requests, but a live request on its own slot shares the cores with the
+request on the normal slot while both run. So live calls run on anyio's worker threads at the
+process's own OS priority, and every other class's calls on a "background" pool whose threads
+lowered their priority once, when created (`nice`, e.g. 10: the Linux scheduler then gives a
+runnable live thread about 90 % of a contended core). An unprivileged thread cannot raise its
+priority again, so the niced threads serve only background work, for the life of the process.
+
+What runs where: a call computes in the calling thread for decoding (PyAV), Silero VAD, Whisper's
+features and Piper / Kokoro ONNX with one intra-op thread (`tts_threads` 1, the default). Whisper's
+own compute runs on CTranslate2's worker and OpenMP threads, created when the model is built, which
+take the priority of the thread that built them: `Engines` builds a second instance of each
+Whisper model on a background thread for background work (`load`). Not covered: a speech call
+with `all_cores` (`service_tier` "priority") computes on its onnxruntime session's own pool,
+built at startup at the process's priority, whatever the request's class.
+
+Linux only (per-thread nice); elsewhere, or with `nice` 0, everything runs on anyio's threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar, TypeVarTuple
+
+import anyio.to_thread
+
+from core.priority import RequestClass
+
+__all__ = ["Lanes"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by `nice` (Linux: nice is per thread)."""
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as e:  # lowering one's own priority is always allowed; say so if it is not
+        log.warning("could not lower the priority of background thread %d: %s", tid, e)
+
+
+class Lanes:
+    """Live calls on anyio's threads; other classes' on up to `workers` threads niced by `nice`
+    (0, or not Linux: no background lane, everything on anyio's threads)."""
+
+    def __init__(self, nice: int = 10, workers: int = 4) -> None:
+        self.nice = nice if sys.platform.startswith("linux") else 0
+        self._pool: ThreadPoolExecutor | None = None
+        if self.nice > 0:
+            self._pool = ThreadPoolExecutor(
+                workers, thread_name_prefix="speech-background", initializer=_lower_priority, initargs=(self.nice,)
+            )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a background lane exists."""
+        return self._pool is not None
+
+    def background(self, cls: RequestClass) -> bool:
+        """Whether work of `cls` runs on the background lane."""
+        return self._pool is not None and cls != "live"
+
+    async def run(self, cls: RequestClass, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """`fn(*args)` on `cls`'s lane; cancelling waits for it to finish (as anyio.to_thread.run_sync)."""
+        if not self.background(cls):
+            return await anyio.to_thread.run_sync(fn, *args)
+        pool = self._pool
+        assert pool is not None
+        # Submitted from the anyio thread, not before it: anyio may raise a pending cancellation
+        # before its thread starts, and `fn` must then not run on, unawaited (a generator's cleanup
+        # would free an encoder that `fn` still uses).
+        return await anyio.to_thread.run_sync(lambda: pool.submit(fn, *args).result())
+
+    def load(self, build: Callable[[], T]) -> T:
+        """`build()` on a background thread, blocking until done: an object whose own threads
+        (CTranslate2's) must inherit the lower priority. Raises what `build` raises."""
+        if self._pool is None:
+            return build()
+        return self._pool.submit(build).result()
+
+    def close(self) -> None:
+        """Stop the background threads once their calls end (does not wait)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
