@@ -3,10 +3,12 @@
 The stages of a CPU box share its cores, so the gateway keeps other work from starting while a
 live turn runs, instead of leaving every stage to share the CPU out evenly:
 
-- live goes at once. While live work is in flight (a live request, or a realtime response being
-  produced: `Admission.live_work`), interactive and batch requests wait before they start, each at
-  most `hold_s` seconds; then they go anyway, so a steady stream of live turns cannot starve them.
-  Requests already running go on (the upstreams order their own queues by class too).
+- live goes at once. While a live turn waits for its answer (a realtime response from the end of
+  the user's turn to its first audio: `Admission.hold`), interactive and batch requests wait
+  before they start, each at most `hold_s` seconds; then they go anyway, so a steady stream of
+  live turns cannot starve them. Requests already running go on (the upstreams order their own
+  queues by class too), and so does everything once the answer is being heard: the rest of a
+  reply is made faster than it plays, and holding the box for it would only stall the bots.
 - batch: at most `batch_concurrency` in flight at once (per gateway); `batch_queue` more wait in
   arrival order; beyond that, 503 ``server_busy`` with a Retry-After from the recent batch service
   time.
@@ -21,13 +23,26 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 from core.priority import RequestClass
 from core.web import OpenAIError
 from gateway.metrics import GatewayMetrics
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "LiveHold"]
+
+
+class LiveHold:
+    """One live turn holding other classes back (`Admission.hold`); `release` (idempotent) ends it."""
+
+    def __init__(self, admission: Admission | None) -> None:
+        self._admission = admission
+
+    def release(self) -> None:
+        """Let the held requests go (once the turn's answer has started to play, or the turn ended)."""
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            admission._released()
 
 
 class Admission:
@@ -47,7 +62,7 @@ class Admission:
         self.batch_concurrency = batch_concurrency
         self.batch_queue = batch_queue
         self.live = 0
-        """Live requests and realtime responses in flight now."""
+        """Live turns waiting for their first audio now (`hold`)."""
         self.batch_running = 0
         self.batch_waiting = 0
         self.mean_batch_s = initial_batch_s
@@ -57,15 +72,14 @@ class Admission:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    @contextlib.contextmanager
-    def live_work(self) -> Iterator[None]:
-        """Mark live work in flight for the block (other classes hold back meanwhile)."""
+    def hold(self) -> LiveHold:
+        """Hold other classes back until the returned hold's `release` (a live turn waiting for its answer)."""
         self.live += 1
-        try:
-            yield
-        finally:
-            self.live -= 1
-            self._notify()
+        return LiveHold(self)
+
+    def _released(self) -> None:
+        self.live -= 1
+        self._notify()
 
     def retry_after(self) -> int:
         """Seconds until a batch place is likely free: waiting × mean batch service time / concurrency."""
@@ -90,10 +104,9 @@ class Admission:
                 headers={"Retry-After": str(retry)},
             )
         if request_class == "live":
-            with self.live_work():
-                self._admitted(label, arrived)
-                yield
-                self.metrics.class_service.labels(label).observe(time.perf_counter() - arrived)
+            self._admitted(label, arrived)
+            yield
+            self.metrics.class_service.labels(label).observe(time.perf_counter() - arrived)
             return
         if request_class == "batch":
             self.batch_waiting += 1

@@ -30,6 +30,7 @@ from core.tokens import TokenCounter
 from core.voice import DEFAULT_SYSTEM_PROMPT
 from core.voice_client import VoiceClient
 from core.voice_errors import VoiceError
+from gateway.admission import LiveHold
 from gateway.realtime_conversation import AssistantItem, Conversation, Item, Send
 from gateway.realtime_events import (
     INPUT_RATE,
@@ -122,12 +123,15 @@ class Responses:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _respond(self, response_id: str, params: ResponseParams, wait_for: asyncio.Task[Any] | None) -> None:
-        """One response, traced as one span (its loopback calls are its children), live work while it runs."""
-        with (
-            self.realtime.tracer.start_as_current_span("realtime.response", attributes={"june.response": response_id}),
-            self.realtime.live_work(),
-        ):
-            await self._run(_Response(response_id, params), wait_for)
+        """One response, traced as one span (its loopback calls are its children); other classes of work
+        wait (`gateway.admission`) until its first audio (or text, for a text response) is sent."""
+        r = _Response(response_id, params, hold=self.realtime.hold_others())
+        try:
+            span = {"june.response": response_id}
+            with self.realtime.tracer.start_as_current_span("realtime.response", attributes=span):
+                await self._run(r, wait_for)
+        finally:
+            r.hold.release()
 
     async def _run(self, r: _Response, wait_for: asyncio.Task[Any] | None) -> None:
         """One response: stream the reply, speak each piece as it completes, send each function call, end
@@ -254,10 +258,13 @@ class Responses:
             item.text += delta
             item.message["content"] = item.text
             await self._send(event(kind, **ids, delta=delta))
+            if not audio:
+                r.hold.release()  # a text reply has started: the rest goes on beside other work
             if audio and speakable(piece):
                 # While the LLM waits (llm_pauses_for_tts), TTS has the box to itself.
                 async for chunk in self._synthesize(piece, r.params.config.voice, priority=pauses):
                     if item.first_audio_at is None:
+                        r.hold.release()  # the answer is playing: held work may start
                         item.first_audio_at = time.perf_counter()
                         if self.conversation.turn_ended_at is not None:
                             self.realtime.first_audio.observe(item.first_audio_at - self.conversation.turn_ended_at)
@@ -376,6 +383,8 @@ class _Response:
     """Output items opened so far (the next one's output_index)."""
     previous: dict[str, str | None] = field(default_factory=dict)
     """Each output item's previous_item_id in the conversation."""
+    hold: LiveHold = field(default_factory=lambda: LiveHold(None))
+    """Other work held back until this response's first audio or text (`gateway.admission`)."""
 
 
 _STAGE_FAILED = {

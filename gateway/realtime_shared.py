@@ -5,7 +5,6 @@ VAD model, one traced HTTP client for the loopback calls, the session count and 
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING
 
 import httpx
@@ -13,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from core.observability import Telemetry
 from core.priority import HEADER
-from gateway.admission import Admission
+from gateway.admission import Admission, LiveHold
 from gateway.classes import LIVE_PROOF, LiveProof
 from gateway.settings import RealtimeSettings
 
@@ -24,7 +23,8 @@ if TYPE_CHECKING:
 class Realtime:
     """What every realtime session shares: `settings`, the VAD model, one HTTP client for the loopback
     calls (`timeout` seconds to read, traced by `telemetry`, so a turn's calls join the trace; each
-    marked live with `live_proof`), the gateway's `admission` (a response in flight is live work),
+    marked live with `live_proof`), the gateway's `admission` (a turn waiting for its answer holds
+    other work back),
     the session count and metrics (registered in the gateway's `registry`). Owned by the app's lifespan."""
 
     def __init__(
@@ -66,10 +66,10 @@ class Realtime:
             self._vad = SileroVAD()
         return self._vad
 
-    def live_work(self) -> contextlib.AbstractContextManager[None]:
-        """Mark a realtime response in flight as live work for the gateway's admission (other classes
-        hold back: `gateway.admission`); a no-op without one."""
-        return self.admission.live_work() if self.admission is not None else contextlib.nullcontext()
+    def hold_others(self) -> LiveHold:
+        """Hold other classes of work back while a live turn waits for its answer (`gateway.admission`;
+        a no-op hold without admission)."""
+        return self.admission.hold() if self.admission is not None else LiveHold(None)
 
     async def aclose(self) -> None:
         await self.http.aclose()

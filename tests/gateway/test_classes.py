@@ -118,50 +118,64 @@ def test_live_needs_the_gateways_proof(prio_gw: tuple[str, object], stub: StubUp
     assert stub.seen == []  # nothing refused reached an upstream
 
 
-def test_while_live_work_runs_other_classes_wait_then_go(prio_gw: tuple[str, object], stub: StubUpstream) -> None:
-    url, app = prio_gw
-    proof = app.state.gateway.live_proof.secret  # type: ignore[attr-defined]
+@pytest.mark.parametrize("hold_s", [10.0, 0.3], ids=["held-until-first-audio", "held-at-most-hold_s"])
+def test_a_live_turn_holds_other_work_until_its_answer_plays(stub_url: str, stub: StubUpstream, hold_s: float) -> None:
+    """While a realtime response waits for its first audio, an interactive request waits at the gateway;
+    it goes once the audio starts, or after `live_hold_s` at most (nothing starves)."""
+    # Deltas 0.25 s apart: the first sentence's audio comes ~2 s after the LLM is asked, the second ~1.25 s later.
+    stub.script = ["The", " sky", " is", " blue", " because", " air", " scatters", " light."]
+    stub.script += [" Sunsets", " are", " red", " and", " gold."]
+    app = create_app(gateway_settings(stub_url, live_hold_s=hold_s, read_timeout=10.0))
+
+    async def run(url: str) -> tuple[float, float]:
+        async with (
+            connect(url.replace("http", "ws") + "/v1/realtime") as ws,
+            httpx.AsyncClient(base_url=url, timeout=20) as http,
+        ):
+            item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Why?"}]}
+            await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+            await ws.send(json.dumps({"type": "response.create"}))
+            other: asyncio.Task[httpx.Response] | None = None
+            first_audio = 0.0
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                assert message["type"] != "error", message
+                if message["type"] == "response.created":
+                    other = asyncio.create_task(http.post("/v1/chat/completions", json=_chat()))
+                if message["type"] == "response.output_audio.delta" and not first_audio:
+                    first_audio = time.monotonic()
+                if message["type"] == "response.done":
+                    break
+            assert other is not None and (await other).status_code == 200
+            return first_audio, time.monotonic()
+
+    with serve_in_thread(app) as url:
+        first_audio, done = asyncio.run(run(url))
+    live_chat = next(s for s in stub.seen if s.header("x-june-class") == "live" and s.path.endswith("completions"))
+    other = next(s for s in stub.seen if s.header("x-june-class") == "interactive")
+    if hold_s > 1:  # the interactive request waited for the reply's first audio, not for its end
+        assert other.at >= first_audio - 0.05 and other.at - live_chat.at >= 1.5
+        assert other.at < done - 0.5
+    else:  # held 0.3 s at most, then sent while the reply was still being written
+        assert other.at - live_chat.at < 1.2 and other.at < first_audio - 0.5
+
+
+def test_live_requests_themselves_hold_nothing(prio_gw: tuple[str, object], stub: StubUpstream) -> None:
+    """A live request (here a keys-file live key, as an outside voice agent) goes at once and does not
+    hold others: only a realtime turn waiting for its answer does."""
+    url, _ = prio_gw
 
     async def run() -> None:
         async with httpx.AsyncClient(base_url=url, timeout=20) as http:
             live = asyncio.create_task(
-                http.post(
-                    "/v1/chat/completions",
-                    json=_chat(stub={"sleep": 1.0}),
-                    headers=_auth("sk-user", **{"X-June-Class": "live", LIVE_PROOF: proof}),
-                )
+                http.post("/v1/chat/completions", json=_chat(stub={"sleep": 1.0}), headers=_auth("sk-agent"))
             )
-            await asyncio.sleep(0.3)  # the live request is at the stub now
-            sent = time.monotonic()
+            await asyncio.sleep(0.3)
             other = await http.post("/v1/chat/completions", json=_chat(), headers=_auth("sk-user"))
-            assert other.status_code == 200 and (await live).status_code == 200
-            return sent
+            assert other.status_code == 200 and not live.done()
+            await live
 
-    sent = asyncio.run(run())
-    live_seen, other_seen = stub.seen
-    assert other_seen.header("x-june-class") == "interactive"
-    # The interactive request reached the stub only once the live one had been answered (1 s of sleep).
-    assert other_seen.at - live_seen.at >= 0.9 and other_seen.at - sent >= 0.5
-
-
-def test_held_requests_are_not_starved(stub_url: str, stub: StubUpstream) -> None:
-    app = create_app(gateway_settings(stub_url, live_hold_s=0.3, read_timeout=10.0))
-    with serve_in_thread(app) as url:
-        proof = app.state.gateway.live_proof.secret
-
-        async def run() -> None:
-            async with httpx.AsyncClient(base_url=url, timeout=20) as http:
-                headers = {"X-June-Class": "live", LIVE_PROOF: proof}
-                live = asyncio.create_task(
-                    http.post("/v1/chat/completions", json=_chat(stub={"sleep": 3.0}), headers=headers)
-                )
-                await asyncio.sleep(0.3)
-                other = await http.post("/v1/chat/completions", json=_chat())
-                assert other.status_code == 200
-                assert not live.done()  # answered while the live request still ran: held 0.3 s at most
-                await live
-
-        asyncio.run(run())
+    asyncio.run(run())
     assert _class_seen(stub) == ["live", "interactive"]
 
 
