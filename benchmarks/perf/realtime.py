@@ -96,6 +96,10 @@ LONG_REQUEST = "Tell me a long story about a dragon, at least ten sentences."
 INSTRUCTIONS = "You are June, a voice assistant. Answer in one or two short spoken sentences."
 
 
+class SessionRefused(RuntimeError):
+    """The gateway answered the session with an `error` event instead of `session.created`."""
+
+
 class _Events:
     """Every server event of a connection with its arrival time (perf_counter), read in a task."""
 
@@ -162,6 +166,9 @@ async def _measure(
     client = AsyncOpenAI(base_url=f"{gateway}/v1", api_key=api_key or "unused", max_retries=0)
     async with client.realtime.connect(model="june") as conn:
         events = _Events(conn)
+        _, _, first = await events.wait_for(lambda ev: ev.type in ("session.created", "error"), 0, timeout)
+        if first.type == "error":  # e.g. too_many_sessions: the gateway serves as many as it answers in time
+            raise SessionRefused(f"{first.error.code}: {first.error.message}")
         await conn.session.update(session={"type": "realtime", "instructions": INSTRUCTIONS, "audio": {"input": {
             "transcription": {"language": "en", **({"model": stt_model} if stt_model else {})},
             "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300},
@@ -373,7 +380,11 @@ def realtime(
     models: list[str | None] = list(dict.fromkeys(stt_model)) if stt_model else [None]
     # stamina logs each scheduled retry of the burst as a warning; the background table counts them instead.
     logging.getLogger("stamina").setLevel(logging.ERROR)
-    runs = asyncio.run(_measure_all(gateway, turns, barge_ins, api_key, timeout, models, spec, busy_burst_alone))
+    try:
+        runs = asyncio.run(_measure_all(gateway, turns, barge_ins, api_key, timeout, models, spec, busy_burst_alone))
+    except SessionRefused as e:
+        console.print(f"[bold red]the gateway refused the realtime session: {e}[/]")
+        raise typer.Exit(1) from None
     wide = Console(width=max(console.width, 150))  # one row per run: cut cells read worse than a long line
     if len(runs) == 1:  # without --busy and with one model: each measure in detail
         console.print(single_table(gateway, runs[0]))
