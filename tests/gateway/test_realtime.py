@@ -240,7 +240,9 @@ def test_sessions_are_bounded_per_gateway(stub_url: str) -> None:
         async with connect(_ws(url)) as first:
             await _next(first, "session.created")
             async with connect(_ws(url)) as second:
-                _assert_error(await _next(second), "too_many_sessions")
+                refused = await _next(second)
+                _assert_error(refused, "too_many_sessions")
+                assert "busy" in refused["error"]["message"] and "30 s" in refused["error"]["message"]
                 with pytest.raises(ConnectionClosed) as closed:
                     await second.recv()
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
