@@ -92,10 +92,9 @@ class Admission:
         Raises OpenAIError 503 (code server_busy, Retry-After) when `batch_queue` batch requests
         already wait. A caller cancelled while waiting leaves the queue.
         """
-        label = request_class
         arrived = time.perf_counter()
         if request_class == "batch" and self.batch_waiting >= self.batch_queue:
-            self.metrics.class_refused.labels(label).inc()
+            self.metrics.class_refused.labels(request_class).inc()
             retry = self.retry_after()
             raise OpenAIError(
                 503,
@@ -103,11 +102,6 @@ class Admission:
                 code="server_busy",
                 headers={"Retry-After": str(retry)},
             )
-        if request_class == "live":
-            self._admitted(label, arrived)
-            yield
-            self.metrics.class_service.labels(label).observe(time.perf_counter() - arrived)
-            return
         if request_class == "batch":
             self.batch_waiting += 1
             try:
@@ -115,24 +109,20 @@ class Admission:
             finally:
                 self.batch_waiting -= 1
             self.batch_running += 1
-        else:
+        elif request_class == "interactive":
             await self._wait(arrived, batch=False)
-        started = self._admitted(label, arrived)
+        started = time.perf_counter()  # live: at once
+        self.metrics.class_admitted.labels(request_class).inc()
+        self.metrics.class_wait.labels(request_class).observe(started - arrived)
         try:
             yield
         finally:
             served = time.perf_counter() - started
-            self.metrics.class_service.labels(label).observe(served)
+            self.metrics.class_service.labels(request_class).observe(served)
             if request_class == "batch":
                 self.batch_running -= 1
                 self.mean_batch_s = 0.7 * self.mean_batch_s + 0.3 * served
                 self._notify()
-
-    def _admitted(self, label: str, arrived: float) -> float:
-        now = time.perf_counter()
-        self.metrics.class_admitted.labels(label).inc()
-        self.metrics.class_wait.labels(label).observe(now - arrived)
-        return now
 
     async def _wait(self, arrived: float, *, batch: bool) -> None:
         """Return once no live work holds this request back (or it has waited `hold_s`) and, for

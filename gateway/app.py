@@ -99,6 +99,12 @@ def create_app(
         # lifespan so an app started twice (tests) registers its collectors afresh.
         registry = new_registry()
         counters = GatewayMetrics(registry)
+        admission = Admission(
+            counters,
+            hold_s=settings.live_hold_s,
+            batch_concurrency=settings.batch_concurrency,
+            batch_queue=settings.batch_queue,
+        )
         app.state.gateway = gateway = Gateway(
             keys=tuple(keys),
             pools=pools,
@@ -107,12 +113,7 @@ def create_app(
             max_body_bytes=settings.max_body_bytes,
             max_json_bytes=settings.max_json_bytes,
             max_json_depth=settings.max_json_depth,
-            admission=Admission(
-                counters,
-                hold_s=settings.live_hold_s,
-                batch_concurrency=settings.batch_concurrency,
-                batch_queue=settings.batch_queue,
-            ),
+            admission=admission,
             llm_priority=settings.llm_priority,
         )
         watchers = [asyncio.create_task(pool.watch(settings.health_interval_s)) for pool in pools.values()]
@@ -121,7 +122,7 @@ def create_app(
             registry,
             timeout=settings.read_timeout,
             telemetry=telemetry,
-            admission=gateway.admission,
+            admission=admission,
             live_proof=gateway.live_proof,
         )
         try:

@@ -69,11 +69,6 @@ def _deeper_than(value: object, limit: int) -> bool:
     return True
 
 
-def json_model(body: bytes, *, max_depth: int) -> str | None:
-    """The top-level `model` of a JSON object body; None when absent or null (see `json_fields`)."""
-    return json_fields(body, max_depth=max_depth).model
-
-
 @dataclass(frozen=True, slots=True)
 class JsonFields:
     """What the gateway reads of a JSON body: its `model` and OpenAI's `service_tier` (None when absent
@@ -84,7 +79,7 @@ class JsonFields:
 
 
 def json_fields(body: bytes, *, max_depth: int) -> JsonFields:
-    """The top-level `model` and `service_tier` of a JSON object body.
+    """The top-level `model` and `service_tier` of a JSON object body (each None when absent or null).
 
     Raises OpenAIError 400 (code invalid_json) for an empty body, bytes that are not strict JSON
     (RFC 8259: no NaN/Infinity, no lone surrogates, UTF-8 only), numbers out of range (integers

@@ -24,8 +24,8 @@ class Realtime:
     """What every realtime session shares: `settings`, the VAD model, one HTTP client for the loopback
     calls (`timeout` seconds to read, traced by `telemetry`, so a turn's calls join the trace; each
     marked live with `live_proof`), the gateway's `admission` (a turn waiting for its answer holds
-    other work back),
-    the session count and metrics (registered in the gateway's `registry`). Owned by the app's lifespan."""
+    other work back), the session count and metrics (registered in the gateway's `registry`). Owned
+    by the app's lifespan."""
 
     def __init__(
         self,
@@ -34,13 +34,13 @@ class Realtime:
         *,
         timeout: float,
         telemetry: Telemetry,
-        admission: Admission | None = None,
-        live_proof: LiveProof | None = None,
+        admission: Admission,
+        live_proof: LiveProof,
     ) -> None:
         self.settings = settings
         self.admission = admission
         # Every loopback call is live work (core.priority), proven with the gateway's secret.
-        live = {HEADER: "live", LIVE_PROOF: live_proof.secret} if live_proof is not None else {}
+        live = {HEADER: "live", LIVE_PROOF: live_proof.secret}
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0), headers=live)
         telemetry.instrument(self.http)
         self.tracer = telemetry.tracer("gateway.realtime")  # a span per transcription and per response
@@ -67,9 +67,8 @@ class Realtime:
         return self._vad
 
     def hold_others(self) -> LiveHold:
-        """Hold other classes of work back while a live turn waits for its answer (`gateway.admission`;
-        a no-op hold without admission)."""
-        return self.admission.hold() if self.admission is not None else LiveHold(None)
+        """Hold other classes of work back while a live turn waits for its answer (`gateway.admission`)."""
+        return self.admission.hold()
 
     async def aclose(self) -> None:
         await self.http.aclose()

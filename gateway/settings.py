@@ -130,9 +130,10 @@ class GatewaySettings(BaseSettings):
     parse JSON recursively fail with a 500 near 1000)."""
 
     live_hold_s: float = Field(5.0, ge=0)
-    """Seconds an interactive or batch request may wait to start while live work (a /v1/realtime turn)
-    is in flight, so it does not take the cores the live turn needs; then it goes anyway. 0: never wait
-    (e.g. every stage has a GPU of its own). See gateway.admission."""
+    """Seconds an interactive or batch request may wait to start while a live turn (/v1/realtime) waits
+    for its answer, from the end of the turn to its first audio, so it does not take the cores the live
+    turn needs; then it goes anyway. 0: never wait (e.g. every stage has a GPU of its own). See
+    gateway.admission."""
     batch_concurrency: int = Field(1, ge=1)
     """Batch requests (X-June-Class: batch, service_tier flex, or a batch key) in flight at once; more wait."""
     batch_queue: int = Field(64, ge=0)

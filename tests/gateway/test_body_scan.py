@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.bodies import json_model
+from gateway.bodies import json_fields
 from gateway.usage import UsageScanner
 
 
@@ -20,7 +20,7 @@ from gateway.usage import UsageScanner
     ],
 )
 def test_json_model_reads_only_a_top_level_string(body: bytes, model: str | None) -> None:
-    assert json_model(body, max_depth=64) == model
+    assert json_fields(body, max_depth=64).model == model
 
 
 def test_usage_from_a_json_answer_in_pieces() -> None:
