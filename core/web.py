@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from core.limits import RateLimited
+from core.priority import DEFAULT_CLASS, HEADER, RequestClass, parse_class
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,15 @@ def rate_limit_error(exc: RateLimited) -> OpenAIError:
         code="rate_limit_exceeded",
         headers={"Retry-After": str(exc.retry_after)},
     )
+
+
+def header_class(value: str | None, default: RequestClass = DEFAULT_CLASS) -> RequestClass:
+    """The request class an `X-June-Class` header value names (`core.priority.parse_class`; `default`
+    without one). Raises OpenAIError 400 (param the header, code invalid_value) for another value."""
+    try:
+        return parse_class(value, default)
+    except ValueError as e:
+        raise OpenAIError(400, str(e), param=HEADER, code="invalid_value") from None
 
 
 def _openai_error(_: Request, exc: OpenAIError) -> Response:

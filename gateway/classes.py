@@ -16,8 +16,8 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from core.priority import HEADER, RANK, RequestClass, parse_class
-from core.web import OpenAIError
+from core.priority import HEADER, RANK, RequestClass
+from core.web import OpenAIError, header_class
 from gateway.auth import ApiKey
 
 __all__ = ["LIVE_PROOF", "LiveProof", "resolve_class"]
@@ -45,11 +45,7 @@ def resolve_class(asked: str | None, service_tier: str | None, key: ApiKey, *, l
     for a class above what the key (or, for `live`, the session) may use.
     """
     ceiling: RequestClass = "live" if live else key.request_class
-    try:
-        default: RequestClass = "batch" if service_tier == "flex" and asked is None else ceiling
-        chosen = parse_class(asked, default=default)
-    except ValueError as e:
-        raise OpenAIError(400, str(e), param=HEADER, code="invalid_value") from None
+    chosen = header_class(asked, "batch" if service_tier == "flex" and asked is None else ceiling)
     if RANK[chosen] < RANK[ceiling]:
         raise OpenAIError(
             403,

@@ -24,8 +24,8 @@ from pydantic import ValidationError
 
 from core.audio import CONTENT_TYPES
 from core.disconnect import ClientGone, DisconnectWatch
-from core.priority import HEADER, RequestClass, parse_class
-from core.web import OpenAIError
+from core.priority import HEADER
+from core.web import OpenAIError, header_class
 from speech.engines import EngineInputError, Segment, TranscribeOptions, Transcript
 from speech.runtime import Engines
 from speech.scheduler import FINISHING, Ticket
@@ -56,15 +56,6 @@ async def _cancelled_if_client_leaves(request: Request, ticket: Ticket) -> Async
     if watch.gone:
         ticket.abandon()
         raise ClientGone
-
-
-def _request_class(request: Request) -> RequestClass:
-    """The request's class from its X-June-Class header (none: interactive); 400 naming the header
-    for another value."""
-    try:
-        return parse_class(request.headers.get(HEADER))
-    except ValueError as e:
-        raise OpenAIError(400, str(e), param=HEADER, code="invalid_value") from e
 
 
 def _text_field(form: Any, name: str) -> str | None:
@@ -132,7 +123,7 @@ def _speech_request(body: bytes) -> SpeechRequest:
 async def _transcription(request: Request, state: State, task: str) -> Response:
     settings: SpeechSettings = state.settings
     engines: Engines = state.engines
-    cls = _request_class(request)
+    cls = header_class(request.headers.get(HEADER))  # 400 for an unknown class
     form = await _form(request)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
@@ -241,7 +232,7 @@ async def speak(request: Request, state: State) -> Response:
     """
     settings: SpeechSettings = state.settings
     engines: Engines = state.engines
-    cls = _request_class(request)
+    cls = header_class(request.headers.get(HEADER))  # 400 for an unknown class
     data = _speech_request(await request.body())
     if not data.input.strip():
         raise OpenAIError(400, "input must not be empty.", param="input", code="empty_input")
