@@ -7,6 +7,14 @@ import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Annotated
+
+import typer
+
+CpuJobOption = Annotated[
+    bool, typer.Option("--cpu-job/--no-cpu-job", help="Run one other CPU-bound process for the whole burst.")
+]
+"""The burst benchmarks' `--cpu-job` option (see `cpu_job`)."""
 
 
 @contextlib.contextmanager

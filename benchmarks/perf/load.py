@@ -31,8 +31,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.perf.cpu_job import cpu_job
-from benchmarks.perf.endpoints import gateway_url
+from benchmarks.perf.cpu_job import CpuJobOption, cpu_job
+from benchmarks.perf.endpoints import BotsGateway, bots_gateway_url
 
 if TYPE_CHECKING:
     from bots.conversation import Conversations
@@ -139,12 +139,7 @@ async def _burst(
 
 
 def load(
-    gateway: Annotated[
-        str | None,
-        typer.Option(
-            help="Gateway base URL [default: JUNE_BOT_BASE_URL, else the one `june up` serves: http://127.0.0.1:8000]."
-        ),
-    ] = None,
+    gateway: BotsGateway = None,
     users: Annotated[
         int, typer.Option("--users", "-n", min=1, max=500, help="Users sending one voice message each, all at once.")
     ] = 20,
@@ -160,15 +155,10 @@ def load(
     out: Annotated[
         Path | None, typer.Option(dir_okay=False, writable=True, help="Also write the results here as JSON.")
     ] = None,
-    cpu: Annotated[
-        bool, typer.Option("--cpu-job/--no-cpu-job", help="Run one other CPU-bound process for the whole burst.")
-    ] = False,
+    cpu: CpuJobOption = False,
 ) -> None:
     """N concurrent voice round trips through the bots' core: time to reply audio, apologies, 503s."""
-    from bots.settings import BotSettings
-
-    bot = BotSettings()
-    base_url = gateway or (bot.base_url if "base_url" in bot.model_fields_set else gateway_url())
+    base_url, _ = bots_gateway_url(gateway)
     try:
         # stamina logs each scheduled retry as a warning; the table counts them (429/503 seen) instead.
         logging.getLogger("stamina").setLevel(logging.ERROR)

@@ -32,8 +32,8 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.perf.cpu_job import cpu_job
-from benchmarks.perf.endpoints import gateway_url, speech_url
+from benchmarks.perf.cpu_job import CpuJobOption, cpu_job
+from benchmarks.perf.endpoints import BotsGateway, bots_gateway_url, speech_url
 from benchmarks.perf.load import _percentile
 
 if TYPE_CHECKING:
@@ -182,18 +182,11 @@ async def _burst(
 
 
 def telegram(
-    gateway: Annotated[
-        str | None,
-        typer.Option(
-            help="Gateway base URL [default: JUNE_BOT_BASE_URL, else the one `june up` serves: http://127.0.0.1:8000]."
-        ),
-    ] = None,
+    gateway: BotsGateway = None,
     users: Annotated[
         int, typer.Option("--users", "-n", min=1, max=500, help="Chats sending one voice note each, all at once.")
     ] = 20,
-    cpu: Annotated[
-        bool, typer.Option("--cpu-job/--no-cpu-job", help="Run one other CPU-bound process for the whole burst.")
-    ] = False,
+    cpu: CpuJobOption = False,
     clip: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="The voice note (any format speech decodes).")
     ] = None,
@@ -215,11 +208,8 @@ def telegram(
     ] = None,
 ) -> None:
     """N voice notes at once through the real Telegram bot (aiogram, fake Bot API): voice replies, apologies, 503s."""
-    from bots.settings import BotSettings
-
-    bot = BotSettings()
-    base_url = gateway or (bot.base_url if "base_url" in bot.model_fields_set else gateway_url())
-    if speech is None and gateway is None and "base_url" not in bot.model_fields_set:
+    base_url, local = bots_gateway_url(gateway)
+    if speech is None and local:
         speech = speech_url()  # the stack `june up` serves on this machine
     logging.getLogger("stamina").setLevel(logging.ERROR)  # retries are counted (429/503), not logged
     try:
