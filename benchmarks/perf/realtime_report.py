@@ -156,31 +156,24 @@ def _idle_for(run: Run, runs: list[Run]) -> Run | None:
     return next((r for r in runs if r.label == "idle" and r.stt_model == run.stt_model and r.turns), None)
 
 
+def _per_run_table(title: str, caption: str, columns: list[str]) -> Table:
+    """A table with a row per run: a "run" column (left, never wrapped), then `columns` (right)."""
+    table = Table(title=title, caption=caption)
+    table.add_column("run", no_wrap=True)
+    for column in columns:
+        table.add_column(column, justify="right")
+    return table
+
+
 def runs_table(gateway: str, runs: list[Run]) -> Table:
     """One row per run (idle and busy): first audio p50/p95, busy/idle ratios, stages p50/p95, input WER."""
-    table = Table(
-        title=f"/v1/realtime via {gateway}: idle and busy runs (seconds; a/b = p50/p95)",
-        caption="first audio: end of speech → first reply audio; ×idle: busy p50 and p95 over the idle p50 "
+    table = _per_run_table(
+        f"/v1/realtime via {gateway}: idle and busy runs (seconds; a/b = p50/p95)",
+        "first audio: end of speech → first reply audio; ×idle: busy p50 and p95 over the idle p50 "
         "(goals ≤ 1.25×, ≤ 2×); VAD tail, STT, LLM first sentence, TTS first chunk: its parts; done: → reply "
         "transcript done; stalls: playback underruns per turn; WER: input transcript vs the prompts",
+        ["turns", "p50", "p95", "p50 ×idle", "p95 ×idle", "VAD", "STT", "LLM", "TTS", "done", "stalls", "WER"],
     )
-    columns = [
-        "run",
-        "turns",
-        "p50",
-        "p95",
-        "p50 ×idle",
-        "p95 ×idle",
-        "VAD",
-        "STT",
-        "LLM",
-        "TTS",
-        "done",
-        "stalls",
-        "WER",
-    ]
-    for column in columns:
-        table.add_column(column, justify="left" if column == "run" else "right", no_wrap=column == "run")
     for run in runs:
         if not run.turns:
             continue
@@ -190,41 +183,35 @@ def runs_table(gateway: str, runs: list[Run]) -> Table:
         if run.label == "busy" and idle is not None and first:
             base = _pct([t.first_audio for t in idle.turns], 0.5)
             ratios = [f"{_pct(first, 0.5) / base:.2f}×", f"{_pct(first, 0.95) / base:.2f}×"]
-        both = [f"{_pct(v, 0.5):.2f}/{_pct(v, 0.95):.2f}" for v in _stages(run.turns).values()]
-        done = [t.transcript_done for t in run.turns]
-        stalls = [t.stalled for t in run.turns]
+        stages = [*_stages(run.turns).values(), [t.transcript_done for t in run.turns], [t.stalled for t in run.turns]]
         table.add_row(
-            run.title(), str(len(run.turns)), f"{_pct(first, 0.5):.2f}", f"{_pct(first, 0.95):.2f}", *ratios, *both,
-            f"{_pct(done, 0.5):.2f}/{_pct(done, 0.95):.2f}", f"{_pct(stalls, 0.5):.2f}/{_pct(stalls, 0.95):.2f}",
-            f"{run.input_wer():.3f}",
+            run.title(), str(len(run.turns)), f"{_pct(first, 0.5):.2f}", f"{_pct(first, 0.95):.2f}", *ratios,
+            *(f"{_pct(v, 0.5):.2f}/{_pct(v, 0.95):.2f}" for v in stages), f"{run.input_wer():.3f}",
         )  # fmt: skip
     return table
 
 
 def background_table(runs: list[Run]) -> Table:
     """The background work of each busy run: the burst's replies and times, the chat loops' completions."""
-    table = Table(
-        title="Background work during the busy runs (seconds from its start)",
-        caption="burst: bot users, voice replies, apologies, refusals, 429/503 answers, first and last reply; "
+    table = _per_run_table(
+        "Background work during the busy runs (seconds from its start)",
+        "burst: bot users, voice replies, apologies, refusals, 429/503 answers, first and last reply; "
         "chat: batch-class completions done, failed, mean and p95 time, the class header as sent",
+        [
+            "users",
+            "voice",
+            "apologies",
+            "refused",
+            "429/503",
+            "first",
+            "last",
+            "chats",
+            "errors",
+            "mean",
+            "p95",
+            "class",
+        ],
     )
-    columns = [
-        "run",
-        "users",
-        "voice",
-        "apologies",
-        "refused",
-        "429/503",
-        "first",
-        "last",
-        "chats",
-        "errors",
-        "mean",
-        "p95",
-        "class",
-    ]
-    for column in columns:
-        table.add_column(column, justify="left" if column == "run" else "right", no_wrap=column == "run")
     for run in runs:
         bg = run.background
         if bg is None:
