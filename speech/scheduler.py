@@ -118,6 +118,12 @@ class Ticket:
         """Whether it has held a slot at some point."""
         return self.started_at is not None or self.served_s > 0
 
+    def _end_wait(self, now: float) -> None:
+        """Stop the wait for a slot (granted, cancelled or released) at `now`: added to `waited_s`."""
+        if self._waiting_since is not None:
+            self.waited_s += now - self._waiting_since
+            self._waiting_since = None
+
     async def start(self) -> None:
         """Wait for a model slot (see the module doc for the order); a no-op when already holding one.
         Cancelling the wait (the client went away) takes the request out of the queue."""
@@ -180,13 +186,17 @@ class Scheduler:
         self.max_queue = max_queue
         self.aging_s = aging_s
         self.mean_service_s: dict[RequestClass, float] = dict.fromkeys(CLASSES, initial_service_s)
-        self.pending = 0
         self.held: dict[SlotKind, int] = {"normal": 0, "live": 0}
         """Slots held right now, by kind."""
         self.admitted: dict[RequestClass, int] = dict.fromkeys(CLASSES, 0)
         self._waiting: list[Ticket] = []
         self._arrivals = 0
         self.metrics.slots.set(slots)
+
+    @property
+    def pending(self) -> int:
+        """Requests admitted and not yet finished (waiting for or holding a slot), every class."""
+        return sum(self.admitted.values())
 
     @property
     def in_use(self) -> int:
@@ -203,7 +213,6 @@ class Scheduler:
             self.metrics.rejected.labels(cls).inc()
             raise Busy(self.retry_after(cls), cls)
         self.admitted[cls] += 1
-        self.pending += 1
         self._arrivals += 1
         self.metrics.admitted.labels(cls).inc()
         self.metrics.queue_depth.set(self.pending)
@@ -231,9 +240,7 @@ class Scheduler:
         self.held[kind] += 1
         ticket.slot = kind
         ticket.started_at = now
-        if ticket._waiting_since is not None:
-            ticket.waited_s += now - ticket._waiting_since
-            ticket._waiting_since = None
+        ticket._end_wait(now)
 
     def _free(self, ticket: Ticket) -> None:
         """`ticket` gives its slot back (accounting only; `_dispatch` hands it on)."""
@@ -272,8 +279,7 @@ class Scheduler:
                 self._free(ticket)
             else:
                 self._waiting.remove(ticket)
-                ticket.waited_s += time.monotonic() - (ticket._waiting_since or time.monotonic())
-                ticket._waiting_since = None
+                ticket._end_wait(time.monotonic())
             self._dispatch()
             raise
 
@@ -294,14 +300,12 @@ class Scheduler:
     def finished(self, ticket: Ticket) -> None:
         """Account for `ticket` leaving: its slot (if it held one) goes to the first waiter; its wait
         and service times go to the metrics and the class's mean service time."""
-        self.pending -= 1
         self.admitted[ticket.cls] -= 1
         self.metrics.queue_depth.set(self.pending)
         if ticket._waiting_since is not None:  # released by its handler while waiting (normally cancelled first)
             if ticket in self._waiting:
                 self._waiting.remove(ticket)
-            ticket.waited_s += time.monotonic() - ticket._waiting_since
-            ticket._waiting_since = None
+            ticket._end_wait(time.monotonic())
         if ticket.started_at is not None:
             self._free(ticket)
             self._dispatch()
