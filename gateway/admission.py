@@ -9,6 +9,11 @@ live turn runs, instead of leaving every stage to share the CPU out evenly:
   live turns cannot starve them. Requests already running go on (the upstreams order their own
   queues by class too), and so does everything once the answer is being heard: the rest of a
   reply is made faster than it plays, and holding the box for it would only stall the bots.
+- With a live window file (`core.live_signal`, set by `june up`), the same hold reaches into
+  vLLM: while a live turn waits for its first audio, and at most `hold_s` from the turn's end,
+  june's vLLM scheduler gives no steps to lower-class generations already running
+  (`june.llm.live_scheduler`), so the live transcription, first sentence and first audio get the
+  cores; the paused generations then go on where they were.
 - batch: at most `batch_concurrency` in flight at once (per gateway); `batch_queue` more wait in
   arrival order; beyond that, 503 ``server_busy`` with a Retry-After from the recent batch service
   time.
@@ -21,28 +26,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections.abc import AsyncIterator
 
+from core.live_signal import LiveSignal
 from core.priority import RequestClass
 from core.web import OpenAIError
 from gateway.metrics import GatewayMetrics
 
 __all__ = ["Admission", "LiveHold"]
 
+log = logging.getLogger(__name__)
+
 
 class LiveHold:
     """One live turn holding other classes back (`Admission.hold`); `release` (idempotent) ends it."""
 
-    def __init__(self, admission: Admission | None) -> None:
+    def __init__(self, admission: Admission | None, deadline: float = 0.0) -> None:
         self._admission = admission
+        self.deadline = deadline
+        """When this hold stops pausing the LLM's other work at the latest (time.monotonic())."""
 
     def release(self) -> None:
         """Let the held requests go (once the turn's answer has started to play, or the turn ended)."""
         admission, self._admission = self._admission, None
         if admission is not None:
-            admission._released()
+            admission._released(self)
 
 
 class Admission:
@@ -56,13 +67,15 @@ class Admission:
         batch_concurrency: int = 1,
         batch_queue: int = 64,
         initial_batch_s: float = 10.0,
+        live_signal: LiveSignal | None = None,
     ) -> None:
         self.metrics = metrics
         self.hold_s = hold_s
         self.batch_concurrency = batch_concurrency
         self.batch_queue = batch_queue
-        self.live = 0
-        """Live turns waiting for their first audio now (`hold`)."""
+        self.live_signal = live_signal
+        """Where the holds are announced to the LLM server (None: nowhere)."""
+        self._holds: set[LiveHold] = set()
         self.batch_running = 0
         self.batch_waiting = 0
         self.mean_batch_s = initial_batch_s
@@ -72,14 +85,31 @@ class Admission:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    @property
+    def live(self) -> int:
+        """Live turns waiting for their first audio now (`hold`)."""
+        return len(self._holds)
+
     def hold(self) -> LiveHold:
         """Hold other classes back until the returned hold's `release` (a live turn waiting for its answer)."""
-        self.live += 1
-        return LiveHold(self)
+        hold = LiveHold(self, time.monotonic() + self.hold_s)
+        self._holds.add(hold)
+        self._announce()
+        return hold
 
-    def _released(self) -> None:
-        self.live -= 1
+    def _released(self, hold: LiveHold) -> None:
+        self._holds.discard(hold)
+        self._announce()
         self._notify()
+
+    def _announce(self) -> None:
+        """Write the latest deadline of the holds in force to the live window file (0: none)."""
+        if self.live_signal is None:
+            return
+        try:
+            self.live_signal.set(max((h.deadline for h in self._holds), default=None))
+        except OSError as e:  # the turn goes on; only the LLM's other work is not paused for it
+            log.warning("cannot write the live window file %s: %s", self.live_signal.path, e)
 
     def retry_after(self) -> int:
         """Seconds until a batch place is likely free: waiting × mean batch service time / concurrency."""

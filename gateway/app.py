@@ -16,6 +16,7 @@ from litestar.types import Guard
 from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from core.limits import Limiter, Limits, make_limiter
+from core.live_signal import LiveSignal
 from core.observability import Telemetry, new_registry, setup
 from core.web import exception_handlers
 from gateway.admission import Admission
@@ -37,6 +38,19 @@ def limits_from(settings: GatewaySettings) -> Limits:
         concurrent=settings.concurrent_requests,
         window_s=settings.limit_window_s,
     )
+
+
+def live_signal(settings: GatewaySettings) -> LiveSignal | None:
+    """The live window file the gateway's admission writes (`core.live_signal`), reset to "no live
+    turn" (a file left by an earlier gateway could still name a deadline); None when not configured.
+
+    Raises OSError when the file cannot be written, so a wrong path fails the start, not a turn.
+    """
+    if settings.live_signal is None:
+        return None
+    signal = LiveSignal(settings.live_signal)
+    signal.set(None)
+    return signal
 
 
 def metrics_guard(settings: GatewaySettings) -> list[Guard]:
@@ -104,6 +118,7 @@ def create_app(
             hold_s=settings.live_hold_s,
             batch_concurrency=settings.batch_concurrency,
             batch_queue=settings.batch_queue,
+            live_signal=live_signal(settings),
         )
         app.state.gateway = gateway = Gateway(
             keys=tuple(keys),

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.live_signal import LiveSignalPath
+
 
 def _split_list(value: Any) -> Any:
     # From the environment the value is a raw string: "a,b", '["a","b"]' or "" (none).
@@ -134,6 +136,10 @@ class GatewaySettings(BaseSettings):
     for its answer, from the end of the turn to its first audio, so it does not take the cores the live
     turn needs; then it goes anyway. 0: never wait (e.g. every stage has a GPU of its own). See
     gateway.admission."""
+    live_signal: LiveSignalPath = None
+    """The live window file (core.live_signal) the gateway writes while a live turn waits for its first
+    audio, so june's vLLM on the same host pauses lower-class generations for it (JUNE_LLM_LIVE_SIGNAL
+    names the same file). `june up` sets both; None or "": not written."""
     batch_concurrency: int = Field(1, ge=1)
     """Batch requests (X-June-Class: batch, service_tier flex, or a batch key) in flight at once; more wait."""
     batch_queue: int = Field(64, ge=0)

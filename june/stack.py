@@ -14,9 +14,11 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from rich.console import Console
@@ -145,6 +147,17 @@ class Plan:
     """The gateway's first API key, for the printed curl; None when the gateway is open."""
 
 
+def live_window(gateway_port: int) -> str:
+    """The live window file (core.live_signal) the stack's gateway, vLLM and speech service share: the
+    one JUNE_GATEWAY_LIVE_SIGNAL, JUNE_LLM_LIVE_SIGNAL or JUNE_SPEECH_LIVE_SIGNAL names ("" turns the
+    pause off for all three), else `june-live-<gateway port>` in the temporary folder (one per stack
+    on this host)."""
+    for name in ("JUNE_GATEWAY_LIVE_SIGNAL", "JUNE_LLM_LIVE_SIGNAL", "JUNE_SPEECH_LIVE_SIGNAL"):
+        if name in os.environ:
+            return os.environ[name]
+    return str(Path(tempfile.gettempdir()) / f"june-live-{gateway_port}")
+
+
 def plan(*, with_bots: bool = True) -> Plan:
     """The services of the stack on their settings (env `JUNE_*`); bots only when tokens are set."""
     from bots.settings import DiscordSettings, TelegramSettings
@@ -154,9 +167,10 @@ def plan(*, with_bots: bool = True) -> Plan:
 
     speech, llm, gw = SpeechSettings(), LLMSettings(), GatewaySettings()
     speech_url, llm_url, gw_url = (local_url(s.host, s.port) for s in (speech, llm, gw))
+    window = live_window(gw.port)
     services = [
-        Service("llm", "june.llm", f"{llm_url}/health"),
-        Service("speech", "speech", f"{speech_url}/ready"),
+        Service("llm", "june.llm", f"{llm_url}/health", {"JUNE_LLM_LIVE_SIGNAL": window}),
+        Service("speech", "speech", f"{speech_url}/ready", {"JUNE_SPEECH_LIVE_SIGNAL": window}),
         Service(
             "gateway",
             "gateway",
@@ -164,6 +178,7 @@ def plan(*, with_bots: bool = True) -> Plan:
             {
                 "JUNE_GATEWAY_LLM_URL": os.environ.get("JUNE_GATEWAY_LLM_URL", llm_url),
                 "JUNE_GATEWAY_SPEECH_URL": os.environ.get("JUNE_GATEWAY_SPEECH_URL", speech_url),
+                "JUNE_GATEWAY_LIVE_SIGNAL": window,
             },
         ),
     ]

@@ -19,7 +19,11 @@ Live work never waits behind other work:
   again with its original arrival, so it goes on as soon as that work is done. Whisper decodes a
   30-second window of speech per model call (several segments at once), so a transcription gives
   way at most one window's compute later; a 20 s clip is one window, and the live slot is what
-  keeps a live turn from waiting behind it.
+  keeps a live turn from waiting behind it;
+- with the live window file (`core.live_signal`, which the gateway on this host writes from the end
+  of a live turn to its first audio), non-live requests start no new unit while it is open: a
+  transcription waits before its first segment, a speech before its next sentence, keeping their
+  slots, so the live turn has the cores (vLLM pauses its other work for the same window).
 
 No starvation: within a class it is first come, first served, and a batch request that has waited
 `aging_s` seconds ranks as interactive (ahead of every interactive request that arrived after it)
@@ -48,6 +52,7 @@ from typing import Literal
 
 import anyio
 
+from core.live_signal import LiveSignal
 from core.priority import CLASSES, DEFAULT_CLASS, RANK, RequestClass
 from core.web import OpenAIError
 from speech.metrics import SpeechMetrics
@@ -63,6 +68,10 @@ NEW: Priority = 1
 """A request that starts new work (a transcription)."""
 
 SlotKind = Literal["normal", "live"]
+
+
+LIVE_WINDOW_POLL_S = 0.02
+"""How often non-live work waiting out the live window looks at it again (seconds)."""
 
 
 def default_slots(device: str) -> int:
@@ -125,15 +134,21 @@ class Ticket:
             self._waiting_since = None
 
     async def start(self) -> None:
-        """Wait for a model slot (see the module doc for the order); a no-op when already holding one.
-        Cancelling the wait (the client went away) takes the request out of the queue."""
+        """Wait for a model slot (see the module doc for the order), then, for a non-live request, for
+        the live window to close; a no-op when already holding one. Cancelling the wait (the client
+        went away) takes the request out of the queue."""
         if self.started_at is None and not self.released:
             await self.scheduler.acquire(self)
+            await self.scheduler.live_window_closed(self)
 
     async def checkpoint(self) -> bool:
         """Between two units of work: when a request of a higher class waits for a slot, give this one
-        up and wait for it again (same arrival); True if it did. Live requests never give way."""
-        if self.started_at is None or self.released or not self.scheduler.should_yield(self):
+        up and wait for it again (same arrival); True if it did. Live requests never give way. A
+        non-live request also waits here while the live window is open (keeping its slot)."""
+        if self.started_at is None or self.released:
+            return False
+        await self.scheduler.live_window_closed(self)
+        if not self.scheduler.should_yield(self):
             return False
         self.preemptions += 1
         self.scheduler.metrics.preempted.labels(self.cls).inc()
@@ -179,8 +194,11 @@ class Scheduler:
         live_slots: int = 1,
         aging_s: float = 30.0,
         metrics: SpeechMetrics | None = None,
+        live_signal: LiveSignal | None = None,
     ) -> None:
         self.metrics = metrics or SpeechMetrics()
+        self.live_signal = live_signal
+        """The live window file (core.live_signal) written by the gateway on this host; None: not read."""
         self.slots = slots
         self.live_slots = live_slots
         self.max_queue = max_queue
@@ -282,6 +300,15 @@ class Scheduler:
                 ticket._end_wait(time.monotonic())
             self._dispatch()
             raise
+
+    async def live_window_closed(self, ticket: Ticket) -> None:
+        """Return once the live window is closed (at once for a live `ticket` or without a window file):
+        while a live turn waits for its first audio, non-live work starts no new unit (a segment, a
+        sentence), so the cores go to the live turn. The window closes by its deadline at the latest."""
+        if self.live_signal is None or ticket.cls == "live":
+            return
+        while (left := self.live_signal.remaining()) > 0:  # noqa: ASYNC110 - another process writes the file: polled
+            await anyio.sleep(min(left, LIVE_WINDOW_POLL_S))
 
     def should_yield(self, ticket: Ticket) -> bool:
         """Whether a request of a higher class than running `ticket` waits for the normal slot it holds

@@ -70,7 +70,14 @@ def speech_log(engine: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def speech_services(logs_dir: Path) -> Iterator[Callable[[str], str]]:
+def live_window(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The live window file (core.live_signal) the test services share, as `june up` sets it: the
+    gateways write it, vLLM and the speech services read it."""
+    return tmp_path_factory.mktemp("live") / "window"
+
+
+@pytest.fixture(scope="session")
+def speech_services(logs_dir: Path, live_window: Path) -> Iterator[Callable[[str], str]]:
     """`engine` → the base URL of a real speech service (faster-whisper + that TTS engine, offline
     defaults), each started once, on first use. A service for another engine than the default
     preloads no Whisper model (tests transcribe through the default one).
@@ -89,6 +96,7 @@ def speech_services(logs_dir: Path) -> Iterator[Callable[[str], str]]:
                 port = free_port()
                 url = f"http://127.0.0.1:{port}"
                 env = {"JUNE_SPEECH_HOST": "127.0.0.1", "JUNE_SPEECH_PORT": str(port), "JUNE_SPEECH_TTS_ENGINE": engine}
+                env["JUNE_SPEECH_LIVE_SIGNAL"] = str(live_window)
                 if engine != TTS_ENGINES[0]:
                     env["JUNE_SPEECH_PRELOAD"] = "[]"
                 name = speech_log(engine).removesuffix(".log")
@@ -136,7 +144,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def llm_url(logs_dir: Path) -> Iterator[str]:
+def llm_url(logs_dir: Path, live_window: Path) -> Iterator[str]:
     """vLLM's OpenAI server on CPU with the embedded default model (first run converts it: ~1 min).
 
     It also runs vLLM's `qwen3` reasoning parser, the GPU presets' own (REASONING_ARGS), with
@@ -151,12 +159,15 @@ def llm_url(logs_dir: Path) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"JUNE_LLM_HOST": "127.0.0.1", "JUNE_LLM_PORT": str(port), "JUNE_LLM_EXTRA_ARGS": REASONING_ARGS}
+    env["JUNE_LLM_LIVE_SIGNAL"] = str(live_window)
     with run_service("llm", ["-m", "june.llm"], env, f"{url}/health", logs_dir, timeout=600):
         yield url
 
 
 @pytest.fixture(scope="session")
-def gateways(logs_dir: Path, speech_services: Callable[[str], str], llm_url: str) -> Iterator[Callable[[str], str]]:
+def gateways(
+    logs_dir: Path, speech_services: Callable[[str], str], llm_url: str, live_window: Path
+) -> Iterator[Callable[[str], str]]:
     """`engine` → the base URL of a gateway (without API keys) in front of vLLM and the real speech
     service with that engine, each started once, on first use."""
     urls: dict[str, str] = {}
@@ -171,6 +182,7 @@ def gateways(logs_dir: Path, speech_services: Callable[[str], str], llm_url: str
                     "JUNE_GATEWAY_PORT": str(port),
                     "JUNE_GATEWAY_LLM_URL": llm_url,
                     "JUNE_GATEWAY_SPEECH_URL": speech_services(engine),
+                    "JUNE_GATEWAY_LIVE_SIGNAL": str(live_window),
                 }
                 name = "gateway" if engine == TTS_ENGINES[0] else f"gateway-{engine}"
                 stack.enter_context(run_service(name, ["-m", "gateway"], env, f"{url}/health", logs_dir, timeout=60))

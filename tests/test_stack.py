@@ -46,6 +46,31 @@ def test_a_bot_without_an_http_port_is_not_polled(monkeypatch: pytest.MonkeyPatc
     assert bots["telegram"] == "" and bots["discord"].endswith("/health"), bots
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "default"),
+        ({"JUNE_LLM_LIVE_SIGNAL": "/run/june/live"}, "/run/june/live"),
+        ({"JUNE_GATEWAY_LIVE_SIGNAL": ""}, ""),
+    ],
+    ids=["default", "named-once", "turned-off"],
+)
+def test_the_stack_shares_one_live_window_file(monkeypatch: pytest.MonkeyPatch, env: dict, expected: str) -> None:
+    """The gateway writes the live window, vLLM and the speech service read it: `june up` gives all three
+    the same file (one per gateway port), the one a variable names, or "" (off) to all."""
+    for name in ("JUNE_GATEWAY_LIVE_SIGNAL", "JUNE_LLM_LIVE_SIGNAL", "JUNE_SPEECH_LIVE_SIGNAL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("JUNE_GATEWAY_PORT", "8123")
+    services = {s.name: s.env for s in plan(with_bots=False).services}
+    files = {services["llm"]["JUNE_LLM_LIVE_SIGNAL"], services["speech"]["JUNE_SPEECH_LIVE_SIGNAL"]}
+    files.add(services["gateway"]["JUNE_GATEWAY_LIVE_SIGNAL"])
+    assert len(files) == 1, files
+    (file,) = files
+    assert file.endswith("june-live-8123") if expected == "default" else file == expected
+
+
 def _processes_with(marker: str) -> list[int]:
     """Pids whose environment holds `marker` (a KEY=VALUE line)."""
     found = []

@@ -29,11 +29,13 @@ from june.llm.preflight import (
     torch_cuda_archs,
 )
 from june.llm.presets import Preset, UnknownPreset, get_preset
-from june.llm.settings import LLMSettings
+from june.llm.settings import LIVE_SIGNAL_ENV, LLMSettings
 
 log = logging.getLogger(__name__)
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+LIVE_SCHEDULER = "june.llm.live_scheduler.LiveFirstScheduler"
+"""vLLM's scheduler with the live window (CPU presets with LLMSettings.live_signal)."""
 
 
 def vllm_dtype(settings: LLMSettings, preset: Preset, *, native_bf16: bool | None = None) -> str:
@@ -77,6 +79,8 @@ def vllm_command(
     argv.append("--enable-prefix-caching" if preset.prefix_caching else "--no-enable-prefix-caching")
     # Each request's class arrives as its `priority` (the gateway's llm_priority; core.priority).
     argv += ["--scheduling-policy", "priority"]
+    if preset.device == "cpu" and settings.live_signal is not None:
+        argv += ["--scheduler-cls", LIVE_SCHEDULER]
     if preset.tool_call_parser:
         argv += ["--enable-auto-tool-choice", "--tool-call-parser", preset.tool_call_parser]
     if preset.reasoning_parser:
@@ -92,6 +96,8 @@ def vllm_command(
         env["VLLM_CPU_KVCACHE_SPACE"] = str(settings.cpu_kv_cache_gib)
         env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(settings.cpu_reserved_cores)
         env[vllm_plugin.ENV] = str(settings.cpu_idle_spin_ms)
+        if settings.live_signal is not None:
+            env[LIVE_SIGNAL_ENV] = str(settings.live_signal)
     if preset.offline is not None:
         env["HF_HUB_OFFLINE"] = "1"  # a local folder: never ask the hub
     return argv, env

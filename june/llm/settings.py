@@ -10,6 +10,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.cache import default_cache_dir
+from core.live_signal import LiveSignalPath
+
+LIVE_SIGNAL_ENV = "JUNE_LLM_LIVE_SIGNAL"
+"""`LLMSettings.live_signal`'s variable, which june.llm.server also sets in vLLM's environment for the
+scheduler and plugin that read it there (june.llm.live_scheduler, june.llm.vllm_plugin)."""
 
 
 class LLMSettings(BaseSettings):
@@ -39,6 +44,10 @@ class LLMSettings(BaseSettings):
     plugin (june.llm.vllm_plugin)."""
     cpu_reserved_cores: int = Field(0, ge=0)
     """CPU cores vLLM keeps free of inference threads on CPU (VLLM_CPU_NUM_OF_RESERVED_CPU); vLLM's own default is 1."""
+    live_signal: LiveSignalPath = None
+    """The live window file (core.live_signal) the gateway on this host writes while a live turn waits for
+    its first audio; on CPU, june's vLLM scheduler (june.llm.live_scheduler) then pauses lower-class
+    generations. `june up` sets it, and JUNE_GATEWAY_LIVE_SIGNAL, to the same file; None or "": off."""
     served_model_name: str | None = None
     """Model name clients send and /v1/models lists; None takes the preset's name."""
     extra_args: str = ""

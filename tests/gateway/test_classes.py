@@ -13,6 +13,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from core.live_signal import LiveSignal
 from core.priority import VLLM_PRIORITY
 from gateway.app import create_app
 from gateway.auth import make_key, parse_keys_file
@@ -158,6 +159,41 @@ def test_a_live_turn_holds_other_work_until_its_answer_plays(stub_url: str, stub
         assert other.at < done - 0.5
     else:  # held 0.3 s at most, then sent while the reply was still being written
         assert other.at - live_chat.at < 1.2 and other.at < first_audio - 0.5
+
+
+def test_a_live_turn_opens_the_live_window_until_its_first_audio(
+    stub_url: str, stub: StubUpstream, tmp_path: Path
+) -> None:
+    """With a live window file (core.live_signal), the gateway resets it when it starts, announces a
+    realtime response's wait for its answer there (deadline: `live_hold_s` after the turn ended), and
+    closes it when the first audio goes out; vLLM and the speech service pause other work meanwhile."""
+    stub.script = ["The", " sky", " is", " blue", " because", " air", " scatters", " light."]
+    window = LiveSignal(tmp_path / "live")
+    window.set(time.monotonic() + 30)  # left by an earlier gateway
+    app = create_app(gateway_settings(stub_url, live_hold_s=10.0, read_timeout=10.0, live_signal=window.path))
+    seen: dict[str, float] = {}
+
+    async def run(url: str) -> None:
+        async with connect(url.replace("http", "ws") + "/v1/realtime") as ws:
+            seen["at start"] = window.remaining()
+            item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Why?"}]}
+            await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+            await ws.send(json.dumps({"type": "response.create"}))
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                assert message["type"] != "error", message
+                if message["type"] == "response.created":
+                    seen["waiting for the answer"] = window.remaining()
+                if message["type"] == "response.output_audio.delta":
+                    seen.setdefault("first audio", window.remaining())
+                if message["type"] == "response.done":
+                    break
+
+    with serve_in_thread(app) as url:
+        asyncio.run(run(url))
+    assert seen["at start"] == 0.0
+    assert 8.0 < seen["waiting for the answer"] <= 10.0
+    assert seen["first audio"] == 0.0 and window.remaining() == 0.0
 
 
 def test_live_requests_themselves_hold_nothing(prio_gw: tuple[str, object], stub: StubUpstream) -> None:

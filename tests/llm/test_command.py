@@ -13,7 +13,7 @@ import pytest
 from june.llm.preflight import detect_gpus
 from june.llm.presets import CPU_PRESET, GPU_PRESET, get_preset
 from june.llm.server import vllm_command
-from june.llm.settings import LLMSettings
+from june.llm.settings import LIVE_SIGNAL_ENV, LLMSettings
 
 
 def flag(argv: list[str], name: str) -> str:
@@ -103,3 +103,17 @@ def test_unknown_preset_lists_the_valid_ones() -> None:
         [sys.executable, "-m", "june.llm"], check=False, env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 2 and "unknown LLM preset 'gpt-5'" in out.stderr and CPU_PRESET in out.stderr
+
+
+def test_the_live_window_reaches_vllm_on_cpu_only() -> None:
+    """With a live window file, a CPU vLLM runs june's scheduler and gets the file's path (its plugin reads
+    it too); a GPU vLLM keeps its own (async) scheduler."""
+    s = LLMSettings(_env_file=None, live_signal="/run/june-live")
+    argv, env = vllm_command(s, get_preset(CPU_PRESET), "/models/hf", base_env={}, native_bf16=False)
+    assert flag(argv, "--scheduler-cls") == "june.llm.live_scheduler.LiveFirstScheduler"
+    assert env[LIVE_SIGNAL_ENV] == "/run/june-live"
+    preset = get_preset(GPU_PRESET)
+    argv, env = vllm_command(s, preset, preset.model, base_env={})
+    assert "--scheduler-cls" not in argv and LIVE_SIGNAL_ENV not in env
+    argv, env = vllm_command(LLMSettings(_env_file=None, live_signal=""), get_preset(CPU_PRESET), "/m", base_env={})
+    assert "--scheduler-cls" not in argv and LIVE_SIGNAL_ENV not in env  # "" turns it off

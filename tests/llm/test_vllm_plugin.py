@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from june.llm.vllm_plugin import ENV, POLL_MS, register
+from core.live_signal import LiveSignal
+from june.llm.settings import LIVE_SIGNAL_ENV
+from june.llm.vllm_plugin import ENV, POLL_MS, WINDOW_CHECK_S, register
 
 shm_broadcast = pytest.importorskip("vllm.distributed.device_communicators.shm_broadcast")
 
@@ -46,3 +49,24 @@ def test_without_the_variable_vllm_keeps_its_busy_loop(spin: type, monkeypatch: 
     reader = _reader(polls)
     spin.wait(reader, timeout_ms=7)
     assert reader.busy_loop_s == 1.0 and polls == []  # still inside its 1 s: yielded and returned
+
+
+def test_while_the_live_window_is_open_a_reader_does_not_spin(
+    spin: type, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The paused engine steps an empty batch every few ms; a reader that spun 20 ms after each would
+    keep a core from the live turn's transcription, so it sleeps on its socket until the window closes."""
+    window = LiveSignal(tmp_path / "live")
+    window.set(time.monotonic() + 30)
+    monkeypatch.setenv(ENV, "20")
+    monkeypatch.setenv(LIVE_SIGNAL_ENV, str(window.path))
+    register()
+    polls: list[int | None] = []
+    reader = _reader(polls)  # just read: inside the 20 ms cap
+    spin.wait(reader, timeout_ms=7)
+    assert polls == [7]  # slept on its socket at once
+    window.set(None)
+    time.sleep(WINDOW_CHECK_S)
+    reader.last_read = time.monotonic()
+    spin.wait(reader, timeout_ms=7)
+    assert polls == [7] and reader.busy_loop_s == pytest.approx(0.02)  # closed: spins within the cap again

@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 import anyio
 import pytest
 
+from core.live_signal import LiveSignal
 from core.priority import RequestClass
 from speech.lanes import Lanes
 from speech.scheduler import FINISHING, NEW, Busy, Priority, Scheduler, Ticket
@@ -218,5 +220,33 @@ def test_lanes_run_non_live_calls_on_niced_threads_and_a_cancelled_call_not_at_a
             assert not ran.is_set()
         finally:
             lanes.close()
+
+    anyio.run(main)
+
+
+def test_non_live_work_starts_no_new_unit_while_the_live_window_is_open(tmp_path) -> None:
+    """With the gateway's live window open (core.live_signal), a non-live request waits before its first
+    unit and at its next unit boundary, keeping its slot; live work goes on; all go on once it closes."""
+
+    async def main() -> None:
+        window = LiveSignal(tmp_path / "live")
+        scheduler = Scheduler(slots=2, max_queue=8, live_slots=1, live_signal=window)
+        events: list[str] = []
+        running = scheduler.admit("batch")
+        await running.start()  # window closed: starts at once
+
+        async def unit(name: str, ticket: Ticket, boundary: bool) -> None:
+            await (ticket.checkpoint() if boundary else ticket.start())
+            events.append(name)
+
+        window.set(time.monotonic() + 30)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(unit, "batch-next-unit", running, True)
+            tg.start_soon(unit, "interactive-start", scheduler.admit("interactive"), False)
+            tg.start_soon(unit, "live-start", scheduler.admit("live"), False)
+            await anyio.sleep(0.2)
+            assert events == ["live-start"]  # the others hold: 10 polls of the window passed
+            window.set(None)
+        assert sorted(events[1:]) == ["batch-next-unit", "interactive-start"]
 
     anyio.run(main)

@@ -1,0 +1,70 @@
+"""june's vLLM scheduler on CPU: vLLM's own, plus a pause of lower-class work while a live turn waits.
+
+vLLM's priority policy orders the queue by each request's `priority` (june's classes:
+core.priority.VLLM_PRIORITY), but a generation that is already running goes on, batched with the live
+one, and on a CPU box it also takes the cores from the live turn's transcription and speech, which
+run outside vLLM. While the live window file (`core.live_signal`: LLMSettings.live_signal, which
+june.llm.server passes on to vLLM as LIVE_SIGNAL_ENV) names a deadline still ahead, this
+scheduler gives steps only to live requests (priority 0):
+
+- running requests of a lower class are skipped step by step (vLLM's own per-request
+  `next_decode_eligible_step`), so they keep their KV cache and their place, and go on with the next
+  token once the window closes;
+- waiting requests of a lower class are not admitted (skipped like a blocked request);
+- a step with nothing to run sleeps `IDLE_SLEEP_S` instead of vLLM's 1 ms poll, so the paused engine
+  does not itself take a core.
+
+The gateway opens the window at the end of a live turn and closes it at the turn's first audio, at
+most its `live_hold_s` later; without the file (GPU hosts, or a vLLM on another host) nothing
+changes. Loaded by vLLM with `--scheduler-cls june.llm.live_scheduler.LiveFirstScheduler`
+(june.llm.server, CPU presets only: on a GPU vLLM's async scheduler, which this subclasses
+not, keeps the GPU busy, and the LLM does not share the CPU's cores with speech).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from vllm.v1.core.sched.scheduler import Scheduler
+
+from core.live_signal import LiveSignal
+from core.priority import VLLM_PRIORITY
+from june.llm.settings import LIVE_SIGNAL_ENV
+
+__all__ = ["IDLE_SLEEP_S", "LiveFirstScheduler"]
+
+IDLE_SLEEP_S = 0.01
+"""How long a step with nothing to run waits while the window is open (seconds): also the longest
+a live request arriving then waits for its first step."""
+LIVE = VLLM_PRIORITY["live"]
+
+
+class LiveFirstScheduler(Scheduler):
+    """vLLM's Scheduler that runs only live requests while the live window is open (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        path = os.environ.get(LIVE_SIGNAL_ENV)
+        self.live_signal = LiveSignal(path) if path else None
+        self.live_window_s = 0.0
+        """Seconds the live window stays open, as read at the start of this step (0: closed)."""
+
+    def schedule(self, throttle_prefills: bool = False) -> Any:
+        """vLLM's step schedule, with lower-class requests left out while the window is open."""
+        self.live_window_s = self.live_signal.remaining() if self.live_signal is not None else 0.0
+        if self.live_window_s > 0:
+            for request in self.running:
+                if request.priority > LIVE:  # vLLM's check: current_step (advanced first) < this → skipped
+                    request.next_decode_eligible_step = max(request.next_decode_eligible_step, self.current_step + 2)
+        output = super().schedule(throttle_prefills)
+        if self.live_window_s > 0 and output.total_num_scheduled_tokens == 0:
+            time.sleep(min(IDLE_SLEEP_S, self.live_window_s))
+        return output
+
+    def _handle_blocked_waiting_request(self, request: Any) -> bool:
+        """False (not this step) for a lower-class request while the window is open; else vLLM's check."""
+        if self.live_window_s > 0 and request.priority > LIVE:
+            return False
+        return bool(super()._handle_blocked_waiting_request(request))
