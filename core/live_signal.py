@@ -3,7 +3,8 @@
 On a CPU box every stage shares the same cores, and a generation vLLM has already started (a bot's
 reply, a benchmark's completion) keeps both busy while a live turn's transcription, first reply
 sentence and first audio wait for them. Priorities order vLLM's queue but do not pause what runs.
-So, from the end of a live turn to its first audio (the gateway's `Admission.hold`), the gateway
+So, while a live turn waits for its answer (the gateway's `Admission.hold`: its transcription,
+from the pause where the turn may end, and its response until the first audio), the gateway
 writes a deadline to this file, and june's vLLM scheduler (`june.llm.live_scheduler`) gives no
 steps to requests of a lower class until then: they keep their place and their KV cache and go on
 where they were. The deadline bounds every pause, so a hold that is never released (a crash) cannot

@@ -3,17 +3,19 @@
 The stages of a CPU box share its cores, so the gateway keeps other work from starting while a
 live turn runs, instead of leaving every stage to share the CPU out evenly:
 
-- live goes at once. While a live turn waits for its answer (a realtime response from the end of
-  the user's turn to its first audio: `Admission.hold`), interactive and batch requests wait
+- live goes at once. While a live turn waits for its answer (`Admission.hold`: a realtime turn's
+  transcription, also the early one started at a pause where the turn may end, and its response
+  until the first audio), interactive and batch requests wait
   before they start, each at most `hold_s` seconds; then they go anyway, so a steady stream of
   live turns cannot starve them. Requests already running go on (the upstreams order their own
   queues by class too), and so does everything once the answer is being heard: the rest of a
   reply is made faster than it plays, and holding the box for it would only stall the bots.
 - With a live window file (`core.live_signal`, set by `june up`), the same hold reaches into
-  vLLM: while a live turn waits for its first audio, and at most `hold_s` from the turn's end,
-  june's vLLM scheduler gives no steps to lower-class generations already running
-  (`june.llm.live_scheduler`), so the live transcription, first sentence and first audio get the
-  cores; the paused generations then go on where they were.
+  vLLM and the speech service: while a live turn waits for its answer, at most `hold_s` from each
+  hold's start, june's vLLM scheduler gives no steps to lower-class generations already running
+  (`june.llm.live_scheduler`) and the speech service starts no new unit of other work, so the live
+  transcription, first sentence and first audio get the cores; the paused work then goes on where
+  it was.
 - batch: at most `batch_concurrency` in flight at once (per gateway); `batch_queue` more wait in
   arrival order; beyond that, 503 ``server_busy`` with a Retry-After from the recent batch service
   time.
@@ -87,7 +89,7 @@ class Admission:
 
     @property
     def live(self) -> int:
-        """Live turns waiting for their first audio now (`hold`)."""
+        """Holds in force now (`hold`: live turns waiting for their answer)."""
         return len(self._holds)
 
     def hold(self) -> LiveHold:

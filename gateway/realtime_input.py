@@ -204,7 +204,10 @@ class InputAudio:
 
     async def _stream_transcript(self, pcm: bytes, out: _Transcription) -> None:
         """Transcribe `pcm` into `out`: its pieces as they come, then its Transcript or the VoiceError
-        to report. Always ends `out`, so whoever waits on it is never left hanging."""
+        to report. Always ends `out`, so whoever waits on it is never left hanging. Other classes of
+        work are held back while it runs (`gateway.admission`): from a pause, the turn may already
+        have ended, and the sooner its transcript is ready, the sooner the answer starts."""
+        hold = self.realtime.hold_others()
         with self.realtime.tracer.start_as_current_span("realtime.transcription"):
             try:
                 wav = await asyncio.to_thread(_wav, pcm)
@@ -220,6 +223,7 @@ class InputAudio:
             except VoiceError as e:
                 out.put(e)
             finally:
+                hold.release()
                 out.put(VoiceError("transcribe", "the transcription stopped"))  # ignored after an end
 
     async def _transcribe(

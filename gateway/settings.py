@@ -133,9 +133,9 @@ class GatewaySettings(BaseSettings):
 
     live_hold_s: float = Field(5.0, ge=0)
     """Seconds an interactive or batch request may wait to start while a live turn (/v1/realtime) waits
-    for its answer, from the end of the turn to its first audio, so it does not take the cores the live
-    turn needs; then it goes anyway. 0: never wait (e.g. every stage has a GPU of its own). See
-    gateway.admission."""
+    for its answer (its transcription, from the pause where the turn may end, and its response until
+    the first audio), so it does not take the cores the live turn needs; then it goes anyway. 0: never
+    wait (e.g. every stage has a GPU of its own). See gateway.admission."""
     live_signal: LiveSignalPath = None
     """The live window file (core.live_signal) the gateway writes while a live turn waits for its first
     audio, so june's vLLM on the same host pauses lower-class generations for it (JUNE_LLM_LIVE_SIGNAL

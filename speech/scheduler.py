@@ -20,10 +20,11 @@ Live work never waits behind other work:
   30-second window of speech per model call (several segments at once), so a transcription gives
   way at most one window's compute later; a 20 s clip is one window, and the live slot is what
   keeps a live turn from waiting behind it;
-- with the live window file (`core.live_signal`, which the gateway on this host writes from the end
-  of a live turn to its first audio), non-live requests start no new unit while it is open: a
-  transcription waits before its first segment, a speech before its next sentence, keeping their
-  slots, so the live turn has the cores (vLLM pauses its other work for the same window).
+- with the live window file (`core.live_signal`, which the gateway on this host writes while a live
+  turn waits for its answer: its transcription, then its response until the first audio), non-live
+  requests start no new unit while it is open: a transcription waits before its first segment, a
+  speech before its next sentence, keeping their slots, so the live turn has the cores
+  (vLLM pauses its other work for the same window).
 
 No starvation: within a class it is first come, first served, and a batch request that has waited
 `aging_s` seconds ranks as interactive (ahead of every interactive request that arrived after it)

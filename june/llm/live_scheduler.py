@@ -14,11 +14,12 @@ scheduler gives steps only to live requests (priority 0):
 - a step with nothing to run sleeps `IDLE_SLEEP_S` instead of vLLM's 1 ms poll, so the paused engine
   does not itself take a core.
 
-The gateway opens the window at the end of a live turn and closes it at the turn's first audio, at
-most its `live_hold_s` later; without the file (GPU hosts, or a vLLM on another host) nothing
-changes. Loaded by vLLM with `--scheduler-cls june.llm.live_scheduler.LiveFirstScheduler`
-(june.llm.server, CPU presets only: on a GPU vLLM's async scheduler, which this subclasses
-not, keeps the GPU busy, and the LLM does not share the CPU's cores with speech).
+The gateway opens the window while a live turn waits for its answer (its transcription, then its
+response until the first audio; gateway.admission), each time for at most its `live_hold_s`;
+without the file (GPU hosts, or a vLLM on another host) nothing changes. Loaded by vLLM with
+`--scheduler-cls june.llm.live_scheduler.LiveFirstScheduler` (june.llm.server, CPU presets only:
+on a GPU, vLLM's async scheduler, which this one does not subclass, keeps the GPU busy, and the LLM
+does not share the CPU's cores with speech).
 """
 
 from __future__ import annotations

@@ -129,11 +129,14 @@ class StubUpstream:
         self.calls: list[tuple[str, str]] | None = None
         """When set, a chat stream whose request carries `tools` streams these (name, arguments) tool calls,
         as vLLM does: the name in one delta, the arguments in two pieces, finish_reason "tool_calls"."""
+        self.transcription_s = 0.0
+        """Seconds a transcription or translation takes before it answers."""
         self.app = self._build()
 
     def reset(self) -> None:
         self.script = None
         self.calls = None
+        self.transcription_s = 0.0
         self.seen.clear()
         self.stream_finished.clear()
         self.stream_cut.clear()
@@ -286,6 +289,7 @@ class StubUpstream:
 
         async def _upload(request: Request) -> Response:
             seen = await stub._record(request)
+            await asyncio.sleep(stub.transcription_s)
             if b'name="stream"\r\n\r\ntrue' in seen.body:  # OpenAI's transcript events, two deltas
                 events = [
                     {"type": "transcript.text.delta", "delta": f"{len(seen.body)}"},

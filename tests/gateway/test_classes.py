@@ -4,6 +4,7 @@ upstreams are told (X-June-Class, vLLM's `priority`), admission by class, and th
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -194,6 +195,39 @@ def test_a_live_turn_opens_the_live_window_until_its_first_audio(
     assert seen["at start"] == 0.0
     assert 8.0 < seen["waiting for the answer"] <= 10.0
     assert seen["first audio"] == 0.0 and window.remaining() == 0.0
+
+
+def test_a_live_transcription_opens_the_live_window_while_it_runs(
+    stub_url: str, stub: StubUpstream, tmp_path: Path
+) -> None:
+    """A realtime turn's transcription (also the early one, started at a pause where the turn may end)
+    is live work the answer waits for: the window is open while it runs and closed once it is done."""
+    stub.transcription_s = 1.0
+    window = LiveSignal(tmp_path / "live")
+    app = create_app(gateway_settings(stub_url, live_hold_s=10.0, read_timeout=10.0, live_signal=window.path))
+    seen: list[float] = []
+
+    async def run(url: str) -> None:
+        async with connect(url.replace("http", "ws") + "/v1/realtime?intent=transcription") as ws:
+            audio = base64.b64encode(bytes(48_000)).decode()  # 1 s of pcm16 at 24 kHz
+            await ws.send(json.dumps({"type": "session.update", "session": {"type": "transcription",
+                "audio": {"input": {"turn_detection": None}}}}))  # fmt: skip
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            while True:
+                try:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 0.1))
+                except TimeoutError:
+                    seen.append(window.remaining())
+                    continue
+                assert message["type"] != "error", message
+                if message["type"] == "conversation.item.input_audio_transcription.completed":
+                    break
+
+    with serve_in_thread(app) as url:
+        asyncio.run(run(url))
+    assert len(seen) >= 5 and all(8.0 < left <= 10.0 for left in seen[1:-1]), seen  # open while it ran
+    assert window.remaining() == 0.0
 
 
 def test_live_requests_themselves_hold_nothing(prio_gw: tuple[str, object], stub: StubUpstream) -> None:
