@@ -25,6 +25,7 @@ from rich.console import Console
 
 from benchmarks.perf.background import Background, BackgroundSpec
 from benchmarks.perf.endpoints import gateway_url
+from benchmarks.perf.plot_option import PlotOut
 from benchmarks.perf.realtime_report import (
     BargeIn,
     Run,
@@ -366,9 +367,7 @@ def realtime(
         typer.Option(exists=True, dir_okay=False, help="--busy: the burst's voice message [default: spoken text]."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each event.")] = 300.0,
-    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the PNG plot.")] = Path(
-        "realtime-bench.png"
-    ),
+    out: PlotOut = Path("realtime-bench.png"),
     json_out: Annotated[
         Path | None, typer.Option("--json", dir_okay=False, help="Also write every turn and summary here as JSON.")
     ] = None,

@@ -45,6 +45,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.perf.plot_option import PlotOut
 from benchmarks.perf.wer import wer
 from core.procs import free_port, running
 
@@ -407,7 +408,7 @@ def _plot(res: Results, out: Path) -> None:
 
 
 def speech(
-    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the PNG plot.")] = Path("speech-bench.png"),
+    out: PlotOut = Path("speech-bench.png"),
     url: Annotated[str | None, typer.Option(help="A running speech service; default: start one locally.")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Timed runs per measurement (median reported).")] = 3,
     burst: Annotated[int, typer.Option(min=1, help="Identical transcriptions sent at once in the burst test.")] = 8,
