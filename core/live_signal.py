@@ -26,7 +26,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
-__all__ = ["MAX_AHEAD_S", "LiveSignal", "LiveSignalPath"]
+__all__ = ["MAX_AHEAD_S", "LiveSignal", "LiveSignalPath", "live_signal_at"]
 
 LiveSignalPath = Annotated[Path | None, BeforeValidator(lambda value: value or None)]
 """A settings field naming the live window file: a path, or None (also from an empty variable)."""
@@ -66,3 +66,8 @@ class LiveSignal:
             return 0.0
         left = deadline - (time.monotonic() if now is None else now)
         return left if 0.0 < left <= MAX_AHEAD_S else 0.0
+
+
+def live_signal_at(path: str | os.PathLike[str] | None) -> LiveSignal | None:
+    """The live window file at `path`; None when no file is configured (None or "": the window is off)."""
+    return LiveSignal(path) if path else None

@@ -16,7 +16,7 @@ from litestar.types import Guard
 from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from core.limits import Limiter, Limits, make_limiter
-from core.live_signal import LiveSignal
+from core.live_signal import LiveSignal, live_signal_at
 from core.observability import Telemetry, new_registry, setup
 from core.web import exception_handlers
 from gateway.admission import Admission
@@ -46,10 +46,9 @@ def live_signal(settings: GatewaySettings) -> LiveSignal | None:
 
     Raises OSError when the file cannot be written, so a wrong path fails the start, not a turn.
     """
-    if settings.live_signal is None:
-        return None
-    signal = LiveSignal(settings.live_signal)
-    signal.set(None)
+    signal = live_signal_at(settings.live_signal)
+    if signal is not None:
+        signal.set(None)
     return signal
 
 

@@ -22,7 +22,7 @@ from litestar.datastructures import State
 
 from core import observability
 from core.audio import AudioDecodeError, AudioTooLong
-from core.live_signal import LiveSignal
+from core.live_signal import live_signal_at
 from core.web import error_body, exception_handlers
 from speech import routes
 from speech.engines import EngineInputError, Synthesizer, Transcriber
@@ -139,7 +139,7 @@ def build_engines(
         live_slots=settings.live_slots,
         aging_s=settings.batch_aging_s,
         metrics=metrics,
-        live_signal=LiveSignal(settings.live_signal) if settings.live_signal is not None else None,
+        live_signal=live_signal_at(settings.live_signal),
     )
     return Engines(
         transcribers,

@@ -30,7 +30,7 @@ from typing import Any
 
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from core.live_signal import LiveSignal
+from core.live_signal import live_signal_at
 from core.priority import VLLM_PRIORITY
 from june.llm.settings import LIVE_SIGNAL_ENV
 
@@ -47,8 +47,7 @@ class LiveFirstScheduler(Scheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        path = os.environ.get(LIVE_SIGNAL_ENV)
-        self.live_signal = LiveSignal(path) if path else None
+        self.live_signal = live_signal_at(os.environ.get(LIVE_SIGNAL_ENV))
         self.live_window_s = 0.0
         """Seconds the live window stays open, as read at the start of this step (0: closed)."""
 

@@ -42,12 +42,12 @@ WINDOW_CHECK_S = 0.005
 def _live_window() -> Callable[[], bool]:
     """A check, at most every WINDOW_CHECK_S, of whether the live window (LIVE_SIGNAL_ENV) is open;
     always False without the variable."""
-    path = os.environ.get(LIVE_SIGNAL_ENV)
-    if not path:
-        return lambda: False
-    from core.live_signal import LiveSignal
+    from core.live_signal import live_signal_at
 
-    signal, seen = LiveSignal(path), {"at": -WINDOW_CHECK_S, "open": False}
+    signal = live_signal_at(os.environ.get(LIVE_SIGNAL_ENV))
+    if signal is None:
+        return lambda: False
+    seen = {"at": -WINDOW_CHECK_S, "open": False}
 
     def is_open() -> bool:
         now = time.monotonic()
