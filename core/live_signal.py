@@ -1,14 +1,15 @@
-"""The live window: a file by which the gateway tells the LLM server that a live turn needs the CPU.
+"""The live window: a file by which the gateway tells vLLM and speech that a live turn needs the CPU.
 
 On a CPU box every stage shares the same cores, and a generation vLLM has already started (a bot's
 reply, a benchmark's completion) keeps both busy while a live turn's transcription, first reply
 sentence and first audio wait for them. Priorities order vLLM's queue but do not pause what runs.
-So, while a live turn waits for its answer (the gateway's `Admission.hold`: its transcription,
-from the pause where the turn may end, and its response until the first audio), the gateway
-writes a deadline to this file, and june's vLLM scheduler (`june.llm.live_scheduler`) gives no
-steps to requests of a lower class until then: they keep their place and their KV cache and go on
-where they were. The deadline bounds every pause, so a hold that is never released (a crash) cannot
-stop other work for longer than the gateway's `live_hold_s`.
+So, while a live turn waits for its answer (the gateway's `Admission.hold`: its transcription, from
+the pause where the turn may end, and its response until the first audio), the gateway writes a
+deadline to this file. Until then june's vLLM scheduler (`june.llm.live_scheduler`) gives no steps
+to requests of a lower class (they keep their place and their KV cache and go on where they were),
+and the speech service (`speech.scheduler`) starts no new unit of non-live work. The deadline bounds
+every pause, so a hold that is never released (a crash) cannot stop other work for longer than the
+gateway's `live_hold_s`.
 
 The file holds one line: the deadline on `time.monotonic()`'s clock (CLOCK_MONOTONIC, the same
 for every process on a Linux host), in seconds; "0" when no live turn is waiting. Both sides must
@@ -38,8 +39,8 @@ _WIDTH = 24
 
 
 class LiveSignal:
-    """The live window file at `path` (module docstring): the gateway `set`s it, vLLM's scheduler
-    asks `remaining`. Writing creates the file; reading a missing file means no live turn."""
+    """The live window file at `path` (module docstring): the gateway `set`s it, vLLM's scheduler and
+    the speech service ask `remaining`. Writing creates the file; reading a missing file means no live turn."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)

@@ -5,11 +5,11 @@ live turn runs, instead of leaving every stage to share the CPU out evenly:
 
 - live goes at once. While a live turn waits for its answer (`Admission.hold`: a realtime turn's
   transcription, also the early one started at a pause where the turn may end, and its response
-  until the first audio), interactive and batch requests wait
-  before they start, each at most `hold_s` seconds; then they go anyway, so a steady stream of
-  live turns cannot starve them. Requests already running go on (the upstreams order their own
-  queues by class too), and so does everything once the answer is being heard: the rest of a
-  reply is made faster than it plays, and holding the box for it would only stall the bots.
+  until the first audio), interactive and batch requests wait before they start, each at most
+  `hold_s` seconds; then they go anyway, so a steady stream of live turns cannot starve them.
+  Requests already running go on (the upstreams order their own queues by class too), and so does
+  everything once the answer is being heard: the rest of a reply is made faster than it plays, and
+  holding the box for it would only stall the bots.
 - With a live window file (`core.live_signal`, set by `june up`), the same hold reaches into
   vLLM and the speech service: while a live turn waits for its answer, at most `hold_s` from each
   hold's start, june's vLLM scheduler gives no steps to lower-class generations already running
@@ -49,7 +49,7 @@ class LiveHold:
     def __init__(self, admission: Admission | None, deadline: float = 0.0) -> None:
         self._admission = admission
         self.deadline = deadline
-        """When this hold stops pausing the LLM's other work at the latest (time.monotonic())."""
+        """When this hold stops pausing other work in vLLM and speech at the latest (time.monotonic())."""
 
     def release(self) -> None:
         """Let the held requests go (once the turn's answer has started to play, or the turn ended)."""
@@ -76,7 +76,7 @@ class Admission:
         self.batch_concurrency = batch_concurrency
         self.batch_queue = batch_queue
         self.live_signal = live_signal
-        """Where the holds are announced to the LLM server (None: nowhere)."""
+        """Where the holds are announced to vLLM and the speech service on this host (None: nowhere)."""
         self._holds: set[LiveHold] = set()
         self.batch_running = 0
         self.batch_waiting = 0

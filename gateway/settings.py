@@ -137,9 +137,10 @@ class GatewaySettings(BaseSettings):
     the first audio), so it does not take the cores the live turn needs; then it goes anyway. 0: never
     wait (e.g. every stage has a GPU of its own). See gateway.admission."""
     live_signal: LiveSignalPath = None
-    """The live window file (core.live_signal) the gateway writes while a live turn waits for its first
-    audio, so june's vLLM on the same host pauses lower-class generations for it (JUNE_LLM_LIVE_SIGNAL
-    names the same file). `june up` sets both; None or "": not written."""
+    """The live window file (core.live_signal) the gateway writes while a live turn waits for its answer
+    (its transcription, then its response until the first audio), so june's vLLM and speech service on
+    the same host pause lower-class work for it (JUNE_LLM_LIVE_SIGNAL and JUNE_SPEECH_LIVE_SIGNAL name
+    the same file). `june up` sets all three; None or "": not written."""
     batch_concurrency: int = Field(1, ge=1)
     """Batch requests (X-June-Class: batch, service_tier flex, or a batch key) in flight at once; more wait."""
     batch_queue: int = Field(64, ge=0)

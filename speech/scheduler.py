@@ -304,7 +304,7 @@ class Scheduler:
 
     async def live_window_closed(self, ticket: Ticket) -> None:
         """Return once the live window is closed (at once for a live `ticket` or without a window file):
-        while a live turn waits for its first audio, non-live work starts no new unit (a segment, a
+        while a live turn waits for its answer, non-live work starts no new unit (a segment, a
         sentence), so the cores go to the live turn. The window closes by its deadline at the latest."""
         if self.live_signal is None or ticket.cls == "live":
             return

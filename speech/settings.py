@@ -113,9 +113,10 @@ class SpeechSettings(BaseSettings):
     a second instance of their Whisper model built on such a thread (RSS measured +148 MiB for base), loaded
     on first use and unloaded after `model_ttl_s` idle. 0: one priority and one instance for all."""
     live_signal: LiveSignalPath = None
-    """The live window file (core.live_signal) the gateway on this host writes while a live turn waits for
-    its first audio; non-live work starts no new segment or sentence meanwhile (speech.scheduler).
-    `june up` sets it, with the gateway's and vLLM's, to one file; None or "": not read."""
+    """The live window file (core.live_signal) the gateway on this host writes while a live turn waits
+    for its answer (its transcription, then its response until the first audio); non-live work starts no
+    new segment or sentence meanwhile (speech.scheduler). `june up` sets it, with the gateway's and
+    vLLM's, to one file; None or "": not read."""
     retry_after_s: int = 2
     """Service time (seconds) assumed per request for the 503's Retry-After until requests have
     finished; then Retry-After is requests in × their recent mean service time / slots."""

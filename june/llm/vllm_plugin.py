@@ -9,7 +9,7 @@ every reply, or after a stream june closes on purpose (measured: a short clause'
 0.38 s alone, 0.62 s in the second after an LLM stream was closed). `june.llm.server` sets
 `JUNE_LLM_CPU_IDLE_SPIN_MS` for CPU presets; without it the plugin changes nothing.
 
-While the live window is open (`core.live_signal`: a live turn waits for its first audio, and
+While the live window is open (`core.live_signal`: a live turn waits for its answer, and
 june's scheduler, june.llm.live_scheduler, runs nothing else), a reader does not spin at all: the
 engine then steps an empty batch every few ms, and 20 ms of spinning after each kept a core busy
 through the turn's transcription, which runs outside vLLM (measured: STT 0.6 s instead of 0.2 s).
