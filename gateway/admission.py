@@ -16,6 +16,11 @@ live turn runs, instead of leaving every stage to share the CPU out evenly:
   (`june.llm.live_scheduler`) and the speech service starts no new unit of other work, so the live
   transcription, first sentence and first audio get the cores; the paused work then goes on where
   it was.
+- The window file's second level: while an interactive request is in flight here (waiting or
+  running, each for at most `interactive_hold_s` from its arrival), the gateway announces it, and
+  june's vLLM scheduler gives batch generations only a small share of the steps, so the bots'
+  transcription and speech, which share the cores with vLLM, are not slowed by a benchmark's
+  completions at normal OS priority.
 - batch: at most `batch_concurrency` in flight at once (per gateway); `batch_queue` more wait in
   arrival order; beyond that, 503 ``server_busy`` with a Retry-After from the recent batch service
   time.
@@ -31,7 +36,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from core.live_signal import LiveSignal
 from core.priority import RequestClass
@@ -70,14 +75,18 @@ class Admission:
         batch_queue: int = 64,
         initial_batch_s: float = 10.0,
         live_signal: LiveSignal | None = None,
+        interactive_hold_s: float = 30.0,
     ) -> None:
         self.metrics = metrics
         self.hold_s = hold_s
+        self.interactive_hold_s = interactive_hold_s
+        """How long one interactive request keeps batch generations slowed at most (seconds; 0: never)."""
         self.batch_concurrency = batch_concurrency
         self.batch_queue = batch_queue
         self.live_signal = live_signal
         """Where the holds are announced to vLLM and the speech service on this host (None: nowhere)."""
         self._holds: set[LiveHold] = set()
+        self._interactive: list[float] = []  # the deadline of each interactive request in flight
         self.batch_running = 0
         self.batch_waiting = 0
         self.mean_batch_s = initial_batch_s
@@ -105,11 +114,14 @@ class Admission:
         self._notify()
 
     def _announce(self) -> None:
-        """Write the latest deadline of the holds in force to the live window file (0: none)."""
+        """Write the latest deadline of the holds in force and of the interactive requests in flight
+        to the live window file (0: none)."""
         if self.live_signal is None:
             return
         try:
-            self.live_signal.set(max((h.deadline for h in self._holds), default=None))
+            self.live_signal.set(
+                max((h.deadline for h in self._holds), default=None), max(self._interactive, default=None)
+            )
         except OSError as e:  # the turn goes on; only the LLM's other work is not paused for it
             log.warning("cannot write the live window file %s: %s", self.live_signal.path, e)
 
@@ -141,9 +153,17 @@ class Admission:
             finally:
                 self.batch_waiting -= 1
             self.batch_running += 1
-        elif request_class == "interactive":
-            await self._wait(arrived, batch=False)
-        started = time.perf_counter()  # live: at once
+        interactive = request_class == "interactive"
+        with self._interactive_in_flight() if interactive else contextlib.nullcontext():
+            if interactive:
+                await self._wait(arrived, batch=False)
+            async with self._served(request_class, arrived):
+                yield
+
+    @contextlib.asynccontextmanager
+    async def _served(self, request_class: RequestClass, arrived: float) -> AsyncIterator[None]:
+        """Count an admitted request (live: at once) and its service time; free its batch place."""
+        started = time.perf_counter()
         self.metrics.class_admitted.labels(request_class).inc()
         self.metrics.class_wait.labels(request_class).observe(started - arrived)
         try:
@@ -155,6 +175,22 @@ class Admission:
                 self.batch_running -= 1
                 self.mean_batch_s = 0.7 * self.mean_batch_s + 0.3 * served
                 self._notify()
+
+    @contextlib.contextmanager
+    def _interactive_in_flight(self) -> Iterator[None]:
+        """Announce an interactive request (the window file's second level) from its arrival until it
+        ends, for at most `interactive_hold_s`."""
+        if self.interactive_hold_s <= 0:
+            yield
+            return
+        deadline = time.monotonic() + self.interactive_hold_s
+        self._interactive.append(deadline)
+        self._announce()
+        try:
+            yield
+        finally:
+            self._interactive.remove(deadline)
+            self._announce()
 
     async def _wait(self, arrived: float, *, batch: bool) -> None:
         """Return once no live work holds this request back (or it has waited `hold_s`) and, for

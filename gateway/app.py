@@ -118,6 +118,7 @@ def create_app(
             batch_concurrency=settings.batch_concurrency,
             batch_queue=settings.batch_queue,
             live_signal=live_signal(settings),
+            interactive_hold_s=settings.interactive_hold_s,
         )
         app.state.gateway = gateway = Gateway(
             keys=tuple(keys),

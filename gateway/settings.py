@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from core.live_signal import LiveSignalPath
+from core.live_signal import MAX_AHEAD_S, LiveSignalPath
 
 
 def _split_list(value: Any) -> Any:
@@ -141,6 +141,11 @@ class GatewaySettings(BaseSettings):
     (its transcription, then its response until the first audio), so june's vLLM and speech service on
     the same host pause lower-class work for it (JUNE_LLM_LIVE_SIGNAL and JUNE_SPEECH_LIVE_SIGNAL name
     the same file). `june up` sets all three; None or "": not written."""
+    interactive_hold_s: float = Field(30.0, ge=0, le=MAX_AHEAD_S)
+    """With `live_signal`: how long one interactive request (a bot's, or an API call without a class)
+    in flight keeps june's vLLM on this host from giving batch generations more than a small share of
+    its steps (seconds from its arrival; a later request starts its own). 0: batch is never slowed for
+    interactive work. See gateway.admission and june.llm.live_scheduler."""
     batch_concurrency: int = Field(1, ge=1)
     """Batch requests (X-June-Class: batch, service_tier flex, or a batch key) in flight at once; more wait."""
     batch_queue: int = Field(64, ge=0)

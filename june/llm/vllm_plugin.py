@@ -13,7 +13,9 @@ While the live window is open (`core.live_signal`: a live turn waits for its ans
 june's scheduler, june.llm.live_scheduler, runs nothing else), a reader does not spin at all: the
 engine then steps an empty batch every few ms, and 20 ms of spinning after each kept a core busy
 through the turn's transcription, which runs outside vLLM (measured: STT 0.6 s instead of 0.2 s).
-It sleeps on its socket and is woken by the next step's notification instead.
+It sleeps on its socket and is woken by the next step's notification instead. The same holds while
+the window's second level is open (interactive work in flight: the scheduler then holds batch
+requests back, and the bots' speech needs the cores).
 
 A reader that sleeps sooner may sleep through a notification sent before its socket had joined
 (zmq's slow joiner, at start-up): vLLM's 1 s of spinning covered that. So a capped reader never
@@ -40,8 +42,8 @@ WINDOW_CHECK_S = 0.005
 
 
 def _live_window() -> Callable[[], bool]:
-    """A check, at most every WINDOW_CHECK_S, of whether the live window (LIVE_SIGNAL_ENV) is open;
-    always False without the variable."""
+    """A check, at most every WINDOW_CHECK_S, of whether the live window (LIVE_SIGNAL_ENV) is open at
+    either level; always False without the variable."""
     from core.live_signal import live_signal_at
 
     signal = live_signal_at(os.environ.get(LIVE_SIGNAL_ENV))
@@ -52,7 +54,7 @@ def _live_window() -> Callable[[], bool]:
     def is_open() -> bool:
         now = time.monotonic()
         if now - seen["at"] >= WINDOW_CHECK_S:
-            seen["at"], seen["open"] = now, signal.remaining(now) > 0
+            seen["at"], seen["open"] = now, any(left > 0 for left in signal.windows(now).values())
         return bool(seen["open"])
 
     return is_open

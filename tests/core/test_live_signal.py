@@ -37,3 +37,29 @@ def test_a_deadline_too_far_ahead_is_not_believed(tmp_path: Path) -> None:
     now = time.monotonic()
     signal.set(now + MAX_AHEAD_S + 1)
     assert signal.remaining(now) == 0.0
+
+
+def test_the_interactive_level_is_read_apart_from_the_live_one(tmp_path: Path) -> None:
+    signal = LiveSignal(tmp_path / "live")
+    now = time.monotonic()
+    signal.set(None, now + 20.0)
+    assert signal.windows(now) == {"live": 0.0, "interactive": pytest.approx(20.0, abs=1e-3)}
+    assert signal.remaining(now) == 0.0  # the live level is what speech and the live pause read
+    signal.set(now + 3.0, now + 20.0)
+    assert signal.remaining(now) == pytest.approx(3.0, abs=1e-3)
+    assert signal.remaining(now, level="interactive") == pytest.approx(20.0, abs=1e-3)
+    signal.set(now + 3.0)
+    assert signal.remaining(now, level="interactive") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("content", "live", "interactive"),
+    [(b"0\n", 0.0, 0.0), (b"%f\n", 5.0, 0.0), (b"0 garbage\n", 0.0, 0.0), (b"garbage %f\n", 0.0, 5.0)],
+)
+def test_each_level_is_believed_on_its_own(tmp_path: Path, content: bytes, live: float, interactive: float) -> None:
+    """A line with one number (an older gateway) names the live level only; a field that is not a
+    number means nothing waits at that level, and does not spoil the other."""
+    now = time.monotonic()
+    (tmp_path / "live").write_bytes(content.replace(b"%f", b"%f" % (now + 5.0)))
+    windows = LiveSignal(tmp_path / "live").windows(now)
+    assert windows == {"live": pytest.approx(live, abs=1e-3), "interactive": pytest.approx(interactive, abs=1e-3)}

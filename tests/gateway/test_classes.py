@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import json
 import time
 from collections.abc import Iterator
@@ -228,6 +229,34 @@ def test_a_live_transcription_opens_the_live_window_while_it_runs(
         asyncio.run(run(url))
     assert len(seen) >= 5 and all(8.0 < left <= 10.0 for left in seen[1:-1]), seen  # open while it ran
     assert window.remaining() == 0.0
+
+
+@pytest.mark.parametrize(("headers", "announced"), [({}, True), ({"X-June-Class": "batch"}, False)])
+def test_an_interactive_request_opens_the_windows_second_level_while_in_flight(
+    stub_url: str, stub: StubUpstream, tmp_path: Path, headers: dict[str, str], announced: bool
+) -> None:
+    """An interactive request (here a transcription without a class, as a bot sends it) announces the
+    window's second level from its arrival until it ends, for at most `interactive_hold_s`, so june's
+    vLLM slows batch generations meanwhile; a batch request announces nothing."""
+    stub.transcription_s = 1.0
+    window = LiveSignal(tmp_path / "live")
+    app = create_app(gateway_settings(stub_url, interactive_hold_s=20.0, read_timeout=10.0, live_signal=window.path))
+    seen: list[dict[str, float]] = []
+    with serve_in_thread(app) as url, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        form = {"file": ("a.wav", b"RIFF" + bytes(4000), "audio/wav")}
+        sent = pool.submit(httpx.post, f"{url}/v1/audio/transcriptions", files=form, data={"model": "whisper-1"},
+            headers=headers, timeout=10)  # fmt: skip
+        while not sent.done():
+            seen.append(window.windows())
+            time.sleep(0.1)
+        assert sent.result().status_code == 200
+    assert len(seen) >= 5
+    assert all(w["live"] == 0.0 for w in seen)
+    if announced:
+        assert all(18.0 < w["interactive"] <= 20.0 for w in seen[2:-2]), seen
+    else:
+        assert all(w["interactive"] == 0.0 for w in seen), seen
+    assert window.windows() == {"live": 0.0, "interactive": 0.0}
 
 
 def test_live_requests_themselves_hold_nothing(prio_gw: tuple[str, object], stub: StubUpstream) -> None:

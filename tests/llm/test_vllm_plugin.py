@@ -51,13 +51,16 @@ def test_without_the_variable_vllm_keeps_its_busy_loop(spin: type, monkeypatch: 
     assert reader.busy_loop_s == 1.0 and polls == []  # still inside its 1 s: yielded and returned
 
 
+@pytest.mark.parametrize("level", ["live", "interactive"])
 def test_while_the_live_window_is_open_a_reader_does_not_spin(
-    spin: type, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    spin: type, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, level: str
 ) -> None:
     """The paused engine steps an empty batch every few ms; a reader that spun 20 ms after each would
-    keep a core from the live turn's transcription, so it sleeps on its socket until the window closes."""
+    keep a core from the live turn's transcription (or, at the interactive level, the bots' speech),
+    so it sleeps on its socket until the window closes."""
     window = LiveSignal(tmp_path / "live")
-    window.set(time.monotonic() + 30)
+    deadline = time.monotonic() + 30
+    window.set(deadline) if level == "live" else window.set(None, deadline)
     monkeypatch.setenv(ENV, "20")
     monkeypatch.setenv(LIVE_SIGNAL_ENV, str(window.path))
     register()
