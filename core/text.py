@@ -4,7 +4,10 @@ Text is cut into pieces small enough to synthesize one by one, so the first is s
 are still generated or synthesized: `SentenceSplitter` on a stream (the bots' overlap, the realtime
 session), `sentences` on whole text (the speech service), `split_message` for chat-message limits.
 All three use the same boundaries (`_boundaries`); `lead_clause` and the stream share one
-first-clause rule (`_clause_end`). (What is read aloud is core.speakable; reasoning, core.reasoning.)
+first-clause rule (`_clause_end`: a clause mark or a SOFT_CLAUSE word), to which the stream adds a
+phrase break (PHRASE_BREAK: "and", "with", "from"...) for a reply's first piece only, where speech
+cannot tell a reply's first piece from its others. (What is read aloud is core.speakable;
+reasoning, core.reasoning.)
 
 Where a sentence ends is decided by sentencex (Wikimedia, PyPI; Rust, no dependencies, ~4 MB,
 ≈0.5 ms per 1000 characters): it knows abbreviations ("e.g.", "Dr.", "5 p.m.", "U.S.", "etc."),
@@ -74,10 +77,12 @@ FIRST_PHRASE_WORDS = 4
 """Words (and MIN_CHARS characters) a reply's first piece needs before it may end at a PHRASE_BREAK.
 Four words is about 1.5 s of speech and 5-6 tokens of the LLM (≈0.35 s at 60 ms a token on the
 2-core box), as long as "To improve sleep quality," (0.54 s to its text), so the second piece can
-be generated and synthesized while it plays; and the long first sentences of real replies all
-have a break after four words: "Cats are very intelligent | and …", "Try to lie down | with …",
-"The moon is approximately 384,400 kilometers away | from Earth." (waited 1.0-1.4 s for the
-whole sentence). Three would cut "Cats love sleeping | in …" and leave the LLM behind the audio."""
+be generated and synthesized while it plays. The long first sentences of real replies (`june bench
+realtime`: 0.9-1.7 s to the first piece's text) break after four to eight words: "Cats are very
+intelligent | and …", "Try to lie down | with …", "The moon is approximately 384,400 kilometers
+away | from Earth.", "Sleeping better can help improve your overall health | and …"; five would
+miss "Try to lie down" (then "… with your eyes closed | and", eight words), three would cut "Cats
+love sleeping | in …", a first piece so short that the LLM falls behind its audio."""
 
 PHRASE_BREAK = re.compile(
     r"\s+(?=(?:(?P<pair>and|or|nor)|with|without|within|from|for|in|into|on|onto|at|by|about|after|before|during"
@@ -242,6 +247,13 @@ class SentenceSplitter:
     `speakable` sees it as code. Pieces shorter than `min_chars` lead the next piece (joined with a
     space). The pieces are the same however the text is chunked, and the same as
     `sentences(text, max_chars=∞)` up to the last-short-piece rule there.
+
+    With `first_clause_chars`, each of the first `clause_pieces` pieces may end sooner, at a clause
+    (`_first_clause`), and the first of them also at a phrase break: with `first_clause_chars` =
+    MIN_CHARS and `clause_pieces` = 2 (the realtime session) "Cats are very intelligent and can be
+    very loyal." gives "Cats are very intelligent" | "and can be very loyal.", and "For dinner
+    tonight, you could make a pasta with tomatoes, garlic …" gives "For dinner tonight," | "you could
+    make a pasta with tomatoes," | the rest by sentences.
     """
 
     def __init__(
@@ -338,6 +350,11 @@ def lead_clause(pieces: list[str], *, min_rest: int = MIN_CHARS) -> list[str]:
     session's `SentenceSplitter(first_clause_chars=...)`), and a first clause is cut once. Only the
     first piece is cut: later ones are synthesized while earlier ones play. Joined with spaces the
     pieces give back the input.
+
+    No phrase break (PHRASE_BREAK) here, unlike the stream's first piece: speech gets each piece of a
+    realtime or bot reply as a request of its own, so it would cut every sentence of a reply before
+    its "and" or "with", one more synthesis call and one more pause each; the reply's first piece
+    already got its phrase break from the stream.
     """
     if not pieces:
         return pieces

@@ -368,8 +368,13 @@ PHRASE = [
     ),
     # a short sentence before leads the first piece, which may still end at a phrase
     ("Hi! Cats are very intelligent and loyal.", ["Hi! Cats are very intelligent", "and loyal."]),
-    # unchanged: no break word ("of" binds), a SOFT_CLAUSE word or a clause mark comes first
+    # unchanged: no break word ("of" and "to" bind), a SOFT_CLAUSE word or a clause mark comes first
     ("The capital of Germany is Berlin. It is big.", ["The capital of Germany is Berlin.", "It is big."]),
+    (
+        "One of the biggest benefits of regular exercise is better sleep.",
+        ["One of the biggest benefits of regular exercise is better sleep."],
+    ),
+    ("You might want to try going to bed earlier.", ["You might want to try going to bed earlier."]),
     (
         "The sky is blue because of the way air scatters light.",
         ["The sky is blue", "because of the way air scatters light."],
