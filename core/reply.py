@@ -4,9 +4,10 @@
 `stream_reply` streams the chat completion (`VoiceClient.stream_chat`), cuts reasoning out as it
 comes (`core.reasoning.VisibleStream`), cuts the visible text into pieces (`core.text.SentenceSplitter`:
 sentences, and with `ReplyOptions.clause_pieces` the first pieces at a clause, the one first-clause
-rule that speech's `lead_clause` keeps) and hands each piece, in order, to the caller's `speak`
-while the model goes on generating. `speak` decides what speech is: the pipeline starts a synthesis
-task and returns, the realtime session sends the piece's transcript and streams its audio.
+rule that speech's `lead_clause` keeps, the very first also at a phrase break) and hands each piece,
+in order, to the caller's `speak` while the model goes on generating. `speak` decides what speech
+is: the pipeline starts a synthesis task and returns, the realtime session sends the piece's
+transcript and streams its audio.
 
 With `ReplyOptions.llm_pauses_for_speech` the LLM and TTS take turns instead of sharing a CPU: once
 a piece is complete the LLM stream is closed (vLLM stops the request), `speak` has the box to itself,
@@ -40,8 +41,9 @@ class ReplyOptions:
 
     `max_tokens` / `temperature` / `tools` go to the chat completion (None: the server's default);
     `clause_pieces` is how many of the first pieces may end at a clause rather than a sentence, once
-    they hold `core.text.MIN_CHARS` characters (0: sentences only); `llm_pauses_for_speech` makes the
-    LLM and TTS take turns (module docstring).
+    they hold `core.text.MIN_CHARS` characters, the first of them also at a phrase break once it holds
+    `core.text.FIRST_PHRASE_WORDS` words ("Cats are very intelligent | and …"; 0: sentences only);
+    `llm_pauses_for_speech` makes the LLM and TTS take turns (module docstring).
     """
 
     max_tokens: int | None = 300

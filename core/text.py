@@ -4,7 +4,10 @@ Text is cut into pieces small enough to synthesize one by one, so the first is s
 are still generated or synthesized: `SentenceSplitter` on a stream (the bots' overlap, the realtime
 session), `sentences` on whole text (the speech service), `split_message` for chat-message limits.
 All three use the same boundaries (`_boundaries`); `lead_clause` and the stream share one
-first-clause rule (`_clause_end`). (What is read aloud is core.speakable; reasoning, core.reasoning.)
+first-clause rule (`_clause_end`: a clause mark or a SOFT_CLAUSE word), to which the stream adds a
+phrase break (PHRASE_BREAK: "and", "with", "from"...) for a reply's first piece only, where speech
+cannot tell a reply's first piece from its others. (What is read aloud is core.speakable;
+reasoning, core.reasoning.)
 
 Where a sentence ends is decided by sentencex (Wikimedia, PyPI; Rust, no dependencies, ~4 MB,
 ≈0.5 ms per 1000 characters): it knows abbreviations ("e.g.", "Dr.", "5 p.m.", "U.S.", "etc."),
@@ -32,7 +35,9 @@ from sentencex import get_sentence_boundaries
 
 __all__ = [
     "CLAUSE_MARK",
+    "FIRST_PHRASE_WORDS",
     "MIN_CHARS",
+    "PHRASE_BREAK",
     "SOFT_CLAUSE",
     "SentenceSplitter",
     "lead_clause",
@@ -68,20 +73,65 @@ word or "but" ("The sky is blue | because …", "… about cats is | that they �
 are left out: they join nouns ("salt and pepper") and adverbs ("so much") as often as clauses. English
 words; a cut here is a pause a speaker could make, used only for a reply's first piece."""
 
+FIRST_PHRASE_WORDS = 4
+"""Words (and MIN_CHARS characters) a reply's first piece needs before it may end at a PHRASE_BREAK.
+Four words is about 1.5 s of speech and 5-6 tokens of the LLM (≈0.35 s at 60 ms a token on the
+2-core box), as long as "To improve sleep quality," (0.54 s to its text), so the second piece can
+be generated and synthesized while it plays. The long first sentences of real replies (`june bench
+realtime`: 0.9-1.7 s to the first piece's text) break after four to eight words: "Cats are very
+intelligent | and …", "Try to lie down | with …", "The moon is approximately 384,400 kilometers
+away | from Earth.", "Sleeping better can help improve your overall health | and …"; five would
+miss "Try to lie down" (then "… with your eyes closed | and", eight words), three would cut "Cats
+love sleeping | in …", a first piece so short that the LLM falls behind its audio."""
 
-def _clause_end(masked: str, start: int, end: int, *, min_chars: int = 1) -> int | None:
+PHRASE_BREAK = re.compile(
+    r"\s+(?=(?:(?P<pair>and|or|nor)|with|without|within|from|for|in|into|on|onto|at|by|about|after|before|during"
+    r"|through|throughout|across|along|among|around|against|between|behind|beyond|despite|except"
+    r"|including|toward|towards|under|upon|via)\s)",
+    re.IGNORECASE,
+)
+"""Where a reply's first piece may end once it holds FIRST_PHRASE_WORDS words, when no sentence end,
+clause mark or SOFT_CLAUSE word came first: the space before "and", "or", "nor" (SOFT_CLAUSE leaves
+them out because they join nouns; "Salt and pepper" is under the word count) or before a preposition
+that starts a phrase a speaker can pause before ("… kilometers away | from Earth"). Left out: "of"
+and "to" bind to the word before ("the capital | of France", "try | to sleep"), "as" and "than"
+compare ("twice as | fast"), "like" is a verb as often ("I would like | to"), "up", "out", "off" and
+"over" are verb particles ("turn | off the light") or mean "more than". A phrase break is a
+weaker pause than a clause, so only the reply's first piece takes one (the stream's; speech's
+`lead_clause` does not, see there). English words, as in SOFT_CLAUSE. Not before "and"/"or"/"nor"
+that close a pair (_PAIRED): "between 7 | and 9 hours", "one | or two", "both cats | and dogs"."""
+
+_PAIRED = re.compile(
+    r"(?:\d\S*|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty"
+    r"|sixty|seventy|eighty|ninety|hundred|thousand|million|billion))\s*\Z"
+    r"|\b(?:between|both|either|neither)(?:\s+\S+){1,2}\s*\Z",
+    re.IGNORECASE,
+)
+"""The end of text before an "and"/"or"/"nor" that closes a pair: after a number ("7 and 9", "one or
+two", "a hundred and fifty") or one or two words after "between", "both", "either", "neither"."""
+
+
+def _clause_end(masked: str, start: int, end: int, *, min_chars: int = 1, phrase: bool = False) -> int | None:
     """The first-clause rule, the one both the stream (`SentenceSplitter`'s first pieces) and speech
     (`lead_clause`) cut by: where the clause that starts at `start` in `masked` (text with code and
     addresses masked, see `_mask`) ends, before `end`: after the first CLAUSE_MARK that has a word
     and at least `min_chars` characters before it, or at the space before a SOFT_CLAUSE word once
-    MIN_CHARS (or `min_chars`, if more) precede it. None when there is no such place."""
+    MIN_CHARS (or `min_chars`, if more) precede it; with `phrase` (a reply's first piece in the
+    stream) also at the space before a PHRASE_BREAK word once as many characters and
+    FIRST_PHRASE_WORDS words precede it. The earliest of these; None when there is no such place."""
     found: list[int] = []
-    for rule, least in ((CLAUSE_MARK, min_chars), (SOFT_CLAUSE, max(MIN_CHARS, min_chars))):
+    rules = [(CLAUSE_MARK, min_chars, 1), (SOFT_CLAUSE, max(MIN_CHARS, min_chars), 1)]
+    if phrase:
+        rules.append((PHRASE_BREAK, max(MIN_CHARS, min_chars), FIRST_PHRASE_WORDS))
+    for rule, least, words in rules:
         for match in rule.finditer(masked, start, end):
             before = masked[start : match.start()]
-            if len(before) >= least and any(c.isalnum() for c in before):
-                found.append(match.end())
-                break
+            if len(before) < least or sum(any(c.isalnum() for c in w) for w in before.split()) < words:
+                continue
+            if match.groupdict().get("pair") and _PAIRED.search(before):
+                continue
+            found.append(match.end())
+            break
     return min(found, default=None)
 
 
@@ -197,6 +247,13 @@ class SentenceSplitter:
     `speakable` sees it as code. Pieces shorter than `min_chars` lead the next piece (joined with a
     space). The pieces are the same however the text is chunked, and the same as
     `sentences(text, max_chars=∞)` up to the last-short-piece rule there.
+
+    With `first_clause_chars`, each of the first `clause_pieces` pieces may end sooner, at a clause
+    (`_first_clause`), and the first of them also at a phrase break: with `first_clause_chars` =
+    MIN_CHARS and `clause_pieces` = 2 (the realtime session) "Cats are very intelligent and can be
+    very loyal." gives "Cats are very intelligent" | "and can be very loyal.", and "For dinner
+    tonight, you could make a pasta with tomatoes, garlic …" gives "For dinner tonight," | "you could
+    make a pasta with tomatoes," | the rest by sentences.
     """
 
     def __init__(
@@ -213,28 +270,36 @@ class SentenceSplitter:
     def feed(self, text: str) -> list[str]:
         out: list[str] = []
         self._buffer += text
-        while True:  # each of the first `clause_pieces` pieces may end at a clause
-            clause = (
-                self._first_clause()
-                if self.first_clause_chars and self._returned + len(out) < self.clause_pieces
-                else None
-            )
-            if clause is None:
-                out += self._take(_boundaries(self._buffer, final=False))
+        while True:  # each of the first `clause_pieces` pieces may end at a clause, the first at a phrase
+            index = self._returned + len(out)
+            clauses = bool(self.first_clause_chars) and index < self.clause_pieces
+            clause = self._first_clause(phrase=index == 0) if clauses else None
+            if clause is not None:
+                out += self._take([clause])
+                continue
+            ends = [end for end in _boundaries(self._buffer, final=False) if end > self._done]
+            if not clauses or not ends:
+                out += self._take(ends)
                 break
-            out += self._take([clause])
+            out += self._take(ends[:1])  # one sentence: the text after it may start with a clause too
         self._returned += len(out)
         return out
 
-    def _first_clause(self) -> int | None:
+    def _first_clause(self, *, phrase: bool) -> int | None:
         """With `first_clause_chars`, each of the reply's first `clause_pieces` pieces may end at a
         clause mark ("," ";" ":" "—" and a space, or 、，；：) or before a SOFT_CLAUSE word
         ("because", "that"...) once it holds that many characters and no sentence could end before
-        it, so that speech can start before the sentence is complete. Decided on the text up to the
-        mark (or the word and the space after it) alone, so chunking still does not change the pieces."""
+        it, so that speech can start before the sentence is complete; with `phrase` (the reply's
+        first piece) also before a PHRASE_BREAK word ("and", "with", "from"...) once it holds
+        FIRST_PHRASE_WORDS words. Decided on the text up to the mark (or the word and the space after
+        it) alone, so chunking still does not change the pieces."""
         masked, open_at = _mask(self._buffer)
         at = _clause_end(
-            masked, self._done, open_at, min_chars=max(1, (self.first_clause_chars or 0) - len(self._short))
+            masked,
+            self._done,
+            open_at,
+            min_chars=max(1, (self.first_clause_chars or 0) - len(self._short)),
+            phrase=phrase,
         )
         if at is None or any(self._done < end < at for end in _boundaries(self._buffer[:at], final=True)):
             return None
@@ -285,6 +350,11 @@ def lead_clause(pieces: list[str], *, min_rest: int = MIN_CHARS) -> list[str]:
     session's `SentenceSplitter(first_clause_chars=...)`), and a first clause is cut once. Only the
     first piece is cut: later ones are synthesized while earlier ones play. Joined with spaces the
     pieces give back the input.
+
+    No phrase break (PHRASE_BREAK) here, unlike the stream's first piece: speech gets each piece of a
+    realtime or bot reply as a request of its own, so it would cut every sentence of a reply before
+    its "and" or "with", one more synthesis call and one more pause each; the reply's first piece
+    already got its phrase break from the stream.
     """
     if not pieces:
         return pieces

@@ -3,7 +3,8 @@ reply-streaming core (`core.reply.stream_reply`, the bots' pipeline runs on it t
 transcript (or text) deltas and pcm16 24 kHz audio deltas while the rest is still being generated.
 
 Each reply is configured per call from the session config: the instructions as the system prompt,
-`max_output_tokens`, the first two pieces cut at a clause (speech starts sooner) and, for audio
+`max_output_tokens`, the first two pieces cut at a clause, the first also at a phrase break such as
+"… kilometers away | from Earth" (speech starts sooner; `core.text.SentenceSplitter`) and, for audio
 replies with `JUNE_GATEWAY_REALTIME_LLM_PAUSES_FOR_TTS`, the LLM and TTS taking turns on the CPU
 (`core.reply`; each piece is then synthesized with `service_tier` "priority", every core).
 
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 BYTES_PER_MS = INPUT_RATE * 2 // 1000  # pcm16 mono: 48 bytes per millisecond
 _DELTA_BYTES = 100 * BYTES_PER_MS  # audio deltas of at most 100 ms
-_CLAUSE_PIECES = 2  # the first two pieces may end at a clause, so neither waits for a long sentence
+_CLAUSE_PIECES = 2  # the first two pieces may end at a clause (the first at a phrase): neither waits for a sentence
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
 """Starts a task the session cancels when the client leaves."""

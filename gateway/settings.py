@@ -61,7 +61,7 @@ class RealtimeSettings(BaseSettings):
 
     llm_pauses_for_tts: bool = True
     """The LLM and TTS take turns on the CPU instead of sharing it: the reply's LLM stream is closed
-    once a piece (a sentence, or one of the first two clauses) is complete, which stops it in vLLM;
+    once a piece (a sentence, or one of the first two clauses or phrases) is complete, which stops it in vLLM;
     the speech service synthesizes that piece with every core (`service_tier` "priority"); then the
     LLM goes on from the text so far (vLLM's `continue_final_message`, prefix-cached, ~0.1 s). On a
     CPU box that brings the first audio sooner and keeps the audio ahead of playback. Turn it off

@@ -299,15 +299,15 @@ def test_sentences_already_returned_stay_context_for_the_next_cut(text: str) -> 
 
 
 FIRST_CLAUSE = (
-    "The moon is about 384,000 kilometers away from Earth, which is roughly thirty Earths lined up. "
+    "The moon is roughly 384,000 kilometers away, which is about thirty Earths lined up. "
     "It takes light about 1.3 seconds to get here."
 )
 
 
 def test_a_reply_may_start_with_its_first_clause_however_it_is_chunked():
     want = [
-        "The moon is about 384,000 kilometers away from Earth,",  # not at "384,000": no space after
-        "which is roughly thirty Earths lined up.",
+        "The moon is roughly 384,000 kilometers away,",  # not at "384,000": no space after
+        "which is about thirty Earths lined up.",
         "It takes light about 1.3 seconds to get here.",
     ]
     rng = random.Random(7)
@@ -320,7 +320,7 @@ def test_a_reply_may_start_with_its_first_clause_however_it_is_chunked():
         assert out + splitter.flush() == want
     assert (
         SentenceSplitter().feed(FIRST_CLAUSE)[0]
-        == "The moon is about 384,000 kilometers away from Earth, which is roughly thirty Earths lined up."
+        == "The moon is roughly 384,000 kilometers away, which is about thirty Earths lined up."
     )
 
 
@@ -334,6 +334,111 @@ def test_only_the_first_piece_is_a_clause_and_only_a_long_enough_one():
     assert SentenceSplitter(first_clause_chars=24).feed("Run `a, b = f(x, y)` and its friends first, then go") == [
         "Run `a, b = f(x, y)` and its friends first,"  # never inside code
     ]
+
+
+def realtime(text: str, sizes: random.Random | None = None) -> list[str]:
+    """The pieces of the realtime session's splitter (`core.reply` with clause_pieces=2) for `text`
+    fed whole, or in random chunks of 1-7 characters with `sizes`."""
+    splitter, out, i = SentenceSplitter(first_clause_chars=MIN_CHARS, clause_pieces=2), [], 0
+    while i < len(text):
+        n = sizes.randint(1, 7) if sizes else len(text)
+        out += splitter.feed(text[i : i + n])
+        i += n
+    return out + splitter.flush()
+
+
+PHRASE = [
+    # (text, the realtime splitter's pieces): long first sentences of real replies in `june bench
+    # realtime` (1.0-1.7 s to the first piece's text when it waited for the whole sentence)
+    (
+        "Cats are very intelligent and can be very loyal. They also sleep a lot during the day.",
+        ["Cats are very intelligent", "and can be very loyal.", "They also sleep a lot during the day."],
+    ),
+    (
+        "Try to lie down with your eyes closed and avoid using screens.",
+        ["Try to lie down", "with your eyes closed and avoid using screens."],  # "to" is not a break
+    ),
+    (
+        "The moon is approximately 384,400 kilometers away from Earth. Light takes about a second.",
+        ["The moon is approximately 384,400 kilometers away", "from Earth. Light takes about a second."],
+    ),
+    (
+        "Sleeping better can help improve your overall health and wellbeing in many ways.",
+        ["Sleeping better can help improve your overall health", "and wellbeing in many ways."],
+    ),
+    # a short sentence before leads the first piece, which may still end at a phrase
+    ("Hi! Cats are very intelligent and loyal.", ["Hi! Cats are very intelligent", "and loyal."]),
+    # unchanged: no break word ("of" and "to" bind), a SOFT_CLAUSE word or a clause mark comes first
+    ("The capital of Germany is Berlin. It is big.", ["The capital of Germany is Berlin.", "It is big."]),
+    (
+        "One of the biggest benefits of regular exercise is better sleep.",
+        ["One of the biggest benefits of regular exercise is better sleep."],
+    ),
+    ("You might want to try going to bed earlier.", ["You might want to try going to bed earlier."]),
+    (
+        "The sky is blue because of the way air scatters light.",
+        ["The sky is blue", "because of the way air scatters light."],
+    ),
+    (
+        "For dinner tonight, you could make a nice pasta with fresh tomatoes and basil.",
+        ["For dinner tonight,", "you could make a nice pasta with fresh tomatoes and basil."],  # first piece only
+    ),
+    # under FIRST_PHRASE_WORDS words, or MIN_CHARS characters, before the break word
+    ("Salt and pepper.", ["Salt and pepper."]),
+    ("Go with it.", ["Go with it."]),
+    ("Cats are intelligent and loyal animals.", ["Cats are intelligent and loyal animals."]),  # 3 words
+    ("We are all set and ready to go now.", ["We are all set", "and ready to go now."]),  # 4 words, 14 chars
+    ("I do it all and then I rest a bit.", ["I do it all and then I rest a bit."]),  # 4 words, 11 chars
+    # "and"/"or" closing a pair is not a break
+    ("Most adults need between 7 and 9 hours of sleep.", ["Most adults need between 7 and 9 hours of sleep."]),
+    ("It usually takes me one or two hours.", ["It usually takes me one or two hours."]),
+    ("Cats are both playful and independent.", ["Cats are both playful and independent."]),
+    # only the first piece: the second keeps the clause rule
+    (
+        "The capital of Germany is Berlin. Cats are very intelligent and can be very loyal.",
+        ["The capital of Germany is Berlin.", "Cats are very intelligent and can be very loyal."],
+    ),
+    # never inside code (inline code is one word), CJK has no spaces to break at
+    (
+        "Please run `make all and test` first before you deploy it.",
+        ["Please run `make all and test` first", "before you deploy it."],
+    ),
+    ("Run `make all and test with care` now.", ["Run `make all and test with care` now."]),
+    ("Please write to me@example.com and I answer.", ["Please write to me@example.com", "and I answer."]),
+    ("東京は日本の首都で世界でも有数の大都市です。", ["東京は日本の首都で世界でも有数の大都市です。"]),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), PHRASE, ids=[text[:30] for text, _ in PHRASE])
+def test_the_first_piece_may_end_at_a_phrase_however_the_text_is_chunked(text: str, want: list[str]) -> None:
+    """A reply's first piece, when no sentence end or clause came first, may end before "and", "or"
+    or a preposition once it holds FIRST_PHRASE_WORDS words and MIN_CHARS characters, so a long
+    first sentence without a comma is not waited for whole; later pieces keep the clause rule."""
+    assert realtime(text) == want
+    rng = random.Random(11)
+    for _ in range(30):
+        assert realtime(text, rng) == want
+
+
+# Words for random replies: sentence ends, clause marks, SOFT_CLAUSE and phrase-break words, words
+# that are neither ("of", "to"), numbers and code.
+REPLY_WORDS = [
+    "The", "cats", "sleep", "a", "lot", "of", "to", "and", "or", "with", "from", "in", "because", "that", "but",
+    "between", "7", "one", "here,", "well;", "—", "Dr.", "5", "p.m.", "Ok.", "Yes!", "Why?", "`a and b`", "\n",
+    "https://ex.com/a", "本当", "です。", "、",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_realtime_pieces_do_not_depend_on_chunking_for_random_replies(seed: int) -> None:
+    """Property: for random replies, the realtime splitter's clause and phrase pieces are the same
+    however the text is chunked, and they keep every word."""
+    rng = random.Random(seed)
+    for _ in range(60):
+        text = " ".join(rng.choice(REPLY_WORDS) for _ in range(rng.randint(3, 40)))
+        whole = realtime(text)
+        assert realtime(text, rng) == whole, text
+        assert " ".join(whole).split() == text.split()
 
 
 # --- The first clause said on its own (speech's JUNE_SPEECH_TTS_LEAD_CLAUSE) -------------------
@@ -358,23 +463,36 @@ def test_lead_clause_cuts_only_the_first_sentence_at_its_first_clause(text: str,
 
 
 SOFT = [
-    # (text, first piece with first_clause_chars=MIN_CHARS): seen in `june bench realtime`, where a
-    # long first sentence without a comma kept the first audio waiting for all of it (2.3 s of TTS).
-    ("The sky is blue because sunlight scatters off the air. Blue scatters most.", "The sky is blue"),
-    ("One of the most famous facts about cats is that they sleep a lot.", "One of the most famous facts about cats is"),
-    ("It rains a lot here, but the summers are warm and long.", "It rains a lot here,"),  # the mark comes first
-    ("You can add some salt and pepper to taste before serving it.", None),  # "and" joins nouns
-    ("I think that it will rain later this evening.", None),  # "I think" is under MIN_CHARS
-    ("The thatched roof kept everyone dry all winter.", None),  # a word that starts with "that"
-    ("Use `if x but y` in the code when it is ready.", "Use `if x but y` in the code"),  # never inside code
+    # (text, first piece cut at a clause (lead_clause), the stream's first piece with
+    # first_clause_chars=MIN_CHARS, which may also end at a phrase; None: the whole first sentence):
+    # seen in `june bench realtime`, where a long first sentence without a comma kept the first
+    # audio waiting for all of it (2.3 s of TTS).
+    (
+        "The sky is blue because sunlight scatters off the air. Blue scatters most.",
+        "The sky is blue",
+        "The sky is blue",
+    ),
+    (
+        "One of the most famous facts about cats is that they sleep a lot.",
+        "One of the most famous facts about cats is",
+        "One of the most famous facts",  # a phrase break comes first
+    ),
+    ("It rains a lot here, but the summers are warm and long.", "It rains a lot here,", "It rains a lot here,"),
+    # "and" joins nouns: not a clause, but the first piece may end there after four words
+    ("You can add some salt and pepper to taste before serving it.", None, "You can add some salt"),
+    ("I think that it will rain later this evening.", None, None),  # "I think" is under MIN_CHARS
+    ("The thatched roof kept everyone dry all winter.", None, None),  # a word that starts with "that"
+    # never inside code
+    ("Use `if x but y` in the code when it is ready.", "Use `if x but y` in the code", "Use `if x but y` in the code"),
     (
         "Please run `make clean because it helps` first, then build it.",
+        "Please run `make clean because it helps` first,",
         "Please run `make clean because it helps` first,",
     ),
 ]
 
 
-@pytest.mark.parametrize(("text", "first"), SOFT)
+@pytest.mark.parametrize(("text", "first"), [(text, first) for text, _, first in SOFT])
 def test_the_first_piece_may_end_before_a_conjunction_however_the_text_is_chunked(text: str, first: str | None) -> None:
     whole = SentenceSplitter(first_clause_chars=MIN_CHARS)
     expected = whole.feed(text) + whole.flush()
@@ -413,7 +531,7 @@ def test_the_first_two_pieces_may_be_clauses_however_the_text_is_chunked() -> No
         assert out + splitter.flush() == want
 
 
-@pytest.mark.parametrize(("text", "first"), SOFT)
+@pytest.mark.parametrize(("text", "first"), [(text, first) for text, first, _ in SOFT])
 def test_lead_clause_cuts_before_a_conjunction_as_the_stream_does(text: str, first: str | None) -> None:
     pieces = lead_clause(sentences(text))
     assert pieces[0] == (first if first is not None else sentences(text)[0])
@@ -433,10 +551,11 @@ def test_lead_clause_and_the_stream_cut_at_the_same_clause_marks_cjk_included():
     "text",
     [
         FIRST_CLAUSE,
-        *(text for text, first in SOFT if first is not None),
+        *(text for text, first, _ in SOFT if first is not None),
         "Well, yes, I think that the answer, in short, is no.",
         "Sure, the sky is blue because sunlight scatters, mostly in the blue part of the spectrum.",
         "For dinner tonight, you could make a pasta with tomatoes, garlic and basil, or a salad. Enjoy it!",
+        *(text for text, want in PHRASE if want[0][-1] not in ".!?"),
     ],
 )
 def test_a_first_clause_the_stream_cut_is_not_cut_again_by_speech(text: str) -> None:
@@ -450,3 +569,11 @@ def test_a_first_clause_the_stream_cut_is_not_cut_again_by_speech(text: str) -> 
     for piece in clauses:
         assert lead_clause(sentences(piece)) == [piece]
     assert lead_clause(["Sure, I can help with that."]) == ["Sure,", "I can help with that."]
+
+
+def test_speech_cuts_no_phrase_since_it_cannot_tell_a_first_piece() -> None:
+    """Speech gets each piece of a realtime or bot reply as a request of its own, so a phrase break
+    there would cut every sentence of a reply: it stays the stream's, for the reply's first piece."""
+    text = "Cats are very intelligent and can be very loyal."
+    assert lead_clause([text]) == [text]
+    assert realtime(text)[0] == "Cats are very intelligent"
