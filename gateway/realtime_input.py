@@ -4,9 +4,11 @@ and the commit of a turn into a user item.
 `input_audio_buffer.append` adds pcm16 mono 24 kHz; with server VAD (`gateway.vad.TurnDetector`)
 speech started / stopped events cut the turns (speech while a reply plays cancels it: barge-in), a
 turn longer than `max_buffer_s` is cut and answered, and outside speech only the prefix padding is
-kept. At a pause inside a turn (about half the silence that ends it) the turn is transcribed
-speculatively: kept when only silence follows, dropped when the user goes on, so the transcript is
-ready when VAD is sure the turn ended. Without VAD the client commits (`input_audio_buffer.commit`)
+kept. At a pause inside a turn the turn is transcribed speculatively: kept when only silence
+follows, dropped when the user goes on, so the transcript is ready when VAD is sure the turn ended.
+The pause comes early enough for that: as long before the end of the silence as transcriptions take
+here lately (`Realtime.transcription_s`), but after at least `MIN_PAUSE_MS` of silence and at most
+half of it (`_pause_ms`). Without VAD the client commits (`input_audio_buffer.commit`)
 and asks for a response itself. A committed turn becomes a user item at once; its transcript fills
 it when ready (a response created meanwhile waits for it).
 
@@ -66,7 +68,7 @@ class InputAudio:
         """Apply the session config's turn detection (after a session.update)."""
         if self.detector is not None and self.config.vad is not None:
             self.detector.options = self.config.vad
-            self.detector.pause_ms = _pause_ms(self.config.vad.silence_duration_ms)
+            self.detector.pause_ms = self._pause_ms()
         elif self.config.vad is None:
             self.detector, self._speech_start_ms = None, None
 
@@ -97,7 +99,7 @@ class InputAudio:
                 self.realtime.vad,
                 vad,
                 start_ms=self._end_ms() - len(pcm) // BYTES_PER_MS,
-                pause_ms=_pause_ms(vad.silence_duration_ms),
+                pause_ms=self._pause_ms(),
             )
         events = (
             self.detector.feed(pcm) if len(pcm) < 10 * INPUT_RATE else await asyncio.to_thread(self.detector.feed, pcm)
@@ -143,6 +145,11 @@ class InputAudio:
             self.detector.reset()
         await self._send(event("input_audio_buffer.cleared"))
 
+    def _pause_ms(self) -> int | None:
+        """Where the next turn's early transcription starts (`_pause_ms`), for the session's VAD."""
+        vad = self.config.vad
+        return None if vad is None else _pause_ms(vad.silence_duration_ms, self.realtime.transcription_s)
+
     def _end_ms(self) -> int:
         return self._buffer_start_ms + len(self.buffer) // BYTES_PER_MS
 
@@ -159,6 +166,8 @@ class InputAudio:
 
     async def _speech_started(self, ms: int) -> None:
         self._drop_early()
+        if self.detector is not None:
+            self.detector.pause_ms = self._pause_ms()  # from the transcriptions' latest pace
         self._speech_start_ms = ms
         self._trim_to(ms)
         await self._send(event("input_audio_buffer.speech_started", audio_start_ms=ms, item_id=self._item_id))
@@ -208,6 +217,7 @@ class InputAudio:
         work are held back while it runs (`gateway.admission`): from a pause, the turn may already
         have ended, and the sooner its transcript is ready, the sooner the answer starts."""
         hold = self.realtime.hold_others()
+        started = time.perf_counter()
         with self.realtime.tracer.start_as_current_span("realtime.transcription"):
             try:
                 wav = await asyncio.to_thread(_wav, pcm)
@@ -219,6 +229,8 @@ class InputAudio:
                     prompt=self.config.transcription_prompt,
                 )
                 async for piece in pieces:
+                    if isinstance(piece, Transcript):
+                        self.realtime.transcribed(time.perf_counter() - started)
                     out.put(piece)
             except VoiceError as e:
                 out.put(e)
@@ -276,11 +288,20 @@ class _Transcription:
             self.queue.put_nowait(piece)
 
 
-def _pause_ms(silence_duration_ms: int) -> int | None:
-    """How long a silence inside a turn must last before the turn is transcribed speculatively: about
-    half the silence that ends a turn, so the transcription runs while VAD waits to be sure (none
-    when that would leave under 100 ms to win)."""
-    pause = max(FRAME_MS * 4, silence_duration_ms // 2)
+MIN_PAUSE_MS = FRAME_MS * 4
+"""The shortest silence inside a turn that starts an early transcription (128 ms): gaps between words
+are shorter, so they do not each start one."""
+_MARGIN_MS = 50  # the early transcription should be done this long before VAD is sure
+
+
+def _pause_ms(silence_duration_ms: int, transcription_s: float) -> int | None:
+    """How long a silence inside a turn must last before the turn is transcribed speculatively: long
+    enough before the `silence_duration_ms` that ends a turn that a transcription taking
+    `transcription_s` is done by then, but at least MIN_PAUSE_MS and at most half that silence; none
+    when that would leave under 100 ms to win. With a 500 ms silence: 250 ms when transcriptions take
+    0.2 s or less, 150 ms at 0.3 s, 128 ms from 0.32 s."""
+    ahead = silence_duration_ms - int(transcription_s * 1000) - _MARGIN_MS
+    pause = max(MIN_PAUSE_MS, min(ahead, silence_duration_ms // 2))
     return pause if silence_duration_ms - pause >= 100 else None
 
 

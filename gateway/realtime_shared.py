@@ -19,6 +19,11 @@ from gateway.settings import RealtimeSettings
 if TYPE_CHECKING:
     from gateway.vad import SileroVAD
 
+INITIAL_TRANSCRIPTION_S = 0.3
+"""`Realtime.transcription_s` before any turn: tiny.en on a short turn, 2 CPU cores (0.25-0.45 s)."""
+MAX_TRANSCRIPTION_S = 5.0
+"""One transcription counts as at most this long (seconds), so one stalled call cannot skew the average."""
+
 
 class Realtime:
     """What every realtime session shares: `settings`, the VAD model, one HTTP client for the loopback
@@ -45,6 +50,9 @@ class Realtime:
         telemetry.instrument(self.http)
         self.tracer = telemetry.tracer("gateway.realtime")  # a span per transcription and per response
         self.sessions = 0
+        self.transcription_s = INITIAL_TRANSCRIPTION_S
+        """How long a live turn's transcription takes here lately (seconds, wall time: a moving
+        average of the last few, `transcribed`); where in a silence the early one starts depends on it."""
         self._vad: SileroVAD | None = None
         self.active = Gauge("june_realtime_sessions", "Realtime WebSocket sessions open now.", registry=registry)
         self.events = Counter(
@@ -65,6 +73,10 @@ class Realtime:
 
             self._vad = SileroVAD()
         return self._vad
+
+    def transcribed(self, seconds: float) -> None:
+        """Count a live turn's transcription that took `seconds` (wall time) in `transcription_s`."""
+        self.transcription_s = 0.7 * self.transcription_s + 0.3 * min(seconds, MAX_TRANSCRIPTION_S)
 
     def hold_others(self) -> LiveHold:
         """Hold other classes of work back while a live turn waits for its answer (`gateway.admission`)."""

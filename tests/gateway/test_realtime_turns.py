@@ -18,6 +18,8 @@ from websockets.asyncio.client import connect
 from benchmarks.perf.realtime import clip_pcm, stream_pcm
 from gateway.app import create_app
 from gateway.realtime_events import VadOptions
+from gateway.realtime_input import MIN_PAUSE_MS, _pause_ms
+from gateway.realtime_shared import INITIAL_TRANSCRIPTION_S
 from gateway.settings import RealtimeSettings
 from gateway.vad import SileroVAD, TurnDetector
 from tests.clips import espeak_wav
@@ -345,3 +347,43 @@ def test_a_realtime_response_is_one_trace_through_the_gateways_own_routes(stub_u
     servers = {s.attributes.get("http.route") for s in trace if s.kind == SpanKind.SERVER}
     assert {"/v1/chat/completions", "/v1/audio/speech"} <= servers, (clients, servers)
     assert any("POST" in name for name in clients), clients
+
+
+@pytest.mark.parametrize(
+    ("silence_ms", "transcription_s", "pause_ms"),
+    [(500, 0.1, 250), (500, 0.2, 250), (500, 0.3, 150), (500, 0.9, MIN_PAUSE_MS), (1000, 0.3, 500), (200, 0.1, None)],
+)
+def test_the_early_transcription_starts_as_long_before_the_end_as_transcriptions_take(
+    silence_ms: int, transcription_s: float, pause_ms: int | None
+) -> None:
+    """Done when VAD is sure the turn ended (50 ms ahead), never after half the silence, never before
+    MIN_PAUSE_MS of it (gaps between words), and not at all with under 100 ms to win."""
+    assert _pause_ms(silence_ms, transcription_s) == pause_ms
+
+
+def test_the_gateway_times_live_transcriptions_and_starts_the_next_turns_sooner(
+    stub_url: str, stub: StubUpstream
+) -> None:
+    """A slow box: each transcription takes ~0.6 s (the stub), so the moving average of live
+    transcriptions rises from its start and the next turn's early transcription starts at the
+    shortest pause."""
+    stub.transcription_s = 0.6
+    app = create_app(gateway_settings(stub_url, read_timeout=10.0))
+
+    async def run(url: str) -> None:
+        async with connect(url.replace("http", "ws") + "/v1/realtime?intent=transcription") as ws:
+            await ws.send(json.dumps({"type": "session.update", "session": {"type": "transcription",
+                "audio": {"input": {"turn_detection": None}}}}))  # fmt: skip
+            for _ in range(3):
+                audio = base64.b64encode(bytes(48_000)).decode()  # 1 s of pcm16 at 24 kHz
+                await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+                await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+                await _until(ws, "conversation.item.input_audio_transcription.completed", [])
+
+    with serve_in_thread(app) as url:
+        realtime = app.state.realtime
+        assert realtime.transcription_s == INITIAL_TRANSCRIPTION_S
+        asyncio.run(run(url))
+    # 0.3 → 0.39 → 0.45 → 0.50 with three 0.6 s transcriptions (a little more with the loopback's own time)
+    assert 0.45 < realtime.transcription_s < 0.6
+    assert _pause_ms(500, realtime.transcription_s) == MIN_PAUSE_MS
