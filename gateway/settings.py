@@ -139,8 +139,9 @@ class GatewaySettings(BaseSettings):
     live_signal: LiveSignalPath = None
     """The live window file (core.live_signal) the gateway writes while a live turn waits for its answer
     (its transcription, then its response until the first audio), so june's vLLM and speech service on
-    the same host pause lower-class work for it (JUNE_LLM_LIVE_SIGNAL and JUNE_SPEECH_LIVE_SIGNAL name
-    the same file). `june up` sets all three; None or "": not written."""
+    the same host pause lower-class work for it, and at a second level while interactive requests are
+    in flight (`interactive_hold_s`) (JUNE_LLM_LIVE_SIGNAL and JUNE_SPEECH_LIVE_SIGNAL name the same
+    file). `june up` sets all three; None or "": not written."""
     interactive_hold_s: float = Field(30.0, ge=0, le=MAX_AHEAD_S)
     """With `live_signal`: how long one interactive request (a bot's, or an API call without a class)
     in flight keeps june's vLLM on this host from giving batch generations more than a small share of

@@ -46,9 +46,10 @@ class LLMSettings(BaseSettings):
     """CPU cores vLLM keeps free of inference threads on CPU (VLLM_CPU_NUM_OF_RESERVED_CPU); vLLM's own default is 1."""
     live_signal: LiveSignalPath = None
     """The live window file (core.live_signal) the gateway on this host writes while a live turn waits for
-    its answer (its transcription, then its response until the first audio); on CPU, june's vLLM
-    scheduler (june.llm.live_scheduler) then pauses lower-class generations. `june up` sets it, with the
-    gateway's and the speech service's, to one file; None or "": off."""
+    its answer (its transcription, then its response until the first audio), and at a second level
+    while interactive work is in flight; on CPU, june's vLLM scheduler (june.llm.live_scheduler) then
+    pauses lower-class generations, or gives batch ones only a small share of its steps. `june up` sets
+    it, with the gateway's and the speech service's, to one file; None or "": off."""
     served_model_name: str | None = None
     """Model name clients send and /v1/models lists; None takes the preset's name."""
     extra_args: str = ""
