@@ -15,6 +15,11 @@ Whisper model on a background thread for background work (`load`). Not covered: 
 with `all_cores` (`service_tier` "priority") computes on its onnxruntime session's own pool,
 built at startup at the process's priority, whatever the request's class.
 
+Nice weighs threads against the other threads of their autogroup (one per session, where
+sched_autogroup_enabled is on) or cgroup: `june up` keeps its services in its own session for that
+(june.stack), so the niced threads also yield to vLLM's decode on a CPU box. A speech service
+started in a session or container of its own competes as one whole with the others.
+
 Linux only (per-thread nice); elsewhere, or with `nice` 0, everything runs on anyio's threads.
 """
 

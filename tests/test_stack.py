@@ -113,7 +113,13 @@ def test_ctrl_c_stops_every_child(signals: list[signal.Signals]) -> None:
     try:
         # The gateway comes up in seconds; vLLM is still loading then.
         wait_ready(f"http://127.0.0.1:{gateway_port}/health", timeout=120, proc=up, name="june up's gateway")
-        assert len(_processes_with(marker)) >= 4  # june up, llm, speech, gateway
+        children = _processes_with(marker)
+        assert len(children) >= 4  # june up, llm, speech, gateway
+        # One session, so one autogroup (Linux): each child in a session of its own made the kernel
+        # split the cores between the services first, and the speech service's niced background
+        # threads then took as much CPU as vLLM's live decode (june.stack, Service.start).
+        assert {os.getsid(pid) for pid in children} == {os.getsid(up.pid)}
+        assert all(os.getpgid(pid) != os.getpgid(up.pid) for pid in children if pid != up.pid)  # Ctrl-C: june only
         for sig in signals:
             up.send_signal(sig)
         out = up.communicate(timeout=60)[0].decode(errors="replace")
