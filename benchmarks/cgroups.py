@@ -18,6 +18,11 @@ CONTROLLERS = ("memory", "pids", "cpu")
 
 CGROUP_FS = Path("/sys/fs/cgroup")
 
+BATCH_CPU_SHARES = 2
+"""cpu.shares of the runs' parent group (/sys/fs/cgroup/cpu/june) and of each run's group: the
+kernel's least, where a session's autogroup weighs 1024. Code under test is batch work, so on a busy
+box it gets a core only when june's services leave one."""
+
 
 def cgroup_base(controller: str) -> Path | None:
     """The writable cgroup v1 folder june's per-run groups go under, or None (non-root, v2, read-only)."""
@@ -28,6 +33,9 @@ def cgroup_base(controller: str) -> Path | None:
         base.mkdir(exist_ok=True)
     except OSError:
         return None
+    if controller == "cpu":  # the runs' parent weighs against june's services, so it is the one to lower
+        with contextlib.suppress(OSError):
+            (base / "cpu.shares").write_text(str(BATCH_CPU_SHARES))
     return base
 
 
@@ -37,13 +45,18 @@ class Cgroups:
 
     def __init__(self, memory_mb: int, nproc: int, cpus: float) -> None:
         """Groups for `memory_mb` MiB (memory and swap of all processes, tmpfs pages included),
-        `nproc` processes and threads, and `cpus` cores of CPU quota (`benchmarks.sandbox.Limits`)."""
+        `nproc` processes and threads, and `cpus` cores of CPU quota at the least CPU weight
+        (`BATCH_CPU_SHARES`) (`benchmarks.sandbox.Limits`)."""
         self.dirs: dict[str, Path] = {}
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         settings = {
             "memory": [("memory.limit_in_bytes", memory_mb << 20), ("memory.memsw.limit_in_bytes", memory_mb << 20)],
             "pids": [("pids.max", nproc)],
-            "cpu": [("cpu.cfs_period_us", 100_000), ("cpu.cfs_quota_us", max(int(cpus * 100_000), 1000))],
+            "cpu": [
+                ("cpu.cfs_period_us", 100_000),
+                ("cpu.cfs_quota_us", max(int(cpus * 100_000), 1000)),
+                ("cpu.shares", BATCH_CPU_SHARES),
+            ],
         }
         for controller, values in settings.items():
             base = cgroup_base(controller)

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.sandbox import SANDBOX_UID, TASK_DIR, Limits, Sandbox, check_available, throwaway
+from benchmarks.cgroups import BATCH_CPU_SHARES, Cgroups
+from benchmarks.sandbox import (
+    AUTOGROUP_TO_LEAST,
+    BATCH_NICE,
+    SANDBOX_UID,
+    TASK_DIR,
+    Limits,
+    Sandbox,
+    check_available,
+    throwaway,
+)
 
 pytestmark = pytest.mark.usefixtures("bwrap")
 
@@ -41,6 +51,39 @@ def test_runs_as_nobody_in_the_task_dir() -> None:
         result = sb.run("id -u; pwd; python hello.py")
     assert result.ok, result.output
     assert result.output.split() == [str(SANDBOX_UID), TASK_DIR, "hi"]
+
+
+def test_code_under_test_runs_at_the_least_cpu_priority() -> None:
+    """Batch work: every process at nice 19; the run weighs the least, by its cpu cgroup's shares
+    where june made one, else by its session's autogroup (the kernel weighs a session as one whole
+    against june's services)."""
+    cgroups = Cgroups(memory_mb=64, nproc=8, cpus=1.0)
+    cpu_cgroup = "cpu" in cgroups.dirs
+    try:
+        if cpu_cgroup:
+            for group in (cgroups.dirs["cpu"], cgroups.dirs["cpu"].parent):  # the run's and their parent's
+                assert (group / "cpu.shares").read_text().strip() == str(BATCH_CPU_SHARES)
+    finally:
+        cgroups.close()
+    with throwaway() as sb:
+        result = sb.run("python -c 'import os; print(os.nice(0))'; cat /proc/self/autogroup 2>/dev/null || echo none")
+    assert result.ok, result.output
+    nice, autogroup = result.output.splitlines()
+    assert nice == str(BATCH_NICE)
+    assert cpu_cgroup or autogroup == "none" or autogroup.endswith(" nice 19"), autogroup
+
+
+def test_a_session_of_its_own_gets_the_least_autogroup_share() -> None:
+    """AUTOGROUP_TO_LEAST, as bwrap runs it after --new-session (a sandbox outside a cpu cgroup)."""
+    if not Path("/proc/self/autogroup").exists():
+        pytest.skip("this kernel has no autogroups")
+    for _ in range(3):  # one after another: the kernel's 0.1 s between unprivileged writes is waited out
+        out = subprocess.run(
+            ["/bin/sh", "-c", AUTOGROUP_TO_LEAST, "sh", "cat", "/proc/self/autogroup"],
+            capture_output=True, text=True, start_new_session=True, check=True,
+        ).stdout  # fmt: skip
+        assert out.strip().endswith(" nice 19"), out
+    assert not Path("/proc/self/autogroup").read_text().strip().endswith(" nice 19")  # ours untouched
 
 
 def test_files_in_new_folders_belong_to_the_sandbox_user() -> None:
