@@ -128,7 +128,7 @@ BATCH_NICE = 19
 and benchmarks.cgroups.BATCH_CPU_SHARES for the shares nice alone does not reach)."""
 AUTOGROUP_TO_LEAST = (
     "[ -w /proc/self/autogroup ] && for try in 1 2 3 4 5 6 7 8 9 10; do"
-    ' echo 19 2>/dev/null > /proc/self/autogroup && break; sleep 0.05; done; exec "$@"'
+    f' echo {BATCH_NICE} 2>/dev/null > /proc/self/autogroup && break; sleep 0.05; done; exec "$@"'
 )
 """Sets the nice of the sandbox session's autogroup (kernels with sched_autogroup_enabled) to 19,
 then runs the rest. The kernel takes an unprivileged write at most every 0.1 s, machine-wide, so a
@@ -398,7 +398,7 @@ class Sandbox:
         *,
         cpu_cgroup: bool = False,
     ) -> list[str]:
-        """The full command line: bwrap [+ setpriv when root] [+ AUTOGROUP_TO_LEAST] + prlimit + command;
+        """The full command line: nice + bwrap [+ setpriv when root] [+ AUTOGROUP_TO_LEAST] + prlimit + command;
         `seccomp_fd` is an fd holding `seccomp_filter()` (bwrap refuses to start, exit status 1, when it
         cannot install it); `cgroups`: the run has a pids cgroup; `cpu_cgroup`: it has a cpu cgroup,
         whose cpu.shares weigh it instead of an autogroup."""
@@ -464,7 +464,8 @@ class Sandbox:
         # bwrap's --new-session gives the sandbox a session, so (Linux's autogroup) a CPU share of its
         # own, as large as all of june's services together: the session's share goes to the least.
         weight = [] if cpu_cgroup else ["/bin/sh", "-c", AUTOGROUP_TO_LEAST, "sh"]
-        return [*bwrap, "--", *drop, *weight, "prlimit", *rlimits, "--", *command]
+        nice = [shutil.which("nice") or "nice", "-n", str(BATCH_NICE)]  # inherited by the whole tree
+        return [*nice, *bwrap, "--", *drop, *weight, "prlimit", *rlimits, "--", *command]
 
     def start(
         self,
@@ -484,7 +485,6 @@ class Sandbox:
         full = self.argv(
             argv, limits, cgroups="pids" in cgroups.dirs, cpu_cgroup="cpu" in cgroups.dirs, seccomp_fd=seccomp
         )
-        full = [shutil.which("nice") or "nice", "-n", str(BATCH_NICE), *full]  # inherited by the whole tree
         if cgroups.procs:
             full = ["/bin/sh", "-c", JOIN, "sh", *cgroups.procs, "--", *full]
         start = time.monotonic()
