@@ -7,7 +7,8 @@ So, while a live turn waits for its answer (the gateway's `Admission.hold`: its 
 the pause where the turn may end, and its response until the first audio), the gateway writes a
 deadline to this file. Until then june's vLLM scheduler (`june.llm.live_scheduler`) gives no steps
 to requests of a lower class (they keep their place and their KV cache and go on where they were),
-and the speech service (`speech.scheduler`) starts no new unit of non-live work. The deadline bounds
+and the speech service starts no new unit of non-live work (`speech.scheduler`) and stops the process
+that runs the units in flight (`speech.worker`). The deadline bounds
 every pause, so a hold that is never released (a crash) cannot stop other work for longer than the
 gateway's `live_hold_s`.
 

@@ -28,48 +28,15 @@ from speech import routes
 from speech.engines import EngineInputError, Synthesizer, Transcriber
 from speech.guards import HallucinationGuard
 from speech.lanes import Lanes
+from speech.loaders import load_synthesizer, load_transcriber
 from speech.metrics import SpeechMetrics
 from speech.models import ModelRegistry
 from speech.runtime import Engines
 from speech.scheduler import Scheduler
 from speech.settings import SpeechSettings
+from speech.worker import BackgroundWorker, WorkerTranscriber
 
 log = logging.getLogger(__name__)
-
-
-def load_transcriber(settings: SpeechSettings, model: str) -> Transcriber:
-    """faster-whisper with `model` and the configured device/decoding options (blocking; seconds)."""
-    from speech.whisper import WhisperTranscriber
-
-    return WhisperTranscriber(
-        model,
-        device=settings.device,
-        compute_type=settings.compute_type,
-        cpu_threads=settings.cpu_threads,
-        beam_size=settings.beam_size,
-        vad_filter=settings.vad_filter,
-        no_speech_threshold=settings.no_speech_threshold,
-        logprob_threshold=settings.logprob_threshold,
-        compression_ratio_threshold=settings.compression_ratio_threshold,
-        cache_dir=settings.cache_dir,
-    )
-
-
-def load_synthesizer(settings: SpeechSettings) -> Synthesizer:
-    """The configured engine: Piper with `piper_voices`, or Kokoro on its backend (blocking; seconds)."""
-    voice, aliases = settings.default_voice, settings.voice_aliases
-    if settings.engine == "piper":
-        from speech.piper import PiperSynthesizer
-
-        return PiperSynthesizer(
-            voices=settings.piper_voices, default_voice=voice, threads=settings.tts_threads, aliases=aliases
-        )
-    from speech.kokoro import BACKENDS
-
-    factory = BACKENDS[settings.tts_backend]
-    if settings.tts_backend == "torch":
-        return factory(default_voice=voice, lang=settings.tts_lang, device=settings.device, aliases=aliases)
-    return factory(default_voice=voice, lang=settings.tts_lang, threads=settings.tts_threads, aliases=aliases)
 
 
 def _audio_error(_: Request, exc: AudioDecodeError) -> Response:
@@ -106,9 +73,11 @@ def build_engines(
     A given `transcriber`/`synthesizer` is registered as loaded (and pinned) under the default model /
     the synthesizer's `engine` (and then serves every class: no background Whisper instances).
     `metrics` (default: new ones in a registry of their own) count model calls and the queue.
-    With `background_nice` > 0 (Linux), non-live model calls run on lower-priority threads and
-    non-live transcriptions on Whisper instances built there (see speech.lanes).
+    With `background_nice` > 0 (Linux), non-live decoding and encoding run on lower-priority threads
+    (speech.lanes) and, unless a model was passed in, non-live Whisper and TTS calls in a child process
+    at that lower priority which the live window stops (speech.worker).
     """
+    metrics = metrics or SpeechMetrics()
     transcribers: ModelRegistry[Transcriber] = ModelRegistry(
         {n: functools.partial(load_transcriber, settings, n) for n in settings.configured_whisper_models},
         ttl_s=settings.model_ttl_s,
@@ -122,14 +91,14 @@ def build_engines(
         transcribers.put(settings.whisper_model, transcriber)
     if synthesizer is not None:
         synthesizers.put(tts_model, synthesizer)
-    lanes = Lanes(settings.background_nice, workers=settings.slots + 2)
+    lanes = Lanes(settings.background_nice_or_default, workers=settings.slots + 2)
+    live_signal = live_signal_at(settings.live_signal)
+    worker: BackgroundWorker | None = None
     background: ModelRegistry[Transcriber] | None = None
-    if lanes.enabled and transcriber is None:
+    if lanes.enabled and transcriber is None and synthesizer is None:
+        worker = BackgroundWorker(settings, nice=lanes.nice, live_signal=live_signal, metrics=metrics)
         background = ModelRegistry(
-            {
-                n: functools.partial(lanes.load, functools.partial(load_transcriber, settings, n))
-                for n in settings.configured_whisper_models
-            },
+            {n: functools.partial(WorkerTranscriber.load, worker, n) for n in settings.configured_whisper_models},
             ttl_s=settings.model_ttl_s,
         )
     scheduler = Scheduler(
@@ -139,7 +108,7 @@ def build_engines(
         live_slots=settings.live_slots,
         aging_s=settings.batch_aging_s,
         metrics=metrics,
-        live_signal=live_signal_at(settings.live_signal),
+        live_signal=live_signal,
     )
     return Engines(
         transcribers,
@@ -154,6 +123,7 @@ def build_engines(
         ),
         lanes=lanes,
         background_transcribers=background,
+        worker=worker,
     )
 
 
@@ -188,17 +158,24 @@ def create_app(
                 await anyio.sleep(settings.preload_failure_grace_s)
                 os.kill(os.getpid(), signal.SIGTERM)
 
-        async with anyio.create_task_group() as tg:
-            for registry, name in engines.preloads():
-                tg.start_soon(load, registry, name)
-            tg.start_soon(engines.transcribers.reap_forever)
-            if engines.background_transcribers is not None:
-                tg.start_soon(engines.background_transcribers.reap_forever)
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
-                engines.lanes.close()
+        if engines.worker is not None:
+            engines.worker.start()
+        try:
+            async with anyio.create_task_group() as tg:
+                for registry, name in engines.preloads():
+                    tg.start_soon(load, registry, name)
+                tg.start_soon(engines.transcribers.reap_forever)
+                if engines.background_transcribers is not None:
+                    tg.start_soon(engines.background_transcribers.reap_forever)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            engines.lanes.close()
+            if engines.worker is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(engines.worker.close)
 
     return Litestar(
         route_handlers=[*routes.HANDLERS, metrics_controller],

@@ -7,13 +7,12 @@ lowered their priority once, when created (`nice`, e.g. 10: the Linux scheduler 
 runnable live thread about 90 % of a contended core). An unprivileged thread cannot raise its
 priority again, so the niced threads serve only background work, for the life of the process.
 
-What runs where: a call computes in the calling thread for decoding (PyAV), Silero VAD, Whisper's
-features and Piper / Kokoro ONNX with one intra-op thread (`tts_threads` 1, the default). Whisper's
-own compute runs on CTranslate2's worker and OpenMP threads, created when the model is built, which
-take the priority of the thread that built them: `Engines` builds a second instance of each
-Whisper model on a background thread for background work (`load`). Not covered: a speech call
-with `all_cores` (`service_tier` "priority") computes on its onnxruntime session's own pool,
-built at startup at the process's priority, whatever the request's class.
+What runs where: decoding, encoding and time-stretching (PyAV) compute in the calling thread. The
+model calls of non-live requests (Whisper, its VAD and features included, and TTS) go further, to a
+child process at the same lower priority that the live window stops (`speech.worker`): the calling
+background thread only waits for them. Without that process (models passed in by a test or host),
+they compute on these threads too, and CTranslate2's and onnxruntime's own threads at the priority
+of the thread that built them.
 
 Nice weighs threads against the other threads of their autogroup (one per session, where
 sched_autogroup_enabled is on) or cgroup: `june up` keeps its services in its own session for that
@@ -85,13 +84,6 @@ class Lanes:
         # before its thread starts, and `fn` must then not run on, unawaited (a generator's cleanup
         # would free an encoder that `fn` still uses).
         return await anyio.to_thread.run_sync(lambda: pool.submit(fn, *args).result())
-
-    def load(self, build: Callable[[], T]) -> T:
-        """`build()` on a background thread, blocking until done: an object whose own threads
-        (CTranslate2's) must inherit the lower priority. Raises what `build` raises."""
-        if self._pool is None:
-            return build()
-        return self._pool.submit(build).result()
 
     def close(self) -> None:
         """Stop the background threads once their calls end (does not wait)."""

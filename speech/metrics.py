@@ -75,6 +75,16 @@ class SpeechMetrics:
             ["stage"],
             registry=r,
         )
+        self.background_pauses = Counter(
+            "june_speech_background_pauses",
+            "Times the background worker process (non-live Whisper and TTS calls) was stopped for a live window.",
+            registry=r,
+        )
+        self.background_paused = Counter(
+            "june_speech_background_paused_seconds",
+            "Seconds the background worker process spent stopped for live windows.",
+            registry=r,
+        )
         self.slots = Gauge("june_speech_slots", "Model slots: requests served at once.", registry=r)
 
     def observe(self, kind: str, model: str, audio_s: float, elapsed_s: float) -> None:

@@ -1,7 +1,8 @@
 """`Engines`: the speech models at run time. The model registries behind the scheduler, with each
 blocking model call (decode, transcribe, synthesize, encode) in a worker thread of the request's
-lane (`speech.lanes`: live at the process's priority, other classes on lower-priority threads), so
-the event loop never waits on a model.
+lane (`speech.lanes`: live at the process's priority, other classes on lower-priority threads, their
+Whisper and TTS calls in the background process of `speech.worker`), so the event loop never waits
+on a model.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +40,7 @@ from speech.lanes import Lanes
 from speech.models import ModelRegistry
 from speech.scheduler import NEW, Priority, Scheduler, Ticket
 from speech.voices import resolve_voice
+from speech.worker import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +72,12 @@ class Engines:
     tracer: trace.Tracer = field(default_factory=lambda: trace.get_tracer("speech"))
     lanes: Lanes = field(default_factory=lambda: Lanes(0))
     background_transcribers: ModelRegistry[Transcriber] | None = None
-    """The same Whisper models as `transcribers`, built on a background-lane thread (so that
-    CTranslate2's threads run at its lower priority), loaded on first use and unloaded after the
-    idle TTL: non-live transcriptions use these when the lane exists; None: `transcribers` for all."""
+    """The same Whisper models as `transcribers`, in `worker`'s process, loaded there on first use
+    and unloaded after the idle TTL: non-live transcriptions use these when the background lane
+    exists; None: `transcribers` for all."""
+    worker: BackgroundWorker | None = None
+    """The process that runs non-live Whisper (`background_transcribers`) and TTS calls, stopped
+    while the live window is open (speech.worker); None: they run in this process."""
 
     def preloads(self) -> list[tuple[ModelRegistry[Any], str]]:
         """(registry, name) of each model to load at startup and keep loaded: the registries' pinned
@@ -89,6 +94,12 @@ class Engines:
         if self.background_transcribers is not None and self.lanes.background(cls):
             return self.background_transcribers
         return self.transcribers
+
+    def _synthesize(self, cls: RequestClass, synth: Synthesizer) -> Callable[..., Speech]:
+        """Who speaks for `cls`: the background process off the live lane (the same engine), else `synth`."""
+        if self.worker is not None and self.lanes.background(cls):
+            return self.worker.synthesize
+        return synth.synthesize
 
     def model_name(self, requested: str | None) -> str:
         """The configured Whisper model for a request's `model` (OpenAI names → the default).
@@ -241,7 +252,9 @@ class Engines:
                     "speech.synthesize", attributes={"voice": voice_name, "chars": len(piece), "class": cls}
                 ):
                     try:
-                        speak = functools.partial(synth.synthesize, piece, voice=mix, speed=native, all_cores=all_cores)
+                        speak = functools.partial(
+                            self._synthesize(cls, synth), piece, voice=mix, speed=native, all_cores=all_cores
+                        )
                         speech = await self.lanes.run(cls, lambda: _output(speak(), stretch))  # noqa: B023  # awaited in this iteration
                     except EngineInputError:
                         if i == 0:

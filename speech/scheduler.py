@@ -24,7 +24,8 @@ Live work never waits behind other work:
   turn waits for its answer: its transcription, then its response until the first audio), non-live
   requests start no new unit while it is open: a transcription waits before its first segment, a
   speech before its next sentence, keeping their slots, so the live turn has the cores
-  (vLLM pauses its other work for the same window).
+  (vLLM pauses its other work for the same window, and `speech.worker` stops the process that runs
+  the non-live model calls already in flight).
 
 No starvation: within a class it is first come, first served, and a batch request that has waited
 `aging_s` seconds ranks as interactive (ahead of every interactive request that arrived after it)

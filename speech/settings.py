@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.live_signal import LiveSignalPath
@@ -107,11 +107,14 @@ class SpeechSettings(BaseSettings):
     batch_aging_s: float = 30.0
     """Seconds a waiting batch request waits before it ranks as interactive (and goes ahead of newer
     interactive requests): batch work slows down under interactive load but still finishes."""
-    background_nice: int = 10
-    """How much lower the OS priority (nice) of the threads that run non-live model calls is, so live
-    work wins the cores it shares with them (Linux; speech.lanes). Non-live transcriptions then run on
-    a second instance of their Whisper model built on such a thread (RSS measured +148 MiB for base), loaded
-    on first use and unloaded after `model_ttl_s` idle. 0: one priority and one instance for all."""
+    background_nice: int | None = Field(None, ge=0, le=19)
+    """How much lower the OS priority (nice) of non-live work is (Linux): its decoding and encoding run on
+    threads niced by this much (speech.lanes), and its Whisper and TTS calls in a child process niced by
+    this much, which the live window stops outright (speech.worker: RSS measured 0.55 GiB with Whisper
+    base and Piper loaded; its Whisper models load on first use and unload after `model_ttl_s` idle).
+    None: 2 with a `live_signal` (stopping the child keeps the live turns first, so the bots' speech
+    need not be slowed the rest of the time), else 10 (nice is all that keeps live work first).
+    0: one priority and one process for all."""
     live_signal: LiveSignalPath = None
     """The live window file (core.live_signal) the gateway on this host writes while a live turn waits
     for its answer (its transcription, then its response until the first audio); non-live work starts no
@@ -139,6 +142,13 @@ class SpeechSettings(BaseSettings):
     def engine(self) -> Literal["piper", "kokoro"]:
         """`tts_engine`, or its default for `tts_backend` when it is None."""
         return self.tts_engine or ("kokoro" if self.tts_backend == "torch" else "piper")
+
+    @property
+    def background_nice_or_default(self) -> int:
+        """`background_nice`, or its default: 2 with a live window file, else 10."""
+        if self.background_nice is not None:
+            return self.background_nice
+        return 2 if self.live_signal else 10
 
     @property
     def slots(self) -> int:

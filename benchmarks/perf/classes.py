@@ -12,7 +12,8 @@ spoken by the service's own voice. The configurations, one after the other in on
 - `order`: classes sent: live first in the queue, and a running batch request gives its slot up
   between Whisper segments and sentences (`JUNE_SPEECH_LIVE_SLOTS=0`, `BACKGROUND_NICE=0`);
 - `slot`: + one slot reserved for live work (`LIVE_SLOTS=1`), no lower priority;
-- `all`: + non-live model calls on threads at nice 10 (`BACKGROUND_NICE=10`): the defaults.
+- `all`: + non-live work at nice 10, its model calls in the background worker process
+  (`BACKGROUND_NICE=10`): the defaults of a speech service without a live window file.
 
 Prints one row per configuration: live STT and TTS p50 / max idle and busy (seconds), busy p50 /
 idle p50, the live transcripts' WER busy (jiwer), the background requests completed per minute, and

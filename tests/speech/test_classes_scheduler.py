@@ -211,7 +211,6 @@ def test_lanes_run_non_live_calls_on_niced_threads_and_a_cancelled_call_not_at_a
         try:
             assert await lanes.run("live", nice) == own
             assert await lanes.run("interactive", nice) == await lanes.run("batch", nice) == min(19, own + 3)
-            assert lanes.load(nice) == min(19, own + 3)  # what a background Whisper instance is built on
             ran = threading.Event()
             with anyio.CancelScope() as scope:
                 scope.cancel()  # the client left before the call began: it must not run on, unawaited
