@@ -8,8 +8,9 @@ live turn runs, instead of leaving every stage to share the CPU out evenly:
   until the first audio), interactive and batch requests wait before they start, each at most
   `hold_s` seconds; then they go anyway, so a steady stream of live turns cannot starve them.
   Requests already running go on (the upstreams order their own queues by class too), and so does
-  everything once the answer is being heard: the rest of a reply is made faster than it plays, and
-  holding the box for it would only stall the bots.
+  everything once the answer is being heard, as long as the rest of the reply stays ahead of its
+  playback: while its audio is less than `playback_lead_s` ahead (RealtimeSettings), the turn
+  holds again, until it is twice as far ahead (at most `hold_s` per reply in all).
 - With a live window file (`core.live_signal`, set by `june up`), the same hold reaches into
   vLLM and the speech service: while a live turn waits for its answer, at most `hold_s` from each
   hold's start, june's vLLM scheduler gives no steps to lower-class generations already running

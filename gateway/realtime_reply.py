@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 BYTES_PER_MS = INPUT_RATE * 2 // 1000  # pcm16 mono: 48 bytes per millisecond
 _DELTA_BYTES = 100 * BYTES_PER_MS  # audio deltas of at most 100 ms
+_LEAD_POLL_S = 0.05  # how often a spoken reply's lead over its playback is checked (seconds)
 _CLAUSE_PIECES = 2  # the first two pieces may end at a clause (the first at a phrase): neither waits for a sentence
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
@@ -280,15 +281,43 @@ class Responses:
             llm_pauses_for_speech=audio and pauses,
             tools=r.tools or None,
         )
-        reply = await stream_reply(
-            self.client,
-            r.messages,
-            speak,
-            options,
-            count_tokens=self.tokens.count,
-            on_tool_call=lambda delta: self._tool_call(r, delta),
-        )
+        ahead = asyncio.create_task(self._keep_ahead(r, item)) if audio else None
+        try:
+            reply = await stream_reply(
+                self.client,
+                r.messages,
+                speak,
+                options,
+                count_tokens=self.tokens.count,
+                on_tool_call=lambda delta: self._tool_call(r, delta),
+            )
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+                r.hold.release()  # every piece is spoken: nothing left to keep ahead
         item.final = reply.text
+
+    async def _keep_ahead(self, r: _Response, item: AssistantItem) -> None:
+        """While the reply is written (the caller cancels this when it is): once its audio plays, hold
+        other work back again (`r.hold`) whenever the audio is less than `playback_lead_s` ahead of the
+        client's playback, until it is twice as far ahead, for at most `hold_s` in all (see
+        RealtimeSettings.playback_lead_s)."""
+        lead_s = self.realtime.settings.playback_lead_s
+        budget = self.realtime.admission.hold_s
+        held_since: float | None = None
+        while lead_s > 0:
+            await asyncio.sleep(_LEAD_POLL_S)
+            if item.first_audio_at is None:
+                continue
+            now = time.perf_counter()
+            lead = item.audio_ms / 1000 - (now - item.first_audio_at)
+            if held_since is None and lead < lead_s and budget > 0:
+                r.hold, held_since = self.realtime.hold_others(), now
+            elif held_since is not None and (lead >= 2 * lead_s or now - held_since >= budget):
+                r.hold.release()
+                budget -= now - held_since
+                held_since = None
 
     async def _synthesize(self, piece: str, voice: str | None, *, priority: bool) -> AsyncIterator[bytes]:
         """`piece` spoken as pcm16 24 kHz, in deltas of ≤ 100 ms (whole samples) as the speech service

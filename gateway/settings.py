@@ -51,6 +51,13 @@ class RealtimeSettings(BaseSettings):
 
     busy_retry_s: int = Field(30, ge=1)
     """Seconds a client refused for too many sessions is told to wait before it tries again."""
+    playback_lead_s: float = Field(1.0, ge=0)
+    """While a spoken reply is still being written and its audio is less than this many seconds ahead of
+    the client's playback (real time from its first audio), the turn holds other work back again, as
+    before its first audio (gateway.admission: vLLM's and the speech service's other work pause), until
+    the audio is twice as far ahead; at most the gateway's `live_hold_s` per reply in all. Without it,
+    the speech service's background work at a small nice slowed the rest of a busy reply into gaps
+    (1.3 s of silence in one turn of `june bench realtime --busy`). 0: the hold ends at the first audio."""
 
     @property
     def session_limit(self) -> int:

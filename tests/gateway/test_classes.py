@@ -20,6 +20,7 @@ from core.priority import VLLM_PRIORITY
 from gateway.app import create_app
 from gateway.auth import make_key, parse_keys_file
 from gateway.classes import LIVE_PROOF, resolve_class
+from gateway.settings import RealtimeSettings
 from tests.gateway.conftest import gateway_settings, serve_in_thread
 from tests.gateway.stub_upstream import MODEL, StubUpstream
 
@@ -128,7 +129,8 @@ def test_a_live_turn_holds_other_work_until_its_answer_plays(stub_url: str, stub
     # Deltas 0.25 s apart: the first sentence's audio comes ~2 s after the LLM is asked, the second ~1.25 s later.
     stub.script = ["The", " sky", " is", " blue", " because", " air", " scatters", " light."]
     stub.script += [" Sunsets", " are", " red", " and", " gold."]
-    app = create_app(gateway_settings(stub_url, live_hold_s=hold_s, read_timeout=10.0))
+    no_lead = RealtimeSettings(playback_lead_s=0)  # the stub's audio is milliseconds long: never ahead
+    app = create_app(gateway_settings(stub_url, live_hold_s=hold_s, read_timeout=10.0, realtime=no_lead))
 
     async def run(url: str) -> tuple[float, float]:
         async with (
@@ -172,7 +174,10 @@ def test_a_live_turn_opens_the_live_window_until_its_first_audio(
     stub.script = ["The", " sky", " is", " blue", " because", " air", " scatters", " light."]
     window = LiveSignal(tmp_path / "live")
     window.set(time.monotonic() + 30)  # left by an earlier gateway
-    app = create_app(gateway_settings(stub_url, live_hold_s=10.0, read_timeout=10.0, live_signal=window.path))
+    no_lead = RealtimeSettings(playback_lead_s=0)  # the stub's audio is milliseconds long: never ahead
+    app = create_app(
+        gateway_settings(stub_url, live_hold_s=10.0, read_timeout=10.0, live_signal=window.path, realtime=no_lead)
+    )
     seen: dict[str, float] = {}
 
     async def run(url: str) -> None:
@@ -196,6 +201,57 @@ def test_a_live_turn_opens_the_live_window_until_its_first_audio(
     assert seen["at start"] == 0.0
     assert 8.0 < seen["waiting for the answer"] <= 10.0
     assert seen["first audio"] == 0.0 and window.remaining() == 0.0
+
+
+@pytest.mark.parametrize("lead_s", [1.0, 0.0], ids=["behind-playback-holds-again", "off"])
+def test_a_spoken_reply_behind_its_playback_opens_the_live_window_again(
+    stub_url: str, stub: StubUpstream, tmp_path: Path, lead_s: float
+) -> None:
+    """After the first audio, while the rest of the reply is written and its audio is less than
+    `playback_lead_s` ahead of playback (the stub's audio is milliseconds long: always behind), the
+    window is open again, for at most `live_hold_s` in all; it is closed once every piece is spoken."""
+    stub.script = ["The", " sky", " is", " blue."] + [" Air", " scatters", " light", " a", " lot."] * 2
+    window = LiveSignal(tmp_path / "live")
+    app = create_app(
+        gateway_settings(
+            stub_url,
+            live_hold_s=1.5,
+            read_timeout=10.0,
+            live_signal=window.path,
+            realtime=RealtimeSettings(playback_lead_s=lead_s, llm_pauses_for_tts=False),  # deltas 0.25 s apart
+        )
+    )
+    after_first_audio: list[tuple[float, float]] = []  # (seconds since the first audio, window open for)
+
+    async def run(url: str) -> None:
+        async with connect(url.replace("http", "ws") + "/v1/realtime") as ws:
+            item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Why?"}]}
+            await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+            await ws.send(json.dumps({"type": "response.create"}))
+            first_audio = None
+            while True:
+                try:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 0.05))
+                except TimeoutError:
+                    if first_audio is not None:
+                        after_first_audio.append((time.monotonic() - first_audio, window.remaining()))
+                    continue
+                assert message["type"] != "error", message
+                if message["type"] == "response.output_audio.delta" and first_audio is None:
+                    first_audio = time.monotonic()
+                if message["type"] == "response.done":
+                    break
+
+    with serve_in_thread(app) as url:
+        asyncio.run(run(url))
+    assert after_first_audio and after_first_audio[-1][0] > 2.0  # the reply went on for seconds after it
+    open_at = [t for t, left in after_first_audio if left > 0]
+    if lead_s:
+        assert open_at and min(open_at) < 0.3, after_first_audio  # held again at once: the audio is behind
+        assert max(open_at) - min(open_at) <= 1.5 + 0.2  # for at most live_hold_s in all
+    else:
+        assert not open_at, after_first_audio
+    assert window.remaining() == 0.0
 
 
 def test_a_live_transcription_opens_the_live_window_while_it_runs(
