@@ -244,11 +244,6 @@ class BackgroundWorker:
         process = self._process
         return process.pid if process is not None and process.is_alive() else None
 
-    @property
-    def paused(self) -> bool:
-        """Whether the child is stopped for a live window right now."""
-        return self._stopped_at is not None
-
     def start(self) -> None:
         """Start the child and its supervisor (returns at once; calls wait for the child)."""
         self._supervisor.start()

@@ -185,7 +185,7 @@ def test_the_child_dies_with_the_service_even_while_stopped(tmp_path: Path) -> N
     try:
         assert service.stdout is not None
         child = int(service.stdout.readline())
-        assert state(child)[0] == "T"
+        assert wait_until(lambda: state(child)[0] == "T", 5), state(child)  # a signal lands a moment later
         service.kill()  # no cleanup runs
         service.wait(10)
 
