@@ -36,7 +36,7 @@ import anyio.to_thread
 
 from core.priority import RequestClass
 
-__all__ = ["Lanes"]
+__all__ = ["Lanes", "lower_priority"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 
-def _lower_priority(nice: int) -> None:
-    """Raise the calling thread's nice value by `nice` (Linux: nice is per thread)."""
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by `nice`, to at most 19 (Linux: nice is per thread, and
+    threads it starts afterwards inherit it). Logs a warning when the kernel refuses."""
     tid = threading.get_native_id()
     try:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
@@ -62,7 +63,7 @@ class Lanes:
         self._pool: ThreadPoolExecutor | None = None
         if self.nice > 0:
             self._pool = ThreadPoolExecutor(
-                workers, thread_name_prefix="speech-background", initializer=_lower_priority, initargs=(self.nice,)
+                workers, thread_name_prefix="speech-background", initializer=lower_priority, initargs=(self.nice,)
             )
 
     @property

@@ -20,8 +20,9 @@ Decoding and encoding stay on the service's niced threads (`speech.lanes`): they
 The child builds its own models from the service's `SpeechSettings` (`speech.loaders`): each Whisper
 model on first use (counted by `load` / `unload`, so the service's idle TTL applies) and the speech
 engine on its first sentence. RSS: one Python with faster-whisper and onnxruntime, plus its models.
-Calls go over a duplex pipe as (id, operation, arguments) and come back as (id, ok, value) in any
-order; the child runs each on a thread of its own, so requests overlap as on the service's threads.
+Calls go over a duplex pipe and come back in any order (the protocol and the child's side:
+`speech.worker_child`); the child runs each on a thread of its own, so requests overlap as on the
+service's threads.
 A child that dies (killed, out of memory) fails the calls in flight with `WorkerLost` (503 with
 Retry-After) and is started again; the child dies with the service (PR_SET_PDEATHSIG, even stopped).
 
@@ -30,7 +31,6 @@ Linux only (`speech.app` makes one where `speech.lanes` has a background lane).
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import logging
 import multiprocessing
@@ -40,8 +40,8 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -49,10 +49,10 @@ import numpy as np
 
 from core.live_signal import LiveSignal
 from core.web import OpenAIError
-from speech.engines import EngineInputError, Segment, Speech, Synthesizer, TranscribeOptions, Transcriber, VoiceMix
-from speech.loaders import load_synthesizer, load_transcriber
+from speech.engines import EngineInputError, Segment, Speech, TranscribeOptions, VoiceMix
 from speech.metrics import SpeechMetrics
 from speech.settings import SpeechSettings
+from speech.worker_child import READY, serve
 
 __all__ = ["BackgroundWorker", "WorkerError", "WorkerLost", "WorkerTranscriber"]
 
@@ -64,9 +64,6 @@ START_TIMEOUT_S = 30.0
 """How long a call waits for a child to start before WorkerLost (seconds)."""
 RESTART_AFTER_S = 1.0
 """Pause before starting a child again after one died (seconds): a child that cannot start does not spin."""
-_PR_SET_PDEATHSIG = 1
-READY = "ready"
-"""The child's first message: it will die with the service from now on, so it may be stopped."""
 
 
 class WorkerLost(OpenAIError):
@@ -83,126 +80,6 @@ class WorkerLost(OpenAIError):
 
 class WorkerError(RuntimeError):
     """A model call failed in the background process: "ExceptionType: message" of what it raised."""
-
-
-# ---- the child ---------------------------------------------------------------------------------
-
-
-class _Models:
-    """The child's models and transcriptions in progress, by name and stream id (thread-safe). A
-    Whisper model loads on `load` or on the first `start` that needs it (a child started again after
-    one died has none), and is dropped when its last `load` is matched by `unload`."""
-
-    def __init__(self, settings: SpeechSettings) -> None:
-        self.settings = settings
-        self.lock = threading.Lock()
-        self.loading = threading.Lock()
-        self.whisper: dict[str, Transcriber] = {}
-        self.users: dict[str, int] = {}
-        self.streams: dict[int, Iterator[Segment]] = {}
-        self.stream_ids = itertools.count()
-        self.synthesizer: Synthesizer | None = None
-
-    def _whisper(self, name: str) -> Transcriber:
-        with self.loading:
-            if (model := self.whisper.get(name)) is None:
-                model = self.whisper[name] = load_transcriber(self.settings, name)
-            return model
-
-    def load(self, name: str) -> None:
-        self._whisper(name)
-        with self.lock:
-            self.users[name] = self.users.get(name, 0) + 1
-
-    def unload(self, name: str) -> None:
-        with self.lock:
-            self.users[name] = self.users.get(name, 0) - 1
-            if self.users[name] <= 0:
-                self.whisper.pop(name, None)
-                del self.users[name]
-
-    def start(self, name: str, samples: np.ndarray, options: TranscribeOptions) -> tuple[str, int]:
-        language, segments = self._whisper(name).start(samples, options)
-        with self.lock:
-            stream = next(self.stream_ids)
-            self.streams[stream] = segments
-        return language, stream
-
-    def next(self, stream: int) -> Segment | None:
-        with self.lock:
-            segments = self.streams[stream]
-        segment = next(segments, None)
-        if segment is None:
-            self.drop(stream)
-        return segment
-
-    def drop(self, stream: int) -> None:
-        with self.lock:
-            self.streams.pop(stream, None)
-
-    def speaker(self) -> Synthesizer:
-        """The configured speech engine, loaded on first use (`_serve` warms it at start)."""
-        with self.loading:
-            if self.synthesizer is None:
-                self.synthesizer = load_synthesizer(self.settings)
-            return self.synthesizer
-
-    def synthesize(self, text: str, voice: VoiceMix, speed: float, all_cores: bool) -> Speech:
-        return self.speaker().synthesize(text, voice=voice, speed=speed, all_cores=all_cores)
-
-
-def _die_with_parent() -> None:
-    """SIGKILL this process when the thread that started it ends (the service's supervisor thread),
-    stopped or not: nothing else ends a stopped process. Linux only; elsewhere a no-op."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux's libc
-        pass
-
-
-def _serve(conn: Connection, settings: SpeechSettings, nice: int, parent: int) -> None:
-    """The child's main loop: answer each call on a thread of its own until the pipe closes."""
-    _die_with_parent()
-    if os.getppid() != parent:  # the service died before PR_SET_PDEATHSIG took hold
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the service stops the child
-    if nice:
-        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
-    conn.send(READY)  # from here on it may be stopped: it dies with the service all the same
-    models = _Models(settings)
-    operations: dict[str, Callable[..., Any]] = {
-        "load": models.load,
-        "unload": models.unload,
-        "start": models.start,
-        "next": models.next,
-        "drop": models.drop,
-        "synthesize": models.synthesize,
-    }
-    send = threading.Lock()
-
-    def answer(call: int, operation: str, args: tuple[Any, ...]) -> None:
-        try:
-            reply: tuple[int, bool, Any] = (call, True, operations[operation](*args))
-        except EngineInputError as e:
-            reply = (call, False, ("input", str(e), e.param))
-        except Exception as e:  # noqa: BLE001 - every failure goes back to the caller
-            reply = (call, False, ("error", f"{type(e).__name__}: {e}", None))
-        with send:
-            conn.send(reply)
-
-    with ThreadPoolExecutor(thread_name_prefix="speech-worker") as pool:
-        pool.submit(models.speaker)  # the service preloads its engine: so does its background twin
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                break
-            if message is None:
-                break
-            pool.submit(answer, *message)
-
-
-# ---- the service's side ----------------------------------------------------------------------
 
 
 class BackgroundWorker:
@@ -344,7 +221,7 @@ class BackgroundWorker:
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
         process = context.Process(
-            target=_serve,
+            target=serve,
             args=(theirs, self.settings, self.nice, os.getpid()),
             name="june-speech-background",
             daemon=True,
